@@ -1,0 +1,79 @@
+/**
+ * The storage layout, written once. Every key the registry reads or writes is
+ * described by a `StorageKey` value and turned into a path by `keyFor()`;
+ * nobody concatenates paths anywhere else. The same keys are used on every
+ * backend (a directory tree on fs, object keys on S3).
+ *
+ *   _blobs/<alg>/<hex>                                      blob bytes (blob store, shared by all namespaces)
+ *   _blob_index/<alg>/<hex>                                 which namespaces hold which references to a blob (JSON)
+ *   <namespace>/_layers/<alg>/<hex>/link                    the namespace's grant to read a blob (uploaded or mounted)
+ *   <namespace>/_manifests/revisions/<alg>/<hex>/link       a manifest stored in the namespace (JSON: digest, media type, size)
+ *   <namespace>/_manifests/tags/<tag>/link                  a tag (JSON: digest)
+ *   <namespace>/_manifests/referrers/<alg>/<subject-hex>/<alg>/<hex>/link
+ *                                                           a manifest whose `subject` is <subject> (JSON descriptor)
+ *   <namespace>/_uploads/<id>/data                          bytes of an upload session in progress (blob store)
+ *   <namespace>/_uploads/<id>/startedat                     session creation time (metadata store)
+ *   _jobs/…                                                 durable job queue (later)
+ *
+ * Namespace components always start with [a-z0-9], so a top-level name that
+ * starts with `_` can never collide with a namespace.
+ */
+export type Algorithm = 'sha256' | 'sha512';
+
+export interface DigestParts {
+  readonly algorithm: Algorithm;
+  readonly hex: string;
+}
+
+export type StorageKey =
+  | { kind: 'blob'; digest: DigestParts }
+  | { kind: 'blobIndex'; digest: DigestParts }
+  | { kind: 'layerLink'; namespace: string; digest: DigestParts }
+  | { kind: 'layerLinks'; namespace: string; algorithm: Algorithm }
+  | { kind: 'revisionLink'; namespace: string; digest: DigestParts }
+  | { kind: 'revisionLinks'; namespace: string; algorithm: Algorithm }
+  | { kind: 'tagLink'; namespace: string; tag: string }
+  | { kind: 'tags'; namespace: string }
+  | { kind: 'referrerLink'; namespace: string; subject: DigestParts; referrer: DigestParts }
+  | { kind: 'referrers'; namespace: string; subject: DigestParts; algorithm: Algorithm }
+  | { kind: 'uploadData'; namespace: string; id: string }
+  | { kind: 'uploadStartedAt'; namespace: string; id: string }
+  | { kind: 'uploads'; namespace: string }
+  | { kind: 'upload'; namespace: string; id: string }
+  | { kind: 'namespace'; namespace: string };
+
+/** Turns a key description into its storage path (no leading slash). */
+export function keyFor(key: StorageKey): string {
+  switch (key.kind) {
+    case 'blob':
+      return `_blobs/${key.digest.algorithm}/${key.digest.hex}`;
+    case 'blobIndex':
+      return `_blob_index/${key.digest.algorithm}/${key.digest.hex}`;
+    case 'layerLink':
+      return `${key.namespace}/_layers/${key.digest.algorithm}/${key.digest.hex}/link`;
+    case 'layerLinks':
+      return `${key.namespace}/_layers/${key.algorithm}`;
+    case 'revisionLink':
+      return `${key.namespace}/_manifests/revisions/${key.digest.algorithm}/${key.digest.hex}/link`;
+    case 'revisionLinks':
+      return `${key.namespace}/_manifests/revisions/${key.algorithm}`;
+    case 'tagLink':
+      return `${key.namespace}/_manifests/tags/${key.tag}/link`;
+    case 'tags':
+      return `${key.namespace}/_manifests/tags`;
+    case 'referrerLink':
+      return `${key.namespace}/_manifests/referrers/${key.subject.algorithm}/${key.subject.hex}/${key.referrer.algorithm}/${key.referrer.hex}/link`;
+    case 'referrers':
+      return `${key.namespace}/_manifests/referrers/${key.subject.algorithm}/${key.subject.hex}/${key.algorithm}`;
+    case 'uploadData':
+      return `${key.namespace}/_uploads/${key.id}/data`;
+    case 'uploadStartedAt':
+      return `${key.namespace}/_uploads/${key.id}/startedat`;
+    case 'uploads':
+      return `${key.namespace}/_uploads`;
+    case 'upload':
+      return `${key.namespace}/_uploads/${key.id}`;
+    case 'namespace':
+      return key.namespace;
+  }
+}
