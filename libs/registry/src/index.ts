@@ -1,1 +1,6 @@
-export {};
+export { type BlobReference, BlobIndex } from './blob-index.js';
+export type { Blobs } from './blobs.js';
+export type { ManifestInfo, Manifests, PushedManifest, StoredManifest } from './manifests.js';
+export { createRegistry, type Registry, type RegistryDeps } from './registry.js';
+export { type NamespaceSettings, repositoryKeyFor, settingsFor } from './settings.js';
+export type { ChunkHeaders, Uploads } from './uploads.js';

@@ -8,6 +8,7 @@
  *   _blob_index/<alg>/<hex>                                 which namespaces hold which references to a blob (JSON)
  *   <namespace>/_layers/<alg>/<hex>/link                    the namespace's grant to read a blob (uploaded or mounted)
  *   <namespace>/_manifests/revisions/<alg>/<hex>/link       a manifest stored in the namespace (JSON: digest, media type, size)
+ *   <namespace>/_manifests/revisions/<alg>/<hex>/pulledat   last pull time of that manifest (update_pull_time)
  *   <namespace>/_manifests/tags/<tag>/link                  a tag (JSON: digest)
  *   <namespace>/_manifests/referrers/<alg>/<subject-hex>/<alg>/<hex>/link
  *                                                           a manifest whose `subject` is <subject> (JSON descriptor)
@@ -32,6 +33,7 @@ export type StorageKey =
   | { kind: 'layerLinks'; namespace: string; algorithm: Algorithm }
   | { kind: 'revisionLink'; namespace: string; digest: DigestParts }
   | { kind: 'revisionLinks'; namespace: string; algorithm: Algorithm }
+  | { kind: 'pulledAt'; namespace: string; digest: DigestParts }
   | { kind: 'tagLink'; namespace: string; tag: string }
   | { kind: 'tags'; namespace: string }
   | { kind: 'referrerLink'; namespace: string; subject: DigestParts; referrer: DigestParts }
@@ -57,6 +59,8 @@ export function keyFor(key: StorageKey): string {
       return `${key.namespace}/_manifests/revisions/${key.digest.algorithm}/${key.digest.hex}/link`;
     case 'revisionLinks':
       return `${key.namespace}/_manifests/revisions/${key.algorithm}`;
+    case 'pulledAt':
+      return `${key.namespace}/_manifests/revisions/${key.digest.algorithm}/${key.digest.hex}/pulledat`;
     case 'tagLink':
       return `${key.namespace}/_manifests/tags/${key.tag}/link`;
     case 'tags':

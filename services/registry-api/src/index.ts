@@ -1,1 +1,1 @@
-export {};
+export { buildRegistryApi, type RegistryApiDeps, type Trust } from './app.js';

@@ -1,0 +1,58 @@
+import type { Readable } from 'node:stream';
+import type { LockManager } from '@angos/lock';
+import { type DigestParts, OciError } from '@angos/oci';
+import { type BlobStore, type ByteRange, keyFor, type MetadataStore, NotFoundError } from '@angos/storage';
+import { blobLockKey } from './blob-index.js';
+import type { Grants } from './grants.js';
+import { exists } from './links.js';
+
+/** Blob reads, deletes and cross-namespace mounts, always through the namespace's grants. */
+export class Blobs {
+  constructor(
+    private readonly deps: { blobs: BlobStore; metadata: MetadataStore; locks: LockManager; grants: Grants },
+  ) {}
+
+  /** Size of a blob the namespace may read; BLOB_UNKNOWN otherwise. */
+  async stat(namespace: string, digest: DigestParts): Promise<{ size: number }> {
+    if (!(await this.deps.grants.canRead(namespace, digest))) throw new OciError('BLOB_UNKNOWN', { digest });
+    try {
+      return await this.deps.blobs.statBlob(digest);
+    } catch (error) {
+      if (error instanceof NotFoundError) throw new OciError('BLOB_UNKNOWN', { digest });
+      throw error;
+    }
+  }
+
+  async read(namespace: string, digest: DigestParts, range?: ByteRange): Promise<Readable> {
+    try {
+      return await this.deps.blobs.readBlob(digest, range);
+    } catch (error) {
+      if (error instanceof NotFoundError) throw new OciError('BLOB_UNKNOWN', { digest, namespace });
+      throw error;
+    }
+  }
+
+  async delete(namespace: string, digest: DigestParts): Promise<void> {
+    if (!(await this.deps.grants.revoke(namespace, digest))) throw new OciError('BLOB_UNKNOWN', { digest });
+  }
+
+  /**
+   * Grants `namespace` a blob that `from` holds. The caller has already
+   * checked that the requester may read `from`. Returns false when `from`
+   * holds no such blob (the client then uploads it normally).
+   */
+  async mount(namespace: string, digest: DigestParts, from: string): Promise<boolean> {
+    return this.deps.locks.withLocks([blobLockKey(digest)], async () => {
+      const sourceHolds = await exists(this.deps.metadata, keyFor({ kind: 'layerLink', namespace: from, digest }));
+      if (!sourceHolds) return false;
+      try {
+        await this.deps.blobs.statBlob(digest);
+      } catch (error) {
+        if (error instanceof NotFoundError) return false;
+        throw error;
+      }
+      await this.deps.grants.grantLocked(namespace, digest);
+      return true;
+    });
+  }
+}

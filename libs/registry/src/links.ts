@@ -1,0 +1,55 @@
+import { type DigestParts, formatDigest, parseDigest } from '@angos/oci';
+import { type MetadataStore, NotFoundError } from '@angos/storage';
+
+/** What a tag or revision link file holds. Revisions also record what the manifest is. */
+export interface LinkRecord {
+  readonly digest: DigestParts;
+  readonly mediaType?: string;
+  readonly size?: number;
+  readonly createdAt?: string;
+}
+
+interface LinkJson {
+  digest: string;
+  media_type?: string;
+  size?: number;
+  created_at?: string;
+}
+
+export function encodeLink(record: LinkRecord): string {
+  const json: LinkJson = { digest: formatDigest(record.digest) };
+  if (record.mediaType !== undefined) json.media_type = record.mediaType;
+  if (record.size !== undefined) json.size = record.size;
+  json.created_at = record.createdAt ?? new Date().toISOString();
+  return JSON.stringify(json);
+}
+
+export function decodeLink(data: Buffer): LinkRecord {
+  const json = JSON.parse(data.toString('utf8')) as LinkJson;
+  return {
+    digest: parseDigest(json.digest),
+    ...(json.media_type !== undefined && { mediaType: json.media_type }),
+    ...(json.size !== undefined && { size: json.size }),
+    ...(json.created_at !== undefined && { createdAt: json.created_at }),
+  };
+}
+
+/** Reads a link, or undefined when it does not exist. */
+export async function readLink(metadata: MetadataStore, path: string): Promise<LinkRecord | undefined> {
+  try {
+    return decodeLink(await metadata.get(path));
+  } catch (error) {
+    if (error instanceof NotFoundError) return undefined;
+    throw error;
+  }
+}
+
+export async function exists(metadata: MetadataStore, path: string): Promise<boolean> {
+  try {
+    await metadata.get(path);
+    return true;
+  } catch (error) {
+    if (error instanceof NotFoundError) return false;
+    throw error;
+  }
+}

@@ -1,0 +1,284 @@
+import type { Readable } from 'node:stream';
+import type { LockManager } from '@angos/lock';
+import type { Logger } from '@angos/observability';
+import {
+  type Descriptor,
+  type DigestParts,
+  digestOf,
+  formatDigest,
+  isValidTag,
+  OciError,
+  type ParsedManifest,
+  parseDigest,
+  parseManifest,
+  type Reference,
+  referencedDescriptors,
+} from '@angos/oci';
+import { type BlobStore, keyFor, type MetadataStore, NotFoundError } from '@angos/storage';
+import { type BlobIndex, blobLockKey, manifestRef } from './blob-index.js';
+import type { Grants } from './grants.js';
+import { encodeLink, readLink } from './links.js';
+import type { NamespaceSettings } from './settings.js';
+
+export interface ManifestInfo {
+  readonly digest: DigestParts;
+  readonly mediaType: string;
+  readonly size: number;
+}
+
+export interface StoredManifest extends ManifestInfo {
+  readonly body: Buffer;
+}
+
+export interface PushedManifest {
+  readonly digest: DigestParts;
+  readonly subject?: DigestParts;
+}
+
+/** Manifests, tags and referrers of namespaces. */
+export class Manifests {
+  constructor(
+    private readonly deps: {
+      blobs: BlobStore;
+      metadata: MetadataStore;
+      locks: LockManager;
+      index: BlobIndex;
+      grants: Grants;
+      settings: (namespace: string) => NamespaceSettings;
+      logger: Logger;
+    },
+  ) {}
+
+  /**
+   * Stores a manifest and points its tags at it. `reference` is the tag or
+   * digest of the URL; `extraTags` are the `?tag=` values of a push by digest.
+   */
+  async put(
+    namespace: string,
+    reference: Reference,
+    body: Buffer,
+    contentType: string | undefined,
+    extraTags: readonly string[],
+  ): Promise<PushedManifest> {
+    const settings = this.deps.settings(namespace);
+    if (body.length > settings.maxManifestSize) {
+      throw new OciError('MANIFEST_TOO_LARGE', { limit: settings.maxManifestSize });
+    }
+    const digest = digestOf(reference.kind === 'digest' ? reference.digest.algorithm : 'sha256', body);
+    if (reference.kind === 'digest' && reference.digest.hex !== digest.hex) {
+      throw new OciError('DIGEST_INVALID', { expected: formatDigest(reference.digest), actual: formatDigest(digest) });
+    }
+    const manifest = parseManifest(body, contentType);
+    const tags = reference.kind === 'tag' ? [reference.tag] : [...new Set(extraTags)];
+    for (const tag of tags) if (!isValidTag(tag)) throw new OciError('TAG_INVALID', { tag });
+
+    const referenced = uniqueDigests(referencedDescriptors(manifest));
+    if (!settings.allowMissingManifestReferences) {
+      const missing: string[] = [];
+      for (const child of referenced) {
+        if (!(await this.deps.grants.canRead(namespace, child))) missing.push(formatDigest(child));
+      }
+      if (missing.length > 0) throw new OciError('MANIFEST_BLOB_UNKNOWN', { missing });
+    }
+    const subject = manifest.subject ? parseDigest(manifest.subject.digest) : undefined;
+
+    const lockKeys = [
+      blobLockKey(digest),
+      ...referenced.map(blobLockKey),
+      ...tags.map((tag) => tagLockKey(namespace, tag)),
+    ];
+    await this.deps.locks.withLocks(lockKeys, async () => {
+      for (const tag of tags) await this.#assertTagMayMove(namespace, tag, digest, settings);
+      // Bytes, then references, then the revision, then tags: a crash at any
+      // point leaves unreachable data (reclaimable), never a tag to nothing.
+      await this.deps.blobs.putBlob(digest, body);
+      await this.deps.index.add(digest, namespace, ['manifest']);
+      for (const child of referenced) await this.deps.index.add(child, namespace, [manifestRef(digest)]);
+      await this.deps.metadata.put(
+        keyFor({ kind: 'revisionLink', namespace, digest }),
+        encodeLink({ digest, mediaType: manifest.mediaType, size: body.length }),
+      );
+      if (subject) {
+        await this.deps.metadata.put(
+          keyFor({ kind: 'referrerLink', namespace, subject, referrer: digest }),
+          JSON.stringify(referrerDescriptor(manifest, digest, body.length)),
+        );
+      }
+      for (const tag of tags) {
+        await this.deps.metadata.put(keyFor({ kind: 'tagLink', namespace, tag }), encodeLink({ digest }));
+      }
+    });
+    this.deps.logger.debug('manifest stored', { namespace, digest: formatDigest(digest), tags });
+    return subject ? { digest, subject } : { digest };
+  }
+
+  /** What a tag or digest names in the namespace; MANIFEST_UNKNOWN otherwise. */
+  async resolve(namespace: string, reference: Reference): Promise<ManifestInfo> {
+    let digest: DigestParts;
+    if (reference.kind === 'tag') {
+      const tag = await readLink(this.deps.metadata, keyFor({ kind: 'tagLink', namespace, tag: reference.tag }));
+      if (!tag) throw new OciError('MANIFEST_UNKNOWN', { tag: reference.tag });
+      digest = tag.digest;
+    } else {
+      digest = reference.digest;
+    }
+    const revision = await readLink(this.deps.metadata, keyFor({ kind: 'revisionLink', namespace, digest }));
+    if (!revision || revision.mediaType === undefined || revision.size === undefined) {
+      throw new OciError('MANIFEST_UNKNOWN', { digest: formatDigest(digest) });
+    }
+    return { digest, mediaType: revision.mediaType, size: revision.size };
+  }
+
+  async get(namespace: string, reference: Reference): Promise<StoredManifest> {
+    const info = await this.resolve(namespace, reference);
+    let body: Buffer;
+    try {
+      body = await readSmallBlob(await this.deps.blobs.readBlob(info.digest));
+    } catch (error) {
+      if (error instanceof NotFoundError) throw new OciError('MANIFEST_UNKNOWN', { digest: formatDigest(info.digest) });
+      throw error;
+    }
+    if (this.deps.settings(namespace).updatePullTime) this.#recordPull(namespace, info.digest);
+    return { ...info, body };
+  }
+
+  /** Deletes a tag, or a manifest with every tag that points at it. */
+  async delete(namespace: string, reference: Reference): Promise<void> {
+    if (reference.kind === 'tag') {
+      const tag = reference.tag;
+      const removed = await this.deps.locks.withLocks([tagLockKey(namespace, tag)], () =>
+        this.deps.metadata.delete(keyFor({ kind: 'tagLink', namespace, tag })),
+      );
+      if (!removed) throw new OciError('MANIFEST_UNKNOWN', { tag });
+      return;
+    }
+    const digest = reference.digest;
+    const stored = await this.get(namespace, reference);
+    const manifest = parseManifest(stored.body, stored.mediaType);
+    const referenced = uniqueDigests(referencedDescriptors(manifest));
+    const tags = await this.#tagsPointingAt(namespace, digest);
+    const lockKeys = [
+      blobLockKey(digest),
+      ...referenced.map(blobLockKey),
+      ...tags.map((tag) => tagLockKey(namespace, tag)),
+    ];
+    await this.deps.locks.withLocks(lockKeys, async () => {
+      for (const tag of tags) {
+        // Re-check under the lock: the tag may have moved since the scan.
+        const link = await readLink(this.deps.metadata, keyFor({ kind: 'tagLink', namespace, tag }));
+        if (link?.digest.hex === digest.hex) {
+          await this.deps.metadata.delete(keyFor({ kind: 'tagLink', namespace, tag }));
+        }
+      }
+      if (manifest.subject) {
+        const subject = parseDigest(manifest.subject.digest);
+        await this.deps.metadata.delete(keyFor({ kind: 'referrerLink', namespace, subject, referrer: digest }));
+      }
+      await this.deps.metadata.delete(keyFor({ kind: 'revisionLink', namespace, digest }));
+      await this.deps.metadata.delete(keyFor({ kind: 'pulledAt', namespace, digest }));
+      await this.deps.index.remove(digest, namespace, ['manifest']);
+      for (const child of referenced) {
+        const remaining = await this.deps.index.remove(child, namespace, [manifestRef(digest)]);
+        // A layer stays granted while some manifest of the namespace uses it;
+        // when the last one goes, so does the grant (and, if nothing else in
+        // the registry holds the blob, its bytes).
+        if (remaining.includes('layer') && !remaining.some((held) => held.startsWith('ref:'))) {
+          await this.deps.grants.revokeLocked(namespace, child);
+        }
+      }
+    });
+    this.deps.logger.debug('manifest deleted', { namespace, digest: formatDigest(digest), tags });
+  }
+
+  /** Tags sorted by code point, after `last`, at most `limit`. NAME_UNKNOWN for a namespace that holds nothing. */
+  async listTags(
+    namespace: string,
+    options: { limit?: number | undefined; last?: string | undefined },
+  ): Promise<{ tags: string[]; more: boolean }> {
+    const all = await this.deps.metadata.list(keyFor({ kind: 'tags', namespace }));
+    if (all.length === 0 && (await this.deps.metadata.list(keyFor({ kind: 'namespace', namespace }))).length === 0) {
+      throw new OciError('NAME_UNKNOWN', { namespace });
+    }
+    const last = options.last;
+    const after = last === undefined ? all : all.filter((tag) => tag > last);
+    const limit = options.limit ?? after.length;
+    return { tags: after.slice(0, limit), more: after.length > limit };
+  }
+
+  /** Descriptors of the namespace's manifests whose `subject` is `subject`. */
+  async referrers(namespace: string, subject: DigestParts, artifactType: string | undefined): Promise<Descriptor[]> {
+    const descriptors: Descriptor[] = [];
+    for (const algorithm of ['sha256', 'sha512'] as const) {
+      const dir = keyFor({ kind: 'referrers', namespace, subject, algorithm });
+      for (const hex of await this.deps.metadata.list(dir)) {
+        const referrer = { algorithm, hex };
+        try {
+          const link = await this.deps.metadata.get(keyFor({ kind: 'referrerLink', namespace, subject, referrer }));
+          descriptors.push(JSON.parse(link.toString('utf8')) as Descriptor);
+        } catch (error) {
+          if (!(error instanceof NotFoundError)) throw error; // deleted meanwhile
+        }
+      }
+    }
+    return artifactType === undefined
+      ? descriptors
+      : descriptors.filter((descriptor) => descriptor.artifactType === artifactType);
+  }
+
+  async #assertTagMayMove(
+    namespace: string,
+    tag: string,
+    digest: DigestParts,
+    settings: NamespaceSettings,
+  ): Promise<void> {
+    if (!settings.isImmutableTag(tag)) return;
+    const current = await readLink(this.deps.metadata, keyFor({ kind: 'tagLink', namespace, tag }));
+    if (current && current.digest.hex !== digest.hex) {
+      throw new OciError('TAG_IMMUTABLE', { tag, current: formatDigest(current.digest) });
+    }
+  }
+
+  async #tagsPointingAt(namespace: string, digest: DigestParts): Promise<string[]> {
+    const tags: string[] = [];
+    for (const tag of await this.deps.metadata.list(keyFor({ kind: 'tags', namespace }))) {
+      const link = await readLink(this.deps.metadata, keyFor({ kind: 'tagLink', namespace, tag }));
+      if (link && link.digest.algorithm === digest.algorithm && link.digest.hex === digest.hex) tags.push(tag);
+    }
+    return tags;
+  }
+
+  #recordPull(namespace: string, digest: DigestParts): void {
+    // Best effort and off the response path: a lost pull time only delays retention.
+    this.deps.metadata
+      .put(keyFor({ kind: 'pulledAt', namespace, digest }), new Date().toISOString())
+      .catch((error: unknown) =>
+        this.deps.logger.warn('pull time not recorded', { namespace, digest: formatDigest(digest), error: String(error) }),
+      );
+  }
+}
+
+function tagLockKey(namespace: string, tag: string): string {
+  return `tag:${namespace}:${tag}`;
+}
+
+function uniqueDigests(descriptors: readonly Descriptor[]): DigestParts[] {
+  const seen = new Map<string, DigestParts>();
+  for (const descriptor of descriptors) seen.set(descriptor.digest, parseDigest(descriptor.digest));
+  return [...seen.values()];
+}
+
+function referrerDescriptor(manifest: ParsedManifest, digest: DigestParts, size: number): Descriptor {
+  return {
+    mediaType: manifest.mediaType,
+    digest: formatDigest(digest),
+    size,
+    ...(manifest.artifactType !== undefined && { artifactType: manifest.artifactType }),
+    ...(manifest.annotations !== undefined && { annotations: manifest.annotations }),
+  };
+}
+
+async function readSmallBlob(stream: Readable): Promise<Buffer> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks);
+}

@@ -1,0 +1,48 @@
+import type { Config } from '@angos/config';
+import type { LockManager } from '@angos/lock';
+import type { Logger } from '@angos/observability';
+import type { BlobStore, MetadataStore } from '@angos/storage';
+import { BlobIndex } from './blob-index.js';
+import { Blobs } from './blobs.js';
+import { listNamespaces } from './catalog.js';
+import { Grants } from './grants.js';
+import { Manifests } from './manifests.js';
+import { settingsFor } from './settings.js';
+import { Uploads } from './uploads.js';
+
+/** The registry core: OCI semantics over the storage contracts. Knows nothing of HTTP. */
+export interface Registry {
+  readonly blobs: Blobs;
+  readonly uploads: Uploads;
+  readonly manifests: Manifests;
+  listNamespaces(options: { limit?: number; last?: string }): Promise<{ namespaces: string[]; more: boolean }>;
+  /** True when the storage answers (readiness). */
+  ready(): Promise<boolean>;
+}
+
+export interface RegistryDeps {
+  blobs: BlobStore;
+  metadata: MetadataStore;
+  locks: LockManager;
+  /** The current configuration; re-read on every operation so hot reloads apply. */
+  config: () => Config;
+  logger: Logger;
+}
+
+export function createRegistry(deps: RegistryDeps): Registry {
+  const logger = deps.logger.child('angos::registry');
+  const settings = (namespace: string) => settingsFor(deps.config(), namespace);
+  const index = new BlobIndex(deps.metadata, deps.blobs, logger);
+  const grants = new Grants(deps.metadata, deps.locks, index);
+  const shared = { ...deps, logger, index, grants, settings };
+  return {
+    blobs: new Blobs(shared),
+    uploads: new Uploads(shared),
+    manifests: new Manifests(shared),
+    listNamespaces: (options) => listNamespaces(deps.metadata, options),
+    async ready() {
+      await deps.metadata.list('');
+      return true;
+    },
+  };
+}

@@ -1,0 +1,97 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Config } from '@angos/config';
+import { acceptInternalRequest, getContext, type Handler, type RequestContext, sendError } from '@angos/http';
+import type { Logger } from '@angos/observability';
+import { allowedMethods, OciError, parseRoute, type Route } from '@angos/oci';
+import type { Registry } from '@angos/registry';
+import { assertNamespace, parseUrl } from './request.js';
+import type { RouteContext } from './route-context.js';
+import { deleteBlob, getBlob } from './routes/blobs.js';
+import { listCatalog, listReferrers, listTags } from './routes/listings.js';
+import { deleteManifest, getManifest, putManifest } from './routes/manifests.js';
+import { cancelUpload, completeUpload, patchUpload, startUpload, uploadStatus } from './routes/uploads.js';
+
+/**
+ * How registry-api knows a request passed the gateway: in one process the
+ * gateway hands it over directly; split, the gateway proves it with the
+ * shared `[services] internal_token`.
+ */
+export type Trust = { kind: 'in-process' } | { kind: 'internal-token'; token: string };
+
+export interface RegistryApiDeps {
+  registry: Registry;
+  config: () => Config;
+  logger: Logger;
+  trust: Trust;
+}
+
+/** The OCI distribution API over the registry core. */
+export function buildRegistryApi(deps: RegistryApiDeps): Handler {
+  const logger = deps.logger.child('angos::registry_api');
+  const vouched = trustCheck(deps.trust);
+  return async (req: IncomingMessage, res: ServerResponse) => {
+    res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
+    try {
+      const context = vouched(req);
+      const { pathname, query } = parseUrl(req.url);
+      const route = parseRoute(pathname);
+      if (!route) throw new OciError('ROUTE_UNKNOWN', { path: pathname.slice(0, 200) });
+      const ctx: RouteContext = {
+        req,
+        res,
+        query,
+        registry: deps.registry,
+        config: deps.config(),
+        logger,
+        mountAllowedFrom: context.mountAllowedFrom ?? [],
+      };
+      await dispatch(ctx, route, req.method ?? 'GET');
+    } catch (error) {
+      sendError(res, error, logger);
+    }
+  };
+}
+
+function trustCheck(trust: Trust): (req: IncomingMessage) => RequestContext {
+  if (trust.kind === 'in-process') return getContext;
+  return (req) => acceptInternalRequest(req, trust.token);
+}
+
+async function dispatch(ctx: RouteContext, route: Route, method: string): Promise<void> {
+  const allowed = allowedMethods(route);
+  if (route.kind !== 'apiVersion' && route.kind !== 'catalog' && route.kind !== 'extension') {
+    assertNamespace(route.namespace);
+  }
+  if (allowed && !allowed.includes(method)) {
+    ctx.res.setHeader('Allow', allowed.join(', '));
+    throw new OciError('METHOD_NOT_ALLOWED', { method });
+  }
+  switch (route.kind) {
+    case 'apiVersion':
+      ctx.res.writeHead(200, { 'Content-Type': 'application/json', 'Content-Length': 2 });
+      ctx.res.end('{}');
+      return;
+    case 'catalog':
+      return listCatalog(ctx);
+    case 'tags':
+      return listTags(ctx, route.namespace);
+    case 'referrers':
+      return listReferrers(ctx, route.namespace, route.digest);
+    case 'manifest':
+      if (method === 'PUT') return putManifest(ctx, route.namespace, route.reference);
+      if (method === 'DELETE') return deleteManifest(ctx, route.namespace, route.reference);
+      return getManifest(ctx, route.namespace, route.reference);
+    case 'blob':
+      if (method === 'DELETE') return deleteBlob(ctx, route.namespace, route.digest);
+      return getBlob(ctx, route.namespace, route.digest);
+    case 'uploads':
+      return startUpload(ctx, route.namespace);
+    case 'upload':
+      if (method === 'PATCH') return patchUpload(ctx, route.namespace, route.id);
+      if (method === 'PUT') return completeUpload(ctx, route.namespace, route.id);
+      if (method === 'DELETE') return cancelUpload(ctx, route.namespace, route.id);
+      return uploadStatus(ctx, route.namespace, route.id);
+    case 'extension':
+      throw new OciError('ROUTE_UNKNOWN', { path: route.path.slice(0, 200) });
+  }
+}

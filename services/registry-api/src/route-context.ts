@@ -1,0 +1,27 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Config } from '@angos/config';
+import type { Logger } from '@angos/observability';
+import type { Registry } from '@angos/registry';
+
+/** What every route handler receives. */
+export interface RouteContext {
+  readonly req: IncomingMessage;
+  readonly res: ServerResponse;
+  readonly query: URLSearchParams;
+  readonly registry: Registry;
+  readonly config: Config;
+  readonly logger: Logger;
+  /** Namespaces the gateway judged readable for a cross-repository mount in this request. */
+  readonly mountAllowedFrom: readonly string[];
+}
+
+/** Ends a response with no body. */
+export function sendEmpty(res: ServerResponse, status: number, headers: Record<string, string | number>): void {
+  res.writeHead(status, { ...headers, 'Content-Length': 0 });
+  res.end();
+}
+
+/** `Link` header of the next page of a paginated list. */
+export function nextPageLink(path: string, n: number, last: string): string {
+  return `<${path}?n=${n}&last=${encodeURIComponent(last)}>; rel="next"`;
+}

@@ -1,0 +1,96 @@
+import {
+  formatDigest,
+  MANIFEST_MEDIA_TYPES,
+  MediaType,
+  OciError,
+  parseManifest,
+  parseReference,
+  type Reference,
+} from '@angos/oci';
+import type { StoredManifest } from '@angos/registry';
+import { readBoundedBody } from '../request.js';
+import { type RouteContext, sendEmpty } from '../route-context.js';
+
+/** PUT /v2/<name>/manifests/<reference>[?tag=…] */
+export async function putManifest(ctx: RouteContext, namespace: string, referenceText: string): Promise<void> {
+  const reference = parseReference(referenceText);
+  const limit = ctx.config.global.max_manifest_size;
+  const body = await readBoundedBody(ctx.req, limit, () => new OciError('MANIFEST_TOO_LARGE', { limit }));
+  const pushed = await ctx.registry.manifests.put(
+    namespace,
+    reference,
+    body,
+    ctx.req.headers['content-type'],
+    ctx.query.getAll('tag'),
+  );
+  const digest = formatDigest(pushed.digest);
+  const headers: Record<string, string> = {
+    Location: `/v2/${namespace}/manifests/${digest}`,
+    'Docker-Content-Digest': digest,
+  };
+  if (pushed.subject) headers['OCI-Subject'] = formatDigest(pushed.subject);
+  sendEmpty(ctx.res, 201, headers);
+}
+
+/** GET and HEAD /v2/<name>/manifests/<reference>, honouring Accept. */
+export async function getManifest(ctx: RouteContext, namespace: string, referenceText: string): Promise<void> {
+  const reference = parseReference(referenceText);
+  const manifest = await negotiate(ctx, namespace, reference, await ctx.registry.manifests.get(namespace, reference));
+  const digest = formatDigest(manifest.digest);
+  ctx.res.writeHead(200, {
+    'Content-Type': manifest.mediaType,
+    'Content-Length': manifest.body.length,
+    'Docker-Content-Digest': digest,
+    ETag: `"${digest}"`,
+  });
+  ctx.res.end(ctx.req.method === 'HEAD' ? undefined : manifest.body);
+}
+
+/** DELETE /v2/<name>/manifests/<reference>: a tag, or a manifest with its tags. */
+export async function deleteManifest(ctx: RouteContext, namespace: string, referenceText: string): Promise<void> {
+  await ctx.registry.manifests.delete(namespace, parseReference(referenceText));
+  sendEmpty(ctx.res, 202, {});
+}
+
+/**
+ * Serves what the client accepts. With no Accept header, or a wildcard, the
+ * stored manifest is served as is. A client that lists manifest types but not
+ * the stored one gets MANIFEST_UNKNOWN — except that a Docker manifest list
+ * asked for by tag is resolved to its linux/amd64 image, as distribution does
+ * for old clients.
+ */
+async function negotiate(
+  ctx: RouteContext,
+  namespace: string,
+  reference: Reference,
+  manifest: StoredManifest,
+): Promise<StoredManifest> {
+  const accepted = acceptedManifestTypes(ctx.req.headers.accept);
+  if (accepted === 'any' || accepted.has(manifest.mediaType)) return manifest;
+  if (manifest.mediaType === MediaType.DockerManifestList && reference.kind === 'tag') {
+    const list = parseManifest(manifest.body, manifest.mediaType);
+    const amd64 = list.manifests.find((child) => {
+      const platform = child.platform as { os?: string; architecture?: string } | undefined;
+      return platform?.os === 'linux' && platform.architecture === 'amd64';
+    });
+    if (amd64 && accepted.has(amd64.mediaType)) {
+      return ctx.registry.manifests.get(namespace, parseReference(amd64.digest));
+    }
+  }
+  throw new OciError('MANIFEST_UNKNOWN', {
+    mediaType: manifest.mediaType,
+    reason: 'the Accept header does not allow this manifest type',
+  });
+}
+
+function acceptedManifestTypes(header: string | string[] | undefined): Set<string> | 'any' {
+  if (header === undefined) return 'any';
+  const values = (Array.isArray(header) ? header.join(',') : header)
+    .split(',')
+    .map((item) => item.split(';')[0]!.trim().toLowerCase())
+    .filter((item) => item !== '');
+  if (values.some((value) => value === '*/*' || value === 'application/*')) return 'any';
+  const manifestTypes = values.filter((value) => MANIFEST_MEDIA_TYPES.includes(value));
+  // An Accept header naming no manifest type at all (e.g. `application/json`) is not a negotiation.
+  return manifestTypes.length === 0 ? 'any' : new Set(manifestTypes);
+}
