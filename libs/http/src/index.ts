@@ -1,1 +1,34 @@
-export {};
+export {
+  decodeContext,
+  encodeContext,
+  getContext,
+  type Identity,
+  InvalidContextError,
+  type RequestContext,
+  setContext,
+} from './context.js';
+export { type Handler, requestPath, requestQuery } from './handler.js';
+export { type HealthOptions, healthHandler } from './health.js';
+export {
+  acceptInternalRequest,
+  CONTEXT_HEADER,
+  hasInternalToken,
+  INTERNAL_HEADER_PREFIX,
+  INTERNAL_TOKEN_HEADER,
+  stripInternalHeaders,
+} from './internal.js';
+export {
+  CLIENT_CLOSED_STATUS,
+  methodLabel,
+  type ObservabilityOptions,
+  routeLabel,
+  withObservability,
+} from './observe.js';
+export { type HeaderValues, sendBody, sendError, sendJson, sendText } from './respond.js';
+export {
+  createHttpServer,
+  HEADERS_TIMEOUT_MS,
+  type HttpServerOptions,
+  KEEP_ALIVE_TIMEOUT_MS,
+  MAX_HEADER_SIZE,
+} from './server.js';

@@ -1,1 +1,7 @@
-export {};
+export * from './digest.js';
+export * from './errors.js';
+export * from './manifest.js';
+export * from './media-types.js';
+export * from './names.js';
+export * from './ranges.js';
+export * from './routes.js';

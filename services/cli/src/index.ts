@@ -1,1 +1,30 @@
-export {};
+export { runCli } from './cli.js';
+export {
+  type App,
+  type AppDeps,
+  composeGateway,
+  composeRegistryApi,
+  composeServer,
+  createLocks,
+  storesOptions,
+} from './compose.js';
+export { CliError, failureLines } from './errors.js';
+export { formatAddress, type ListenAddress, parseListen } from './listen.js';
+export { createLiveConfig, type LiveConfig, retainKeys } from './live-config.js';
+export { type RunningService, type ServiceKind, type StartServiceOptions, startService } from './service.js';
+
+import type { Logger } from '@angos/observability';
+import { type RunningService, startService } from './service.js';
+
+export interface StartServerOptions {
+  readonly configPath: string;
+  /** `HOST:PORT`; default `[server] bind_address` and `port`. */
+  readonly listen?: string;
+  /** Default: a logger on stderr filtered by RUST_LOG. */
+  readonly logger?: Logger;
+}
+
+/** `angos server` in-process: resolves once listening. Used by the end-to-end tests. */
+export function startServer(options: StartServerOptions): Promise<RunningService> {
+  return startService({ kind: 'server', ...options });
+}

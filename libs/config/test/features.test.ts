@@ -1,0 +1,141 @@
+import { describe, expect, it } from 'vitest';
+import { parseConfig, UNSUPPORTED_FEATURES, unsupportedFeatures } from '../src/index.js';
+import { ARGON2ID_HASH, BASE, parseWith, S3_BASE, S3_CONNECTION } from './helpers.js';
+
+describe('unsupportedFeatures', () => {
+  it('is empty for the local filesystem registry with an allow-all policy', () => {
+    const { config } = parseWith(`
+[global]
+immutable_tags = true
+immutable_tags_exclusions = ["^latest$"]
+[global.access_policy]
+default = "allow"
+[repository."team"]
+immutable_tags = false
+[services]
+registry_api_url = "http://127.0.0.1:8001"
+internal_token = "0123456789abcdef"
+`);
+    expect(unsupportedFeatures(config)).toEqual([]);
+  });
+
+  it('lists every turned-on feature by key', () => {
+    const { config } = parseConfig(`
+[server]
+bind_address = "0.0.0.0"
+[server.tls]
+server_certificate_bundle = "/tls/server.crt"
+server_private_key = "/tls/server.key"
+
+[global]
+authorization_webhook = "authz"
+event_webhooks = ["audit"]
+[global.job_queue]
+[global.access_policy]
+rules = ["identity.username != ''"]
+[global.retention_policy]
+rules = ["image.pushed_at < now() - days(30)"]
+
+[cache.redis]
+url = "redis://127.0.0.1:6379"
+
+[blob_store.s3]
+${S3_CONNECTION}
+[metadata_store.fs]
+root_dir = "/meta"
+[metadata_store.fs.lock_strategy.redis]
+url = "redis://127.0.0.1:6379"
+ttl = 10
+
+[auth.identity.alice]
+username = "alice"
+password = "${ARGON2ID_HASH}"
+[auth.oidc.github]
+provider = "github"
+[auth.webhook.authz]
+url = "https://authz.example.com"
+timeout_ms = 100
+
+[repository."docker-io"]
+authorization_webhook = "authz"
+event_webhooks = ["audit"]
+[[repository."docker-io".upstream]]
+url = "https://registry-1.docker.io"
+[repository."x"]
+[[repository."x".downstream]]
+name = "mirror"
+url = "http://mirror.example.com"
+[repository."x".access_policy]
+rules = ["true"]
+[repository."x".retention_policy]
+rules = ["true"]
+
+[event_webhook.audit]
+url = "https://audit.example.com"
+policy = "async"
+events = ["manifest.push"]
+
+[observability.tracing]
+endpoint = "http://127.0.0.1:4318"
+sampling_rate = 0.1
+
+[ui]
+enabled = true
+`);
+    expect(unsupportedFeatures(config)).toEqual([
+      'server.tls',
+      'cache.redis',
+      'blob_store.s3',
+      'metadata_store.fs.lock_strategy.redis',
+      'global.job_queue',
+      'global.access_policy.rules',
+      'global.retention_policy.rules',
+      'global.authorization_webhook',
+      'global.event_webhooks',
+      'auth.identity.alice',
+      'auth.oidc.github',
+      'auth.webhook.authz',
+      'repository."docker-io".upstream',
+      'repository."x".downstream',
+      'repository."x".access_policy.rules',
+      'repository."x".retention_policy.rules',
+      'repository."docker-io".authorization_webhook',
+      'repository."docker-io".event_webhooks',
+      'event_webhook.audit',
+      'observability.tracing',
+      'ui',
+    ]);
+  });
+
+  it('names the S3 metadata store and its S3 lock', () => {
+    const { config } = parseConfig(
+      `${S3_BASE}[metadata_store.s3]\n${S3_CONNECTION}[metadata_store.s3.lock_strategy.s3]\n`,
+    );
+    expect(unsupportedFeatures(config)).toEqual([
+      'blob_store.s3',
+      'metadata_store.s3',
+      'metadata_store.s3.lock_strategy.s3',
+    ]);
+  });
+
+  it('does not count empty policies, empty webhook lists or a disabled UI', () => {
+    const { config } = parseConfig(`${BASE}
+[global.access_policy]
+rules = []
+[repository."team"]
+authorization_webhook = ""
+event_webhooks = []
+[repository."team".access_policy]
+default = "allow"
+[ui]
+enabled = false
+name = "Mine"
+`);
+    expect(unsupportedFeatures(config)).toEqual([]);
+  });
+
+  it('keeps one row per feature', () => {
+    expect(new Set(UNSUPPORTED_FEATURES).size).toBe(UNSUPPORTED_FEATURES.length);
+    expect(UNSUPPORTED_FEATURES).toContain('auth.identity.<name>');
+  });
+});

@@ -1,0 +1,98 @@
+import type { IncomingMessage } from 'node:http';
+
+/** Who the gateway authenticated. Absent when the caller is anonymous. */
+export interface Identity {
+  readonly id?: string;
+  readonly username?: string;
+}
+
+/**
+ * What the gateway decided about a request, for the services behind it. In one process it rides
+ * on the request object; across processes it travels in the `x-angos-context` header.
+ */
+export interface RequestContext {
+  readonly clientIp: string;
+  readonly identity?: Identity;
+  /**
+   * Namespaces from which the gateway has judged a cross-repository mount readable for this
+   * request (`POST …/blobs/uploads/?mount=<digest>&from=<ns>`). Absent means none.
+   */
+  readonly mountAllowedFrom?: readonly string[];
+}
+
+const contexts = new WeakMap<IncomingMessage, RequestContext>();
+
+export function setContext(req: IncomingMessage, context: RequestContext): void {
+  contexts.set(req, context);
+}
+
+/**
+ * The context the gateway attached, or, for a request that never went through it, the least
+ * privileged one: anonymous, no mount sources.
+ */
+export function getContext(req: IncomingMessage): RequestContext {
+  return contexts.get(req) ?? { clientIp: req.socket.remoteAddress ?? '' };
+}
+
+export class InvalidContextError extends Error {
+  override readonly name = 'InvalidContextError';
+}
+
+/** Above this the header is not something our gateway wrote. */
+const MAX_ENCODED_LENGTH = 8192;
+
+export function encodeContext(context: RequestContext): string {
+  const wire: Record<string, unknown> = { clientIp: context.clientIp };
+  if (context.identity !== undefined) wire['identity'] = context.identity;
+  if (context.mountAllowedFrom !== undefined) wire['mountAllowedFrom'] = context.mountAllowedFrom;
+  return Buffer.from(JSON.stringify(wire), 'utf8').toString('base64url');
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function optionalString(record: Record<string, unknown>, key: string): string | undefined {
+  const value = record[key];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'string') throw new InvalidContextError(`context ${key} must be a string`);
+  return value;
+}
+
+function decodeIdentity(value: unknown): Identity {
+  if (!isRecord(value)) throw new InvalidContextError('context identity must be an object');
+  const id = optionalString(value, 'id');
+  const username = optionalString(value, 'username');
+  return { ...(id === undefined ? {} : { id }), ...(username === undefined ? {} : { username }) };
+}
+
+function decodeNamespaces(value: unknown): string[] {
+  if (!Array.isArray(value) || !value.every((item) => typeof item === 'string')) {
+    throw new InvalidContextError('context mountAllowedFrom must be an array of strings');
+  }
+  return value;
+}
+
+/**
+ * Reads a context written by encodeContext. Throws InvalidContextError for anything else; unknown
+ * keys are ignored so a newer gateway can talk to an older service during a rolling update.
+ */
+export function decodeContext(header: string): RequestContext {
+  if (header.length > MAX_ENCODED_LENGTH) throw new InvalidContextError('context header too long');
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(Buffer.from(header, 'base64url').toString('utf8'));
+  } catch {
+    throw new InvalidContextError('context header is not base64url JSON');
+  }
+  if (!isRecord(parsed)) throw new InvalidContextError('context must be an object');
+  const clientIp = parsed['clientIp'];
+  if (typeof clientIp !== 'string') throw new InvalidContextError('context clientIp must be a string');
+  return {
+    clientIp,
+    ...(parsed['identity'] === undefined ? {} : { identity: decodeIdentity(parsed['identity']) }),
+    ...(parsed['mountAllowedFrom'] === undefined
+      ? {}
+      : { mountAllowedFrom: decodeNamespaces(parsed['mountAllowedFrom']) }),
+  };
+}

@@ -1,0 +1,81 @@
+import type { ServerResponse } from 'node:http';
+import type { Logger } from '@angos/observability';
+import { errorBody, OciError } from '@angos/oci';
+import { requestPath } from './handler.js';
+
+export type HeaderValues = Readonly<Record<string, string | number | readonly string[]>>;
+
+function isHead(res: ServerResponse): boolean {
+  return res.req?.method === 'HEAD';
+}
+
+/** Writes a complete response with a known length; HEAD gets the headers only. */
+export function sendBody(
+  res: ServerResponse,
+  status: number,
+  contentType: string,
+  body: string | Buffer,
+  headers: HeaderValues = {},
+): void {
+  const bytes = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
+  res.writeHead(status, {
+    ...headers,
+    'content-type': contentType,
+    'content-length': bytes.length,
+  });
+  if (isHead(res)) res.end();
+  else res.end(bytes);
+}
+
+export function sendJson(
+  res: ServerResponse,
+  status: number,
+  value: unknown,
+  headers: HeaderValues = {},
+): void {
+  sendBody(res, status, 'application/json', JSON.stringify(value), headers);
+}
+
+export function sendText(
+  res: ServerResponse,
+  status: number,
+  text: string,
+  headers: HeaderValues = {},
+): void {
+  sendBody(res, status, 'text/plain; charset=utf-8', text, headers);
+}
+
+/** The client went away: nothing can be written and nothing is wrong with the server. */
+function clientGone(res: ServerResponse): boolean {
+  return res.destroyed || res.socket === null || res.socket.destroyed;
+}
+
+/**
+ * The one place an error becomes a response. An OciError answers with its status and
+ * `{"errors":[…]}`; anything else is a bug, logged with its stack and answered 500 INTERNAL. When
+ * the headers are already out there is no way to signal an error in HTTP/1.1 except cutting the
+ * connection, so the socket is destroyed and the client sees a truncated body.
+ */
+export function sendError(res: ServerResponse, error: unknown, logger: Logger): void {
+  const req = res.req;
+  const where = { method: req?.method, path: req === undefined ? undefined : requestPath(req) };
+
+  if (clientGone(res)) {
+    logger.debug('request ended after the client disconnected', { ...where, error });
+    return;
+  }
+
+  const oci = error instanceof OciError ? error : undefined;
+  if (oci === undefined || oci.status >= 500) {
+    logger.error('request failed', { ...where, error });
+  }
+
+  if (res.headersSent) {
+    if (oci !== undefined) logger.warn('error after response headers were sent', { ...where, error });
+    res.destroy();
+    return;
+  }
+
+  const reply = oci ?? new OciError('INTERNAL');
+  sendBody(res, reply.status, 'application/json', errorBody([reply]));
+}

@@ -1,0 +1,87 @@
+import { createServer, type Server, STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+import type { Logger } from '@angos/observability';
+import type { Handler } from './handler.js';
+import { sendError } from './respond.js';
+
+/** Larger request headers are answered 431 by the parser, before any handler runs. */
+export const MAX_HEADER_SIZE = 16 * 1024;
+
+/** Longer than the idle timeouts of docker's and containerd's HTTP clients, so they close first. */
+export const KEEP_ALIVE_TIMEOUT_MS = 75_000;
+
+/** Time a client gets to send a complete request head. */
+export const HEADERS_TIMEOUT_MS = 80_000;
+
+export interface HttpServerOptions {
+  /**
+   * Bound on receiving a whole request, in seconds: `server.query_timeout +
+   * query_timeout_grace_period` from the configuration.
+   */
+  readonly requestTimeoutSecs: number;
+  readonly logger: Logger;
+}
+
+/** Runs the handler, turning a throw or a rejection into an error response instead of a crash. */
+function guarded(handler: Handler, logger: Logger): Handler {
+  return (req, res) => {
+    const fail = (error: unknown) => sendError(res, error, logger);
+    try {
+      const result = handler(req, res);
+      if (result !== undefined) result.then(undefined, fail);
+    } catch (error) {
+      fail(error);
+    }
+  };
+}
+
+function statusFor(code: string | undefined): number {
+  switch (code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return 431;
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return 408;
+    default:
+      return 400;
+  }
+}
+
+/**
+ * A request that never reached a handler (bad framing, oversized headers, timeout). With a
+ * `clientError` listener Node leaves the socket to us: answer when nothing of a response has been
+ * written yet (as Node's own default does), then close; never throw.
+ */
+function answerClientError(logger: Logger) {
+  return (error: NodeJS.ErrnoException, socket: Duplex): void => {
+    const inFlight = (socket as Duplex & { _httpMessage?: { headersSent?: boolean } })._httpMessage;
+    if (error.code === 'ECONNRESET' || !socket.writable || inFlight?.headersSent === true) {
+      socket.destroy();
+      return;
+    }
+    const status = statusFor(error.code);
+    logger.debug('rejected malformed request', { status, code: error.code });
+    socket.end(
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+    );
+  };
+}
+
+/** A node:http server with the limits every Angos service runs with. */
+export function createHttpServer(handler: Handler, options: HttpServerOptions): Server {
+  const requestTimeout = Math.max(1, options.requestTimeoutSecs) * 1000;
+  const server = createServer(
+    {
+      maxHeaderSize: MAX_HEADER_SIZE,
+      requestTimeout,
+      // Node requires headersTimeout ≤ requestTimeout.
+      headersTimeout: Math.min(HEADERS_TIMEOUT_MS, requestTimeout),
+      keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
+      // Timeouts are enforced by a periodic sweep (30 s by default); short timeouts need a finer one.
+      connectionsCheckingInterval: Math.min(30_000, Math.max(250, requestTimeout / 4)),
+      noDelay: true,
+    },
+    guarded(handler, options.logger),
+  );
+  server.on('clientError', answerClientError(options.logger));
+  return server;
+}

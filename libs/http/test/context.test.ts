@@ -1,0 +1,100 @@
+import type { IncomingMessage } from 'node:http';
+import { describe, expect, it } from 'vitest';
+import {
+  acceptInternalRequest,
+  CONTEXT_HEADER,
+  decodeContext,
+  encodeContext,
+  getContext,
+  INTERNAL_TOKEN_HEADER,
+  InvalidContextError,
+  setContext,
+  stripInternalHeaders,
+} from '../src/index.js';
+
+function fakeRequest(headers: Record<string, string | string[]> = {}): IncomingMessage {
+  return { headers, socket: { remoteAddress: '10.0.0.9' } } as unknown as IncomingMessage;
+}
+
+const b64 = (value: string) => Buffer.from(value, 'utf8').toString('base64url');
+
+describe('request context', () => {
+  it('defaults to an anonymous context with the socket address', () => {
+    expect(getContext(fakeRequest())).toEqual({ clientIp: '10.0.0.9' });
+  });
+
+  it('returns what was set', () => {
+    const req = fakeRequest();
+    setContext(req, { clientIp: '1.2.3.4', mountAllowedFrom: ['base'] });
+    expect(getContext(req)).toEqual({ clientIp: '1.2.3.4', mountAllowedFrom: ['base'] });
+  });
+
+  it.each([
+    { clientIp: '127.0.0.1' },
+    { clientIp: '::1', identity: { id: 'alice', username: 'alice' } },
+    { clientIp: '10.1.1.1', identity: {}, mountAllowedFrom: ['team/base', 'library/alpine'] },
+  ])('round-trips %j', (context) => {
+    const encoded = encodeContext(context);
+    expect(encoded).toMatch(/^[A-Za-z0-9_-]+$/);
+    expect(decodeContext(encoded)).toEqual(context);
+  });
+
+  it.each([
+    ['not base64 json', '!!!'],
+    ['an array', b64('[]')],
+    ['no clientIp', b64('{}')],
+    ['a numeric clientIp', b64('{"clientIp":1}')],
+    ['an identity string', b64('{"clientIp":"x","identity":"admin"}')],
+    ['a numeric username', b64('{"clientIp":"x","identity":{"username":1}}')],
+    ['mount sources not strings', b64('{"clientIp":"x","mountAllowedFrom":[1]}')],
+    ['a huge header', 'a'.repeat(10_000)],
+  ])('rejects %s', (_name, header) => {
+    expect(() => decodeContext(header)).toThrow(InvalidContextError);
+  });
+
+  it('ignores unknown keys', () => {
+    expect(decodeContext(b64('{"clientIp":"x","future":true}'))).toEqual({ clientIp: 'x' });
+  });
+});
+
+describe('internal trust', () => {
+  it('strips every x-angos-* header', () => {
+    const req = fakeRequest({ 'x-angos-internal-token': 't', 'x-angos-context': 'c', 'x-other': 'kept' });
+    stripInternalHeaders(req);
+    expect(req.headers).toEqual({ 'x-other': 'kept' });
+  });
+
+  it.each([
+    ['no token', {}],
+    ['a wrong token', { [INTERNAL_TOKEN_HEADER]: 'wrong' }],
+    ['a token prefix', { [INTERNAL_TOKEN_HEADER]: 'secre' }],
+    ['a repeated token', { [INTERNAL_TOKEN_HEADER]: ['secret', 'secret'] }],
+  ])('refuses %s with 401 UNAUTHORIZED', (_name, headers) => {
+    expect(() => acceptInternalRequest(fakeRequest(headers), 'secret')).toThrow(
+      expect.objectContaining({ kind: 'UNAUTHORIZED', status: 401 }),
+    );
+  });
+
+  it('never accepts anything when the expected token is empty', () => {
+    expect(() => acceptInternalRequest(fakeRequest({ [INTERNAL_TOKEN_HEADER]: '' }), '')).toThrow(
+      expect.objectContaining({ status: 401 }),
+    );
+  });
+
+  it('attaches the forwarded context when the token matches', () => {
+    const req = fakeRequest({
+      [INTERNAL_TOKEN_HEADER]: 'secret',
+      [CONTEXT_HEADER]: encodeContext({ clientIp: '192.0.2.7', mountAllowedFrom: ['src'] }),
+    });
+    expect(acceptInternalRequest(req, 'secret')).toEqual({
+      clientIp: '192.0.2.7',
+      mountAllowedFrom: ['src'],
+    });
+    expect(getContext(req).mountAllowedFrom).toEqual(['src']);
+  });
+
+  it('refuses an unreadable context with a 400, not a 500', () => {
+    const req = fakeRequest({ [INTERNAL_TOKEN_HEADER]: 'secret', [CONTEXT_HEADER]: '%%%' });
+    expect(() => acceptInternalRequest(req, 'secret')).toThrow(expect.objectContaining({ status: 400 }));
+  });
+});

@@ -1,0 +1,85 @@
+import { request } from 'node:http';
+import { OciError } from '@angos/oci';
+import { afterEach, describe, expect, it } from 'vitest';
+import { sendError, sendJson } from '../src/index.js';
+import { captureLogger, type Running, serve } from './helpers.js';
+
+let running: Running | undefined;
+afterEach(async () => {
+  await running?.close();
+  running = undefined;
+});
+
+describe('sendError', () => {
+  it('answers an OciError with its status and the OCI error body', async () => {
+    const { logger, records } = captureLogger();
+    running = await serve(
+      (_req, res) => sendError(res, new OciError('BLOB_UNKNOWN', { digest: 'sha256:x' }), logger),
+      logger,
+    );
+    const response = await fetch(`${running.url}/v2/a/blobs/sha256:x`);
+    expect(response.status).toBe(404);
+    expect(response.headers.get('content-type')).toBe('application/json');
+    expect(await response.json()).toEqual({
+      errors: [{ code: 'BLOB_UNKNOWN', message: 'blob unknown to registry', detail: { digest: 'sha256:x' } }],
+    });
+    expect((await records()).filter((r) => r['level'] === 'ERROR')).toEqual([]);
+  });
+
+  it('answers anything else 500 INTERNAL and logs the stack', async () => {
+    const { logger, records } = captureLogger();
+    running = await serve((_req, res) => sendError(res, new TypeError('boom'), logger), logger);
+    const response = await fetch(`${running.url}/v2/`);
+    expect(response.status).toBe(500);
+    expect(await response.json()).toEqual({
+      errors: [{ code: 'INTERNAL_ERROR', message: 'internal server error' }],
+    });
+    const [record] = (await records()).filter((r) => r['level'] === 'ERROR');
+    expect(record).toMatchObject({ message: 'request failed', method: 'GET', path: '/v2/' });
+    expect((record?.['error'] as { stack?: string } | undefined)?.stack).toContain('TypeError: boom');
+  });
+
+  it('sends no body to HEAD but keeps the length', async () => {
+    const { logger } = captureLogger();
+    running = await serve((_req, res) => sendError(res, new OciError('MANIFEST_UNKNOWN'), logger), logger);
+    const response = await fetch(`${running.url}/v2/a/manifests/latest`, { method: 'HEAD' });
+    expect(response.status).toBe(404);
+    expect(Number(response.headers.get('content-length'))).toBeGreaterThan(0);
+    expect(await response.text()).toBe('');
+  });
+
+  it('cuts the connection when the headers are already sent', async () => {
+    const { logger } = captureLogger();
+    running = await serve((_req, res) => {
+      res.writeHead(200, { 'content-length': '100' });
+      res.write('partial');
+      sendError(res, new Error('storage failed mid-stream'), logger);
+    }, logger);
+    const url = running.url;
+    const outcome = await new Promise<string>((resolve) => {
+      request(`${url}/v2/a/blobs/sha256:x`, (res) => {
+        res.on('data', () => {});
+        res.on('end', () => resolve('complete'));
+        res.on('error', () => resolve('aborted'));
+        res.on('aborted', () => resolve('aborted'));
+      })
+        .on('error', () => resolve('aborted'))
+        .end();
+    });
+    expect(outcome).toBe('aborted');
+  });
+
+  it('turns a throwing or rejecting handler into a 500 and keeps serving', async () => {
+    const { logger } = captureLogger('off');
+    running = await serve(async (req, res) => {
+      if (req.url === '/sync') throw new Error('sync');
+      if (req.url === '/async') await Promise.reject(new Error('async'));
+      sendJson(res, 200, { ok: true });
+    }, logger);
+    expect((await fetch(`${running.url}/sync`)).status).toBe(500);
+    expect((await fetch(`${running.url}/async`)).status).toBe(500);
+    const ok = await fetch(`${running.url}/fine`);
+    expect(ok.status).toBe(200);
+    expect(await ok.json()).toEqual({ ok: true });
+  });
+});

@@ -1,0 +1,147 @@
+import winston from 'winston';
+import {
+  DEFAULT_LOG_FILTER,
+  LEVEL_VERBOSITY,
+  type LogFilter,
+  type LogLevel,
+  parseLogFilter,
+  type Verbosity,
+  verbosityFor,
+} from './log-filter.js';
+import { formatJsonRecord, formatTextRecord, type LogRecord } from './log-format.js';
+
+export type LogFields = Readonly<Record<string, unknown>>;
+
+/**
+ * What libraries log through. Messages are static strings; everything variable goes in `fields`
+ * (`logger.info('upload completed', { namespace, digest })`), so records stay searchable.
+ */
+export interface Logger {
+  /** Module path of this logger's records, e.g. `angos::registry`. */
+  readonly target: string;
+  error(message: string, fields?: LogFields): void;
+  warn(message: string, fields?: LogFields): void;
+  info(message: string, fields?: LogFields): void;
+  debug(message: string, fields?: LogFields): void;
+  trace(message: string, fields?: LogFields): void;
+  /** Lets callers skip building expensive fields for a disabled level. */
+  isEnabled(level: LogLevel): boolean;
+  /**
+   * A logger for a sub-module: `root.child('registry')` logs as `angos::registry`, and its records
+   * are filtered by that target. A module already starting with the root target is taken as is.
+   */
+  child(module: string): Logger;
+}
+
+export type LogFormat = 'json' | 'text';
+
+export interface LoggerOptions {
+  /** RUST_LOG-style filter; `info` when absent or empty. */
+  filter?: string | undefined;
+  /** Defaults to text when the destination is a TTY, JSON otherwise. */
+  format?: LogFormat | undefined;
+  /** Where records go; process.stderr by default. */
+  destination?: NodeJS.WritableStream | undefined;
+}
+
+export const ROOT_TARGET = 'angos';
+
+const WINSTON_LEVELS: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3, trace: 4 };
+
+/** Internal: the single winston pipeline every logger of one createLogger() call writes into. */
+interface Sink {
+  readonly winston: winston.Logger;
+  readonly filter: LogFilter;
+}
+
+class FilteredLogger implements Logger {
+  private readonly verbosity: Verbosity;
+
+  constructor(
+    private readonly sink: Sink,
+    readonly target: string,
+  ) {
+    // Resolved once per logger so a disabled call costs one integer comparison.
+    this.verbosity = verbosityFor(sink.filter, target);
+  }
+
+  isEnabled(level: LogLevel): boolean {
+    return LEVEL_VERBOSITY[level] <= this.verbosity;
+  }
+
+  error(message: string, fields?: LogFields): void {
+    if (this.verbosity >= 1) this.write('error', message, fields);
+  }
+
+  warn(message: string, fields?: LogFields): void {
+    if (this.verbosity >= 2) this.write('warn', message, fields);
+  }
+
+  info(message: string, fields?: LogFields): void {
+    if (this.verbosity >= 3) this.write('info', message, fields);
+  }
+
+  debug(message: string, fields?: LogFields): void {
+    if (this.verbosity >= 4) this.write('debug', message, fields);
+  }
+
+  trace(message: string, fields?: LogFields): void {
+    if (this.verbosity >= 5) this.write('trace', message, fields);
+  }
+
+  child(module: string): Logger {
+    const absolute = module === ROOT_TARGET || module.startsWith(`${ROOT_TARGET}::`);
+    return new FilteredLogger(this.sink, absolute ? module : `${this.target}::${module}`);
+  }
+
+  private write(level: LogLevel, message: string, fields: LogFields | undefined): void {
+    // Fields travel in their own property: winston merges top-level metadata into the record and
+    // would let a field named `message` or `level` overwrite ours.
+    const record: LogRecord = { level, message, target: this.target, timestamp: new Date(), fields };
+    this.sink.winston.log(record as unknown as winston.LogEntry);
+  }
+}
+
+function recordFormat(format: LogFormat): winston.Logform.Format {
+  const render = format === 'json' ? formatJsonRecord : formatTextRecord;
+  return winston.format((info) => {
+    // triple-beam's MESSAGE symbol is what winston's stream transport writes out.
+    (info as Record<symbol, unknown>)[Symbol.for('message')] = render(info as unknown as LogRecord);
+    return info;
+  })();
+}
+
+export function createLogger(options: LoggerOptions = {}): Logger {
+  const destination = options.destination ?? process.stderr;
+  const isTty = (destination as { isTTY?: boolean }).isTTY === true;
+  const format = options.format ?? (isTty ? 'text' : 'json');
+  const filter = parseLogFilter(options.filter || DEFAULT_LOG_FILTER);
+
+  const sink: Sink = {
+    filter,
+    winston: winston.createLogger({
+      levels: WINSTON_LEVELS,
+      level: 'trace',
+      format: recordFormat(format),
+      transports: [new winston.transports.Stream({ stream: destination })],
+      exitOnError: false,
+    }),
+  };
+  const logger = new FilteredLogger(sink, ROOT_TARGET);
+  for (const directive of filter.invalid) {
+    logger.warn('ignoring invalid log filter directive', { directive });
+  }
+  return logger;
+}
+
+/** A logger that drops everything: for tests and tools that must stay quiet. */
+export const silentLogger: Logger = {
+  target: ROOT_TARGET,
+  error() {},
+  warn() {},
+  info() {},
+  debug() {},
+  trace() {},
+  isEnabled: () => false,
+  child: () => silentLogger,
+};

@@ -1,0 +1,113 @@
+import { Counter, collectDefaultMetrics, Gauge, Histogram, type Metric, Registry } from 'prom-client';
+
+export interface MetricDefinition<L extends string> {
+  readonly name: string;
+  readonly help: string;
+  readonly labelNames?: readonly L[];
+}
+
+export interface HistogramDefinition<L extends string> extends MetricDefinition<L> {
+  readonly buckets?: readonly number[];
+}
+
+/** The request metrics every HTTP service records (see @angos/http withObservability). */
+export interface HttpMetrics {
+  readonly requestsTotal: Counter<'method' | 'route' | 'status'>;
+  readonly requestDuration: Histogram<'method' | 'route'>;
+  readonly requestsInFlight: Gauge<'route'>;
+}
+
+/**
+ * One process's metrics, in a registry of its own (never prom-client's global one, so tests and
+ * in-process compositions do not collide). Libraries add their metrics through `counter()`,
+ * `histogram()` and `gauge()`: asking twice for the same name returns the same metric, so a module
+ * instantiated more than once (one lock per store, say) shares its series.
+ */
+export interface Metrics {
+  readonly registry: Registry;
+  readonly http: HttpMetrics;
+  counter<L extends string>(definition: MetricDefinition<L>): Counter<L>;
+  histogram<L extends string>(definition: HistogramDefinition<L>): Histogram<L>;
+  gauge<L extends string>(definition: MetricDefinition<L>): Gauge<L>;
+  /** The Prometheus text exposition of every metric, for `/metrics`. */
+  render(): Promise<{ contentType: string; body: string }>;
+}
+
+/** Seconds; from sub-millisecond manifest hits to multi-minute blob transfers. */
+export const HTTP_DURATION_BUCKETS = [
+  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900,
+] as const;
+
+type MetricClass = typeof Counter | typeof Gauge | typeof Histogram;
+
+function existing<M>(registry: Registry, name: string, kind: MetricClass): M | undefined {
+  const found: Metric | undefined = registry.getSingleMetric(name);
+  if (found === undefined) return undefined;
+  if (!(found instanceof kind)) {
+    throw new Error(`metric ${name} is already registered with a different type`);
+  }
+  return found as M;
+}
+
+export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
+  const registry = new Registry();
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+
+  const counter = <L extends string>(definition: MetricDefinition<L>): Counter<L> =>
+    existing<Counter<L>>(registry, definition.name, Counter) ??
+    new Counter<L>({
+      name: definition.name,
+      help: definition.help,
+      labelNames: definition.labelNames ?? [],
+      registers: [registry],
+    });
+
+  const gauge = <L extends string>(definition: MetricDefinition<L>): Gauge<L> =>
+    existing<Gauge<L>>(registry, definition.name, Gauge) ??
+    new Gauge<L>({
+      name: definition.name,
+      help: definition.help,
+      labelNames: definition.labelNames ?? [],
+      registers: [registry],
+    });
+
+  const histogram = <L extends string>(definition: HistogramDefinition<L>): Histogram<L> =>
+    existing<Histogram<L>>(registry, definition.name, Histogram) ??
+    new Histogram<L>({
+      name: definition.name,
+      help: definition.help,
+      labelNames: definition.labelNames ?? [],
+      ...(definition.buckets === undefined ? {} : { buckets: [...definition.buckets] }),
+      registers: [registry],
+    });
+
+  const http: HttpMetrics = {
+    requestsTotal: counter({
+      name: 'http_requests_total',
+      help: 'HTTP requests answered, by method, route kind and status code',
+      labelNames: ['method', 'route', 'status'],
+    }),
+    requestDuration: histogram({
+      name: 'http_request_duration_seconds',
+      help: 'Time from request received to response finished, by method and route kind',
+      labelNames: ['method', 'route'],
+      buckets: HTTP_DURATION_BUCKETS,
+    }),
+    requestsInFlight: gauge({
+      name: 'http_requests_in_flight',
+      help: 'HTTP requests currently being handled, by route kind',
+      labelNames: ['route'],
+    }),
+  };
+
+  return {
+    registry,
+    http,
+    counter,
+    histogram,
+    gauge,
+    async render() {
+      return { contentType: registry.contentType, body: await registry.metrics() };
+    },
+  };
+}

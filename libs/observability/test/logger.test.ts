@@ -1,0 +1,127 @@
+import { PassThrough } from 'node:stream';
+import { describe, expect, it } from 'vitest';
+import { createLogger, type LoggerOptions } from '../src/index.js';
+
+/** A logger writing into memory; `lines()` waits for winston's asynchronous pipeline to flush. */
+function capture(options: Omit<LoggerOptions, 'destination'> = {}) {
+  const destination = new PassThrough();
+  let output = '';
+  destination.on('data', (chunk: Buffer) => {
+    output += chunk.toString('utf8');
+  });
+  const logger = createLogger({ format: 'json', ...options, destination });
+  return {
+    logger,
+    async lines(): Promise<string[]> {
+      await new Promise((resolve) => setImmediate(resolve));
+      return output.split('\n').filter((line) => line !== '');
+    },
+    async records(): Promise<Record<string, unknown>[]> {
+      return (await this.lines()).map((line) => JSON.parse(line) as Record<string, unknown>);
+    },
+  };
+}
+
+describe('createLogger', () => {
+  it('writes one JSON record per call with the fields flattened', async () => {
+    const out = capture();
+    out.logger.info('upload completed', { namespace: 'team/app', size: 12 });
+    const [record] = await out.records();
+    expect(record).toMatchObject({
+      level: 'INFO',
+      target: 'angos',
+      message: 'upload completed',
+      namespace: 'team/app',
+      size: 12,
+    });
+    expect(Date.parse(String(record?.['timestamp']))).not.toBeNaN();
+  });
+
+  it('filters by level, info by default', async () => {
+    const out = capture();
+    out.logger.debug('hidden');
+    out.logger.trace('hidden');
+    out.logger.warn('shown');
+    out.logger.error('shown too');
+    expect((await out.records()).map((r) => r['level'])).toEqual(['WARN', 'ERROR']);
+    expect(out.logger.isEnabled('info')).toBe(true);
+    expect(out.logger.isEnabled('debug')).toBe(false);
+  });
+
+  it('gives children their module target and filters them by it', async () => {
+    const out = capture({ filter: 'warn,angos::registry=debug' });
+    const registry = out.logger.child('registry');
+    const upload = registry.child('upload');
+    const gateway = out.logger.child('gateway');
+    expect(registry.target).toBe('angos::registry');
+    expect(upload.target).toBe('angos::registry::upload');
+    expect(out.logger.child('angos::lock').target).toBe('angos::lock');
+
+    registry.debug('registry debug');
+    upload.debug('upload debug');
+    upload.trace('upload trace');
+    gateway.info('gateway info');
+    gateway.warn('gateway warn');
+    expect((await out.records()).map((r) => [r['target'], r['message']])).toEqual([
+      ['angos::registry', 'registry debug'],
+      ['angos::registry::upload', 'upload debug'],
+      ['angos::gateway', 'gateway warn'],
+    ]);
+  });
+
+  it('turns everything off with `off`', async () => {
+    const out = capture({ filter: 'off' });
+    out.logger.error('nothing');
+    expect(await out.lines()).toEqual([]);
+  });
+
+  it('warns about directives it ignores and keeps the rest', async () => {
+    const out = capture({ filter: 'debug,angos=loud' });
+    out.logger.debug('still debug');
+    expect(await out.records()).toEqual([
+      expect.objectContaining({
+        level: 'WARN',
+        message: 'ignoring invalid log filter directive',
+        directive: 'angos=loud',
+      }),
+      expect.objectContaining({ level: 'DEBUG', message: 'still debug' }),
+    ]);
+  });
+
+  it('does not build the record when the level is disabled', () => {
+    const out = capture({ filter: 'info' });
+    const fields = {
+      get expensive(): string {
+        throw new Error('fields of a disabled level must not be read');
+      },
+    };
+    expect(() => out.logger.debug('skipped', fields)).not.toThrow();
+  });
+
+  it('keeps reserved keys and serializes errors with their stack', async () => {
+    const out = capture();
+    const error = Object.assign(new Error('disk full'), { code: 'ENOSPC' });
+    out.logger.error('write failed', { message: 'spoof', level: 'spoof', error });
+    const [record] = await out.records();
+    expect(record).toMatchObject({ level: 'ERROR', message: 'write failed', 'field.message': 'spoof' });
+    expect(record?.['error']).toMatchObject({ name: 'Error', message: 'disk full', code: 'ENOSPC' });
+    expect(String((record?.['error'] as { stack?: string } | undefined)?.stack)).toContain('disk full');
+  });
+
+  it('survives circular fields', async () => {
+    const out = capture();
+    const circular: Record<string, unknown> = {};
+    circular['self'] = circular;
+    expect(() => out.logger.info('circular', { circular })).not.toThrow();
+    expect(await out.lines()).toHaveLength(1);
+  });
+
+  it('writes readable text lines in text format', async () => {
+    const out = capture({ format: 'text' });
+    out.logger.child('gateway').info('listening', { host: '127.0.0.1', port: 8000, note: 'two words' });
+    const [line] = await out.lines();
+    expect(line).toMatch(
+      /^\d{4}-\d\d-\d\dT\S+Z {2}INFO angos::gateway: listening host=127\.0\.0\.1 port=8000 note="two words"$/,
+    );
+  });
+});

@@ -1,0 +1,153 @@
+/**
+ * The URL router of the distribution API, as data: `parseRoute` turns a request
+ * path into a `Route`, `actionFor` names what the request does for access
+ * policies. No HTTP framework, no I/O.
+ *
+ * Paths are taken exactly as received, without percent-decoding: `%2F` or
+ * `%2e%2e` stay literal and then fail namespace validation (NAME_INVALID),
+ * so an encoded slash or dot-segment can never reach storage keys.
+ */
+export type Route =
+  | { kind: 'apiVersion' }
+  | { kind: 'catalog' }
+  | { kind: 'tags'; namespace: string }
+  | { kind: 'manifest'; namespace: string; reference: string }
+  | { kind: 'blob'; namespace: string; digest: string }
+  | { kind: 'uploads'; namespace: string }
+  | { kind: 'upload'; namespace: string; id: string }
+  | { kind: 'referrers'; namespace: string; digest: string }
+  | { kind: 'extension'; path: string };
+
+export type RouteKind = Route['kind'];
+
+/**
+ * Parses the path of a request (no query string). Returns undefined when the
+ * path is not a route of the API. Namespaces contain slashes and may contain
+ * components named `blobs`, `manifests`, `tags`, so the endpoint is recognised
+ * from the END of the path and everything before it is the namespace. The
+ * namespace is not validated here (call isValidNamespace). Never throws.
+ *
+ *   /v2/ , /v2                         apiVersion
+ *   /v2/_catalog                       catalog
+ *   /v2/_ext/<path>                    extension (path after "/v2/_ext/", "" for /v2/_ext)
+ *   /v2/<name>/tags/list               tags
+ *   /v2/<name>/manifests/<reference>   manifest
+ *   /v2/<name>/blobs/uploads[/]        uploads
+ *   /v2/<name>/blobs/uploads/<id>      upload
+ *   /v2/<name>/blobs/<digest>          blob
+ *   /v2/<name>/referrers/<digest>      referrers
+ */
+export function parseRoute(pathname: string): Route | undefined {
+  if (typeof pathname !== 'string') return undefined;
+  if (pathname === '/v2' || pathname === '/v2/') return { kind: 'apiVersion' };
+  if (!pathname.startsWith('/v2/')) return undefined;
+
+  const rest = pathname.slice('/v2/'.length);
+  if (rest === '_catalog') return { kind: 'catalog' };
+  if (rest === '_ext') return { kind: 'extension', path: '' };
+  if (rest.startsWith('_ext/')) return { kind: 'extension', path: rest.slice('_ext/'.length) };
+
+  return parseNamespacedRoute(rest.split('/'));
+}
+
+/** `segments` is the path after `/v2/`, split on `/`; the endpoint is its tail. */
+function parseNamespacedRoute(segments: readonly string[]): Route | undefined {
+  const count = segments.length;
+  const last = segments[count - 1] ?? '';
+  const second = segments[count - 2];
+  const third = segments[count - 3];
+  // The namespace is everything before the endpoint's `tailLength` segments;
+  // undefined when nothing is left for it.
+  const namespaceBefore = (tailLength: number): string | undefined =>
+    count > tailLength ? segments.slice(0, count - tailLength).join('/') || undefined : undefined;
+
+  let namespace: string | undefined;
+  if (second === 'tags' && last === 'list') {
+    namespace = namespaceBefore(2);
+    return namespace === undefined ? undefined : { kind: 'tags', namespace };
+  }
+  if (third === 'blobs' && second === 'uploads') {
+    namespace = namespaceBefore(3);
+    if (namespace === undefined) return undefined;
+    return last === '' ? { kind: 'uploads', namespace } : { kind: 'upload', namespace, id: last };
+  }
+  if (second === 'blobs' && last === 'uploads') {
+    namespace = namespaceBefore(2);
+    return namespace === undefined ? undefined : { kind: 'uploads', namespace };
+  }
+  if (last === '') return undefined;
+  if (second === 'manifests') {
+    namespace = namespaceBefore(2);
+    return namespace === undefined ? undefined : { kind: 'manifest', namespace, reference: last };
+  }
+  if (second === 'blobs') {
+    namespace = namespaceBefore(2);
+    return namespace === undefined ? undefined : { kind: 'blob', namespace, digest: last };
+  }
+  if (second === 'referrers') {
+    namespace = namespaceBefore(2);
+    return namespace === undefined ? undefined : { kind: 'referrers', namespace, digest: last };
+  }
+  return undefined;
+}
+
+/** The action names access policies are written against. */
+export type Action =
+  | 'get-api-version'
+  | 'start-upload'
+  | 'update-upload'
+  | 'complete-upload'
+  | 'get-upload'
+  | 'cancel-upload'
+  | 'mount-blob'
+  | 'get-blob'
+  | 'delete-blob'
+  | 'put-manifest'
+  | 'get-manifest'
+  | 'delete-manifest'
+  | 'get-referrers'
+  | 'list-catalog'
+  | 'list-tags';
+
+type OciRouteKind = Exclude<RouteKind, 'extension'>;
+
+/**
+ * Method → action for every OCI route. HEAD is the GET of the same resource.
+ * A method absent from a route's row is not allowed on it (405). POST on
+ * uploads is `mount-blob` instead when the query names a blob to mount.
+ * Extension routes are not listed: the extension API authorizes its own actions.
+ */
+export const ROUTE_ACTIONS: Readonly<Record<OciRouteKind, Readonly<Record<string, Action>>>> = {
+  apiVersion: { GET: 'get-api-version', HEAD: 'get-api-version' },
+  catalog: { GET: 'list-catalog', HEAD: 'list-catalog' },
+  tags: { GET: 'list-tags', HEAD: 'list-tags' },
+  manifest: { GET: 'get-manifest', HEAD: 'get-manifest', PUT: 'put-manifest', DELETE: 'delete-manifest' },
+  blob: { GET: 'get-blob', HEAD: 'get-blob', DELETE: 'delete-blob' },
+  uploads: { POST: 'start-upload' },
+  upload: {
+    GET: 'get-upload',
+    HEAD: 'get-upload',
+    PATCH: 'update-upload',
+    PUT: 'complete-upload',
+    DELETE: 'cancel-upload',
+  },
+  referrers: { GET: 'get-referrers', HEAD: 'get-referrers' },
+};
+
+/**
+ * The action a request performs, or undefined when the method is not allowed
+ * on the route (or the route is an extension route). Methods are matched
+ * exactly: HTTP methods are case-sensitive.
+ */
+export function actionFor(route: Route, method: string, query: URLSearchParams): Action | undefined {
+  if (route.kind === 'extension') return undefined;
+  const row = ROUTE_ACTIONS[route.kind];
+  const action = Object.hasOwn(row, method) ? row[method] : undefined;
+  if (action === 'start-upload' && (query.get('mount') ?? '') !== '') return 'mount-blob';
+  return action;
+}
+
+/** Methods allowed on a route, for the Allow header of a 405; undefined for extension routes. */
+export function allowedMethods(route: Route): readonly string[] | undefined {
+  return route.kind === 'extension' ? undefined : Object.keys(ROUTE_ACTIONS[route.kind]);
+}

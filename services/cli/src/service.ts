@@ -1,0 +1,190 @@
+import { once } from 'node:events';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import {
+  type Config,
+  ConfigError,
+  type ConfigIssue,
+  type ConfigWarning,
+  loadConfig,
+  unsupportedFeatures,
+  watchConfig,
+} from '@angos/config';
+import { createHttpServer, type Handler, withObservability } from '@angos/http';
+import { createLogger, createMetrics, type Logger } from '@angos/observability';
+import { type App, type AppDeps, composeGateway, composeRegistryApi, composeServer } from './compose.js';
+import { drain } from './drain.js';
+import { CliError } from './errors.js';
+import { formatAddress, type ListenAddress, parseListen } from './listen.js';
+import { createLiveConfig, type LiveConfig } from './live-config.js';
+
+export type ServiceKind = 'server' | 'registry-api' | 'gateway';
+
+export interface StartServiceOptions {
+  readonly kind: ServiceKind;
+  readonly configPath: string;
+  /** `HOST:PORT`; default `[server] bind_address` and `port`. */
+  readonly listen?: string | ListenAddress | undefined;
+  /** Default: a logger on stderr filtered by RUST_LOG. */
+  readonly logger?: Logger | undefined;
+}
+
+export interface RunningService {
+  readonly address: { host: string; port: number };
+  /**
+   * Stops accepting connections, lets in-flight requests finish (bounded by
+   * `server.query_timeout_grace_period`), stops watching the configuration. Idempotent.
+   */
+  close(): Promise<void>;
+}
+
+/** Options a split service reads once at startup from `[services]`. */
+const SPLIT_SETTINGS = ['services.registry_api_url', 'services.internal_token'] as const;
+
+function required(config: Config, kind: ServiceKind): ConfigIssue[] {
+  const issues: ConfigIssue[] = [];
+  if (kind === 'gateway' && config.services.registry_api_url === undefined) {
+    issues.push({ path: 'services.registry_api_url', message: 'required for gateway' });
+  }
+  if (kind !== 'server' && config.services.internal_token === undefined) {
+    issues.push({ path: 'services.internal_token', message: `required for ${kind}` });
+  }
+  return issues;
+}
+
+/** Features this build cannot run, or a missing `[services]` key: refuse to start. */
+function checkRunnable(config: Config, kind: ServiceKind, source: string): void {
+  const unsupported = unsupportedFeatures(config);
+  if (unsupported.length > 0) throw new CliError(unsupported.map((key) => `not supported yet: ${key}`));
+  const missing = required(config, kind);
+  if (missing.length > 0) throw new ConfigError(missing, source);
+}
+
+function compose(kind: ServiceKind, deps: AppDeps, config: Config): App {
+  switch (kind) {
+    case 'server':
+      return composeServer(deps);
+    case 'registry-api':
+      return composeRegistryApi(deps, config.services.internal_token ?? '');
+    case 'gateway':
+      return composeGateway(deps, {
+        url: config.services.registry_api_url ?? '',
+        internalToken: config.services.internal_token ?? '',
+      });
+  }
+}
+
+function logWarning(logger: Logger, warning: ConfigWarning): void {
+  logger.warn('configuration warning', { key: warning.path, reason: warning.message });
+}
+
+function requestTimeoutSecs(config: Config): number {
+  return config.server.query_timeout + config.server.query_timeout_grace_period;
+}
+
+async function listen(server: Server, address: ListenAddress): Promise<{ host: string; port: number }> {
+  server.listen(address.port, address.host);
+  try {
+    await once(server, 'listening');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const where = formatAddress(address);
+    const reason =
+      code === 'EADDRINUSE'
+        ? 'address already in use'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND'
+            ? 'address not available on this host'
+            : (error as Error).message;
+    throw new CliError([`cannot listen on ${where}: ${reason}`]);
+  }
+  const bound = server.address() as AddressInfo;
+  return { host: bound.address, port: bound.port };
+}
+
+/** Applies valid configuration changes while running; invalid ones are logged and ignored. */
+function watchForChanges(
+  configPath: string,
+  kind: ServiceKind,
+  live: LiveConfig,
+  server: Server,
+  logger: Logger,
+) {
+  return watchConfig(
+    configPath,
+    {
+      onReload(next, restartKeys) {
+        const unsupported = unsupportedFeatures(next.config);
+        if (unsupported.length > 0) {
+          logger.error('configuration change rejected: features not supported yet', { keys: unsupported });
+          return;
+        }
+        const keys = [...restartKeys];
+        for (const key of SPLIT_SETTINGS) {
+          const [section, option] = key.split('.') as ['services', 'registry_api_url' | 'internal_token'];
+          if (kind !== 'server' && live.initial[section][option] !== next.config[section][option])
+            keys.push(key);
+        }
+        for (const warning of next.warnings) logWarning(logger, warning);
+        if (keys.length > 0) logger.warn('configuration change requires restart', { keys });
+        const applied = live.apply(next.config, keys);
+        server.requestTimeout = requestTimeoutSecs(applied) * 1000;
+        server.headersTimeout = Math.min(server.headersTimeout, server.requestTimeout);
+        logger.info('configuration reloaded', { path: configPath });
+      },
+      onInvalid(error) {
+        const issues =
+          error instanceof ConfigError ? error.issues : [{ path: configPath, message: error.message }];
+        logger.error('configuration change rejected: invalid configuration', { issues });
+      },
+    },
+    { initial: live.initial },
+  );
+}
+
+/**
+ * Starts one service: loads and checks the configuration, builds the application, listens, and
+ * follows configuration changes. Throws CliError or ConfigError when it cannot start.
+ */
+export async function startService(options: StartServiceOptions): Promise<RunningService> {
+  const { kind, configPath } = options;
+  const logger = options.logger ?? createLogger({ filter: process.env['RUST_LOG'] });
+  const listenAt = typeof options.listen === 'string' ? parseListen(options.listen) : options.listen;
+
+  const { config, warnings } = await loadConfig(configPath);
+  for (const warning of warnings) logWarning(logger, warning);
+  checkRunnable(config, kind, configPath);
+
+  const live = createLiveConfig(config);
+  const metrics = createMetrics();
+  let accepting = true;
+  const app = compose(kind, { config: live.get, logger, metrics, accepting: () => accepting }, config);
+
+  const observed = withObservability(app.handler, { metrics, logger: logger.child('http'), service: kind });
+  // While draining, answers say so, letting keep-alive clients move to another instance.
+  const handler: Handler = (req, res) => {
+    if (!accepting) res.setHeader('connection', 'close');
+    return observed(req, res);
+  };
+  const server = createHttpServer(handler, { requestTimeoutSecs: requestTimeoutSecs(config), logger });
+  const address = await listen(
+    server,
+    listenAt ?? { host: config.server.bind_address, port: config.server.port },
+  );
+  logger.info('listening', { service: kind, host: address.host, port: address.port });
+
+  const watcher = watchForChanges(configPath, kind, live, server, logger);
+
+  let closing: Promise<void> | undefined;
+  const close = () => {
+    closing ??= (async () => {
+      accepting = false;
+      watcher.close();
+      await drain(server, live.get().server.query_timeout_grace_period * 1000, logger);
+      logger.info('stopped', { service: kind });
+    })();
+    return closing;
+  };
+  return { address, close };
+}

@@ -1,0 +1,149 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'main.js');
+
+export interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `angos …` to completion (killed after `timeoutMs`). */
+export function runAngos(
+  args: readonly string[],
+  options: { input?: string; cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<Result> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [MAIN, ...args], {
+      cwd: options.cwd,
+      env: { ...process.env, RUST_LOG: 'warn', ...options.env },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+    });
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+    });
+    const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 15_000);
+    child.on('error', reject);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stdout, stderr });
+    });
+    child.stdin.on('error', () => {});
+    child.stdin.end(options.input ?? '');
+  });
+}
+
+export interface LongRunning {
+  readonly child: ChildProcess;
+  output(): string;
+  /** SIGTERM, then the exit code (SIGKILL after `timeoutMs`). */
+  stop(timeoutMs?: number): Promise<number | null>;
+}
+
+const running = new Set<ChildProcess>();
+
+/** Starts a long-running `angos …`; `stopAll()` in afterEach guarantees nothing is left behind. */
+export function startAngos(args: readonly string[], env: NodeJS.ProcessEnv = {}): LongRunning {
+  const child = spawn(process.execPath, [MAIN, ...args], {
+    env: { ...process.env, RUST_LOG: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  running.add(child);
+  child.on('exit', () => running.delete(child));
+  let output = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  child.stderr?.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  return {
+    child,
+    output: () => output,
+    async stop(timeoutMs = 10_000) {
+      if (child.exitCode !== null) return child.exitCode;
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
+      const [code] = (await exited) as [number | null];
+      clearTimeout(timer);
+      return code;
+    },
+  };
+}
+
+export function killAll(): void {
+  for (const child of running) child.kill('SIGKILL');
+  running.clear();
+}
+
+export async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  const port = typeof address === 'object' && address !== null ? address.port : 0;
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  return port;
+}
+
+/** Polls `url` until it answers with any status (or the process dies / time runs out). */
+export async function waitForHttp(url: string, process: LongRunning, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (process.child.exitCode !== null) {
+      throw new Error(`angos exited with ${process.child.exitCode}:\n${process.output()}`);
+    }
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(1000) });
+      await response.arrayBuffer();
+      return;
+    } catch {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+  throw new Error(`${url} did not answer in ${timeoutMs} ms:\n${process.output()}`);
+}
+
+export interface Workspace {
+  readonly dir: string;
+  readonly configPath: string;
+  writeConfig(text: string): Promise<void>;
+  remove(): Promise<void>;
+}
+
+export async function workspace(): Promise<Workspace> {
+  const dir = await mkdtemp(join(tmpdir(), 'angos-cli-'));
+  const configPath = join(dir, 'config.toml');
+  return {
+    dir,
+    configPath,
+    writeConfig: (text) => writeFile(configPath, text),
+    remove: () => rm(dir, { recursive: true, force: true }),
+  };
+}
+
+/** A minimal valid configuration for a server on 127.0.0.1:`port` storing under `dir`. */
+export function baseConfig(dir: string, port: number, extra = ''): string {
+  return [
+    '[server]',
+    'bind_address = "127.0.0.1"',
+    `port = ${port}`,
+    '',
+    '[blob_store.fs]',
+    `root_dir = ${JSON.stringify(join(dir, 'data'))}`,
+    '',
+    extra,
+  ].join('\n');
+}

@@ -1,0 +1,162 @@
+import {
+  Agent as HttpAgent,
+  request as httpRequest,
+  type IncomingHttpHeaders,
+  type IncomingMessage,
+  type OutgoingHttpHeaders,
+  type ServerResponse,
+} from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { pipeline } from 'node:stream';
+import {
+  CONTEXT_HEADER,
+  encodeContext,
+  INTERNAL_HEADER_PREFIX,
+  INTERNAL_TOKEN_HEADER,
+  type RequestContext,
+} from '@angos/http';
+import type { Logger } from '@angos/observability';
+import type { Forwarder } from './forwarder.js';
+import { sendUpstreamUnavailable } from './upstream-error.js';
+
+export interface HttpUpstreamOptions {
+  /** Base URL of registry-api (`http://registry-api:8000`). */
+  readonly url: string;
+  readonly internalToken: string;
+  readonly logger: Logger;
+  /** How long establishing a connection may take before the request fails with 502. */
+  readonly connectTimeoutMs?: number;
+  /** Concurrent connections to the upstream. */
+  readonly maxSockets?: number;
+}
+
+export const DEFAULT_CONNECT_TIMEOUT_MS = 10_000;
+export const DEFAULT_MAX_SOCKETS = 1024;
+
+/** Headers that describe one connection, not the message (RFC 9110 §7.6.1), plus Expect: Node already answered it. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'proxy-authenticate',
+  'proxy-authorization',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'expect',
+]);
+
+function connectionTokens(headers: IncomingHttpHeaders): Set<string> {
+  const value = headers.connection;
+  if (value === undefined) return new Set();
+  return new Set(value.split(',').map((token) => token.trim().toLowerCase()));
+}
+
+function endToEndHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
+  const listed = connectionTokens(headers);
+  const out: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || listed.has(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+function requestHeaders(req: IncomingMessage, token: string, context: RequestContext): OutgoingHttpHeaders {
+  const headers = endToEndHeaders(req.headers);
+  for (const name of Object.keys(headers)) {
+    // The gateway strips these on entry; this keeps the forwarder safe on its own.
+    if (name.startsWith(INTERNAL_HEADER_PREFIX)) delete headers[name];
+  }
+  // A body of unknown length is re-chunked: Node frames it once the header says so.
+  if (req.headers['transfer-encoding'] !== undefined && req.headers['content-length'] === undefined) {
+    headers['transfer-encoding'] = 'chunked';
+  }
+  headers[INTERNAL_TOKEN_HEADER] = token;
+  headers[CONTEXT_HEADER] = encodeContext(context);
+  return headers;
+}
+
+/**
+ * Forwards to registry-api over HTTP for the split deployment. Bodies stream both ways without
+ * buffering; whichever side goes away first, the other is torn down. Location headers are relative
+ * paths (registry-api never writes its own host), so they pass unchanged.
+ */
+export function createHttpForwarder(options: HttpUpstreamOptions): Forwarder {
+  const base = new URL(options.url);
+  if (base.protocol !== 'http:' && base.protocol !== 'https:') {
+    throw new Error(`registry_api_url must be http or https: ${options.url}`);
+  }
+  const secure = base.protocol === 'https:';
+  const send = secure ? httpsRequest : httpRequest;
+  const agentOptions = {
+    keepAlive: true,
+    maxSockets: options.maxSockets ?? DEFAULT_MAX_SOCKETS,
+    scheduling: 'lifo' as const,
+  };
+  const agent = secure ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
+  const pathPrefix = base.pathname.replace(/\/+$/, '');
+  const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
+  const { logger } = options;
+
+  return (req: IncomingMessage, res: ServerResponse, context: RequestContext) =>
+    new Promise<void>((resolve) => {
+      const upstream = send({
+        protocol: base.protocol,
+        hostname: base.hostname.replace(/^\[(.*)\]$/, '$1'),
+        port: base.port,
+        method: req.method,
+        path: pathPrefix + (req.url ?? '/'),
+        headers: requestHeaders(req, options.internalToken, context),
+        agent,
+      });
+
+      upstream.on('socket', (socket) => {
+        if (!socket.connecting) return;
+        const timer = setTimeout(
+          () => upstream.destroy(new Error(`connect timeout after ${connectTimeoutMs} ms`)),
+          connectTimeoutMs,
+        );
+        socket.once('connect', () => clearTimeout(timer));
+        socket.once('close', () => clearTimeout(timer));
+      });
+
+      upstream.on('response', (upstreamRes) => {
+        res.writeHead(
+          upstreamRes.statusCode ?? 502,
+          upstreamRes.statusMessage,
+          endToEndHeaders(upstreamRes.headers),
+        );
+        pipeline(upstreamRes, res, (error) => {
+          if (error !== undefined && error !== null) {
+            // Either end failed mid-body: the client must see a truncated response, not a short one.
+            upstream.destroy();
+            res.destroy();
+          }
+          resolve();
+        });
+      });
+
+      upstream.on('error', (error) => {
+        // Whatever the client still sends has nowhere to go: discard it so the connection stays usable.
+        req.unpipe(upstream);
+        req.resume();
+        // Once the response has started, the response pipeline completes it or cuts it.
+        if (res.headersSent) return;
+        if (!res.destroyed) {
+          logger.warn('upstream request failed', { upstream: options.url, error });
+          sendUpstreamUnavailable(res, !req.complete);
+        }
+        resolve();
+      });
+
+      // The client went away (or the response is done): release the upstream request with it.
+      res.once('close', () => {
+        if (!res.writableFinished) upstream.destroy();
+        resolve();
+      });
+
+      req.pipe(upstream);
+    });
+}

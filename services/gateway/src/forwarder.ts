@@ -1,0 +1,17 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type Handler, type RequestContext, setContext } from '@angos/http';
+
+/** Hands an authorized request, with the gateway's decisions, to the service behind it. */
+export type Forwarder = (
+  req: IncomingMessage,
+  res: ServerResponse,
+  context: RequestContext,
+) => void | Promise<void>;
+
+/** One process: the same request and response objects, no copy, no hop. */
+export function inProcessForwarder(handler: Handler): Forwarder {
+  return (req, res, context) => {
+    setContext(req, context);
+    return handler(req, res);
+  };
+}

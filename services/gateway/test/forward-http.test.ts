@@ -1,0 +1,230 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { request } from 'node:http';
+import { CONTEXT_HEADER, decodeContext, INTERNAL_TOKEN_HEADER } from '@angos/http';
+import { afterEach, describe, expect, it } from 'vitest';
+import { listenUpstream, type Running, startGateway } from './helpers.js';
+
+const started: Running[] = [];
+afterEach(async () => {
+  await Promise.all(started.splice(0).map((r) => r.close()));
+});
+
+async function track(running: Promise<Running>): Promise<Running> {
+  const r = await running;
+  started.push(r);
+  return r;
+}
+
+const TOKEN = 'internal-secret';
+
+describe('buildGateway with an HTTP upstream', () => {
+  it('streams the request to registry-api with the token and context, and the response back', async () => {
+    const upstream = await track(
+      listenUpstream(async (req, res) => {
+        const hash = createHash('sha256');
+        let size = 0;
+        for await (const chunk of req) {
+          hash.update(chunk as Buffer);
+          size += (chunk as Buffer).length;
+        }
+        res.writeHead(201, {
+          location: '/v2/app/blobs/sha256:abc',
+          'docker-content-digest': `sha256:${hash.digest('hex')}`,
+          'x-seen': JSON.stringify({
+            method: req.method,
+            url: req.url,
+            token: req.headers[INTERNAL_TOKEN_HEADER],
+            context: decodeContext(String(req.headers[CONTEXT_HEADER])),
+            forged: req.headers['x-angos-forged'] ?? null,
+            size,
+          }),
+        });
+        res.end('created');
+      }),
+    );
+    const gateway = await track(startGateway({ kind: 'http', url: upstream.url, internalToken: TOKEN }));
+
+    const body = randomBytes(3 * 1024 * 1024);
+    const response = await fetch(`${gateway.url}/v2/app/blobs/uploads/?mount=sha256:abc&from=base`, {
+      method: 'POST',
+      body,
+      headers: { 'x-angos-internal-token': 'forged', 'x-angos-forged': 'yes' },
+    });
+    expect(response.status).toBe(201);
+    expect(response.headers.get('location')).toBe('/v2/app/blobs/sha256:abc');
+    expect(response.headers.get('docker-content-digest')).toBe(
+      `sha256:${createHash('sha256').update(body).digest('hex')}`,
+    );
+    expect(await response.text()).toBe('created');
+    const seen = JSON.parse(String(response.headers.get('x-seen')));
+    expect(seen).toMatchObject({
+      method: 'POST',
+      url: '/v2/app/blobs/uploads/?mount=sha256:abc&from=base',
+      token: TOKEN,
+      forged: null,
+      size: body.length,
+      context: { mountAllowedFrom: ['base'] },
+    });
+    expect(seen.context.clientIp).toMatch(/127\.0\.0\.1/);
+  });
+
+  it('streams a chunked request body of unknown length', async () => {
+    const upstream = await track(
+      listenUpstream(async (req, res) => {
+        let size = 0;
+        for await (const chunk of req) size += (chunk as Buffer).length;
+        res.end(String(size));
+      }),
+    );
+    const gateway = await track(startGateway({ kind: 'http', url: upstream.url, internalToken: TOKEN }));
+    const chunks = [randomBytes(1000), randomBytes(70_000), randomBytes(5)];
+    const stream = new ReadableStream({
+      start(controller) {
+        for (const chunk of chunks) controller.enqueue(chunk);
+        controller.close();
+      },
+    });
+    const response = await fetch(`${gateway.url}/v2/app/blobs/uploads/123`, {
+      method: 'PATCH',
+      body: stream,
+      duplex: 'half',
+    } as RequestInit);
+    expect(await response.text()).toBe('71005');
+  });
+
+  it('passes HEAD responses through without a body', async () => {
+    const upstream = await track(
+      listenUpstream((_req, res) => {
+        res.writeHead(200, { 'content-length': '1234', 'content-type': 'application/octet-stream' });
+        res.end();
+      }),
+    );
+    const gateway = await track(startGateway({ kind: 'http', url: upstream.url, internalToken: TOKEN }));
+    const response = await fetch(`${gateway.url}/v2/app/blobs/sha256:abc`, { method: 'HEAD' });
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-length')).toBe('1234');
+  });
+
+  it('answers 502 quickly when registry-api is down', async () => {
+    const upstream = await track(
+      listenUpstream((_req, res) => {
+        res.end();
+      }),
+    );
+    const deadUrl = upstream.url;
+    await upstream.close();
+    const gateway = await track(startGateway({ kind: 'http', url: deadUrl, internalToken: TOKEN }));
+    const started = Date.now();
+    const response = await fetch(`${gateway.url}/v2/`, { signal: AbortSignal.timeout(5000) });
+    expect(response.status).toBe(502);
+    expect(((await response.json()) as { errors: { message: string }[] }).errors[0]?.message).toBe(
+      'registry service unavailable',
+    );
+    expect(Date.now() - started).toBeLessThan(5000);
+  });
+
+  it('aborts the upstream request when the client goes away', async () => {
+    let upstreamClosed!: () => void;
+    const closed = new Promise<void>((resolve) => {
+      upstreamClosed = resolve;
+    });
+    const upstream = await track(
+      listenUpstream((req, res) => {
+        res.writeHead(200, { 'content-type': 'application/octet-stream' });
+        res.write('first bytes');
+        // Never ends: only the client's abort can release it.
+        req.socket.on('close', () => upstreamClosed());
+      }),
+    );
+    const gateway = await track(startGateway({ kind: 'http', url: upstream.url, internalToken: TOKEN }));
+    await new Promise<void>((resolve, reject) => {
+      const clientReq = request(`${gateway.url}/v2/app/blobs/sha256:abc`, (res) => {
+        res.once('data', () => {
+          clientReq.destroy();
+          resolve();
+        });
+      });
+      clientReq.on('error', () => {});
+      clientReq.on('timeout', () => reject(new Error('no data')));
+      clientReq.end();
+    });
+    await expect(
+      Promise.race([
+        closed,
+        new Promise((_, reject) => setTimeout(() => reject(new Error('upstream kept open')), 3000)),
+      ]),
+    ).resolves.toBeUndefined();
+  });
+
+  it('truncates the client response when the upstream dies mid-body', async () => {
+    const upstream = await track(
+      listenUpstream((req, res) => {
+        res.writeHead(200, { 'content-length': '1000' });
+        res.write('only part of it');
+        setTimeout(() => req.socket.destroy(), 50);
+      }),
+    );
+    const gateway = await track(startGateway({ kind: 'http', url: upstream.url, internalToken: TOKEN }));
+    const outcome = await new Promise<string>((resolve) => {
+      const clientReq = request(`${gateway.url}/v2/app/blobs/sha256:abc`, (res) => {
+        res.on('data', () => {});
+        res.on('end', () => resolve('complete'));
+        res.on('aborted', () => resolve('aborted'));
+        res.on('error', () => resolve('aborted'));
+      });
+      clientReq.on('error', () => resolve('aborted'));
+      clientReq.setTimeout(5000, () => resolve('hung'));
+      clientReq.end();
+    });
+    expect(outcome).toBe('aborted');
+  });
+
+  it('relays an early upstream answer intact while the client is still sending', async () => {
+    const upstream = await track(
+      listenUpstream((_req, res) => {
+        // Answers without reading the body, as registry-api does for an unknown upload session.
+        res.writeHead(401, { 'content-type': 'application/json' });
+        res.end('{"errors":[{"code":"UNAUTHORIZED","message":"no"}]}');
+      }),
+    );
+    const gateway = await track(startGateway({ kind: 'http', url: upstream.url, internalToken: TOKEN }));
+    const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+      const clientReq = request(`${gateway.url}/v2/app/blobs/uploads/123`, { method: 'PATCH' }, (res) => {
+        let body = '';
+        res.on('data', (chunk: Buffer) => {
+          body += chunk.toString();
+        });
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      });
+      clientReq.on('error', reject);
+      let sent = 0;
+      const pump = () => {
+        while (sent < 8 * 1024 * 1024) {
+          sent += 64 * 1024;
+          if (!clientReq.write(randomBytes(64 * 1024))) return void clientReq.once('drain', pump);
+        }
+        clientReq.end();
+      };
+      pump();
+    });
+    expect(answer).toEqual({ status: 401, body: '{"errors":[{"code":"UNAUTHORIZED","message":"no"}]}' });
+  });
+
+  it('still applies the policy before forwarding', async () => {
+    let reached = false;
+    const upstream = await track(
+      listenUpstream((_req, res) => {
+        reached = true;
+        res.end();
+      }),
+    );
+    const gateway = await track(
+      startGateway(
+        { kind: 'http', url: upstream.url, internalToken: TOKEN },
+        { global: { access_policy: { default: 'deny' } } },
+      ),
+    );
+    expect((await fetch(`${gateway.url}/v2/`)).status).toBe(401);
+    expect(reached).toBe(false);
+  });
+});
