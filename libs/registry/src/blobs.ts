@@ -43,7 +43,10 @@ export class Blobs {
    */
   async mount(namespace: string, digest: DigestParts, from: string): Promise<boolean> {
     return this.deps.locks.withLocks([blobLockKey(digest)], async () => {
-      const sourceHolds = await exists(this.deps.metadata, keyFor({ kind: 'layerLink', namespace: from, digest }));
+      const sourceHolds = await exists(
+        this.deps.metadata,
+        keyFor({ kind: 'layerLink', namespace: from, digest }),
+      );
       if (!sourceHolds) return false;
       try {
         await this.deps.blobs.statBlob(digest);

@@ -1,4 +1,4 @@
-export { type BlobReference, BlobIndex } from './blob-index.js';
+export { BlobIndex, type BlobReference } from './blob-index.js';
 export type { Blobs } from './blobs.js';
 export type { ManifestInfo, Manifests, PushedManifest, StoredManifest } from './manifests.js';
 export { createRegistry, type Registry, type RegistryDeps } from './registry.js';

@@ -66,7 +66,10 @@ export class Manifests {
     }
     const digest = digestOf(reference.kind === 'digest' ? reference.digest.algorithm : 'sha256', body);
     if (reference.kind === 'digest' && reference.digest.hex !== digest.hex) {
-      throw new OciError('DIGEST_INVALID', { expected: formatDigest(reference.digest), actual: formatDigest(digest) });
+      throw new OciError('DIGEST_INVALID', {
+        expected: formatDigest(reference.digest),
+        actual: formatDigest(digest),
+      });
     }
     const manifest = parseManifest(body, contentType);
     const tags = reference.kind === 'tag' ? [reference.tag] : [...new Set(extraTags)];
@@ -116,7 +119,10 @@ export class Manifests {
   async resolve(namespace: string, reference: Reference): Promise<ManifestInfo> {
     let digest: DigestParts;
     if (reference.kind === 'tag') {
-      const tag = await readLink(this.deps.metadata, keyFor({ kind: 'tagLink', namespace, tag: reference.tag }));
+      const tag = await readLink(
+        this.deps.metadata,
+        keyFor({ kind: 'tagLink', namespace, tag: reference.tag }),
+      );
       if (!tag) throw new OciError('MANIFEST_UNKNOWN', { tag: reference.tag });
       digest = tag.digest;
     } else {
@@ -135,7 +141,8 @@ export class Manifests {
     try {
       body = await readSmallBlob(await this.deps.blobs.readBlob(info.digest));
     } catch (error) {
-      if (error instanceof NotFoundError) throw new OciError('MANIFEST_UNKNOWN', { digest: formatDigest(info.digest) });
+      if (error instanceof NotFoundError)
+        throw new OciError('MANIFEST_UNKNOWN', { digest: formatDigest(info.digest) });
       throw error;
     }
     if (this.deps.settings(namespace).updatePullTime) this.#recordPull(namespace, info.digest);
@@ -172,7 +179,9 @@ export class Manifests {
       }
       if (manifest.subject) {
         const subject = parseDigest(manifest.subject.digest);
-        await this.deps.metadata.delete(keyFor({ kind: 'referrerLink', namespace, subject, referrer: digest }));
+        await this.deps.metadata.delete(
+          keyFor({ kind: 'referrerLink', namespace, subject, referrer: digest }),
+        );
       }
       await this.deps.metadata.delete(keyFor({ kind: 'revisionLink', namespace, digest }));
       await this.deps.metadata.delete(keyFor({ kind: 'pulledAt', namespace, digest }));
@@ -196,7 +205,10 @@ export class Manifests {
     options: { limit?: number | undefined; last?: string | undefined },
   ): Promise<{ tags: string[]; more: boolean }> {
     const all = await this.deps.metadata.list(keyFor({ kind: 'tags', namespace }));
-    if (all.length === 0 && (await this.deps.metadata.list(keyFor({ kind: 'namespace', namespace }))).length === 0) {
+    if (
+      all.length === 0 &&
+      (await this.deps.metadata.list(keyFor({ kind: 'namespace', namespace }))).length === 0
+    ) {
       throw new OciError('NAME_UNKNOWN', { namespace });
     }
     const last = options.last;
@@ -206,14 +218,20 @@ export class Manifests {
   }
 
   /** Descriptors of the namespace's manifests whose `subject` is `subject`. */
-  async referrers(namespace: string, subject: DigestParts, artifactType: string | undefined): Promise<Descriptor[]> {
+  async referrers(
+    namespace: string,
+    subject: DigestParts,
+    artifactType: string | undefined,
+  ): Promise<Descriptor[]> {
     const descriptors: Descriptor[] = [];
     for (const algorithm of ['sha256', 'sha512'] as const) {
       const dir = keyFor({ kind: 'referrers', namespace, subject, algorithm });
       for (const hex of await this.deps.metadata.list(dir)) {
         const referrer = { algorithm, hex };
         try {
-          const link = await this.deps.metadata.get(keyFor({ kind: 'referrerLink', namespace, subject, referrer }));
+          const link = await this.deps.metadata.get(
+            keyFor({ kind: 'referrerLink', namespace, subject, referrer }),
+          );
           descriptors.push(JSON.parse(link.toString('utf8')) as Descriptor);
         } catch (error) {
           if (!(error instanceof NotFoundError)) throw error; // deleted meanwhile
@@ -242,7 +260,8 @@ export class Manifests {
     const tags: string[] = [];
     for (const tag of await this.deps.metadata.list(keyFor({ kind: 'tags', namespace }))) {
       const link = await readLink(this.deps.metadata, keyFor({ kind: 'tagLink', namespace, tag }));
-      if (link && link.digest.algorithm === digest.algorithm && link.digest.hex === digest.hex) tags.push(tag);
+      if (link && link.digest.algorithm === digest.algorithm && link.digest.hex === digest.hex)
+        tags.push(tag);
     }
     return tags;
   }
@@ -252,7 +271,11 @@ export class Manifests {
     this.deps.metadata
       .put(keyFor({ kind: 'pulledAt', namespace, digest }), new Date().toISOString())
       .catch((error: unknown) =>
-        this.deps.logger.warn('pull time not recorded', { namespace, digest: formatDigest(digest), error: String(error) }),
+        this.deps.logger.warn('pull time not recorded', {
+          namespace,
+          digest: formatDigest(digest),
+          error: String(error),
+        }),
       );
   }
 }

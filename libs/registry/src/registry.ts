@@ -15,7 +15,10 @@ export interface Registry {
   readonly blobs: Blobs;
   readonly uploads: Uploads;
   readonly manifests: Manifests;
-  listNamespaces(options: { limit?: number; last?: string }): Promise<{ namespaces: string[]; more: boolean }>;
+  listNamespaces(options: {
+    limit?: number;
+    last?: string;
+  }): Promise<{ namespaces: string[]; more: boolean }>;
   /** True when the storage answers (readiness). */
   ready(): Promise<boolean>;
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { finished, Transform, type TransformCallback } from 'node:stream';
+import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { LockManager } from '@angos/lock';
 import type { Logger } from '@angos/observability';
@@ -11,8 +11,13 @@ import {
   formatDigest,
   OciError,
 } from '@angos/oci';
-import { type BlobStore, keyFor, type MetadataStore, NotFoundError, OffsetMismatchError } from '@angos/storage';
-import type { Readable } from 'node:stream';
+import {
+  type BlobStore,
+  keyFor,
+  type MetadataStore,
+  NotFoundError,
+  OffsetMismatchError,
+} from '@angos/storage';
 import { blobLockKey } from './blob-index.js';
 import type { Grants } from './grants.js';
 import type { NamespaceSettings } from './settings.js';
@@ -149,24 +154,16 @@ export class Uploads {
     const usableHash = hash && hash.digester.bytes === offset ? hash : undefined;
     if (!usableHash) this.#hashes.delete(key);
     const guard = new ChunkGuard(offset, maxBlobSize, usableHash?.digester);
-    // pipe() does not forward errors: a client that disconnects mid-chunk
-    // must fail the append instead of leaving it waiting forever.
-    const stopWatching = finished(body, (error) => {
-      if (error) guard.destroy(error);
-    });
     try {
-      const size = await this.deps.blobs.appendUpload(namespace, id, offset, body.pipe(guard));
+      const size = await this.deps.blobs.appendUpload(namespace, id, offset, guard.wrap(body));
       if (usableHash) usableHash.lastUsed = Date.now();
       return size;
     } catch (error) {
       // Some bytes may have been stored without being hashed or vice versa.
       this.#hashes.delete(key);
-      body.unpipe(guard);
       if (error instanceof OffsetMismatchError) throw new OciError('RANGE_INVALID', { offset: error.actual });
       if (error instanceof NotFoundError) throw new OciError('BLOB_UPLOAD_UNKNOWN', { id });
       throw guard.failure ?? error;
-    } finally {
-      stopWatching();
     }
   }
 
@@ -191,8 +188,13 @@ export class Uploads {
   }
 }
 
-/** Hashes bytes as they pass and stops the stream once the blob would exceed `max_blob_size`. */
-class ChunkGuard extends Transform {
+/**
+ * Hashes bytes as they pass and stops the stream once the blob would exceed
+ * `max_blob_size`. The wrapped stream is pulled lazily, so nothing is read
+ * from the client before storage is ready to take it, and a client that
+ * disconnects mid-chunk fails the append instead of leaving it waiting.
+ */
+class ChunkGuard {
   failure: OciError | undefined;
   #total: number;
 
@@ -201,19 +203,23 @@ class ChunkGuard extends Transform {
     private readonly limit: number,
     private readonly digester: Digester | undefined,
   ) {
-    super();
     this.#total = offset;
   }
 
-  override _transform(data: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    this.#total += data.length;
-    if (this.#total > this.limit) {
-      this.failure = new OciError('BLOB_TOO_LARGE', { limit: this.limit });
-      callback(this.failure);
-      return;
+  wrap(body: Readable): Readable {
+    return Readable.from(this.#pass(body), { objectMode: false });
+  }
+
+  async *#pass(body: Readable): AsyncGenerator<Buffer> {
+    for await (const data of body as AsyncIterable<Buffer>) {
+      this.#total += data.length;
+      if (this.#total > this.limit) {
+        this.failure = new OciError('BLOB_TOO_LARGE', { limit: this.limit });
+        throw this.failure;
+      }
+      this.digester?.update(data);
+      yield data;
     }
-    this.digester?.update(data);
-    callback(null, data);
   }
 }
 

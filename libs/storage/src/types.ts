@@ -41,17 +41,29 @@ export interface ByteRange {
  */
 export interface MetadataStore {
   readonly backend: string;
-  /** Whole value; NotFoundError if absent. */
+  /** Whole value; NotFoundError if absent (a prefix holds no value: NotFoundError too). */
   get(path: string): Promise<Buffer>;
-  /** Atomic create-or-replace. */
+  /**
+   * Atomic create-or-replace. A key is a value or a prefix, never both: writing
+   * a value where a prefix exists or below a value is outside the contract (the
+   * layout never does it); fs and memory throw InvalidKeyError.
+   */
   put(path: string, data: Uint8Array | string): Promise<void>;
   /** Atomic create only if absent; returns false (and writes nothing) if it exists. */
   putIfAbsent(path: string, data: Uint8Array | string): Promise<boolean>;
   /** Removes one value; returns false if it was absent. Empty parent "directories" disappear. */
   delete(path: string): Promise<boolean>;
-  /** Names of the direct children under a prefix "directory", sorted by code point; [] if none. */
+  /**
+   * Names of the direct children under a prefix "directory", sorted by code point
+   * (`a < b`, not localeCompare); [] if none, or if the prefix is a value.
+   * `''` lists the top level.
+   */
   list(prefix: string): Promise<string[]>;
-  /** Removes everything under a prefix (recursive). No error if absent. */
+  /**
+   * Removes the value at `prefix`, if any, and everything under `prefix/`
+   * (recursive); never siblings that merely share the spelling (`ns` spares
+   * `ns2`). Empty parents disappear. No error if absent. `''` is an InvalidKeyError.
+   */
   deletePrefix(prefix: string): Promise<void>;
 }
 
@@ -65,16 +77,20 @@ export interface BlobStore {
 
   /** Size of a committed blob; NotFoundError if absent. */
   statBlob(digest: DigestParts): Promise<{ size: number }>;
-  /** Streams a committed blob, or the inclusive range of it; NotFoundError if absent. */
+  /**
+   * Streams a committed blob, or the inclusive range of it; NotFoundError if
+   * absent. An `end` past the blob reads to its end; the caller checks `start`
+   * against the size (416 is the HTTP layer's); a malformed range is a RangeError.
+   */
   readBlob(digest: DigestParts, range?: ByteRange): Promise<Readable>;
   /** Writes a small blob atomically; a no-op if it already exists (content-addressed). */
   putBlob(digest: DigestParts, data: Uint8Array): Promise<void>;
   /** Removes a committed blob; returns false if it was absent. */
   deleteBlob(digest: DigestParts): Promise<boolean>;
-  /** All committed blob digests (maintenance walks). */
+  /** All committed blob digests (maintenance walks), in no particular order. */
   listBlobs(): AsyncIterable<DigestParts>;
 
-  /** Creates an empty upload session. */
+  /** Creates an empty upload session. Ids must be fresh: an existing session makes this reject, untouched. */
   createUpload(namespace: string, id: string): Promise<void>;
   /** Bytes received so far; NotFoundError if the session does not exist. */
   uploadSize(namespace: string, id: string): Promise<number>;
@@ -93,6 +109,9 @@ export interface BlobStore {
    * session's bytes are discarded and the existing blob kept.
    */
   commitUpload(namespace: string, id: string, digest: DigestParts): Promise<void>;
-  /** Removes the session and its bytes; returns false if absent. */
+  /**
+   * Removes the session and its bytes; returns false if absent. Keys the
+   * metadata store holds for the session (`startedat`) are the caller's to delete.
+   */
   deleteUpload(namespace: string, id: string): Promise<boolean>;
 }

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { isValidNamespace, OciError, parseDigest, type DigestParts } from '@angos/oci';
+import { type DigestParts, isValidNamespace, OciError, parseDigest } from '@angos/oci';
 
 /** The raw path and query of a request. The path is never normalised or percent-decoded. */
 export interface ParsedUrl {
@@ -16,11 +16,13 @@ export function parseUrl(url: string | undefined): ParsedUrl {
 }
 
 export function assertNamespace(namespace: string): void {
-  if (!isValidNamespace(namespace)) throw new OciError('NAME_INVALID', { namespace: namespace.slice(0, 300) });
+  if (!isValidNamespace(namespace))
+    throw new OciError('NAME_INVALID', { namespace: namespace.slice(0, 300) });
 }
 
 export function digestParam(value: string | null | undefined): DigestParts {
-  if (value === null || value === undefined || value === '') throw new OciError('DIGEST_INVALID', 'digest required');
+  if (value === null || value === undefined || value === '')
+    throw new OciError('DIGEST_INVALID', 'digest required');
   return parseDigest(value);
 }
 
@@ -46,7 +48,11 @@ export function hasBody(req: IncomingMessage): boolean {
  * Reads a small body (a manifest) into memory, refusing it as soon as it
  * exceeds `limit`, so a huge or endless body costs at most `limit` bytes.
  */
-export async function readBoundedBody(req: IncomingMessage, limit: number, tooLarge: () => OciError): Promise<Buffer> {
+export async function readBoundedBody(
+  req: IncomingMessage,
+  limit: number,
+  tooLarge: () => OciError,
+): Promise<Buffer> {
   const declared = contentLength(req);
   if (declared !== undefined && declared > limit) throw tooLarge();
   const chunks: Buffer[] = [];

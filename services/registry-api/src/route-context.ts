@@ -16,7 +16,11 @@ export interface RouteContext {
 }
 
 /** Ends a response with no body. */
-export function sendEmpty(res: ServerResponse, status: number, headers: Record<string, string | number>): void {
+export function sendEmpty(
+  res: ServerResponse,
+  status: number,
+  headers: Record<string, string | number>,
+): void {
   res.writeHead(status, { ...headers, 'Content-Length': 0 });
   res.end();
 }

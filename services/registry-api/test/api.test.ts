@@ -83,7 +83,9 @@ describe('blobs', () => {
     expect(range.headers['content-range']).toBe('bytes 2-5/16');
     const suffix = await api.send('GET', `/v2/t/img/blobs/${digest}`, { headers: { Range: 'bytes=-3' } });
     expect(suffix.body.toString()).toBe('def');
-    const beyond = await api.send('GET', `/v2/t/img/blobs/${digest}`, { headers: { Range: 'bytes=100-200' } });
+    const beyond = await api.send('GET', `/v2/t/img/blobs/${digest}`, {
+      headers: { Range: 'bytes=100-200' },
+    });
     expect(beyond.status).toBe(416);
     expect(beyond.headers['content-range']).toBe('bytes */16');
   });
@@ -123,7 +125,9 @@ describe('blobs', () => {
     expect(first.headers.range).toBe('0-5');
 
     // Streamed (chunked transfer encoding, no Content-Length), as docker does.
-    const second = await api.send('PATCH', location, { body: [Buffer.from('chunked '), Buffer.from('world')] });
+    const second = await api.send('PATCH', location, {
+      body: [Buffer.from('chunked '), Buffer.from('world')],
+    });
     expect(second.status).toBe(202);
     expect(second.headers.range).toBe('0-18');
 
@@ -198,6 +202,29 @@ describe('blobs', () => {
   });
 });
 
+describe('cross-repository mount', () => {
+  it('mounts a blob the caller may read from the source namespace', async () => {
+    api = await startApi('', { kind: 'in-process' }, ['t/src']);
+    const digest = await pushBlob(api, 't/src', 'mount me');
+    const reply = await api.send('POST', `/v2/t/dst/blobs/uploads/?mount=${digest}&from=t/src`);
+    expect(reply.status).toBe(201);
+    expect(reply.headers.location).toBe(`/v2/t/dst/blobs/${digest}`);
+    expect(reply.headers['docker-content-digest']).toBe(digest);
+    expect((await api.send('GET', `/v2/t/dst/blobs/${digest}`)).body.toString()).toBe('mount me');
+    // The source keeps its own grant; deleting one leaves the other readable.
+    expect((await api.send('DELETE', `/v2/t/src/blobs/${digest}`)).status).toBe(202);
+    expect((await api.send('GET', `/v2/t/dst/blobs/${digest}`)).status).toBe(200);
+  });
+
+  it('does not mount a digest the source does not hold', async () => {
+    api = await startApi('', { kind: 'in-process' }, ['t/src', 't/other']);
+    const digest = await pushBlob(api, 't/other', 'held elsewhere');
+    const reply = await api.send('POST', `/v2/t/dst/blobs/uploads/?mount=${digest}&from=t/src`);
+    expect(reply.status).toBe(202);
+    expect((await api.send('HEAD', `/v2/t/dst/blobs/${digest}`)).status).toBe(404);
+  });
+});
+
 describe('blob size limit', () => {
   beforeEach(async () => {
     api = await startApi('[global]\nmax_blob_size = "1KiB"\n');
@@ -258,17 +285,29 @@ describe('manifests', () => {
   it.each([
     ['invalid JSON', '{"schemaVersion": 2,', OCI_MANIFEST],
     ['schema version 1', JSON.stringify({ schemaVersion: 1, mediaType: OCI_MANIFEST }), OCI_MANIFEST],
-    ['a media type that disagrees with Content-Type', JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [] }), OCI_MANIFEST],
+    [
+      'a media type that disagrees with Content-Type',
+      JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [] }),
+      OCI_MANIFEST,
+    ],
     ['an unknown media type', JSON.stringify({ schemaVersion: 2, layers: [] }), 'text/plain'],
     ['deep nesting', `${'['.repeat(10000)}${']'.repeat(10000)}`, OCI_MANIFEST],
   ])('rejects %s with MANIFEST_INVALID', async (_label, body, contentType) => {
-    const reply = await api.send('PUT', '/v2/t/img/manifests/v1', { body, headers: { 'Content-Type': contentType } });
+    const reply = await api.send('PUT', '/v2/t/img/manifests/v1', {
+      body,
+      headers: { 'Content-Type': contentType },
+    });
     expect(reply.status).toBe(400);
     expect(errorCode(reply)).toBe('MANIFEST_INVALID');
   });
 
   it('rejects a manifest above max_manifest_size with 413', async () => {
-    const body = JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [], pad: 'x'.repeat(6 << 20) });
+    const body = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_INDEX,
+      manifests: [],
+      pad: 'x'.repeat(6 << 20),
+    });
     const reply = await api.send('PUT', '/v2/t/img/manifests/big', {
       body,
       headers: { 'Content-Type': OCI_INDEX },
@@ -303,7 +342,10 @@ describe('manifests', () => {
   it('deletes a manifest with its tags and reclaims the bytes nothing else uses', async () => {
     const kept = await pushImage(api, 't/other', 'v1', 'shared');
     const image = await pushImage(api, 't/img', 'v1', 'shared');
-    await api.send('PUT', `/v2/t/img/manifests/v2`, { body: image.body, headers: { 'Content-Type': OCI_MANIFEST } });
+    await api.send('PUT', `/v2/t/img/manifests/v2`, {
+      body: image.body,
+      headers: { 'Content-Type': OCI_MANIFEST },
+    });
     expect((await api.send('DELETE', `/v2/t/img/manifests/${image.digest}`)).status).toBe(202);
     expect((await api.send('GET', '/v2/t/img/manifests/v2')).status).toBe(404);
     expect((await api.send('HEAD', `/v2/t/img/blobs/${image.layer}`)).status).toBe(404);
@@ -324,11 +366,24 @@ describe('manifests', () => {
       schemaVersion: 2,
       mediaType: OCI_INDEX,
       manifests: [
-        { mediaType: OCI_MANIFEST, digest: amd.digest, size: amd.body.length, platform: { os: 'linux', architecture: 'amd64' } },
-        { mediaType: OCI_MANIFEST, digest: arm.digest, size: arm.body.length, platform: { os: 'linux', architecture: 'arm64' } },
+        {
+          mediaType: OCI_MANIFEST,
+          digest: amd.digest,
+          size: amd.body.length,
+          platform: { os: 'linux', architecture: 'amd64' },
+        },
+        {
+          mediaType: OCI_MANIFEST,
+          digest: arm.digest,
+          size: arm.body.length,
+          platform: { os: 'linux', architecture: 'arm64' },
+        },
       ],
     });
-    const put = await api.send('PUT', '/v2/t/multi/manifests/latest', { body: index, headers: { 'Content-Type': OCI_INDEX } });
+    const put = await api.send('PUT', '/v2/t/multi/manifests/latest', {
+      body: index,
+      headers: { 'Content-Type': OCI_INDEX },
+    });
     expect(put.status).toBe(201);
     const get = await api.send('GET', '/v2/t/multi/manifests/latest', { headers: { Accept: OCI_INDEX } });
     expect(get.headers['content-type']).toBe(OCI_INDEX);
@@ -346,7 +401,10 @@ describe('manifest references', () => {
       config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: foreign, size: 10 },
       layers: [],
     });
-    const put = await api.send('PUT', '/v2/t/b/manifests/v1', { body, headers: { 'Content-Type': OCI_MANIFEST } });
+    const put = await api.send('PUT', '/v2/t/b/manifests/v1', {
+      body,
+      headers: { 'Content-Type': OCI_MANIFEST },
+    });
     expect(put.status).toBe(201);
     expect((await api.send('GET', `/v2/t/b/blobs/${foreign}`)).status).toBe(404);
   });
@@ -359,7 +417,10 @@ describe('manifest references', () => {
       config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256('absent'), size: 6 },
       layers: [],
     });
-    const put = await api.send('PUT', '/v2/t/b/manifests/v1', { body, headers: { 'Content-Type': OCI_MANIFEST } });
+    const put = await api.send('PUT', '/v2/t/b/manifests/v1', {
+      body,
+      headers: { 'Content-Type': OCI_MANIFEST },
+    });
     expect(put.status).toBe(404);
     expect(errorCode(put)).toBe('MANIFEST_BLOB_UNKNOWN');
     await pushImage(api, 't/b', 'complete');
@@ -393,9 +454,15 @@ describe('tag listing and catalog', () => {
   it('lists tags sorted, paginated with n, last and Link', async () => {
     const image = await pushImage(api, 't/img', 'c');
     for (const tag of ['a', 'B', 'b', '1.0']) {
-      await api.send('PUT', `/v2/t/img/manifests/${tag}`, { body: image.body, headers: { 'Content-Type': OCI_MANIFEST } });
+      await api.send('PUT', `/v2/t/img/manifests/${tag}`, {
+        body: image.body,
+        headers: { 'Content-Type': OCI_MANIFEST },
+      });
     }
-    expect((await api.send('GET', '/v2/t/img/tags/list')).json()).toEqual({ name: 't/img', tags: ['1.0', 'B', 'a', 'b', 'c'] });
+    expect((await api.send('GET', '/v2/t/img/tags/list')).json()).toEqual({
+      name: 't/img',
+      tags: ['1.0', 'B', 'a', 'b', 'c'],
+    });
     const page = await api.send('GET', '/v2/t/img/tags/list?n=2');
     expect(page.json().tags).toEqual(['1.0', 'B']);
     expect(page.headers.link).toBe('</v2/t/img/tags/list?n=2&last=B>; rel="next"');
@@ -422,7 +489,11 @@ describe('tag listing and catalog', () => {
     await pushImage(api, 'b/img', 'v1');
     await pushImage(api, 'a/img', 'v1');
     await pushImage(api, 'a/img/sub', 'v1');
-    expect((await api.send('GET', '/v2/_catalog')).json().repositories).toEqual(['a/img', 'a/img/sub', 'b/img']);
+    expect((await api.send('GET', '/v2/_catalog')).json().repositories).toEqual([
+      'a/img',
+      'a/img/sub',
+      'b/img',
+    ]);
     const page = await api.send('GET', '/v2/_catalog?n=1');
     expect(page.json().repositories).toEqual(['a/img']);
     expect(page.headers.link).toContain('last=a%2Fimg');
@@ -460,14 +531,25 @@ describe('referrers', () => {
     const all = await api.send('GET', `/v2/t/img/referrers/${image.digest}`);
     expect(all.status).toBe(200);
     expect(all.headers['content-type']).toBe(OCI_INDEX);
-    expect(all.json().manifests.map((m: any) => m.artifactType).sort()).toEqual([
-      'application/spdx+json',
-      'application/vnd.dev.sigstore.bundle+json',
-    ]);
-    const filtered = await api.send('GET', `/v2/t/img/referrers/${image.digest}?artifactType=application/spdx+json`);
+    expect(
+      all
+        .json()
+        .manifests.map((m: any) => m.artifactType)
+        .sort(),
+    ).toEqual(['application/spdx+json', 'application/vnd.dev.sigstore.bundle+json']);
+    const filtered = await api.send(
+      'GET',
+      `/v2/t/img/referrers/${image.digest}?artifactType=${encodeURIComponent('application/spdx+json')}`,
+    );
     expect(filtered.headers['oci-filters-applied']).toBe('artifactType');
     expect(filtered.json().manifests).toEqual([
-      { mediaType: OCI_MANIFEST, digest: sha256(sbom), size: sbom.length, artifactType: 'application/spdx+json', annotations: { 'org.example': 'application/spdx+json' } },
+      {
+        mediaType: OCI_MANIFEST,
+        digest: sha256(sbom),
+        size: sbom.length,
+        artifactType: 'application/spdx+json',
+        annotations: { 'org.example': 'application/spdx+json' },
+      },
     ]);
     expect((await api.send('DELETE', `/v2/t/img/manifests/${sha256(sbom)}`)).status).toBe(202);
     expect((await api.send('GET', `/v2/t/img/referrers/${image.digest}`)).json().manifests).toHaveLength(1);
@@ -487,7 +569,11 @@ describe('split deployment trust', () => {
     const bare = await api.send('GET', '/v2/');
     expect(bare.status).toBe(401);
     expect(errorCode(bare)).toBe('UNAUTHORIZED');
-    expect((await api.send('GET', '/v2/', { headers: { 'x-angos-internal-token': 'wrong' } })).status).toBe(401);
-    expect((await api.send('GET', '/v2/', { headers: { 'x-angos-internal-token': 's3cret-token' } })).status).toBe(200);
+    expect((await api.send('GET', '/v2/', { headers: { 'x-angos-internal-token': 'wrong' } })).status).toBe(
+      401,
+    );
+    expect(
+      (await api.send('GET', '/v2/', { headers: { 'x-angos-internal-token': 's3cret-token' } })).status,
+    ).toBe(200);
   });
 });

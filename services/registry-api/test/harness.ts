@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '@angos/config';
+import { setContext } from '@angos/http';
 import { MemoryLockManager } from '@angos/lock';
 import { silentLogger } from '@angos/observability';
 import { createRegistry } from '@angos/registry';
@@ -31,7 +32,12 @@ export interface Api {
 }
 
 /** Starts registry-api on fs storage in a temp dir, on 127.0.0.1, in this process. */
-export async function startApi(extraToml = '', trust: Trust = { kind: 'in-process' }): Promise<Api> {
+export async function startApi(
+  extraToml = '',
+  trust: Trust = { kind: 'in-process' },
+  /** What the gateway would have judged readable for mounts (in-process trust only). */
+  mountAllowedFrom: readonly string[] = [],
+): Promise<Api> {
   const rootDir = await mkdtemp(join(tmpdir(), 'angos-api-'));
   const toml = `[server]\nbind_address = "127.0.0.1"\n[blob_store.fs]\nroot_dir = "${rootDir}"\n${extraToml}`;
   const { config } = parseConfig(toml);
@@ -46,7 +52,10 @@ export async function startApi(extraToml = '', trust: Trust = { kind: 'in-proces
     logger: silentLogger,
   });
   const handler = buildRegistryApi({ registry, config: () => config, logger: silentLogger, trust });
-  const server: Server = createServer((req, res) => void handler(req, res));
+  const server: Server = createServer((req, res) => {
+    if (trust.kind === 'in-process') setContext(req, { clientIp: '127.0.0.1', mountAllowedFrom });
+    void handler(req, res);
+  });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   const url = `http://127.0.0.1:${port}`;
@@ -74,7 +83,12 @@ function send(
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('end', () => {
         const body = Buffer.concat(chunks);
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body, json: () => JSON.parse(body.toString()) });
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body,
+          json: () => JSON.parse(body.toString()),
+        });
       });
       res.on('error', reject);
     });
@@ -129,7 +143,11 @@ export async function pushImage(
   const body = JSON.stringify({
     schemaVersion: 2,
     mediaType: OCI_MANIFEST,
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: config, size: configBody.length },
+    config: {
+      mediaType: 'application/vnd.oci.image.config.v1+json',
+      digest: config,
+      size: configBody.length,
+    },
     layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layer, size: layerBody.length }],
     ...extra,
   });

@@ -1,12 +1,15 @@
+import { sendBody, sendJson } from '@angos/http';
 import { MediaType } from '@angos/oci';
 import { digestParam, pageLast, pageSize } from '../request.js';
-import { sendJson } from '@angos/http';
 import { nextPageLink, type RouteContext } from '../route-context.js';
 
 /** GET /v2/<name>/tags/list?n=&last= */
 export async function listTags(ctx: RouteContext, namespace: string): Promise<void> {
   const limit = pageSize(ctx.query);
-  const { tags, more } = await ctx.registry.manifests.listTags(namespace, { limit, last: pageLast(ctx.query) });
+  const { tags, more } = await ctx.registry.manifests.listTags(namespace, {
+    limit,
+    last: pageLast(ctx.query),
+  });
   const headers: Record<string, string> = {};
   const lastTag = tags.at(-1);
   if (more && limit !== undefined && lastTag !== undefined) {
@@ -35,7 +38,8 @@ export async function listReferrers(ctx: RouteContext, namespace: string, digest
   const subject = digestParam(digestText);
   const artifactType = ctx.query.get('artifactType') ?? undefined;
   const manifests = await ctx.registry.manifests.referrers(namespace, subject, artifactType);
-  const headers: Record<string, string> = { 'Content-Type': MediaType.OciIndex };
+  const headers: Record<string, string> = {};
   if (artifactType !== undefined) headers['OCI-Filters-Applied'] = 'artifactType';
-  sendJson(ctx.res, 200, { schemaVersion: 2, mediaType: MediaType.OciIndex, manifests }, headers);
+  const index = JSON.stringify({ schemaVersion: 2, mediaType: MediaType.OciIndex, manifests });
+  sendBody(ctx.res, 200, MediaType.OciIndex, index, headers);
 }

@@ -12,7 +12,11 @@ import { readBoundedBody } from '../request.js';
 import { type RouteContext, sendEmpty } from '../route-context.js';
 
 /** PUT /v2/<name>/manifests/<reference>[?tag=…] */
-export async function putManifest(ctx: RouteContext, namespace: string, referenceText: string): Promise<void> {
+export async function putManifest(
+  ctx: RouteContext,
+  namespace: string,
+  referenceText: string,
+): Promise<void> {
   const reference = parseReference(referenceText);
   const limit = ctx.config.global.max_manifest_size;
   const body = await readBoundedBody(ctx.req, limit, () => new OciError('MANIFEST_TOO_LARGE', { limit }));
@@ -33,9 +37,18 @@ export async function putManifest(ctx: RouteContext, namespace: string, referenc
 }
 
 /** GET and HEAD /v2/<name>/manifests/<reference>, honouring Accept. */
-export async function getManifest(ctx: RouteContext, namespace: string, referenceText: string): Promise<void> {
+export async function getManifest(
+  ctx: RouteContext,
+  namespace: string,
+  referenceText: string,
+): Promise<void> {
   const reference = parseReference(referenceText);
-  const manifest = await negotiate(ctx, namespace, reference, await ctx.registry.manifests.get(namespace, reference));
+  const manifest = await negotiate(
+    ctx,
+    namespace,
+    reference,
+    await ctx.registry.manifests.get(namespace, reference),
+  );
   const digest = formatDigest(manifest.digest);
   ctx.res.writeHead(200, {
     'Content-Type': manifest.mediaType,
@@ -47,7 +60,11 @@ export async function getManifest(ctx: RouteContext, namespace: string, referenc
 }
 
 /** DELETE /v2/<name>/manifests/<reference>: a tag, or a manifest with its tags. */
-export async function deleteManifest(ctx: RouteContext, namespace: string, referenceText: string): Promise<void> {
+export async function deleteManifest(
+  ctx: RouteContext,
+  namespace: string,
+  referenceText: string,
+): Promise<void> {
   await ctx.registry.manifests.delete(namespace, parseReference(referenceText));
   sendEmpty(ctx.res, 202, {});
 }

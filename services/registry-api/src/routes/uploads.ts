@@ -1,4 +1,4 @@
-import { formatDigest, OciError, parseContentRange, isValidNamespace, tryParseDigest } from '@angos/oci';
+import { formatDigest, isValidNamespace, OciError, parseContentRange, tryParseDigest } from '@angos/oci';
 import type { ChunkHeaders } from '@angos/registry';
 import { contentLength, digestParam, hasBody } from '../request.js';
 import { type RouteContext, sendEmpty } from '../route-context.js';
@@ -58,7 +58,11 @@ export async function startUpload(ctx: RouteContext, namespace: string): Promise
     return;
   }
   const id = await ctx.registry.uploads.start(namespace);
-  sendEmpty(ctx.res, 202, { Location: uploadLocation(namespace, id), Range: '0-0', 'Docker-Upload-UUID': id });
+  sendEmpty(ctx.res, 202, {
+    Location: uploadLocation(namespace, id),
+    Range: '0-0',
+    'Docker-Upload-UUID': id,
+  });
 }
 
 /** PATCH: append a chunk, streamed. */

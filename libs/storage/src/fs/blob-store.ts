@@ -1,0 +1,210 @@
+import { constants, type FileHandle, open, opendir, stat, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { isTempName } from '../key-rules.js';
+import { type Algorithm, type DigestParts, keyFor } from '../keys.js';
+import { KeyedSerializer } from '../serial.js';
+import { STREAM_CHUNK_BYTES } from '../streaming.js';
+import { type BlobStore, type ByteRange, NotFoundError, OffsetMismatchError } from '../types.js';
+import { createFileIfAbsent, linkIfAbsent, openCreatingDirectory, syncDirectory } from './atomic-file.js';
+import { isMissing } from './errors.js';
+import type { FsStoreOptions } from './metadata-store.js';
+import { FsRoot } from './root.js';
+
+/** Appends land at the end whatever the offset; no O_CREAT, so a missing session is ENOENT. */
+const APPEND_FLAGS = constants.O_WRONLY | constants.O_APPEND;
+const ALGORITHMS: readonly Algorithm[] = ['sha256', 'sha512'];
+
+/**
+ * Blobs as files under `_blobs/<alg>/<hex>`, upload sessions as one growing
+ * `data` file each. A blob file appears only complete: small blobs via temp
+ * file + link, uploads by linking the finished session file into place.
+ * Trusts its keys beyond staying inside the root: use it through
+ * withBlobKeyValidation() (createStores() does).
+ */
+export class FsBlobStore implements BlobStore {
+  readonly backend = 'fs';
+  readonly #root: FsRoot;
+  readonly #syncToDisk: boolean;
+  /** Appends and commits of one session never overlap in this process. */
+  readonly #sessions = new KeyedSerializer();
+
+  constructor(rootDir: string, options: FsStoreOptions) {
+    this.#root = new FsRoot(rootDir);
+    this.#syncToDisk = options.syncToDisk;
+  }
+
+  async statBlob(digest: DigestParts): Promise<{ size: number }> {
+    const size = await this.#fileSize(this.#blobPath(digest));
+    if (size === undefined) throw new NotFoundError(keyFor({ kind: 'blob', digest }));
+    return { size };
+  }
+
+  async readBlob(digest: DigestParts, range?: ByteRange): Promise<Readable> {
+    // Opening first (rather than letting the stream open lazily) turns a missing
+    // blob into NotFoundError here, without a stat.
+    const handle = await this.#openForRead(this.#blobPath(digest), () => keyFor({ kind: 'blob', digest }));
+    try {
+      return handle.createReadStream({
+        start: range?.start,
+        end: range?.end,
+        highWaterMark: STREAM_CHUNK_BYTES,
+      });
+    } catch (error) {
+      await handle.close();
+      throw error;
+    }
+  }
+
+  async putBlob(digest: DigestParts, data: Uint8Array): Promise<void> {
+    const path = this.#blobPath(digest);
+    // Re-pushes of the same manifest are common: one stat spares the write.
+    if ((await this.#fileSize(path)) !== undefined) return;
+    await createFileIfAbsent(path, data, this.#syncToDisk);
+  }
+
+  async deleteBlob(digest: DigestParts): Promise<boolean> {
+    return this.#deleteFile(this.#blobPath(digest));
+  }
+
+  async *listBlobs(): AsyncIterable<DigestParts> {
+    for (const algorithm of ALGORITHMS) {
+      const dir = this.#root.pathOf(`_blobs/${algorithm}`);
+      let entries: AsyncIterable<{ name: string }>;
+      try {
+        // opendir streams the directory: millions of blobs never sit in one array.
+        entries = await opendir(dir, { bufferSize: 1024 });
+      } catch (error) {
+        if (isMissing(error)) continue;
+        throw error;
+      }
+      for await (const entry of entries) {
+        if (!isTempName(entry.name)) yield { algorithm, hex: entry.name };
+      }
+    }
+  }
+
+  async createUpload(namespace: string, id: string): Promise<void> {
+    const path = this.#uploadPath(namespace, id);
+    // 'wx' (O_EXCL): an id is fresh; reusing one is a caller bug and throws EEXIST.
+    const handle = await openCreatingDirectory(path, 'wx', this.#syncToDisk);
+    await handle.close();
+    if (this.#syncToDisk) await syncDirectory(dirname(path));
+  }
+
+  async uploadSize(namespace: string, id: string): Promise<number> {
+    const size = await this.#fileSize(this.#uploadPath(namespace, id));
+    if (size === undefined) throw new NotFoundError(uploadKey(namespace, id));
+    return size;
+  }
+
+  async appendUpload(namespace: string, id: string, offset: number, body: Readable): Promise<number> {
+    const path = this.#uploadPath(namespace, id);
+    return this.#sessions.run(path, () => this.#append(path, namespace, id, offset, body));
+  }
+
+  async #append(
+    path: string,
+    namespace: string,
+    id: string,
+    offset: number,
+    body: Readable,
+  ): Promise<number> {
+    let handle: FileHandle;
+    try {
+      handle = await open(path, APPEND_FLAGS);
+    } catch (error) {
+      if (isMissing(error)) throw new NotFoundError(uploadKey(namespace, id));
+      throw error;
+    }
+    try {
+      const { size } = await handle.stat();
+      if (size !== offset) throw new OffsetMismatchError(offset, size);
+      // The file is the session's state: if `body` fails midway, the bytes that
+      // reached it stay and uploadSize() reports exactly them. The stream owns
+      // the handle from here: it fsyncs (flush) and closes it when done.
+      const sink = handle.createWriteStream({ highWaterMark: STREAM_CHUNK_BYTES, flush: this.#syncToDisk });
+      await pipeline(body, sink);
+      return size + sink.bytesWritten;
+    } finally {
+      // Resolves once the stream has released the handle, if it took it.
+      await handle.close();
+    }
+  }
+
+  async readUpload(namespace: string, id: string): Promise<Readable> {
+    const handle = await this.#openForRead(this.#uploadPath(namespace, id), () => uploadKey(namespace, id));
+    return handle.createReadStream({ highWaterMark: STREAM_CHUNK_BYTES });
+  }
+
+  async commitUpload(namespace: string, id: string, digest: DigestParts): Promise<void> {
+    const path = this.#uploadPath(namespace, id);
+    return this.#sessions.run(path, async () => {
+      // No fsync of the data here: with syncToDisk every append already did it.
+      // link() never replaces: if the blob exists it is kept and the session's
+      // bytes are dropped with the session below.
+      let linked: boolean;
+      try {
+        linked = await linkIfAbsent(path, this.#blobPath(digest), this.#syncToDisk);
+      } catch (error) {
+        if (isMissing(error)) throw new NotFoundError(uploadKey(namespace, id));
+        throw error;
+      }
+      const removed = await this.#deleteFile(path);
+      // The blob existed (no link made) and there was no session either.
+      if (!linked && !removed) throw new NotFoundError(uploadKey(namespace, id));
+    });
+  }
+
+  async deleteUpload(namespace: string, id: string): Promise<boolean> {
+    return this.#deleteFile(this.#uploadPath(namespace, id));
+  }
+
+  #blobPath(digest: DigestParts): string {
+    return this.#root.pathOf(keyFor({ kind: 'blob', digest }));
+  }
+
+  #uploadPath(namespace: string, id: string): string {
+    return this.#root.pathOf(uploadKey(namespace, id));
+  }
+
+  async #fileSize(path: string): Promise<number | undefined> {
+    try {
+      const stats = await stat(path);
+      return stats.isFile() ? stats.size : undefined;
+    } catch (error) {
+      if (isMissing(error)) return undefined;
+      throw error;
+    }
+  }
+
+  async #openForRead(path: string, key: () => string): Promise<FileHandle> {
+    try {
+      return await open(path, 'r');
+    } catch (error) {
+      if (isMissing(error)) throw new NotFoundError(key());
+      throw error;
+    }
+  }
+
+  /**
+   * Unlinks one file and prunes the directories it leaves empty. Only the file:
+   * when blob and metadata stores share a root, an upload session directory also
+   * holds the metadata store's `startedat`, which is that store's to delete.
+   */
+  async #deleteFile(path: string): Promise<boolean> {
+    try {
+      await unlink(path);
+    } catch (error) {
+      if (isMissing(error)) return false;
+      throw error;
+    }
+    await this.#root.pruneEmptyDirectories(dirname(path));
+    return true;
+  }
+}
+
+function uploadKey(namespace: string, id: string): string {
+  return keyFor({ kind: 'uploadData', namespace, id });
+}

@@ -1,0 +1,2 @@
+export { FsBlobStore } from './blob-store.js';
+export { FsMetadataStore, type FsStoreOptions } from './metadata-store.js';

@@ -1,0 +1,98 @@
+import { readdir, readFile, rm, unlink } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { isTempName } from '../key-rules.js';
+import { InvalidKeyError, type MetadataStore, NotFoundError } from '../types.js';
+import { createFileIfAbsent, replaceFile } from './atomic-file.js';
+import { errnoCode, isMissing } from './errors.js';
+import { FsRoot } from './root.js';
+
+export interface FsStoreOptions {
+  /** fsync files and directories after writes (`sync_to_disk`): slower, survives power loss. */
+  readonly syncToDisk: boolean;
+}
+
+/**
+ * Metadata as small files under a root directory, one file per key. Writes are
+ * atomic (temp file + rename/link). Trusts its keys beyond staying inside the
+ * root: use it through withMetadataKeyValidation() (createStores() does).
+ *
+ * A key is a value or a prefix, never both: writing a value where a prefix
+ * exists (or under a value) throws InvalidKeyError. The layout never does that.
+ */
+export class FsMetadataStore implements MetadataStore {
+  readonly backend = 'fs';
+  readonly #root: FsRoot;
+  readonly #syncToDisk: boolean;
+
+  constructor(rootDir: string, options: FsStoreOptions) {
+    this.#root = new FsRoot(rootDir);
+    this.#syncToDisk = options.syncToDisk;
+  }
+
+  async get(path: string): Promise<Buffer> {
+    try {
+      return await readFile(this.#root.pathOf(path));
+    } catch (error) {
+      // EISDIR: the key is a prefix, which holds no value.
+      if (isMissing(error) || errnoCode(error) === 'EISDIR') throw new NotFoundError(path);
+      throw error;
+    }
+  }
+
+  async put(path: string, data: Uint8Array | string): Promise<void> {
+    try {
+      await replaceFile(this.#root.pathOf(path), data, this.#syncToDisk);
+    } catch (error) {
+      throw asConflict(error, path);
+    }
+  }
+
+  async putIfAbsent(path: string, data: Uint8Array | string): Promise<boolean> {
+    try {
+      return await createFileIfAbsent(this.#root.pathOf(path), data, this.#syncToDisk);
+    } catch (error) {
+      throw asConflict(error, path);
+    }
+  }
+
+  async delete(path: string): Promise<boolean> {
+    const file = this.#root.pathOf(path);
+    try {
+      await unlink(file);
+    } catch (error) {
+      // EISDIR (Linux) / EPERM (macOS): the key is a prefix, not a value.
+      const code = errnoCode(error);
+      if (isMissing(error) || code === 'EISDIR' || code === 'EPERM') return false;
+      throw error;
+    }
+    await this.#root.pruneEmptyDirectories(dirname(file));
+    return true;
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.#root.pathOf(prefix, true));
+    } catch (error) {
+      if (isMissing(error)) return [];
+      throw error;
+    }
+    const children = names.filter((name) => !isTempName(name));
+    // Default sort compares UTF-16 code units, as `a < b` does: byte order for
+    // the ASCII names of the layout, and the same order S3 lists in.
+    return children.sort();
+  }
+
+  async deletePrefix(prefix: string): Promise<void> {
+    const path = this.#root.pathOf(prefix);
+    // maxRetries: a concurrent writer may add a file while the tree is removed (ENOTEMPTY).
+    await rm(path, { recursive: true, force: true, maxRetries: 3 });
+    await this.#root.pruneEmptyDirectories(dirname(path));
+  }
+}
+
+/** A value where a prefix is (EISDIR), under a value (ENOTDIR) or as a parent directory name (EEXIST from mkdir). */
+function asConflict(error: unknown, path: string): unknown {
+  const code = errnoCode(error);
+  return code === 'EISDIR' || code === 'ENOTDIR' || code === 'EEXIST' ? new InvalidKeyError(path) : error;
+}

@@ -1,0 +1,2 @@
+export { MemoryBlobStore } from './blob-store.js';
+export { MemoryMetadataStore } from './metadata-store.js';

@@ -1,0 +1,231 @@
+import { describe, expect, it } from 'vitest';
+import { keyFor, type StorageKey } from '../keys.js';
+import { InvalidKeyError, type MetadataStore, NotFoundError } from '../types.js';
+import { INVALID_KEYS, type StoreFactory, useFreshStore } from './harness.js';
+
+async function assertNoKeysLeft(store: MetadataStore): Promise<void> {
+  expect(await store.list(''), 'the test left keys behind').toEqual([]);
+}
+
+/**
+ * The behaviour every MetadataStore backend must have. Each test gets a fresh
+ * store from `factory` and must leave it empty.
+ */
+export function describeMetadataStoreContract(name: string, factory: StoreFactory<MetadataStore>): void {
+  describe(`MetadataStore contract: ${name}`, () => {
+    const store = useFreshStore(factory, assertNoKeysLeft);
+
+    describe('get and put', () => {
+      it('throws NotFoundError naming the key when it is absent', async () => {
+        const error = await store()
+          .get('ns/_manifests/tags/missing/link')
+          .catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(NotFoundError);
+        expect((error as NotFoundError).path).toBe('ns/_manifests/tags/missing/link');
+      });
+
+      it('returns what was put, from a string or from bytes', async () => {
+        await store().put('ns/a/link', 'sha256:abc');
+        await store().put('ns/b/link', new Uint8Array([0, 1, 2, 255]));
+        expect((await store().get('ns/a/link')).toString('utf8')).toBe('sha256:abc');
+        expect([...(await store().get('ns/b/link'))]).toEqual([0, 1, 2, 255]);
+        await store().deletePrefix('ns');
+      });
+
+      it('replaces an existing value', async () => {
+        await store().put('ns/link', 'first, and longer than the second');
+        await store().put('ns/link', 'second');
+        expect((await store().get('ns/link')).toString()).toBe('second');
+        await store().delete('ns/link');
+      });
+
+      it('stores empty and 1 MiB values byte for byte', async () => {
+        const large = Buffer.alloc(1024 * 1024);
+        for (let i = 0; i < large.length; i++) large[i] = (i * 31) % 251;
+        await store().put('ns/empty', new Uint8Array(0));
+        await store().put('ns/large', large);
+        expect((await store().get('ns/empty')).length).toBe(0);
+        expect((await store().get('ns/large')).equals(large)).toBe(true);
+        await store().deletePrefix('ns');
+      });
+
+      it('keeps its own copy: mutating the written or the returned buffer changes nothing', async () => {
+        const written = Buffer.from('original');
+        await store().put('ns/link', written);
+        written.fill(0);
+        const read = await store().get('ns/link');
+        read.fill(0);
+        expect((await store().get('ns/link')).toString()).toBe('original');
+        await store().delete('ns/link');
+      });
+
+      it('has no value at a prefix: get of a "directory" throws NotFoundError', async () => {
+        await store().put('ns/_manifests/tags/v1/link', 'x');
+        await expect(store().get('ns/_manifests/tags')).rejects.toBeInstanceOf(NotFoundError);
+        await store().deletePrefix('ns');
+      });
+
+      it('leaves one whole value when 20 puts of the same key race', async () => {
+        const values = Array.from({ length: 20 }, (_, i) => `writer-${i}:`.repeat(500 * (i + 1)));
+        await Promise.all(values.map((value) => store().put('race/link', value)));
+        expect(values).toContain((await store().get('race/link')).toString());
+        await store().delete('race/link');
+      });
+    });
+
+    describe('putIfAbsent', () => {
+      it('creates an absent key and returns true', async () => {
+        expect(await store().putIfAbsent('ns/link', 'created')).toBe(true);
+        expect((await store().get('ns/link')).toString()).toBe('created');
+        await store().delete('ns/link');
+      });
+
+      it('returns false and writes nothing when the key exists', async () => {
+        await store().put('ns/link', 'existing');
+        expect(await store().putIfAbsent('ns/link', 'intruder')).toBe(false);
+        expect((await store().get('ns/link')).toString()).toBe('existing');
+        await store().delete('ns/link');
+      });
+
+      it('lets exactly one of 20 concurrent creators win, and keeps the winner’s value', async () => {
+        const results = await Promise.all(
+          Array.from({ length: 20 }, (_, i) => store().putIfAbsent('race/link', `writer-${i}`)),
+        );
+        expect(results.filter(Boolean)).toHaveLength(1);
+        expect((await store().get('race/link')).toString()).toBe(`writer-${results.indexOf(true)}`);
+        await store().delete('race/link');
+      });
+
+      it('creates again after the key was deleted', async () => {
+        await store().putIfAbsent('ns/link', 'one');
+        await store().delete('ns/link');
+        expect(await store().putIfAbsent('ns/link', 'two')).toBe(true);
+        expect((await store().get('ns/link')).toString()).toBe('two');
+        await store().delete('ns/link');
+      });
+    });
+
+    describe('delete', () => {
+      it('returns true for a present value, then false, and the value is gone', async () => {
+        await store().put('ns/link', 'x');
+        expect(await store().delete('ns/link')).toBe(true);
+        expect(await store().delete('ns/link')).toBe(false);
+        await expect(store().get('ns/link')).rejects.toBeInstanceOf(NotFoundError);
+      });
+
+      it('returns false for a key never written, and for a prefix (keeping what is under it)', async () => {
+        expect(await store().delete('never/written')).toBe(false);
+        await store().put('ns/dir/link', 'x');
+        expect(await store().delete('ns/dir')).toBe(false);
+        expect((await store().get('ns/dir/link')).toString()).toBe('x');
+        await store().delete('ns/dir/link');
+      });
+
+      it('removes the parent prefixes it leaves empty, and only those', async () => {
+        await store().put('a/b/c/link', 'x');
+        await store().put('a/other', 'y');
+        await store().delete('a/b/c/link');
+        expect(await store().list('a')).toEqual(['other']);
+        expect(await store().list('a/b')).toEqual([]);
+        await store().delete('a/other');
+        expect(await store().list('')).toEqual([]);
+      });
+    });
+
+    describe('list', () => {
+      it('returns [] for an absent prefix and for a value', async () => {
+        expect(await store().list('nothing/here')).toEqual([]);
+        await store().put('ns/link', 'x');
+        expect(await store().list('ns/link')).toEqual([]);
+        await store().delete('ns/link');
+      });
+
+      it('returns direct children only, values and prefixes alike, sorted by code point', async () => {
+        // Code point order: digits < upper case < '_' < lower case, and 'a' < 'a-b'.
+        // localeCompare would order these differently.
+        for (const key of ['p/b/deep/link', 'p/a', 'p/a-b/x', 'p/C', 'p/_z', 'p/10', 'p/9', 'p/b/other']) {
+          await store().put(key, 'x');
+        }
+        expect(await store().list('p')).toEqual(['10', '9', 'C', '_z', 'a', 'a-b', 'b']);
+        expect(await store().list('p/b')).toEqual(['deep', 'other']);
+        await store().deletePrefix('p');
+      });
+
+      it("lists the top level with the prefix ''", async () => {
+        await store().put('zeta/link', 'x');
+        await store().put('_blob_index/sha256/ab', 'x');
+        expect(await store().list('')).toEqual(['_blob_index', 'zeta']);
+        await store().deletePrefix('zeta');
+        await store().deletePrefix('_blob_index');
+      });
+    });
+
+    describe('deletePrefix', () => {
+      it('removes everything below the prefix, but not siblings that share its spelling', async () => {
+        await store().put('ns/_manifests/tags/v1/link', 'x');
+        await store().put('ns/_manifests/revisions/sha256/ab/link', 'x');
+        await store().put('ns2/_manifests/tags/v1/link', 'x');
+        await store().put('ns-other/link', 'x');
+        await store().deletePrefix('ns');
+        expect(await store().list('ns/_manifests')).toEqual([]);
+        expect(await store().list('')).toEqual(['ns-other', 'ns2']);
+        expect((await store().get('ns2/_manifests/tags/v1/link')).toString()).toBe('x');
+        await store().deletePrefix('ns2');
+        await store().deletePrefix('ns-other');
+      });
+
+      it('removes a value named by the prefix itself', async () => {
+        await store().put('ns/link', 'x');
+        await store().deletePrefix('ns/link');
+        await expect(store().get('ns/link')).rejects.toBeInstanceOf(NotFoundError);
+      });
+
+      it('succeeds when nothing is there', async () => {
+        await expect(store().deletePrefix('absent/prefix')).resolves.toBeUndefined();
+      });
+
+      it('removes the parent prefixes it leaves empty', async () => {
+        await store().put('a/b/c/d/link', 'x');
+        await store().deletePrefix('a/b/c');
+        expect(await store().list('')).toEqual([]);
+      });
+    });
+
+    describe('keys', () => {
+      it.each(INVALID_KEYS.map((key) => [JSON.stringify(key).slice(0, 40), key]))(
+        'rejects %s with InvalidKeyError everywhere, writing nothing',
+        async (_label, key) => {
+          const s = store();
+          await expect(s.get(key)).rejects.toBeInstanceOf(InvalidKeyError);
+          await expect(s.put(key, 'x')).rejects.toBeInstanceOf(InvalidKeyError);
+          await expect(s.putIfAbsent(key, 'x')).rejects.toBeInstanceOf(InvalidKeyError);
+          await expect(s.delete(key)).rejects.toBeInstanceOf(InvalidKeyError);
+          await expect(s.deletePrefix(key)).rejects.toBeInstanceOf(InvalidKeyError);
+          if (key !== '') await expect(s.list(key)).rejects.toBeInstanceOf(InvalidKeyError);
+          expect(await s.list('')).toEqual([]);
+        },
+      );
+
+      it('accepts every key of the layout', async () => {
+        const digest = { algorithm: 'sha256', hex: 'a'.repeat(64) } as const;
+        const subject = { algorithm: 'sha512', hex: 'b'.repeat(128) } as const;
+        const namespace = 'library/team.a/my_app-x';
+        const keys: StorageKey[] = [
+          { kind: 'blobIndex', digest },
+          { kind: 'layerLink', namespace, digest },
+          { kind: 'revisionLink', namespace, digest },
+          { kind: 'tagLink', namespace, tag: 'V1.0_rc-1' },
+          { kind: 'referrerLink', namespace, subject, referrer: digest },
+          { kind: 'uploadStartedAt', namespace, id: '3f2c1f9e-8d4b-4c55-9e1a-0d9b7f6f1c2a' },
+        ];
+        for (const key of keys) await store().put(keyFor(key), key.kind);
+        for (const key of keys) expect((await store().get(keyFor(key))).toString()).toBe(key.kind);
+        expect(await store().list(keyFor({ kind: 'tags', namespace }))).toEqual(['V1.0_rc-1']);
+        expect(
+          await store().list(keyFor({ kind: 'referrers', namespace, subject, algorithm: 'sha256' })),
+        ).toEqual([digest.hex]);
+        for (const key of keys) expect(await store().delete(keyFor(key))).toBe(true);
+      });
+    });
+  });
+}

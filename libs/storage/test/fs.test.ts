@@ -1,0 +1,202 @@
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { replaceFile } from '../src/fs/atomic-file.js';
+import {
+  createBlobStore,
+  createMetadataStore,
+  type DigestParts,
+  FsBlobStore,
+  FsMetadataStore,
+  InvalidKeyError,
+  keyFor,
+} from '../src/index.js';
+import { describeBlobStoreContract, describeMetadataStoreContract } from '../src/testing/contract.js';
+import { bodyOf, digestOf, failingBodyOf, readAll } from '../src/testing/harness.js';
+
+/** Every file and directory under `dir`, relative to it. */
+async function treeOf(dir: string): Promise<string[]> {
+  return (await readdir(dir, { recursive: true })).sort();
+}
+
+/** A store over a fresh temp directory, which must be empty (no temp files, no empty directories) at the end. */
+function inTempDir<Store>(create: (rootDir: string) => Store) {
+  return async () => {
+    const rootDir = await mkdtemp(join(tmpdir(), 'angos-storage-'));
+    return {
+      store: create(rootDir),
+      async cleanup() {
+        try {
+          expect(await treeOf(rootDir), 'files or directories left on disk').toEqual([]);
+        } finally {
+          await rm(rootDir, { recursive: true, force: true });
+        }
+      },
+    };
+  };
+}
+
+for (const syncToDisk of [false, true]) {
+  const name = `fs (sync_to_disk = ${syncToDisk})`;
+  describeMetadataStoreContract(
+    name,
+    inTempDir((rootDir) => createMetadataStore({ kind: 'fs', rootDir, syncToDisk })),
+  );
+  describeBlobStoreContract(
+    name,
+    inTempDir((rootDir) => createBlobStore({ kind: 'fs', rootDir, syncToDisk })),
+  );
+}
+
+describe('fs driver', () => {
+  let parentDir: string;
+  let rootDir: string;
+
+  beforeEach(async () => {
+    parentDir = await mkdtemp(join(tmpdir(), 'angos-storage-fs-'));
+    rootDir = join(parentDir, 'root');
+  });
+
+  afterEach(async () => {
+    await rm(parentDir, { recursive: true, force: true });
+  });
+
+  it('never writes outside its root for hostile keys, even used without the validating wrapper', async () => {
+    const metadata = new FsMetadataStore(rootDir, { syncToDisk: false });
+    const blobs = new FsBlobStore(rootDir, { syncToDisk: false });
+    const hostile = ['../escape', '../../escape', 'a/../../escape', '../root-sibling/link', 'a/../..'];
+    for (const key of hostile) {
+      await expect(metadata.put(key, 'x')).rejects.toBeInstanceOf(InvalidKeyError);
+      await expect(metadata.putIfAbsent(key, 'x')).rejects.toBeInstanceOf(InvalidKeyError);
+      await expect(metadata.deletePrefix(key)).rejects.toBeInstanceOf(InvalidKeyError);
+      await expect(blobs.createUpload(key, 'id')).rejects.toBeInstanceOf(InvalidKeyError);
+    }
+    const escaping: DigestParts = { algorithm: 'sha256', hex: '../../../escape' };
+    await expect(blobs.putBlob(escaping, Buffer.from('x'))).rejects.toBeInstanceOf(InvalidKeyError);
+    await blobs.createUpload('ns', 'id');
+    await expect(blobs.commitUpload('ns', 'id', escaping)).rejects.toBeInstanceOf(InvalidKeyError);
+    await blobs.deleteUpload('ns', 'id');
+    // Only the root itself (created by the legitimate upload) exists, and it is empty again.
+    expect(await treeOf(parentDir)).toEqual(['root']);
+  });
+
+  it('lays files out exactly as keyFor() says', async () => {
+    const metadata = createMetadataStore({ kind: 'fs', rootDir, syncToDisk: false });
+    const blobs = createBlobStore({ kind: 'fs', rootDir, syncToDisk: false });
+    const digest = digestOf('layer');
+    await blobs.createUpload('library/app', 'session');
+    await blobs.appendUpload('library/app', 'session', 0, bodyOf('layer'));
+    expect(
+      (await stat(join(rootDir, keyFor({ kind: 'uploadData', namespace: 'library/app', id: 'session' }))))
+        .size,
+    ).toBe(5);
+    await blobs.commitUpload('library/app', 'session', digest);
+    expect(await readFile(join(rootDir, keyFor({ kind: 'blob', digest }), ''), 'utf8')).toBe('layer');
+    const tag = keyFor({ kind: 'tagLink', namespace: 'library/app', tag: 'latest' });
+    await metadata.put(tag, 'sha256:abc');
+    expect(await readFile(join(rootDir, tag), 'utf8')).toBe('sha256:abc');
+    expect(await treeOf(rootDir)).toEqual(
+      [
+        '_blobs',
+        '_blobs/sha256',
+        `_blobs/sha256/${digest.hex}`,
+        'library',
+        'library/app',
+        'library/app/_manifests',
+        'library/app/_manifests/tags',
+        'library/app/_manifests/tags/latest',
+        'library/app/_manifests/tags/latest/link',
+      ].sort(),
+    );
+  });
+
+  it('leaves no file at the final path, and no temp file, when a write’s source fails midway', async () => {
+    const target = join(rootDir, 'ns', 'link');
+    const failure = new Error('source failed');
+    await expect(replaceFile(target, failingBodyOf(['partial ', 'bytes'], failure), false)).rejects.toBe(
+      failure,
+    );
+    await expect(stat(target)).rejects.toMatchObject({ code: 'ENOENT' });
+    expect(await treeOf(rootDir)).toEqual(['ns']);
+
+    await replaceFile(target, Buffer.from('complete'), false);
+    await expect(replaceFile(target, failingBodyOf(['partial'], failure, 10), true)).rejects.toBe(failure);
+    expect(await readFile(target, 'utf8')).toBe('complete');
+    expect(await treeOf(rootDir)).toEqual(['ns', 'ns/link']);
+  });
+
+  it('keeps exactly the bytes that reached an upload before its body failed, and makes no blob', async () => {
+    const blobs = createBlobStore({ kind: 'fs', rootDir, syncToDisk: true });
+    await blobs.createUpload('ns', 'upload');
+    const failure = new Error('client went away');
+    await expect(
+      blobs.appendUpload('ns', 'upload', 0, failingBodyOf(['aaaa', 'bbbb'], failure, 20)),
+    ).rejects.toBe(failure);
+    expect(await blobs.uploadSize('ns', 'upload')).toBe(8);
+    expect((await readAll(await blobs.readUpload('ns', 'upload'))).toString()).toBe('aaaabbbb');
+    await blobs.deleteUpload('ns', 'upload');
+    expect(await treeOf(rootDir)).toEqual([]);
+  });
+
+  it('does not list temp files a crash left behind', async () => {
+    const metadata = createMetadataStore({ kind: 'fs', rootDir, syncToDisk: false });
+    const blobs = createBlobStore({ kind: 'fs', rootDir, syncToDisk: false });
+    await mkdir(join(rootDir, 'ns'), { recursive: true });
+    await writeFile(join(rootDir, 'ns', '.tmp-deadbeef-1'), 'half a value');
+    await metadata.put('ns/link', 'x');
+    expect(await metadata.list('ns')).toEqual(['link']);
+    const digest = digestOf('blob');
+    await blobs.putBlob(digest, Buffer.from('blob'));
+    await writeFile(join(rootDir, '_blobs', 'sha256', '.tmp-deadbeef-2'), 'half a blob');
+    const listed: DigestParts[] = [];
+    for await (const found of blobs.listBlobs()) listed.push(found);
+    expect(listed).toEqual([digest]);
+  });
+
+  it.each([false, true])(
+    'never fails a write racing a delete that prunes its directories (sync_to_disk = %s)',
+    async (syncToDisk) => {
+      const metadata = createMetadataStore({ kind: 'fs', rootDir, syncToDisk });
+      for (let i = 0; i < 300; i++) {
+        await metadata.put('ns/t/a/link', 'x');
+        // The delete prunes ns/t/a and ns/t whenever it sees them empty, which is
+        // exactly where the two writers are about to create their files.
+        await Promise.all([
+          metadata.delete('ns/t/a/link'),
+          metadata.put('ns/t/a/other', 'y'),
+          metadata.putIfAbsent('ns/t/sibling', 'z'),
+        ]);
+        expect((await metadata.get('ns/t/a/other')).toString()).toBe('y');
+        expect((await metadata.get('ns/t/sibling')).toString()).toBe('z');
+        await Promise.all([metadata.delete('ns/t/a/other'), metadata.delete('ns/t/sibling')]);
+      }
+      expect(await treeOf(rootDir)).toEqual([]);
+    },
+  );
+
+  it('shares one root between blob and metadata stores without either deleting the other’s files', async () => {
+    const metadata = createMetadataStore({ kind: 'fs', rootDir, syncToDisk: false });
+    const blobs = createBlobStore({ kind: 'fs', rootDir, syncToDisk: false });
+    const startedAt = keyFor({ kind: 'uploadStartedAt', namespace: 'ns', id: 'session' });
+    await blobs.createUpload('ns', 'session');
+    await metadata.put(startedAt, '2024-01-01T00:00:00Z');
+    expect(await metadata.list(keyFor({ kind: 'upload', namespace: 'ns', id: 'session' }))).toEqual([
+      'data',
+      'startedat',
+    ]);
+    await blobs.deleteUpload('ns', 'session');
+    expect((await metadata.get(startedAt)).toString()).toBe('2024-01-01T00:00:00Z');
+    await metadata.delete(startedAt);
+    expect(await treeOf(rootDir)).toEqual([]);
+  });
+
+  it('refuses a value where a prefix is, or under a value, with InvalidKeyError', async () => {
+    const metadata = createMetadataStore({ kind: 'fs', rootDir, syncToDisk: false });
+    await metadata.put('a/b', 'value');
+    await expect(metadata.put('a/b/c', 'x')).rejects.toBeInstanceOf(InvalidKeyError);
+    await expect(metadata.put('a', 'x')).rejects.toBeInstanceOf(InvalidKeyError);
+    expect(await metadata.putIfAbsent('a', 'x')).toBe(false);
+    expect(await treeOf(rootDir)).toEqual(['a', 'a/b']);
+  });
+});

@@ -1,0 +1,29 @@
+import { existsSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** The monorepo root: the nearest ancestor of this module that holds pnpm-workspace.yaml. */
+export function repoRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    if (existsSync(join(dir, 'pnpm-workspace.yaml'))) return dir;
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error('pnpm-workspace.yaml not found above @angos/test-support');
+    dir = parent;
+  }
+}
+
+/**
+ * The shared tools directory (mk-oci.sh, push-blob.sh): ANGOS_SHARED_TOOLS when set, else
+ * `../shared/tools` beside the repository (the repository is cloned with shared/ next to it).
+ */
+export function sharedToolsDir(): string {
+  const fromEnv = process.env['ANGOS_SHARED_TOOLS'];
+  if (fromEnv) return resolve(fromEnv);
+  return resolve(repoRoot(), '..', 'shared', 'tools');
+}
+
+/** The built CLI entry point: ANGOS_CLI when set, else services/cli/dist/main.js. */
+export function cliEntry(): string {
+  return process.env['ANGOS_CLI'] ?? join(repoRoot(), 'services', 'cli', 'dist', 'main.js');
+}
