@@ -1,6 +1,7 @@
 import { createServer, type Server, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { Logger } from '@angos/observability';
+import { errorBody, OciError } from '@angos/oci';
 import type { Handler } from './handler.js';
 import { sendError } from './respond.js';
 
@@ -60,8 +61,11 @@ function answerClientError(logger: Logger) {
     }
     const status = statusFor(error.code);
     logger.debug('rejected malformed request', { status, code: error.code });
+    // Clients get an OCI error body here too, like every other refusal of the API.
+    const body = errorBody([new OciError('REQUEST_INVALID', undefined, 'malformed HTTP request')]);
     socket.end(
-      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`,
+      `HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\nConnection: close\r\nContent-Type: application/json\r\n` +
+        `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
     );
   };
 }

@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, request, type Server } from 'node:http';
+import { request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseConfig } from '@angos/config';
-import { setContext } from '@angos/http';
+import { createHttpServer, setContext } from '@angos/http';
 import { MemoryLockManager } from '@angos/lock';
 import { silentLogger } from '@angos/observability';
 import { createRegistry } from '@angos/registry';
@@ -52,10 +52,13 @@ export async function startApi(
     logger: silentLogger,
   });
   const handler = buildRegistryApi({ registry, config: () => config, logger: silentLogger, trust });
-  const server: Server = createServer((req, res) => {
-    if (trust.kind === 'in-process') setContext(req, { clientIp: '127.0.0.1', mountAllowedFrom });
-    void handler(req, res);
-  });
+  const server: Server = createHttpServer(
+    (req, res) => {
+      if (trust.kind === 'in-process') setContext(req, { clientIp: '127.0.0.1', mountAllowedFrom });
+      return handler(req, res);
+    },
+    { requestTimeoutSecs: 60, logger: silentLogger },
+  );
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;
   const url = `http://127.0.0.1:${port}`;
