@@ -8,6 +8,7 @@ import {
   OCI_MANIFEST,
   pushBlob,
   pushImage,
+  type Reply,
   sha256,
   startApi,
 } from './harness.js';
@@ -15,7 +16,7 @@ import {
 let api: Api;
 afterEach(async () => api?.close());
 
-function errorCode(reply: { json(): any }): string {
+function errorCode(reply: Reply): string {
   return reply.json().errors[0].code;
 }
 
@@ -534,7 +535,7 @@ describe('referrers', () => {
     expect(
       all
         .json()
-        .manifests.map((m: any) => m.artifactType)
+        .manifests.map((m: { artifactType: string }) => m.artifactType)
         .sort(),
     ).toEqual(['application/spdx+json', 'application/vnd.dev.sigstore.bundle+json']);
     const filtered = await api.send(

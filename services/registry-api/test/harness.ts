@@ -16,6 +16,7 @@ export interface Reply {
   status: number;
   headers: Record<string, string | string[] | undefined>;
   body: Buffer;
+  // biome-ignore lint/suspicious/noExplicitAny: replies are checked field by field by the assertions
   json(): any;
 }
 
