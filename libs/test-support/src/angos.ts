@@ -117,7 +117,7 @@ async function waitFor(
  * temporary directory and resolves once `GET /v2/` answers without a server error.
  */
 export async function startAngos(options: StartAngosOptions): Promise<AngosInstance> {
-  const workDir = await mkdtemp(join(tmpdir(), 'angos-e2e-'));
+  const workDir = await mkdtemp(join(tmpdir(), 'angos-run-'));
   const rootDir = options.rootDir ?? join(workDir, 'data');
   const configPath = join(workDir, 'config.toml');
   const env = { ...process.env, ...options.env };

@@ -1,0 +1,112 @@
+import { randomUUID } from 'node:crypto';
+import { accessSync, constants } from 'node:fs';
+import { mkdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  type AngosInstance,
+  type AngosMode,
+  containersEnv,
+  OciClient,
+  type RunResult,
+  run,
+  runOk,
+  startAngos,
+} from '@angos/test-support';
+import { afterAll, beforeAll, beforeEach } from 'vitest';
+
+/** Both deployments every scenario runs against. */
+export const MODES: readonly AngosMode[] = ['server', 'split'];
+
+const onPath = (name: string): boolean =>
+  (process.env['PATH'] ?? '').split(':').some((dir) => {
+    try {
+      accessSync(join(dir, name), constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+
+const inCi = (): boolean => !['', '0', 'false'].includes((process.env['CI'] ?? '').toLowerCase());
+
+/**
+ * Whether to skip the tests of a client: only when its binary is missing and CI is not set.
+ * Under CI a missing client is an error (the CI installs every client), which `requireClients`
+ * reports before any test runs.
+ */
+export function skipWithout(...clients: string[]): boolean {
+  const missing = clients.filter((name) => !onPath(name));
+  if (missing.length === 0 || inCi()) return false;
+  console.warn(
+    `skipping ${clients.join('+')} tests: ${missing.join(', ')} not installed (under CI=true they fail)`,
+  );
+  return true;
+}
+
+function requireClients(clients: readonly string[]): void {
+  const missing = clients.filter((name) => !onPath(name));
+  if (missing.length > 0) throw new Error(`client(s) not installed: ${missing.join(', ')}`);
+}
+
+export interface Registry {
+  angos: AngosInstance;
+  client: OciClient;
+  /** Environment for skopeo, podman and buildah, confined to this suite's directory. */
+  env: NodeJS.ProcessEnv;
+  /** `docker://127.0.0.1:<port>/<repo>:<tag>` (or `@<digest>` when the reference is a digest). */
+  ref(repo: string, reference: string): string;
+  /** `127.0.0.1:<port>/<repo>:<tag>`, the form podman and buildah take. */
+  image(repo: string, reference: string): string;
+  /** A new, not yet existing path inside this suite's directory. */
+  path(name: string): string;
+  /** A seed no earlier test used: new content, new digests (see CLIENTS.md on skopeo's cache). */
+  seed(): string;
+  /** Runs a client with this suite's environment; rejects with its output unless it succeeds. */
+  ok(cmd: string, ...args: string[]): Promise<RunResult>;
+  /** Runs a client with this suite's environment and returns the result whatever the status. */
+  attempt(cmd: string, ...args: string[]): Promise<RunResult>;
+}
+
+/**
+ * Starts Angos in `mode` for the enclosing describe block, with a scratch directory and a client
+ * environment; prints the registry's log when a test fails; stops everything afterwards.
+ */
+export function useRegistry(mode: AngosMode, clients: readonly string[]): Registry {
+  let work = '';
+  let counter = 0;
+  const registry = {} as Registry;
+  beforeAll(async () => {
+    requireClients(clients);
+    // Lowercase on purpose: podman names an image pulled from `oci:<dir>` after the path.
+    work = join(tmpdir(), `angos-e2e-${mode}-${randomUUID().slice(0, 8)}`);
+    await mkdir(work);
+    // Debug logs: what a failing test prints (see beforeEach) should show the requests.
+    const angos = await startAngos({ mode, env: { RUST_LOG: 'debug' } });
+    const env = await containersEnv(join(work, 'containers'), { insecureRegistries: [angos.host] });
+    const ref = (repo: string, reference: string) =>
+      `${angos.host}/${repo}${reference.includes(':') ? '@' : ':'}${reference}`;
+    Object.assign(registry, {
+      angos,
+      client: new OciClient(angos.url),
+      env,
+      ref: (repo: string, reference: string) => `docker://${ref(repo, reference)}`,
+      image: ref,
+      path: (name: string) => join(work, `${++counter}-${name}`),
+      seed: () => randomUUID(),
+      ok: (cmd: string, ...args: string[]) => runOk(cmd, args, { env, timeoutMs: 45_000 }),
+      attempt: (cmd: string, ...args: string[]) => run(cmd, args, { env, timeoutMs: 45_000 }),
+    } satisfies Registry);
+  });
+  beforeEach(({ onTestFailed }) => {
+    onTestFailed(() => {
+      const logs = registry.angos?.logs() ?? '';
+      console.error(`angos ${mode} log (last 20000 characters):\n${logs.slice(-20_000)}`);
+    });
+  });
+  afterAll(async () => {
+    await registry.angos?.stop();
+    if (work) await rm(work, { recursive: true, force: true });
+  });
+  return registry;
+}
