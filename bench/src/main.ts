@@ -1,0 +1,184 @@
+#!/usr/bin/env node
+/**
+ * `pnpm bench`: runs this registry and CNCF distribution side by side on loopback, with the same
+ * client and the same data, and prints the median of each scenario with the ratio ours/theirs.
+ * A benchmark, not a test: it asserts nothing beyond "the registry answered correctly".
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
+import { cpus, tmpdir, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { repoRoot } from '@angos/test-support';
+import { totalRss } from './rss.js';
+import { type Scenario, scenarios, scratchDir, warmUp } from './scenarios.js';
+import { type Subject, type SubjectName, startSubject } from './subjects.js';
+
+const MiB = 1024 * 1024;
+
+interface Figures {
+  /** scenario name → subject name → the figure of each round */
+  rounds: Record<string, Record<string, number[]>>;
+  memory: Record<string, { idleMiB: number; peakMiB: number; afterLoadMiB: number }>;
+}
+
+function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = Math.floor(sorted.length / 2);
+  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
+}
+
+function available(command: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function measure(
+  name: SubjectName,
+  list: readonly Scenario[],
+  rounds: number,
+  figures: Figures,
+): Promise<void> {
+  const subject: Subject = await startSubject(name);
+  try {
+    await warmUp(subject);
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    const idle = await totalRss(subject.pids);
+    let peak = idle;
+    let sampling = true;
+    const sampler = (async () => {
+      while (sampling) {
+        peak = Math.max(peak, await totalRss(subject.pids));
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    })();
+    for (const scenario of list) {
+      const perSubject = (figures.rounds[scenario.name] ??= {});
+      const values: number[] = (perSubject[name] = []);
+      for (let round = 0; round < rounds; round++) {
+        values.push(await scenario.run(subject, round));
+        process.stderr.write(
+          `  ${name}: ${scenario.name} #${round + 1}: ${values.at(-1)!.toFixed(1)} ${scenario.unit}\n`,
+        );
+      }
+    }
+    sampling = false;
+    await sampler;
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+    figures.memory[name] = {
+      idleMiB: idle / MiB,
+      peakMiB: peak / MiB,
+      afterLoadMiB: (await totalRss(subject.pids)) / MiB,
+    };
+  } finally {
+    await subject.stop();
+  }
+}
+
+function format(value: number | undefined): string {
+  if (value === undefined) return '—';
+  return value >= 100 ? value.toFixed(0) : value.toFixed(2);
+}
+
+function table(list: readonly Scenario[], subjects: readonly SubjectName[], figures: Figures): string {
+  const header = [
+    'scenario',
+    'unit',
+    ...subjects,
+    ...(subjects.includes('distribution') ? ['angos / distribution'] : []),
+  ];
+  const rows: string[][] = [];
+  for (const scenario of list) {
+    const medians = subjects.map((name) => {
+      const values = figures.rounds[scenario.name]?.[name];
+      return values && values.length > 0 ? median(values) : undefined;
+    });
+    const row = [scenario.name, scenario.unit, ...medians.map(format)];
+    if (subjects.includes('distribution')) {
+      const ours = medians[subjects.indexOf('angos')];
+      const theirs = medians[subjects.indexOf('distribution')];
+      row.push(ours !== undefined && theirs !== undefined ? `${(ours / theirs).toFixed(2)}×` : '—');
+    }
+    rows.push(row);
+  }
+  for (const [label, key] of [
+    ['RSS at idle', 'idleMiB'],
+    ['RSS peak', 'peakMiB'],
+    ['RSS after load', 'afterLoadMiB'],
+  ] as const) {
+    const values = subjects.map((name) => figures.memory[name]?.[key]);
+    const row = [label, 'MiB', ...values.map(format)];
+    if (subjects.includes('distribution')) {
+      const ours = values[subjects.indexOf('angos')];
+      const theirs = values[subjects.indexOf('distribution')];
+      row.push(ours !== undefined && theirs !== undefined ? `${(ours / theirs).toFixed(2)}×` : '—');
+    }
+    rows.push(row);
+  }
+  const lines = [header, header.map(() => '---'), ...rows].map((cells) => `| ${cells.join(' | ')} |`);
+  return lines.join('\n');
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      rounds: { type: 'string', default: '3' },
+      subjects: { type: 'string', default: 'angos,angos-split,distribution' },
+      only: { type: 'string' },
+      quick: { type: 'boolean', default: false },
+    },
+  });
+  const quick = values.quick ?? false;
+  const rounds = Number(values.rounds);
+  let subjects = values.subjects!.split(',') as SubjectName[];
+  if (subjects.includes('distribution') && !available('docker-registry')) {
+    process.stderr.write(
+      'docker-registry is not installed (apt-get install docker-registry): skipping distribution\n',
+    );
+    subjects = subjects.filter((name) => name !== 'distribution');
+  }
+  for (const tool of ['wrk', 'skopeo']) {
+    if (!available(tool)) throw new Error(`${tool} is required: apt-get install ${tool}`);
+  }
+  const dataDir = join(tmpdir(), 'angos-bench-data');
+  await mkdir(dataDir, { recursive: true });
+  const workDir = await scratchDir();
+  const all = scenarios({
+    blobBytes: quick ? 64 * MiB : 1024 * MiB,
+    imageMiB: quick ? 16 : 256,
+    loadSeconds: quick ? 3 : 10,
+    tagCount: quick ? 2000 : 10_000,
+    workDir: dataDir,
+  });
+  const only = values.only?.toLowerCase();
+  const list = only ? all.filter((scenario) => scenario.name.toLowerCase().includes(only)) : all;
+  const figures: Figures = { rounds: {}, memory: {} };
+  try {
+    for (const name of subjects) {
+      process.stderr.write(`${name}\n`);
+      await measure(name, list, rounds, figures);
+    }
+  } finally {
+    await rm(workDir, { recursive: true, force: true });
+  }
+  const date = new Date().toISOString();
+  const machine = `${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
+  const text = `Benchmark ${date} on ${machine}; ${rounds} rounds, medians${quick ? ' (quick sizes)' : ''}.\n\n${table(list, subjects, figures)}\n`;
+  process.stdout.write(`${text}\n`);
+  const results = join(repoRoot(), 'bench', 'results');
+  await mkdir(results, { recursive: true });
+  await writeFile(
+    join(results, `${date.replace(/[:.]/g, '-')}.json`),
+    JSON.stringify({ date, machine, rounds, quick, figures }, null, 2),
+  );
+  await writeFile(join(results, 'latest.md'), text);
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench failed: ${error instanceof Error ? error.stack : String(error)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,231 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { mkOci, runOk } from '@angos/test-support';
+import {
+  dataFile,
+  inParallel,
+  listAllTags,
+  OCI_MANIFEST,
+  pullBlob,
+  pushChunked,
+  pushImage,
+  pushMonolithic,
+  pushSmallBlob,
+  putManifest,
+} from './client.js';
+import type { Subject } from './subjects.js';
+
+const run = promisify(execFile);
+const MiB = 1024 * 1024;
+
+/** One measured figure per round; the report takes the median. */
+export interface Scenario {
+  readonly name: string;
+  readonly unit: string;
+  /** Whether a bigger figure is better (throughput) or worse (time, memory). */
+  readonly higherIsBetter: boolean;
+  run(subject: Subject, round: number): Promise<number>;
+}
+
+export interface ScenarioOptions {
+  /** Size of the big blob (1 GiB by default). */
+  readonly blobBytes: number;
+  /** Size of the skopeo image layer (256 MiB by default). */
+  readonly imageMiB: number;
+  /** Seconds of each wrk run (10 by default). */
+  readonly loadSeconds: number;
+  readonly tagCount: number;
+  readonly workDir: string;
+}
+
+async function timed(work: () => Promise<unknown>): Promise<number> {
+  const start = process.hrtime.bigint();
+  await work();
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+/** Requests per second of wrk with 50 connections against one URL. */
+async function wrkRate(url: string, seconds: number, headers: Record<string, string> = {}): Promise<number> {
+  const args = ['-t2', '-c50', `-d${seconds}s`];
+  for (const [name, value] of Object.entries(headers)) args.push('-H', `${name}: ${value}`);
+  const { stdout } = await run('wrk', [...args, url], { timeout: (seconds + 30) * 1000 });
+  const errors = /Non-2xx or 3xx responses: (\d+)/.exec(stdout);
+  if (errors) throw new Error(`wrk ${url}: ${errors[1]} error responses`);
+  const rate = /Requests\/sec:\s+([\d.]+)/.exec(stdout);
+  if (!rate) throw new Error(`wrk ${url}: no rate in output`);
+  return Number(rate[1]);
+}
+
+export function scenarios(options: ScenarioOptions): Scenario[] {
+  const bigFile = () => dataFile(join(options.workDir, `blob-${options.blobBytes}`), options.blobBytes);
+  const mib = options.blobBytes / MiB;
+  // The small image served to the GET/HEAD load, pushed once per subject.
+  const hot = new WeakMap<Subject, { layer: string }>();
+  async function hotImage(subject: Subject) {
+    let image = hot.get(subject);
+    if (!image) {
+      const manifest = await pushImage(subject.url, 'bench/hot', 'latest', 4096);
+      image = { layer: (JSON.parse(manifest) as { layers: Array<{ digest: string }> }).layers[0]!.digest };
+      hot.set(subject, image);
+    }
+    return image;
+  }
+
+  return [
+    {
+      name: `monolithic push ${mib} MiB`,
+      unit: 'MiB/s',
+      higherIsBetter: true,
+      async run(subject, round) {
+        const file = await bigFile();
+        return mib / (await timed(() => pushMonolithic(subject.url, `bench/mono${round}`, file)));
+      },
+    },
+    {
+      name: `pull ${mib} MiB`,
+      unit: 'MiB/s',
+      higherIsBetter: true,
+      async run(subject) {
+        const file = await bigFile();
+        let bytes = 0;
+        const seconds = await timed(async () => {
+          bytes = await pullBlob(subject.url, 'bench/mono0', file.digest);
+        });
+        if (bytes !== file.size) throw new Error(`pull: ${bytes} bytes, expected ${file.size}`);
+        return mib / seconds;
+      },
+    },
+    {
+      name: `chunked push ${mib} MiB (5 MiB PATCHes)`,
+      unit: 'MiB/s',
+      higherIsBetter: true,
+      async run(subject, round) {
+        const file = await bigFile();
+        return mib / (await timed(() => pushChunked(subject.url, `bench/chunked${round}`, file, 5 * MiB)));
+      },
+    },
+    {
+      name: `skopeo push ${options.imageMiB} MiB image`,
+      unit: 's',
+      higherIsBetter: false,
+      async run(subject, round) {
+        const layout = join(options.workDir, `layout-${subject.name}-${round}`);
+        // New content every time: skopeo remembers blobs it has pushed and would skip them.
+        await mkOci(layout, 'v1', undefined, {
+          seed: `${subject.name}-${round}-${Date.now()}`,
+          fillMb: options.imageMiB,
+          compress: 'none',
+        });
+        try {
+          return await timed(() =>
+            runOk(
+              'skopeo',
+              [
+                'copy',
+                '--dest-tls-verify=false',
+                `oci:${layout}:v1`,
+                `docker://${subject.host}/bench/skopeo:r${round}`,
+              ],
+              {
+                timeoutMs: 600_000,
+              },
+            ),
+          );
+        } finally {
+          await rm(layout, { recursive: true, force: true });
+        }
+      },
+    },
+    {
+      name: `skopeo pull ${options.imageMiB} MiB image`,
+      unit: 's',
+      higherIsBetter: false,
+      async run(subject, round) {
+        const target = await mkdtemp(join(options.workDir, 'pull-'));
+        try {
+          return await timed(() =>
+            runOk(
+              'skopeo',
+              [
+                'copy',
+                '--src-tls-verify=false',
+                `docker://${subject.host}/bench/skopeo:r${round}`,
+                `oci:${join(target, 'out')}:v1`,
+              ],
+              {
+                timeoutMs: 600_000,
+              },
+            ),
+          );
+        } finally {
+          await rm(target, { recursive: true, force: true });
+        }
+      },
+    },
+    {
+      name: 'manifest GET by tag, 50 connections',
+      unit: 'req/s',
+      higherIsBetter: true,
+      async run(subject) {
+        await hotImage(subject);
+        return wrkRate(`${subject.url}/v2/bench/hot/manifests/latest`, options.loadSeconds, {
+          Accept: OCI_MANIFEST,
+        });
+      },
+    },
+    {
+      name: 'blob HEAD, 50 connections',
+      unit: 'req/s',
+      higherIsBetter: true,
+      async run(subject) {
+        const { layer } = await hotImage(subject);
+        return wrkRate(`${subject.url}/v2/bench/hot/blobs/${layer}`, options.loadSeconds);
+      },
+    },
+    {
+      name: `tag list of ${options.tagCount} tags, n=1000 pages`,
+      unit: 'ms',
+      higherIsBetter: false,
+      async run(subject, round) {
+        const namespace = 'bench/tags';
+        if (round === 0) {
+          const manifest = await pushImage(subject.url, namespace, 'base', 1024);
+          const tags = Array.from({ length: options.tagCount }, (_, i) => `t${String(i).padStart(5, '0')}`);
+          await inParallel(tags, 16, (tag) => putManifest(subject.url, namespace, tag, manifest));
+        }
+        let seen = 0;
+        const seconds = await timed(async () => {
+          seen = await listAllTags(subject.url, namespace, 1000);
+        });
+        if (seen !== options.tagCount + 1)
+          throw new Error(`tag list: ${seen} tags, expected ${options.tagCount + 1}`);
+        return seconds * 1000;
+      },
+    },
+    {
+      name: '20 concurrent pushes of distinct images (1 MiB layer)',
+      unit: 's',
+      higherIsBetter: false,
+      async run(subject, round) {
+        const images = Array.from({ length: 20 }, (_, i) => i);
+        return timed(() =>
+          inParallel(images, 20, (i) =>
+            pushImage(subject.url, `bench/many${i}`, `r${round}`, MiB).then(() => undefined),
+          ),
+        );
+      },
+    },
+  ];
+}
+
+/** Sanity check that a subject answers like a registry before anything is timed. */
+export async function warmUp(subject: Subject): Promise<void> {
+  await pushSmallBlob(subject.url, 'bench/warmup', Buffer.from('warm up'));
+}
+
+export async function scratchDir(): Promise<string> {
+  return mkdtemp(join(tmpdir(), 'bench-work-'));
+}
