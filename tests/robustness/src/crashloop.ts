@@ -1,0 +1,269 @@
+/**
+ * The crash loop: push images (monolithic and chunked uploads, then manifests by tag) while the
+ * registry is SIGKILLed at random moments; after each restart, check that every tag the registry
+ * acknowledged with 201 still returns the same manifest and every blob it references hashes to its
+ * digest, and that no interrupted upload left a partial blob readable.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cliEntry, freePort } from '@angos/test-support';
+
+export interface CrashLoopOptions {
+  /** How many times the registry is killed. */
+  readonly kills: number;
+  /** Seed of the kill timing and content sizes, so a failure replays. */
+  readonly seed: number;
+  /** Concurrent pushers. */
+  readonly workers?: number;
+  /** Extra TOML for the registry (storage section); default fs with sync_to_disk = true in a temp dir. */
+  readonly storageToml?: (rootDir: string) => string;
+  readonly log?: (line: string) => void;
+}
+
+export interface CrashLoopReport {
+  kills: number;
+  acknowledged: number;
+  checked: number;
+  lost: string[];
+  partialReadable: string[];
+}
+
+interface Acknowledged {
+  namespace: string;
+  tag: string;
+  digest: string;
+  blobs: string[];
+}
+
+interface Reply {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
+
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+
+function sha256(data: Buffer): string {
+  return `sha256:${createHash('sha256').update(data).digest('hex')}`;
+}
+
+/** mulberry32: small, seeded, good enough for timings and sizes. */
+function random(seed: number): () => number {
+  let state = seed;
+  return () => {
+    state = (state + 0x6d2b79f5) | 0;
+    let t = Math.imul(state ^ (state >>> 15), 1 | state);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function send(
+  base: string,
+  method: string,
+  path: string,
+  body?: Buffer,
+  headers: Record<string, string | number> = {},
+): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      `${base}${path}`,
+      { method, headers: { ...headers, ...(body ? { 'Content-Length': body.length } : {}) } },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+        );
+        res.on('error', reject);
+      },
+    );
+    req.setTimeout(30_000, () => req.destroy(new Error('request timeout')));
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+function location(reply: Reply): string {
+  const value = String(reply.headers.location);
+  return value.startsWith('http') ? new URL(value).pathname + new URL(value).search : value;
+}
+
+function withDigest(path: string, digest: string): string {
+  return `${path}${path.includes('?') ? '&' : '?'}digest=${digest}`;
+}
+
+class Pusher {
+  readonly acknowledged: Acknowledged[] = [];
+  /** Layers whose upload was started but never acknowledged: they must not be readable unless complete. */
+  readonly interrupted = new Map<string, string>();
+  #counter = 0;
+
+  constructor(
+    private readonly id: number,
+    private readonly next: () => number,
+  ) {}
+
+  async pushImage(base: string): Promise<void> {
+    const namespace = `crash/w${this.id}`;
+    const tag = `t${this.#counter++}`;
+    const config = Buffer.from(
+      JSON.stringify({ architecture: 'amd64', os: 'linux', nonce: randomBytes(8).toString('hex') }),
+    );
+    const layer = randomBytes(1024 + Math.floor(this.next() * 2 * 1024 * 1024));
+    const configDigest = sha256(config);
+    const layerDigest = sha256(layer);
+    this.interrupted.set(layerDigest, namespace);
+    // Config: monolithic, in one POST.
+    const mono = await send(base, 'POST', `/v2/${namespace}/blobs/uploads/?digest=${configDigest}`, config);
+    if (mono.status !== 201) throw new Error(`monolithic upload: ${mono.status}`);
+    // Layer: chunked, PATCHes with Content-Range, then PUT.
+    let path = location(await send(base, 'POST', `/v2/${namespace}/blobs/uploads/`));
+    const chunk = 256 * 1024;
+    for (let start = 0; start < layer.length; start += chunk) {
+      const end = Math.min(start + chunk, layer.length) - 1;
+      const patched = await send(base, 'PATCH', path, layer.subarray(start, end + 1), {
+        'Content-Range': `${start}-${end}`,
+      });
+      if (patched.status !== 202) throw new Error(`patch: ${patched.status}`);
+      path = location(patched);
+    }
+    const put = await send(base, 'PUT', withDigest(path, layerDigest));
+    if (put.status !== 201) throw new Error(`complete: ${put.status}`);
+    const manifest = Buffer.from(
+      JSON.stringify({
+        schemaVersion: 2,
+        mediaType: OCI_MANIFEST,
+        config: {
+          mediaType: 'application/vnd.oci.image.config.v1+json',
+          digest: configDigest,
+          size: config.length,
+        },
+        layers: [
+          { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layerDigest, size: layer.length },
+        ],
+      }),
+    );
+    const pushed = await send(base, 'PUT', `/v2/${namespace}/manifests/${tag}`, manifest, {
+      'Content-Type': OCI_MANIFEST,
+    });
+    if (pushed.status !== 201) throw new Error(`manifest: ${pushed.status}`);
+    // Only a 201 is an acknowledgement: from here on, the image must survive anything.
+    this.acknowledged.push({ namespace, tag, digest: sha256(manifest), blobs: [configDigest, layerDigest] });
+    this.interrupted.delete(layerDigest);
+  }
+}
+
+async function startRegistry(configPath: string, port: number): Promise<ChildProcess> {
+  const child = spawn(
+    process.execPath,
+    [cliEntry(), '-c', configPath, 'server', '--listen', `127.0.0.1:${port}`],
+    {
+      stdio: 'ignore',
+      env: { ...process.env, RUST_LOG: 'error' },
+    },
+  );
+  const deadline = Date.now() + 20_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error('registry exited during startup');
+    try {
+      if ((await send(`http://127.0.0.1:${port}`, 'GET', '/v2/')).status === 200) return child;
+    } catch {
+      // not yet listening
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  child.kill('SIGKILL');
+  throw new Error('registry not ready after 20 s');
+}
+
+async function verify(base: string, pushers: readonly Pusher[], report: CrashLoopReport): Promise<void> {
+  for (const pusher of pushers) {
+    for (const image of pusher.acknowledged) {
+      report.checked++;
+      const where = `${image.namespace}:${image.tag}`;
+      const manifest = await send(base, 'GET', `/v2/${image.namespace}/manifests/${image.tag}`, undefined, {
+        Accept: OCI_MANIFEST,
+      });
+      if (
+        manifest.status !== 200 ||
+        manifest.headers['docker-content-digest'] !== image.digest ||
+        sha256(manifest.body) !== image.digest
+      ) {
+        report.lost.push(`${where} manifest: ${manifest.status}`);
+        continue;
+      }
+      for (const blob of image.blobs) {
+        const got = await send(base, 'GET', `/v2/${image.namespace}/blobs/${blob}`);
+        if (got.status !== 200 || sha256(got.body) !== blob)
+          report.lost.push(`${where} blob ${blob}: ${got.status}`);
+      }
+    }
+    for (const [digest, namespace] of pusher.interrupted) {
+      const got = await send(base, 'GET', `/v2/${namespace}/blobs/${digest}`);
+      if (got.status === 200 && sha256(got.body) !== digest)
+        report.partialReadable.push(`${namespace}@${digest}`);
+    }
+  }
+}
+
+export async function crashLoop(options: CrashLoopOptions): Promise<CrashLoopReport> {
+  const log = options.log ?? (() => undefined);
+  const next = random(options.seed);
+  const dir = await mkdtemp(join(tmpdir(), 'angos-crashloop-'));
+  const rootDir = join(dir, 'data');
+  const configPath = join(dir, 'config.toml');
+  const storage =
+    options.storageToml?.(rootDir) ?? `[blob_store.fs]\nroot_dir = "${rootDir}"\nsync_to_disk = true\n`;
+  await writeFile(
+    configPath,
+    `[server]\nbind_address = "127.0.0.1"\n[global.access_policy]\ndefault = "allow"\n${storage}`,
+  );
+  const pushers = Array.from({ length: options.workers ?? 4 }, (_, i) => new Pusher(i, next));
+  const report: CrashLoopReport = { kills: 0, acknowledged: 0, checked: 0, lost: [], partialReadable: [] };
+  let registry: ChildProcess | undefined;
+  try {
+    for (let round = 0; round < options.kills; round++) {
+      const port = await freePort();
+      const base = `http://127.0.0.1:${port}`;
+      registry = await startRegistry(configPath, port);
+      await verify(base, pushers, report);
+      let running = true;
+      const workers = pushers.map(async (pusher) => {
+        while (running) {
+          try {
+            await pusher.pushImage(base);
+          } catch {
+            // The registry died under us: expected; that image was not acknowledged.
+            return;
+          }
+        }
+      });
+      await new Promise((resolve) => setTimeout(resolve, 200 + next() * 1800));
+      registry.kill('SIGKILL');
+      running = false;
+      await Promise.all(workers);
+      await new Promise<void>((resolve) =>
+        registry!.exitCode !== null || registry!.signalCode !== null
+          ? resolve()
+          : registry!.once('exit', () => resolve()),
+      );
+      report.kills++;
+      log(
+        `kill ${report.kills}: ${pushers.reduce((n, p) => n + p.acknowledged.length, 0)} acknowledged so far`,
+      );
+    }
+    const port = await freePort();
+    registry = await startRegistry(configPath, port);
+    await verify(`http://127.0.0.1:${port}`, pushers, report);
+    report.acknowledged = pushers.reduce((n, p) => n + p.acknowledged.length, 0);
+    return report;
+  } finally {
+    registry?.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,1 @@
+export { type CrashLoopOptions, type CrashLoopReport, crashLoop } from './crashloop.js';
