@@ -57,8 +57,10 @@ async function measure(
       }
     })();
     for (const scenario of list) {
-      const perSubject = (figures.rounds[scenario.name] ??= {});
-      const values: number[] = (perSubject[name] = []);
+      const perSubject = figures.rounds[scenario.name] ?? {};
+      figures.rounds[scenario.name] = perSubject;
+      const values: number[] = [];
+      perSubject[name] = values;
       for (let round = 0; round < rounds; round++) {
         values.push(await scenario.run(subject, round));
         process.stderr.write(

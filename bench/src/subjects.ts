@@ -44,7 +44,10 @@ async function waitReady(url: string, children: ChildProcess[]): Promise<void> {
 
 function launch(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
   // Logs are discarded: a benchmark measures, it does not debug (RUST_LOG=warn keeps angos quiet).
-  return spawn(command, args, { stdio: process.env.BENCH_DEBUG ? 'inherit' : 'ignore', env: { ...env, RUST_LOG: 'warn' } });
+  return spawn(command, args, {
+    stdio: process.env.BENCH_DEBUG ? 'inherit' : 'ignore',
+    env: { ...env, RUST_LOG: 'warn' },
+  });
 }
 
 async function stopAll(children: ChildProcess[], dir: string): Promise<void> {

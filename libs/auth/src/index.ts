@@ -1,1 +1,53 @@
-export {};
+export { type Auth, type AuthOptions, createAuth } from './auth.js';
+export { BasicAuthenticator, type BasicIdentity, VerifiedPasswords } from './authenticate/basic.js';
+export { type AuthenticationMethods, authenticateRequest } from './authenticate/chain.js';
+export { authenticateCertificate } from './authenticate/mtls.js';
+export type { StepOutcome } from './authenticate/outcome.js';
+export {
+  type Authorization,
+  type AuthorizationSetup,
+  authorizeRequest,
+  type DecidedBy,
+} from './authorize.js';
+export { cacheSettingsKey, createCache } from './cache/create.js';
+export { MemoryCache } from './cache/memory.js';
+export { RedisCache } from './cache/redis.js';
+export type { AuthCache } from './cache/types.js';
+export { type Credentials, readCredentials } from './credentials.js';
+export {
+  type AuthMethod,
+  type CertificateIdentity,
+  type Identity,
+  isAuthenticated,
+  normalizeClientIp,
+  type OidcIdentity,
+} from './identity.js';
+export { type AuthMetrics, createAuthMetrics, type WebhookResult } from './metrics.js';
+export { discoverJwksUri, discoveryUrl } from './oidc/discovery.js';
+export { DocumentFetchError, type FetchLike, fetchJson } from './oidc/fetch-json.js';
+export { DEFAULT_JWKS_COOLDOWN_MS, JwksSource, type JwksSourceOptions } from './oidc/jwks.js';
+export { OidcProvider, type TokenVerdict, unverifiedIssuer } from './oidc/provider.js';
+export {
+  type CompiledPolicies,
+  type CompiledPolicy,
+  type CompiledRule,
+  compilePolicies,
+  PolicyCompileError,
+} from './policy/compile.js';
+export { activation, IDENTITY_SCHEMA, policyEnvironment, REQUEST_SCHEMA } from './policy/environment.js';
+export {
+  evaluatePolicy,
+  type PolicyDecision,
+  RULE_FAILURE_WARN_INTERVAL_MS,
+  RuleFailureLog,
+} from './policy/evaluate.js';
+export { repositoryKeyFor, webhookNameFor } from './repository.js';
+export { type AccessRequest, describeRequest, mountSourceRequest } from './request.js';
+export { type AuthResources, type AuthSetup, buildAuthSetup, checkAuthConfig } from './setup.js';
+export {
+  createWebhookAgent,
+  WebhookAuthorizer,
+  type WebhookDecision,
+  WebhookSetupError,
+} from './webhook/authorizer.js';
+export { type ClientRequestDetails, webhookCredentials, webhookHeaders } from './webhook/headers.js';

@@ -83,23 +83,12 @@ sampling_rate = 0.1
 enabled = true
 `);
     expect(unsupportedFeatures(config)).toEqual([
-      'server.tls',
-      'cache.redis',
-      'blob_store.s3',
-      'metadata_store.fs.lock_strategy.redis',
       'global.job_queue',
-      'global.access_policy.rules',
       'global.retention_policy.rules',
-      'global.authorization_webhook',
       'global.event_webhooks',
-      'auth.identity.alice',
-      'auth.oidc.github',
-      'auth.webhook.authz',
       'repository."docker-io".upstream',
       'repository."x".downstream',
-      'repository."x".access_policy.rules',
       'repository."x".retention_policy.rules',
-      'repository."docker-io".authorization_webhook',
       'repository."docker-io".event_webhooks',
       'event_webhook.audit',
       'observability.tracing',
@@ -107,15 +96,19 @@ enabled = true
     ]);
   });
 
-  it('names the S3 metadata store and its S3 lock', () => {
+  it('supports S3 blob and metadata stores and every lock strategy', () => {
     const { config } = parseConfig(
       `${S3_BASE}[metadata_store.s3]\n${S3_CONNECTION}[metadata_store.s3.lock_strategy.s3]\n`,
     );
-    expect(unsupportedFeatures(config)).toEqual([
-      'blob_store.s3',
-      'metadata_store.s3',
-      'metadata_store.s3.lock_strategy.s3',
-    ]);
+    expect(unsupportedFeatures(config)).toEqual([]);
+    const redis = parseConfig(
+      `${S3_BASE}[metadata_store.s3]\n${S3_CONNECTION}[metadata_store.s3.lock_strategy.redis]\nurl = "redis://127.0.0.1:6379"\nttl = 10\n`,
+    );
+    expect(unsupportedFeatures(redis.config)).toEqual([]);
+    expect(UNSUPPORTED_FEATURES.filter((feature) => feature.includes('lock_strategy'))).toEqual([]);
+    expect(unsupportedFeatures(parseConfig(S3_BASE).config)).toEqual([]);
+    expect(UNSUPPORTED_FEATURES).not.toContain('blob_store.s3');
+    expect(UNSUPPORTED_FEATURES).not.toContain('metadata_store.s3');
   });
 
   it('does not count empty policies, empty webhook lists or a disabled UI', () => {
@@ -136,6 +129,46 @@ name = "Mine"
 
   it('keeps one row per feature', () => {
     expect(new Set(UNSUPPORTED_FEATURES).size).toBe(UNSUPPORTED_FEATURES.length);
-    expect(UNSUPPORTED_FEATURES).toContain('auth.identity.<name>');
+  });
+
+  it('supports TLS, the token cache, authentication, access policy rules and authorization webhooks', () => {
+    const { config } = parseConfig(`
+[server]
+bind_address = "0.0.0.0"
+[server.tls]
+server_certificate_bundle = "/tls/server.crt"
+server_private_key = "/tls/server.key"
+client_ca_bundle = "/tls/ca.crt"
+[global]
+authorization_webhook = "authz"
+[global.access_policy]
+rules = ["identity.username != ''"]
+[cache.redis]
+url = "redis://127.0.0.1:6379"
+[blob_store.fs]
+root_dir = "/data"
+[auth.identity.alice]
+username = "alice"
+password = "${ARGON2ID_HASH}"
+[auth.oidc.github]
+provider = "github"
+[auth.webhook.authz]
+url = "https://authz.example.com"
+timeout_ms = 100
+[repository."x"]
+authorization_webhook = "authz"
+[repository."x".access_policy]
+rules = ["true"]
+`);
+    expect(unsupportedFeatures(config)).toEqual([]);
+    for (const feature of [
+      'server.tls',
+      'cache.redis',
+      'auth.identity.<name>',
+      'auth.oidc.<name>',
+      'auth.webhook.<name>',
+    ]) {
+      expect(UNSUPPORTED_FEATURES).not.toContain(feature);
+    }
   });
 });

@@ -1,9 +1,22 @@
 import type { IncomingMessage } from 'node:http';
 
-/** Who the gateway authenticated. Absent when the caller is anonymous. */
+/**
+ * Who the gateway authenticated, as the services behind it need it (logs, events). Absent when the
+ * caller is anonymous. The gateway's full identity (OIDC claims included) stays in the gateway:
+ * authorization happens there.
+ */
 export interface Identity {
+  /** Basic auth: the `[auth.identity.<name>]` that matched. */
   readonly id?: string;
+  /** Basic auth: the username. */
   readonly username?: string;
+  /** mTLS: the verified client certificate's subject. */
+  readonly certificate?: {
+    readonly commonNames: readonly string[];
+    readonly organizations: readonly string[];
+  };
+  /** OIDC: the provider (`[auth.oidc.<name>]`) that verified the token, and its `sub` claim. */
+  readonly oidc?: { readonly providerName: string; readonly subject?: string };
 }
 
 /**
@@ -59,18 +72,45 @@ function optionalString(record: Record<string, unknown>, key: string): string | 
   return value;
 }
 
+function stringArray(value: unknown, what: string): string[] {
+  if (!Array.isArray(value) || !value.every((item) => typeof item === 'string')) {
+    throw new InvalidContextError(`context ${what} must be an array of strings`);
+  }
+  return value;
+}
+
+function decodeCertificate(value: unknown): NonNullable<Identity['certificate']> {
+  if (!isRecord(value)) throw new InvalidContextError('context identity.certificate must be an object');
+  return {
+    commonNames: stringArray(value['commonNames'], 'identity.certificate.commonNames'),
+    organizations: stringArray(value['organizations'], 'identity.certificate.organizations'),
+  };
+}
+
+function decodeOidc(value: unknown): NonNullable<Identity['oidc']> {
+  if (!isRecord(value)) throw new InvalidContextError('context identity.oidc must be an object');
+  const providerName = value['providerName'];
+  if (typeof providerName !== 'string') {
+    throw new InvalidContextError('context identity.oidc.providerName must be a string');
+  }
+  const subject = optionalString(value, 'subject');
+  return { providerName, ...(subject === undefined ? {} : { subject }) };
+}
+
 function decodeIdentity(value: unknown): Identity {
   if (!isRecord(value)) throw new InvalidContextError('context identity must be an object');
   const id = optionalString(value, 'id');
   const username = optionalString(value, 'username');
-  return { ...(id === undefined ? {} : { id }), ...(username === undefined ? {} : { username }) };
+  return {
+    ...(id === undefined ? {} : { id }),
+    ...(username === undefined ? {} : { username }),
+    ...(value['certificate'] === undefined ? {} : { certificate: decodeCertificate(value['certificate']) }),
+    ...(value['oidc'] === undefined ? {} : { oidc: decodeOidc(value['oidc']) }),
+  };
 }
 
 function decodeNamespaces(value: unknown): string[] {
-  if (!Array.isArray(value) || !value.every((item) => typeof item === 'string')) {
-    throw new InvalidContextError('context mountAllowedFrom must be an array of strings');
-  }
-  return value;
+  return stringArray(value, 'mountAllowedFrom');
 }
 
 /**

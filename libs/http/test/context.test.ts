@@ -33,6 +33,15 @@ describe('request context', () => {
     { clientIp: '127.0.0.1' },
     { clientIp: '::1', identity: { id: 'alice', username: 'alice' } },
     { clientIp: '10.1.1.1', identity: {}, mountAllowedFrom: ['team/base', 'library/alpine'] },
+    {
+      clientIp: '10.0.0.2',
+      identity: { certificate: { commonNames: ['ci-runner'], organizations: ['Platform', 'DevOps'] } },
+    },
+    {
+      clientIp: '10.0.0.3',
+      identity: { oidc: { providerName: 'github', subject: 'repo:org/app:ref:main' } },
+    },
+    { clientIp: '10.0.0.4', identity: { oidc: { providerName: 'corp' } } },
   ])('round-trips %j', (context) => {
     const encoded = encodeContext(context);
     expect(encoded).toMatch(/^[A-Za-z0-9_-]+$/);
@@ -47,6 +56,13 @@ describe('request context', () => {
     ['an identity string', b64('{"clientIp":"x","identity":"admin"}')],
     ['a numeric username', b64('{"clientIp":"x","identity":{"username":1}}')],
     ['mount sources not strings', b64('{"clientIp":"x","mountAllowedFrom":[1]}')],
+    ['a certificate without lists', b64('{"clientIp":"x","identity":{"certificate":{"commonNames":"a"}}}')],
+    [
+      'an organization not a string',
+      b64('{"clientIp":"x","identity":{"certificate":{"commonNames":[],"organizations":[1]}}}'),
+    ],
+    ['an oidc identity without provider', b64('{"clientIp":"x","identity":{"oidc":{"subject":"s"}}}')],
+    ['a numeric oidc subject', b64('{"clientIp":"x","identity":{"oidc":{"providerName":"p","subject":1}}}')],
     ['a huge header', 'a'.repeat(10_000)],
   ])('rejects %s', (_name, header) => {
     expect(() => decodeContext(header)).toThrow(InvalidContextError);

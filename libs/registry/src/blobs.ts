@@ -6,11 +6,32 @@ import { blobLockKey } from './blob-index.js';
 import type { Grants } from './grants.js';
 import { exists } from './links.js';
 
+/**
+ * How long a presigned download URL stays valid. Clients follow a redirect at
+ * once; the URL only has to outlive the start of the download.
+ */
+export const DOWNLOAD_URL_TTL_SECS = 900;
+
 /** Blob reads, deletes and cross-namespace mounts, always through the namespace's grants. */
 export class Blobs {
   constructor(
     private readonly deps: { blobs: BlobStore; metadata: MetadataStore; locks: LockManager; grants: Grants },
   ) {}
+
+  /** True when downloads can be redirected to the storage itself (S3 presigned URLs). */
+  get redirects(): boolean {
+    return this.deps.blobs.presignBlob !== undefined;
+  }
+
+  /**
+   * A time-limited URL from which the client downloads the blob directly
+   * (Range included); undefined when the store cannot presign. The caller
+   * has checked the namespace's grant (stat).
+   */
+  async downloadUrl(digest: DigestParts): Promise<string | undefined> {
+    const presign = this.deps.blobs.presignBlob;
+    return presign?.call(this.deps.blobs, digest, { expiresInSecs: DOWNLOAD_URL_TTL_SECS });
+  }
 
   /** Size of a blob the namespace may read; BLOB_UNKNOWN otherwise. */
   async stat(namespace: string, digest: DigestParts): Promise<{ size: number }> {

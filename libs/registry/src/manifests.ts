@@ -16,6 +16,7 @@ import {
 } from '@angos/oci';
 import { type BlobStore, keyFor, type MetadataStore, NotFoundError } from '@angos/storage';
 import { type BlobIndex, blobLockKey, manifestRef } from './blob-index.js';
+import { DOWNLOAD_URL_TTL_SECS } from './blobs.js';
 import type { Grants } from './grants.js';
 import { encodeLink, readLink } from './links.js';
 import type { NamespaceSettings } from './settings.js';
@@ -149,6 +150,22 @@ export class Manifests {
     return { ...info, body };
   }
 
+  /**
+   * A time-limited URL from which the client downloads the manifest directly,
+   * answered with its media type (S3 `response-content-type`); undefined when
+   * the store cannot presign. Counts as a pull, like `get`.
+   */
+  async downloadUrl(namespace: string, info: ManifestInfo): Promise<string | undefined> {
+    const presign = this.deps.blobs.presignBlob;
+    if (!presign) return undefined;
+    const url = await presign.call(this.deps.blobs, info.digest, {
+      expiresInSecs: DOWNLOAD_URL_TTL_SECS,
+      contentType: info.mediaType,
+    });
+    if (this.deps.settings(namespace).updatePullTime) this.#recordPull(namespace, info.digest);
+    return url;
+  }
+
   /** Deletes a tag, or a manifest with every tag that points at it. */
   async delete(namespace: string, reference: Reference): Promise<void> {
     if (reference.kind === 'tag') {
@@ -267,16 +284,22 @@ export class Manifests {
   }
 
   #recordPull(namespace: string, digest: DigestParts): void {
+    const key = keyFor({ kind: 'pulledAt', namespace, digest });
+    const now = new Date().toISOString();
+    const { metadata } = this.deps;
+    // Batched by the store when it can (S3 `access_time_debounce_secs`): one write per interval, not per pull.
+    if (metadata.putDeferred) {
+      metadata.putDeferred(key, now);
+      return;
+    }
     // Best effort and off the response path: a lost pull time only delays retention.
-    this.deps.metadata
-      .put(keyFor({ kind: 'pulledAt', namespace, digest }), new Date().toISOString())
-      .catch((error: unknown) =>
-        this.deps.logger.warn('pull time not recorded', {
-          namespace,
-          digest: formatDigest(digest),
-          error: String(error),
-        }),
-      );
+    metadata.put(key, now).catch((error: unknown) =>
+      this.deps.logger.warn('pull time not recorded', {
+        namespace,
+        digest: formatDigest(digest),
+        error: String(error),
+      }),
+    );
   }
 }
 

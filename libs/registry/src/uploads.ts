@@ -155,7 +155,14 @@ export class Uploads {
     if (!usableHash) this.#hashes.delete(key);
     const guard = new ChunkGuard(offset, maxBlobSize, usableHash?.digester);
     try {
-      const size = await this.deps.blobs.appendUpload(namespace, id, offset, guard.wrap(body));
+      // The declared length lets the store stream a known-length chunk straight into place (S3 UploadPart).
+      const size = await this.deps.blobs.appendUpload(
+        namespace,
+        id,
+        offset,
+        guard.wrap(body),
+        chunk.contentLength,
+      );
       if (usableHash) usableHash.lastUsed = Date.now();
       return size;
     } catch (error) {

@@ -1,5 +1,7 @@
 import { FsBlobStore, FsMetadataStore } from './fs/index.js';
 import { MemoryBlobStore, MemoryMetadataStore } from './memory/index.js';
+import { openS3BlobStore, openS3MetadataStore } from './s3/open.js';
+import type { S3BlobStoreOptions, S3MetadataStoreOptions, StorageLogger } from './s3/options.js';
 import type { BlobStore, MetadataStore } from './types.js';
 import { withBlobKeyValidation, withMetadataKeyValidation } from './validating.js';
 
@@ -15,16 +17,39 @@ export interface MemoryBackendOptions {
   readonly kind: 'memory';
 }
 
+/** `[blob_store.s3]`. */
+export interface S3BlobBackendOptions extends S3BlobStoreOptions {
+  readonly kind: 's3';
+}
+
+/** `[metadata_store.s3]`. */
+export interface S3MetadataBackendOptions extends S3MetadataStoreOptions {
+  readonly kind: 's3';
+}
+
+/** The backends that need no I/O to be built (`createStores`). */
 export type BackendOptions = FsBackendOptions | MemoryBackendOptions;
+export type BlobBackendOptions = BackendOptions | S3BlobBackendOptions;
+export type MetadataBackendOptions = BackendOptions | S3MetadataBackendOptions;
 
 export interface StoresOptions {
   readonly blob: BackendOptions;
   readonly metadata: BackendOptions;
 }
 
+export interface OpenStoresOptions {
+  readonly blob: BlobBackendOptions;
+  readonly metadata: MetadataBackendOptions;
+}
+
 export interface Stores {
   readonly blobs: BlobStore;
   readonly metadata: MetadataStore;
+}
+
+export interface OpenedStores extends Stores {
+  /** Writes deferred metadata and releases connections (shutdown). */
+  close(): Promise<void>;
 }
 
 type BackendKind = BackendOptions['kind'];
@@ -63,4 +88,47 @@ export function createMetadataStore(options: BackendOptions): MetadataStore {
  */
 export function createStores(options: StoresOptions): Stores {
   return { blobs: createBlobStore(options.blob), metadata: createMetadataStore(options.metadata) };
+}
+
+/**
+ * A blob store of any backend, ready to serve: for S3 the bucket and
+ * credentials have been checked (a StorageError says what is wrong).
+ */
+export async function openBlobStore(options: BlobBackendOptions): Promise<BlobStore> {
+  if (options.kind === 's3') return withBlobKeyValidation(await openS3BlobStore(options));
+  return createBlobStore(options);
+}
+
+/**
+ * A metadata store of any backend, ready to serve: for S3 checked, its
+ * conditional writes declared or probed, link cache and pull-time batching in
+ * place. `logger` hears of background writes that fail.
+ */
+export async function openMetadataStore(
+  options: MetadataBackendOptions,
+  logger?: StorageLogger,
+): Promise<MetadataStore> {
+  if (options.kind === 's3') return withMetadataKeyValidation(await openS3MetadataStore(options, logger));
+  return createMetadataStore(options);
+}
+
+/** Both stores (see openBlobStore, openMetadataStore); the first is closed again if the second fails. */
+export async function openStores(options: OpenStoresOptions, logger?: StorageLogger): Promise<OpenedStores> {
+  const blobs = await openBlobStore(options.blob);
+  let metadata: MetadataStore;
+  try {
+    metadata = await openMetadataStore(options.metadata, logger);
+  } catch (error) {
+    await blobs.close?.();
+    throw error;
+  }
+  return {
+    blobs,
+    metadata,
+    async close() {
+      // Metadata first: its deferred writes are the only thing left to save.
+      await metadata.close?.();
+      await blobs.close?.();
+    },
+  };
 }

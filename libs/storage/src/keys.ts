@@ -12,7 +12,10 @@
  *   <namespace>/_manifests/tags/<tag>/link                  a tag (JSON: digest)
  *   <namespace>/_manifests/referrers/<alg>/<subject-hex>/<alg>/<hex>/link
  *                                                           a manifest whose `subject` is <subject> (JSON descriptor)
- *   <namespace>/_uploads/<id>/data                          bytes of an upload session in progress (blob store)
+ *   <namespace>/_uploads/<id>/data                          bytes of an upload session in progress (blob store;
+ *                                                           on S3 the key of its multipart upload)
+ *   <namespace>/_uploads/<id>/state                         S3 only: the session's multipart upload id, parts and tail (JSON)
+ *   <namespace>/_uploads/<id>/staged/<name>                 S3 only: bytes staged outside the multipart upload
  *   <namespace>/_uploads/<id>/startedat                     session creation time (metadata store)
  *   _jobs/…                                                 durable job queue (later)
  *
@@ -39,6 +42,9 @@ export type StorageKey =
   | { kind: 'referrerLink'; namespace: string; subject: DigestParts; referrer: DigestParts }
   | { kind: 'referrers'; namespace: string; subject: DigestParts; algorithm: Algorithm }
   | { kind: 'uploadData'; namespace: string; id: string }
+  | { kind: 'uploadState'; namespace: string; id: string }
+  | { kind: 'uploadStaging'; namespace: string; id: string }
+  | { kind: 'uploadStaged'; namespace: string; id: string; name: string }
   | { kind: 'uploadStartedAt'; namespace: string; id: string }
   | { kind: 'uploads'; namespace: string }
   | { kind: 'upload'; namespace: string; id: string }
@@ -71,6 +77,12 @@ export function keyFor(key: StorageKey): string {
       return `${key.namespace}/_manifests/referrers/${key.subject.algorithm}/${key.subject.hex}/${key.algorithm}`;
     case 'uploadData':
       return `${key.namespace}/_uploads/${key.id}/data`;
+    case 'uploadState':
+      return `${key.namespace}/_uploads/${key.id}/state`;
+    case 'uploadStaging':
+      return `${key.namespace}/_uploads/${key.id}/staged`;
+    case 'uploadStaged':
+      return `${key.namespace}/_uploads/${key.id}/staged/${key.name}`;
     case 'uploadStartedAt':
       return `${key.namespace}/_uploads/${key.id}/startedat`;
     case 'uploads':

@@ -28,6 +28,47 @@ export class OffsetMismatchError extends Error {
   }
 }
 
+/** A body delivered more or fewer bytes than the length declared for it (`appendUpload`). */
+export class BodyLengthError extends Error {
+  override readonly name = 'BodyLengthError';
+  constructor(
+    readonly declared: number,
+    readonly received: number,
+  ) {
+    super(`body length mismatch: declared ${declared} bytes, received ${received}`);
+  }
+}
+
+/** What a backend failure was doing, for the message and for log fields. */
+export interface StorageErrorDetails {
+  readonly backend: string;
+  /** The backend call, e.g. `UploadPart`. */
+  readonly operation: string;
+  readonly bucket?: string | undefined;
+  readonly key?: string | undefined;
+  /** The backend's error code (`SlowDown`, `NoSuchBucket`, `TimeoutError`…). */
+  readonly code?: string | undefined;
+  readonly status?: number | undefined;
+  /** How many attempts were made before giving up. */
+  readonly attempts?: number | undefined;
+}
+
+/**
+ * A backend call failed for a reason other than a missing key, after the
+ * configured retries: unreachable endpoint, timeout, throttling, 5xx, bad
+ * credentials, missing bucket. The message names the bucket and operation.
+ */
+export class StorageError extends Error {
+  override readonly name = 'StorageError';
+  constructor(
+    message: string,
+    readonly details: StorageErrorDetails,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
 /** Inclusive byte range, as HTTP Range uses. */
 export interface ByteRange {
   readonly start: number;
@@ -65,6 +106,56 @@ export interface MetadataStore {
    * `ns2`). Empty parents disappear. No error if absent. `''` is an InvalidKeyError.
    */
   deletePrefix(prefix: string): Promise<void>;
+
+  /**
+   * Optional: compare-and-swap on single keys, present only when the backend
+   * guarantees it atomically (memory; S3 when the provider supports
+   * `put_if_none_match` and `put_if_match`). Callers fall back to their locks
+   * without it.
+   */
+  readonly conditional?: ConditionalWrites | undefined;
+  /**
+   * Optional: a write that may be delayed and merged with later writes of the
+   * same key (last value wins), for frequent, low-value updates such as pull
+   * times (S3 `access_time_debounce_secs`). Until it is flushed, `get` of the
+   * key returns the pending value and `delete`/`deletePrefix` drop it; `list`
+   * sees the key only once written. Without it, callers use `put`.
+   */
+  putDeferred?(path: string, data: string): void;
+  /** Optional: verifies at startup that the backend is usable; throws StorageError saying what is wrong. */
+  check?(): Promise<void>;
+  /** Optional: writes what is deferred and releases connections and timers (shutdown). */
+  close?(): Promise<void>;
+}
+
+/** A value and the opaque version it had when read. */
+export interface VersionedValue {
+  readonly data: Buffer;
+  readonly version: string;
+}
+
+/** Optimistic concurrency on single metadata keys. */
+export interface ConditionalWrites {
+  /** The value and its version; undefined if absent. */
+  getVersioned(path: string): Promise<VersionedValue | undefined>;
+  /**
+   * Writes only if the key still has `version` (`undefined`: only if the key is
+   * absent). Returns false, writing nothing, when it changed in between.
+   */
+  putIfVersion(path: string, data: Uint8Array | string, version: string | undefined): Promise<boolean>;
+  /**
+   * Deletes only if the key still has `version`; false if it changed or is
+   * gone. Absent when the backend cannot (RGW ignores If-Match on DELETE).
+   */
+  deleteIfVersion?(path: string, version: string): Promise<boolean>;
+}
+
+/** How a presigned download URL is made (`BlobStore.presignBlob`). */
+export interface PresignOptions {
+  /** How long the URL stays valid. */
+  readonly expiresInSecs: number;
+  /** The Content-Type the download answers with (S3 `response-content-type`). */
+  readonly contentType?: string | undefined;
 }
 
 /**
@@ -98,9 +189,17 @@ export interface BlobStore {
    * Appends a stream at `offset`, which must equal the current size
    * (OffsetMismatchError otherwise). Returns the new size. If the stream fails
    * midway the session keeps a consistent size (what was durably appended) and
-   * the error is rethrown.
+   * the error is rethrown. `length`, when the caller knows it (Content-Length),
+   * lets a backend stream without buffering (S3 UploadPart); a body that
+   * delivers more or fewer bytes then fails the append with BodyLengthError.
    */
-  appendUpload(namespace: string, id: string, offset: number, body: Readable): Promise<number>;
+  appendUpload(
+    namespace: string,
+    id: string,
+    offset: number,
+    body: Readable,
+    length?: number,
+  ): Promise<number>;
   /** Streams the bytes received so far (used to re-hash a session). */
   readUpload(namespace: string, id: string): Promise<Readable>;
   /**
@@ -114,4 +213,15 @@ export interface BlobStore {
    * metadata store holds for the session (`startedat`) are the caller's to delete.
    */
   deleteUpload(namespace: string, id: string): Promise<boolean>;
+
+  /**
+   * Optional: a time-limited URL from which a client can GET a committed blob
+   * directly, Range included (S3 presigned URL, for 307 redirects). Does not
+   * check that the blob exists.
+   */
+  presignBlob?(digest: DigestParts, options: PresignOptions): Promise<string>;
+  /** Optional: verifies at startup that the backend is usable; throws StorageError saying what is wrong. */
+  check?(): Promise<void>;
+  /** Optional: releases connections (shutdown). */
+  close?(): Promise<void>;
 }

@@ -1,7 +1,15 @@
 import type { Readable } from 'node:stream';
 import { assertValidDigest, assertValidKey, assertValidPrefix, assertValidUpload } from './key-rules.js';
 import type { DigestParts } from './keys.js';
-import type { BlobStore, ByteRange, MetadataStore } from './types.js';
+import { withExactLength } from './streaming.js';
+import type {
+  BlobStore,
+  ByteRange,
+  ConditionalWrites,
+  MetadataStore,
+  PresignOptions,
+  VersionedValue,
+} from './types.js';
 
 /**
  * The one place where keys are checked (STYLE.md #3): drivers trust their input
@@ -18,9 +26,24 @@ export function withBlobKeyValidation(store: BlobStore): BlobStore {
 
 class KeyValidatingMetadataStore implements MetadataStore {
   readonly backend: string;
+  readonly conditional: ConditionalWrites | undefined;
+  // Optional members exist on the wrapper exactly when the driver has them.
+  readonly putDeferred?: (path: string, data: string) => void;
+  readonly check?: () => Promise<void>;
+  readonly close?: () => Promise<void>;
 
   constructor(private readonly inner: MetadataStore) {
     this.backend = inner.backend;
+    this.conditional = inner.conditional && new KeyValidatingConditionalWrites(inner.conditional);
+    const { putDeferred, check, close } = inner;
+    if (putDeferred) {
+      this.putDeferred = (path, data) => {
+        assertValidKey(path);
+        putDeferred.call(inner, path, data);
+      };
+    }
+    if (check) this.check = () => check.call(inner);
+    if (close) this.close = () => close.call(inner);
   }
 
   async get(path: string): Promise<Buffer> {
@@ -55,11 +78,47 @@ class KeyValidatingMetadataStore implements MetadataStore {
   }
 }
 
+class KeyValidatingConditionalWrites implements ConditionalWrites {
+  readonly deleteIfVersion?: (path: string, version: string) => Promise<boolean>;
+
+  constructor(private readonly inner: ConditionalWrites) {
+    const { deleteIfVersion } = inner;
+    if (deleteIfVersion) {
+      this.deleteIfVersion = async (path, version) => {
+        assertValidKey(path);
+        return deleteIfVersion.call(inner, path, version);
+      };
+    }
+  }
+
+  async getVersioned(path: string): Promise<VersionedValue | undefined> {
+    assertValidKey(path);
+    return this.inner.getVersioned(path);
+  }
+
+  async putIfVersion(path: string, data: Uint8Array | string, version: string | undefined): Promise<boolean> {
+    assertValidKey(path);
+    return this.inner.putIfVersion(path, data, version);
+  }
+}
+
 class KeyValidatingBlobStore implements BlobStore {
   readonly backend: string;
+  readonly presignBlob?: (digest: DigestParts, options: PresignOptions) => Promise<string>;
+  readonly check?: () => Promise<void>;
+  readonly close?: () => Promise<void>;
 
   constructor(private readonly inner: BlobStore) {
     this.backend = inner.backend;
+    const { presignBlob, check, close } = inner;
+    if (presignBlob) {
+      this.presignBlob = async (digest, options) => {
+        assertValidDigest(digest);
+        return presignBlob.call(inner, digest, options);
+      };
+    }
+    if (check) this.check = () => check.call(inner);
+    if (close) this.close = () => close.call(inner);
   }
 
   async statBlob(digest: DigestParts): Promise<{ size: number }> {
@@ -97,10 +156,19 @@ class KeyValidatingBlobStore implements BlobStore {
     return this.inner.uploadSize(namespace, id);
   }
 
-  async appendUpload(namespace: string, id: string, offset: number, body: Readable): Promise<number> {
+  async appendUpload(
+    namespace: string,
+    id: string,
+    offset: number,
+    body: Readable,
+    length?: number,
+  ): Promise<number> {
     assertValidUpload(namespace, id);
     if (!Number.isSafeInteger(offset) || offset < 0) throw new RangeError(`invalid upload offset: ${offset}`);
-    return this.inner.appendUpload(namespace, id, offset, body);
+    if (length === undefined) return this.inner.appendUpload(namespace, id, offset, body);
+    if (!Number.isSafeInteger(length) || length < 0) throw new RangeError(`invalid body length: ${length}`);
+    // Checked here once, so every backend fails a body that belies its length the same way.
+    return this.inner.appendUpload(namespace, id, offset, withExactLength(body, length), length);
   }
 
   async readUpload(namespace: string, id: string): Promise<Readable> {

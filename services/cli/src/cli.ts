@@ -1,6 +1,7 @@
 import yargs from 'yargs';
 import { argonCommand } from './commands/argon.js';
 import { DEFAULT_CONFIG_PATH } from './commands/global.js';
+import { scrubCommand } from './commands/scrub.js';
 import { serviceCommand } from './commands/service-command.js';
 import { CliError, failureLines } from './errors.js';
 
@@ -18,6 +19,7 @@ function parser(args: readonly string[]) {
     .command(serviceCommand('server', 'Run the registry HTTP server'))
     .command(serviceCommand('registry-api', 'Run the OCI API service behind a gateway (split deployment)'))
     .command(serviceCommand('gateway', 'Run the gateway in front of registry-api (split deployment)'))
+    .command(scrubCommand)
     .command(argonCommand)
     .command('help', 'Display usage information', {}, () => {
       cli.showHelp('log');

@@ -1,16 +1,36 @@
-import type { Config } from '@angos/config';
+import { createAuth } from '@angos/auth';
+import type { Config, S3ConnectionConfig } from '@angos/config';
 import { lockBackend } from '@angos/config';
 import { buildGateway } from '@angos/gateway';
 import { type Handler, healthHandler } from '@angos/http';
-import { type LockManager, MemoryLockManager } from '@angos/lock';
+import {
+  instrumentLocks,
+  type LockBackend,
+  type LockManager,
+  LockUnsupportedError,
+  MemoryLockManager,
+  RedisLockManager,
+  S3LockManager,
+} from '@angos/lock';
 import type { Logger, Metrics } from '@angos/observability';
 import { createRegistry, type Registry } from '@angos/registry';
 import { buildRegistryApi } from '@angos/registry-api';
-import { type BackendOptions, createStores, type StoresOptions } from '@angos/storage';
+import {
+  type BlobBackendOptions,
+  type BlobStore,
+  type MetadataBackendOptions,
+  type MetadataStore,
+  type OpenStoresOptions,
+  openBlobStore,
+  openMetadataStore,
+  type S3ConnectionOptions,
+} from '@angos/storage';
+import { CliError } from './errors.js';
 
 /**
- * Builds the application of each command from the configuration. No I/O beyond what the libraries
- * do when constructed, no listening: tests build these in-process.
+ * Builds the application of each command from the configuration. No listening, and no I/O beyond
+ * opening the storage (an S3 backend is checked: bucket and credentials): tests build these
+ * in-process.
  */
 
 export interface AppDeps {
@@ -23,46 +43,201 @@ export interface AppDeps {
 
 export interface App {
   readonly handler: Handler;
+  /** Releases what the application holds open (connections to Redis, webhooks), after draining. */
+  readonly close?: () => Promise<void>;
 }
 
-/** The fs backend of a store section; other backends are refused earlier (unsupportedFeatures). */
-function backendOf(section: string, store: Config['blob_store'] | Config['metadata_store']): BackendOptions {
-  if (store.fs !== undefined) {
-    return { kind: 'fs', rootDir: store.fs.root_dir, syncToDisk: store.fs.sync_to_disk };
-  }
-  throw new Error(`${section}: backend not supported yet`);
-}
-
-export function storesOptions(config: Config): StoresOptions {
+function s3Connection(s3: S3ConnectionConfig): S3ConnectionOptions {
   return {
-    blob: backendOf('blob_store', config.blob_store),
-    metadata: backendOf('metadata_store', config.metadata_store),
+    endpoint: s3.endpoint,
+    region: s3.region,
+    bucket: s3.bucket,
+    accessKeyId: s3.access_key_id,
+    secretAccessKey: s3.secret_key,
+    keyPrefix: s3.key_prefix,
+    maxAttempts: s3.max_attempts,
+    operationTimeoutSecs: s3.operation_timeout_secs,
+    operationAttemptTimeoutSecs: s3.operation_attempt_timeout_secs,
   };
 }
 
-/** Lock backends by the name the configuration gives them (memory only, for now). */
-const LOCK_BACKENDS: Readonly<Record<string, () => LockManager>> = {
-  memory: () => new MemoryLockManager(),
-};
-
-export function createLocks(config: Config): LockManager {
-  const store = config.metadata_store;
-  const backend = lockBackend(store.fs !== undefined ? store.fs.lock_strategy : store.s3.lock_strategy);
-  const create = LOCK_BACKENDS[backend];
-  if (create === undefined) throw new Error(`lock strategy ${backend}: not supported yet`);
-  return create();
+function blobBackendOf(store: Config['blob_store']): BlobBackendOptions {
+  if (store.fs) return { kind: 'fs', rootDir: store.fs.root_dir, syncToDisk: store.fs.sync_to_disk };
+  const s3 = store.s3;
+  return {
+    kind: 's3',
+    ...s3Connection(s3),
+    multipartPartSize: s3.multipart_part_size,
+    multipartCopyThreshold: s3.multipart_copy_threshold,
+    multipartCopyChunkSize: s3.multipart_copy_chunk_size,
+    multipartCopyJobs: s3.multipart_copy_jobs,
+    multipartUniformParts: s3.multipart_uniform_parts,
+  };
 }
 
-function createRegistryFromConfig(deps: AppDeps): Registry {
-  const initial = deps.config();
-  const { blobs, metadata } = createStores(storesOptions(initial));
-  return createRegistry({
+function metadataBackendOf(store: Config['metadata_store']): MetadataBackendOptions {
+  if (store.fs) return { kind: 'fs', rootDir: store.fs.root_dir, syncToDisk: store.fs.sync_to_disk };
+  const s3 = store.s3;
+  const declared = s3.capabilities;
+  return {
+    kind: 's3',
+    ...s3Connection(s3),
+    linkCacheTtlSecs: s3.link_cache_ttl,
+    accessTimeDebounceSecs: s3.access_time_debounce_secs,
+    // Undeclared capabilities (or all, without the table) are probed when the store opens.
+    capabilities: declared && {
+      putIfNoneMatch: declared.put_if_none_match,
+      putIfMatch: declared.put_if_match,
+      deleteIfMatch: declared.delete_if_match,
+    },
+  };
+}
+
+export function storesOptions(config: Config): OpenStoresOptions {
+  return { blob: blobBackendOf(config.blob_store), metadata: metadataBackendOf(config.metadata_store) };
+}
+
+/** Opens one store; a failure (bucket missing, credentials refused…) names the section it comes from. */
+async function openSection<Store>(section: string, open: () => Promise<Store>): Promise<Store> {
+  try {
+    return await open();
+  } catch (error) {
+    throw new CliError([`${section}: ${error instanceof Error ? error.message : String(error)}`]);
+  }
+}
+
+export interface StorageFromConfig {
+  readonly blobs: BlobStore;
+  readonly metadata: MetadataStore;
+  /** Writes deferred metadata (pull times) and releases connections. */
+  close(): Promise<void>;
+}
+
+/** The blob and metadata stores the configuration names, opened and checked. */
+export async function openStorage(config: Config, logger: Logger): Promise<StorageFromConfig> {
+  const options = storesOptions(config);
+  const blobSection = config.blob_store.fs ? 'blob_store.fs' : 'blob_store.s3';
+  const metadataSection = config.metadata_store.fs ? 'metadata_store.fs' : 'metadata_store.s3';
+  const blobs = await openSection(blobSection, () => openBlobStore(options.blob));
+  let metadata: MetadataStore;
+  try {
+    metadata = await openSection(metadataSection, () =>
+      openMetadataStore(options.metadata, logger.child('storage')),
+    );
+  } catch (error) {
+    await blobs.close?.();
+    throw error;
+  }
+  return {
     blobs,
     metadata,
-    locks: createLocks(initial),
+    async close() {
+      await metadata.close?.();
+      await blobs.close?.();
+    },
+  };
+}
+
+/** The metadata store's lock strategy, where the configuration puts it, with the key naming it. */
+function lockStrategyOf(config: Config) {
+  const store = config.metadata_store;
+  const strategy = store.fs !== undefined ? store.fs.lock_strategy : store.s3.lock_strategy;
+  const backend = lockBackend(strategy);
+  const key = `metadata_store.${store.fs !== undefined ? 'fs' : 's3'}.lock_strategy${backend === 'memory' ? '' : `.${backend}`}`;
+  return { store, strategy, backend, key };
+}
+
+/** Lock backends by the name the configuration gives them (STYLE.md #8). */
+const LOCK_BACKENDS: Readonly<Record<LockBackend, (config: Config, logger: Logger) => LockManager>> = {
+  memory: () => new MemoryLockManager(),
+  redis: (config, logger) => {
+    const { strategy } = lockStrategyOf(config);
+    if (strategy === 'memory' || !('redis' in strategy)) throw new Error('not a redis lock strategy');
+    const redis = strategy.redis;
+    return new RedisLockManager({
+      url: redis.url,
+      ttlSecs: redis.ttl,
+      keyPrefix: redis.key_prefix,
+      maxRetries: redis.max_retries,
+      retryDelayMs: redis.retry_delay_ms,
+      logger,
+    });
+  },
+  s3: (config, logger) => {
+    const { store, strategy } = lockStrategyOf(config);
+    // The configuration refuses S3 locks on fs metadata; this is the same rule, for the types.
+    if (store.s3 === undefined || strategy === 'memory' || !('s3' in strategy)) {
+      throw new Error('not an S3 lock strategy on S3 metadata');
+    }
+    const lock = strategy.s3;
+    return new S3LockManager({
+      ...s3Connection(store.s3),
+      // The lock's own client: its tight timeouts, not the metadata store's.
+      operationTimeoutSecs: lock.operation_timeout_secs,
+      operationAttemptTimeoutSecs: lock.operation_attempt_timeout_secs,
+      maxAttempts: lock.max_attempts,
+      ttlSecs: lock.ttl_secs,
+      maxRetries: lock.max_retries,
+      retryDelayMs: lock.retry_delay_ms,
+      maxHoldSecs: lock.max_hold_secs,
+      deleteIfMatch: store.s3.capabilities?.delete_if_match,
+      logger,
+    });
+  },
+};
+
+/**
+ * The configured lock manager, instrumented with the lock metrics. The S3 lock first checks the
+ * provider's conditional writes: startup fails, naming the key, when one it needs is missing.
+ * Built once: changing the lock strategy requires a restart.
+ */
+export async function createLocks(
+  config: Config,
+  deps: { logger: Logger; metrics: Metrics },
+): Promise<LockManager> {
+  const { backend, key } = lockStrategyOf(config);
+  const locks = LOCK_BACKENDS[backend](config, deps.logger.child('lock'));
+  if (locks instanceof S3LockManager) {
+    try {
+      await locks.ready();
+    } catch (error) {
+      await locks.close();
+      const reason =
+        error instanceof LockUnsupportedError ? error.message : `S3 lock check failed: ${String(error)}`;
+      throw new CliError([`${key}: ${reason}`]);
+    }
+  }
+  return instrumentLocks(locks, deps.metrics);
+}
+
+async function createRegistryFromConfig(
+  deps: AppDeps,
+): Promise<{ registry: Registry; storage: StorageFromConfig }> {
+  const initial = deps.config();
+  const opened = await openStorage(initial, deps.logger);
+  let locks: LockManager;
+  try {
+    locks = await createLocks(initial, deps);
+  } catch (error) {
+    await opened.close();
+    throw error;
+  }
+  // The locks close with the storage they guard, once requests have drained.
+  const storage: StorageFromConfig = {
+    ...opened,
+    async close() {
+      await locks.close();
+      await opened.close();
+    },
+  };
+  const registry = createRegistry({
+    blobs: storage.blobs,
+    metadata: storage.metadata,
+    locks,
     config: deps.config,
     logger: deps.logger,
   });
+  return { registry, storage };
 }
 
 function readiness(deps: AppDeps, registry?: Registry): () => Promise<boolean> {
@@ -70,27 +245,34 @@ function readiness(deps: AppDeps, registry?: Registry): () => Promise<boolean> {
 }
 
 /** `angos server`: gateway and registry-api in one process, no hop between them. */
-export function composeServer(deps: AppDeps): App {
-  const registry = createRegistryFromConfig(deps);
+export async function composeServer(deps: AppDeps): Promise<App> {
+  const { registry, storage } = await createRegistryFromConfig(deps);
   const api = buildRegistryApi({
     registry,
     config: deps.config,
     logger: deps.logger,
     trust: { kind: 'in-process' },
   });
+  const auth = createAuth({ config: deps.config, logger: deps.logger, metrics: deps.metrics });
   const handler = buildGateway({
-    config: deps.config,
+    auth,
     logger: deps.logger.child('gateway'),
     metrics: deps.metrics,
     upstream: { kind: 'in-process', handler: api },
     ready: readiness(deps, registry),
   });
-  return { handler };
+  return {
+    handler,
+    async close() {
+      await auth.close();
+      await storage.close();
+    },
+  };
 }
 
 /** `angos registry-api`: the OCI API, accepting only requests the gateway vouches for. */
-export function composeRegistryApi(deps: AppDeps, internalToken: string): App {
-  const registry = createRegistryFromConfig(deps);
+export async function composeRegistryApi(deps: AppDeps, internalToken: string): Promise<App> {
+  const { registry, storage } = await createRegistryFromConfig(deps);
   const api = buildRegistryApi({
     registry,
     config: deps.config,
@@ -103,17 +285,19 @@ export function composeRegistryApi(deps: AppDeps, internalToken: string): App {
       logger: deps.logger,
       ready: readiness(deps, registry),
     }),
+    close: () => storage.close(),
   };
 }
 
 /** `angos gateway`: the public edge, forwarding over HTTP to registry-api. */
 export function composeGateway(deps: AppDeps, upstream: { url: string; internalToken: string }): App {
+  const auth = createAuth({ config: deps.config, logger: deps.logger, metrics: deps.metrics });
   const handler = buildGateway({
-    config: deps.config,
+    auth,
     logger: deps.logger.child('gateway'),
     metrics: deps.metrics,
     upstream: { kind: 'http', ...upstream },
     ready: readiness(deps),
   });
-  return { handler };
+  return { handler, close: () => auth.close() };
 }

@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { checkAuthConfig } from '@angos/auth';
 import {
   type Config,
   ConfigError,
@@ -17,6 +18,13 @@ import { drain } from './drain.js';
 import { CliError } from './errors.js';
 import { formatAddress, type ListenAddress, parseListen } from './listen.js';
 import { createLiveConfig, type LiveConfig } from './live-config.js';
+import {
+  createTlsServer,
+  readTlsMaterial,
+  TlsMaterialError,
+  type TlsReloader,
+  watchTlsFiles,
+} from './tls.js';
 
 export type ServiceKind = 'server' | 'registry-api' | 'gateway';
 
@@ -52,15 +60,18 @@ function required(config: Config, kind: ServiceKind): ConfigIssue[] {
   return issues;
 }
 
-/** Features this build cannot run, or a missing `[services]` key: refuse to start. */
+/**
+ * Features this build cannot run, a missing `[services]` key, or security settings that do not
+ * load (access policy rules that do not compile, unreadable webhook TLS files): refuse to start.
+ */
 function checkRunnable(config: Config, kind: ServiceKind, source: string): void {
   const unsupported = unsupportedFeatures(config);
   if (unsupported.length > 0) throw new CliError(unsupported.map((key) => `not supported yet: ${key}`));
-  const missing = required(config, kind);
+  const missing = [...required(config, kind), ...checkAuthConfig(config)];
   if (missing.length > 0) throw new ConfigError(missing, source);
 }
 
-function compose(kind: ServiceKind, deps: AppDeps, config: Config): App {
+async function compose(kind: ServiceKind, deps: AppDeps, config: Config): Promise<App> {
   switch (kind) {
     case 'server':
       return composeServer(deps);
@@ -109,6 +120,7 @@ function watchForChanges(
   kind: ServiceKind,
   live: LiveConfig,
   server: Server,
+  tlsReloader: TlsReloader | undefined,
   logger: Logger,
 ) {
   return watchConfig(
@@ -118,6 +130,11 @@ function watchForChanges(
         const unsupported = unsupportedFeatures(next.config);
         if (unsupported.length > 0) {
           logger.error('configuration change rejected: features not supported yet', { keys: unsupported });
+          return;
+        }
+        const issues = checkAuthConfig(next.config);
+        if (issues.length > 0) {
+          logger.error('configuration change rejected: invalid configuration', { issues });
           return;
         }
         const keys = [...restartKeys];
@@ -131,6 +148,8 @@ function watchForChanges(
         const applied = live.apply(next.config, keys);
         server.requestTimeout = requestTimeoutSecs(applied) * 1000;
         server.headersTimeout = Math.min(server.headersTimeout, server.requestTimeout);
+        if (tlsReloader !== undefined && applied.server.tls !== undefined)
+          tlsReloader.update(applied.server.tls);
         logger.info('configuration reloaded', { path: configPath });
       },
       onInvalid(error) {
@@ -156,10 +175,20 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
   for (const warning of warnings) logWarning(logger, warning);
   checkRunnable(config, kind, configPath);
 
+  // TLS is the public edge's (`server`, `gateway`); registry-api only ever talks to the gateway.
+  // Read before anything is built, so a missing certificate stops startup with nothing to undo.
+  const tls = kind === 'registry-api' ? undefined : config.server.tls;
+  const tlsMaterial =
+    tls === undefined
+      ? undefined
+      : await readTlsMaterial(tls).catch((error: unknown) => {
+          throw error instanceof TlsMaterialError ? new ConfigError([...error.issues], configPath) : error;
+        });
+
   const live = createLiveConfig(config);
   const metrics = createMetrics();
   let accepting = true;
-  const app = compose(kind, { config: live.get, logger, metrics, accepting: () => accepting }, config);
+  const app = await compose(kind, { config: live.get, logger, metrics, accepting: () => accepting }, config);
 
   const observed = withObservability(app.handler, { metrics, logger: logger.child('http'), service: kind });
   // While draining, answers say so, letting keep-alive clients move to another instance.
@@ -167,21 +196,38 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
     if (!accepting) res.setHeader('connection', 'close');
     return observed(req, res);
   };
-  const server = createHttpServer(handler, { requestTimeoutSecs: requestTimeoutSecs(config), logger });
-  const address = await listen(
-    server,
-    listenAt ?? { host: config.server.bind_address, port: config.server.port },
-  );
-  logger.info('listening', { service: kind, host: address.host, port: address.port });
+  const plain = createHttpServer(handler, { requestTimeoutSecs: requestTimeoutSecs(config), logger });
+  let server: Server = plain;
+  let tlsReloader: TlsReloader | undefined;
+  if (tls !== undefined && tlsMaterial !== undefined) {
+    const tlsLogger = logger.child('tls');
+    const secure = createTlsServer(plain, tlsMaterial, tlsLogger);
+    tlsReloader = watchTlsFiles(secure, { tls, material: tlsMaterial }, tlsLogger);
+    server = secure;
+  }
+  let address: { host: string; port: number };
+  try {
+    address = await listen(
+      server,
+      listenAt ?? { host: config.server.bind_address, port: config.server.port },
+    );
+  } catch (error) {
+    tlsReloader?.close();
+    await app.close?.();
+    throw error;
+  }
+  logger.info('listening', { service: kind, host: address.host, port: address.port, tls: tls !== undefined });
 
-  const watcher = watchForChanges(configPath, kind, live, server, logger);
+  const watcher = watchForChanges(configPath, kind, live, server, tlsReloader, logger);
 
   let closing: Promise<void> | undefined;
   const close = () => {
     closing ??= (async () => {
       accepting = false;
       watcher.close();
+      tlsReloader?.close();
       await drain(server, live.get().server.query_timeout_grace_period * 1000, logger);
+      await app.close?.();
       logger.info('stopped', { service: kind });
     })();
     return closing;

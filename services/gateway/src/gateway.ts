@@ -1,19 +1,36 @@
-import type { IncomingMessage } from 'node:http';
-import { type Handler, healthHandler, requestPath, sendError, stripInternalHeaders } from '@angos/http';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { TLSSocket } from 'node:tls';
+import {
+  type AccessRequest,
+  type Auth,
+  type ClientRequestDetails,
+  describeRequest,
+  type Identity,
+  isAuthenticated,
+  mountSourceRequest,
+} from '@angos/auth';
+import {
+  type Handler,
+  healthHandler,
+  type RequestContext,
+  requestPath,
+  requestQuery,
+  sendError,
+  stripInternalHeaders,
+} from '@angos/http';
 import type { Logger, Metrics } from '@angos/observability';
-import { OciError, parseRoute } from '@angos/oci';
-import { authorize } from './authorize.js';
+import { allowedMethods, isValidNamespace, OciError, parseRoute, type Route } from '@angos/oci';
 import { createHttpForwarder } from './forward-http.js';
 import { type Forwarder, inProcessForwarder } from './forwarder.js';
-import type { PolicyConfig } from './policy.js';
+import { contextIdentity } from './identity-context.js';
 
 export type Upstream =
   | { readonly kind: 'in-process'; readonly handler: Handler }
   | { readonly kind: 'http'; readonly url: string; readonly internalToken: string };
 
 export interface GatewayDeps {
-  /** The current configuration; read per request so hot reloads apply at once. */
-  readonly config: () => PolicyConfig;
+  /** Authentication and authorization (`createAuth` of @angos/auth), following configuration reloads. */
+  readonly auth: Auth;
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly upstream: Upstream;
@@ -37,38 +54,122 @@ function forwarderFor(upstream: Upstream, logger: Logger): Forwarder {
     : createHttpForwarder({ url: upstream.url, internalToken: upstream.internalToken, logger });
 }
 
-function isAnonymous(_req: IncomingMessage): boolean {
-  // Authentication (mTLS, OIDC, basic) comes with the auth issue; until then every caller is anonymous.
-  return true;
+function namespaceOf(route: Route): string | undefined {
+  return 'namespace' in route ? route.namespace : undefined;
+}
+
+function hasUnreadBody(req: IncomingMessage): boolean {
+  if (req.complete) return false;
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}
+
+function clientDetails(req: IncomingMessage): ClientRequestDetails {
+  return {
+    method: req.method ?? '',
+    uri: req.url ?? '/',
+    host: req.headers.host ?? '',
+    proto: (req.socket as Partial<TLSSocket>).encrypted === true ? 'https' : 'http',
+    headers: req.headers,
+  };
 }
 
 /**
- * The public edge: health and metrics endpoints, then for everything under /v2 authorization and
- * forwarding to registry-api. Clients can never speak the internal trust headers.
+ * What a request asks, or why it cannot be asked at all. A request the gateway cannot describe
+ * never reaches authorization or registry-api: an invalid name (encoded `/` or `..`, upper case,
+ * empty components) could otherwise slip past a policy written for the real name.
+ */
+function describe(
+  req: IncomingMessage,
+  res: ServerResponse,
+  route: Route | undefined,
+): AccessRequest | OciError {
+  if (route === undefined) return new OciError('ROUTE_UNKNOWN');
+  const namespace = namespaceOf(route);
+  if (namespace !== undefined && !isValidNamespace(namespace)) return new OciError('NAME_INVALID');
+  const method = req.method ?? '';
+  const request = describeRequest(route, method, requestQuery(req));
+  if (request !== undefined) return request;
+  const allowed = allowedMethods(route);
+  if (allowed === undefined) return new OciError('ROUTE_UNKNOWN');
+  res.setHeader('allow', allowed.join(', '));
+  return new OciError('METHOD_NOT_ALLOWED', { method });
+}
+
+/**
+ * The public edge: health and metrics endpoints, then for everything under /v2 authentication
+ * (mTLS, OIDC, basic), authorization (global policy, repository policy, webhook) and forwarding
+ * to registry-api with what was decided. Clients can never speak the internal trust headers.
+ * Refusals: an anonymous caller gets 401 with a Basic challenge (so clients log in); an
+ * authenticated one that is not allowed gets 403 DENIED.
  */
 export function buildGateway(deps: GatewayDeps): Handler {
-  const { logger } = deps;
+  const { logger, auth } = deps;
   const forward = forwarderFor(deps.upstream, logger);
 
-  const api: Handler = (req, res) => {
+  const refuse = (
+    req: IncomingMessage,
+    res: ServerResponse,
+    identity: Identity,
+    request: AccessRequest,
+    detail: string,
+  ) => {
+    // A refused upload's body is not read: closing the connection spares both sides sending it.
+    if (hasUnreadBody(req)) res.setHeader('connection', 'close');
+    logger.info('access denied', {
+      action: request.action,
+      namespace: request.namespace,
+      decided_by: detail,
+      client_ip: identity.client_ip,
+      username: identity.username,
+      oidc_provider: identity.oidc?.provider_name,
+      certificate_cn: identity.certificate?.common_names,
+    });
+    if (isAuthenticated(identity)) {
+      sendError(res, new OciError('DENIED'), logger);
+    } else {
+      res.setHeader('www-authenticate', AUTHENTICATE_CHALLENGE);
+      sendError(res, new OciError('UNAUTHORIZED'), logger);
+    }
+  };
+
+  /** A cross-repository mount also needs `get-blob` on its source; refused, the registry opens a plain upload. */
+  const mountSources = async (identity: Identity, request: AccessRequest, client: ClientRequestDetails) => {
+    const source = mountSourceRequest(request);
+    if (source === undefined || source.namespace === undefined) return undefined;
+    const authorization = await auth.authorize(identity, source, client);
+    return authorization.decision === 'allow' ? [source.namespace] : undefined;
+  };
+
+  const api: Handler = async (req, res) => {
     const path = requestPath(req);
     if (!isApiPath(path)) {
       sendError(res, new OciError('ROUTE_UNKNOWN'), logger);
       return;
     }
-    const route = parseRoute(path);
-    const authorization = authorize(deps.config(), req, route);
-    if (authorization.outcome === 'deny') {
-      res.setHeader(...API_VERSION_HEADER);
-      if (isAnonymous(req)) {
-        res.setHeader('www-authenticate', AUTHENTICATE_CHALLENGE);
-        sendError(res, new OciError('UNAUTHORIZED'), logger);
-      } else {
-        sendError(res, new OciError('DENIED'), logger);
-      }
+    res.setHeader(...API_VERSION_HEADER);
+    const request = describe(req, res, parseRoute(path));
+    if (request instanceof OciError) {
+      sendError(res, request, logger);
       return;
     }
-    return forward(req, res, authorization.context);
+
+    const identity = await auth.authenticate(req);
+    const client = clientDetails(req);
+    const authorization = await auth.authorize(identity, request, client);
+    if (authorization.decision === 'deny') {
+      refuse(req, res, identity, request, authorization.detail);
+      return;
+    }
+
+    const mountAllowedFrom = await mountSources(identity, request, client);
+    const forwardedIdentity = contextIdentity(identity);
+    const context: RequestContext = {
+      clientIp: identity.client_ip,
+      ...(forwardedIdentity === undefined ? {} : { identity: forwardedIdentity }),
+      ...(mountAllowedFrom === undefined ? {} : { mountAllowedFrom }),
+    };
+    return forward(req, res, context);
   };
 
   const withHealth = healthHandler(api, {

@@ -1,4 +1,3 @@
-export { type Authorization, authorize } from './authorize.js';
 export {
   createHttpForwarder,
   DEFAULT_CONNECT_TIMEOUT_MS,
@@ -7,14 +6,5 @@ export {
 } from './forward-http.js';
 export { type Forwarder, inProcessForwarder } from './forwarder.js';
 export { AUTHENTICATE_CHALLENGE, buildGateway, type GatewayDeps, type Upstream } from './gateway.js';
-export {
-  type AccessPolicySection,
-  type AccessRequest,
-  DEFAULT_DECISION,
-  type Decision,
-  decide,
-  type PolicyConfig,
-  policyFor,
-  repositoryKeyFor,
-} from './policy.js';
+export { contextIdentity } from './identity-context.js';
 export { sendUpstreamUnavailable, UPSTREAM_UNAVAILABLE_STATUS } from './upstream-error.js';

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { request } from 'node:http';
 import { CONTEXT_HEADER, decodeContext, INTERNAL_TOKEN_HEADER } from '@angos/http';
 import { afterEach, describe, expect, it } from 'vitest';
-import { listenUpstream, type Running, startGateway } from './helpers.js';
+import { ALLOW_ALL, basic, IDENTITIES, listenUpstream, type Running, startGateway } from './helpers.js';
 
 const started: Running[] = [];
 afterEach(async () => {
@@ -18,7 +18,7 @@ async function track(running: Promise<Running>): Promise<Running> {
 const TOKEN = 'internal-secret';
 
 describe('buildGateway with an HTTP upstream', () => {
-  it('streams the request to registry-api with the token and context, and the response back', async () => {
+  it('streams the request to registry-api with the token, context and identity, and the response back', async () => {
     const upstream = await track(
       listenUpstream(async (req, res) => {
         const hash = createHash('sha256');
@@ -42,13 +42,15 @@ describe('buildGateway with an HTTP upstream', () => {
         res.end('created');
       }),
     );
-    const gateway = await track(startGateway({ kind: 'http', url: upstream.url, internalToken: TOKEN }));
+    const gateway = await track(
+      startGateway({ kind: 'http', url: upstream.url, internalToken: TOKEN }, ALLOW_ALL + IDENTITIES),
+    );
 
     const body = randomBytes(3 * 1024 * 1024);
     const response = await fetch(`${gateway.url}/v2/app/blobs/uploads/?mount=sha256:abc&from=base`, {
       method: 'POST',
       body,
-      headers: { 'x-angos-internal-token': 'forged', 'x-angos-forged': 'yes' },
+      headers: { 'x-angos-internal-token': 'forged', 'x-angos-forged': 'yes', authorization: basic('alice') },
     });
     expect(response.status).toBe(201);
     expect(response.headers.get('location')).toBe('/v2/app/blobs/sha256:abc');
@@ -63,7 +65,7 @@ describe('buildGateway with an HTTP upstream', () => {
       token: TOKEN,
       forged: null,
       size: body.length,
-      context: { mountAllowedFrom: ['base'] },
+      context: { mountAllowedFrom: ['base'], identity: { id: 'alice', username: 'alice' } },
     });
     expect(seen.context.clientIp).toMatch(/127\.0\.0\.1/);
   });
@@ -221,7 +223,7 @@ describe('buildGateway with an HTTP upstream', () => {
     const gateway = await track(
       startGateway(
         { kind: 'http', url: upstream.url, internalToken: TOKEN },
-        { global: { access_policy: { default: 'deny' } } },
+        '[global.access_policy]\ndefault = "deny"\n',
       ),
     );
     expect((await fetch(`${gateway.url}/v2/`)).status).toBe(401);

@@ -1,13 +1,27 @@
+import type { Config } from '@angos/config';
 import { getContext, sendJson } from '@angos/http';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { PolicyConfig } from '../src/index.js';
-import { type Running, startGateway } from './helpers.js';
+import {
+  ALLOW_ALL,
+  basic,
+  configOf,
+  type GatewayUnderTest,
+  IDENTITIES,
+  listenUpstream,
+  type Running,
+  startGateway,
+} from './helpers.js';
 
-let running: Running | undefined;
+const started: Array<GatewayUnderTest | Running> = [];
 afterEach(async () => {
-  await running?.close();
-  running = undefined;
+  await Promise.all(started.splice(0).map((r) => r.close()));
 });
+
+async function gateway(...args: Parameters<typeof startGateway>): Promise<GatewayUnderTest> {
+  const running = await startGateway(...args);
+  started.push(running);
+  return running;
+}
 
 /** An in-process upstream that reports what it received. */
 const echo = {
@@ -20,22 +34,29 @@ interface Echo {
   method: string;
   url: string;
   headers: Record<string, string>;
-  context: { clientIp: string; mountAllowedFrom?: string[] };
+  context: { clientIp: string; mountAllowedFrom?: string[]; identity?: Record<string, unknown> };
+}
+
+const DENY = '[global.access_policy]\ndefault = "deny"\n';
+
+async function codeOf(response: Response): Promise<string | undefined> {
+  return ((await response.json()) as { errors: { code: string }[] }).errors[0]?.code;
 }
 
 describe('buildGateway with an in-process upstream', () => {
   it('forwards allowed /v2 requests with the request context', async () => {
-    running = await startGateway(echo);
+    const running = await gateway(echo);
     const response = await fetch(`${running.url}/v2/team/app/manifests/latest`);
     expect(response.status).toBe(200);
     const body = (await response.json()) as Echo;
     expect(body.url).toBe('/v2/team/app/manifests/latest');
-    expect(body.context.clientIp).toMatch(/127\.0\.0\.1/);
+    expect(body.context.clientIp).toBe('127.0.0.1');
     expect(body.context.mountAllowedFrom).toBeUndefined();
+    expect(body.context.identity).toBeUndefined();
   });
 
   it('strips x-angos-* headers clients send', async () => {
-    running = await startGateway(echo);
+    const running = await gateway(echo);
     const response = await fetch(`${running.url}/v2/`, {
       headers: { 'x-angos-internal-token': 'forged', 'X-Angos-Context': 'forged', 'x-other': 'kept' },
     });
@@ -45,7 +66,7 @@ describe('buildGateway with an in-process upstream', () => {
   });
 
   it('answers a denied anonymous request 401 with a Basic challenge', async () => {
-    running = await startGateway(echo, { global: { access_policy: { default: 'deny' } } });
+    const running = await gateway(echo, DENY);
     const response = await fetch(`${running.url}/v2/`);
     expect(response.status).toBe(401);
     expect(response.headers.get('www-authenticate')).toBe('Basic realm="Angos"');
@@ -56,41 +77,62 @@ describe('buildGateway with an in-process upstream', () => {
   });
 
   it('denies everything when no access policy is configured', async () => {
-    running = await startGateway(echo, {});
+    const running = await gateway(echo, '');
     expect((await fetch(`${running.url}/v2/a/blobs/sha256:abc`)).status).toBe(401);
     expect((await fetch(`${running.url}/v2/_catalog`)).status).toBe(401);
-    expect((await fetch(`${running.url}/v2/not/a/route/at/all`)).status).toBe(401);
   });
 
-  it('applies repository policies by namespace prefix', async () => {
-    const config: PolicyConfig = {
-      global: { access_policy: { default: 'deny' } },
-      repository: { team: { access_policy: { default: 'allow' } } },
-    };
-    running = await startGateway(echo, config);
-    expect((await fetch(`${running.url}/v2/team/manifests/v1`)).status).toBe(200);
-    expect((await fetch(`${running.url}/v2/team/app/manifests/v1`)).status).toBe(200);
-    expect((await fetch(`${running.url}/v2/teamx/manifests/v1`)).status).toBe(401);
-    expect((await fetch(`${running.url}/v2/`)).status).toBe(401);
+  it('answers requests it cannot describe itself, before authorization', async () => {
+    const running = await gateway(echo, DENY);
+    const unknown = await fetch(`${running.url}/v2/not/a/route/at/all`);
+    expect(unknown.status).toBe(404);
+    const extension = await fetch(`${running.url}/v2/_ext/anything`);
+    expect(extension.status).toBe(404);
+    const invalidName = await fetch(`${running.url}/v2/Team/manifests/v1`);
+    expect(invalidName.status).toBe(400);
+    expect(await codeOf(invalidName)).toBe('NAME_INVALID');
+    const method = await fetch(`${running.url}/v2/team/manifests/v1`, { method: 'POST' });
+    expect(method.status).toBe(405);
+    expect(method.headers.get('allow')).toBe('GET, HEAD, PUT, DELETE');
+  });
+
+  it('requires the global policy and then the repository policy to allow', async () => {
+    const running = await gateway(
+      echo,
+      `${ALLOW_ALL}
+[repository."private".access_policy]
+default = "deny"
+[repository."open".access_policy]
+default = "allow"
+`,
+    );
+    expect((await fetch(`${running.url}/v2/private/manifests/v1`)).status).toBe(401);
+    expect((await fetch(`${running.url}/v2/private/app/manifests/v1`)).status).toBe(401);
+    expect((await fetch(`${running.url}/v2/private-not/manifests/v1`)).status).toBe(200);
+    expect((await fetch(`${running.url}/v2/open/manifests/v1`)).status).toBe(200);
+
+    // A repository policy narrows; it cannot open what the global policy refuses.
+    const narrow = await gateway(echo, `${DENY}\n[repository."open".access_policy]\ndefault = "allow"\n`);
+    expect((await fetch(`${narrow.url}/v2/open/manifests/v1`)).status).toBe(401);
   });
 
   it('reads the configuration per request (hot reload)', async () => {
-    let config: PolicyConfig = { global: { access_policy: { default: 'deny' } } };
-    running = await startGateway(echo, () => config);
+    let config: Config = configOf(DENY);
+    const running = await gateway(echo, () => config);
     expect((await fetch(`${running.url}/v2/`)).status).toBe(401);
-    config = { global: { access_policy: { default: 'allow' } } };
+    config = configOf(ALLOW_ALL);
     expect((await fetch(`${running.url}/v2/`)).status).toBe(200);
   });
 
   it.each([
     ['an allowed source', 'public/base', ['public/base']],
     ['a denied source', 'private/base', undefined],
+    ['an invalid source', 'Private', undefined],
   ])('evaluates get-blob on the mount source: %s', async (_name, from, expected) => {
-    const config: PolicyConfig = {
-      global: { access_policy: { default: 'allow' } },
-      repository: { private: { access_policy: { default: 'deny' } } },
-    };
-    running = await startGateway(echo, config);
+    const running = await gateway(
+      echo,
+      `${ALLOW_ALL}[repository."private".access_policy]\ndefault = "deny"\n`,
+    );
     const response = await fetch(`${running.url}/v2/app/blobs/uploads/?mount=sha256:abc&from=${from}`, {
       method: 'POST',
     });
@@ -99,11 +141,10 @@ describe('buildGateway with an in-process upstream', () => {
   });
 
   it('refuses the mount target itself when it is denied', async () => {
-    const config: PolicyConfig = {
-      global: { access_policy: { default: 'allow' } },
-      repository: { private: { access_policy: { default: 'deny' } } },
-    };
-    running = await startGateway(echo, config);
+    const running = await gateway(
+      echo,
+      `${ALLOW_ALL}[repository."private".access_policy]\ndefault = "deny"\n`,
+    );
     const response = await fetch(`${running.url}/v2/private/x/blobs/uploads/?mount=sha256:abc&from=public`, {
       method: 'POST',
     });
@@ -111,22 +152,142 @@ describe('buildGateway with an in-process upstream', () => {
   });
 
   it('serves health and metrics itself, whatever the policy', async () => {
-    running = await startGateway(
-      echo,
-      { global: { access_policy: { default: 'deny' } } },
-      { ready: () => false },
-    );
+    const running = await gateway(echo, DENY, { ready: () => false });
     expect(await (await fetch(`${running.url}/healthz`)).text()).toBe('ok\n');
     expect((await fetch(`${running.url}/readyz`)).status).toBe(503);
     const metrics = await fetch(`${running.url}/metrics`);
     expect(metrics.status).toBe(200);
-    expect(await metrics.text()).toContain('http_requests_total');
   });
 
   it('answers 404 outside /v2', async () => {
-    running = await startGateway(echo);
+    const running = await gateway(echo);
     const response = await fetch(`${running.url}/index.html`);
     expect(response.status).toBe(404);
-    expect(((await response.json()) as { errors: { code: string }[] }).errors[0]?.code).toBe('UNSUPPORTED');
+    expect(await codeOf(response)).toBe('UNSUPPORTED');
+  });
+});
+
+describe('authentication and authorization in the gateway', () => {
+  const RULES = `${IDENTITIES}
+[global.access_policy]
+default = "deny"
+rules = [
+  "identity.username == 'admin'",
+  "has(identity.username) && request.action in ['get-api-version', 'get-manifest', 'get-blob']",
+]
+`;
+
+  it('accepts a basic login and forwards the identity', async () => {
+    const running = await gateway(echo, RULES);
+    const response = await fetch(`${running.url}/v2/team/manifests/v1`, {
+      headers: { authorization: basic('alice') },
+    });
+    expect(response.status).toBe(200);
+    expect(((await response.json()) as Echo).context.identity).toEqual({ id: 'alice', username: 'alice' });
+  });
+
+  it('answers an authenticated caller that is not allowed 403 DENIED, without a challenge', async () => {
+    const running = await gateway(echo, RULES);
+    const response = await fetch(`${running.url}/v2/team/manifests/v1`, {
+      method: 'DELETE',
+      headers: { authorization: basic('alice') },
+    });
+    expect(response.status).toBe(403);
+    expect(response.headers.get('www-authenticate')).toBeNull();
+    expect(await codeOf(response)).toBe('DENIED');
+    const admin = await fetch(`${running.url}/v2/team/manifests/v1`, {
+      method: 'DELETE',
+      headers: { authorization: basic('admin') },
+    });
+    expect(admin.status).toBe(200);
+  });
+
+  it('treats wrong credentials as anonymous (fail-open) and challenges again', async () => {
+    const running = await gateway(echo, RULES);
+    for (const authorization of [
+      basic('alice', 'wrong'),
+      basic('admin', ''),
+      'Basic !!!',
+      'Digest x',
+      basic('nobody' as 'alice', 'x'),
+    ]) {
+      const response = await fetch(`${running.url}/v2/`, { headers: { authorization } });
+      expect(response.status, authorization).toBe(401);
+      expect(response.headers.get('www-authenticate')).toBe('Basic realm="Angos"');
+    }
+  });
+
+  it('counts attempts in auth_attempts_total', async () => {
+    const running = await gateway(echo, RULES);
+    await fetch(`${running.url}/v2/`, { headers: { authorization: basic('alice') } });
+    await fetch(`${running.url}/v2/`, { headers: { authorization: basic('alice', 'nope') } });
+    await fetch(`${running.url}/v2/`);
+    const text = (await running.metrics.render()).body;
+    expect(text).toContain('auth_attempts_total{method="basic",result="success"} 1');
+    expect(text).toContain('auth_attempts_total{method="basic",result="failed"} 1');
+  });
+
+  it('asks the authorization webhook after the policies, with the request as headers', async () => {
+    const seen: Record<string, string | string[] | undefined>[] = [];
+    const webhook = await listenUpstream((req, res) => {
+      seen.push(req.headers);
+      res.statusCode = req.headers['x-registry-username'] === 'admin' ? 200 : 403;
+      res.end();
+    });
+    started.push(webhook);
+    const running = await gateway(
+      echo,
+      `${IDENTITIES}${ALLOW_ALL}
+[global]
+authorization_webhook = "authz"
+[repository."public"]
+authorization_webhook = ""
+[auth.webhook.authz]
+url = "${webhook.url}/check"
+timeout_ms = 2000
+bearer_token = "webhook-secret"
+forward_headers = ["X-Request-Id"]
+`,
+    );
+    const admin = await fetch(`${running.url}/v2/team/manifests/v1?x=1`, {
+      headers: { authorization: basic('admin'), 'x-request-id': 'r-1', host: 'registry.example' },
+    });
+    expect(admin.status).toBe(200);
+    expect(seen[0]).toMatchObject({
+      authorization: 'Bearer webhook-secret',
+      'x-forwarded-method': 'GET',
+      'x-forwarded-uri': '/v2/team/manifests/v1?x=1',
+      'x-forwarded-proto': 'http',
+      'x-forwarded-for': '127.0.0.1',
+      'x-registry-action': 'get-manifest',
+      'x-registry-namespace': 'team',
+      'x-registry-reference': 'v1',
+      'x-registry-username': 'admin',
+      'x-registry-identity-id': 'admin',
+      'x-request-id': 'r-1',
+    });
+    const alice = await fetch(`${running.url}/v2/team/manifests/v1`, {
+      headers: { authorization: basic('alice') },
+    });
+    expect(alice.status).toBe(403);
+    // An empty repository webhook turns the global one off.
+    const calls = seen.length;
+    expect((await fetch(`${running.url}/v2/public/manifests/v1`)).status).toBe(200);
+    expect(seen.length).toBe(calls);
+  });
+});
+
+describe('refused uploads', () => {
+  it('closes the connection instead of reading the body of a refused upload', async () => {
+    const running = await gateway(echo, DENY);
+    const response = await fetch(`${running.url}/v2/team/blobs/uploads/abc`, {
+      method: 'PATCH',
+      body: Buffer.alloc(1024 * 1024),
+    });
+    expect(response.status).toBe(401);
+    expect(response.headers.get('connection')).toBe('close');
+    const bodyless = await fetch(`${running.url}/v2/team/manifests/v1`);
+    expect(bodyless.status).toBe(401);
+    expect(bodyless.headers.get('connection')).not.toBe('close');
   });
 });

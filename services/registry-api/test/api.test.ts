@@ -1,16 +1,19 @@
-import { access, readdir } from 'node:fs/promises';
-import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   ALL_MANIFEST_TYPES,
   type Api,
+  BACKENDS,
+  type Backend,
   OCI_INDEX,
   OCI_MANIFEST,
   pushBlob,
   pushImage,
   type Reply,
+  s3Server,
   sha256,
   startApi,
+  type Trust,
+  usesS3,
 } from './harness.js';
 
 let api: Api;
@@ -20,561 +23,680 @@ function errorCode(reply: Reply): string {
   return reply.json().errors[0].code;
 }
 
-async function blobFiles(rootDir: string): Promise<string[]> {
-  try {
-    return await readdir(join(rootDir, '_blobs', 'sha256'));
-  } catch {
-    return [];
-  }
+/** Docker-Content-Digest of a GET: from the registry's 307 when it redirected to the storage. */
+function contentDigest(reply: Reply): string | string[] | undefined {
+  return (reply.redirect ?? reply).headers['docker-content-digest'];
 }
 
-describe('base and routing', () => {
-  beforeEach(async () => {
-    api = await startApi();
-  });
-
-  it('answers the version check', async () => {
-    const reply = await api.send('GET', '/v2/');
-    expect(reply.status).toBe(200);
-    expect(reply.headers['docker-distribution-api-version']).toBe('registry/2.0');
-    expect((await api.send('GET', '/v2')).status).toBe(200);
-  });
-
-  it('answers unknown paths and methods with OCI errors', async () => {
-    const unknown = await api.send('GET', '/v3/whatever');
-    expect(unknown.status).toBe(404);
-    expect(unknown.json().errors[0].code).toBeTypeOf('string');
-    const method = await api.send('POST', '/v2/t/img/manifests/latest');
-    expect(method.status).toBe(405);
-    expect(method.headers.allow).toContain('PUT');
-  });
-
-  it.each([
-    ['uppercase', '/v2/Team/img/tags/list'],
-    ['dot-dot', '/v2/t/../img/tags/list'],
-    ['encoded dot-dot', '/v2/t/%2e%2e/img/tags/list'],
-    ['encoded slash', '/v2/t%2Fimg/tags/list'],
-    ['NUL', '/v2/t/img%00/tags/list'],
-    ['300 characters', `/v2/${'a'.repeat(300)}/tags/list`],
-    ['empty component', '/v2/t//img/tags/list'],
-  ])('rejects a %s namespace with NAME_INVALID', async (_label, path) => {
-    const reply = await api.send('GET', path);
-    expect(reply.status).toBe(400);
-    expect(errorCode(reply)).toBe('NAME_INVALID');
-  });
-});
-
-describe('blobs', () => {
-  beforeEach(async () => {
-    api = await startApi();
-  });
-
-  it('uploads monolithically and serves GET, HEAD and ranges', async () => {
-    const data = Buffer.from('0123456789abcdef');
-    const digest = await pushBlob(api, 't/img', data);
-    const head = await api.send('HEAD', `/v2/t/img/blobs/${digest}`);
-    expect(head.status).toBe(200);
-    expect(head.headers['content-length']).toBe('16');
-    expect(head.headers['docker-content-digest']).toBe(digest);
-    const get = await api.send('GET', `/v2/t/img/blobs/${digest}`);
-    expect(get.body.equals(data)).toBe(true);
-    const range = await api.send('GET', `/v2/t/img/blobs/${digest}`, { headers: { Range: 'bytes=2-5' } });
-    expect(range.status).toBe(206);
-    expect(range.body.toString()).toBe('2345');
-    expect(range.headers['content-range']).toBe('bytes 2-5/16');
-    const suffix = await api.send('GET', `/v2/t/img/blobs/${digest}`, { headers: { Range: 'bytes=-3' } });
-    expect(suffix.body.toString()).toBe('def');
-    const beyond = await api.send('GET', `/v2/t/img/blobs/${digest}`, {
-      headers: { Range: 'bytes=100-200' },
-    });
-    expect(beyond.status).toBe(416);
-    expect(beyond.headers['content-range']).toBe('bytes */16');
-  });
-
-  it.each([
-    ['unknown algorithm', 'md5:d41d8cd98f00b204e9800998ecf8427e'],
-    ['short hex', 'sha256:abc'],
-    ['uppercase hex', `sha256:${'A'.repeat(64)}`],
-    ['no algorithm', 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'],
-  ])('rejects a digest with %s', async (_label, digest) => {
-    const reply = await api.send('GET', `/v2/t/img/blobs/${digest}`);
-    expect(reply.status).toBe(400);
-    expect(errorCode(reply)).toBe('DIGEST_INVALID');
-  });
-
-  it('answers BLOB_UNKNOWN for a blob the namespace does not hold', async () => {
-    const digest = await pushBlob(api, 't/a', 'secret bytes');
-    const other = await api.send('GET', `/v2/t/b/blobs/${digest}`);
-    expect(other.status).toBe(404);
-    expect(errorCode(other)).toBe('BLOB_UNKNOWN');
-    expect((await api.send('HEAD', `/v2/t/a/blobs/${sha256('never pushed')}`)).status).toBe(404);
-  });
-
-  it('uploads in chunks with Content-Range, streamed chunks and a final chunk on PUT', async () => {
-    const start = await api.send('POST', '/v2/t/img/blobs/uploads/');
-    expect(start.status).toBe(202);
-    expect(start.headers.range).toBe('0-0');
-    const location = String(start.headers.location);
-    expect(location).toMatch(/^\/v2\/t\/img\/blobs\/uploads\/[0-9a-f-]{36}$/);
-    expect(start.headers['docker-upload-uuid']).toBe(location.split('/').pop());
-
-    const first = await api.send('PATCH', location, {
-      body: 'hello ',
-      headers: { 'Content-Range': '0-5', 'Content-Type': 'application/octet-stream' },
-    });
-    expect(first.status).toBe(202);
-    expect(first.headers.range).toBe('0-5');
-
-    // Streamed (chunked transfer encoding, no Content-Length), as docker does.
-    const second = await api.send('PATCH', location, {
-      body: [Buffer.from('chunked '), Buffer.from('world')],
-    });
-    expect(second.status).toBe(202);
-    expect(second.headers.range).toBe('0-18');
-
-    const outOfOrder = await api.send('PATCH', location, { body: 'x', headers: { 'Content-Range': '5-5' } });
-    expect(outOfOrder.status).toBe(416);
-
-    const status = await api.send('GET', location);
-    expect(status.status).toBe(204);
-    expect(status.headers.range).toBe('0-18');
-
-    const digest = sha256('hello chunked world!');
-    const done = await api.send('PUT', `${location}?digest=${digest}`, { body: '!' });
-    expect(done.status).toBe(201);
-    expect(done.headers.location).toBe(`/v2/t/img/blobs/${digest}`);
-    expect((await api.send('GET', `/v2/t/img/blobs/${digest}`)).body.toString()).toBe('hello chunked world!');
-    expect((await api.send('GET', location)).status).toBe(404);
-  });
-
-  it('verifies the digest on completion and keeps the session on a mismatch', async () => {
-    const location = String((await api.send('POST', '/v2/t/img/blobs/uploads/')).headers.location);
-    await api.send('PATCH', location, { body: 'some bytes' });
-    const wrong = await api.send('PUT', `${location}?digest=${sha256('other bytes')}`);
-    expect(wrong.status).toBe(400);
-    expect(errorCode(wrong)).toBe('DIGEST_INVALID');
-    expect((await api.send('PUT', `${location}?digest=${sha256('some bytes')}`)).status).toBe(201);
-  });
-
-  it('supports sha512', async () => {
-    const { createHash } = await import('node:crypto');
-    const data = 'sha512 content';
-    const digest = `sha512:${createHash('sha512').update(data).digest('hex')}`;
-    const location = String((await api.send('POST', '/v2/t/img/blobs/uploads/')).headers.location);
-    await api.send('PATCH', location, { body: data });
-    expect((await api.send('PUT', `${location}?digest=${digest}`)).status).toBe(201);
-    expect((await api.send('GET', `/v2/t/img/blobs/${digest}`)).body.toString()).toBe(data);
-  });
-
-  it('answers BLOB_UPLOAD_UNKNOWN for unknown, malformed and cancelled sessions', async () => {
-    const unknown = await api.send('PATCH', '/v2/t/img/blobs/uploads/3f1b9a2c-0000-4000-8000-000000000000', {
-      body: 'x',
-    });
-    expect(unknown.status).toBe(404);
-    expect(errorCode(unknown)).toBe('BLOB_UPLOAD_UNKNOWN');
-    expect((await api.send('GET', '/v2/t/img/blobs/uploads/..%2f..%2fetc')).status).toBe(404);
-    const location = String((await api.send('POST', '/v2/t/img/blobs/uploads/')).headers.location);
-    expect((await api.send('DELETE', location)).status).toBe(204);
-    expect((await api.send('DELETE', location)).status).toBe(404);
-    expect((await api.send('PUT', `${location}?digest=${sha256('')}`)).status).toBe(404);
-  });
-
-  it('requires a digest to complete', async () => {
-    const location = String((await api.send('POST', '/v2/t/img/blobs/uploads/')).headers.location);
-    const reply = await api.send('PUT', location);
-    expect(reply.status).toBe(400);
-    expect(errorCode(reply)).toBe('DIGEST_INVALID');
-  });
-
-  it('falls back to a normal session when a mount is not allowed', async () => {
-    const digest = await pushBlob(api, 't/src', 'mount me');
-    const reply = await api.send('POST', `/v2/t/dst/blobs/uploads/?mount=${digest}&from=t/src`);
-    expect(reply.status).toBe(202);
-    expect((await api.send('HEAD', `/v2/t/dst/blobs/${digest}`)).status).toBe(404);
-  });
-
-  it('deletes a blob and reclaims its bytes', async () => {
-    const digest = await pushBlob(api, 't/img', 'to be deleted');
-    expect(await blobFiles(api.rootDir)).toContain(digest.slice(7));
-    expect((await api.send('DELETE', `/v2/t/img/blobs/${digest}`)).status).toBe(202);
-    expect((await api.send('HEAD', `/v2/t/img/blobs/${digest}`)).status).toBe(404);
-    expect(await blobFiles(api.rootDir)).not.toContain(digest.slice(7));
-    expect((await api.send('DELETE', `/v2/t/img/blobs/${digest}`)).status).toBe(404);
-  });
-});
-
-describe('cross-repository mount', () => {
-  it('mounts a blob the caller may read from the source namespace', async () => {
-    api = await startApi('', { kind: 'in-process' }, ['t/src']);
-    const digest = await pushBlob(api, 't/src', 'mount me');
-    const reply = await api.send('POST', `/v2/t/dst/blobs/uploads/?mount=${digest}&from=t/src`);
-    expect(reply.status).toBe(201);
-    expect(reply.headers.location).toBe(`/v2/t/dst/blobs/${digest}`);
-    expect(reply.headers['docker-content-digest']).toBe(digest);
-    expect((await api.send('GET', `/v2/t/dst/blobs/${digest}`)).body.toString()).toBe('mount me');
-    // The source keeps its own grant; deleting one leaves the other readable.
-    expect((await api.send('DELETE', `/v2/t/src/blobs/${digest}`)).status).toBe(202);
-    expect((await api.send('GET', `/v2/t/dst/blobs/${digest}`)).status).toBe(200);
-  });
-
-  it('does not mount a digest the source does not hold', async () => {
-    api = await startApi('', { kind: 'in-process' }, ['t/src', 't/other']);
-    const digest = await pushBlob(api, 't/other', 'held elsewhere');
-    const reply = await api.send('POST', `/v2/t/dst/blobs/uploads/?mount=${digest}&from=t/src`);
-    expect(reply.status).toBe(202);
-    expect((await api.send('HEAD', `/v2/t/dst/blobs/${digest}`)).status).toBe(404);
-  });
-});
-
-describe('blob size limit', () => {
-  beforeEach(async () => {
-    api = await startApi('[global]\nmax_blob_size = "1KiB"\n');
-  });
-
-  it('rejects a blob above max_blob_size with 413 BLOB_UPLOAD_INVALID, declared or streamed', async () => {
-    const big = Buffer.alloc(2048, 1);
-    const declared = await api.send('POST', `/v2/t/img/blobs/uploads/?digest=${sha256(big)}`, { body: big });
-    expect(declared.status).toBe(413);
-    expect(errorCode(declared)).toBe('BLOB_UPLOAD_INVALID');
-    const location = String((await api.send('POST', '/v2/t/img/blobs/uploads/')).headers.location);
-    const streamed = await api.send('PATCH', location, { body: [big.subarray(0, 1000), big.subarray(1000)] });
-    expect(streamed.status).toBe(413);
-    expect(await blobFiles(api.rootDir)).toEqual([]);
-  });
-});
-
-describe('manifests', () => {
-  beforeEach(async () => {
-    api = await startApi();
-  });
-
-  it('pushes by tag and serves it by tag and digest', async () => {
-    const image = await pushImage(api, 't/img', 'v1');
-    for (const reference of ['v1', image.digest]) {
-      const reply = await api.send('GET', `/v2/t/img/manifests/${reference}`, {
-        headers: { Accept: ALL_MANIFEST_TYPES },
+// The whole suite on every backend set-up; the S3 ones need the run's S3 server.
+describe.each(BACKENDS)('on $name storage', (backend: Backend) => {
+  const start = (extraToml?: string, trust?: Trust, mountAllowedFrom?: readonly string[]) =>
+    startApi(extraToml, trust, mountAllowedFrom, backend);
+  describe.skipIf(usesS3(backend) && !s3Server)('registry-api', () => {
+    describe('base and routing', () => {
+      beforeEach(async () => {
+        api = await start();
       });
-      expect(reply.status).toBe(200);
-      expect(reply.headers['content-type']).toBe(OCI_MANIFEST);
-      expect(reply.headers['docker-content-digest']).toBe(image.digest);
-      expect(reply.body.toString()).toBe(image.body);
-    }
-    const head = await api.send('HEAD', '/v2/t/img/manifests/v1');
-    expect(head.status).toBe(200);
-    expect(head.headers['content-length']).toBe(String(image.body.length));
-  });
 
-  it('negotiates on Accept', async () => {
-    await pushImage(api, 't/img', 'v1');
-    const dockerOnly = await api.send('GET', '/v2/t/img/manifests/v1', {
-      headers: { Accept: 'application/vnd.docker.distribution.manifest.v2+json' },
+      it('answers the version check', async () => {
+        const reply = await api.send('GET', '/v2/');
+        expect(reply.status).toBe(200);
+        expect(reply.headers['docker-distribution-api-version']).toBe('registry/2.0');
+        expect((await api.send('GET', '/v2')).status).toBe(200);
+      });
+
+      it('answers unknown paths and methods with OCI errors', async () => {
+        const unknown = await api.send('GET', '/v3/whatever');
+        expect(unknown.status).toBe(404);
+        expect(unknown.json().errors[0].code).toBeTypeOf('string');
+        const method = await api.send('POST', '/v2/t/img/manifests/latest');
+        expect(method.status).toBe(405);
+        expect(method.headers.allow).toContain('PUT');
+      });
+
+      it.each([
+        ['uppercase', '/v2/Team/img/tags/list'],
+        ['dot-dot', '/v2/t/../img/tags/list'],
+        ['encoded dot-dot', '/v2/t/%2e%2e/img/tags/list'],
+        ['encoded slash', '/v2/t%2Fimg/tags/list'],
+        ['NUL', '/v2/t/img%00/tags/list'],
+        ['300 characters', `/v2/${'a'.repeat(300)}/tags/list`],
+        ['empty component', '/v2/t//img/tags/list'],
+      ])('rejects a %s namespace with NAME_INVALID', async (_label, path) => {
+        const reply = await api.send('GET', path);
+        expect(reply.status).toBe(400);
+        expect(errorCode(reply)).toBe('NAME_INVALID');
+      });
     });
-    expect(dockerOnly.status).toBe(404);
-    expect(errorCode(dockerOnly)).toBe('MANIFEST_UNKNOWN');
-    const wildcard = await api.send('GET', '/v2/t/img/manifests/v1', { headers: { Accept: '*/*' } });
-    expect(wildcard.status).toBe(200);
-  });
 
-  it('answers MANIFEST_UNKNOWN for unknown tags and digests, TAG_INVALID-style errors for bad tags', async () => {
-    expect(errorCode(await api.send('GET', '/v2/t/img/manifests/nope'))).toBe('MANIFEST_UNKNOWN');
-    expect((await api.send('GET', `/v2/t/img/manifests/${sha256('x')}`)).status).toBe(404);
-    const badTag = await api.send('GET', `/v2/t/img/manifests/${'a'.repeat(129)}`);
-    expect(badTag.status).toBe(400);
-    expect((await api.send('GET', '/v2/t/img/manifests/-leading-dash')).status).toBe(400);
-  });
+    describe('blobs', () => {
+      beforeEach(async () => {
+        api = await start();
+      });
 
-  it.each([
-    ['invalid JSON', '{"schemaVersion": 2,', OCI_MANIFEST],
-    ['schema version 1', JSON.stringify({ schemaVersion: 1, mediaType: OCI_MANIFEST }), OCI_MANIFEST],
-    [
-      'a media type that disagrees with Content-Type',
-      JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [] }),
-      OCI_MANIFEST,
-    ],
-    ['an unknown media type', JSON.stringify({ schemaVersion: 2, layers: [] }), 'text/plain'],
-    ['deep nesting', `${'['.repeat(10000)}${']'.repeat(10000)}`, OCI_MANIFEST],
-  ])('rejects %s with MANIFEST_INVALID', async (_label, body, contentType) => {
-    const reply = await api.send('PUT', '/v2/t/img/manifests/v1', {
-      body,
-      headers: { 'Content-Type': contentType },
+      it('uploads monolithically and serves GET, HEAD and ranges', async () => {
+        const data = Buffer.from('0123456789abcdef');
+        const digest = await pushBlob(api, 't/img', data);
+        const head = await api.send('HEAD', `/v2/t/img/blobs/${digest}`);
+        expect(head.status).toBe(200);
+        expect(head.headers['content-length']).toBe('16');
+        expect(head.headers['docker-content-digest']).toBe(digest);
+        const get = await api.send('GET', `/v2/t/img/blobs/${digest}`);
+        expect(get.body.equals(data)).toBe(true);
+        const range = await api.send('GET', `/v2/t/img/blobs/${digest}`, { headers: { Range: 'bytes=2-5' } });
+        expect(range.status).toBe(206);
+        expect(range.body.toString()).toBe('2345');
+        expect(range.headers['content-range']).toBe('bytes 2-5/16');
+        const suffix = await api.send('GET', `/v2/t/img/blobs/${digest}`, { headers: { Range: 'bytes=-3' } });
+        expect(suffix.body.toString()).toBe('def');
+        const beyond = await api.send('GET', `/v2/t/img/blobs/${digest}`, {
+          headers: { Range: 'bytes=100-200' },
+        });
+        expect(beyond.status).toBe(416);
+        expect(beyond.headers['content-range']).toBe('bytes */16');
+      });
+
+      it.each([
+        ['unknown algorithm', 'md5:d41d8cd98f00b204e9800998ecf8427e'],
+        ['short hex', 'sha256:abc'],
+        ['uppercase hex', `sha256:${'A'.repeat(64)}`],
+        ['no algorithm', 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855'],
+      ])('rejects a digest with %s', async (_label, digest) => {
+        const reply = await api.send('GET', `/v2/t/img/blobs/${digest}`);
+        expect(reply.status).toBe(400);
+        expect(errorCode(reply)).toBe('DIGEST_INVALID');
+      });
+
+      it('answers BLOB_UNKNOWN for a blob the namespace does not hold', async () => {
+        const digest = await pushBlob(api, 't/a', 'secret bytes');
+        const other = await api.send('GET', `/v2/t/b/blobs/${digest}`);
+        expect(other.status).toBe(404);
+        expect(errorCode(other)).toBe('BLOB_UNKNOWN');
+        expect((await api.send('HEAD', `/v2/t/a/blobs/${sha256('never pushed')}`)).status).toBe(404);
+      });
+
+      it('uploads in chunks with Content-Range, streamed chunks and a final chunk on PUT', async () => {
+        const start = await api.send('POST', '/v2/t/img/blobs/uploads/');
+        expect(start.status).toBe(202);
+        expect(start.headers.range).toBe('0-0');
+        const location = String(start.headers.location);
+        expect(location).toMatch(/^\/v2\/t\/img\/blobs\/uploads\/[0-9a-f-]{36}$/);
+        expect(start.headers['docker-upload-uuid']).toBe(location.split('/').pop());
+
+        const first = await api.send('PATCH', location, {
+          body: 'hello ',
+          headers: { 'Content-Range': '0-5', 'Content-Type': 'application/octet-stream' },
+        });
+        expect(first.status).toBe(202);
+        expect(first.headers.range).toBe('0-5');
+
+        // Streamed (chunked transfer encoding, no Content-Length), as docker does.
+        const second = await api.send('PATCH', location, {
+          body: [Buffer.from('chunked '), Buffer.from('world')],
+        });
+        expect(second.status).toBe(202);
+        expect(second.headers.range).toBe('0-18');
+
+        const outOfOrder = await api.send('PATCH', location, {
+          body: 'x',
+          headers: { 'Content-Range': '5-5' },
+        });
+        expect(outOfOrder.status).toBe(416);
+
+        const status = await api.send('GET', location);
+        expect(status.status).toBe(204);
+        expect(status.headers.range).toBe('0-18');
+
+        const digest = sha256('hello chunked world!');
+        const done = await api.send('PUT', `${location}?digest=${digest}`, { body: '!' });
+        expect(done.status).toBe(201);
+        expect(done.headers.location).toBe(`/v2/t/img/blobs/${digest}`);
+        expect((await api.send('GET', `/v2/t/img/blobs/${digest}`)).body.toString()).toBe(
+          'hello chunked world!',
+        );
+        expect((await api.send('GET', location)).status).toBe(404);
+      });
+
+      it('verifies the digest on completion and keeps the session on a mismatch', async () => {
+        const location = String((await api.send('POST', '/v2/t/img/blobs/uploads/')).headers.location);
+        await api.send('PATCH', location, { body: 'some bytes' });
+        const wrong = await api.send('PUT', `${location}?digest=${sha256('other bytes')}`);
+        expect(wrong.status).toBe(400);
+        expect(errorCode(wrong)).toBe('DIGEST_INVALID');
+        expect((await api.send('PUT', `${location}?digest=${sha256('some bytes')}`)).status).toBe(201);
+      });
+
+      it('supports sha512', async () => {
+        const { createHash } = await import('node:crypto');
+        const data = 'sha512 content';
+        const digest = `sha512:${createHash('sha512').update(data).digest('hex')}`;
+        const location = String((await api.send('POST', '/v2/t/img/blobs/uploads/')).headers.location);
+        await api.send('PATCH', location, { body: data });
+        expect((await api.send('PUT', `${location}?digest=${digest}`)).status).toBe(201);
+        expect((await api.send('GET', `/v2/t/img/blobs/${digest}`)).body.toString()).toBe(data);
+      });
+
+      it('answers BLOB_UPLOAD_UNKNOWN for unknown, malformed and cancelled sessions', async () => {
+        const unknown = await api.send(
+          'PATCH',
+          '/v2/t/img/blobs/uploads/3f1b9a2c-0000-4000-8000-000000000000',
+          {
+            body: 'x',
+          },
+        );
+        expect(unknown.status).toBe(404);
+        expect(errorCode(unknown)).toBe('BLOB_UPLOAD_UNKNOWN');
+        expect((await api.send('GET', '/v2/t/img/blobs/uploads/..%2f..%2fetc')).status).toBe(404);
+        const location = String((await api.send('POST', '/v2/t/img/blobs/uploads/')).headers.location);
+        expect((await api.send('DELETE', location)).status).toBe(204);
+        expect((await api.send('DELETE', location)).status).toBe(404);
+        expect((await api.send('PUT', `${location}?digest=${sha256('')}`)).status).toBe(404);
+      });
+
+      it('requires a digest to complete', async () => {
+        const location = String((await api.send('POST', '/v2/t/img/blobs/uploads/')).headers.location);
+        const reply = await api.send('PUT', location);
+        expect(reply.status).toBe(400);
+        expect(errorCode(reply)).toBe('DIGEST_INVALID');
+      });
+
+      it('falls back to a normal session when a mount is not allowed', async () => {
+        const digest = await pushBlob(api, 't/src', 'mount me');
+        const reply = await api.send('POST', `/v2/t/dst/blobs/uploads/?mount=${digest}&from=t/src`);
+        expect(reply.status).toBe(202);
+        expect((await api.send('HEAD', `/v2/t/dst/blobs/${digest}`)).status).toBe(404);
+      });
+
+      it('deletes a blob and reclaims its bytes', async () => {
+        const digest = await pushBlob(api, 't/img', 'to be deleted');
+        expect(await api.blobHexes()).toContain(digest.slice(7));
+        expect((await api.send('DELETE', `/v2/t/img/blobs/${digest}`)).status).toBe(202);
+        expect((await api.send('HEAD', `/v2/t/img/blobs/${digest}`)).status).toBe(404);
+        expect(await api.blobHexes()).not.toContain(digest.slice(7));
+        expect((await api.send('DELETE', `/v2/t/img/blobs/${digest}`)).status).toBe(404);
+      });
     });
-    expect(reply.status).toBe(400);
-    expect(errorCode(reply)).toBe('MANIFEST_INVALID');
-  });
 
-  it('rejects a manifest above max_manifest_size with 413', async () => {
-    const body = JSON.stringify({
-      schemaVersion: 2,
-      mediaType: OCI_INDEX,
-      manifests: [],
-      pad: 'x'.repeat(6 << 20),
+    describe('cross-repository mount', () => {
+      it('mounts a blob the caller may read from the source namespace', async () => {
+        api = await start('', { kind: 'in-process' }, ['t/src']);
+        const digest = await pushBlob(api, 't/src', 'mount me');
+        const reply = await api.send('POST', `/v2/t/dst/blobs/uploads/?mount=${digest}&from=t/src`);
+        expect(reply.status).toBe(201);
+        expect(reply.headers.location).toBe(`/v2/t/dst/blobs/${digest}`);
+        expect(reply.headers['docker-content-digest']).toBe(digest);
+        expect((await api.send('GET', `/v2/t/dst/blobs/${digest}`)).body.toString()).toBe('mount me');
+        // The source keeps its own grant; deleting one leaves the other readable.
+        expect((await api.send('DELETE', `/v2/t/src/blobs/${digest}`)).status).toBe(202);
+        expect((await api.send('GET', `/v2/t/dst/blobs/${digest}`)).status).toBe(200);
+      });
+
+      it('does not mount a digest the source does not hold', async () => {
+        api = await start('', { kind: 'in-process' }, ['t/src', 't/other']);
+        const digest = await pushBlob(api, 't/other', 'held elsewhere');
+        const reply = await api.send('POST', `/v2/t/dst/blobs/uploads/?mount=${digest}&from=t/src`);
+        expect(reply.status).toBe(202);
+        expect((await api.send('HEAD', `/v2/t/dst/blobs/${digest}`)).status).toBe(404);
+      });
     });
-    const reply = await api.send('PUT', '/v2/t/img/manifests/big', {
-      body,
-      headers: { 'Content-Type': OCI_INDEX },
+
+    describe('blob size limit', () => {
+      beforeEach(async () => {
+        api = await start('[global]\nmax_blob_size = "1KiB"\n');
+      });
+
+      it('rejects a blob above max_blob_size with 413 BLOB_UPLOAD_INVALID, declared or streamed', async () => {
+        const big = Buffer.alloc(2048, 1);
+        const declared = await api.send('POST', `/v2/t/img/blobs/uploads/?digest=${sha256(big)}`, {
+          body: big,
+        });
+        expect(declared.status).toBe(413);
+        expect(errorCode(declared)).toBe('BLOB_UPLOAD_INVALID');
+        const location = String((await api.send('POST', '/v2/t/img/blobs/uploads/')).headers.location);
+        const streamed = await api.send('PATCH', location, {
+          body: [big.subarray(0, 1000), big.subarray(1000)],
+        });
+        expect(streamed.status).toBe(413);
+        expect(await api.blobHexes()).toEqual([]);
+      });
     });
-    expect(reply.status).toBe(413);
-  });
 
-  it('checks a digest reference against the body and applies ?tag=', async () => {
-    const image = await pushImage(api, 't/img', 'base');
-    const wrong = await api.send('PUT', `/v2/t/img/manifests/${sha256('other')}`, {
-      body: image.body,
-      headers: { 'Content-Type': OCI_MANIFEST },
+    describe('manifests', () => {
+      beforeEach(async () => {
+        api = await start();
+      });
+
+      it('pushes by tag and serves it by tag and digest', async () => {
+        const image = await pushImage(api, 't/img', 'v1');
+        for (const reference of ['v1', image.digest]) {
+          const reply = await api.send('GET', `/v2/t/img/manifests/${reference}`, {
+            headers: { Accept: ALL_MANIFEST_TYPES },
+          });
+          expect(reply.status).toBe(200);
+          expect(reply.headers['content-type']).toBe(OCI_MANIFEST);
+          expect(contentDigest(reply)).toBe(image.digest);
+          expect(reply.body.toString()).toBe(image.body);
+        }
+        const head = await api.send('HEAD', '/v2/t/img/manifests/v1');
+        expect(head.status).toBe(200);
+        expect(head.headers['content-length']).toBe(String(image.body.length));
+      });
+
+      it('negotiates on Accept', async () => {
+        await pushImage(api, 't/img', 'v1');
+        const dockerOnly = await api.send('GET', '/v2/t/img/manifests/v1', {
+          headers: { Accept: 'application/vnd.docker.distribution.manifest.v2+json' },
+        });
+        expect(dockerOnly.status).toBe(404);
+        expect(errorCode(dockerOnly)).toBe('MANIFEST_UNKNOWN');
+        const wildcard = await api.send('GET', '/v2/t/img/manifests/v1', { headers: { Accept: '*/*' } });
+        expect(wildcard.status).toBe(200);
+      });
+
+      it('answers MANIFEST_UNKNOWN for unknown tags and digests, TAG_INVALID-style errors for bad tags', async () => {
+        expect(errorCode(await api.send('GET', '/v2/t/img/manifests/nope'))).toBe('MANIFEST_UNKNOWN');
+        expect((await api.send('GET', `/v2/t/img/manifests/${sha256('x')}`)).status).toBe(404);
+        const badTag = await api.send('GET', `/v2/t/img/manifests/${'a'.repeat(129)}`);
+        expect(badTag.status).toBe(400);
+        expect((await api.send('GET', '/v2/t/img/manifests/-leading-dash')).status).toBe(400);
+      });
+
+      it.each([
+        ['invalid JSON', '{"schemaVersion": 2,', OCI_MANIFEST],
+        ['schema version 1', JSON.stringify({ schemaVersion: 1, mediaType: OCI_MANIFEST }), OCI_MANIFEST],
+        [
+          'a media type that disagrees with Content-Type',
+          JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [] }),
+          OCI_MANIFEST,
+        ],
+        ['an unknown media type', JSON.stringify({ schemaVersion: 2, layers: [] }), 'text/plain'],
+        ['deep nesting', `${'['.repeat(10000)}${']'.repeat(10000)}`, OCI_MANIFEST],
+      ])('rejects %s with MANIFEST_INVALID', async (_label, body, contentType) => {
+        const reply = await api.send('PUT', '/v2/t/img/manifests/v1', {
+          body,
+          headers: { 'Content-Type': contentType },
+        });
+        expect(reply.status).toBe(400);
+        expect(errorCode(reply)).toBe('MANIFEST_INVALID');
+      });
+
+      it('rejects a manifest above max_manifest_size with 413', async () => {
+        const body = JSON.stringify({
+          schemaVersion: 2,
+          mediaType: OCI_INDEX,
+          manifests: [],
+          pad: 'x'.repeat(6 << 20),
+        });
+        const reply = await api.send('PUT', '/v2/t/img/manifests/big', {
+          body,
+          headers: { 'Content-Type': OCI_INDEX },
+        });
+        expect(reply.status).toBe(413);
+      });
+
+      it('checks a digest reference against the body and applies ?tag=', async () => {
+        const image = await pushImage(api, 't/img', 'base');
+        const wrong = await api.send('PUT', `/v2/t/img/manifests/${sha256('other')}`, {
+          body: image.body,
+          headers: { 'Content-Type': OCI_MANIFEST },
+        });
+        expect(wrong.status).toBe(400);
+        expect(errorCode(wrong)).toBe('DIGEST_INVALID');
+        const tagged = await api.send('PUT', `/v2/t/img/manifests/${image.digest}?tag=a&tag=b`, {
+          body: image.body,
+          headers: { 'Content-Type': OCI_MANIFEST },
+        });
+        expect(tagged.status).toBe(201);
+        expect((await api.send('GET', '/v2/t/img/tags/list')).json().tags).toEqual(['a', 'b', 'base']);
+      });
+
+      it('deletes a tag without deleting the manifest', async () => {
+        const image = await pushImage(api, 't/img', 'v1');
+        expect((await api.send('DELETE', '/v2/t/img/manifests/v1')).status).toBe(202);
+        expect((await api.send('GET', '/v2/t/img/manifests/v1')).status).toBe(404);
+        expect((await api.send('GET', `/v2/t/img/manifests/${image.digest}`)).status).toBe(200);
+        expect((await api.send('DELETE', '/v2/t/img/manifests/v1')).status).toBe(404);
+      });
+
+      it('deletes a manifest with its tags and reclaims the bytes nothing else uses', async () => {
+        const kept = await pushImage(api, 't/other', 'v1', 'shared');
+        const image = await pushImage(api, 't/img', 'v1', 'shared');
+        await api.send('PUT', `/v2/t/img/manifests/v2`, {
+          body: image.body,
+          headers: { 'Content-Type': OCI_MANIFEST },
+        });
+        expect((await api.send('DELETE', `/v2/t/img/manifests/${image.digest}`)).status).toBe(202);
+        expect((await api.send('GET', '/v2/t/img/manifests/v2')).status).toBe(404);
+        expect((await api.send('HEAD', `/v2/t/img/blobs/${image.layer}`)).status).toBe(404);
+        // t/other holds the same content: its copy is untouched.
+        expect((await api.send('HEAD', `/v2/t/other/blobs/${kept.layer}`)).status).toBe(200);
+        expect((await api.send('GET', '/v2/t/other/manifests/v1')).status).toBe(200);
+        expect(await api.blobHexes()).toContain(image.layer.slice(7));
+
+        expect((await api.send('DELETE', `/v2/t/other/manifests/${kept.digest}`)).status).toBe(202);
+        expect(await api.blobHexes()).toEqual([]);
+        expect(await api.hasMetadata(`_blob_index/sha256/${image.layer.slice(7)}`)).toBe(false);
+      });
+
+      it('accepts a multi-platform index', async () => {
+        const amd = await pushImage(api, 't/multi', 'amd', 'amd');
+        const arm = await pushImage(api, 't/multi', 'arm', 'arm');
+        const index = JSON.stringify({
+          schemaVersion: 2,
+          mediaType: OCI_INDEX,
+          manifests: [
+            {
+              mediaType: OCI_MANIFEST,
+              digest: amd.digest,
+              size: amd.body.length,
+              platform: { os: 'linux', architecture: 'amd64' },
+            },
+            {
+              mediaType: OCI_MANIFEST,
+              digest: arm.digest,
+              size: arm.body.length,
+              platform: { os: 'linux', architecture: 'arm64' },
+            },
+          ],
+        });
+        const put = await api.send('PUT', '/v2/t/multi/manifests/latest', {
+          body: index,
+          headers: { 'Content-Type': OCI_INDEX },
+        });
+        expect(put.status).toBe(201);
+        const get = await api.send('GET', '/v2/t/multi/manifests/latest', { headers: { Accept: OCI_INDEX } });
+        expect(get.headers['content-type']).toBe(OCI_INDEX);
+        expect(contentDigest(get)).toBe(sha256(index));
+      });
     });
-    expect(wrong.status).toBe(400);
-    expect(errorCode(wrong)).toBe('DIGEST_INVALID');
-    const tagged = await api.send('PUT', `/v2/t/img/manifests/${image.digest}?tag=a&tag=b`, {
-      body: image.body,
-      headers: { 'Content-Type': OCI_MANIFEST },
-    });
-    expect(tagged.status).toBe(201);
-    expect((await api.send('GET', '/v2/t/img/tags/list')).json().tags).toEqual(['a', 'b', 'base']);
-  });
 
-  it('deletes a tag without deleting the manifest', async () => {
-    const image = await pushImage(api, 't/img', 'v1');
-    expect((await api.send('DELETE', '/v2/t/img/manifests/v1')).status).toBe(202);
-    expect((await api.send('GET', '/v2/t/img/manifests/v1')).status).toBe(404);
-    expect((await api.send('GET', `/v2/t/img/manifests/${image.digest}`)).status).toBe(200);
-    expect((await api.send('DELETE', '/v2/t/img/manifests/v1')).status).toBe(404);
-  });
-
-  it('deletes a manifest with its tags and reclaims the bytes nothing else uses', async () => {
-    const kept = await pushImage(api, 't/other', 'v1', 'shared');
-    const image = await pushImage(api, 't/img', 'v1', 'shared');
-    await api.send('PUT', `/v2/t/img/manifests/v2`, {
-      body: image.body,
-      headers: { 'Content-Type': OCI_MANIFEST },
-    });
-    expect((await api.send('DELETE', `/v2/t/img/manifests/${image.digest}`)).status).toBe(202);
-    expect((await api.send('GET', '/v2/t/img/manifests/v2')).status).toBe(404);
-    expect((await api.send('HEAD', `/v2/t/img/blobs/${image.layer}`)).status).toBe(404);
-    // t/other holds the same content: its copy is untouched.
-    expect((await api.send('HEAD', `/v2/t/other/blobs/${kept.layer}`)).status).toBe(200);
-    expect((await api.send('GET', '/v2/t/other/manifests/v1')).status).toBe(200);
-    expect(await blobFiles(api.rootDir)).toContain(image.layer.slice(7));
-
-    expect((await api.send('DELETE', `/v2/t/other/manifests/${kept.digest}`)).status).toBe(202);
-    expect(await blobFiles(api.rootDir)).toEqual([]);
-    await expect(access(join(api.rootDir, '_blob_index', 'sha256', image.layer.slice(7)))).rejects.toThrow();
-  });
-
-  it('accepts a multi-platform index', async () => {
-    const amd = await pushImage(api, 't/multi', 'amd', 'amd');
-    const arm = await pushImage(api, 't/multi', 'arm', 'arm');
-    const index = JSON.stringify({
-      schemaVersion: 2,
-      mediaType: OCI_INDEX,
-      manifests: [
-        {
+    describe('manifest references', () => {
+      it('accepts missing references by default but never makes them readable', async () => {
+        api = await start();
+        const foreign = await pushBlob(api, 't/a', 'owned by a');
+        const body = JSON.stringify({
+          schemaVersion: 2,
           mediaType: OCI_MANIFEST,
-          digest: amd.digest,
-          size: amd.body.length,
-          platform: { os: 'linux', architecture: 'amd64' },
-        },
-        {
+          config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: foreign, size: 10 },
+          layers: [],
+        });
+        const put = await api.send('PUT', '/v2/t/b/manifests/v1', {
+          body,
+          headers: { 'Content-Type': OCI_MANIFEST },
+        });
+        expect(put.status).toBe(201);
+        expect((await api.send('GET', `/v2/t/b/blobs/${foreign}`)).status).toBe(404);
+      });
+
+      it('rejects missing references with MANIFEST_BLOB_UNKNOWN when allow_missing_manifest_references = false', async () => {
+        api = await start('[global]\nallow_missing_manifest_references = false\n');
+        const body = JSON.stringify({
+          schemaVersion: 2,
           mediaType: OCI_MANIFEST,
-          digest: arm.digest,
-          size: arm.body.length,
-          platform: { os: 'linux', architecture: 'arm64' },
-        },
-      ],
-    });
-    const put = await api.send('PUT', '/v2/t/multi/manifests/latest', {
-      body: index,
-      headers: { 'Content-Type': OCI_INDEX },
-    });
-    expect(put.status).toBe(201);
-    const get = await api.send('GET', '/v2/t/multi/manifests/latest', { headers: { Accept: OCI_INDEX } });
-    expect(get.headers['content-type']).toBe(OCI_INDEX);
-    expect(get.headers['docker-content-digest']).toBe(sha256(index));
-  });
-});
-
-describe('manifest references', () => {
-  it('accepts missing references by default but never makes them readable', async () => {
-    api = await startApi();
-    const foreign = await pushBlob(api, 't/a', 'owned by a');
-    const body = JSON.stringify({
-      schemaVersion: 2,
-      mediaType: OCI_MANIFEST,
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: foreign, size: 10 },
-      layers: [],
-    });
-    const put = await api.send('PUT', '/v2/t/b/manifests/v1', {
-      body,
-      headers: { 'Content-Type': OCI_MANIFEST },
-    });
-    expect(put.status).toBe(201);
-    expect((await api.send('GET', `/v2/t/b/blobs/${foreign}`)).status).toBe(404);
-  });
-
-  it('rejects missing references with MANIFEST_BLOB_UNKNOWN when allow_missing_manifest_references = false', async () => {
-    api = await startApi('[global]\nallow_missing_manifest_references = false\n');
-    const body = JSON.stringify({
-      schemaVersion: 2,
-      mediaType: OCI_MANIFEST,
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: sha256('absent'), size: 6 },
-      layers: [],
-    });
-    const put = await api.send('PUT', '/v2/t/b/manifests/v1', {
-      body,
-      headers: { 'Content-Type': OCI_MANIFEST },
-    });
-    expect(put.status).toBe(404);
-    expect(errorCode(put)).toBe('MANIFEST_BLOB_UNKNOWN');
-    await pushImage(api, 't/b', 'complete');
-  });
-});
-
-describe('immutable tags', () => {
-  it('refuses to move an immutable tag, allows re-pushing the same digest and excluded tags', async () => {
-    api = await startApi('[global]\nimmutable_tags = true\nimmutable_tags_exclusions = ["^latest$"]\n');
-    await pushImage(api, 't/img', 'v1', 'one');
-    await pushImage(api, 't/img', 'v1', 'one');
-    await expect(pushImage(api, 't/img', 'v1', 'two')).rejects.toThrow(/409/);
-    await pushImage(api, 't/img', 'latest', 'one');
-    await pushImage(api, 't/img', 'latest', 'two');
-  });
-
-  it('lets a repository override the global setting', async () => {
-    api = await startApi('[global]\nimmutable_tags = true\n[repository."scratch"]\nimmutable_tags = false\n');
-    await pushImage(api, 'scratch/img', 'v1', 'one');
-    await pushImage(api, 'scratch/img', 'v1', 'two');
-    await pushImage(api, 'prod/img', 'v1', 'one');
-    await expect(pushImage(api, 'prod/img', 'v1', 'two')).rejects.toThrow(/409/);
-  });
-});
-
-describe('tag listing and catalog', () => {
-  beforeEach(async () => {
-    api = await startApi();
-  });
-
-  it('lists tags sorted, paginated with n, last and Link', async () => {
-    const image = await pushImage(api, 't/img', 'c');
-    for (const tag of ['a', 'B', 'b', '1.0']) {
-      await api.send('PUT', `/v2/t/img/manifests/${tag}`, {
-        body: image.body,
-        headers: { 'Content-Type': OCI_MANIFEST },
+          config: {
+            mediaType: 'application/vnd.oci.image.config.v1+json',
+            digest: sha256('absent'),
+            size: 6,
+          },
+          layers: [],
+        });
+        const put = await api.send('PUT', '/v2/t/b/manifests/v1', {
+          body,
+          headers: { 'Content-Type': OCI_MANIFEST },
+        });
+        expect(put.status).toBe(404);
+        expect(errorCode(put)).toBe('MANIFEST_BLOB_UNKNOWN');
+        await pushImage(api, 't/b', 'complete');
       });
-    }
-    expect((await api.send('GET', '/v2/t/img/tags/list')).json()).toEqual({
-      name: 't/img',
-      tags: ['1.0', 'B', 'a', 'b', 'c'],
     });
-    const page = await api.send('GET', '/v2/t/img/tags/list?n=2');
-    expect(page.json().tags).toEqual(['1.0', 'B']);
-    expect(page.headers.link).toBe('</v2/t/img/tags/list?n=2&last=B>; rel="next"');
-    const next = await api.send('GET', '/v2/t/img/tags/list?n=2&last=B');
-    expect(next.json().tags).toEqual(['a', 'b']);
-    const end = await api.send('GET', '/v2/t/img/tags/list?n=2&last=b');
-    expect(end.json().tags).toEqual(['c']);
-    expect(end.headers.link).toBeUndefined();
-    expect((await api.send('GET', '/v2/t/img/tags/list?n=0')).json().tags).toEqual([]);
-  });
 
-  it.each(['-1', 'abc', '1e3', ''])('rejects n=%s with a 400', async (n) => {
-    await pushImage(api, 't/img', 'v1');
-    expect((await api.send('GET', `/v2/t/img/tags/list?n=${n}`)).status).toBe(400);
-  });
-
-  it('answers NAME_UNKNOWN for a namespace that holds nothing', async () => {
-    const reply = await api.send('GET', '/v2/t/nothing/tags/list');
-    expect(reply.status).toBe(404);
-    expect(errorCode(reply)).toBe('NAME_UNKNOWN');
-  });
-
-  it('lists repositories in the catalog', async () => {
-    await pushImage(api, 'b/img', 'v1');
-    await pushImage(api, 'a/img', 'v1');
-    await pushImage(api, 'a/img/sub', 'v1');
-    expect((await api.send('GET', '/v2/_catalog')).json().repositories).toEqual([
-      'a/img',
-      'a/img/sub',
-      'b/img',
-    ]);
-    const page = await api.send('GET', '/v2/_catalog?n=1');
-    expect(page.json().repositories).toEqual(['a/img']);
-    expect(page.headers.link).toContain('last=a%2Fimg');
-  });
-});
-
-describe('referrers', () => {
-  beforeEach(async () => {
-    api = await startApi();
-  });
-
-  it('records a subject, lists referrers and filters by artifactType', async () => {
-    const image = await pushImage(api, 't/img', 'v1');
-    const empty = await pushBlob(api, 't/img', '{}');
-    const artifact = (artifactType: string) =>
-      JSON.stringify({
-        schemaVersion: 2,
-        mediaType: OCI_MANIFEST,
-        artifactType,
-        config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: empty, size: 2 },
-        layers: [{ mediaType: 'application/vnd.oci.empty.v1+json', digest: empty, size: 2 }],
-        subject: { mediaType: OCI_MANIFEST, digest: image.digest, size: image.body.length },
-        annotations: { 'org.example': artifactType },
+    describe('immutable tags', () => {
+      it('refuses to move an immutable tag, allows re-pushing the same digest and excluded tags', async () => {
+        api = await start('[global]\nimmutable_tags = true\nimmutable_tags_exclusions = ["^latest$"]\n');
+        await pushImage(api, 't/img', 'v1', 'one');
+        await pushImage(api, 't/img', 'v1', 'one');
+        await expect(pushImage(api, 't/img', 'v1', 'two')).rejects.toThrow(/409/);
+        await pushImage(api, 't/img', 'latest', 'one');
+        await pushImage(api, 't/img', 'latest', 'two');
       });
-    const sbom = artifact('application/spdx+json');
-    const sig = artifact('application/vnd.dev.sigstore.bundle+json');
-    for (const body of [sbom, sig]) {
-      const put = await api.send('PUT', `/v2/t/img/manifests/${sha256(body)}`, {
-        body,
-        headers: { 'Content-Type': OCI_MANIFEST },
+
+      it('lets a repository override the global setting', async () => {
+        api = await start(
+          '[global]\nimmutable_tags = true\n[repository."scratch"]\nimmutable_tags = false\n',
+        );
+        await pushImage(api, 'scratch/img', 'v1', 'one');
+        await pushImage(api, 'scratch/img', 'v1', 'two');
+        await pushImage(api, 'prod/img', 'v1', 'one');
+        await expect(pushImage(api, 'prod/img', 'v1', 'two')).rejects.toThrow(/409/);
       });
-      expect(put.status).toBe(201);
-      expect(put.headers['oci-subject']).toBe(image.digest);
-    }
-    const all = await api.send('GET', `/v2/t/img/referrers/${image.digest}`);
-    expect(all.status).toBe(200);
-    expect(all.headers['content-type']).toBe(OCI_INDEX);
-    expect(
-      all
-        .json()
-        .manifests.map((m: { artifactType: string }) => m.artifactType)
-        .sort(),
-    ).toEqual(['application/spdx+json', 'application/vnd.dev.sigstore.bundle+json']);
-    const filtered = await api.send(
-      'GET',
-      `/v2/t/img/referrers/${image.digest}?artifactType=${encodeURIComponent('application/spdx+json')}`,
-    );
-    expect(filtered.headers['oci-filters-applied']).toBe('artifactType');
-    expect(filtered.json().manifests).toEqual([
-      {
-        mediaType: OCI_MANIFEST,
-        digest: sha256(sbom),
-        size: sbom.length,
-        artifactType: 'application/spdx+json',
-        annotations: { 'org.example': 'application/spdx+json' },
-      },
-    ]);
-    expect((await api.send('DELETE', `/v2/t/img/manifests/${sha256(sbom)}`)).status).toBe(202);
-    expect((await api.send('GET', `/v2/t/img/referrers/${image.digest}`)).json().manifests).toHaveLength(1);
-  });
+    });
 
-  it('answers an empty index for an unknown subject and 400 for a bad digest', async () => {
-    const none = await api.send('GET', `/v2/t/img/referrers/${sha256('nothing')}`);
-    expect(none.status).toBe(200);
-    expect(none.json()).toEqual({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [] });
-    expect((await api.send('GET', '/v2/t/img/referrers/sha256:zz')).status).toBe(400);
-  });
-});
+    describe('tag listing and catalog', () => {
+      beforeEach(async () => {
+        api = await start();
+      });
 
-describe('split deployment trust', () => {
-  it('refuses requests that do not carry the internal token', async () => {
-    api = await startApi('', { kind: 'internal-token', token: 's3cret-token' });
-    const bare = await api.send('GET', '/v2/');
-    expect(bare.status).toBe(401);
-    expect(errorCode(bare)).toBe('UNAUTHORIZED');
-    expect((await api.send('GET', '/v2/', { headers: { 'x-angos-internal-token': 'wrong' } })).status).toBe(
-      401,
-    );
-    expect(
-      (await api.send('GET', '/v2/', { headers: { 'x-angos-internal-token': 's3cret-token' } })).status,
-    ).toBe(200);
+      it('lists tags sorted, paginated with n, last and Link', async () => {
+        const image = await pushImage(api, 't/img', 'c');
+        for (const tag of ['a', 'B', 'b', '1.0']) {
+          await api.send('PUT', `/v2/t/img/manifests/${tag}`, {
+            body: image.body,
+            headers: { 'Content-Type': OCI_MANIFEST },
+          });
+        }
+        expect((await api.send('GET', '/v2/t/img/tags/list')).json()).toEqual({
+          name: 't/img',
+          tags: ['1.0', 'B', 'a', 'b', 'c'],
+        });
+        const page = await api.send('GET', '/v2/t/img/tags/list?n=2');
+        expect(page.json().tags).toEqual(['1.0', 'B']);
+        expect(page.headers.link).toBe('</v2/t/img/tags/list?n=2&last=B>; rel="next"');
+        const next = await api.send('GET', '/v2/t/img/tags/list?n=2&last=B');
+        expect(next.json().tags).toEqual(['a', 'b']);
+        const end = await api.send('GET', '/v2/t/img/tags/list?n=2&last=b');
+        expect(end.json().tags).toEqual(['c']);
+        expect(end.headers.link).toBeUndefined();
+        expect((await api.send('GET', '/v2/t/img/tags/list?n=0')).json().tags).toEqual([]);
+      });
+
+      it.each(['-1', 'abc', '1e3', ''])('rejects n=%s with a 400', async (n) => {
+        await pushImage(api, 't/img', 'v1');
+        expect((await api.send('GET', `/v2/t/img/tags/list?n=${n}`)).status).toBe(400);
+      });
+
+      it('answers NAME_UNKNOWN for a namespace that holds nothing', async () => {
+        const reply = await api.send('GET', '/v2/t/nothing/tags/list');
+        expect(reply.status).toBe(404);
+        expect(errorCode(reply)).toBe('NAME_UNKNOWN');
+      });
+
+      it('lists repositories in the catalog', async () => {
+        await pushImage(api, 'b/img', 'v1');
+        await pushImage(api, 'a/img', 'v1');
+        await pushImage(api, 'a/img/sub', 'v1');
+        expect((await api.send('GET', '/v2/_catalog')).json().repositories).toEqual([
+          'a/img',
+          'a/img/sub',
+          'b/img',
+        ]);
+        const page = await api.send('GET', '/v2/_catalog?n=1');
+        expect(page.json().repositories).toEqual(['a/img']);
+        expect(page.headers.link).toContain('last=a%2Fimg');
+      });
+    });
+
+    describe('referrers', () => {
+      beforeEach(async () => {
+        api = await start();
+      });
+
+      it('records a subject, lists referrers and filters by artifactType', async () => {
+        const image = await pushImage(api, 't/img', 'v1');
+        const empty = await pushBlob(api, 't/img', '{}');
+        const artifact = (artifactType: string) =>
+          JSON.stringify({
+            schemaVersion: 2,
+            mediaType: OCI_MANIFEST,
+            artifactType,
+            config: { mediaType: 'application/vnd.oci.empty.v1+json', digest: empty, size: 2 },
+            layers: [{ mediaType: 'application/vnd.oci.empty.v1+json', digest: empty, size: 2 }],
+            subject: { mediaType: OCI_MANIFEST, digest: image.digest, size: image.body.length },
+            annotations: { 'org.example': artifactType },
+          });
+        const sbom = artifact('application/spdx+json');
+        const sig = artifact('application/vnd.dev.sigstore.bundle+json');
+        for (const body of [sbom, sig]) {
+          const put = await api.send('PUT', `/v2/t/img/manifests/${sha256(body)}`, {
+            body,
+            headers: { 'Content-Type': OCI_MANIFEST },
+          });
+          expect(put.status).toBe(201);
+          expect(put.headers['oci-subject']).toBe(image.digest);
+        }
+        const all = await api.send('GET', `/v2/t/img/referrers/${image.digest}`);
+        expect(all.status).toBe(200);
+        expect(all.headers['content-type']).toBe(OCI_INDEX);
+        expect(
+          all
+            .json()
+            .manifests.map((m: { artifactType: string }) => m.artifactType)
+            .sort(),
+        ).toEqual(['application/spdx+json', 'application/vnd.dev.sigstore.bundle+json']);
+        const filtered = await api.send(
+          'GET',
+          `/v2/t/img/referrers/${image.digest}?artifactType=${encodeURIComponent('application/spdx+json')}`,
+        );
+        expect(filtered.headers['oci-filters-applied']).toBe('artifactType');
+        expect(filtered.json().manifests).toEqual([
+          {
+            mediaType: OCI_MANIFEST,
+            digest: sha256(sbom),
+            size: sbom.length,
+            artifactType: 'application/spdx+json',
+            annotations: { 'org.example': 'application/spdx+json' },
+          },
+        ]);
+        expect((await api.send('DELETE', `/v2/t/img/manifests/${sha256(sbom)}`)).status).toBe(202);
+        expect((await api.send('GET', `/v2/t/img/referrers/${image.digest}`)).json().manifests).toHaveLength(
+          1,
+        );
+      });
+
+      it('answers an empty index for an unknown subject and 400 for a bad digest', async () => {
+        const none = await api.send('GET', `/v2/t/img/referrers/${sha256('nothing')}`);
+        expect(none.status).toBe(200);
+        expect(none.json()).toEqual({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [] });
+        expect((await api.send('GET', '/v2/t/img/referrers/sha256:zz')).status).toBe(400);
+      });
+    });
+
+    describe('split deployment trust', () => {
+      it('refuses requests that do not carry the internal token', async () => {
+        api = await start('', { kind: 'internal-token', token: 's3cret-token' });
+        const bare = await api.send('GET', '/v2/');
+        expect(bare.status).toBe(401);
+        expect(errorCode(bare)).toBe('UNAUTHORIZED');
+        expect(
+          (await api.send('GET', '/v2/', { headers: { 'x-angos-internal-token': 'wrong' } })).status,
+        ).toBe(401);
+        expect(
+          (await api.send('GET', '/v2/', { headers: { 'x-angos-internal-token': 's3cret-token' } })).status,
+        ).toBe(200);
+      });
+    });
+
+    describe('downloads', () => {
+      const redirectsBlobs = backend.blob === 's3';
+
+      /** The 307 a GET got, checked to point at the storage; undefined when it was served here. */
+      function redirectOf(reply: Reply): string | undefined {
+        if (!reply.redirect) return undefined;
+        expect(reply.redirect.status).toBe(307);
+        const location = String(reply.redirect.headers.location);
+        expect(location.startsWith(`${s3Server?.endpoint}/`)).toBe(true);
+        return location;
+      }
+
+      it('sends blob GETs to the storage when it can presign (S3): bytes and ranges from there, HEAD from here', async () => {
+        api = await start();
+        const data = Buffer.from('0123456789abcdef');
+        const digest = await pushBlob(api, 't/img', data);
+        const get = await api.send('GET', `/v2/t/img/blobs/${digest}`);
+        expect(get.status).toBe(200);
+        expect(get.body.equals(data)).toBe(true);
+        const range = await api.send('GET', `/v2/t/img/blobs/${digest}`, { headers: { Range: 'bytes=2-5' } });
+        expect(range.status).toBe(206);
+        expect(range.body.toString()).toBe('2345');
+        expect(range.headers['content-range']).toBe('bytes 2-5/16');
+        const head = await api.send('HEAD', `/v2/t/img/blobs/${digest}`);
+        expect(head.status).toBe(200);
+        expect(head.redirect).toBeUndefined();
+        expect(redirectOf(get) !== undefined).toBe(redirectsBlobs);
+        expect(redirectOf(range) !== undefined).toBe(redirectsBlobs);
+        expect(get.redirect?.headers['docker-content-digest']).toBe(redirectsBlobs ? digest : undefined);
+        // A blob the namespace may not read is refused here, never redirected.
+        const foreign = await api.send('GET', `/v2/t/other/blobs/${digest}`);
+        expect(foreign.status).toBe(404);
+        expect(foreign.redirect).toBeUndefined();
+      });
+
+      it('streams blobs itself, Range included, with enable_blob_redirect = false', async () => {
+        api = await start('[global]\nenable_blob_redirect = false\n');
+        const digest = await pushBlob(api, 't/img', '0123456789abcdef');
+        const range = await api.send('GET', `/v2/t/img/blobs/${digest}`, { headers: { Range: 'bytes=-3' } });
+        expect(range.status).toBe(206);
+        expect(range.body.toString()).toBe('def');
+        expect(range.redirect).toBeUndefined();
+        expect((await api.send('GET', `/v2/t/img/blobs/${digest}`)).redirect).toBeUndefined();
+      });
+
+      it('sends manifest GETs to the storage with their media type as Content-Type', async () => {
+        api = await start();
+        const image = await pushImage(api, 't/img', 'v1');
+        const get = await api.send('GET', '/v2/t/img/manifests/v1', {
+          headers: { Accept: ALL_MANIFEST_TYPES },
+        });
+        expect(get.status).toBe(200);
+        expect(get.headers['content-type']).toBe(OCI_MANIFEST);
+        expect(get.body.toString()).toBe(image.body);
+        expect(contentDigest(get)).toBe(image.digest);
+        expect(redirectOf(get) !== undefined).toBe(redirectsBlobs);
+        // Not acceptable to the client: answered here, not redirected.
+        const refused = await api.send('GET', '/v2/t/img/manifests/v1', {
+          headers: { Accept: 'application/vnd.docker.distribution.manifest.v2+json' },
+        });
+        expect(refused.status).toBe(404);
+        expect(refused.redirect).toBeUndefined();
+        expect((await api.send('HEAD', '/v2/t/img/manifests/v1')).redirect).toBeUndefined();
+      });
+
+      it('serves manifests itself with enable_manifest_redirect = false, and everything with enable_redirect = false', async () => {
+        api = await start('[global]\nenable_manifest_redirect = false\n');
+        const image = await pushImage(api, 't/img', 'v1');
+        const manifest = await api.send('GET', '/v2/t/img/manifests/v1');
+        expect(manifest.body.toString()).toBe(image.body);
+        expect(manifest.redirect).toBeUndefined();
+        expect(redirectOf(await api.send('GET', `/v2/t/img/blobs/${image.layer}`)) !== undefined).toBe(
+          redirectsBlobs,
+        );
+        await api.close();
+        api = await start('[global]\nenable_redirect = false\n');
+        const again = await pushImage(api, 't/img', 'v1');
+        expect((await api.send('GET', '/v2/t/img/manifests/v1')).redirect).toBeUndefined();
+        expect((await api.send('GET', `/v2/t/img/blobs/${again.layer}`)).redirect).toBeUndefined();
+      });
+
+      it('records the pull time of a manifest with update_pull_time, redirected or not', async () => {
+        api = await start('[global]\nupdate_pull_time = true\n');
+        const image = await pushImage(api, 't/img', 'v1');
+        const key = `t/img/_manifests/revisions/sha256/${image.digest.slice(7)}/pulledat`;
+        expect(await api.hasMetadata(key)).toBe(false);
+        expect((await api.send('GET', '/v2/t/img/manifests/v1')).status).toBe(200);
+        // Off the response path on fs, batched in memory on S3 (readable at once there).
+        for (let i = 0; i < 50 && !(await api.hasMetadata(key)); i++)
+          await new Promise((r) => setTimeout(r, 20));
+        expect(await api.hasMetadata(key)).toBe(true);
+      });
+    });
   });
 });

@@ -1,28 +1,71 @@
-import { createHash } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { createHash, randomUUID } from 'node:crypto';
+import { access, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseConfig } from '@angos/config';
+import { type Config, parseConfig, type S3ConnectionConfig } from '@angos/config';
 import { createHttpServer, setContext } from '@angos/http';
 import { MemoryLockManager } from '@angos/lock';
 import { silentLogger } from '@angos/observability';
 import { createRegistry } from '@angos/registry';
-import { createStores } from '@angos/storage';
+import {
+  type BlobBackendOptions,
+  type MetadataBackendOptions,
+  NotFoundError,
+  type OpenedStores,
+  openStores,
+  S3Bucket,
+  type S3ConnectionOptions,
+} from '@angos/storage';
+import type { S3Endpoint } from '@angos/storage/s3-test-server';
+import { inject } from 'vitest';
 import { buildRegistryApi, type Trust } from '../src/index.js';
+
+export type { Trust };
 
 export interface Reply {
   status: number;
   headers: Record<string, string | string[] | undefined>;
   body: Buffer;
+  /** The 307 answer, when the registry redirected this GET to the storage and `send` followed it. */
+  redirect?: Reply;
   // biome-ignore lint/suspicious/noExplicitAny: replies are checked field by field by the assertions
   json(): any;
+}
+
+/** Where a test registry keeps blobs and metadata. */
+export interface Backend {
+  readonly name: string;
+  readonly blob: 'fs' | 's3';
+  readonly metadata: 'fs' | 's3';
+}
+
+export const FS: Backend = { name: 'fs', blob: 'fs', metadata: 'fs' };
+
+/** The set-ups the HTTP suite runs on: fs, all-S3 (metadata defaulting to the blob store) and both splits. */
+export const BACKENDS: readonly Backend[] = [
+  FS,
+  { name: 's3', blob: 's3', metadata: 's3' },
+  { name: 's3 blobs, fs metadata', blob: 's3', metadata: 'fs' },
+  { name: 'fs blobs, s3 metadata', blob: 'fs', metadata: 's3' },
+];
+
+/** The S3 server of this run (test/s3-global-setup.ts); null when none could start outside CI. */
+export const s3Server: S3Endpoint | null = inject('s3');
+
+export function usesS3(backend: Backend): boolean {
+  return backend.blob === 's3' || backend.metadata === 's3';
 }
 
 export interface Api {
   url: string;
   rootDir: string;
+  backend: Backend;
+  /** Hex digests of the blobs in the blob store: files under rootDir on fs, objects on S3. */
+  blobHexes(): Promise<string[]>;
+  /** Whether the metadata store holds `key`: a file under rootDir on fs, an object on S3. */
+  hasMetadata(key: string): Promise<boolean>;
   /** A raw request: the path is sent exactly as given (no URL normalisation). */
   send(
     method: string,
@@ -32,22 +75,118 @@ export interface Api {
   close(): Promise<void>;
 }
 
-/** Starts registry-api on fs storage in a temp dir, on 127.0.0.1, in this process. */
+/** The `[blob_store]` / `[metadata_store]` tables of a backend: a temp dir, or a fresh key prefix of the test bucket. */
+function storageToml(backend: Backend, rootDir: string, keyPrefix: string): string {
+  const s3 = () => {
+    if (!s3Server) throw new Error('no S3 server for this run');
+    return [
+      `access_key_id = "${s3Server.accessKeyId}"`,
+      `secret_key = "${s3Server.secretAccessKey}"`,
+      `endpoint = "${s3Server.endpoint}"`,
+      `bucket = "${s3Server.bucket}"`,
+      `region = "${s3Server.region}"`,
+      `key_prefix = "${keyPrefix}"`,
+      '',
+    ].join('\n');
+  };
+  const blob =
+    backend.blob === 'fs' ? `[blob_store.fs]\nroot_dir = "${rootDir}"\n` : `[blob_store.s3]\n${s3()}`;
+  // All-S3 leaves [metadata_store] out: it defaults to the blob store's bucket and prefix.
+  if (backend.metadata === backend.blob) return blob;
+  const metadata =
+    backend.metadata === 'fs'
+      ? `[metadata_store.fs]\nroot_dir = "${rootDir}"\n`
+      : `[metadata_store.s3]\n${s3()}`;
+  return blob + metadata;
+}
+
+function connection(s3: S3ConnectionConfig): S3ConnectionOptions {
+  return {
+    endpoint: s3.endpoint,
+    region: s3.region,
+    bucket: s3.bucket,
+    accessKeyId: s3.access_key_id,
+    secretAccessKey: s3.secret_key,
+    keyPrefix: s3.key_prefix,
+    maxAttempts: s3.max_attempts,
+    operationTimeoutSecs: s3.operation_timeout_secs,
+    operationAttemptTimeoutSecs: s3.operation_attempt_timeout_secs,
+  };
+}
+
+/** The stores a configuration names (as `angos server` builds them). */
+function storesOptions(config: Config): { blob: BlobBackendOptions; metadata: MetadataBackendOptions } {
+  const { blob_store: blob, metadata_store: metadata } = config;
+  const caps = metadata.s3?.capabilities;
+  return {
+    blob: blob.fs
+      ? { kind: 'fs', rootDir: blob.fs.root_dir, syncToDisk: false }
+      : {
+          kind: 's3',
+          ...connection(blob.s3),
+          multipartPartSize: blob.s3.multipart_part_size,
+          multipartCopyThreshold: blob.s3.multipart_copy_threshold,
+          multipartCopyChunkSize: blob.s3.multipart_copy_chunk_size,
+          multipartCopyJobs: blob.s3.multipart_copy_jobs,
+          multipartUniformParts: blob.s3.multipart_uniform_parts,
+        },
+    metadata: metadata.fs
+      ? { kind: 'fs', rootDir: metadata.fs.root_dir, syncToDisk: false }
+      : {
+          kind: 's3',
+          ...connection(metadata.s3),
+          linkCacheTtlSecs: metadata.s3.link_cache_ttl,
+          accessTimeDebounceSecs: metadata.s3.access_time_debounce_secs,
+          capabilities: caps && {
+            putIfNoneMatch: caps.put_if_none_match,
+            putIfMatch: caps.put_if_match,
+            deleteIfMatch: caps.delete_if_match,
+          },
+        },
+  };
+}
+
+/** Removes every object and multipart upload under a key prefix of the test bucket. */
+async function wipeS3Prefix(keyPrefix: string): Promise<void> {
+  if (!s3Server) return;
+  const bucket = new S3Bucket({
+    ...s3Server,
+    keyPrefix,
+    maxAttempts: 3,
+    operationTimeoutSecs: 60,
+    operationAttemptTimeoutSecs: 30,
+  });
+  try {
+    const keys: string[] = [];
+    for await (const key of bucket.listKeys('')) keys.push(key);
+    await bucket.deleteMany(keys);
+    for await (const upload of bucket.listMultipartUploads('')) {
+      await bucket.abortMultipartUpload(upload.key, upload.uploadId);
+    }
+  } finally {
+    bucket.destroy();
+  }
+}
+
+/**
+ * Starts registry-api on 127.0.0.1, in this process, on the given backend:
+ * fs storage in a temp dir, S3 under a fresh key prefix of the test bucket.
+ */
 export async function startApi(
   extraToml = '',
   trust: Trust = { kind: 'in-process' },
   /** What the gateway would have judged readable for mounts (in-process trust only). */
   mountAllowedFrom: readonly string[] = [],
+  backend: Backend = FS,
 ): Promise<Api> {
   const rootDir = await mkdtemp(join(tmpdir(), 'angos-api-'));
-  const toml = `[server]\nbind_address = "127.0.0.1"\n[blob_store.fs]\nroot_dir = "${rootDir}"\n${extraToml}`;
+  const keyPrefix = `angos-api-test/${randomUUID()}`;
+  const toml = `[server]\nbind_address = "127.0.0.1"\n${storageToml(backend, rootDir, keyPrefix)}${extraToml}`;
   const { config } = parseConfig(toml);
-  const stores = createStores({
-    blob: { kind: 'fs', rootDir, syncToDisk: false },
-    metadata: { kind: 'fs', rootDir, syncToDisk: false },
-  });
+  const stores: OpenedStores = await openStores(storesOptions(config));
   const registry = createRegistry({
-    ...stores,
+    blobs: stores.blobs,
+    metadata: stores.metadata,
     locks: new MemoryLockManager(),
     config: () => config,
     logger: silentLogger,
@@ -66,23 +205,69 @@ export async function startApi(
   return {
     url,
     rootDir,
+    backend,
+    async blobHexes() {
+      if (backend.blob === 'fs') {
+        return readdir(join(rootDir, '_blobs', 'sha256')).catch(() => []);
+      }
+      const hexes: string[] = [];
+      for await (const digest of stores.blobs.listBlobs()) hexes.push(digest.hex);
+      return hexes;
+    },
+    async hasMetadata(key) {
+      if (backend.metadata === 'fs') {
+        return access(join(rootDir, key)).then(
+          () => true,
+          () => false,
+        );
+      }
+      return stores.metadata.get(key).then(
+        () => true,
+        (error: unknown) => {
+          if (error instanceof NotFoundError) return false;
+          throw error;
+        },
+      );
+    },
     send: (method, path, options = {}) => send(port, method, path, options),
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await stores.close();
       await rm(rootDir, { recursive: true, force: true });
+      if (usesS3(backend)) await wipeS3Prefix(keyPrefix);
     },
   };
 }
 
-function send(
-  port: number,
-  method: string,
-  path: string,
-  options: { headers?: Record<string, string | number>; body?: Buffer | string | Iterable<Buffer> },
-): Promise<Reply> {
+type SendOptions = { headers?: Record<string, string | number>; body?: Buffer | string | Iterable<Buffer> };
+
+/**
+ * Sends a request; a GET that the registry redirects (307) to the storage is
+ * followed, as clients do, with the same headers (Range included). The final
+ * reply keeps the 307 as `redirect`.
+ */
+async function send(port: number, method: string, path: string, options: SendOptions): Promise<Reply> {
+  const reply = await sendTo(new URL(`http://127.0.0.1:${port}`), method, path, options);
+  const location = reply.headers.location;
+  if (method !== 'GET' || reply.status !== 307 || typeof location !== 'string') return reply;
+  const target = new URL(location);
+  const followed = await sendTo(target, 'GET', `${target.pathname}${target.search}`, {
+    headers: options.headers ?? {},
+  });
+  return { ...followed, redirect: reply };
+}
+
+function sendTo(origin: URL, method: string, path: string, options: SendOptions): Promise<Reply> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, method, path, headers: options.headers ?? {} }, (res) => {
+    const target = {
+      host: origin.hostname,
+      port: Number(origin.port),
+      method,
+      path,
+      headers: options.headers ?? {},
+    };
+    const req = request(target, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (chunk: Buffer) => chunks.push(chunk));
       res.on('end', () => {

@@ -16,7 +16,8 @@ const report = await crashLoop({
 });
 process.stdout.write(
   `seed ${values.seed}: ${report.kills} kills, ${report.acknowledged} acknowledged images, ${report.checked} checks, ` +
-    `${report.lost.length} lost, ${report.partialReadable.length} partial blobs readable\n`,
+    `${report.lost.length} lost, ${report.partialReadable.length} partial blobs readable, ${report.hung.length} hung\n`,
 );
-for (const line of [...report.lost, ...report.partialReadable]) process.stdout.write(`  ${line}\n`);
-process.exit(report.lost.length + report.partialReadable.length === 0 ? 0 : 1);
+const failures = [...report.lost, ...report.partialReadable, ...report.hung];
+for (const line of failures) process.stdout.write(`  ${line}\n`);
+process.exit(failures.length === 0 ? 0 : 1);

@@ -30,6 +30,8 @@ export interface CrashLoopReport {
   checked: number;
   lost: string[];
   partialReadable: string[];
+  /** Requests the restarted registry did not answer within 30 s. */
+  hung: string[];
 }
 
 interface Acknowledged {
@@ -82,7 +84,7 @@ function send(
         res.on('error', reject);
       },
     );
-    req.setTimeout(30_000, () => req.destroy(new Error('request timeout')));
+    req.setTimeout(30_000, () => req.destroy(new Error(`no answer in 30 s: ${method} ${path}`)));
     req.on('error', reject);
     req.end(body);
   });
@@ -181,9 +183,31 @@ async function startRegistry(configPath: string, port: number): Promise<ChildPro
   throw new Error('registry not ready after 20 s');
 }
 
-async function verify(base: string, pushers: readonly Pusher[], report: CrashLoopReport): Promise<void> {
-  for (const pusher of pushers) {
-    for (const image of pusher.acknowledged) {
+/**
+ * Checks the images acknowledged from index `from` of each pusher on (all of them with 0), and
+ * every interrupted upload. A request that gets no answer is reported, not fatal.
+ */
+async function verify(
+  base: string,
+  pushers: readonly Pusher[],
+  from: readonly number[],
+  report: CrashLoopReport,
+): Promise<void> {
+  try {
+    await verifyOrThrow(base, pushers, from, report);
+  } catch (error) {
+    report.hung.push(String(error));
+  }
+}
+
+async function verifyOrThrow(
+  base: string,
+  pushers: readonly Pusher[],
+  from: readonly number[],
+  report: CrashLoopReport,
+): Promise<void> {
+  for (const [index, pusher] of pushers.entries()) {
+    for (const image of pusher.acknowledged.slice(from[index] ?? 0)) {
       report.checked++;
       const where = `${image.namespace}:${image.tag}`;
       const manifest = await send(base, 'GET', `/v2/${image.namespace}/manifests/${image.tag}`, undefined, {
@@ -224,14 +248,24 @@ export async function crashLoop(options: CrashLoopOptions): Promise<CrashLoopRep
     `[server]\nbind_address = "127.0.0.1"\n[global.access_policy]\ndefault = "allow"\n${storage}`,
   );
   const pushers = Array.from({ length: options.workers ?? 4 }, (_, i) => new Pusher(i, next));
-  const report: CrashLoopReport = { kills: 0, acknowledged: 0, checked: 0, lost: [], partialReadable: [] };
+  const report: CrashLoopReport = {
+    kills: 0,
+    acknowledged: 0,
+    checked: 0,
+    lost: [],
+    partialReadable: [],
+    hung: [],
+  };
+  // Each restart checks what was acknowledged since the previous one; the last checks everything.
+  let checkedUpTo = pushers.map(() => 0);
   let registry: ChildProcess | undefined;
   try {
     for (let round = 0; round < options.kills; round++) {
       const port = await freePort();
       const base = `http://127.0.0.1:${port}`;
       registry = await startRegistry(configPath, port);
-      await verify(base, pushers, report);
+      await verify(base, pushers, checkedUpTo, report);
+      checkedUpTo = pushers.map((pusher) => pusher.acknowledged.length);
       let running = true;
       const workers = pushers.map(async (pusher) => {
         while (running) {
@@ -259,7 +293,12 @@ export async function crashLoop(options: CrashLoopOptions): Promise<CrashLoopRep
     }
     const port = await freePort();
     registry = await startRegistry(configPath, port);
-    await verify(`http://127.0.0.1:${port}`, pushers, report);
+    await verify(
+      `http://127.0.0.1:${port}`,
+      pushers,
+      pushers.map(() => 0),
+      report,
+    );
     report.acknowledged = pushers.reduce((n, p) => n + p.acknowledged.length, 0);
     return report;
   } finally {

@@ -8,5 +8,6 @@ describe('crash loop (short form)', () => {
     expect(report.acknowledged).toBeGreaterThan(0);
     expect(report.lost).toEqual([]);
     expect(report.partialReadable).toEqual([]);
+    expect(report.hung).toEqual([]);
   }, 120_000);
 });

@@ -1,4 +1,10 @@
-import { InvalidKeyError, type MetadataStore, NotFoundError } from '../types.js';
+import {
+  type ConditionalWrites,
+  InvalidKeyError,
+  type MetadataStore,
+  NotFoundError,
+  type VersionedValue,
+} from '../types.js';
 
 /** A prefix "directory": its direct children by name, each a value or a prefix. */
 class Directory {
@@ -13,6 +19,18 @@ class Directory {
 export class MemoryMetadataStore implements MetadataStore {
   readonly backend = 'memory';
   readonly #root = new Directory();
+  /**
+   * Every write stores a fresh Buffer, so the stored Buffer object itself
+   * identifies the value's version: each gets a number when first asked.
+   */
+  readonly #versions = new WeakMap<Buffer, string>();
+  #nextVersion = 0;
+  /** Compare-and-swap is trivially atomic here: nothing awaits between the check and the write. */
+  readonly conditional: ConditionalWrites = {
+    getVersioned: async (path) => this.#getVersioned(path),
+    putIfVersion: async (path, data, version) => this.#putIfVersion(path, data, version),
+    deleteIfVersion: async (path, version) => this.#deleteIfVersion(path, version),
+  };
 
   async get(path: string): Promise<Buffer> {
     const node = this.#find(path);
@@ -52,6 +70,40 @@ export class MemoryMetadataStore implements MetadataStore {
     const last = trail?.at(-1);
     if (last === undefined || !last.directory.children.has(last.name)) return;
     removeAndPrune(trail!);
+  }
+
+  #getVersioned(path: string): VersionedValue | undefined {
+    const node = this.#find(path);
+    if (!Buffer.isBuffer(node)) return undefined;
+    return { data: Buffer.from(node), version: this.#versionOf(node) };
+  }
+
+  #putIfVersion(path: string, data: Uint8Array | string, version: string | undefined): boolean {
+    const current = this.#find(path);
+    if (current instanceof Directory) throw new InvalidKeyError(path);
+    const matches = current === undefined ? version === undefined : this.#versionOf(current) === version;
+    if (!matches) return false;
+    const { parent, name } = this.#parentFor(path);
+    parent.children.set(name, toBuffer(data));
+    return true;
+  }
+
+  #deleteIfVersion(path: string, version: string): boolean {
+    const trail = this.#trail(path);
+    const last = trail?.at(-1);
+    const current = last?.directory.children.get(last.name);
+    if (!Buffer.isBuffer(current) || this.#versionOf(current) !== version) return false;
+    removeAndPrune(trail!);
+    return true;
+  }
+
+  #versionOf(value: Buffer): string {
+    let version = this.#versions.get(value);
+    if (version === undefined) {
+      version = String(++this.#nextVersion);
+      this.#versions.set(value, version);
+    }
+    return version;
   }
 
   #find(path: string): Directory | Buffer | undefined {

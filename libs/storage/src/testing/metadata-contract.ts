@@ -191,6 +191,86 @@ export function describeMetadataStoreContract(name: string, factory: StoreFactor
       });
     });
 
+    describe('conditional writes (when the backend offers them)', () => {
+      const cas = () => store().conditional;
+
+      it('reads no version for an absent key and creates only when told the key is absent', async (context) => {
+        const conditional = cas();
+        if (!conditional) return context.skip();
+        expect(await conditional.getVersioned('ns/_blob_index/x')).toBeUndefined();
+        expect(await conditional.putIfVersion('ns/_blob_index/x', 'first', undefined)).toBe(true);
+        expect(await conditional.putIfVersion('ns/_blob_index/x', 'second', undefined)).toBe(false);
+        const read = await conditional.getVersioned('ns/_blob_index/x');
+        expect(read?.data.toString()).toBe('first');
+        expect((await store().get('ns/_blob_index/x')).toString()).toBe('first');
+        await store().deletePrefix('ns');
+      });
+
+      it('replaces only the version it read, and a stale version changes nothing', async (context) => {
+        const conditional = cas();
+        if (!conditional) return context.skip();
+        await store().put('ns/index', 'one');
+        const first = (await conditional.getVersioned('ns/index'))!;
+        expect(await conditional.putIfVersion('ns/index', 'two', first.version)).toBe(true);
+        expect(await conditional.putIfVersion('ns/index', 'stale', first.version)).toBe(false);
+        const second = (await conditional.getVersioned('ns/index'))!;
+        expect(second.data.toString()).toBe('two');
+        expect(second.version).not.toBe(first.version);
+        await store().delete('ns/index');
+        expect(await conditional.putIfVersion('ns/index', 'gone', second.version)).toBe(false);
+        expect(await store().list('')).toEqual([]);
+      });
+
+      it('loses no update when 10 writers increment one counter concurrently', async (context) => {
+        const conditional = cas();
+        if (!conditional) return context.skip();
+        const increment = async () => {
+          for (;;) {
+            const current = await conditional.getVersioned('ns/counter');
+            const next = Number(current?.data.toString() ?? '0') + 1;
+            if (await conditional.putIfVersion('ns/counter', String(next), current?.version)) return;
+          }
+        };
+        await Promise.all(Array.from({ length: 10 }, increment));
+        expect((await store().get('ns/counter')).toString()).toBe('10');
+        await store().delete('ns/counter');
+      });
+
+      it('deletes only the version it read, where the backend can', async (context) => {
+        const deleteIfVersion = cas()?.deleteIfVersion;
+        if (!deleteIfVersion) return context.skip();
+        const conditional = cas()!;
+        await store().put('ns/index', 'one');
+        const first = (await conditional.getVersioned('ns/index'))!;
+        await store().put('ns/index', 'two');
+        expect(await deleteIfVersion.call(conditional, 'ns/index', first.version)).toBe(false);
+        const second = (await conditional.getVersioned('ns/index'))!;
+        expect(await deleteIfVersion.call(conditional, 'ns/index', second.version)).toBe(true);
+        expect(await store().list('')).toEqual([]);
+      });
+    });
+
+    describe('deferred writes (when the backend offers them)', () => {
+      it('reads a deferred value back at once, and delete drops it before it is written', async (context) => {
+        const s = store();
+        if (!s.putDeferred) return context.skip();
+        s.putDeferred('ns/_manifests/revisions/sha256/ab/pulledat', '2024-01-01T00:00:00Z');
+        s.putDeferred('ns/_manifests/revisions/sha256/ab/pulledat', '2024-01-02T00:00:00Z');
+        expect((await s.get('ns/_manifests/revisions/sha256/ab/pulledat')).toString()).toBe(
+          '2024-01-02T00:00:00Z',
+        );
+        expect(await s.delete('ns/_manifests/revisions/sha256/ab/pulledat')).toBe(true);
+        await expect(s.get('ns/_manifests/revisions/sha256/ab/pulledat')).rejects.toBeInstanceOf(
+          NotFoundError,
+        );
+        s.putDeferred('ns/_manifests/revisions/sha256/cd/pulledat', 'x');
+        await s.deletePrefix('ns');
+        await expect(s.get('ns/_manifests/revisions/sha256/cd/pulledat')).rejects.toBeInstanceOf(
+          NotFoundError,
+        );
+      });
+    });
+
     describe('keys', () => {
       it.each(INVALID_KEYS.map((key) => [JSON.stringify(key).slice(0, 40), key]))(
         'rejects %s with InvalidKeyError everywhere, writing nothing',

@@ -1,5 +1,5 @@
 import { pipeline } from 'node:stream/promises';
-import { formatDigest, OciError, parseRangeHeader } from '@angos/oci';
+import { type DigestParts, formatDigest, OciError, parseRangeHeader } from '@angos/oci';
 import { digestParam } from '../request.js';
 import { type RouteContext, sendEmpty } from '../route-context.js';
 
@@ -27,6 +27,7 @@ export async function getBlob(ctx: RouteContext, namespace: string, digestText: 
     ctx.res.end();
     return;
   }
+  if (await redirectToStorage(ctx, digest)) return;
   const body = await ctx.registry.blobs.read(namespace, digest, range);
   ctx.res.writeHead(status, headers);
   try {
@@ -35,6 +36,19 @@ export async function getBlob(ctx: RouteContext, namespace: string, digestText: 
     // A client that goes away mid-download is not an error of ours.
     if (!ctx.res.destroyed) throw error;
   }
+}
+
+/**
+ * `enable_blob_redirect`: a GET answers 307 to a presigned URL of the storage
+ * (S3), which serves the bytes, Range included, instead of this process. The
+ * grant and the range were checked above. False when the store cannot presign.
+ */
+async function redirectToStorage(ctx: RouteContext, digest: DigestParts): Promise<boolean> {
+  if (!ctx.config.global.enable_blob_redirect || !ctx.registry.blobs.redirects) return false;
+  const url = await ctx.registry.blobs.downloadUrl(digest);
+  if (url === undefined) return false;
+  sendEmpty(ctx.res, 307, { Location: url, 'Docker-Content-Digest': formatDigest(digest) });
+  return true;
 }
 
 /** DELETE /v2/<name>/blobs/<digest>: revokes the namespace's grant; bytes go with the last reference. */

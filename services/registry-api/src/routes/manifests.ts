@@ -43,6 +43,7 @@ export async function getManifest(
   referenceText: string,
 ): Promise<void> {
   const reference = parseReference(referenceText);
+  if (ctx.req.method === 'GET' && (await redirectToStorage(ctx, namespace, reference))) return;
   const manifest = await negotiate(
     ctx,
     namespace,
@@ -57,6 +58,28 @@ export async function getManifest(
     ETag: `"${digest}"`,
   });
   ctx.res.end(ctx.req.method === 'HEAD' ? undefined : manifest.body);
+}
+
+/**
+ * `enable_manifest_redirect`: a GET of a manifest the client accepts answers
+ * 307 to a presigned URL of the storage (S3), which serves it with its media
+ * type as Content-Type (`response-content-type`). Anything that needs the
+ * body here (the manifest-list fallback of `negotiate`) is served directly.
+ * False when the store cannot presign.
+ */
+async function redirectToStorage(
+  ctx: RouteContext,
+  namespace: string,
+  reference: Reference,
+): Promise<boolean> {
+  if (!ctx.config.global.enable_manifest_redirect || !ctx.registry.blobs.redirects) return false;
+  const info = await ctx.registry.manifests.resolve(namespace, reference);
+  const accepted = acceptedManifestTypes(ctx.req.headers.accept);
+  if (accepted !== 'any' && !accepted.has(info.mediaType)) return false;
+  const url = await ctx.registry.manifests.downloadUrl(namespace, info);
+  if (url === undefined) return false;
+  sendEmpty(ctx.res, 307, { Location: url, 'Docker-Content-Digest': formatDigest(info.digest) });
+  return true;
 }
 
 /** DELETE /v2/<name>/manifests/<reference>: a tag, or a manifest with its tags. */

@@ -1,0 +1,135 @@
+import type { IncomingMessage } from 'node:http';
+import type { AuthWebhookConfig, Config } from '@angos/config';
+import type { Logger, Metrics } from '@angos/observability';
+import { VerifiedPasswords } from './authenticate/basic.js';
+import { authenticateRequest } from './authenticate/chain.js';
+import { type Authorization, authorizeRequest } from './authorize.js';
+import { cacheSettingsKey, createCache } from './cache/create.js';
+import type { AuthCache } from './cache/types.js';
+import type { Identity } from './identity.js';
+import { createAuthMetrics } from './metrics.js';
+import type { FetchLike } from './oidc/fetch-json.js';
+import { JwksSource } from './oidc/jwks.js';
+import { RuleFailureLog } from './policy/evaluate.js';
+import type { AccessRequest } from './request.js';
+import { type AuthResources, type AuthSetup, buildAuthSetup } from './setup.js';
+import { WebhookAuthorizer } from './webhook/authorizer.js';
+import type { ClientRequestDetails } from './webhook/headers.js';
+
+export interface AuthOptions {
+  /** The configuration in force; read per request, so reloads apply at once. */
+  readonly config: () => Config;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  /** How JWKS and discovery documents are fetched; default the global fetch. */
+  readonly fetch?: FetchLike;
+  /** Minimum time between key fetches caused by tokens naming unknown keys; default 30 s. */
+  readonly jwksCooldownMs?: number;
+}
+
+/** Authentication and authorization for the gateway. */
+export interface Auth {
+  /** Runs the authentication chain (mTLS, OIDC, basic); never throws for bad credentials. */
+  authenticate(req: IncomingMessage): Promise<Identity>;
+  /** Global policy, repository policy, webhook; deny unless every stage allows. */
+  authorize(identity: Identity, request: AccessRequest, client: ClientRequestDetails): Promise<Authorization>;
+  /** Closes the cache connection and webhook connections. */
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the gateway's authentication and authorization. Per configuration version it compiles
+ * the policies and builds the methods once (the first request after a reload pays for it); what
+ * is expensive to rebuild (fetched keys, the Redis connection, webhook connections) outlives
+ * versions and is replaced only when its own settings change.
+ */
+export function createAuth(options: AuthOptions): Auth {
+  const { logger } = options;
+  const metrics = createAuthMetrics(options.metrics);
+  const failures = new RuleFailureLog(logger.child('angos::auth::policy'));
+  const authLogger = logger.child('angos::auth');
+
+  let cacheKey = cacheSettingsKey(options.config().cache);
+  let cache: AuthCache = createCache(options.config().cache, logger.child('angos::auth::cache'));
+  const currentCache = () => cache;
+
+  const jwksSources = new Map<string, JwksSource>();
+  const webhooks = new Map<string, WebhookAuthorizer>();
+  const setups = new WeakMap<Config, AuthSetup>();
+
+  const resources: AuthResources = {
+    verifiedPasswords: new VerifiedPasswords(),
+    jwks(issuer, jwksUri, refreshSeconds) {
+      const key = JSON.stringify([issuer, jwksUri ?? null, refreshSeconds]);
+      let source = jwksSources.get(key);
+      if (source === undefined) {
+        source = new JwksSource({
+          issuer,
+          jwksUri,
+          refreshSeconds,
+          cache: currentCache,
+          ...(options.fetch === undefined ? {} : { fetch: options.fetch }),
+          ...(options.jwksCooldownMs === undefined ? {} : { cooldownMs: options.jwksCooldownMs }),
+        });
+        jwksSources.set(key, source);
+      }
+      return source;
+    },
+    webhook(name: string, config: AuthWebhookConfig) {
+      const key = JSON.stringify([name, config]);
+      let webhook = webhooks.get(key);
+      if (webhook === undefined) {
+        webhook = new WebhookAuthorizer(name, config, {
+          cache: currentCache,
+          metrics,
+          logger: logger.child('angos::auth::webhook'),
+        });
+        webhooks.set(key, webhook);
+      }
+      return webhook;
+    },
+  };
+
+  /**
+   * A new configuration version: swap the cache when `[cache]` changed, forget webhook clients it
+   * no longer uses (their idle connections time out; calls in flight finish).
+   */
+  const adopt = (config: Config, setup: AuthSetup) => {
+    const nextCacheKey = cacheSettingsKey(config.cache);
+    if (nextCacheKey !== cacheKey) {
+      const previous = cache;
+      cache = createCache(config.cache, logger.child('angos::auth::cache'));
+      cacheKey = nextCacheKey;
+      void previous.close();
+    }
+    const inUse = new Set(setup.webhooks.values());
+    for (const [key, webhook] of webhooks) {
+      if (!inUse.has(webhook)) webhooks.delete(key);
+    }
+  };
+
+  const setupFor = (config: Config): AuthSetup => {
+    let setup = setups.get(config);
+    if (setup === undefined) {
+      setup = buildAuthSetup(config, resources);
+      setups.set(config, setup);
+      adopt(config, setup);
+    }
+    return setup;
+  };
+
+  return {
+    authenticate(req) {
+      const setup = setupFor(options.config());
+      return authenticateRequest(req, setup.methods, metrics, authLogger);
+    },
+    authorize(identity, request, client) {
+      return authorizeRequest(setupFor(options.config()), identity, request, client, failures);
+    },
+    async close() {
+      for (const webhook of webhooks.values()) webhook.close();
+      webhooks.clear();
+      await cache.close();
+    },
+  };
+}

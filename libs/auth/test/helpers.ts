@@ -1,0 +1,174 @@
+import { once } from 'node:events';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { PassThrough } from 'node:stream';
+import { type Config, parseConfig } from '@angos/config';
+import { createLogger, type Logger } from '@angos/observability';
+import { type CryptoKey, exportJWK, generateKeyPair, type JWK, type JWTPayload, SignJWT } from 'jose';
+
+export interface Running {
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+export async function serve(
+  handler: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<Running & { server: Server }> {
+  const server = createServer(handler);
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const { port } = server.address() as AddressInfo;
+  return {
+    server,
+    url: `http://127.0.0.1:${port}`,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+/** A full configuration: the smallest valid one followed by `toml`. */
+export function configOf(toml: string): Config {
+  return parseConfig(`[server]\nbind_address = "127.0.0.1"\n[blob_store.fs]\nroot_dir = "/unused"\n${toml}`)
+    .config;
+}
+
+/** A logger whose JSON records the test can read. */
+export function captureLogger(filter = 'debug'): {
+  logger: Logger;
+  records: () => Array<Record<string, unknown>>;
+} {
+  const destination = new PassThrough();
+  let output = '';
+  destination.on('data', (chunk: Buffer) => {
+    output += chunk.toString();
+  });
+  return {
+    logger: createLogger({ filter, format: 'json', destination }),
+    records: () =>
+      output
+        .split('\n')
+        .filter((line) => line.trim() !== '')
+        .map((line) => JSON.parse(line) as Record<string, unknown>),
+  };
+}
+
+export interface SigningKey {
+  readonly kid: string;
+  readonly alg: string;
+  readonly privateKey: CryptoKey;
+  readonly publicJwk: JWK;
+}
+
+async function signingKey(kid: string, alg = 'RS256'): Promise<SigningKey> {
+  const { privateKey, publicKey } = await generateKeyPair(alg, { extractable: true });
+  return { kid, alg, privateKey, publicJwk: { ...(await exportJWK(publicKey)), kid, alg, use: 'sig' } };
+}
+
+/**
+ * An OIDC issuer the tests run: a JWKS endpoint and a discovery document on 127.0.0.1, with keys
+ * generated per test run, rotation, and counters of what was fetched.
+ */
+export interface TestIssuer extends Running {
+  /** The issuer URL (`iss`), which is also where discovery lives. */
+  readonly issuer: string;
+  readonly jwksUri: string;
+  jwksRequests: number;
+  discoveryRequests: number;
+  /** Answer JWKS requests with this status instead (e.g. 503), or undefined for the keys. */
+  failWith: number | undefined;
+  /** Signs a token with the current key (or `options.key`), valid for an hour by default. */
+  sign(
+    claims?: JWTPayload,
+    options?: { kid?: string; alg?: string; expiresIn?: number; notBefore?: number; key?: SigningKey },
+  ): Promise<string>;
+  /** Publishes a new key (the old one is dropped) and signs with it from now on. */
+  rotate(): Promise<void>;
+  /** The current (first published) key, e.g. to forge a token with its public part. */
+  current(): SigningKey;
+  /** The published key of an algorithm (see `extraKeyAlgs`). */
+  published(alg: string): SigningKey;
+  /** A key the issuer never publishes. */
+  stranger(alg?: string): Promise<SigningKey>;
+}
+
+let counter = 0;
+
+export async function startIssuer(options: { extraKeyAlgs?: string[] } = {}): Promise<TestIssuer> {
+  let keys: SigningKey[] = [await signingKey(`key-${++counter}`)];
+  for (const alg of options.extraKeyAlgs ?? []) keys.push(await signingKey(`key-${++counter}`, alg));
+  const state = { jwksRequests: 0, discoveryRequests: 0, failWith: undefined as number | undefined };
+  let issuer = '';
+  const running = await serve((req, res) => {
+    if (req.url === '/.well-known/openid-configuration') {
+      state.discoveryRequests += 1;
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ issuer, jwks_uri: `${issuer}/keys` }));
+      return;
+    }
+    if (req.url === '/keys') {
+      state.jwksRequests += 1;
+      if (state.failWith !== undefined) {
+        res.statusCode = state.failWith;
+        res.end();
+        return;
+      }
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ keys: keys.map((key) => key.publicJwk) }));
+      return;
+    }
+    res.statusCode = 404;
+    res.end();
+  });
+  issuer = running.url;
+  const self: TestIssuer = {
+    ...running,
+    issuer,
+    jwksUri: `${issuer}/keys`,
+    get jwksRequests() {
+      return state.jwksRequests;
+    },
+    set jwksRequests(value) {
+      state.jwksRequests = value;
+    },
+    get discoveryRequests() {
+      return state.discoveryRequests;
+    },
+    set discoveryRequests(value) {
+      state.discoveryRequests = value;
+    },
+    get failWith() {
+      return state.failWith;
+    },
+    set failWith(value) {
+      state.failWith = value;
+    },
+    async sign(claims = {}, opts = {}) {
+      const key = opts.key ?? keys[0]!;
+      const now = Math.floor(Date.now() / 1000);
+      const jwt = new SignJWT({ sub: 'repo:org/app:ref:refs/heads/main', ...claims })
+        .setProtectedHeader({ alg: opts.alg ?? key.alg, kid: opts.kid ?? key.kid, typ: 'JWT' })
+        .setIssuer(claims.iss ?? issuer)
+        .setIssuedAt(now)
+        .setExpirationTime(now + (opts.expiresIn ?? 3600));
+      if (opts.notBefore !== undefined) jwt.setNotBefore(now + opts.notBefore);
+      return jwt.sign(key.privateKey);
+    },
+    async rotate() {
+      keys = [await signingKey(`key-${++counter}`)];
+    },
+    current: () => keys[0]!,
+    published(alg) {
+      const key = keys.find((candidate) => candidate.alg === alg);
+      if (key === undefined) throw new Error(`no published ${alg} key`);
+      return key;
+    },
+    stranger: (alg = 'RS256') => signingKey(`key-${++counter}`, alg),
+  };
+  return self;
+}
+
+export function b64url(value: string | Buffer): string {
+  return Buffer.from(value).toString('base64url');
+}

@@ -1,0 +1,144 @@
+import type { ConditionalWrites, MetadataStore, VersionedValue } from './types.js';
+
+/** Bounds the memory the cache can take; the oldest entries go first. */
+const MAX_ENTRIES = 10_000;
+
+interface Entry {
+  readonly data: Buffer;
+  readonly expiresAt: number;
+}
+
+/**
+ * A read-through cache of link values (`…/link` keys: tags, revisions, layer
+ * grants, referrers) in front of a remote metadata store (S3 `link_cache_ttl`),
+ * sparing the round trip of repeated tag and layer reads.
+ *
+ * Writes through this store invalidate at once; a write by another replica
+ * shows here within the TTL. Only present values are cached: a link created
+ * elsewhere is visible immediately.
+ */
+export function withLinkCache(
+  store: MetadataStore,
+  ttlSecs: number,
+  now: () => number = Date.now,
+): MetadataStore {
+  return ttlSecs > 0 ? new LinkCachingMetadataStore(store, ttlSecs * 1000, now) : store;
+}
+
+function isLink(path: string): boolean {
+  return path.endsWith('/link');
+}
+
+class LinkCachingMetadataStore implements MetadataStore {
+  readonly backend: string;
+  readonly conditional: ConditionalWrites | undefined;
+  readonly putDeferred?: (path: string, data: string) => void;
+  readonly check?: () => Promise<void>;
+  readonly close?: () => Promise<void>;
+  readonly #entries = new Map<string, Entry>();
+  /**
+   * Bumped around every write. A read that overlapped a write does not cache
+   * what it read: it may be the value from before the write.
+   */
+  #writes = 0;
+
+  constructor(
+    private readonly inner: MetadataStore,
+    private readonly ttlMs: number,
+    private readonly now: () => number,
+  ) {
+    this.backend = inner.backend;
+    const { putDeferred, check, close } = inner;
+    if (putDeferred) {
+      this.putDeferred = (path, data) => {
+        this.#invalidate(path);
+        putDeferred.call(inner, path, data);
+      };
+    }
+    if (check) this.check = () => check.call(inner);
+    if (close) this.close = () => close.call(inner);
+    const conditional = inner.conditional;
+    if (conditional) {
+      const wrapped: ConditionalWrites = {
+        getVersioned: (path): Promise<VersionedValue | undefined> => conditional.getVersioned(path),
+        putIfVersion: (path, data, version) =>
+          this.#writing(path, () => conditional.putIfVersion(path, data, version)),
+      };
+      const { deleteIfVersion } = conditional;
+      if (deleteIfVersion) {
+        wrapped.deleteIfVersion = (path, version) =>
+          this.#writing(path, () => deleteIfVersion.call(conditional, path, version));
+      }
+      this.conditional = wrapped;
+    }
+  }
+
+  async get(path: string): Promise<Buffer> {
+    if (!isLink(path)) return this.inner.get(path);
+    const entry = this.#entries.get(path);
+    if (entry !== undefined) {
+      if (entry.expiresAt > this.now()) return Buffer.from(entry.data);
+      this.#entries.delete(path);
+    }
+    const writesBefore = this.#writes;
+    const data = await this.inner.get(path);
+    if (this.#writes === writesBefore) this.#remember(path, data);
+    return data;
+  }
+
+  put(path: string, data: Uint8Array | string): Promise<void> {
+    return this.#writing(path, () => this.inner.put(path, data));
+  }
+
+  putIfAbsent(path: string, data: Uint8Array | string): Promise<boolean> {
+    return this.#writing(path, () => this.inner.putIfAbsent(path, data));
+  }
+
+  delete(path: string): Promise<boolean> {
+    return this.#writing(path, () => this.inner.delete(path));
+  }
+
+  list(prefix: string): Promise<string[]> {
+    return this.inner.list(prefix);
+  }
+
+  async deletePrefix(prefix: string): Promise<void> {
+    this.#invalidatePrefix(prefix);
+    try {
+      await this.inner.deletePrefix(prefix);
+    } finally {
+      this.#invalidatePrefix(prefix);
+    }
+  }
+
+  /** Invalidates before and after: a read racing the write may have cached the old value meanwhile. */
+  async #writing<T>(path: string, write: () => Promise<T>): Promise<T> {
+    this.#invalidate(path);
+    try {
+      return await write();
+    } finally {
+      this.#invalidate(path);
+    }
+  }
+
+  #invalidate(path: string): void {
+    this.#writes++;
+    this.#entries.delete(path);
+  }
+
+  #invalidatePrefix(prefix: string): void {
+    this.#writes++;
+    const below = `${prefix}/`;
+    for (const path of this.#entries.keys()) {
+      if (path === prefix || path.startsWith(below)) this.#entries.delete(path);
+    }
+  }
+
+  #remember(path: string, data: Buffer): void {
+    if (this.#entries.size >= MAX_ENTRIES) {
+      const oldest = this.#entries.keys().next();
+      if (!oldest.done) this.#entries.delete(oldest.value);
+    }
+    this.#entries.set(path, { data: Buffer.from(data), expiresAt: this.now() + this.ttlMs });
+  }
+}

@@ -1,0 +1,122 @@
+import type { ConditionalWrites, MetadataStore, VersionedValue } from '../types.js';
+import { NotFoundError } from '../types.js';
+import type { S3Bucket } from './bucket.js';
+import type { S3Capabilities } from './options.js';
+
+/**
+ * How often putIfAbsent retries when its conditional write was refused but
+ * the key turns out absent (a concurrent conditional write that then failed:
+ * AWS answers 409 to the loser of such a race).
+ */
+const CREATE_ATTEMPTS = 5;
+
+/**
+ * Metadata as one S3 object per key, under the bucket's key prefix. S3 has no
+ * directories: a "prefix" exists while some key lies below it, so deletes
+ * leave no empty parents by construction.
+ *
+ * Atomicity comes from S3 itself: a PUT replaces an object whole. putIfAbsent
+ * is atomic when the provider honours `If-None-Match: *` (capability
+ * `put_if_none_match`); without it, it is a HEAD then a PUT, which two
+ * replicas can race. `conditional` (compare-and-swap) is offered only when
+ * both `put_if_none_match` and `put_if_match` hold.
+ */
+export class S3MetadataStore implements MetadataStore {
+  readonly backend = 's3';
+  readonly conditional: ConditionalWrites | undefined;
+  readonly #bucket: S3Bucket;
+  readonly #capabilities: S3Capabilities;
+
+  constructor(bucket: S3Bucket, capabilities: S3Capabilities) {
+    this.#bucket = bucket;
+    this.#capabilities = capabilities;
+    if (capabilities.putIfNoneMatch && capabilities.putIfMatch) {
+      const cas: ConditionalWrites = {
+        getVersioned: (path) => this.#getVersioned(path),
+        putIfVersion: (path, data, version) =>
+          bucket.put(
+            path,
+            toBuffer(data),
+            version === undefined ? { ifNoneMatch: '*' } : { ifMatch: version },
+          ),
+      };
+      if (capabilities.deleteIfMatch) {
+        cas.deleteIfVersion = (path, version) => this.#deleteIfVersion(path, version);
+      }
+      this.conditional = cas;
+    }
+  }
+
+  async get(path: string): Promise<Buffer> {
+    const found = await this.#bucket.getBuffer(path);
+    if (found === undefined) throw new NotFoundError(path);
+    return found.data;
+  }
+
+  async put(path: string, data: Uint8Array | string): Promise<void> {
+    await this.#bucket.put(path, toBuffer(data));
+  }
+
+  async putIfAbsent(path: string, data: Uint8Array | string): Promise<boolean> {
+    const bytes = toBuffer(data);
+    if (!this.#capabilities.putIfNoneMatch) {
+      if ((await this.#bucket.head(path)) !== undefined) return false;
+      await this.#bucket.put(path, bytes);
+      return true;
+    }
+    for (let attempt = 1; ; attempt++) {
+      if (await this.#bucket.put(path, bytes, { ifNoneMatch: '*' })) return true;
+      if (attempt >= CREATE_ATTEMPTS || (await this.#bucket.head(path)) !== undefined) return false;
+    }
+  }
+
+  async delete(path: string): Promise<boolean> {
+    // S3 answers a DELETE the same whether the key existed or not.
+    if ((await this.#bucket.head(path)) === undefined) return false;
+    await this.#bucket.delete(path);
+    return true;
+  }
+
+  async list(prefix: string): Promise<string[]> {
+    const listed = prefix === '' ? '' : `${prefix}/`;
+    const names = new Set<string>();
+    let continuationToken: string | undefined;
+    do {
+      const page = await this.#bucket.listPage(listed, { delimiter: '/', continuationToken });
+      for (const key of page.keys) names.add(key.slice(listed.length));
+      for (const sub of page.prefixes) names.add(sub.slice(listed.length, -1));
+      continuationToken = page.next;
+    } while (continuationToken !== undefined);
+    // S3 lists in UTF-8 byte order; the contract (and fs) say UTF-16 code unit order.
+    return [...names].sort();
+  }
+
+  async deletePrefix(prefix: string): Promise<void> {
+    const keys = [prefix];
+    for await (const key of this.#bucket.listKeys(`${prefix}/`)) keys.push(key);
+    await this.#bucket.deleteMany(keys);
+  }
+
+  async check(): Promise<void> {
+    await this.#bucket.probeAccess();
+  }
+
+  async close(): Promise<void> {
+    this.#bucket.destroy();
+  }
+
+  async #getVersioned(path: string): Promise<VersionedValue | undefined> {
+    const found = await this.#bucket.getBuffer(path);
+    return found && { data: found.data, version: found.etag };
+  }
+
+  async #deleteIfVersion(path: string, version: string): Promise<boolean> {
+    // A DELETE of an absent key succeeds on S3; the version cannot match nothing.
+    if ((await this.#bucket.head(path)) === undefined) return false;
+    return this.#bucket.delete(path, version);
+  }
+}
+
+function toBuffer(data: Uint8Array | string): Buffer {
+  return typeof data === 'string' ? Buffer.from(data, 'utf8') : Buffer.from(data);
+}

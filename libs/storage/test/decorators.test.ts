@@ -1,0 +1,171 @@
+import { describe, expect, it } from 'vitest';
+import {
+  MemoryMetadataStore,
+  type MetadataStore,
+  withDeferredWrites,
+  withLinkCache,
+  withMetadataKeyValidation,
+} from '../src/index.js';
+import { describeMetadataStoreContract } from '../src/testing/contract.js';
+
+const noCleanup = async () => {};
+
+// The decorators keep the contract of the store they wrap.
+describeMetadataStoreContract('memory with link cache and deferred writes', async () => ({
+  store: withMetadataKeyValidation(withLinkCache(withDeferredWrites(new MemoryMetadataStore(), 60), 30)),
+  cleanup: noCleanup,
+}));
+
+/** `inner` with some of its methods replaced. */
+function overriding(inner: MetadataStore, overrides: Partial<MetadataStore>): MetadataStore {
+  return {
+    backend: inner.backend,
+    get: (path) => inner.get(path),
+    put: (path, data) => inner.put(path, data),
+    putIfAbsent: (path, data) => inner.putIfAbsent(path, data),
+    delete: (path) => inner.delete(path),
+    list: (prefix) => inner.list(prefix),
+    deletePrefix: (prefix) => inner.deletePrefix(prefix),
+    ...overrides,
+  };
+}
+
+/** A store that counts reads, to see which ones the cache answered. */
+function counting(inner: MetadataStore): MetadataStore & { reads: number } {
+  const store = overriding(inner, {
+    get: async (path) => {
+      store.reads++;
+      return inner.get(path);
+    },
+  }) as MetadataStore & { reads: number };
+  store.reads = 0;
+  return store;
+}
+
+describe('withLinkCache', () => {
+  it('answers link reads from memory until the TTL passes, other keys always from the store', async () => {
+    let now = 1_000_000;
+    const shared = new MemoryMetadataStore();
+    const inner = counting(shared);
+    const cached = withLinkCache(inner, 30, () => now);
+    await shared.put('ns/_manifests/tags/v1/link', 'one');
+    await shared.put('ns/_blob_index/x', 'index');
+    expect((await cached.get('ns/_manifests/tags/v1/link')).toString()).toBe('one');
+    // Another replica's write is not seen until the entry expires.
+    await shared.put('ns/_manifests/tags/v1/link', 'two');
+    now += 29_000;
+    expect((await cached.get('ns/_manifests/tags/v1/link')).toString()).toBe('one');
+    now += 1_001;
+    expect((await cached.get('ns/_manifests/tags/v1/link')).toString()).toBe('two');
+    expect(inner.reads).toBe(2);
+    await cached.get('ns/_blob_index/x');
+    await cached.get('ns/_blob_index/x');
+    expect(inner.reads).toBe(4);
+  });
+
+  it('drops an entry on its own writes, deletes and prefix deletes, and does not cache absence', async () => {
+    const shared = new MemoryMetadataStore();
+    const cached = withLinkCache(shared, 30);
+    await expect(cached.get('ns/a/link')).rejects.toThrow();
+    await shared.put('ns/a/link', 'created elsewhere');
+    expect((await cached.get('ns/a/link')).toString()).toBe('created elsewhere');
+    await cached.put('ns/a/link', 'mine');
+    expect((await cached.get('ns/a/link')).toString()).toBe('mine');
+    await cached.delete('ns/a/link');
+    await expect(cached.get('ns/a/link')).rejects.toThrow();
+    await cached.put('ns/b/link', 'x');
+    await cached.get('ns/b/link');
+    await cached.deletePrefix('ns');
+    await expect(cached.get('ns/b/link')).rejects.toThrow();
+  });
+
+  it('does not keep a value read while a write of the same key was in flight', async () => {
+    const shared = new MemoryMetadataStore();
+    await shared.put('ns/a/link', 'old');
+    let releaseWrite!: () => void;
+    const slow = overriding(shared, {
+      put: async (path, data) => {
+        await new Promise<void>((resolve) => {
+          releaseWrite = resolve;
+        });
+        return shared.put(path, data);
+      },
+    });
+    const cached = withLinkCache(slow, 30);
+    const writing = cached.put('ns/a/link', 'new');
+    expect((await cached.get('ns/a/link')).toString()).toBe('old'); // read before the write landed
+    releaseWrite();
+    await writing;
+    expect((await cached.get('ns/a/link')).toString()).toBe('new');
+  });
+
+  it('is the store itself with a TTL of 0', () => {
+    const store = new MemoryMetadataStore();
+    expect(withLinkCache(store, 0)).toBe(store);
+  });
+});
+
+describe('withDeferredWrites', () => {
+  it('writes the last value per key once per interval, and the rest on close', async () => {
+    const inner = new MemoryMetadataStore();
+    const writes: string[] = [];
+    const recording = overriding(inner, {
+      put: async (path, data) => {
+        writes.push(`${path}=${data}`);
+        return inner.put(path, data);
+      },
+    });
+    const store = withDeferredWrites(recording, 0.05);
+    for (let i = 1; i <= 5; i++) store.putDeferred!('ns/a/pulledat', `t${i}`);
+    store.putDeferred!('ns/b/pulledat', 'b');
+    expect(writes).toEqual([]);
+    await new Promise((resolve) => setTimeout(resolve, 120));
+    expect(writes.sort()).toEqual(['ns/a/pulledat=t5', 'ns/b/pulledat=b']);
+    store.putDeferred!('ns/a/pulledat', 't6');
+    await store.close!();
+    expect(writes).toContain('ns/a/pulledat=t6');
+    expect((await inner.get('ns/a/pulledat')).toString()).toBe('t6');
+  });
+
+  it('lets a delete win over a flush that was writing the same key', async () => {
+    const inner = new MemoryMetadataStore();
+    let releaseWrite!: () => void;
+    const slow = overriding(inner, {
+      put: async (path, data) => {
+        await new Promise<void>((resolve) => {
+          releaseWrite = resolve;
+        });
+        return inner.put(path, data);
+      },
+    });
+    const store = withDeferredWrites(slow, 0.01);
+    store.putDeferred!('ns/a/pulledat', 'pulled');
+    await new Promise((resolve) => setTimeout(resolve, 30)); // the flush is now writing
+    const deleting = store.delete('ns/a/pulledat');
+    releaseWrite();
+    expect(await deleting).toBe(true);
+    await expect(inner.get('ns/a/pulledat')).rejects.toThrow();
+    await store.close!();
+  });
+
+  it('reports a failed background write to the logger instead of throwing', async () => {
+    const inner = new MemoryMetadataStore();
+    const failing = overriding(inner, {
+      put: async () => {
+        throw new Error('S3 is down');
+      },
+    });
+    const warnings: unknown[] = [];
+    const store = withDeferredWrites(failing, 60, {
+      warn: (message, fields) => warnings.push({ message, fields }),
+    });
+    store.putDeferred!('ns/a/pulledat', 'x');
+    await store.close!();
+    expect(warnings).toEqual([
+      {
+        message: 'deferred metadata write failed',
+        fields: { key: 'ns/a/pulledat', error: 'Error: S3 is down' },
+      },
+    ]);
+  });
+});

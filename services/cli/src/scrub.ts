@@ -1,0 +1,69 @@
+import type { Config } from '@angos/config';
+import type { Logger } from '@angos/observability';
+import { openS3MultipartCleanup } from '@angos/storage';
+import { storesOptions } from './compose.js';
+import { CliError } from './errors.js';
+
+/** `30m`, `1h`, `2d`, or several at once (`1h30m`). */
+const DURATION = /^(?:\d+[smhd])+$/;
+const UNIT_SECS: Readonly<Record<string, number>> = { s: 1, m: 60, h: 3600, d: 86_400 };
+
+/** Seconds in a scrub duration (`1h`, `30m`, `2d`, `1h30m`); CliError naming the flag otherwise. */
+export function parseDuration(flag: string, text: string): number {
+  if (!DURATION.test(text)) {
+    throw new CliError([`--${flag}: invalid duration "${text}" (expected e.g. 30m, 1h, 2d)`]);
+  }
+  let secs = 0;
+  for (const [, amount, unit] of text.matchAll(/(\d+)([smhd])/g)) secs += Number(amount) * UNIT_SECS[unit!]!;
+  return secs;
+}
+
+export interface MultipartScrubResult {
+  readonly found: number;
+  readonly aborted: number;
+}
+
+/**
+ * `scrub --multipart <duration>`: aborts the S3 multipart uploads older than
+ * the duration that no live upload session owns (or, with `dryRun`, only
+ * lists them). A filesystem blob store has none.
+ */
+export async function scrubMultipart(
+  config: Config,
+  olderThanSecs: number,
+  dryRun: boolean,
+  logger: Logger,
+): Promise<MultipartScrubResult> {
+  const options = storesOptions(config).blob;
+  if (options.kind !== 's3') {
+    logger.info('no multipart uploads to scrub: the blob store is not S3');
+    return { found: 0, aborted: 0 };
+  }
+  const cleanup = await openS3MultipartCleanup(options).catch((error: unknown) => {
+    throw new CliError([`blob_store.s3: ${error instanceof Error ? error.message : String(error)}`]);
+  });
+  try {
+    const cutoff = new Date(Date.now() - olderThanSecs * 1000);
+    let found = 0;
+    let aborted = 0;
+    for await (const orphan of cleanup.orphans(cutoff)) {
+      found++;
+      const fields = {
+        key: orphan.key,
+        upload_id: orphan.uploadId,
+        initiated: orphan.initiated?.toISOString(),
+      };
+      if (dryRun) {
+        logger.info('orphan multipart upload (dry run: kept)', fields);
+        continue;
+      }
+      await cleanup.abort(orphan);
+      aborted++;
+      logger.info('orphan multipart upload aborted', fields);
+    }
+    logger.info('multipart scrub finished', { found, aborted, dry_run: dryRun });
+    return { found, aborted };
+  } finally {
+    cleanup.close();
+  }
+}
