@@ -28,12 +28,16 @@ export class OciClient {
     private readonly headers: Record<string, string> = {},
   ) {}
 
-  request(method: string, path: string, init: { headers?: Record<string, string>; body?: Uint8Array } = {}) {
+  request(
+    method: string,
+    path: string,
+    init: { headers?: Record<string, string>; body?: Uint8Array; redirect?: 'follow' | 'manual' } = {},
+  ) {
     return fetch(new URL(path, this.baseUrl), {
       method,
       headers: { ...this.headers, ...init.headers },
       body: init.body,
-      redirect: 'follow',
+      redirect: init.redirect ?? 'follow',
       signal: AbortSignal.timeout(30_000),
     });
   }
@@ -72,12 +76,26 @@ export class OciClient {
     };
   }
 
+  /**
+   * GET a manifest. A 307 to storage (S3 with `enable_manifest_redirect`) is followed by hand, as
+   * registry clients do: the digest is the registry's `Docker-Content-Digest`, the body and media
+   * type come from where it points.
+   */
   async getManifest(repo: string, reference: string, accept = MANIFEST_ACCEPT): Promise<FetchedManifest> {
-    const response = await this.request('GET', `/v2/${repo}/manifests/${reference}`, { headers: { accept } });
+    const first = await this.request('GET', `/v2/${repo}/manifests/${reference}`, {
+      headers: { accept },
+      redirect: 'manual',
+    });
+    const location = first.headers.get('location');
+    const redirected = first.status === 307 && location !== null;
+    if (redirected) await first.arrayBuffer();
+    const response = redirected
+      ? await fetch(new URL(location, this.baseUrl), { signal: AbortSignal.timeout(30_000) })
+      : first;
     return {
       status: response.status,
       mediaType: response.headers.get('content-type'),
-      digest: response.headers.get('docker-content-digest'),
+      digest: first.headers.get('docker-content-digest'),
       body: Buffer.from(await response.arrayBuffer()),
     };
   }

@@ -2,15 +2,15 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runOk } from '@angos/test-support';
 import { describe, expect, it } from 'vitest';
-import { MODES, skipWithout, useRegistry } from './fixture.js';
+import { deployments, skipWithout, useRegistry } from './fixture.js';
 
 interface Manifest {
   config: { digest: string };
   layers: { digest: string; mediaType: string }[];
 }
 
-describe.skipIf(skipWithout('buildah')).each(MODES)('buildah against angos %s', (mode) => {
-  const r = useRegistry(mode, ['buildah']);
+describe.skipIf(skipWithout('buildah')).each(deployments())('buildah against angos $label', (deployment) => {
+  const r = useRegistry(deployment, ['buildah']);
   const buildah = (...args: string[]) => r.ok('buildah', ...args);
 
   it('builds an image from scratch, pushes it, and pulls it back to build on', async () => {

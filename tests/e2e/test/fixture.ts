@@ -3,6 +3,7 @@ import { accessSync, constants } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { S3Endpoint } from '@angos/storage/s3-test-server';
 import {
   type AngosInstance,
   type AngosMode,
@@ -13,10 +14,64 @@ import {
   runOk,
   startAngos,
 } from '@angos/test-support';
-import { afterAll, beforeAll, beforeEach } from 'vitest';
+import { afterAll, beforeAll, beforeEach, inject } from 'vitest';
 
-/** Both deployments every scenario runs against. */
+/** Both process layouts. */
 export const MODES: readonly AngosMode[] = ['server', 'split'];
+
+/** Where a deployment keeps blobs and metadata. */
+export type Storage = 'fs' | 's3' | 's3 blobs + fs metadata';
+
+export interface Deployment {
+  readonly mode: AngosMode;
+  readonly storage: Storage;
+  /** How test names show it. */
+  readonly label: string;
+}
+
+/**
+ * Every deployment each client scenario runs against: both process layouts on fs, all-S3, and
+ * the split storage set-up (blobs on S3, metadata on fs). On S3, blob and manifest GETs answer 307
+ * to presigned URLs on the test's Ceph RGW, so clients follow redirects for real.
+ */
+export const DEPLOYMENTS: readonly Deployment[] = [
+  { mode: 'server', storage: 'fs', label: 'server on fs' },
+  { mode: 'split', storage: 'fs', label: 'split on fs' },
+  { mode: 'server', storage: 's3', label: 'server on S3' },
+  { mode: 'split', storage: 's3 blobs + fs metadata', label: 'split on S3 blobs + fs metadata' },
+];
+
+function s3Table(section: string, s3: S3Endpoint, prefix: string): string {
+  return [
+    `[${section}]`,
+    `access_key_id = ${JSON.stringify(s3.accessKeyId)}`,
+    `secret_key = ${JSON.stringify(s3.secretAccessKey)}`,
+    `endpoint = ${JSON.stringify(s3.endpoint)}`,
+    `bucket = ${JSON.stringify(s3.bucket)}`,
+    `region = ${JSON.stringify(s3.region)}`,
+    `key_prefix = ${JSON.stringify(prefix)}`,
+  ].join('\n');
+}
+
+/** The storage tables of a deployment; '' for fs (startAngos writes its default fs table). */
+function storageConfig(deployment: Deployment, work: string): string {
+  if (deployment.storage === 'fs') return '';
+  const s3 = inject('s3');
+  if (!s3) throw new Error('no S3 server for this run (see the global setup)');
+  const prefix = `e2e-${randomUUID().slice(0, 8)}/`;
+  if (deployment.storage === 's3') return s3Table('blob_store.s3', s3, prefix);
+  return `${s3Table('blob_store.s3', s3, prefix)}\n[metadata_store.fs]\nroot_dir = ${JSON.stringify(join(work, 'metadata'))}`;
+}
+
+/**
+ * The deployments this run can start: all of them, except the S3 ones when no RGW could start
+ * (which the global setup allows outside CI only).
+ */
+export function deployments(): Deployment[] {
+  if (inject('s3') !== null) return [...DEPLOYMENTS];
+  console.warn('skipping the S3 deployments: no S3 server could start (under CI=true that fails)');
+  return DEPLOYMENTS.filter((deployment) => deployment.storage === 'fs');
+}
 
 const onPath = (name: string): boolean =>
   (process.env['PATH'] ?? '').split(':').some((dir) => {
@@ -72,7 +127,8 @@ export interface Registry {
  * Starts Angos in `mode` for the enclosing describe block, with a scratch directory and a client
  * environment; prints the registry's log when a test fails; stops everything afterwards.
  */
-export function useRegistry(mode: AngosMode, clients: readonly string[]): Registry {
+export function useRegistry(deployment: Deployment, clients: readonly string[]): Registry {
+  const { mode } = deployment;
   let work = '';
   let counter = 0;
   const registry = {} as Registry;
@@ -82,7 +138,11 @@ export function useRegistry(mode: AngosMode, clients: readonly string[]): Regist
     work = join(tmpdir(), `angos-e2e-${mode}-${randomUUID().slice(0, 8)}`);
     await mkdir(work);
     // Debug logs: what a failing test prints (see beforeEach) should show the requests.
-    const angos = await startAngos({ mode, env: { RUST_LOG: 'debug' } });
+    const angos = await startAngos({
+      mode,
+      config: storageConfig(deployment, work),
+      env: { RUST_LOG: 'debug' },
+    });
     const env = await containersEnv(join(work, 'containers'), { insecureRegistries: [angos.host] });
     const ref = (repo: string, reference: string) =>
       `${angos.host}/${repo}${reference.includes(':') ? '@' : ':'}${reference}`;
@@ -101,7 +161,7 @@ export function useRegistry(mode: AngosMode, clients: readonly string[]): Regist
   beforeEach(({ onTestFailed }) => {
     onTestFailed(() => {
       const logs = registry.angos?.logs() ?? '';
-      console.error(`angos ${mode} log (last 20000 characters):\n${logs.slice(-20_000)}`);
+      console.error(`angos ${deployment.label} log (last 20000 characters):\n${logs.slice(-20_000)}`);
     });
   });
   afterAll(async () => {

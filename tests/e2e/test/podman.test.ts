@@ -1,14 +1,14 @@
 import { mkOci, OciLayout } from '@angos/test-support';
 import { describe, expect, it } from 'vitest';
-import { MODES, skipWithout, useRegistry } from './fixture.js';
+import { deployments, skipWithout, useRegistry } from './fixture.js';
 
 interface Index {
   mediaType: string;
   manifests: { digest: string; platform: { architecture: string; os: string } }[];
 }
 
-describe.skipIf(skipWithout('podman')).each(MODES)('podman against angos %s', (mode) => {
-  const r = useRegistry(mode, ['podman']);
+describe.skipIf(skipWithout('podman')).each(deployments())('podman against angos $label', (deployment) => {
+  const r = useRegistry(deployment, ['podman']);
   const podman = (...args: string[]) => r.ok('podman', ...args);
   const imageId = async (name: string) =>
     (await podman('image', 'inspect', '--format', '{{.Id}}', name)).stdout.trim();

@@ -1,6 +1,6 @@
 import { sha256 } from '@angos/test-support';
 import { describe, expect, it } from 'vitest';
-import { MODES, useRegistry } from './fixture.js';
+import { deployments, useRegistry } from './fixture.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const EMPTY_CONFIG = { mediaType: 'application/vnd.oci.empty.v1+json', digest: sha256('{}'), size: 2 };
@@ -14,8 +14,8 @@ interface ReferrersIndex {
  * No client here pushes an artifact with a `subject` (CLIENTS.md), so this goes over HTTP, the
  * way an `oras attach` or `cosign attach` would.
  */
-describe.each(MODES)('referrers against angos %s', (mode) => {
-  const r = useRegistry(mode, []);
+describe.each(deployments())('referrers against angos $label', (deployment) => {
+  const r = useRegistry(deployment, []);
 
   async function pushImage(repo: string, seed: string): Promise<{ digest: string; size: number }> {
     const config = Buffer.from(JSON.stringify({ architecture: 'amd64', os: 'linux', seed }));

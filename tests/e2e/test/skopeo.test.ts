@@ -1,6 +1,6 @@
 import { mkOci, OciLayout, sha256 } from '@angos/test-support';
 import { describe, expect, it } from 'vitest';
-import { MODES, skipWithout, useRegistry } from './fixture.js';
+import { deployments, skipWithout, useRegistry } from './fixture.js';
 
 interface ImageManifest {
   config: { digest: string };
@@ -11,8 +11,8 @@ interface ImageIndex {
   manifests: { digest: string; platform: { architecture: string } }[];
 }
 
-describe.skipIf(skipWithout('skopeo')).each(MODES)('skopeo against angos %s', (mode) => {
-  const r = useRegistry(mode, ['skopeo']);
+describe.skipIf(skipWithout('skopeo')).each(deployments())('skopeo against angos $label', (deployment) => {
+  const r = useRegistry(deployment, ['skopeo']);
   const push = (src: OciLayout, tag: string, dest: string, ...flags: string[]) =>
     r.ok('skopeo', 'copy', '--dest-tls-verify=false', ...flags, `oci:${src.dir}:${tag}`, dest);
   const pull = (src: string, out: OciLayout, tag: string, ...flags: string[]) =>
