@@ -1,8 +1,7 @@
 import type { Readable } from 'node:stream';
-import type { LockManager } from '@angos/lock';
 import { type DigestParts, OciError } from '@angos/oci';
 import { type BlobStore, type ByteRange, keyFor, type MetadataStore, NotFoundError } from '@angos/storage';
-import { blobLockKey } from './blob-index.js';
+import type { BlobLocks } from './blob-locks.js';
 import type { Grants } from './grants.js';
 import { exists } from './links.js';
 
@@ -15,7 +14,12 @@ export const DOWNLOAD_URL_TTL_SECS = 900;
 /** Blob reads, deletes and cross-namespace mounts, always through the namespace's grants. */
 export class Blobs {
   constructor(
-    private readonly deps: { blobs: BlobStore; metadata: MetadataStore; locks: LockManager; grants: Grants },
+    private readonly deps: {
+      blobs: BlobStore;
+      metadata: MetadataStore;
+      blobLocks: BlobLocks;
+      grants: Grants;
+    },
   ) {}
 
   /** True when downloads can be redirected to the storage itself (S3 presigned URLs). */
@@ -63,7 +67,7 @@ export class Blobs {
    * holds no such blob (the client then uploads it normally).
    */
   async mount(namespace: string, digest: DigestParts, from: string): Promise<boolean> {
-    return this.deps.locks.withLocks([blobLockKey(digest)], async () => {
+    return this.deps.blobLocks.run(namespace, [digest], async () => {
       const sourceHolds = await exists(
         this.deps.metadata,
         keyFor({ kind: 'layerLink', namespace: from, digest }),

@@ -1,7 +1,7 @@
-import type { LockManager } from '@angos/lock';
 import type { DigestParts } from '@angos/oci';
 import { keyFor, type MetadataStore } from '@angos/storage';
-import { type BlobIndex, blobLockKey } from './blob-index.js';
+import type { BlobIndex } from './blob-index.js';
+import type { BlobLocks } from './blob-locks.js';
 import { encodeLink, exists } from './links.js';
 
 /**
@@ -11,7 +11,7 @@ import { encodeLink, exists } from './links.js';
 export class Grants {
   constructor(
     private readonly metadata: MetadataStore,
-    private readonly locks: LockManager,
+    private readonly blobLocks: BlobLocks,
     private readonly index: BlobIndex,
   ) {}
 
@@ -22,7 +22,7 @@ export class Grants {
     );
   }
 
-  /** Records a grant. The caller must hold `blobLockKey(digest)` and the bytes must exist. */
+  /** Records a grant. The caller must hold the blob's lock (`BlobLocks`) and the bytes must exist. */
   async grantLocked(namespace: string, digest: DigestParts): Promise<void> {
     // Index first: a crash between the two leaves an extra index reference
     // (keeps bytes alive; scrub prunes it), never a grant to reclaimed bytes.
@@ -32,7 +32,7 @@ export class Grants {
 
   /** Removes a namespace's grant; returns false when it held none. Bytes go when nothing references them. */
   async revoke(namespace: string, digest: DigestParts): Promise<boolean> {
-    return this.locks.withLocks([blobLockKey(digest)], () => this.revokeLocked(namespace, digest));
+    return this.blobLocks.run(namespace, [digest], () => this.revokeLocked(namespace, digest));
   }
 
   async revokeLocked(namespace: string, digest: DigestParts): Promise<boolean> {

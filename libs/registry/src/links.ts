@@ -34,10 +34,19 @@ export function decodeLink(data: Buffer): LinkRecord {
   };
 }
 
-/** Reads a link, or undefined when it does not exist. */
-export async function readLink(metadata: MetadataStore, path: string): Promise<LinkRecord | undefined> {
+/**
+ * Reads a link, or undefined when it does not exist. `fresh` reads past any cache of the store:
+ * use it for decisions taken under a lock, which must see what other replicas wrote.
+ */
+export async function readLink(
+  metadata: MetadataStore,
+  path: string,
+  options: { fresh?: boolean } = {},
+): Promise<LinkRecord | undefined> {
   try {
-    return decodeLink(await metadata.get(path));
+    const data =
+      options.fresh && metadata.getUncached ? await metadata.getUncached(path) : await metadata.get(path);
+    return decodeLink(data);
   } catch (error) {
     if (error instanceof NotFoundError) return undefined;
     throw error;

@@ -15,7 +15,8 @@ import {
   referencedDescriptors,
 } from '@angos/oci';
 import { type BlobStore, keyFor, type MetadataStore, NotFoundError } from '@angos/storage';
-import { type BlobIndex, blobLockKey, manifestRef } from './blob-index.js';
+import { type BlobIndex, manifestRef } from './blob-index.js';
+import type { BlobLocks } from './blob-locks.js';
 import { DOWNLOAD_URL_TTL_SECS } from './blobs.js';
 import type { Grants } from './grants.js';
 import { encodeLink, readLink } from './links.js';
@@ -43,6 +44,7 @@ export class Manifests {
       blobs: BlobStore;
       metadata: MetadataStore;
       locks: LockManager;
+      blobLocks: BlobLocks;
       index: BlobIndex;
       grants: Grants;
       settings: (namespace: string) => NamespaceSettings;
@@ -87,8 +89,7 @@ export class Manifests {
     const subject = manifest.subject ? parseDigest(manifest.subject.digest) : undefined;
 
     const lockKeys = [
-      blobLockKey(digest),
-      ...referenced.map(blobLockKey),
+      ...this.deps.blobLocks.keys(namespace, [digest, ...referenced]),
       ...tags.map((tag) => tagLockKey(namespace, tag)),
     ];
     await this.deps.locks.withLocks(lockKeys, async () => {
@@ -182,14 +183,15 @@ export class Manifests {
     const referenced = uniqueDigests(referencedDescriptors(manifest));
     const tags = await this.#tagsPointingAt(namespace, digest);
     const lockKeys = [
-      blobLockKey(digest),
-      ...referenced.map(blobLockKey),
+      ...this.deps.blobLocks.keys(namespace, [digest, ...referenced]),
       ...tags.map((tag) => tagLockKey(namespace, tag)),
     ];
     await this.deps.locks.withLocks(lockKeys, async () => {
       for (const tag of tags) {
-        // Re-check under the lock: the tag may have moved since the scan.
-        const link = await readLink(this.deps.metadata, keyFor({ kind: 'tagLink', namespace, tag }));
+        // Re-check under the lock, past any cache: the tag may have moved since the scan.
+        const link = await readLink(this.deps.metadata, keyFor({ kind: 'tagLink', namespace, tag }), {
+          fresh: true,
+        });
         if (link?.digest.hex === digest.hex) {
           await this.deps.metadata.delete(keyFor({ kind: 'tagLink', namespace, tag }));
         }
@@ -267,7 +269,10 @@ export class Manifests {
     settings: NamespaceSettings,
   ): Promise<void> {
     if (!settings.isImmutableTag(tag)) return;
-    const current = await readLink(this.deps.metadata, keyFor({ kind: 'tagLink', namespace, tag }));
+    // Under the tag lock, past any cache: another replica may have set the tag meanwhile.
+    const current = await readLink(this.deps.metadata, keyFor({ kind: 'tagLink', namespace, tag }), {
+      fresh: true,
+    });
     if (current && current.digest.hex !== digest.hex) {
       throw new OciError('TAG_IMMUTABLE', { tag, current: formatDigest(current.digest) });
     }

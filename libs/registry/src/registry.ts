@@ -3,6 +3,7 @@ import type { LockManager } from '@angos/lock';
 import type { Logger } from '@angos/observability';
 import type { BlobStore, MetadataStore } from '@angos/storage';
 import { BlobIndex } from './blob-index.js';
+import { BlobLocks } from './blob-locks.js';
 import { Blobs } from './blobs.js';
 import { listNamespaces } from './catalog.js';
 import { Grants } from './grants.js';
@@ -35,9 +36,10 @@ export interface RegistryDeps {
 export function createRegistry(deps: RegistryDeps): Registry {
   const logger = deps.logger.child('angos::registry');
   const settings = (namespace: string) => settingsFor(deps.config(), namespace);
-  const index = new BlobIndex(deps.metadata, deps.blobs, logger);
-  const grants = new Grants(deps.metadata, deps.locks, index);
-  const shared = { ...deps, logger, index, grants, settings };
+  const blobLocks = new BlobLocks(deps.locks, deps.metadata);
+  const index = new BlobIndex(deps.metadata, deps.blobs, logger, { lockFree: !blobLocks.global });
+  const grants = new Grants(deps.metadata, blobLocks, index);
+  const shared = { ...deps, logger, index, grants, settings, blobLocks };
   return {
     blobs: new Blobs(shared),
     uploads: new Uploads(shared),

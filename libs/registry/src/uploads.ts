@@ -18,7 +18,7 @@ import {
   NotFoundError,
   OffsetMismatchError,
 } from '@angos/storage';
-import { blobLockKey } from './blob-index.js';
+import type { BlobLocks } from './blob-locks.js';
 import type { Grants } from './grants.js';
 import type { NamespaceSettings } from './settings.js';
 
@@ -53,6 +53,7 @@ export class Uploads {
       blobs: BlobStore;
       metadata: MetadataStore;
       locks: LockManager;
+      blobLocks: BlobLocks;
       grants: Grants;
       settings: (namespace: string) => NamespaceSettings;
       logger: Logger;
@@ -113,7 +114,7 @@ export class Uploads {
           actual: formatDigest(actual),
         });
       }
-      await this.deps.locks.withLocks([blobLockKey(expected)], async () => {
+      await this.deps.blobLocks.run(namespace, [expected], async () => {
         await this.deps.blobs.commitUpload(namespace, id, expected);
         await this.deps.grants.grantLocked(namespace, expected);
       });

@@ -73,6 +73,12 @@ class LinkCachingMetadataStore implements MetadataStore {
     }
   }
 
+  /** Straight from the store; what it reads replaces the cached value. */
+  async getUncached(path: string): Promise<Buffer> {
+    this.#invalidate(path);
+    return this.get(path);
+  }
+
   async get(path: string): Promise<Buffer> {
     if (!isLink(path)) return this.inner.get(path);
     const entry = this.#entries.get(path);

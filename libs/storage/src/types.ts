@@ -122,6 +122,13 @@ export interface MetadataStore {
    * sees the key only once written. Without it, callers use `put`.
    */
   putDeferred?(path: string, data: string): void;
+  /**
+   * Reads past any cache in front of the store (the S3 link cache). A decision taken under a
+   * lock — may this tag move, does this tag still point at the manifest being deleted — must not
+   * act on a value another replica changed since it was cached. Absent when nothing caches:
+   * `get` is already fresh.
+   */
+  getUncached?(path: string): Promise<Buffer>;
   /** Optional: verifies at startup that the backend is usable; throws StorageError saying what is wrong. */
   check?(): Promise<void>;
   /** Optional: writes what is deferred and releases connections and timers (shutdown). */

@@ -29,13 +29,20 @@ class KeyValidatingMetadataStore implements MetadataStore {
   readonly conditional: ConditionalWrites | undefined;
   // Optional members exist on the wrapper exactly when the driver has them.
   readonly putDeferred?: (path: string, data: string) => void;
+  readonly getUncached?: (path: string) => Promise<Buffer>;
   readonly check?: () => Promise<void>;
   readonly close?: () => Promise<void>;
 
   constructor(private readonly inner: MetadataStore) {
     this.backend = inner.backend;
     this.conditional = inner.conditional && new KeyValidatingConditionalWrites(inner.conditional);
-    const { putDeferred, check, close } = inner;
+    const { putDeferred, getUncached, check, close } = inner;
+    if (getUncached) {
+      this.getUncached = async (path) => {
+        assertValidKey(path);
+        return getUncached.call(inner, path);
+      };
+    }
     if (putDeferred) {
       this.putDeferred = (path, data) => {
         assertValidKey(path);

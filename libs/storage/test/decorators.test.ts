@@ -99,6 +99,21 @@ describe('withLinkCache', () => {
     expect((await cached.get('ns/a/link')).toString()).toBe('new');
   });
 
+  it('reads past the cache with getUncached, through the key validation too', async () => {
+    // Another replica writes straight to the shared store; this one's cache still holds the old value.
+    const shared = new MemoryMetadataStore();
+    const cached = withMetadataKeyValidation(withLinkCache(shared, 30));
+    await shared.put('ns/_manifests/tags/latest/link', 'old');
+    expect((await cached.get('ns/_manifests/tags/latest/link')).toString()).toBe('old');
+    await shared.put('ns/_manifests/tags/latest/link', 'new');
+    expect((await cached.get('ns/_manifests/tags/latest/link')).toString()).toBe('old');
+    expect((await cached.getUncached!('ns/_manifests/tags/latest/link')).toString()).toBe('new');
+    // The fresh value replaced the cached one.
+    expect((await cached.get('ns/_manifests/tags/latest/link')).toString()).toBe('new');
+    await expect(cached.getUncached!('../escape/link')).rejects.toThrow();
+    await shared.delete('ns/_manifests/tags/latest/link');
+  });
+
   it('is the store itself with a TTL of 0', () => {
     const store = new MemoryMetadataStore();
     expect(withLinkCache(store, 0)).toBe(store);
