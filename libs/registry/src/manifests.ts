@@ -18,6 +18,7 @@ import { type BlobStore, keyFor, type MetadataStore, NotFoundError } from '@ango
 import { type BlobIndex, manifestRef } from './blob-index.js';
 import type { BlobLocks } from './blob-locks.js';
 import { DOWNLOAD_URL_TTL_SECS } from './blobs.js';
+import { ByteCache } from './byte-cache.js';
 import type { Grants } from './grants.js';
 import { encodeLink, readLink } from './links.js';
 import type { NamespaceSettings } from './settings.js';
@@ -38,7 +39,14 @@ export interface PushedManifest {
 }
 
 /** Manifests, tags and referrers of namespaces. */
+/** Budget of the manifest body cache: a manifest GET then reads two links instead of three files. */
+const MANIFEST_CACHE_BYTES = 32 * 1024 * 1024;
+
 export class Manifests {
+  // Manifest bodies by digest. Content-addressed, so never stale; whether the namespace still has
+  // the manifest is checked on every GET (resolve) before a cached body is served.
+  readonly #bodies = new ByteCache(MANIFEST_CACHE_BYTES);
+
   constructor(
     private readonly deps: {
       blobs: BlobStore;
@@ -139,13 +147,16 @@ export class Manifests {
 
   async get(namespace: string, reference: Reference): Promise<StoredManifest> {
     const info = await this.resolve(namespace, reference);
-    let body: Buffer;
-    try {
-      body = await readSmallBlob(await this.deps.blobs.readBlob(info.digest));
-    } catch (error) {
-      if (error instanceof NotFoundError)
-        throw new OciError('MANIFEST_UNKNOWN', { digest: formatDigest(info.digest) });
-      throw error;
+    const key = formatDigest(info.digest);
+    let body = this.#bodies.get(key);
+    if (body === undefined) {
+      try {
+        body = await readSmallBlob(await this.deps.blobs.readBlob(info.digest));
+      } catch (error) {
+        if (error instanceof NotFoundError) throw new OciError('MANIFEST_UNKNOWN', { digest: key });
+        throw error;
+      }
+      this.#bodies.set(key, body);
     }
     if (this.deps.settings(namespace).updatePullTime) this.#recordPull(namespace, info.digest);
     return { ...info, body };
