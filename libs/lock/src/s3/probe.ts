@@ -9,6 +9,8 @@ export interface LockSupport {
 }
 
 const WRONG_ETAG = 'ffffffffffffffffffffffffffffffff';
+/** Bound on removing the scratch object once the probe is over. */
+const CLEANUP_TIMEOUT_MS = 10_000;
 
 /**
  * Checks, on a scratch lock object, that the provider performs the conditional writes the lock
@@ -36,7 +38,8 @@ export async function probeLockSupport(
     }
     return { etagForm, deleteIfMatch };
   } finally {
-    await bucket.delete(key, undefined, signal).catch(() => {});
+    // Not `signal`: the scratch object must go even when the probe was cut short.
+    await bucket.delete(key, undefined, AbortSignal.timeout(CLEANUP_TIMEOUT_MS)).catch(() => {});
   }
 }
 

@@ -1,5 +1,5 @@
 import { type Logger, silentLogger } from '@angos/observability';
-import { jitteredDelay } from '../delays.js';
+import { jitteredDelay, whenAborted } from '../delays.js';
 import { DistributedLockManager } from '../distributed.js';
 import type { AcquireContext, KeyLockDriver, RenewOutcome } from '../driver.js';
 import { LockBucket, type LockBucketOptions } from './lock-bucket.js';
@@ -46,7 +46,13 @@ class S3KeyDriver implements KeyLockDriver<S3Held> {
   /** Probes the provider once; a failed probe is tried again on the next call. */
   support(signal: AbortSignal): Promise<LockSupport> {
     if (this.#support === undefined) {
-      const probing = probeLockSupport(this.#bucket, this.#declaredDeleteIfMatch, signal);
+      // The probe is shared by every caller, so it runs on its own bounded signal: one caller
+      // giving up must neither fail it for the others nor cut its cleanup short.
+      const probing = probeLockSupport(
+        this.#bucket,
+        this.#declaredDeleteIfMatch,
+        AbortSignal.timeout(this.#ttlMs),
+      );
       this.#support = probing;
       probing.then(
         (support) => {
@@ -57,7 +63,7 @@ class S3KeyDriver implements KeyLockDriver<S3Held> {
         },
       );
     }
-    return this.#support;
+    return untilAborted(this.#support, signal);
   }
 
   async tryAcquire(
@@ -182,5 +188,21 @@ export class S3LockManager extends DistributedLockManager<S3Held> {
    */
   async ready(): Promise<LockSupport> {
     return this.#driver.support(AbortSignal.timeout(60_000));
+  }
+}
+
+/** `promise`, unless `signal` aborts first: then rejects with the abort reason (the promise runs on). */
+async function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  signal.throwIfAborted();
+  const abort = whenAborted(signal);
+  try {
+    return await Promise.race([
+      promise,
+      abort.promise.then(() => {
+        throw signal.reason;
+      }),
+    ]);
+  } finally {
+    abort.dispose();
   }
 }
