@@ -2,6 +2,7 @@ export { type AngosInstance, type AngosMode, type StartAngosOptions, startAngos 
 export { type ContainersEnvOptions, containersEnv } from './containers-env.js';
 export { type FetchedManifest, MANIFEST_ACCEPT, OciClient, sha256 } from './oci-client.js';
 export { type MkOciOptions, mkOci, type OciDescriptor, OciLayout } from './oci-layout.js';
+export { createTestCa, type Issued, type IssueOptions, type TestCa } from './pki.js';
 export { freePort } from './ports.js';
 export { cliEntry, repoRoot, sharedToolsDir } from './repo-root.js';
 export { RunError, type RunOptions, type RunResult, run, runOk } from './run.js';

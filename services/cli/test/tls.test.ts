@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import { createLogger } from '@angos/observability';
+import { createTestCa, type Issued, type TestCa } from '@angos/test-support';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningService, startServer } from '../src/index.js';
 import { baseConfig, runAngos, type Workspace, workspace } from './helpers.js';
-import { createTestCa, type Issued, type TestCa } from './pki.js';
 
 let ws: Workspace;
 let ca: TestCa;
