@@ -45,9 +45,14 @@ export function sendText(
   sendBody(res, status, 'text/plain; charset=utf-8', text, headers);
 }
 
-/** The client went away: nothing can be written and nothing is wrong with the server. */
+/**
+ * The client went away: nothing can be written and nothing is wrong with the server. A response
+ * has no socket of its own yet while an earlier response on the same keep-alive connection is
+ * still being written; it must still be answered then, so the connection is judged by the
+ * request's socket until the response gets one.
+ */
 function clientGone(res: ServerResponse): boolean {
-  return res.destroyed || res.socket === null || res.socket.destroyed;
+  return res.destroyed || (res.socket ?? res.req.socket).destroyed;
 }
 
 /**

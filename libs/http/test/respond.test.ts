@@ -1,4 +1,5 @@
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { OciError } from '@angos/oci';
 import { afterEach, describe, expect, it } from 'vitest';
 import { sendError, sendJson } from '../src/index.js';
@@ -11,6 +12,38 @@ afterEach(async () => {
 });
 
 describe('sendError', () => {
+  it('answers an error on a pipelined request while the previous response is still being written', async () => {
+    // The second request's response has no socket yet while the first one streams: it must
+    // still be answered, not mistaken for a client that went away.
+    const { logger } = captureLogger();
+    const big = Buffer.alloc(8 * 1024 * 1024, 1);
+    running = await serve((req, res) => {
+      if (req.url === '/big') {
+        res.writeHead(200, { 'content-length': big.length });
+        res.end(big);
+        return;
+      }
+      sendError(res, new OciError('BLOB_UNKNOWN'), logger);
+    }, logger);
+    const port = running.port;
+    const answers = await new Promise<number>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () => {
+        socket.write(
+          'GET /big HTTP/1.1\r\nHost: x\r\n\r\nGET /missing HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n',
+        );
+      });
+      let text = '';
+      socket.setEncoding('latin1');
+      socket.on('data', (chunk: string) => {
+        text += chunk;
+      });
+      socket.on('close', () => resolve((text.match(/HTTP\/1\.1 \d{3}/g) ?? []).length));
+      socket.on('error', reject);
+      setTimeout(() => socket.destroy(new Error('no second answer within 10 s')), 10_000);
+    });
+    expect(answers).toBe(2);
+  });
+
   it('answers an OciError with its status and the OCI error body', async () => {
     const { logger, records } = captureLogger();
     running = await serve(

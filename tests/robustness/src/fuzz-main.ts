@@ -1,17 +1,25 @@
 #!/usr/bin/env node
-/** `pnpm fuzz [--requests N] [--seed S]`: the long form of the HTTP fuzz run against `angos server` on fs. */
+/**
+ * `pnpm fuzz [--requests N] [--seed S] [--s3]`: the long form of the HTTP fuzz run against
+ * `angos server`, on fs, or with --s3 on a Ceph RGW it starts (or ANGOS_TEST_S3_ENDPOINT).
+ */
 import { parseArgs } from 'node:util';
-import { fuzz } from './fuzz.js';
+import { type FuzzOptions, fuzz } from './fuzz.js';
+import { withS3Storage } from './s3-server.js';
 
 const { values } = parseArgs({
   options: {
     requests: { type: 'string', default: '20000' },
     seed: { type: 'string', default: String(Date.now() % 100000) },
+    s3: { type: 'boolean', default: false },
   },
 });
-const report = await fuzz({ requests: Number(values.requests), seed: Number(values.seed) });
+const options: FuzzOptions = { requests: Number(values.requests), seed: Number(values.seed) };
+const report = values.s3
+  ? await withS3Storage('fuzz', (storageToml) => fuzz({ ...options, storageToml }))
+  : await fuzz(options);
 process.stdout.write(
-  `seed ${values.seed}: ${report.requests} requests, statuses ${JSON.stringify(report.statuses)}, ${report.failures.length} failures\n`,
+  `seed ${values.seed} on ${values.s3 ? 'S3' : 'fs'}: ${report.requests} requests, statuses ${JSON.stringify(report.statuses)}, ${report.failures.length} failures\n`,
 );
 for (const line of report.failures.slice(0, 50)) process.stdout.write(`  ${line}\n`);
 process.exit(report.failures.length === 0 ? 0 : 1);
