@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# `pnpm bench`: installs what the benchmark drives (wrk, skopeo, CNCF distribution as Debian's
-# docker-registry) when missing, builds the workspace, and runs bench/ with the arguments given
-# (--rounds N, --subjects angos,angos-split,distribution, --only TEXT, --quick).
+# `pnpm bench`: installs what the benchmark drives when missing (wrk, ApacheBench, skopeo, CNCF
+# distribution as Debian's docker-registry, Ceph RGW for the S3 subject), builds the workspace, and
+# runs bench/ with the arguments given (--rounds N, --subjects angos,angos-split,angos-s3,distribution,
+# --only TEXT, --quick).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-missing=()
-for pair in wrk:wrk skopeo:skopeo docker-registry:docker-registry; do
-  command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  sudo=(); [ "$(id -u)" -eq 0 ] || sudo=(sudo)
-  "${sudo[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+sudo=(); [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+apt_install() { # command:package pairs; installs the packages of the commands that are missing
+  local options=("$1") missing=() pair
+  shift
+  for pair in "$@"; do command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}"); done
+  [ ${#missing[@]} -eq 0 ] && return
+  [ -n "${apt_updated:-}" ] || { "${sudo[@]}" apt-get update -qq; apt_updated=1; }
+  # shellcheck disable=SC2086 # options is one word or empty
+  DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq $options "${missing[@]}" >/dev/null
+}
+apt_install "" wrk:wrk ab:apache2-utils skopeo:skopeo docker-registry:docker-registry
+# The same Ceph packages .ci/run installs for the S3 tests (shared/tools/start-s3.sh).
+apt_install --no-install-recommends radosgw:radosgw ceph-mon:ceph-mon ceph-osd:ceph-osd ceph:ceph-common
 pnpm build >/dev/null
 exec node bench/dist/main.js "$@"

@@ -19,4 +19,4 @@ esac
 
 "${pnpm[@]}" install --frozen-lockfile
 "${pnpm[@]}" build
-exec node services/cli/dist/main.js -c "${ANGOS_CONFIG:-deploy/config.toml}" server "$@"
+exec services/cli/bin/angos -c "${ANGOS_CONFIG:-deploy/config.toml}" server "$@"

@@ -138,9 +138,11 @@ export async function pushChunked(
   );
 }
 
-/** GETs a blob, counting bytes. */
+/** GETs a blob, counting bytes; follows a redirect to the storage (S3) as clients do. */
 export async function pullBlob(base: string, namespace: string, digest: string): Promise<number> {
-  const reply = await send(`${base}/v2/${namespace}/blobs/${digest}`, 'GET', { discard: true });
+  let reply = await send(`${base}/v2/${namespace}/blobs/${digest}`, 'GET', { discard: true });
+  if (reply.status === 307)
+    reply = await send(absolute(base, reply.headers.location), 'GET', { discard: true });
   expectStatus(reply, 200, 'pull');
   return reply.bytes;
 }

@@ -12,7 +12,7 @@ import { parseArgs } from 'node:util';
 import { repoRoot } from '@angos/test-support';
 import { totalRss } from './rss.js';
 import { type Scenario, scenarios, scratchDir, warmUp } from './scenarios.js';
-import { type Subject, type SubjectName, startSubject } from './subjects.js';
+import { SUBJECT_NAMES, type Subject, type SubjectName, startSubject } from './subjects.js';
 
 const MiB = 1024 * 1024;
 
@@ -129,7 +129,7 @@ async function main(): Promise<void> {
   const { values } = parseArgs({
     options: {
       rounds: { type: 'string', default: '3' },
-      subjects: { type: 'string', default: 'angos,angos-split,distribution' },
+      subjects: { type: 'string', default: SUBJECT_NAMES.join(',') },
       only: { type: 'string' },
       quick: { type: 'boolean', default: false },
     },
@@ -137,13 +137,20 @@ async function main(): Promise<void> {
   const quick = values.quick ?? false;
   const rounds = Number(values.rounds);
   let subjects = values.subjects!.split(',') as SubjectName[];
+  const unknown = subjects.filter((name) => !SUBJECT_NAMES.includes(name));
+  if (unknown.length > 0)
+    throw new Error(`unknown subjects ${unknown.join(', ')}; known: ${SUBJECT_NAMES.join(', ')}`);
+  if (subjects.includes('angos-s3') && !available('radosgw')) {
+    process.stderr.write('radosgw is not installed (see scripts/bench.sh): skipping angos-s3\n');
+    subjects = subjects.filter((name) => name !== 'angos-s3');
+  }
   if (subjects.includes('distribution') && !available('docker-registry')) {
     process.stderr.write(
       'docker-registry is not installed (apt-get install docker-registry): skipping distribution\n',
     );
     subjects = subjects.filter((name) => name !== 'distribution');
   }
-  for (const tool of ['wrk', 'skopeo']) {
+  for (const tool of ['wrk', 'ab', 'skopeo']) {
     if (!available(tool)) throw new Error(`${tool} is required: apt-get install ${tool}`);
   }
   const dataDir = join(tmpdir(), 'angos-bench-data');

@@ -3,7 +3,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cliEntry, freePort } from '@angos/test-support';
+import { type S3Endpoint, startS3TestServer } from '@angos/storage/s3-test-server';
+import { freePort, repoRoot } from '@angos/test-support';
 
 /** A registry under test: where it listens and which processes to measure. */
 export interface Subject {
@@ -14,14 +15,18 @@ export interface Subject {
   stop(): Promise<void>;
 }
 
-export type SubjectName = 'angos' | 'angos-split' | 'distribution';
+export type SubjectName = 'angos' | 'angos-split' | 'angos-s3' | 'distribution';
+
+export const SUBJECT_NAMES: readonly SubjectName[] = ['angos', 'angos-split', 'angos-s3', 'distribution'];
 
 export async function startSubject(name: SubjectName): Promise<Subject> {
   switch (name) {
     case 'angos':
-      return startAngos(false);
+      return startAngos('fs');
     case 'angos-split':
-      return startAngos(true);
+      return startAngos('split');
+    case 'angos-s3':
+      return startAngosOnS3();
     case 'distribution':
       return startDistribution();
   }
@@ -68,7 +73,42 @@ async function stopAll(children: ChildProcess[], dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
 }
 
-async function startAngos(split: boolean): Promise<Subject> {
+type Deployment = 'fs' | 'split' | S3Endpoint;
+
+/** `[blob_store.*]`: the fs root under `dir`, or the S3 bucket (metadata goes along with the blob store). */
+function storageSection(deployment: Deployment, dir: string): string {
+  if (typeof deployment === 'string') return `[blob_store.fs]\nroot_dir = "${join(dir, 'data')}"`;
+  return [
+    '[blob_store.s3]',
+    `endpoint = "${deployment.endpoint}"`,
+    `region = "${deployment.region}"`,
+    `bucket = "${deployment.bucket}"`,
+    `access_key_id = "${deployment.accessKeyId}"`,
+    `secret_key = "${deployment.secretAccessKey}"`,
+    `key_prefix = "bench-${Date.now()}"`,
+  ].join('\n');
+}
+
+/** `angos server` on S3 (Ceph RGW, started here and stopped with the subject); blob GETs redirect to it. */
+async function startAngosOnS3(): Promise<Subject> {
+  const s3 = await startS3TestServer();
+  try {
+    const subject = await startAngos(s3);
+    return {
+      ...subject,
+      stop: async () => {
+        await subject.stop();
+        await s3.stop();
+      },
+    };
+  } catch (error) {
+    await s3.stop();
+    throw error;
+  }
+}
+
+async function startAngos(deployment: Deployment): Promise<Subject> {
+  const split = deployment === 'split';
   const dir = await mkdtemp(join(tmpdir(), 'angos-bench-'));
   const port = await freePort();
   const apiPort = await freePort();
@@ -78,28 +118,27 @@ async function startAngos(split: boolean): Promise<Subject> {
     config,
     [
       `[server]\nbind_address = "127.0.0.1"\nport = ${port}`,
-      `[blob_store.fs]\nroot_dir = "${join(dir, 'data')}"`,
+      storageSection(deployment, dir),
       '[global.access_policy]\ndefault = "allow"',
       split
         ? `[services]\nregistry_api_url = "http://127.0.0.1:${apiPort}"\ninternal_token = "${token}"`
         : '',
     ].join('\n'),
   );
-  const cli = cliEntry();
+  // The `angos` command as users run it, with the Node flags it ships with.
+  const angos = join(repoRoot(), 'services', 'cli', 'bin', 'angos');
   const children: ChildProcess[] = [];
   if (split) {
-    children.push(
-      launch(process.execPath, [cli, '-c', config, 'registry-api', '--listen', `127.0.0.1:${apiPort}`]),
-    );
+    children.push(launch(angos, ['-c', config, 'registry-api', '--listen', `127.0.0.1:${apiPort}`]));
     await waitForPort(apiPort);
-    children.push(launch(process.execPath, [cli, '-c', config, 'gateway']));
+    children.push(launch(angos, ['-c', config, 'gateway']));
   } else {
-    children.push(launch(process.execPath, [cli, '-c', config, 'server']));
+    children.push(launch(angos, ['-c', config, 'server']));
   }
   const url = `http://127.0.0.1:${port}`;
   await waitReady(url, children);
   return {
-    name: split ? 'angos-split' : 'angos',
+    name: split ? 'angos-split' : typeof deployment === 'string' ? 'angos' : 'angos-s3',
     url,
     host: `127.0.0.1:${port}`,
     pids: children.map((child) => child.pid!),

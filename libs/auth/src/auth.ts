@@ -9,7 +9,7 @@ import type { AuthCache } from './cache/types.js';
 import type { Identity } from './identity.js';
 import { createAuthMetrics } from './metrics.js';
 import type { FetchLike } from './oidc/fetch-json.js';
-import { JwksSource } from './oidc/jwks.js';
+import type { JwksSource } from './oidc/jwks.js';
 import { RuleFailureLog } from './policy/evaluate.js';
 import type { AccessRequest } from './request.js';
 import { type AuthResources, type AuthSetup, buildAuthSetup } from './setup.js';
@@ -55,11 +55,13 @@ export function createAuth(options: AuthOptions): Auth {
 
   const jwksSources = new Map<string, JwksSource>();
   const webhooks = new Map<string, WebhookAuthorizer>();
-  const setups = new WeakMap<Config, AuthSetup>();
+  const setups = new WeakMap<Config, Promise<AuthSetup>>();
 
   const resources: AuthResources = {
     verifiedPasswords: new VerifiedPasswords(),
-    jwks(issuer, jwksUri, refreshSeconds) {
+    async jwks(issuer, jwksUri, refreshSeconds) {
+      // Asked for only when an OIDC provider is configured: the module brings jose, ~7 MiB of RSS.
+      const { JwksSource } = await import('./oidc/jwks.js');
       const key = JSON.stringify([issuer, jwksUri ?? null, refreshSeconds]);
       let source = jwksSources.get(key);
       if (source === undefined) {
@@ -108,23 +110,41 @@ export function createAuth(options: AuthOptions): Auth {
     }
   };
 
-  const setupFor = (config: Config): AuthSetup => {
+  /** The configuration version whose setup was started last. */
+  let newest: Config | undefined;
+
+  /**
+   * The setup of a configuration version, built by its first request; concurrent requests share
+   * the build. A build that fails is not kept, so the next request tries again. A build is adopted
+   * only when no newer version's build started meanwhile: a reload while an older version was
+   * being built must not bring the older cache settings back.
+   */
+  const setupFor = (config: Config): Promise<AuthSetup> => {
     let setup = setups.get(config);
     if (setup === undefined) {
-      setup = buildAuthSetup(config, resources);
+      newest = config;
+      setup = buildAuthSetup(config, resources).then(
+        (built) => {
+          if (newest === config) adopt(config, built);
+          return built;
+        },
+        (error: unknown) => {
+          setups.delete(config);
+          throw error;
+        },
+      );
       setups.set(config, setup);
-      adopt(config, setup);
     }
     return setup;
   };
 
   return {
-    authenticate(req) {
-      const setup = setupFor(options.config());
+    async authenticate(req) {
+      const setup = await setupFor(options.config());
       return authenticateRequest(req, setup.methods, metrics, authLogger);
     },
-    authorize(identity, request, client) {
-      return authorizeRequest(setupFor(options.config()), identity, request, client, failures);
+    async authorize(identity, request, client) {
+      return authorizeRequest(await setupFor(options.config()), identity, request, client, failures);
     },
     async close() {
       for (const webhook of webhooks.values()) webhook.close();

@@ -25,8 +25,10 @@ export {
 export { type AuthMetrics, createAuthMetrics, type WebhookResult } from './metrics.js';
 export { discoverJwksUri, discoveryUrl } from './oidc/discovery.js';
 export { DocumentFetchError, type FetchLike, fetchJson } from './oidc/fetch-json.js';
-export { DEFAULT_JWKS_COOLDOWN_MS, JwksSource, type JwksSourceOptions } from './oidc/jwks.js';
-export { OidcProvider, type TokenVerdict, unverifiedIssuer } from './oidc/provider.js';
+// The OIDC verifiers live behind `@angos/auth/oidc`: they bring jose (~7 MiB of RSS), which loads
+// only when an `[auth.oidc]` provider is configured.
+export type { JwksSource, JwksSourceOptions } from './oidc/jwks.js';
+export type { OidcProvider, TokenVerdict } from './oidc/provider.js';
 export {
   type CompiledPolicies,
   type CompiledPolicy,

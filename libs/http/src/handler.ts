@@ -16,3 +16,12 @@ export function requestQuery(req: IncomingMessage): URLSearchParams {
   const query = url.indexOf('?');
   return new URLSearchParams(query === -1 ? '' : url.slice(query + 1));
 }
+
+/**
+ * Whether the request announces a body (RFC 9112 §6.3: a transfer coding, or a Content-Length
+ * other than 0). Not a validation: registry-api answers a malformed length itself.
+ */
+export function announcesBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+}

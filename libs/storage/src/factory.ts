@@ -1,6 +1,5 @@
 import { FsBlobStore, FsMetadataStore } from './fs/index.js';
 import { MemoryBlobStore, MemoryMetadataStore } from './memory/index.js';
-import { openS3BlobStore, openS3MetadataStore } from './s3/open.js';
 import type { S3BlobStoreOptions, S3MetadataStoreOptions, StorageLogger } from './s3/options.js';
 import type { BlobStore, MetadataStore } from './types.js';
 import { withBlobKeyValidation, withMetadataKeyValidation } from './validating.js';
@@ -95,7 +94,10 @@ export function createStores(options: StoresOptions): Stores {
  * credentials have been checked (a StorageError says what is wrong).
  */
 export async function openBlobStore(options: BlobBackendOptions): Promise<BlobStore> {
-  if (options.kind === 's3') return withBlobKeyValidation(await openS3BlobStore(options));
+  if (options.kind === 's3') {
+    const { openS3BlobStore } = await import('./s3/open.js');
+    return withBlobKeyValidation(await openS3BlobStore(options));
+  }
   return createBlobStore(options);
 }
 
@@ -108,7 +110,10 @@ export async function openMetadataStore(
   options: MetadataBackendOptions,
   logger?: StorageLogger,
 ): Promise<MetadataStore> {
-  if (options.kind === 's3') return withMetadataKeyValidation(await openS3MetadataStore(options, logger));
+  if (options.kind === 's3') {
+    const { openS3MetadataStore } = await import('./s3/open.js');
+    return withMetadataKeyValidation(await openS3MetadataStore(options, logger));
+  }
   return createMetadataStore(options);
 }
 

@@ -23,19 +23,15 @@ export { isValidKey } from './key-rules.js';
 export * from './keys.js';
 export { withLinkCache } from './link-cache.js';
 export { MemoryBlobStore, MemoryMetadataStore } from './memory/index.js';
-export {
-  type OrphanMultipartUpload,
-  openS3MultipartCleanup,
-  probeCapabilities,
-  S3BlobStore,
-  type S3BlobStoreOptions,
-  S3Bucket,
-  type S3Capabilities,
-  type S3ConnectionOptions,
-  S3MetadataStore,
-  type S3MetadataStoreOptions,
-  S3MultipartCleanup,
-  type StorageLogger,
+// The S3 driver's code lives behind `@angos/storage/s3`: the AWS SDK costs ~20 MiB of memory, so
+// it loads only when S3 is configured (openBlobStore/openMetadataStore import it on demand).
+export type {
+  OrphanMultipartUpload,
+  S3BlobStoreOptions,
+  S3Capabilities,
+  S3ConnectionOptions,
+  S3MetadataStoreOptions,
+  StorageLogger,
 } from './s3/index.js';
 export * from './types.js';
 export { withBlobKeyValidation, withMetadataKeyValidation } from './validating.js';

@@ -2,10 +2,27 @@ import type { ConditionalWrites, MetadataStore, VersionedValue } from './types.j
 
 /** Bounds the memory the cache can take; the oldest entries go first. */
 const MAX_ENTRIES = 10_000;
+/** Listings can be large (a repository's tags): fewer of them. */
+const MAX_LISTINGS = 256;
 
 interface Entry {
   readonly data: Buffer;
   readonly expiresAt: number;
+}
+
+interface Listing {
+  readonly names: readonly string[];
+  readonly expiresAt: number;
+}
+
+export interface LinkCacheOptions {
+  /**
+   * Also cache `list()` results (tag pages of a large repository re-read one directory per page).
+   * Only for a store this process alone writes: a listing is invalidated by writes made here, so
+   * another replica's new tag would stay unlisted until the TTL ran out.
+   */
+  readonly lists?: boolean;
+  readonly now?: () => number;
 }
 
 /**
@@ -20,9 +37,11 @@ interface Entry {
 export function withLinkCache(
   store: MetadataStore,
   ttlSecs: number,
-  now: () => number = Date.now,
+  options: LinkCacheOptions = {},
 ): MetadataStore {
-  return ttlSecs > 0 ? new LinkCachingMetadataStore(store, ttlSecs * 1000, now) : store;
+  return ttlSecs > 0
+    ? new LinkCachingMetadataStore(store, ttlSecs * 1000, options.now ?? Date.now, options.lists ?? false)
+    : store;
 }
 
 function isLink(path: string): boolean {
@@ -36,6 +55,7 @@ class LinkCachingMetadataStore implements MetadataStore {
   readonly check?: () => Promise<void>;
   readonly close?: () => Promise<void>;
   readonly #entries = new Map<string, Entry>();
+  readonly #listings = new Map<string, Listing>();
   /**
    * Bumped around every write. A read that overlapped a write does not cache
    * what it read: it may be the value from before the write.
@@ -46,6 +66,7 @@ class LinkCachingMetadataStore implements MetadataStore {
     private readonly inner: MetadataStore,
     private readonly ttlMs: number,
     private readonly now: () => number,
+    private readonly cacheLists: boolean,
   ) {
     this.backend = inner.backend;
     const { putDeferred, check, close } = inner;
@@ -104,8 +125,20 @@ class LinkCachingMetadataStore implements MetadataStore {
     return this.#writing(path, () => this.inner.delete(path));
   }
 
-  list(prefix: string): Promise<string[]> {
-    return this.inner.list(prefix);
+  async list(prefix: string): Promise<string[]> {
+    if (!this.cacheLists) return this.inner.list(prefix);
+    const listing = this.#listings.get(prefix);
+    if (listing !== undefined) {
+      if (listing.expiresAt > this.now()) return [...listing.names];
+      this.#listings.delete(prefix);
+    }
+    const writesBefore = this.#writes;
+    const names = await this.inner.list(prefix);
+    if (this.#writes === writesBefore) {
+      evictOldestBeyond(this.#listings, MAX_LISTINGS);
+      this.#listings.set(prefix, { names: [...names], expiresAt: this.now() + this.ttlMs });
+    }
+    return names;
   }
 
   async deletePrefix(prefix: string): Promise<void> {
@@ -130,6 +163,7 @@ class LinkCachingMetadataStore implements MetadataStore {
   #invalidate(path: string): void {
     this.#writes++;
     this.#entries.delete(path);
+    this.#forgetListingsAbove(path);
   }
 
   #invalidatePrefix(prefix: string): void {
@@ -138,13 +172,30 @@ class LinkCachingMetadataStore implements MetadataStore {
     for (const path of this.#entries.keys()) {
       if (path === prefix || path.startsWith(below)) this.#entries.delete(path);
     }
+    for (const path of this.#listings.keys()) {
+      if (path === prefix || path.startsWith(below)) this.#listings.delete(path);
+    }
+    this.#forgetListingsAbove(prefix);
+  }
+
+  /** A key written or removed may add or remove a child name in the listing of any of its parents. */
+  #forgetListingsAbove(path: string): void {
+    if (this.#listings.size === 0) return;
+    for (let slash = path.lastIndexOf('/'); slash > 0; slash = path.lastIndexOf('/', slash - 1)) {
+      this.#listings.delete(path.slice(0, slash));
+    }
+    this.#listings.delete(''); // the root: a new top-level namespace
   }
 
   #remember(path: string, data: Buffer): void {
-    if (this.#entries.size >= MAX_ENTRIES) {
-      const oldest = this.#entries.keys().next();
-      if (!oldest.done) this.#entries.delete(oldest.value);
-    }
+    evictOldestBeyond(this.#entries, MAX_ENTRIES);
     this.#entries.set(path, { data: Buffer.from(data), expiresAt: this.now() + this.ttlMs });
   }
+}
+
+/** Makes room for one more entry, dropping the oldest first. */
+function evictOldestBeyond(map: Map<string, unknown>, max: number): void {
+  if (map.size < max) return;
+  const oldest = map.keys().next();
+  if (!oldest.done) map.delete(oldest.value);
 }

@@ -16,6 +16,11 @@ describeMetadataStoreContract('memory with link cache and deferred writes', asyn
   cleanup: noCleanup,
 }));
 
+describeMetadataStoreContract('memory with link and listing cache (single writer)', async () => ({
+  store: withMetadataKeyValidation(withLinkCache(new MemoryMetadataStore(), 30, { lists: true })),
+  cleanup: noCleanup,
+}));
+
 /** `inner` with some of its methods replaced. */
 function overriding(inner: MetadataStore, overrides: Partial<MetadataStore>): MetadataStore {
   return {
@@ -47,7 +52,7 @@ describe('withLinkCache', () => {
     let now = 1_000_000;
     const shared = new MemoryMetadataStore();
     const inner = counting(shared);
-    const cached = withLinkCache(inner, 30, () => now);
+    const cached = withLinkCache(inner, 30, { now: () => now });
     await shared.put('ns/_manifests/tags/v1/link', 'one');
     await shared.put('ns/_blob_index/x', 'index');
     expect((await cached.get('ns/_manifests/tags/v1/link')).toString()).toBe('one');
@@ -112,6 +117,68 @@ describe('withLinkCache', () => {
     expect((await cached.get('ns/_manifests/tags/latest/link')).toString()).toBe('new');
     await expect(cached.getUncached!('../escape/link')).rejects.toThrow();
     await shared.delete('ns/_manifests/tags/latest/link');
+  });
+
+  it('caches listings only when asked, and drops them on any write below them, root included', async () => {
+    const shared = new MemoryMetadataStore();
+    let lists = 0;
+    const inner = overriding(shared, {
+      list: async (prefix) => {
+        lists++;
+        return shared.list(prefix);
+      },
+    });
+    const cached = withLinkCache(inner, 30, { lists: true });
+    await cached.put('team/app/_manifests/tags/v1/link', 'one');
+    expect(await cached.list('team/app/_manifests/tags')).toEqual(['v1']);
+    expect(await cached.list('team/app/_manifests/tags')).toEqual(['v1']);
+    expect(lists).toBe(1);
+    // A new tag, a deleted tag and a whole repository deleted: each shows at once.
+    await cached.put('team/app/_manifests/tags/v2/link', 'two');
+    expect(await cached.list('team/app/_manifests/tags')).toEqual(['v1', 'v2']);
+    await cached.delete('team/app/_manifests/tags/v1/link');
+    expect(await cached.list('team/app/_manifests/tags')).toEqual(['v2']);
+    expect(await cached.list('')).toEqual(['team']);
+    await cached.put('other/_manifests/tags/v1/link', 'x');
+    expect(await cached.list('')).toEqual(['other', 'team']);
+    await cached.deletePrefix('team');
+    expect(await cached.list('team/app/_manifests/tags')).toEqual([]);
+    expect(await cached.list('')).toEqual(['other']);
+    // What a caller does with the array it got does not change the cached listing.
+    (await cached.list('other/_manifests/tags')).push('mutated');
+    expect(await cached.list('other/_manifests/tags')).toEqual(['v1']);
+    // Without the option, every listing goes to the store.
+    const uncached = withLinkCache(inner, 30);
+    lists = 0;
+    await uncached.list('other/_manifests/tags');
+    await uncached.list('other/_manifests/tags');
+    expect(lists).toBe(2);
+  });
+
+  it('lets a listing expire, and does not keep one read while a write below it was in flight', async () => {
+    let now = 1_000_000;
+    const shared = new MemoryMetadataStore();
+    let releaseWrite!: () => void;
+    const slow = overriding(shared, {
+      put: async (path, data) => {
+        await new Promise<void>((resolve) => {
+          releaseWrite = resolve;
+        });
+        return shared.put(path, data);
+      },
+    });
+    const cached = withLinkCache(slow, 30, { lists: true, now: () => now });
+    await shared.put('ns/_manifests/tags/a/link', 'a');
+    const writing = cached.put('ns/_manifests/tags/b/link', 'b');
+    expect(await cached.list('ns/_manifests/tags')).toEqual(['a']);
+    releaseWrite();
+    await writing;
+    expect(await cached.list('ns/_manifests/tags')).toEqual(['a', 'b']);
+    // Written by another process (scrub): seen once the TTL has passed.
+    await shared.put('ns/_manifests/tags/c/link', 'c');
+    expect(await cached.list('ns/_manifests/tags')).toEqual(['a', 'b']);
+    now += 30_001;
+    expect(await cached.list('ns/_manifests/tags')).toEqual(['a', 'b', 'c']);
   });
 
   it('is the store itself with a TTL of 0', () => {

@@ -2,15 +2,8 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import {
-  type BlobStore,
-  BodyLengthError,
-  keyFor,
-  type MetadataStore,
-  openS3MultipartCleanup,
-  probeCapabilities,
-  StorageError,
-} from '../src/index.js';
+import { type BlobStore, BodyLengthError, keyFor, type MetadataStore, StorageError } from '../src/index.js';
+import { openS3MultipartCleanup, probeCapabilities } from '../src/s3/index.js';
 import { bodyOf, digestOf, failingBodyOf, readAll } from '../src/testing/harness.js';
 import {
   blobOptions,

@@ -6,10 +6,10 @@ import {
   openBlobStore,
   openMetadataStore,
   type S3BlobStoreOptions,
-  S3Bucket,
   type S3ConnectionOptions,
   type S3MetadataStoreOptions,
 } from '../src/index.js';
+import { S3Bucket } from '../src/s3/index.js';
 import type { StoreFactory } from '../src/testing/contract.js';
 
 export const MiB = 1024 * 1024;

@@ -9,8 +9,6 @@ import {
   type LockManager,
   LockUnsupportedError,
   MemoryLockManager,
-  RedisLockManager,
-  S3LockManager,
 } from '@angos/lock';
 import type { Logger, Metrics } from '@angos/observability';
 import { createRegistry, type Registry } from '@angos/registry';
@@ -24,6 +22,7 @@ import {
   openBlobStore,
   openMetadataStore,
   type S3ConnectionOptions,
+  withLinkCache,
 } from '@angos/storage';
 import { CliError } from './errors.js';
 
@@ -113,6 +112,14 @@ export interface StorageFromConfig {
   close(): Promise<void>;
 }
 
+/**
+ * How long links (tags, revisions, grants) and listings read from fs metadata stay cached when this process is
+ * their only writer (the memory lock strategy allows one registry process). Its own writes
+ * invalidate at once; the bound is for `angos scrub`, the one other process that edits the tree.
+ * Shared filesystems (Redis locks) are not cached: another replica's tag push must show at once.
+ */
+const SINGLE_WRITER_LINK_CACHE_TTL_SECS = 5;
+
 /** The blob and metadata stores the configuration names, opened and checked. */
 export async function openStorage(config: Config, logger: Logger): Promise<StorageFromConfig> {
   const options = storesOptions(config);
@@ -124,6 +131,9 @@ export async function openStorage(config: Config, logger: Logger): Promise<Stora
     metadata = await openSection(metadataSection, () =>
       openMetadataStore(options.metadata, logger.child('storage')),
     );
+    if (options.metadata.kind === 'fs' && lockStrategyOf(config).backend === 'memory') {
+      metadata = withLinkCache(metadata, SINGLE_WRITER_LINK_CACHE_TTL_SECS, { lists: true });
+    }
   } catch (error) {
     await blobs.close?.();
     throw error;
@@ -147,66 +157,71 @@ function lockStrategyOf(config: Config) {
   return { store, strategy, backend, key };
 }
 
-/** Lock backends by the name the configuration gives them (STYLE.md #8). */
-const LOCK_BACKENDS: Readonly<Record<LockBackend, (config: Config, logger: Logger) => LockManager>> = {
-  memory: () => new MemoryLockManager(),
-  redis: (config, logger) => {
-    const { strategy } = lockStrategyOf(config);
-    if (strategy === 'memory' || !('redis' in strategy)) throw new Error('not a redis lock strategy');
-    const redis = strategy.redis;
-    return new RedisLockManager({
-      url: redis.url,
-      ttlSecs: redis.ttl,
-      keyPrefix: redis.key_prefix,
-      maxRetries: redis.max_retries,
-      retryDelayMs: redis.retry_delay_ms,
-      logger,
-    });
-  },
-  s3: (config, logger) => {
-    const { store, strategy } = lockStrategyOf(config);
-    // The configuration refuses S3 locks on fs metadata; this is the same rule, for the types.
-    if (store.s3 === undefined || strategy === 'memory' || !('s3' in strategy)) {
-      throw new Error('not an S3 lock strategy on S3 metadata');
-    }
-    const lock = strategy.s3;
-    return new S3LockManager({
-      ...s3Connection(store.s3),
-      // The lock's own client: its tight timeouts, not the metadata store's.
-      operationTimeoutSecs: lock.operation_timeout_secs,
-      operationAttemptTimeoutSecs: lock.operation_attempt_timeout_secs,
-      maxAttempts: lock.max_attempts,
-      ttlSecs: lock.ttl_secs,
-      maxRetries: lock.max_retries,
-      retryDelayMs: lock.retry_delay_ms,
-      maxHoldSecs: lock.max_hold_secs,
-      deleteIfMatch: store.s3.capabilities?.delete_if_match,
-      logger,
-    });
-  },
-};
+/**
+ * Lock backends by the name the configuration gives them (STYLE.md #8). The distributed ones are
+ * imported when configured: ioredis and the AWS SDK cost ~20 MiB of memory each.
+ */
+const LOCK_BACKENDS: Readonly<Record<LockBackend, (config: Config, logger: Logger) => Promise<LockManager>>> =
+  {
+    memory: async () => new MemoryLockManager(),
+    redis: async (config, logger) => {
+      const { strategy } = lockStrategyOf(config);
+      if (strategy === 'memory' || !('redis' in strategy)) throw new Error('not a redis lock strategy');
+      const redis = strategy.redis;
+      const { RedisLockManager } = await import('@angos/lock/redis');
+      return new RedisLockManager({
+        url: redis.url,
+        ttlSecs: redis.ttl,
+        keyPrefix: redis.key_prefix,
+        maxRetries: redis.max_retries,
+        retryDelayMs: redis.retry_delay_ms,
+        logger,
+      });
+    },
+    s3: async (config, logger) => {
+      const { store, strategy, key } = lockStrategyOf(config);
+      // The configuration refuses S3 locks on fs metadata; this is the same rule, for the types.
+      if (store.s3 === undefined || strategy === 'memory' || !('s3' in strategy)) {
+        throw new Error('not an S3 lock strategy on S3 metadata');
+      }
+      const lock = strategy.s3;
+      const { S3LockManager } = await import('@angos/lock/s3');
+      const locks = new S3LockManager({
+        ...s3Connection(store.s3),
+        // The lock's own client: its tight timeouts, not the metadata store's.
+        operationTimeoutSecs: lock.operation_timeout_secs,
+        operationAttemptTimeoutSecs: lock.operation_attempt_timeout_secs,
+        maxAttempts: lock.max_attempts,
+        ttlSecs: lock.ttl_secs,
+        maxRetries: lock.max_retries,
+        retryDelayMs: lock.retry_delay_ms,
+        maxHoldSecs: lock.max_hold_secs,
+        deleteIfMatch: store.s3.capabilities?.delete_if_match,
+        logger,
+      });
+      // The provider's conditional writes are checked first: startup fails, naming the key, without them.
+      try {
+        await locks.ready();
+      } catch (error) {
+        await locks.close();
+        const reason =
+          error instanceof LockUnsupportedError ? error.message : `S3 lock check failed: ${String(error)}`;
+        throw new CliError([`${key}: ${reason}`]);
+      }
+      return locks;
+    },
+  };
 
 /**
- * The configured lock manager, instrumented with the lock metrics. The S3 lock first checks the
- * provider's conditional writes: startup fails, naming the key, when one it needs is missing.
- * Built once: changing the lock strategy requires a restart.
+ * The configured lock manager, instrumented with the lock metrics. Built once: changing the lock
+ * strategy requires a restart.
  */
 export async function createLocks(
   config: Config,
   deps: { logger: Logger; metrics: Metrics },
 ): Promise<LockManager> {
-  const { backend, key } = lockStrategyOf(config);
-  const locks = LOCK_BACKENDS[backend](config, deps.logger.child('lock'));
-  if (locks instanceof S3LockManager) {
-    try {
-      await locks.ready();
-    } catch (error) {
-      await locks.close();
-      const reason =
-        error instanceof LockUnsupportedError ? error.message : `S3 lock check failed: ${String(error)}`;
-      throw new CliError([`${key}: ${reason}`]);
-    }
-  }
+  const { backend } = lockStrategyOf(config);
+  const locks = await LOCK_BACKENDS[backend](config, deps.logger.child('lock'));
   return instrumentLocks(locks, deps.metrics);
 }
 

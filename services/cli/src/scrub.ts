@@ -1,6 +1,5 @@
 import type { Config } from '@angos/config';
 import type { Logger } from '@angos/observability';
-import { openS3MultipartCleanup } from '@angos/storage';
 import { storesOptions } from './compose.js';
 import { CliError } from './errors.js';
 
@@ -39,6 +38,8 @@ export async function scrubMultipart(
     logger.info('no multipart uploads to scrub: the blob store is not S3');
     return { found: 0, aborted: 0 };
   }
+  // Loaded here, not at startup: the AWS SDK is only needed when a scrub of S3 runs.
+  const { openS3MultipartCleanup } = await import('@angos/storage/s3');
   const cleanup = await openS3MultipartCleanup(options).catch((error: unknown) => {
     throw new CliError([`blob_store.s3: ${error instanceof Error ? error.message : String(error)}`]);
   });

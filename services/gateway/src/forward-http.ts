@@ -7,8 +7,8 @@ import {
   type ServerResponse,
 } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { pipeline } from 'node:stream';
 import {
+  announcesBody,
   CONTEXT_HEADER,
   encodeContext,
   INTERNAL_HEADER_PREFIX,
@@ -128,14 +128,15 @@ export function createHttpForwarder(options: HttpUpstreamOptions): Forwarder {
           upstreamRes.statusMessage,
           endToEndHeaders(upstreamRes.headers),
         );
-        pipeline(upstreamRes, res, (error) => {
-          if (error !== undefined && error !== null) {
-            // Either end failed mid-body: the client must see a truncated response, not a short one.
-            upstream.destroy();
-            res.destroy();
-          }
-          resolve();
+        // pipe rather than pipeline: pipeline allocates an AbortController per call and aborts it
+        // (a DOMException with a stack trace) when done, ~10% of the gateway's CPU per request.
+        // The client going away is handled by res' close listener below.
+        upstreamRes.once('error', () => {
+          // The upstream failed mid-body: the client must see a truncated response, not a short one.
+          upstream.destroy();
+          res.destroy();
         });
+        upstreamRes.pipe(res);
       });
 
       upstream.on('error', (error) => {
@@ -157,6 +158,12 @@ export function createHttpForwarder(options: HttpUpstreamOptions): Forwarder {
         resolve();
       });
 
-      req.pipe(upstream);
+      if (announcesBody(req)) {
+        req.pipe(upstream);
+      } else {
+        // Nothing to stream (most requests: GET, HEAD, DELETE): end at once instead of piping.
+        upstream.end();
+        req.resume();
+      }
     });
 }

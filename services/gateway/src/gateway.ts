@@ -10,6 +10,7 @@ import {
   mountSourceRequest,
 } from '@angos/auth';
 import {
+  announcesBody,
   type Handler,
   healthHandler,
   type RequestContext,
@@ -59,9 +60,7 @@ function namespaceOf(route: Route): string | undefined {
 }
 
 function hasUnreadBody(req: IncomingMessage): boolean {
-  if (req.complete) return false;
-  const length = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
+  return !req.complete && announcesBody(req);
 }
 
 function clientDetails(req: IncomingMessage): ClientRequestDetails {

@@ -15,9 +15,9 @@ import {
   NotFoundError,
   type OpenedStores,
   openStores,
-  S3Bucket,
   type S3ConnectionOptions,
 } from '@angos/storage';
+import { S3Bucket } from '@angos/storage/s3';
 import type { S3Endpoint } from '@angos/storage/s3-test-server';
 import { inject } from 'vitest';
 import { buildRegistryApi, type Trust } from '../src/index.js';

@@ -1,6 +1,6 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import type { IdentityConfig } from '@angos/config';
-import { hash, parseOptions, verify } from '@node-rs/argon2';
+import type * as Argon2 from '@node-rs/argon2';
 import { MemoryCache } from '../cache/memory.js';
 import { ABSENT, authenticated, rejected, type StepOutcome } from './outcome.js';
 
@@ -36,13 +36,25 @@ export class VerifiedPasswords {
   }
 }
 
+let argon2: Promise<typeof Argon2> | undefined;
+
+/**
+ * The Argon2 binding costs ~11 MiB of RSS: imported on first use, which only a configured
+ * `[auth.identity]` causes (an authenticator without identities never hashes or verifies).
+ */
+function loadArgon2(): Promise<typeof Argon2> {
+  argon2 ??= import('@node-rs/argon2');
+  return argon2;
+}
+
 /**
  * One decoy hash per parameter set, computed once: verifying against it costs what verifying a
  * real hash with the same parameters costs.
  */
 const decoys = new Map<string, Promise<string>>();
 
-function decoyFor(storedHash: string): Promise<string> {
+async function decoyFor(storedHash: string): Promise<string> {
+  const { hash, parseOptions } = await loadArgon2();
   const options = parseOptions(storedHash);
   const key = JSON.stringify(options);
   let decoy = decoys.get(key);
@@ -62,6 +74,8 @@ function decoyFor(storedHash: string): Promise<string> {
 
 /** Argon2 verification that answers false instead of throwing (a hash the library cannot read). */
 async function verifyQuietly(storedHash: Promise<string>, password: string): Promise<boolean> {
+  // Outside the try: a binding that cannot load is a broken installation, not a wrong password.
+  const { verify } = await loadArgon2();
   try {
     return await verify(await storedHash, password);
   } catch {

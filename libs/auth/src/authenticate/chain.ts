@@ -3,7 +3,7 @@ import type { Logger } from '@angos/observability';
 import { readCredentials } from '../credentials.js';
 import { type AuthMethod, type Identity, normalizeClientIp, type OidcIdentity } from '../identity.js';
 import type { AuthMetrics } from '../metrics.js';
-import { type OidcProvider, unverifiedIssuer } from '../oidc/provider.js';
+import type { OidcProvider } from '../oidc/provider.js';
 import type { BasicAuthenticator } from './basic.js';
 import { authenticateCertificate } from './mtls.js';
 import { ABSENT, authenticated, rejected, type StepOutcome } from './outcome.js';
@@ -29,11 +29,17 @@ async function verifyWith(
 }
 
 /** A bearer token goes to the providers whose issuer it names. */
-function verifyBearer(providers: readonly OidcProvider[], token: string): Promise<StepOutcome<OidcIdentity>> {
+async function verifyBearer(
+  providers: readonly OidcProvider[],
+  token: string,
+): Promise<StepOutcome<OidcIdentity>> {
+  // Not a static import: the module brings jose (~7 MiB of RSS), which only a configured provider
+  // should load. There is one here, so the setup has loaded the module and this is a cache lookup.
+  const { unverifiedIssuer } = await import('../oidc/provider.js');
   const issuer = unverifiedIssuer(token);
   const candidates = providers.filter((provider) => provider.issuer === issuer);
   if (candidates.length === 0) {
-    return Promise.resolve(rejected(`no [auth.oidc] provider with issuer ${JSON.stringify(issuer ?? null)}`));
+    return rejected(`no [auth.oidc] provider with issuer ${JSON.stringify(issuer ?? null)}`);
   }
   return verifyWith(candidates, token);
 }

@@ -1,19 +1,16 @@
-import { constants, type FileHandle, open, opendir, stat, unlink } from 'node:fs/promises';
+import { opendir, stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { isTempName } from '../key-rules.js';
 import { type Algorithm, type DigestParts, keyFor } from '../keys.js';
 import { KeyedSerializer } from '../serial.js';
-import { STREAM_CHUNK_BYTES } from '../streaming.js';
-import { type BlobStore, type ByteRange, NotFoundError, OffsetMismatchError } from '../types.js';
+import { type BlobStore, type ByteRange, NotFoundError } from '../types.js';
 import { createFileIfAbsent, linkIfAbsent, openCreatingDirectory, syncDirectory } from './atomic-file.js';
 import { isMissing } from './errors.js';
+import { appendToFile, openReadStream } from './file-streams.js';
 import type { FsStoreOptions } from './metadata-store.js';
 import { FsRoot } from './root.js';
 
-/** Appends land at the end whatever the offset; no O_CREAT, so a missing session is ENOENT. */
-const APPEND_FLAGS = constants.O_WRONLY | constants.O_APPEND;
 const ALGORITHMS: readonly Algorithm[] = ['sha256', 'sha512'];
 
 /**
@@ -42,19 +39,7 @@ export class FsBlobStore implements BlobStore {
   }
 
   async readBlob(digest: DigestParts, range?: ByteRange): Promise<Readable> {
-    // Opening first (rather than letting the stream open lazily) turns a missing
-    // blob into NotFoundError here, without a stat.
-    const handle = await this.#openForRead(this.#blobPath(digest), () => keyFor({ kind: 'blob', digest }));
-    try {
-      return handle.createReadStream({
-        start: range?.start,
-        end: range?.end,
-        highWaterMark: STREAM_CHUNK_BYTES,
-      });
-    } catch (error) {
-      await handle.close();
-      throw error;
-    }
+    return openReadStream(this.#blobPath(digest), () => keyFor({ kind: 'blob', digest }), range);
   }
 
   async putBlob(digest: DigestParts, data: Uint8Array): Promise<void> {
@@ -101,41 +86,14 @@ export class FsBlobStore implements BlobStore {
 
   async appendUpload(namespace: string, id: string, offset: number, body: Readable): Promise<number> {
     const path = this.#uploadPath(namespace, id);
-    return this.#sessions.run(path, () => this.#append(path, namespace, id, offset, body));
-  }
-
-  async #append(
-    path: string,
-    namespace: string,
-    id: string,
-    offset: number,
-    body: Readable,
-  ): Promise<number> {
-    let handle: FileHandle;
-    try {
-      handle = await open(path, APPEND_FLAGS);
-    } catch (error) {
-      if (isMissing(error)) throw new NotFoundError(uploadKey(namespace, id));
-      throw error;
-    }
-    try {
-      const { size } = await handle.stat();
-      if (size !== offset) throw new OffsetMismatchError(offset, size);
-      // The file is the session's state: if `body` fails midway, the bytes that
-      // reached it stay and uploadSize() reports exactly them. The stream owns
-      // the handle from here: it fsyncs (flush) and closes it when done.
-      const sink = handle.createWriteStream({ highWaterMark: STREAM_CHUNK_BYTES, flush: this.#syncToDisk });
-      await pipeline(body, sink);
-      return size + sink.bytesWritten;
-    } finally {
-      // Resolves once the stream has released the handle, if it took it.
-      await handle.close();
-    }
+    // The file is the session's state: uploadSize() reports exactly the bytes that reached it.
+    return this.#sessions.run(path, () =>
+      appendToFile(path, () => uploadKey(namespace, id), offset, body, this.#syncToDisk),
+    );
   }
 
   async readUpload(namespace: string, id: string): Promise<Readable> {
-    const handle = await this.#openForRead(this.#uploadPath(namespace, id), () => uploadKey(namespace, id));
-    return handle.createReadStream({ highWaterMark: STREAM_CHUNK_BYTES });
+    return openReadStream(this.#uploadPath(namespace, id), () => uploadKey(namespace, id));
   }
 
   async commitUpload(namespace: string, id: string, digest: DigestParts): Promise<void> {
@@ -175,15 +133,6 @@ export class FsBlobStore implements BlobStore {
       return stats.isFile() ? stats.size : undefined;
     } catch (error) {
       if (isMissing(error)) return undefined;
-      throw error;
-    }
-  }
-
-  async #openForRead(path: string, key: () => string): Promise<FileHandle> {
-    try {
-      return await open(path, 'r');
-    } catch (error) {
-      if (isMissing(error)) throw new NotFoundError(key());
       throw error;
     }
   }
