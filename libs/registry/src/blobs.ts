@@ -1,6 +1,14 @@
 import type { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { type DigestParts, OciError } from '@angos/oci';
-import { type BlobStore, type ByteRange, keyFor, type MetadataStore, NotFoundError } from '@angos/storage';
+import {
+  type BlobCopy,
+  type BlobStore,
+  type ByteRange,
+  keyFor,
+  type MetadataStore,
+  NotFoundError,
+} from '@angos/storage';
 import type { BlobLocks } from './blob-locks.js';
 import type { Grants } from './grants.js';
 import { exists } from './links.js';
@@ -57,6 +65,22 @@ export class Blobs {
     }
   }
 
+  /**
+   * Opens a blob (BLOB_UNKNOWN if absent) to be copied into a response: the store's own copy
+   * where it has one (fs: reused buffers), its stream otherwise. The caller has checked the
+   * namespace's grant (stat).
+   */
+  async open(namespace: string, digest: DigestParts, range?: ByteRange): Promise<BlobCopy> {
+    const store = this.deps.blobs;
+    try {
+      if (store.openBlobCopy) return await store.openBlobCopy(digest, range);
+      return streamCopy(await store.readBlob(digest, range));
+    } catch (error) {
+      if (error instanceof NotFoundError) throw new OciError('BLOB_UNKNOWN', { digest, namespace });
+      throw error;
+    }
+  }
+
   async delete(namespace: string, digest: DigestParts): Promise<void> {
     if (!(await this.deps.grants.revoke(namespace, digest))) throw new OciError('BLOB_UNKNOWN', { digest });
   }
@@ -83,4 +107,14 @@ export class Blobs {
       return true;
     });
   }
+}
+
+/** A stream as a BlobCopy, for stores without a copy of their own. */
+function streamCopy(body: Readable): BlobCopy {
+  return {
+    copyTo: (destination) => pipeline(body, destination, { end: false }),
+    close: async () => {
+      body.destroy();
+    },
+  };
 }

@@ -3,6 +3,7 @@ import { assertValidDigest, assertValidKey, assertValidPrefix, assertValidUpload
 import type { DigestParts } from './keys.js';
 import { withExactLength } from './streaming.js';
 import type {
+  BlobCopy,
   BlobStore,
   ByteRange,
   ConditionalWrites,
@@ -112,12 +113,20 @@ class KeyValidatingConditionalWrites implements ConditionalWrites {
 class KeyValidatingBlobStore implements BlobStore {
   readonly backend: string;
   readonly presignBlob?: (digest: DigestParts, options: PresignOptions) => Promise<string>;
+  readonly openBlobCopy?: (digest: DigestParts, range?: ByteRange) => Promise<BlobCopy>;
   readonly check?: () => Promise<void>;
   readonly close?: () => Promise<void>;
 
   constructor(private readonly inner: BlobStore) {
     this.backend = inner.backend;
-    const { presignBlob, check, close } = inner;
+    const { presignBlob, openBlobCopy, check, close } = inner;
+    if (openBlobCopy) {
+      this.openBlobCopy = async (digest, range) => {
+        assertValidDigest(digest);
+        if (range !== undefined) assertValidRange(range);
+        return openBlobCopy.call(inner, digest, range);
+      };
+    }
     if (presignBlob) {
       this.presignBlob = async (digest, options) => {
         assertValidDigest(digest);

@@ -1,6 +1,7 @@
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { replaceFile } from '../src/fs/atomic-file.js';
 import {
@@ -11,6 +12,7 @@ import {
   FsMetadataStore,
   InvalidKeyError,
   keyFor,
+  NotFoundError,
 } from '../src/index.js';
 import { describeBlobStoreContract, describeMetadataStoreContract } from '../src/testing/contract.js';
 import { bodyOf, digestOf, failingBodyOf, readAll } from '../src/testing/harness.js';
@@ -97,6 +99,64 @@ describe('fs driver', () => {
     const large = await blobs.readBlob(digestOf(big));
     expect(large.readableHighWaterMark).toBe(1024 * 1024);
     expect(await readAll(large)).toEqual(big);
+  });
+
+  describe('openBlobCopy', () => {
+    /** A destination that takes its time: it copies each chunk only when it acknowledges it. */
+    function slowSink(delayMs: number) {
+      const received: Buffer[] = [];
+      const sink = new Writable({
+        highWaterMark: 1,
+        write(chunk: Buffer, _encoding, done) {
+          setTimeout(() => {
+            received.push(Buffer.from(chunk)); // the bytes as they are when acknowledged
+            done();
+          }, delayMs);
+        },
+      });
+      return { sink, bytes: () => Buffer.concat(received) };
+    }
+
+    it('copies a blob, or a range of it, intact through reused buffers to a slow destination', async () => {
+      const blobs = createBlobStore({ kind: 'fs', rootDir, syncToDisk: false });
+      // Distinct bytes in every chunk: a buffer reused before its write was acknowledged shows.
+      const big = Buffer.alloc(5 * 1024 * 1024 + 123);
+      for (let i = 0; i + 4 <= big.length; i += 4) big.writeUInt32LE(i, i);
+      const digest = digestOf(big);
+      await blobs.putBlob(digest, big);
+      const whole = slowSink(2);
+      await (await blobs.openBlobCopy!(digest)).copyTo(whole.sink);
+      expect(whole.bytes().equals(big)).toBe(true);
+      const part = slowSink(1);
+      await (await blobs.openBlobCopy!(digest, { start: 1_000_000, end: 3_500_000 })).copyTo(part.sink);
+      expect(part.bytes().equals(big.subarray(1_000_000, 3_500_001))).toBe(true);
+      // An end past the blob reads to its end, as readBlob does.
+      const tail = slowSink(0);
+      await (await blobs.openBlobCopy!(digest, { start: big.length - 10, end: big.length + 100 })).copyTo(
+        tail.sink,
+      );
+      expect(tail.bytes().equals(big.subarray(big.length - 10))).toBe(true);
+      const empty = digestOf('');
+      await blobs.putBlob(empty, Buffer.alloc(0));
+      const none = slowSink(0);
+      await (await blobs.openBlobCopy!(empty)).copyTo(none.sink);
+      expect(none.bytes().length).toBe(0);
+    });
+
+    it('fails before writing for an absent blob, and stops when the destination goes away', async () => {
+      const blobs = createBlobStore({ kind: 'fs', rootDir, syncToDisk: false });
+      await expect(blobs.openBlobCopy!(digestOf('absent'))).rejects.toBeInstanceOf(NotFoundError);
+      const big = Buffer.alloc(8 * 1024 * 1024, 7);
+      await blobs.putBlob(digestOf(big), big);
+      const descriptorsBefore = (await readdir('/proc/self/fd')).length;
+      const { sink } = slowSink(5);
+      setTimeout(() => sink.destroy(), 12);
+      await expect((await blobs.openBlobCopy!(digestOf(big))).copyTo(sink)).rejects.toThrow();
+      expect((await readdir('/proc/self/fd')).length).toBe(descriptorsBefore);
+      // Opened and never copied: close() releases the file.
+      await (await blobs.openBlobCopy!(digestOf(big))).close();
+      expect((await readdir('/proc/self/fd')).length).toBe(descriptorsBefore);
+    });
   });
 
   it('lays files out exactly as keyFor() says', async () => {

@@ -4,10 +4,10 @@ import type { Readable } from 'node:stream';
 import { isTempName } from '../key-rules.js';
 import { type Algorithm, type DigestParts, keyFor } from '../keys.js';
 import { KeyedSerializer } from '../serial.js';
-import { type BlobStore, type ByteRange, NotFoundError } from '../types.js';
+import { type BlobCopy, type BlobStore, type ByteRange, NotFoundError } from '../types.js';
 import { createFileIfAbsent, linkIfAbsent, openCreatingDirectory, syncDirectory } from './atomic-file.js';
 import { isMissing } from './errors.js';
-import { appendToFile, openReadStream } from './file-streams.js';
+import { appendToFile, openFileCopy, openReadStream } from './file-streams.js';
 import type { FsStoreOptions } from './metadata-store.js';
 import { FsRoot } from './root.js';
 
@@ -40,6 +40,10 @@ export class FsBlobStore implements BlobStore {
 
   async readBlob(digest: DigestParts, range?: ByteRange): Promise<Readable> {
     return openReadStream(this.#blobPath(digest), () => keyFor({ kind: 'blob', digest }), range);
+  }
+
+  async openBlobCopy(digest: DigestParts, range?: ByteRange): Promise<BlobCopy> {
+    return openFileCopy(this.#blobPath(digest), () => keyFor({ kind: 'blob', digest }), range);
   }
 
   async putBlob(digest: DigestParts, data: Uint8Array): Promise<void> {

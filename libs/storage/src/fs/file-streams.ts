@@ -5,13 +5,14 @@ import {
   createWriteStream,
   fstat,
   open,
+  read,
   type WriteStream,
 } from 'node:fs';
-import type { Readable } from 'node:stream';
+import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { STREAM_CHUNK_BYTES } from '../streaming.js';
-import { type ByteRange, NotFoundError, OffsetMismatchError } from '../types.js';
+import { type BlobCopy, type ByteRange, NotFoundError, OffsetMismatchError } from '../types.js';
 import { isMissing } from './errors.js';
 
 // Blob bytes move through plain descriptors and the callback API: FileHandle streams go through
@@ -19,6 +20,7 @@ import { isMissing } from './errors.js';
 const openFd = promisify(open);
 const fstatFd = promisify(fstat);
 const closeFd = promisify(close);
+const readFd = promisify(read);
 
 /** Appends land at the end whatever the offset; no O_CREAT, so a missing file is ENOENT. */
 const APPEND_FLAGS = constants.O_WRONLY | constants.O_APPEND;
@@ -78,5 +80,105 @@ export async function appendToFile(
     return size + sink.bytesWritten;
   } finally {
     if (sink === undefined) await closeFd(fd);
+  }
+}
+
+/** Buffers one copy cycles through: one being read while two are on their way to the socket. */
+const COPY_BUFFERS = 3;
+
+/**
+ * Opens a file, or an inclusive range of it, for copying into a writable (BlobStore.openBlobCopy).
+ * The copy reads into at most COPY_BUFFERS buffers, each reused as soon as `destination` has
+ * taken its bytes (the write callback): no allocation per chunk, nothing for the garbage
+ * collector, and at most COPY_BUFFERS chunks held for a slow client.
+ */
+export async function openFileCopy(path: string, key: () => string, range?: ByteRange): Promise<BlobCopy> {
+  const fd = await openExisting(path, 'r', key);
+  let start = 0;
+  let length: number;
+  try {
+    if (range) {
+      // An end past the file reads to its end, as readBlob does.
+      start = range.start;
+      length = Math.min(range.end + 1, (await fstatFd(fd)).size) - start;
+    } else {
+      length = (await fstatFd(fd)).size;
+    }
+  } catch (error) {
+    await closeFd(fd);
+    throw error;
+  }
+  let closed: Promise<void> | undefined;
+  const close = () => {
+    closed ??= closeFd(fd);
+    return closed;
+  };
+  return {
+    close,
+    async copyTo(destination) {
+      try {
+        await copyRange(fd, start, Math.max(0, length), destination);
+      } finally {
+        await close();
+      }
+    },
+  };
+}
+
+async function copyRange(fd: number, start: number, length: number, destination: Writable): Promise<void> {
+  const chunkSize = Math.max(1, Math.min(STREAM_CHUNK_BYTES, length));
+  const free: Buffer[] = [];
+  let allocated = 0;
+  let failure: Error | undefined;
+  let wake: (() => void) | undefined;
+  const signal = () => {
+    const resume = wake;
+    wake = undefined;
+    resume?.();
+  };
+  const nextFree = async (): Promise<Buffer> => {
+    for (;;) {
+      if (failure) throw failure;
+      const buffer = free.pop();
+      if (buffer) return buffer;
+      if (allocated < COPY_BUFFERS) {
+        allocated++;
+        return Buffer.allocUnsafeSlow(chunkSize);
+      }
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+    }
+  };
+  const onClose = () => {
+    failure ??= new Error('the destination closed before the copy ended');
+    signal();
+  };
+  destination.once('close', onClose);
+  try {
+    let position = start;
+    let remaining = length;
+    while (remaining > 0) {
+      const buffer = await nextFree();
+      const { bytesRead: read } = await readFd(fd, buffer, 0, Math.min(chunkSize, remaining), position);
+      if (read === 0) throw new Error(`file ended ${remaining} bytes early`);
+      position += read;
+      remaining -= read;
+      destination.write(read === buffer.length ? buffer : buffer.subarray(0, read), (error) => {
+        if (error) failure ??= error;
+        free.push(buffer);
+        signal();
+      });
+    }
+    // Every buffer back: the destination has taken every byte.
+    while (free.length < allocated) {
+      if (failure) throw failure;
+      await new Promise<void>((resolve) => {
+        wake = resolve;
+      });
+    }
+    if (failure) throw failure;
+  } finally {
+    destination.off('close', onClose);
   }
 }

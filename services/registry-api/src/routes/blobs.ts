@@ -1,4 +1,3 @@
-import { pipeline } from 'node:stream/promises';
 import { type DigestParts, formatDigest, OciError, parseRangeHeader } from '@angos/oci';
 import { digestParam } from '../request.js';
 import { type RouteContext, sendEmpty } from '../route-context.js';
@@ -28,13 +27,16 @@ export async function getBlob(ctx: RouteContext, namespace: string, digestText: 
     return;
   }
   if (await redirectToStorage(ctx, digest)) return;
-  const body = await ctx.registry.blobs.read(namespace, digest, range);
-  ctx.res.writeHead(status, headers);
+  const copy = await ctx.registry.blobs.open(namespace, digest, range);
   try {
-    await pipeline(body, ctx.res);
+    ctx.res.writeHead(status, headers);
+    await copy.copyTo(ctx.res);
+    ctx.res.end();
   } catch (error) {
     // A client that goes away mid-download is not an error of ours.
     if (!ctx.res.destroyed) throw error;
+  } finally {
+    await copy.close();
   }
 }
 
