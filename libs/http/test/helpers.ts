@@ -5,7 +5,7 @@ import { PassThrough } from 'node:stream';
 import { createLogger, type Logger } from '@angos/observability';
 import { createHttpServer, type Handler } from '../src/index.js';
 
-/** A JSON logger into memory; `records()` lets winston's pipeline flush first. */
+/** A JSON logger into memory; `records()` lets pending writes land first. */
 export function captureLogger(filter = 'debug'): {
   logger: Logger;
   records(): Promise<Record<string, unknown>[]>;

@@ -1,4 +1,3 @@
-import winston from 'winston';
 import {
   DEFAULT_LOG_FILTER,
   LEVEL_VERBOSITY,
@@ -46,12 +45,14 @@ export interface LoggerOptions {
 
 export const ROOT_TARGET = 'angos';
 
-const WINSTON_LEVELS: Record<LogLevel, number> = { error: 0, warn: 1, info: 2, debug: 3, trace: 4 };
-
-/** Internal: the single winston pipeline every logger of one createLogger() call writes into. */
+/**
+ * Internal: where every logger of one createLogger() call writes, one line per record. Written
+ * directly rather than through a logging framework: the filter and both formats are ours, and
+ * winston cost ~10 MiB of resident memory for a pipe.
+ */
 interface Sink {
-  readonly winston: winston.Logger;
   readonly filter: LogFilter;
+  write(record: LogRecord): void;
 }
 
 class FilteredLogger implements Logger {
@@ -95,20 +96,24 @@ class FilteredLogger implements Logger {
   }
 
   private write(level: LogLevel, message: string, fields: LogFields | undefined): void {
-    // Fields travel in their own property: winston merges top-level metadata into the record and
-    // would let a field named `message` or `level` overwrite ours.
-    const record: LogRecord = { level, message, target: this.target, timestamp: new Date(), fields };
-    this.sink.winston.log(record as unknown as winston.LogEntry);
+    // Fields travel in their own property, so a field named `message` or `level` cannot overwrite ours.
+    this.sink.write({ level, message, target: this.target, timestamp: new Date(), fields });
   }
 }
 
-function recordFormat(format: LogFormat): winston.Logform.Format {
+/** Lines to `destination`; if it fails (a closed pipe), logging stops rather than crashing the process. */
+function lineSink(destination: NodeJS.WritableStream, format: LogFormat, filter: LogFilter): Sink {
   const render = format === 'json' ? formatJsonRecord : formatTextRecord;
-  return winston.format((info) => {
-    // triple-beam's MESSAGE symbol is what winston's stream transport writes out.
-    (info as Record<symbol, unknown>)[Symbol.for('message')] = render(info as unknown as LogRecord);
-    return info;
-  })();
+  let broken = false;
+  destination.on('error', () => {
+    broken = true;
+  });
+  return {
+    filter,
+    write(record) {
+      if (!broken) destination.write(`${render(record)}\n`);
+    },
+  };
 }
 
 export function createLogger(options: LoggerOptions = {}): Logger {
@@ -117,17 +122,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const format = options.format ?? (isTty ? 'text' : 'json');
   const filter = parseLogFilter(options.filter || DEFAULT_LOG_FILTER);
 
-  const sink: Sink = {
-    filter,
-    winston: winston.createLogger({
-      levels: WINSTON_LEVELS,
-      level: 'trace',
-      format: recordFormat(format),
-      transports: [new winston.transports.Stream({ stream: destination })],
-      exitOnError: false,
-    }),
-  };
-  const logger = new FilteredLogger(sink, ROOT_TARGET);
+  const logger = new FilteredLogger(lineSink(destination, format, filter), ROOT_TARGET);
   for (const directive of filter.invalid) {
     logger.warn('ignoring invalid log filter directive', { directive });
   }

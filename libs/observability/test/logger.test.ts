@@ -2,7 +2,7 @@ import { PassThrough } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { createLogger, type LoggerOptions } from '../src/index.js';
 
-/** A logger writing into memory; `lines()` waits for winston's asynchronous pipeline to flush. */
+/** A logger writing into memory; `lines()` lets pending writes land first. */
 function capture(options: Omit<LoggerOptions, 'destination'> = {}) {
   const destination = new PassThrough();
   let output = '';
