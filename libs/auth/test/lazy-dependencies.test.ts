@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
+import { moduleTracePreload } from '@angos/test-support';
 import { describe, expect, it } from 'vitest';
 
 /**
@@ -14,7 +15,6 @@ import { describe, expect, it } from 'vitest';
  */
 
 const PACKAGE = join(dirname(fileURLToPath(import.meta.url)), '..');
-const TRACE_LOADS = join(PACKAGE, 'test', 'fixtures', 'trace-loads.mjs');
 const OPTIONAL = ['jose', '@marcbachmann/cel-js', '@node-rs/argon2', 'ioredis'] as const;
 
 const ALICE_HASH =
@@ -50,7 +50,7 @@ async function optionalLoadedBy(toml: string): Promise<string[]> {
   try {
     await promisify(execFile)(
       process.execPath,
-      ['--import', pathToFileURL(TRACE_LOADS).href, '--input-type=module', '-e', scenario(toml)],
+      ['--import', moduleTracePreload(), '--input-type=module', '-e', scenario(toml)],
       { cwd: PACKAGE, env: { ...process.env, ANGOS_LOAD_TRACE: trace }, timeout: 20_000 },
     );
     const loaded = (await readFile(trace, 'utf8')).split('\n');

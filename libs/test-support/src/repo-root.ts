@@ -1,6 +1,6 @@
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /** The monorepo root: the nearest ancestor of this module that holds pnpm-workspace.yaml. */
 export function repoRoot(): string {
@@ -26,4 +26,13 @@ export function sharedToolsDir(): string {
 /** The built CLI entry point: ANGOS_CLI when set, else services/cli/dist/main.js. */
 export function cliEntry(): string {
   return process.env['ANGOS_CLI'] ?? join(repoRoot(), 'services', 'cli', 'dist', 'main.js');
+}
+
+/**
+ * A `node --import` preload that appends every module the process loads (resolved ES import URLs
+ * and require specifiers) to the file named by $ANGOS_LOAD_TRACE: for tests that check what a
+ * configuration makes a process load.
+ */
+export function moduleTracePreload(): string {
+  return pathToFileURL(join(repoRoot(), 'libs', 'test-support', 'fixtures', 'trace-loads.mjs')).href;
 }
