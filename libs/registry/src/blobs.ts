@@ -56,15 +56,6 @@ export class Blobs {
     }
   }
 
-  async read(namespace: string, digest: DigestParts, range?: ByteRange): Promise<Readable> {
-    try {
-      return await this.deps.blobs.readBlob(digest, range);
-    } catch (error) {
-      if (error instanceof NotFoundError) throw new OciError('BLOB_UNKNOWN', { digest, namespace });
-      throw error;
-    }
-  }
-
   /**
    * Opens a blob (BLOB_UNKNOWN if absent) to be copied into a response: the store's own copy
    * where it has one (fs: reused buffers), its stream otherwise. The caller has checked the
