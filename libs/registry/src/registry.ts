@@ -8,6 +8,7 @@ import { Blobs } from './blobs.js';
 import { listNamespaces } from './catalog.js';
 import { Grants } from './grants.js';
 import { Manifests } from './manifests.js';
+import { processRunningHashes } from './running-hashes.js';
 import { settingsFor } from './settings.js';
 import { Uploads } from './uploads.js';
 
@@ -42,7 +43,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
   const shared = { ...deps, logger, index, grants, settings, blobLocks };
   return {
     blobs: new Blobs(shared),
-    uploads: new Uploads(shared),
+    uploads: new Uploads({ ...shared, runningHashes: processRunningHashes() }),
     manifests: new Manifests(shared),
     listNamespaces: (options) => listNamespaces(deps.metadata, options),
     async ready() {
