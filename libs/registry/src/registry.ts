@@ -8,7 +8,6 @@ import { Blobs } from './blobs.js';
 import { listNamespaces } from './catalog.js';
 import { Grants } from './grants.js';
 import { Manifests } from './manifests.js';
-import { processRunningHashes } from './running-hashes.js';
 import { settingsFor } from './settings.js';
 import { Uploads } from './uploads.js';
 
@@ -43,7 +42,7 @@ export function createRegistry(deps: RegistryDeps): Registry {
   const shared = { ...deps, logger, index, grants, settings, blobLocks };
   return {
     blobs: new Blobs(shared),
-    uploads: new Uploads({ ...shared, runningHashes: processRunningHashes() }),
+    uploads: new Uploads(shared),
     manifests: new Manifests(shared),
     listNamespaces: (options) => listNamespaces(deps.metadata, options),
     async ready() {

@@ -3,7 +3,14 @@ import { pipeline as pipeStreams, type Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import type { LockManager } from '@angos/lock';
 import type { Logger } from '@angos/observability';
-import { type Algorithm, createDigester, type DigestParts, formatDigest, OciError } from '@angos/oci';
+import {
+  type Algorithm,
+  createDigester,
+  type Digester,
+  type DigestParts,
+  formatDigest,
+  OciError,
+} from '@angos/oci';
 import {
   type BlobStore,
   keyFor,
@@ -13,7 +20,6 @@ import {
 } from '@angos/storage';
 import type { BlobLocks } from './blob-locks.js';
 import type { Grants } from './grants.js';
-import type { RunningHash, RunningHashes } from './running-hashes.js';
 import type { NamespaceSettings } from './settings.js';
 
 const UPLOAD_ID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
@@ -24,16 +30,23 @@ export interface ChunkHeaders {
   readonly contentLength?: number | undefined;
 }
 
-// The running hash of a session is valid while it has seen exactly the bytes stored so far. It
-// lives in memory only: after a restart, on another replica, or after a failed append,
-// completion re-reads the stored bytes.
+/**
+ * The running hash of a session, valid while it has seen exactly the bytes
+ * stored so far. It lives in memory only: after a restart, on another
+ * replica, or after a failed append, completion re-reads the stored bytes.
+ */
+interface SessionHash {
+  readonly algorithm: Algorithm;
+  readonly digester: Digester;
+}
+
 // Bounds the memory abandoned sessions can pin (about 2.3 KiB each): the least
 // recently used running hashes are dropped first (their sessions still
 // complete, by re-hashing). The map is kept in use order, so eviction is O(1).
 const MAX_TRACKED_HASHES = 10_000;
 
 export class Uploads {
-  readonly #hashes = new Map<string, RunningHash>();
+  readonly #hashes = new Map<string, SessionHash>();
 
   constructor(
     private readonly deps: {
@@ -44,7 +57,6 @@ export class Uploads {
       grants: Grants;
       settings: (namespace: string) => NamespaceSettings;
       logger: Logger;
-      runningHashes: RunningHashes;
     },
   ) {}
 
@@ -55,7 +67,7 @@ export class Uploads {
       keyFor({ kind: 'uploadStartedAt', namespace, id }),
       new Date().toISOString(),
     );
-    this.#hashes.set(sessionKey(namespace, id), this.deps.runningHashes.create('sha256'));
+    this.#hashes.set(sessionKey(namespace, id), newSessionHash('sha256'));
     this.#evictOldHashes();
     return id;
   }
@@ -107,7 +119,7 @@ export class Uploads {
         await this.deps.grants.grantLocked(namespace, expected);
       });
       await this.deps.metadata.delete(keyFor({ kind: 'uploadStartedAt', namespace, id }));
-      this.#forgetHash(sessionKey(namespace, id));
+      this.#hashes.delete(sessionKey(namespace, id));
       this.deps.logger.debug('upload completed', { namespace, digest: formatDigest(expected) });
     });
   }
@@ -117,7 +129,7 @@ export class Uploads {
     await this.deps.locks.withLocks([uploadLockKey(namespace, id)], async () => {
       const removed = await this.deps.blobs.deleteUpload(namespace, id);
       await this.deps.metadata.delete(keyFor({ kind: 'uploadStartedAt', namespace, id }));
-      this.#forgetHash(sessionKey(namespace, id));
+      this.#hashes.delete(sessionKey(namespace, id));
       if (!removed) throw new OciError('BLOB_UPLOAD_UNKNOWN', { id });
     });
   }
@@ -140,9 +152,9 @@ export class Uploads {
     const key = sessionKey(namespace, id);
     const hash = this.#hashes.get(key);
     // The running hash is only usable if it has seen every stored byte.
-    const usableHash = hash && hash.bytes === offset ? hash : undefined;
-    if (!usableHash) this.#forgetHash(key);
-    const guard = new ChunkGuard(offset, maxBlobSize, usableHash);
+    const usableHash = hash && hash.digester.bytes === offset ? hash : undefined;
+    if (!usableHash) this.#hashes.delete(key);
+    const guard = new ChunkGuard(offset, maxBlobSize, usableHash?.digester);
     try {
       // The declared length lets the store stream a known-length chunk straight into place (S3 UploadPart).
       const size = await this.deps.blobs.appendUpload(
@@ -160,7 +172,7 @@ export class Uploads {
       return size;
     } catch (error) {
       // Some bytes may have been stored without being hashed or vice versa.
-      this.#forgetHash(key);
+      this.#hashes.delete(key);
       if (error instanceof OffsetMismatchError) throw new OciError('RANGE_INVALID', { offset: error.actual });
       if (error instanceof NotFoundError) throw new OciError('BLOB_UPLOAD_UNKNOWN', { id });
       throw guard.failure ?? error;
@@ -172,17 +184,8 @@ export class Uploads {
     const hash = this.#hashes.get(key);
     this.#hashes.delete(key);
     const size = await this.deps.blobs.uploadSize(namespace, id);
-    if (hash && hash.algorithm === algorithm && hash.bytes === size) {
-      try {
-        return await hash.digest();
-      } catch (error) {
-        // The hashing thread failed: the stored bytes are still there to hash.
-        this.deps.logger.warn('running hash lost; hashing the stored upload', { namespace, error });
-      }
-    } else {
-      hash?.dispose();
-    }
-    // Re-hash what is stored: after a restart, a failed chunk, a lost hash, or for sha512.
+    if (hash && hash.algorithm === algorithm && hash.digester.bytes === size) return hash.digester.digest();
+    // Re-hash what is stored: after a restart, a failed chunk, or for sha512.
     const digester = createDigester(algorithm);
     await pipeline(await this.deps.blobs.readUpload(namespace, id), async (source: AsyncIterable<Buffer>) => {
       for await (const data of source) digester.update(data);
@@ -190,21 +193,13 @@ export class Uploads {
     return digester.digest();
   }
 
-  #forgetHash(key: string): void {
-    this.#hashes.get(key)?.dispose();
-    this.#hashes.delete(key);
-  }
-
   #evictOldHashes(): void {
     for (const key of this.#hashes.keys()) {
       if (this.#hashes.size <= MAX_TRACKED_HASHES) return;
-      this.#forgetHash(key);
+      this.#hashes.delete(key);
     }
   }
 }
-
-/** Errors reach the consumer of the piped streams; the callback has nothing left to do. */
-function ignoreSettled(): void {}
 
 /**
  * Hashes bytes as they pass and stops the stream once the blob would exceed
@@ -212,6 +207,9 @@ function ignoreSettled(): void {}
  * from the client before storage is ready to take it, and a client that
  * disconnects mid-chunk fails the append instead of leaving it waiting.
  */
+/** Errors reach the consumer of the piped streams; the callback has nothing left to do. */
+function ignoreSettled(): void {}
+
 class ChunkGuard {
   failure: OciError | undefined;
   #total: number;
@@ -219,7 +217,7 @@ class ChunkGuard {
   constructor(
     offset: number,
     private readonly limit: number,
-    private readonly hash: RunningHash | undefined,
+    private readonly digester: Digester | undefined,
   ) {
     this.#total = offset;
   }
@@ -238,13 +236,16 @@ class ChunkGuard {
           done(this.failure);
           return;
         }
-        const behind = this.hash?.update(data);
-        if (behind) behind.then(() => done(null, data));
-        else done(null, data);
+        this.digester?.update(data);
+        done(null, data);
       },
     });
     return pipeStreams(body, checked, ignoreSettled);
   }
+}
+
+function newSessionHash(algorithm: Algorithm): SessionHash {
+  return { algorithm, digester: createDigester(algorithm) };
 }
 
 function sessionKey(namespace: string, id: string): string {
