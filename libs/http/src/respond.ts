@@ -56,8 +56,18 @@ function clientGone(res: ServerResponse): boolean {
 }
 
 /**
+ * Backend failures that outlived their retries mark themselves `transient` (StorageError of
+ * @angos/storage, LockTimeoutError and LockLostError of @angos/lock): the service is unavailable
+ * for now, nothing is wrong with the request or the code. Duck-typed: this layer depends on neither.
+ */
+function isTransientFailure(error: unknown): boolean {
+  return (error as { transient?: unknown } | null)?.transient === true;
+}
+
+/**
  * The one place an error becomes a response. An OciError answers with its status and
- * `{"errors":[…]}`; anything else is a bug, logged with its stack and answered 500 INTERNAL. When
+ * `{"errors":[…]}`; a transient backend failure answers 503 UNAVAILABLE; anything else is a bug.
+ * Both are logged with their stack; the bug is answered 500 INTERNAL. When
  * the headers are already out there is no way to signal an error in HTTP/1.1 except cutting the
  * connection, so the socket is destroyed and the client sees a truncated body.
  */
@@ -81,6 +91,6 @@ export function sendError(res: ServerResponse, error: unknown, logger: Logger): 
     return;
   }
 
-  const reply = oci ?? new OciError('INTERNAL');
+  const reply = oci ?? new OciError(isTransientFailure(error) ? 'UNAVAILABLE' : 'INTERNAL');
   sendBody(res, reply.status, 'application/json', errorBody([reply]));
 }

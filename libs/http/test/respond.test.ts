@@ -72,6 +72,22 @@ describe('sendError', () => {
     expect((record?.['error'] as { stack?: string } | undefined)?.stack).toContain('TypeError: boom');
   });
 
+  it('answers a backend failure that outlived its retries 503 UNAVAILABLE, and logs it', async () => {
+    const { logger, records } = captureLogger();
+    // What StorageError and LockTimeoutError carry; this layer depends on neither.
+    const failure = Object.assign(new Error('PutObject registry/x timed out after 3 attempts'), {
+      transient: true,
+    });
+    running = await serve((_req, res) => sendError(res, failure, logger), logger);
+    const response = await fetch(`${running.url}/v2/`);
+    expect(response.status).toBe(503);
+    expect(await response.json()).toEqual({
+      errors: [{ code: 'UNAVAILABLE', message: 'service unavailable, try again later' }],
+    });
+    const [record] = (await records()).filter((r) => r['level'] === 'ERROR');
+    expect((record?.['error'] as { message?: string } | undefined)?.message).toContain('timed out');
+  });
+
   it('sends no body to HEAD but keeps the length', async () => {
     const { logger } = captureLogger();
     running = await serve((_req, res) => sendError(res, new OciError('MANIFEST_UNKNOWN'), logger), logger);

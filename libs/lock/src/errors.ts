@@ -3,6 +3,8 @@ import type { InvalidationReason, LockBackend } from './types.js';
 /** Every key stayed contended through all retries (`lock_acquisitions_total{result="timeout"}`). */
 export class LockTimeoutError extends Error {
   override readonly name = 'LockTimeoutError';
+  /** The HTTP edge answers 503 (retry later) rather than 500 (a bug). */
+  readonly transient = true;
   constructor(
     readonly backend: LockBackend,
     readonly key: string,
@@ -15,6 +17,8 @@ export class LockTimeoutError extends Error {
 /** The locks stopped protecting the work while it ran; the work's signal aborts with this. */
 export class LockLostError extends Error {
   override readonly name = 'LockLostError';
+  /** The HTTP edge answers 503 (retry later) rather than 500 (a bug). */
+  readonly transient = true;
   constructor(
     readonly backend: LockBackend,
     readonly reason: InvalidationReason,

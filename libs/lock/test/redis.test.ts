@@ -73,6 +73,7 @@ describe('RedisLockManager', () => {
         .catch((e: unknown) => e);
       expect(error).toBeInstanceOf(LockLostError);
       expect((error as LockLostError).reason).toBe('heartbeat_failure');
+      expect((error as LockLostError).transient).toBe(true); // 503 at the HTTP edge
     } finally {
       await admin.call('CLIENT', 'UNPAUSE');
       await locks.close();

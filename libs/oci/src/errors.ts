@@ -6,8 +6,8 @@
  * reads. The distribution-spec says the `code` of an error body "MUST be one of"
  * its fourteen codes, so every 4xx kind below answers with one of them (the
  * closest match) and says the rest in its message and detail. Only the 5xx
- * fallback uses a code outside that set, which the spec lets clients read as
- * UNKNOWN.
+ * kinds use codes outside that set (INTERNAL_ERROR, and distribution's
+ * UNAVAILABLE), which the spec lets clients read as UNKNOWN.
  *
  * Statuses follow the spec's endpoint tables and, where it is silent, what
  * distribution (registry/api/errcode) and Angos do.
@@ -37,6 +37,7 @@ export type OciErrorKind =
   | 'ROUTE_UNKNOWN'
   | 'REQUEST_INVALID'
   | 'UPSTREAM_UNAVAILABLE'
+  | 'UNAVAILABLE'
   | 'INTERNAL';
 
 export interface OciErrorSpec {
@@ -143,7 +144,10 @@ export const OCI_ERRORS: Readonly<Record<OciErrorKind, OciErrorSpec>> = Object.f
   REQUEST_INVALID: { code: 'UNSUPPORTED', status: 400, message: 'invalid request' },
   // The gateway could not reach the service behind it (split deployment): 502, not a bug of ours.
   UPSTREAM_UNAVAILABLE: { code: INTERNAL_ERROR_CODE, status: 502, message: 'registry service unavailable' },
-  // Fallback for bugs and backend failures only; never for bad input.
+  // Storage or locks failed after their retries (unreachable, timed out, throttled, contended): not
+  // a bug, and worth retrying later. 503 with distribution's UNAVAILABLE code.
+  UNAVAILABLE: { code: 'UNAVAILABLE', status: 503, message: 'service unavailable, try again later' },
+  // Fallback for bugs only; never for bad input.
   INTERNAL: { code: INTERNAL_ERROR_CODE, status: 500, message: 'internal server error' },
 });
 

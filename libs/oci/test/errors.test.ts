@@ -37,6 +37,7 @@ const ALL_KINDS = [
   'ROUTE_UNKNOWN',
   'REQUEST_INVALID',
   'UPSTREAM_UNAVAILABLE',
+  'UNAVAILABLE',
   'INTERNAL',
 ] as const satisfies readonly OciErrorKind[];
 type Unlisted = Exclude<OciErrorKind, (typeof ALL_KINDS)[number]>;
@@ -63,9 +64,10 @@ describe('OCI_ERRORS drift', () => {
     }
   });
 
-  it('only the fallback and the gateway’s upstream failure are 5xx', () => {
+  it('only the fallback, backend unavailability and the gateway’s upstream failure are 5xx', () => {
     const serverErrors = ALL_KINDS.filter((kind) => OCI_ERRORS[kind].status >= 500);
-    expect(serverErrors).toEqual(['UPSTREAM_UNAVAILABLE', 'INTERNAL']);
+    expect(serverErrors).toEqual(['UPSTREAM_UNAVAILABLE', 'UNAVAILABLE', 'INTERNAL']);
+    expect(OCI_ERRORS.UNAVAILABLE.status).toBe(503);
     expect(OCI_ERRORS.INTERNAL.code).toBe(INTERNAL_ERROR_CODE);
   });
 

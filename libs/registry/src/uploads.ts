@@ -201,15 +201,15 @@ export class Uploads {
   }
 }
 
+/** Errors reach the consumer of the piped streams; the callback has nothing left to do. */
+function ignoreSettled(): void {}
+
 /**
  * Hashes bytes as they pass and stops the stream once the blob would exceed
  * `max_blob_size`. The wrapped stream is pulled lazily, so nothing is read
  * from the client before storage is ready to take it, and a client that
  * disconnects mid-chunk fails the append instead of leaving it waiting.
  */
-/** Errors reach the consumer of the piped streams; the callback has nothing left to do. */
-function ignoreSettled(): void {}
-
 class ChunkGuard {
   failure: OciError | undefined;
   #total: number;

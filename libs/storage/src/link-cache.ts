@@ -27,10 +27,11 @@ export interface LinkCacheOptions {
 
 /**
  * A read-through cache of link values (`…/link` keys: tags, revisions, layer
- * grants, referrers) in front of a remote metadata store (S3 `link_cache_ttl`),
- * sparing the round trip of repeated tag and layer reads.
+ * grants, referrers), sparing the round trip of repeated tag and layer reads:
+ * in front of S3 (`link_cache_ttl`), and of fs metadata that one process
+ * alone writes (where it took 36% of a manifest GET).
  *
- * Writes through this store invalidate at once; a write by another replica
+ * Writes through this store invalidate at once; a write by another process
  * shows here within the TTL. Only present values are cached: a link created
  * elsewhere is visible immediately.
  */

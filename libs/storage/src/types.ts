@@ -60,6 +60,8 @@ export interface StorageErrorDetails {
  */
 export class StorageError extends Error {
   override readonly name = 'StorageError';
+  /** The HTTP edge answers 503 (retry later) rather than 500 (a bug). */
+  readonly transient = true;
   constructor(
     message: string,
     readonly details: StorageErrorDetails,

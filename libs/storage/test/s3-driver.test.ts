@@ -364,6 +364,7 @@ describe.skipIf(!s3)('S3 failures', () => {
       }).catch((error: unknown) => error);
       expect(store).toBeInstanceOf(StorageError);
       const error = store as StorageError;
+      expect(error.transient).toBe(true); // answered 503 at the HTTP edge, not 500
       expect(requests).toBe(2);
       expect(error.message).toMatch(
         /S3 ListObjectsV2 failed on bucket "test-bucket" at http:\/\/127\.0\.0\.1:\d+ after 2 attempts: SlowDown \(HTTP 503\): Please reduce your request rate/,

@@ -113,10 +113,11 @@ export interface StorageFromConfig {
 }
 
 /**
- * How long links (tags, revisions, grants) and listings read from fs metadata stay cached when this process is
- * their only writer (the memory lock strategy allows one registry process). Its own writes
- * invalidate at once; the bound is for `angos scrub`, the one other process that edits the tree.
- * Shared filesystems (Redis locks) are not cached: another replica's tag push must show at once.
+ * How long links (tags, revisions, grants) and listings read from fs metadata stay cached when
+ * this process is their only writer (the memory lock strategy allows one registry process). Its
+ * own writes invalidate at once; the bound is for `angos scrub`, the one other process that edits
+ * the tree. Shared filesystems (Redis locks) are not cached: another replica's tag push must show
+ * at once.
  */
 const SINGLE_WRITER_LINK_CACHE_TTL_SECS = 5;
 

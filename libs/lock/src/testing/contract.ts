@@ -328,6 +328,7 @@ export function describeLockContract(
           const impatient = instrumentLocks(backend.manager({ maxRetries: 2 }), metrics);
           const error = await impatient.withLocks([k], async () => {}).catch((e: unknown) => e);
           expect(error).toBeInstanceOf(LockTimeoutError);
+          expect((error as LockTimeoutError).transient).toBe(true); // 503 at the HTTP edge
           const labels = { backend: backend.backend };
           expect(
             await counterValue(metrics, 'lock_acquisitions_total', { ...labels, result: 'timeout' }),
