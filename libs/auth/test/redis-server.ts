@@ -1,6 +1,5 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { once } from 'node:events';
-import { createServer } from 'node:net';
+import { spawnSync } from 'node:child_process';
+import { startRedisServer } from '@angos/test-support';
 import { Redis } from 'ioredis';
 
 /** Debian's `redis-server` (package redis-server); tests that need it skip without it outside CI. */
@@ -13,63 +12,17 @@ export interface RedisServer {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  const port = typeof address === 'object' && address !== null ? address.port : 0;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
-
-/** Starts a throwaway redis-server on a free port of 127.0.0.1, without persistence. */
+/** A throwaway redis-server (test-support's) with a client connected to it. */
 export async function startRedis(): Promise<RedisServer> {
-  const port = await freePort();
-  const child: ChildProcess = spawn(
-    'redis-server',
-    [
-      '--port',
-      String(port),
-      '--bind',
-      '127.0.0.1',
-      '--save',
-      '',
-      '--appendonly',
-      'no',
-      '--protected-mode',
-      'no',
-    ],
-    { stdio: 'ignore' },
-  );
-  const url = `redis://127.0.0.1:${port}`;
-  const client = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 1, retryStrategy: () => 50 });
+  const server = await startRedisServer();
+  const client = new Redis(server.url, { maxRetriesPerRequest: 1, retryStrategy: () => 50 });
   client.on('error', () => {});
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    try {
-      if (client.status !== 'ready') await client.connect().catch(() => undefined);
-      if ((await client.ping()) === 'PONG') break;
-    } catch {
-      // not up yet
-    }
-    if (Date.now() > deadline || child.exitCode !== null) {
-      child.kill('SIGKILL');
-      throw new Error(`redis-server did not start on port ${port}`);
-    }
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
   return {
-    url,
+    url: server.url,
     client,
     async stop() {
       client.disconnect();
-      if (child.exitCode !== null) return;
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
-      await exited;
-      clearTimeout(timer);
+      await server.stop();
     },
   };
 }

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
+import { type RedisServer, startRedisServer } from '@angos/test-support';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LockLostError } from '../src/index.js';
 import { RedisLockManager } from '../src/redis/redis-lock.js';
-import { describeLockContract, type RedisServer, startRedisServer } from '../src/testing/contract.js';
+import { describeLockContract } from '../src/testing/contract.js';
 
 let server: RedisServer;
 let admin: Redis;

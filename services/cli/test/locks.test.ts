@@ -1,8 +1,8 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { parseConfig } from '@angos/config';
-import { type RedisServer, startRedisServer } from '@angos/lock/contract';
 import { createMetrics, silentLogger } from '@angos/observability';
+import { type RedisServer, startRedisServer } from '@angos/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocks } from '../src/compose.js';
 import { CliError } from '../src/errors.js';

@@ -1,33 +1,13 @@
-import { once } from 'node:events';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:http';
 import { type Auth, createAuth } from '@angos/auth';
 import { type Config, parseConfig } from '@angos/config';
 import { createHttpServer, type Handler } from '@angos/http';
 import { createMetrics, type Metrics, silentLogger } from '@angos/observability';
+import { type Listening, listenOnFreePort } from '@angos/test-support';
 import { buildGateway, type GatewayDeps, type Upstream } from '../src/index.js';
 
-export interface Running {
-  readonly url: string;
-  readonly port: number;
-  readonly server: Server;
-  close(): Promise<void>;
-}
-
-export async function listen(server: Server): Promise<Running> {
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  return {
-    server,
-    port,
-    url: `http://127.0.0.1:${port}`,
-    async close() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
+export const listen = listenOnFreePort;
+export type Running = Listening;
 
 /** A plain node:http server standing in for registry-api (or a webhook, or an OIDC provider). */
 export function listenUpstream(handler: Handler): Promise<Running> {

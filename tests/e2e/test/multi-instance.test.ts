@@ -11,7 +11,8 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
-import { cliEntry, freePort, OciClient, sha256, sharedToolsDir } from '@angos/test-support';
+import { type S3Endpoint, startS3TestServer } from '@angos/storage/s3-test-server';
+import { cliEntry, freePort, OciClient, sha256, startRedisServer } from '@angos/test-support';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 const execFileAsync = promisify(execFile);
@@ -93,16 +94,7 @@ function fsView(root: string): StorageView {
   };
 }
 
-interface S3Server {
-  endpoint: string;
-  region: string;
-  bucket: string;
-  accessKey: string;
-  secretKey: string;
-  port: number;
-}
-
-async function s3Request(s3: S3Server, path: string): Promise<string> {
+async function s3Request(s3: S3Endpoint, path: string): Promise<string> {
   const { stdout } = await execFileAsync('curl', [
     '-sS',
     '--fail',
@@ -111,7 +103,7 @@ async function s3Request(s3: S3Server, path: string): Promise<string> {
     '--aws-sigv4',
     `aws:amz:${s3.region}:s3`,
     '--user',
-    `${s3.accessKey}:${s3.secretKey}`,
+    `${s3.accessKeyId}:${s3.secretAccessKey}`,
     '-H',
     'x-amz-content-sha256: UNSIGNED-PAYLOAD',
     `${s3.endpoint}/${s3.bucket}/${path}`,
@@ -120,7 +112,7 @@ async function s3Request(s3: S3Server, path: string): Promise<string> {
 }
 
 /** Keys under the blob and metadata prefixes of one bucket, without their prefixes. */
-function s3View(s3: S3Server, prefixes: readonly string[]): StorageView {
+function s3View(s3: S3Endpoint, prefixes: readonly string[]): StorageView {
   return {
     async keys() {
       const keys: string[] = [];
@@ -499,31 +491,12 @@ function describeCluster(
 
 const REDIS_TTL_SECS = 3;
 
-async function startRedis(): Promise<{
-  url: string;
-  port: number;
-  child: ChildProcess;
-  cli(...args: string[]): Promise<string>;
-}> {
-  const port = await freePort();
-  const child = track(
-    spawn(
-      'redis-server',
-      ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-      {
-        stdio: 'ignore',
-      },
-    ),
-  );
+/** test-support's throwaway redis-server, with redis-cli to look at the lock keys. */
+async function startRedis() {
+  const server = await startRedisServer();
   const cli = async (...args: string[]) =>
-    (await execFileAsync('redis-cli', ['-p', String(port), ...args], { timeout: 5000 })).stdout.trim();
-  for (let i = 0; ; i++) {
-    if (child.exitCode !== null) throw new Error('redis-server exited (apt-get install redis-server)');
-    if ((await cli('PING').catch(() => '')) === 'PONG') break;
-    if (i > 100) throw new Error('redis-server did not answer');
-    await sleep(100);
-  }
-  return { url: `redis://127.0.0.1:${port}`, port, child, cli };
+    (await execFileAsync('redis-cli', ['-p', String(server.port), ...args], { timeout: 5000 })).stdout.trim();
+  return { ...server, cli };
 }
 
 describeCluster('three instances on one fs root with the Redis lock', async () => {
@@ -566,7 +539,7 @@ key_prefix = "angos-locks"
     },
     async teardown() {
       await Promise.all(instances.map((instance) => stopProcess(instance.child)));
-      await stopProcess(redis.child, 'SIGKILL');
+      await redis.stop();
       await rm(work, { recursive: true, force: true });
     },
   };
@@ -576,47 +549,12 @@ key_prefix = "angos-locks"
 
 const S3_TTL_SECS = 9;
 
-async function freePortRange(): Promise<number> {
-  for (;;) {
-    const base = 20000 + Math.floor(Math.random() * 30000);
-    const ports = await Promise.all(
-      Array.from({ length: 10 }, (_, i) =>
-        fetch(`http://127.0.0.1:${base + i}/`, { signal: AbortSignal.timeout(500) }).then(
-          () => false,
-          (error: Error) => /ECONNREFUSED/.test(String((error.cause as Error | undefined)?.message ?? error)),
-        ),
-      ),
-    );
-    if (ports.every(Boolean)) return base;
-  }
-}
-
-async function startS3(): Promise<S3Server> {
-  const script = join(sharedToolsDir(), 'start-s3.sh');
-  const port = await freePortRange();
-  const { stdout } = await execFileAsync('bash', [script, String(port)], { timeout: 180_000 });
-  const env = Object.fromEntries(
-    stdout
-      .split('\n')
-      .filter((line) => line.includes('='))
-      .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
-  );
-  return {
-    endpoint: env['S3_ENDPOINT']!,
-    region: env['S3_REGION']!,
-    bucket: env['S3_BUCKET']!,
-    accessKey: env['S3_ACCESS_KEY']!,
-    secretKey: env['S3_SECRET_KEY']!,
-    port,
-  };
-}
-
 describeCluster('three instances on S3 (Ceph RGW) with the S3 lock', async () => {
-  const s3 = await startS3();
+  const s3 = await startS3TestServer();
   const work = await mkdtemp(join(tmpdir(), 'angos-multi-s3-'));
   const configPath = join(work, 'config.toml');
-  const connection = (prefix: string) => `access_key_id = "${s3.accessKey}"
-secret_key = "${s3.secretKey}"
+  const connection = (prefix: string) => `access_key_id = "${s3.accessKeyId}"
+secret_key = "${s3.secretAccessKey}"
 endpoint = "${s3.endpoint}"
 bucket = "${s3.bucket}"
 region = "${s3.region}"
@@ -652,7 +590,7 @@ operation_attempt_timeout_secs = 1
     for (const name of ['a', 'b', 'c']) instances.push(await startInstance(name, configPath));
   } catch (error) {
     await Promise.all(instances.map((instance) => stopProcess(instance.child)));
-    await execFileAsync('bash', [join(sharedToolsDir(), 'start-s3.sh'), 'stop', String(s3.port)]);
+    await s3.stop();
     throw error;
   }
   const storage = s3View(s3, ['blobs', 'meta']);
@@ -666,9 +604,7 @@ operation_attempt_timeout_secs = 1
     },
     async teardown() {
       await Promise.all(instances.map((instance) => stopProcess(instance.child)));
-      await execFileAsync('bash', [join(sharedToolsDir(), 'start-s3.sh'), 'stop', String(s3.port)], {
-        timeout: 60_000,
-      });
+      await s3.stop();
       await rm(work, { recursive: true, force: true });
     },
   };
