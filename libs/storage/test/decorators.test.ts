@@ -35,6 +35,20 @@ function overriding(inner: MetadataStore, overrides: Partial<MetadataStore>): Me
   };
 }
 
+/** `inner` whose puts wait until `releaseWrite()`: a write caught in flight. */
+function withHeldPuts(inner: MetadataStore): { store: MetadataStore; releaseWrite: () => void } {
+  let release: () => void = () => {};
+  const store = overriding(inner, {
+    put: async (path, data) => {
+      await new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      return inner.put(path, data);
+    },
+  });
+  return { store, releaseWrite: () => release() };
+}
+
 /** A store that counts reads, to see which ones the cache answered. */
 function counting(inner: MetadataStore): MetadataStore & { reads: number } {
   const store = overriding(inner, {
@@ -87,15 +101,7 @@ describe('withLinkCache', () => {
   it('does not keep a value read while a write of the same key was in flight', async () => {
     const shared = new MemoryMetadataStore();
     await shared.put('ns/a/link', 'old');
-    let releaseWrite!: () => void;
-    const slow = overriding(shared, {
-      put: async (path, data) => {
-        await new Promise<void>((resolve) => {
-          releaseWrite = resolve;
-        });
-        return shared.put(path, data);
-      },
-    });
+    const { store: slow, releaseWrite } = withHeldPuts(shared);
     const cached = withLinkCache(slow, 30);
     const writing = cached.put('ns/a/link', 'new');
     expect((await cached.get('ns/a/link')).toString()).toBe('old'); // read before the write landed
@@ -158,15 +164,7 @@ describe('withLinkCache', () => {
   it('lets a listing expire, and does not keep one read while a write below it was in flight', async () => {
     let now = 1_000_000;
     const shared = new MemoryMetadataStore();
-    let releaseWrite!: () => void;
-    const slow = overriding(shared, {
-      put: async (path, data) => {
-        await new Promise<void>((resolve) => {
-          releaseWrite = resolve;
-        });
-        return shared.put(path, data);
-      },
-    });
+    const { store: slow, releaseWrite } = withHeldPuts(shared);
     const cached = withLinkCache(slow, 30, { lists: true, now: () => now });
     await shared.put('ns/_manifests/tags/a/link', 'a');
     const writing = cached.put('ns/_manifests/tags/b/link', 'b');
@@ -211,15 +209,7 @@ describe('withDeferredWrites', () => {
 
   it('lets a delete win over a flush that was writing the same key', async () => {
     const inner = new MemoryMetadataStore();
-    let releaseWrite!: () => void;
-    const slow = overriding(inner, {
-      put: async (path, data) => {
-        await new Promise<void>((resolve) => {
-          releaseWrite = resolve;
-        });
-        return inner.put(path, data);
-      },
-    });
+    const { store: slow, releaseWrite } = withHeldPuts(inner);
     const store = withDeferredWrites(slow, 0.01);
     store.putDeferred!('ns/a/pulledat', 'pulled');
     await new Promise((resolve) => setTimeout(resolve, 30)); // the flush is now writing
