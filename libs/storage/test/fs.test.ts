@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
+import { Readable, Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { replaceFile } from '../src/fs/atomic-file.js';
 import {
@@ -99,6 +99,24 @@ describe('fs driver', () => {
     const large = await blobs.readBlob(digestOf(big));
     expect(large.readableHighWaterMark).toBe(1024 * 1024);
     expect(await readAll(large)).toEqual(big);
+  });
+
+  it('settles a failed append only once the write in flight has landed', async () => {
+    // The body hands over 32 MiB and fails at once: the write is still running when the failure
+    // arrives. Returning then would report a size the file has already outgrown.
+    const blobs = createBlobStore({ kind: 'fs', rootDir, syncToDisk: false });
+    for (let round = 0; round < 3; round++) {
+      const id = `failing-${round}`;
+      await blobs.createUpload('library/app', id);
+      const body = new Readable({ read() {} });
+      body.push(Buffer.alloc(32 * 1024 * 1024, 1));
+      setImmediate(() => body.destroy(new Error('client went away')));
+      await expect(blobs.appendUpload('library/app', id, 0, body)).rejects.toThrow('client went away');
+      const reported = await blobs.uploadSize('library/app', id);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      expect(await blobs.uploadSize('library/app', id)).toBe(reported);
+      await blobs.deleteUpload('library/app', id);
+    }
   });
 
   describe('openBlobCopy', () => {

@@ -1,3 +1,4 @@
+import { once } from 'node:events';
 import {
   close,
   constants,
@@ -74,12 +75,15 @@ export async function appendToFile(
   try {
     const { size } = await fstatFd(fd);
     if (size !== offset) throw new OffsetMismatchError(offset, size);
-    // The stream owns the descriptor from here; pipeline settles once it has closed it.
+    // The stream owns the descriptor from here.
     sink = createWriteStream('', { fd, highWaterMark: STREAM_CHUNK_BYTES, flush });
     await pipeline(body, sink);
     return size + sink.bytesWritten;
   } finally {
     if (sink === undefined) await closeFd(fd);
+    // When the body fails, pipeline rejects at once, while a write may still be in flight. The
+    // stream closes only after it has landed: until then the session's size is not settled.
+    else if (!sink.closed) await once(sink, 'close');
   }
 }
 
