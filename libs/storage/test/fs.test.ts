@@ -108,9 +108,16 @@ describe('fs driver', () => {
     for (let round = 0; round < 3; round++) {
       const id = `failing-${round}`;
       await blobs.createUpload('library/app', id);
-      const body = new Readable({ read() {} });
-      body.push(Buffer.alloc(32 * 1024 * 1024, 1));
-      setImmediate(() => body.destroy(new Error('client went away')));
+      // Fails once the store has started pulling (so its pipeline is listening for the error).
+      let pulled = false;
+      const body = new Readable({
+        read() {
+          if (pulled) return;
+          pulled = true;
+          this.push(Buffer.alloc(32 * 1024 * 1024, 1));
+          setImmediate(() => this.destroy(new Error('client went away')));
+        },
+      });
       await expect(blobs.appendUpload('library/app', id, 0, body)).rejects.toThrow('client went away');
       const reported = await blobs.uploadSize('library/app', id);
       await new Promise((resolve) => setTimeout(resolve, 50));
