@@ -499,14 +499,8 @@ async function startRedis() {
   return { ...server, cli };
 }
 
-describeCluster('three instances on one fs root with the Redis lock', async () => {
-  const redis = await startRedis();
-  const work = await mkdtemp(join(tmpdir(), 'angos-multi-fs-'));
-  const root = join(work, 'data');
-  const configPath = join(work, 'config.toml');
-  await writeFile(
-    configPath,
-    `[server]
+/** What every cluster's configuration starts with: open access, one repository with immutable tags. */
+const CLUSTER_CONFIG = `[server]
 bind_address = "127.0.0.1"
 
 [global.access_policy]
@@ -514,7 +508,16 @@ default = "allow"
 
 [repository."frozen"]
 immutable_tags = true
+`;
 
+describeCluster('three instances on one fs root with the Redis lock', async () => {
+  const redis = await startRedis();
+  const work = await mkdtemp(join(tmpdir(), 'angos-multi-fs-'));
+  const root = join(work, 'data');
+  const configPath = join(work, 'config.toml');
+  await writeFile(
+    configPath,
+    `${CLUSTER_CONFIG}
 [blob_store.fs]
 root_dir = ${JSON.stringify(root)}
 
@@ -561,15 +564,7 @@ region = "${s3.region}"
 key_prefix = "${prefix}"`;
   await writeFile(
     configPath,
-    `[server]
-bind_address = "127.0.0.1"
-
-[global.access_policy]
-default = "allow"
-
-[repository."frozen"]
-immutable_tags = true
-
+    `${CLUSTER_CONFIG}
 [blob_store.s3]
 ${connection('blobs')}
 
