@@ -24,6 +24,7 @@ import {
   type S3ConnectionOptions,
   withLinkCache,
 } from '@angos/storage';
+import { startBackgroundGc } from './background-gc.js';
 import { CliError } from './errors.js';
 
 /**
@@ -226,8 +227,9 @@ export async function createLocks(
   return instrumentLocks(locks, deps.metrics);
 }
 
-async function createRegistryFromConfig(
-  deps: AppDeps,
+/** The registry core over the configured storage and locks; `storage.close()` releases both. */
+export async function openRegistry(
+  deps: Pick<AppDeps, 'config' | 'logger' | 'metrics'>,
 ): Promise<{ registry: Registry; storage: StorageFromConfig }> {
   const initial = deps.config();
   const opened = await openStorage(initial, deps.logger);
@@ -254,6 +256,27 @@ async function createRegistryFromConfig(
     logger: deps.logger,
   });
   return { registry, storage };
+}
+
+/**
+ * The registry of a serving process, with garbage collection running beside the requests (never
+ * inside them); the collector stops before the storage closes.
+ */
+async function createRegistryFromConfig(
+  deps: AppDeps,
+): Promise<{ registry: Registry; storage: StorageFromConfig }> {
+  const { registry, storage } = await openRegistry(deps);
+  const gc = startBackgroundGc(registry, deps.config, deps.logger.child('angos::gc'));
+  return {
+    registry,
+    storage: {
+      ...storage,
+      async close() {
+        await gc.stop();
+        await storage.close();
+      },
+    },
+  };
 }
 
 function readiness(deps: AppDeps, registry?: Registry): () => Promise<boolean> {

@@ -1,6 +1,8 @@
 import type { Config } from '@angos/config';
 import type { Logger } from '@angos/observability';
-import { storesOptions } from './compose.js';
+import { createMetrics } from '@angos/observability';
+import type { GcReport } from '@angos/registry';
+import { openRegistry, storesOptions } from './compose.js';
 import { CliError } from './errors.js';
 
 /** `30m`, `1h`, `2d`, or several at once (`1h30m`). */
@@ -66,5 +68,29 @@ export async function scrubMultipart(
     return { found, aborted };
   } finally {
     cleanup.close();
+  }
+}
+
+/**
+ * `scrub --blobs`: one garbage-collection pass, the same protocol `angos server` runs in the
+ * background, so it is safe beside running replicas: it reclaims only grants and blobs that have
+ * had no reference for `[gc] grace_period_secs`, and a push racing it keeps its blobs or is
+ * refused before it is acknowledged.
+ */
+export async function scrubBlobs(config: Config, dryRun: boolean, logger: Logger): Promise<GcReport> {
+  const { registry, storage } = await openRegistry({
+    config: () => config,
+    logger,
+    metrics: createMetrics(),
+  });
+  try {
+    const report = await registry.collectGarbage({
+      gracePeriodMs: config.gc.grace_period_secs * 1000,
+      dryRun,
+    });
+    logger.info('blob scrub finished', { ...report, dry_run: dryRun });
+    return report;
+  } finally {
+    await storage.close();
   }
 }
