@@ -24,6 +24,12 @@ export interface CrashLoopOptions {
   readonly log?: (line: string) => void;
   /** Keep the temp dir (config and fs storage) when the run fails (default true; the suite says false). */
   readonly keepOnFailure?: boolean;
+  /**
+   * The delete-heavy mix: pushers share base layers in one namespace (skipping the upload when a
+   * HEAD finds the layer, as real clients do) while a retention-style deleter removes all but the
+   * newest images, and garbage collection runs every second with a one-second grace period.
+   */
+  readonly deletes?: boolean;
 }
 
 export interface CrashLoopReport {
@@ -34,6 +40,9 @@ export interface CrashLoopReport {
   partialReadable: string[];
   /** Requests the restarted registry did not answer within 30 s. */
   hung: string[];
+  /** Delete-heavy mix: manifests deleted, and pushes refused (4xx) because a shared layer was reclaimed. */
+  deleted: number;
+  refused: number;
 }
 
 interface Acknowledged {
@@ -135,6 +144,9 @@ function withDigest(path: string, digest: string): string {
   return `${path}${path.includes('?') ? '&' : '?'}digest=${digest}`;
 }
 
+/** A push the registry answered with a 4xx: not acknowledged, and the registry is alive. */
+class Refused extends Error {}
+
 class Pusher {
   readonly acknowledged: Acknowledged[] = [];
   /** Layers whose upload was started but never acknowledged: they must not be readable unless complete. */
@@ -144,11 +156,13 @@ class Pusher {
   constructor(
     private readonly id: number,
     private readonly next: () => number,
+    /** Base layers shared by every pusher (delete-heavy mix), each pushed only when a HEAD misses it. */
+    private readonly sharedLayers?: readonly Buffer[],
   ) {}
 
   async pushImage(base: string): Promise<void> {
-    const namespace = `crash/w${this.id}`;
-    const tag = `t${this.#counter++}`;
+    const namespace = this.sharedLayers ? 'crash/shared' : `crash/w${this.id}`;
+    const tag = `w${this.id}t${this.#counter++}`;
     const config = Buffer.from(
       JSON.stringify({ architecture: 'amd64', os: 'linux', nonce: randomBytes(8).toString('hex') }),
     );
@@ -172,6 +186,12 @@ class Pusher {
     }
     const put = await send(base, 'PUT', withDigest(path, layerDigest));
     if (put.status !== 201) throw new Error(`complete: ${put.status}`);
+    const layers = [{ digest: layerDigest, size: layer.length }];
+    if (this.sharedLayers) {
+      const shared = this.sharedLayers[Math.floor(this.next() * this.sharedLayers.length)]!;
+      layers.unshift({ digest: sha256(shared), size: shared.length });
+      await this.#pushUnlessPresent(base, namespace, shared);
+    }
     const manifest = Buffer.from(
       JSON.stringify({
         schemaVersion: 2,
@@ -181,18 +201,50 @@ class Pusher {
           digest: configDigest,
           size: config.length,
         },
-        layers: [
-          { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layerDigest, size: layer.length },
-        ],
+        layers: layers.map((entry) => ({ mediaType: 'application/vnd.oci.image.layer.v1.tar', ...entry })),
       }),
     );
     const pushed = await send(base, 'PUT', `/v2/${namespace}/manifests/${tag}`, manifest, {
       'Content-Type': OCI_MANIFEST,
     });
+    this.interrupted.delete(layerDigest);
+    // A shared layer reclaimed between the HEAD and the PUT: the registry must refuse, never accept.
+    if (pushed.status >= 400 && pushed.status < 500) throw new Refused(`manifest: ${pushed.status}`);
     if (pushed.status !== 201) throw new Error(`manifest: ${pushed.status}`);
     // Only a 201 is an acknowledgement: from here on, the image must survive anything.
-    this.acknowledged.push({ namespace, tag, digest: sha256(manifest), blobs: [configDigest, layerDigest] });
-    this.interrupted.delete(layerDigest);
+    this.acknowledged.push({
+      namespace,
+      tag,
+      digest: sha256(manifest),
+      blobs: [configDigest, ...layers.map((entry) => entry.digest)],
+    });
+  }
+
+  /** What docker, podman and skopeo do: HEAD the layer, upload it only when the registry lacks it. */
+  async #pushUnlessPresent(base: string, namespace: string, layer: Buffer): Promise<void> {
+    const digest = sha256(layer);
+    if ((await send(base, 'HEAD', `/v2/${namespace}/blobs/${digest}`)).status === 200) return;
+    const put = await send(base, 'POST', `/v2/${namespace}/blobs/uploads/?digest=${digest}`, layer);
+    if (put.status !== 201) throw new Error(`shared layer upload: ${put.status}`);
+  }
+}
+
+/**
+ * Retention-style deletes: keeps the newest `keep` images of the shared namespace and deletes
+ * the older ones by digest, oldest first. An image leaves the expected set when its DELETE is
+ * sent: a kill may land before or after the registry acts on it.
+ */
+async function deleteOldImages(
+  base: string,
+  pushers: readonly Pusher[],
+  report: CrashLoopReport,
+  keep: number,
+): Promise<void> {
+  const all = pushers.flatMap((pusher) => pusher.acknowledged.map((image) => ({ pusher, image })));
+  for (const { pusher, image } of all.slice(0, Math.max(0, all.length - keep))) {
+    pusher.acknowledged.splice(pusher.acknowledged.indexOf(image), 1);
+    report.deleted++;
+    await send(base, 'DELETE', `/v2/${image.namespace}/manifests/${image.digest}`);
   }
 }
 
@@ -298,11 +350,16 @@ export async function crashLoop(options: CrashLoopOptions): Promise<CrashLoopRep
   const configPath = join(dir, 'config.toml');
   const storage =
     options.storageToml?.(rootDir) ?? `[blob_store.fs]\nroot_dir = "${rootDir}"\nsync_to_disk = true\n`;
+  // The delete-heavy mix collects garbage as eagerly as the protocol allows.
+  const gc = options.deletes ? '[gc]\ngrace_period_secs = 1\ninterval_secs = 1\n' : '';
   await writeFile(
     configPath,
-    `[server]\nbind_address = "127.0.0.1"\n[global.access_policy]\ndefault = "allow"\n${storage}`,
+    `[server]\nbind_address = "127.0.0.1"\n[global.access_policy]\ndefault = "allow"\n${gc}${storage}`,
   );
-  const pushers = Array.from({ length: options.workers ?? 4 }, (_, i) => new Pusher(i, next));
+  const sharedLayers = options.deletes
+    ? Array.from({ length: 3 }, () => randomBytes(1024 + Math.floor(next() * 256 * 1024)))
+    : undefined;
+  const pushers = Array.from({ length: options.workers ?? 4 }, (_, i) => new Pusher(i, next, sharedLayers));
   const report: CrashLoopReport = {
     kills: 0,
     acknowledged: 0,
@@ -310,6 +367,8 @@ export async function crashLoop(options: CrashLoopOptions): Promise<CrashLoopRep
     lost: [],
     partialReadable: [],
     hung: [],
+    deleted: 0,
+    refused: 0,
   };
   // Each restart checks what was acknowledged since the previous one; the last checks everything.
   let checkedUpTo = pushers.map(() => 0);
@@ -326,12 +385,26 @@ export async function crashLoop(options: CrashLoopOptions): Promise<CrashLoopRep
         while (running) {
           try {
             await pusher.pushImage(base);
-          } catch {
+          } catch (error) {
+            if (error instanceof Refused) {
+              report.refused++;
+              continue;
+            }
             // The registry died under us: expected; that image was not acknowledged.
             return;
           }
         }
       });
+      if (options.deletes) {
+        workers.push(
+          (async () => {
+            while (running) {
+              await deleteOldImages(base, pushers, report, 4).catch(() => undefined);
+              await new Promise((resolve) => setTimeout(resolve, 50));
+            }
+          })(),
+        );
+      }
       await new Promise((resolve) => setTimeout(resolve, 200 + next() * 1800));
       registry.kill('SIGKILL');
       running = false;
@@ -348,6 +421,8 @@ export async function crashLoop(options: CrashLoopOptions): Promise<CrashLoopRep
     }
     const port = await freePort();
     registry = await startRegistry(configPath, port);
+    // Give garbage collection time to reclaim all it may (grace 1 s, a pass every second).
+    if (options.deletes) await new Promise((resolve) => setTimeout(resolve, 3500));
     await verify(
       `http://127.0.0.1:${port}`,
       pushers,

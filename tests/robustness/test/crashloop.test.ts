@@ -11,3 +11,15 @@ describe('crash loop (short form)', () => {
     expect(report.hung).toEqual([]);
   }, 120_000);
 });
+
+describe('crash loop with retention-style deletes (short form)', () => {
+  it('never breaks an acknowledged image while old images sharing its layers are deleted and collected', async () => {
+    const report = await crashLoop({ kills: 4, seed: 20261204, deletes: true, keepOnFailure: false });
+    expect(report.kills).toBe(4);
+    expect(report.acknowledged).toBeGreaterThan(0);
+    expect(report.deleted).toBeGreaterThan(0);
+    expect(report.lost).toEqual([]);
+    expect(report.partialReadable).toEqual([]);
+    expect(report.hung).toEqual([]);
+  }, 120_000);
+});
