@@ -170,6 +170,10 @@ class Pusher {
     const configDigest = sha256(config);
     const layerDigest = sha256(layer);
     this.interrupted.set(layerDigest, namespace);
+    // The shared layer first, as clients check every layer before uploading: the longer the
+    // window between its HEAD and the manifest PUT, the more deletes can race it.
+    const shared = this.sharedLayers?.[Math.floor(this.next() * this.sharedLayers.length)];
+    if (shared) await this.#pushUnlessPresent(base, namespace, shared);
     // Config: monolithic, in one POST.
     const mono = await send(base, 'POST', `/v2/${namespace}/blobs/uploads/?digest=${configDigest}`, config);
     if (mono.status !== 201) throw new Error(`monolithic upload: ${mono.status}`);
@@ -187,11 +191,7 @@ class Pusher {
     const put = await send(base, 'PUT', withDigest(path, layerDigest));
     if (put.status !== 201) throw new Error(`complete: ${put.status}`);
     const layers = [{ digest: layerDigest, size: layer.length }];
-    if (this.sharedLayers) {
-      const shared = this.sharedLayers[Math.floor(this.next() * this.sharedLayers.length)]!;
-      layers.unshift({ digest: sha256(shared), size: shared.length });
-      await this.#pushUnlessPresent(base, namespace, shared);
-    }
+    if (shared) layers.unshift({ digest: sha256(shared), size: shared.length });
     const manifest = Buffer.from(
       JSON.stringify({
         schemaVersion: 2,
@@ -231,8 +231,9 @@ class Pusher {
 
 /**
  * Retention-style deletes: keeps the newest `keep` images of the shared namespace and deletes
- * the older ones by digest, oldest first. An image leaves the expected set when its DELETE is
- * sent: a kill may land before or after the registry acts on it.
+ * the older ones by digest, oldest first. Each image is checked just before its delete, since
+ * an image broken while it exists would otherwise leave the expected set unnoticed. An image
+ * leaves that set when its DELETE is sent: a kill may land before or after the registry acts on it.
  */
 async function deleteOldImages(
   base: string,
@@ -242,6 +243,8 @@ async function deleteOldImages(
 ): Promise<void> {
   const all = pushers.flatMap((pusher) => pusher.acknowledged.map((image) => ({ pusher, image })));
   for (const { pusher, image } of all.slice(0, Math.max(0, all.length - keep))) {
+    report.checked++;
+    await verifyImage(base, image, report);
     pusher.acknowledged.splice(pusher.acknowledged.indexOf(image), 1);
     report.deleted++;
     await send(base, 'DELETE', `/v2/${image.namespace}/manifests/${image.digest}`);
@@ -357,7 +360,7 @@ export async function crashLoop(options: CrashLoopOptions): Promise<CrashLoopRep
     `[server]\nbind_address = "127.0.0.1"\n[global.access_policy]\ndefault = "allow"\n${gc}${storage}`,
   );
   const sharedLayers = options.deletes
-    ? Array.from({ length: 3 }, () => randomBytes(1024 + Math.floor(next() * 256 * 1024)))
+    ? Array.from({ length: 2 }, () => randomBytes(1024 + Math.floor(next() * 256 * 1024)))
     : undefined;
   const pushers = Array.from({ length: options.workers ?? 4 }, (_, i) => new Pusher(i, next, sharedLayers));
   const report: CrashLoopReport = {
@@ -399,8 +402,8 @@ export async function crashLoop(options: CrashLoopOptions): Promise<CrashLoopRep
         workers.push(
           (async () => {
             while (running) {
-              await deleteOldImages(base, pushers, report, 4).catch(() => undefined);
-              await new Promise((resolve) => setTimeout(resolve, 50));
+              await deleteOldImages(base, pushers, report, 1).catch(() => undefined);
+              await new Promise((resolve) => setTimeout(resolve, 5));
             }
           })(),
         );
