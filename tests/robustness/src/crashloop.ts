@@ -403,7 +403,7 @@ export async function crashLoop(options: CrashLoopOptions): Promise<CrashLoopRep
           (async () => {
             while (running) {
               await deleteOldImages(base, pushers, report, 1).catch(() => undefined);
-              await new Promise((resolve) => setTimeout(resolve, 5));
+              await new Promise((resolve) => setTimeout(resolve, 20));
             }
           })(),
         );
