@@ -153,7 +153,15 @@ function s3View(s3: S3Endpoint, prefixes: readonly string[]): StorageView {
 async function danglingProblems(storage: StorageView): Promise<string[]> {
   const keys = await storage.keys();
   const present = new Set(keys);
-  const blob = (hex: string) => `_blobs/sha256/${hex}`;
+  // Blobs and index entries by hex, whatever the directory layout (flat or fanned out).
+  const stored = new Set<string>();
+  const indexed = new Map<string, string>();
+  for (const key of keys) {
+    const blob = /^_blobs\/sha256\/(?:[0-9a-f]{2}\/)?([0-9a-f]{64})$/.exec(key);
+    if (blob) stored.add(blob[1]!);
+    const entry = /^_blob_index\/sha256\/(?:[0-9a-f]{2}\/)?([0-9a-f]{64})$/.exec(key);
+    if (entry) indexed.set(entry[1]!, key);
+  }
   const problems: string[] = [];
   for (const key of keys) {
     const tag = /^(.+)\/_manifests\/tags\/[^/]+\/link$/.exec(key);
@@ -163,20 +171,24 @@ async function danglingProblems(storage: StorageView): Promise<string[]> {
       if (!present.has(revision)) problems.push(`${key} -> missing ${revision}`);
     }
     const linked = /^.+\/_(?:manifests\/revisions|layers)\/sha256\/([0-9a-f]{64})\/link$/.exec(key);
-    if (linked && !present.has(blob(linked[1]!))) problems.push(`${key} -> missing bytes`);
-    const stored = /^_blobs\/sha256\/([0-9a-f]{64})$/.exec(key);
-    if (stored && !present.has(`_blob_index/sha256/${stored[1]}`))
-      problems.push(`${key} not in the blob index`);
-    const indexed = /^_blob_index\/sha256\/([0-9a-f]{64})$/.exec(key);
-    if (indexed) {
-      if (!present.has(blob(indexed[1]!))) problems.push(`${key} -> missing bytes`);
-      const entry = JSON.parse(await storage.read(key)) as Record<string, string[]>;
-      if (Object.keys(entry).length === 0) problems.push(`${key} is empty`);
-    }
+    if (linked && !stored.has(linked[1]!)) problems.push(`${key} -> missing bytes`);
     if (/\/_uploads\//.test(key)) problems.push(`upload left: ${key}`);
     if (key.startsWith('_locks/')) problems.push(`lock left: ${key}`);
   }
+  for (const hex of stored) if (!indexed.has(hex)) problems.push(`blob ${hex} not in the blob index`);
+  for (const [hex, key] of indexed) {
+    // An entry whose holders are all gone waits for garbage collection; it still has its bytes.
+    if (!stored.has(hex)) problems.push(`${key} -> missing bytes`);
+  }
   return problems;
+}
+
+/** One garbage-collection pass over the cluster's storage, as the scrub CronJob runs it. */
+async function collectGarbage(configPath: string): Promise<void> {
+  await execFileAsync(process.execPath, [cliEntry(), '-c', configPath, 'scrub', '--blobs'], {
+    timeout: 60_000,
+    env: { ...process.env, RUST_LOG: 'warn' },
+  });
 }
 
 // --- images --------------------------------------------------------------------------------------
@@ -249,6 +261,8 @@ async function metricsText(instance: Instance): Promise<string> {
 
 interface Cluster {
   readonly instances: Instance[];
+  /** The configuration every instance runs (and `scrub --blobs` reads). */
+  readonly configPath: string;
   readonly storage: StorageView;
   /** The lock backend's name on /metrics. */
   readonly lockBackend: 'redis' | 's3';
@@ -350,6 +364,30 @@ function describeCluster(
       }
     });
 
+    it('takes 48 manifests sharing layers from 12 clients at once, refusing none, and all agree', async () => {
+      const shared = Array.from({ length: 3 }, () => randomBytes(4096));
+      const clients = Array.from({ length: 12 }, (_, i) => instances()[i % instances().length]!.client);
+      const pushed = new Map<string, Image>();
+      await Promise.all(
+        clients.map(async (client, i) => {
+          for (let j = 0; j < 4; j++) {
+            const image = makeImage([shared[(i + j) % shared.length]!, shared[(i + j + 1) % shared.length]!]);
+            pushed.set(`c${i}-m${j}`, image);
+            await push(client, 'fanin/app', `c${i}-m${j}`, image);
+          }
+        }),
+      );
+      expect(pushed.size).toBe(48);
+      const expected = [...pushed.keys()].sort();
+      for (const instance of instances()) {
+        expect((await instance.client.tags('fanin/app')).tags).toEqual(expected);
+        for (const [tag, image] of pushed)
+          expect(await tagDigest(instance.client, 'fanin/app', tag)).toBe(image.digest);
+      }
+      for (const image of [...pushed.values()].slice(0, 4))
+        await expectReadable(instances()[0]!.client, 'fanin/app', image);
+    });
+
     it('shares a layer across namespaces under concurrent pushes and deletes, and reclaims it with the last', async () => {
       const shared = randomBytes(8192);
       const layer = sha256(shared);
@@ -390,6 +428,11 @@ function describeCluster(
         ),
       );
       expect(deleted.every((status) => status === 202)).toBe(true);
+      // Deletes reclaim nothing themselves: the layer stays until garbage collection runs.
+      for (const [ns] of rest) expect(await instances()[0]!.client.headBlob(ns, layer)).toBe(200);
+      // One pass revokes the orphaned grants, the next reclaims the bytes no one holds any more.
+      await collectGarbage(cluster.configPath);
+      await collectGarbage(cluster.configPath);
       for (const instance of instances()) {
         for (const [ns] of rest) expect(await instance.client.headBlob(ns, layer)).toBe(404);
       }
@@ -499,9 +542,17 @@ async function startRedis() {
   return { ...server, cli };
 }
 
-/** What every cluster's configuration starts with: open access, one repository with immutable tags. */
+/**
+ * What every cluster's configuration starts with: open access, one repository with immutable tags,
+ * and garbage collection left to the tests (`scrub --blobs`), with no grace period: the harshest
+ * setting for a push that races it.
+ */
 const CLUSTER_CONFIG = `[server]
 bind_address = "127.0.0.1"
+
+[gc]
+grace_period_secs = 0
+interval_secs = 0
 
 [global.access_policy]
 default = "allow"
@@ -534,6 +585,7 @@ key_prefix = "angos-locks"
   return {
     cluster: {
       instances,
+      configPath,
       storage: fsView(root),
       lockBackend: 'redis',
       ttlMs: REDIS_TTL_SECS * 1000,
@@ -592,6 +644,7 @@ operation_attempt_timeout_secs = 1
   return {
     cluster: {
       instances,
+      configPath,
       storage,
       lockBackend: 's3',
       ttlMs: S3_TTL_SECS * 1000,
