@@ -14,6 +14,7 @@ import {
 import { authSchema } from './sections/auth.js';
 import { cacheSchema } from './sections/cache.js';
 import { eventWebhooksSchema } from './sections/event-webhook.js';
+import { gcSchema } from './sections/gc.js';
 import { globalSchema } from './sections/global.js';
 import { lockBackend } from './sections/lock-strategy.js';
 import { observabilitySchema } from './sections/observability.js';
@@ -49,6 +50,7 @@ const rootFields: Fields<ConfigInput> = {
   observability: defaulted(observabilitySchema),
   ui: defaulted(uiSchema),
   services: defaulted(servicesSchema),
+  gc: defaulted(gcSchema),
 };
 
 /** The whole document's shape: what the drift test compares with the configuration reference. */

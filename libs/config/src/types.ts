@@ -18,6 +18,7 @@ export interface Config {
   observability: ObservabilityConfig;
   ui: UiConfig;
   services: ServicesConfig;
+  gc: GcConfig;
 }
 
 // --- [server] ---------------------------------------------------------------------------------
@@ -327,4 +328,12 @@ export interface ServicesConfig {
   registry_api_url?: string;
   /** Shared secret the gateway presents to vouch for the requests it forwards. */
   internal_token?: string;
+}
+
+/** Project-specific: online garbage collection (`[gc]`). */
+export interface GcConfig {
+  /** How long a grant or a blob must have had no reference before a pass may reclaim it. */
+  grace_period_secs: number;
+  /** How often `angos server` runs a pass in the background; 0: never (run `angos scrub --blobs`). */
+  interval_secs: number;
 }

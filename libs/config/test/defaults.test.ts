@@ -33,6 +33,7 @@ describe('documented defaults', () => {
       observability: {},
       ui: { enabled: false, name: 'Angos' },
       services: {},
+      gc: { grace_period_secs: 3600, interval_secs: 3600 },
     });
     // Optional options stay absent rather than present-and-undefined.
     expect(Object.hasOwn(config.global, 'job_queue')).toBe(false);

@@ -622,3 +622,20 @@ describe('[services]', () => {
     ]);
   });
 });
+
+describe('[gc]', () => {
+  it('parses the grace period and the interval', () => {
+    const { config } = parseWith('[gc]\ngrace_period_secs = 600\ninterval_secs = 0\n');
+    expect(config.gc).toEqual({ grace_period_secs: 600, interval_secs: 0 });
+  });
+
+  it('rejects negative, fractional and unknown values, naming the key', () => {
+    expectIssues(`${BASE}[gc]\ngrace_period_secs = -1\n`, [
+      'gc.grace_period_secs: expected integer 0..9007199254740991',
+    ]);
+    expectIssues(`${BASE}[gc]\ninterval_secs = 1.5\n`, [
+      'gc.interval_secs: expected integer 0..9007199254740991',
+    ]);
+    expectIssues(`${BASE}[gc]\ngrace = 1\n`, ['gc.grace: unknown option']);
+  });
+});
