@@ -1,103 +1,122 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parse as parseToml } from 'smol-toml';
 import { describe, expect, it } from 'vitest';
-import { configShape, loadConfig, type Shape, unsupportedFeatures } from '../src/index.js';
+import {
+  type Config,
+  configShape,
+  loadConfig,
+  parseConfig,
+  parseSize,
+  type Shape,
+  UNSUPPORTED_FEATURES,
+  unsupportedFeatures,
+} from '../src/index.js';
+import { ARGON2ID_HASH, S3_CONNECTION } from './helpers.js';
 
 /**
- * Drift tests (STYLE.md #7): the schema and the configuration reference describe the same
- * options — every option in the reference's tables exists in the schema, and the schema has no
- * option the reference does not document (except the project's own `[services]`, documented in
- * this package's README). And every example configuration in deploy/ parses.
+ * Drift tests (STYLE.md #7): the schema and the configuration reference in docs/configuration.md
+ * describe the same options. Every option of the schema has a row in the reference, every row
+ * names an option of the schema, the defaults the rows state are the defaults the loader fills
+ * in, and the features this build refuses are the ones the reference marks. Every example
+ * configuration in deploy/ parses. Nothing outside the repository is read.
  */
 
 const here = dirname(fileURLToPath(import.meta.url));
-const SPEC_DIR = '/work/shared/spec';
-const README = join(here, '..', 'README.md');
-const DEPLOY_DIR = join(here, '..', '..', '..', 'deploy');
+const REPOSITORY = join(here, '..', '..', '..');
+const REFERENCE = join(REPOSITORY, 'docs', 'configuration.md');
+const DEPLOY_DIR = join(REPOSITORY, 'deploy');
 
-function specFile(prefix: string): string | undefined {
-  if (!existsSync(SPEC_DIR)) return undefined;
-  const name = readdirSync(SPEC_DIR).find((file) => file.startsWith(prefix));
-  return name === undefined ? undefined : join(SPEC_DIR, name);
+// ---------------------------------------------------------------------------------------------
+// The reference, read as data
+
+/** A table of the reference: its header cells and its rows' cells (backticks kept). */
+interface MarkdownTable {
+  /** The last heading above the table. */
+  readonly heading: string;
+  readonly header: readonly string[];
+  readonly rows: readonly (readonly string[])[];
 }
 
-const REFERENCE = specFile('000_');
-const STORAGE_GUIDE = specFile('004_');
+const cellsOf = (line: string): string[] =>
+  line
+    .trim()
+    .replace(/^\||\|$/g, '')
+    .split('|')
+    .map((cell) => cell.trim());
 
-/** A section heading of the reference: `Server (server)`, `Upstream (repository."<namespace>".upstream)`. */
-const HEADING = /^[A-Z][A-Za-z0-9 -]*\(([a-z_]+(?:\.(?:[a-z0-9_]+|<name>|"<namespace>"))*)\)$/;
-/** A whole-line TOML table header in an example: `[metadata_store.s3.lock_strategy.s3]`. */
-const TOML_HEADER = /^\[([a-z_]+(?:\.[a-z0-9_]+)*)\]$/;
-const OPTION_TABLE_HEADER = '| Option | Type | Default | Description |';
-/** `bind_address | string | required | …` — the text extraction drops the leading pipe. */
-const OPTION_ROW = /^([a-z_][a-z0-9_]*(?:\.[a-z_][a-z0-9_]*)*) \| /;
-
-/**
- * Option tables of the reference, keyed by section path. A table belongs to the last section
- * heading, unless a TOML header line of an example sits between them (the lock tables are
- * introduced by `[metadata_store.s3.lock_strategy.s3]` / `.redis]` examples, not by a heading).
- */
-function referenceTables(text: string): { tables: Map<string, string[]>; sameAs: Map<string, string> } {
-  const tables = new Map<string, string[]>();
-  const sameAs = new Map<string, string>();
-  let heading: string | undefined;
-  let header: string | undefined;
-  let section: string | undefined;
-  const lines = text.split('\n').map((line) => line.trim());
-  lines.forEach((line, index) => {
-    const headingMatch = HEADING.exec(line);
-    if (headingMatch) {
-      heading = headingMatch[1]!;
-      header = undefined;
-      section = undefined;
-      // `Same as global.access_policy.` / `Same connection options as blob_store.s3, plus:`
-      const alias = /^Same (?:connection options )?as ([a-z_]+(?:\.[a-z0-9_]+)*)/.exec(
-        lines[index + 1] ?? '',
-      );
-      if (alias) sameAs.set(heading, alias[1]!);
-      return;
-    }
-    const tomlMatch = TOML_HEADER.exec(line);
-    if (tomlMatch && heading !== undefined) {
-      header = tomlMatch[1]!;
-      return;
-    }
-    if (line === OPTION_TABLE_HEADER) {
-      section = header ?? heading;
-      return;
-    }
-    if (section === undefined || line.startsWith('|---')) return;
-    const row = OPTION_ROW.exec(line);
-    if (!row) {
-      section = undefined;
-      return;
-    }
-    tables.set(section, [...(tables.get(section) ?? []), row[1]!]);
-  });
-  return { tables, sameAs };
-}
-
-/** Every option the reference documents, as a full key path (`server.tls.client_ca_bundle`). */
-function referenceOptions(text: string): Set<string> {
-  const { tables, sameAs } = referenceTables(text);
-  const options = new Set<string>();
-  const add = (section: string, rows: readonly string[]) => {
-    for (const row of rows) options.add(`${section}.${row}`);
-  };
-  for (const [section, rows] of tables) add(section, rows);
-  for (const [section, target] of sameAs) {
-    let rows = tables.get(target) ?? [];
-    // "Same connection options as blob_store.s3": the connection and retry options; the multipart
-    // options size blob uploads, which the metadata store never does.
-    if (section === 'metadata_store.s3') rows = rows.filter((row) => !row.startsWith('multipart_'));
-    add(section, rows);
+/** Every pipe table of a Markdown document, outside fenced code blocks. */
+function markdownTables(text: string): MarkdownTable[] {
+  const tables: { heading: string; header: string[]; rows: string[][] }[] = [];
+  let current: { heading: string; header: string[]; rows: string[][] } | undefined;
+  let fenced = false;
+  let heading = '';
+  let previous = '';
+  for (const line of text.split('\n')) {
+    if (line.startsWith('```')) fenced = !fenced;
+    if (!fenced && line.startsWith('#')) heading = line;
+    const isRow = !fenced && line.startsWith('|');
+    if (!isRow) current = undefined;
+    else if (/^\|(\s*:?-+:?\s*\|)+$/.test(line.trim())) {
+      current = { heading, header: cellsOf(previous), rows: [] };
+      tables.push(current);
+    } else current?.rows.push(cellsOf(line));
+    previous = line;
   }
-  // The Redis lock table is printed once, under the S3 example; the compatibility matrix
-  // ("redis | Yes | Yes") and [metadata_store.fs.lock_strategy.redis] in the prose apply it to fs.
-  add('metadata_store.fs.lock_strategy.redis', tables.get('metadata_store.s3.lock_strategy.redis') ?? []);
-  return options;
+  return tables;
 }
+
+/** `` `server.port` `` → `server.port`; undefined when the cell is not one code span. */
+const codeSpan = (cell: string | undefined): string | undefined => /^`([^`]+)`$/.exec(cell ?? '')?.[1];
+
+/** The tables a heading names: `` ### `[server.tls]` `` → `server.tls`; `[[…]]` too. */
+function tablesNamedIn(heading: string): string[] {
+  return [...heading.matchAll(/`\[\[?([^`]+?)\]\]?`/g)].map((match) => match[1]!);
+}
+
+function tablesWithHeader(text: string, header: readonly string[]): MarkdownTable[] {
+  return markdownTables(text).filter((table) => table.header.join('|') === header.join('|'));
+}
+
+const OPTION_HEADER = ['Option', 'Type', 'Default', 'Description'];
+
+interface DocumentedOption {
+  readonly path: string;
+  /** The last heading above the row. */
+  readonly heading: string;
+  readonly type: string;
+  readonly default: string;
+  readonly description: string;
+}
+
+/** The option rows of the reference: first cell the full key path in backticks. */
+function documentedOptions(text: string): DocumentedOption[] {
+  return tablesWithHeader(text, OPTION_HEADER).flatMap((table) =>
+    table.rows.map((cells) => {
+      const path = codeSpan(cells[0]);
+      if (path === undefined)
+        throw new Error(`option row without a key path in backticks: ${cells.join(' | ')}`);
+      return {
+        path,
+        heading: table.heading,
+        type: cells[1] ?? '',
+        default: cells[2] ?? '',
+        description: cells[3] ?? '',
+      };
+    }),
+  );
+}
+
+/** First column of the tables with `header`, as code spans. */
+function firstColumn(text: string, header: readonly string[]): string[] {
+  return tablesWithHeader(text, header).flatMap((table) =>
+    table.rows.map((cells) => codeSpan(cells[0]) ?? `(not a code span: ${cells[0]})`),
+  );
+}
+
+// ---------------------------------------------------------------------------------------------
+// The schema, read as data
 
 interface SchemaPaths {
   leaves: Set<string>;
@@ -110,7 +129,7 @@ function schemaPaths(
   shape: Shape,
   prefix = '',
   out: SchemaPaths = { leaves: new Set(), containers: new Set(), legacy: new Set() },
-) {
+): SchemaPaths {
   const join = (key: string) => (prefix === '' ? key : `${prefix}.${key}`);
   switch (shape.kind) {
     case 'scalar':
@@ -126,6 +145,7 @@ function schemaPaths(
       schemaPaths(shape.value.shape, join(shape.placeholder), out);
       break;
     case 'array':
+      out.containers.add(prefix);
       schemaPaths(shape.item.shape, prefix, out);
       break;
     case 'union':
@@ -135,89 +155,229 @@ function schemaPaths(
   return out;
 }
 
-const PROJECT_SECTIONS = ['services', 'gc'];
-const isProjectSpecific = (path: string) =>
-  PROJECT_SECTIONS.some((section) => path === section || path.startsWith(`${section}.`));
+// ---------------------------------------------------------------------------------------------
+// Defaults: documented values against what the loader fills in
 
-/** Deprecated spellings the schema still accepts, each with the documentation that names it. */
-const LEGACY_EVIDENCE: Readonly<Record<string, { doc: 'reference' | 'storage'; text: string }>> = {
-  'global.access_policy.default_allow': { doc: 'reference', text: 'default_allow' },
-  'repository."<namespace>".access_policy.default_allow': { doc: 'reference', text: 'default_allow' },
-  'metadata_store.fs.redis': { doc: 'storage', text: '[metadata_store.fs.redis]' },
-  'metadata_store.s3.redis': { doc: 'storage', text: '[metadata_store.s3.redis]' },
-};
+/**
+ * Documents that turn on every table with options of their own, so each documented default can
+ * be looked up in a loaded configuration; a path is looked up in the first document that has it.
+ * Only required keys are written; everything else comes from the loader's defaults.
+ */
+const SAMPLES: readonly string[] = [
+  // First the smallest documents: the metadata store follows the blob store, locks stay in memory.
+  `
+[server]
+bind_address = "127.0.0.1"
+[blob_store.fs]
+root_dir = "/var/lib/angos"
+`,
+  `
+[server]
+bind_address = "127.0.0.1"
+[blob_store.s3]
+${S3_CONNECTION}
+`,
+  `
+[server]
+bind_address = "127.0.0.1"
+[server.tls]
+server_certificate_bundle = "server.crt"
+server_private_key = "server.key"
+[blob_store.fs]
+root_dir = "/var/lib/angos"
+[metadata_store.fs]
+[metadata_store.fs.lock_strategy.redis]
+url = "redis://127.0.0.1:6379"
+ttl = 10
+[global.job_queue]
+[cache.redis]
+url = "redis://127.0.0.1:6379"
+[auth.identity.alice]
+username = "alice"
+password = "${ARGON2ID_HASH}"
+[auth.oidc.github-actions]
+provider = "github"
+[auth.webhook.check]
+url = "https://authz.example.com/check"
+timeout_ms = 500
+basic_auth = { username = "registry", password = "secret" }
+[repository."team"]
+upstream = [{ url = "https://registry-1.docker.io" }]
+downstream = [{ name = "mirror", url = "https://mirror.example.com" }]
+[repository."team".access_policy]
+[repository."team".retention_policy]
+[event_webhook.audit]
+url = "https://audit.example.com/hook"
+policy = "async"
+events = ["manifest.push"]
+[observability.tracing]
+endpoint = "http://127.0.0.1:4318"
+sampling_rate = 0.5
+`,
+  `
+[server]
+bind_address = "127.0.0.1"
+[blob_store.s3]
+${S3_CONNECTION}
+[metadata_store.s3]
+${S3_CONNECTION}
+[metadata_store.s3.lock_strategy.s3]
+[metadata_store.s3.capabilities]
+put_if_none_match = true
+put_if_match = true
+`,
+  `
+[server]
+bind_address = "127.0.0.1"
+[blob_store.s3]
+${S3_CONNECTION}
+[metadata_store.s3]
+${S3_CONNECTION}
+[metadata_store.s3.lock_strategy.redis]
+url = "redis://127.0.0.1:6379"
+ttl = 10
+`,
+];
 
-describe.skipIf(REFERENCE === undefined)('schema ↔ configuration reference', () => {
-  const reference = referenceOptions(readFileSync(REFERENCE ?? '/dev/null', 'utf8'));
+/** `repository."team".upstream` → `['repository', 'team', 'upstream']`; placeholders stay. */
+function segmentsOf(path: string): string[] {
+  return [...path.matchAll(/"([^"]*)"|([^.]+)/g)].map((match) => match[1] ?? match[2]!);
+}
+
+const MISSING = Symbol('missing');
+
+/** The value at a documented path: a placeholder takes the first entry, an array its first item. */
+function valueAt(config: unknown, path: string): unknown {
+  let value: unknown = config;
+  for (const segment of segmentsOf(path)) {
+    if (Array.isArray(value)) value = value[0];
+    if (typeof value !== 'object' || value === null) return MISSING;
+    const record = value as Record<string, unknown>;
+    const key = segment.startsWith('<') ? Object.keys(record)[0] : segment;
+    if (key === undefined || !Object.hasOwn(record, key)) return MISSING;
+    value = record[key];
+  }
+  return value;
+}
+
+/** A Default cell that is one TOML value in backticks (`8000`, `"5MiB"`, `[]`), as a value. */
+function literalDefault(cell: string): { value: unknown } | undefined {
+  const literal = codeSpan(cell);
+  if (literal === undefined) return undefined;
+  try {
+    return { value: parseToml(`value = ${literal}`)['value'] };
+  } catch {
+    return undefined;
+  }
+}
+
+/** Sizes are documented as the TOML string users write (`"5MiB"`) and loaded as bytes. */
+function asLoaded(documented: unknown, loaded: unknown): unknown {
+  if (typeof documented === 'string' && typeof loaded === 'number') {
+    const size = parseSize(documented);
+    return 'value' in size ? size.value : documented;
+  }
+  return documented;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+describe('schema ↔ docs/configuration.md', () => {
+  const reference = readFileSync(REFERENCE, 'utf8');
+  const options = documentedOptions(reference);
+  const documented = options.map((option) => option.path);
   const schema = schemaPaths(configShape);
-  const known = new Set([...schema.leaves, ...schema.containers]);
 
-  it('extracts the reference tables (guards against a silently empty comparison)', () => {
-    expect(reference.size).toBeGreaterThan(130);
-    for (const option of [
-      'server.bind_address',
-      'server.tls.client_ca_bundle',
-      'global.job_queue.pending_refresh_interval_secs',
-      'global.access_policy.default',
-      'metadata_store.s3.capabilities.delete_if_match',
-      'metadata_store.s3.lock_strategy.s3.max_hold_secs',
-      'metadata_store.s3.lock_strategy.redis.ttl',
-      'metadata_store.s3.access_key_id',
-      'auth.oidc.<name>.jwks_uri',
-      'auth.webhook.<name>.basic_auth.username',
-      'repository."<namespace>".downstream.namespace_filter',
-      'repository."<namespace>".retention_policy.rules',
-      'observability.tracing.sampling_rate',
-      'ui.name',
-    ]) {
-      expect(reference, option).toContain(option);
-    }
+  it('reads the option tables (guards against a silently empty comparison)', () => {
+    expect(documented.length).toBeGreaterThan(130);
+    expect(documented).toContain('server.bind_address');
+    expect(documented).toContain('metadata_store.s3.lock_strategy.s3.max_hold_secs');
+    expect(documented).toContain('services.internal_token');
   });
 
-  it('has every documented option in the schema', () => {
-    const missing = [...reference].filter((option) => !known.has(option));
-    expect(missing).toEqual([]);
+  it('documents every option once', () => {
+    const repeated = documented.filter((path, index) => documented.indexOf(path) !== index);
+    expect(repeated).toEqual([]);
   });
 
-  it('has no option the reference does not document', () => {
-    const undocumented = [...schema.leaves].filter(
-      (leaf) => !reference.has(leaf) && !isProjectSpecific(leaf),
-    );
+  it('documents every option of the schema', () => {
+    const undocumented = [...schema.leaves].filter((leaf) => !documented.includes(leaf));
     expect(undocumented).toEqual([]);
-    // Every table of the schema holds documented options (no empty, undocumented sections).
-    const emptySections = [...schema.containers].filter(
-      (container) =>
-        !isProjectSpecific(container) &&
-        !reference.has(container) &&
-        ![...reference].some((option) => option.startsWith(`${container}.`)),
-    );
-    expect(emptySections).toEqual([]);
   });
 
-  it('accepts only legacy spellings that the documents name', () => {
-    expect([...schema.legacy].sort()).toEqual(Object.keys(LEGACY_EVIDENCE).sort());
-    const texts = {
-      reference: readFileSync(REFERENCE ?? '/dev/null', 'utf8'),
-      storage: STORAGE_GUIDE ? readFileSync(STORAGE_GUIDE, 'utf8') : '',
-    };
-    for (const [path, evidence] of Object.entries(LEGACY_EVIDENCE)) {
-      if (evidence.doc === 'storage' && !STORAGE_GUIDE) continue;
-      expect(texts[evidence.doc], path).toContain(evidence.text);
+  it('documents no option the schema does not have', () => {
+    const unknown = documented.filter((path) => !schema.leaves.has(path));
+    expect(unknown).toEqual([]);
+  });
+
+  it('puts every option under the heading of its table', () => {
+    const misplaced = options
+      .filter((option) => !tablesNamedIn(option.heading).some((name) => option.path.startsWith(`${name}.`)))
+      .map((option) => `${option.path} under "${option.heading}"`);
+    expect(misplaced).toEqual([]);
+  });
+
+  it('gives every option a type, a default and a description', () => {
+    const incomplete = options.filter((o) => o.type === '' || o.default === '' || o.description === '');
+    expect(incomplete).toEqual([]);
+  });
+
+  it('states the defaults the loader fills in', () => {
+    const loaded: Config[] = SAMPLES.map((sample) => {
+      const { config } = parseConfig(sample);
+      return config;
+    });
+    let checked = 0;
+    const wrong: string[] = [];
+    for (const option of options) {
+      const literal = literalDefault(option.default);
+      if (literal === undefined) continue;
+      const config = loaded.find((candidate) => valueAt(candidate, option.path) !== MISSING);
+      if (config === undefined) {
+        wrong.push(`${option.path}: no sample configuration has this option's table`);
+        continue;
+      }
+      const value = valueAt(config, option.path);
+      checked += 1;
+      try {
+        expect(value).toEqual(asLoaded(literal.value, value));
+      } catch {
+        wrong.push(`${option.path}: documented ${option.default}, loaded ${JSON.stringify(value)}`);
+      }
     }
+    expect(wrong).toEqual([]);
+    expect(checked).toBeGreaterThan(60);
   });
-});
 
-describe('[services] ↔ README', () => {
-  it('documents exactly the options of the schema', () => {
-    const readme = readFileSync(README, 'utf8');
-    const section = readme.slice(readme.indexOf('## Services (services)'));
-    const body = section.slice(0, section.indexOf('\n## ', 1));
-    const documented = [...body.matchAll(/^\| `([a-z_]+)` \|/gm)].map((row) => `services.${row[1]}`).sort();
-    const inSchema = [...schemaPaths(configShape).leaves]
-      .filter((path) => path.startsWith('services.'))
-      .sort();
-    expect(documented).toEqual(inSchema);
-    expect(inSchema).toEqual(['services.internal_token', 'services.registry_api_url']);
+  it('lists the deprecated spellings the schema accepts', () => {
+    const listed = firstColumn(reference, ['Deprecated option', 'Use instead']);
+    expect(listed.sort()).toEqual([...schema.legacy].sort());
+  });
+
+  it('lists the features this build refuses, and marks them where they are documented', () => {
+    const listed = firstColumn(reference, ['Feature', 'Turned on by']);
+    expect(listed).toEqual([...UNSUPPORTED_FEATURES]);
+    for (const feature of UNSUPPORTED_FEATURES) {
+      const row = options.find((option) => option.path === feature);
+      if (row !== undefined) {
+        expect(row.description, feature).toMatch(/not supported yet/i);
+        continue;
+      }
+      // A table: the text between its heading and the next heading says so.
+      const lines = reference.split('\n');
+      const heading = lines.findIndex(
+        (line) => line.startsWith('#') && tablesNamedIn(line).includes(feature),
+      );
+      expect(heading, `no heading for ${feature}`).toBeGreaterThan(-1);
+      const body = lines.slice(heading + 1);
+      const section = body
+        .slice(
+          0,
+          body.findIndex((line) => line.startsWith('#')),
+        )
+        .join('\n');
+      expect(section, feature).toMatch(/not supported yet/i);
+    }
   });
 });
 
