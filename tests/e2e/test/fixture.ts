@@ -87,7 +87,7 @@ const inCi = (): boolean => !['', '0', 'false'].includes((process.env['CI'] ?? '
 
 /** How to install a tool that does not come from Debian's packages (CLIENTS.md lists those). */
 const INSTALL_HINTS: Readonly<Record<string, string>> = {
-  go: 'install Go >= 1.24: curl -fsSL https://go.dev/dl/go1.26.8.linux-amd64.tar.gz | tar -C /usr/local -xz && export PATH=$PATH:/usr/local/go/bin',
+  go: 'install Go >= 1.24 as .ci/run does, or: curl -fsSL https://go.dev/dl/go1.26.8.linux-amd64.tar.gz | tar -C /usr/local -xz && export PATH=$PATH:/usr/local/go/bin',
 };
 
 /**
