@@ -235,7 +235,12 @@ export function parseJunit(xml: string): ConformanceReport {
     const status = /\bstatus="([^"]*)"/.exec(attributes)?.[1] ?? '';
     const failure = /<(failure|error)\b([^>]*)>/.exec(body);
     if (failure || ['failed', 'failure', 'error'].includes(status)) {
-      const message = decodeXml(/\bmessage="([^"]*)"/.exec(failure?.[2] ?? '')?.[1] ?? status);
+      // Ginkgo says why in the failure's message, the main branch's suite in the case's stdout.
+      const why =
+        /\bmessage="([^"]*)"/.exec(failure?.[2] ?? '')?.[1] ??
+        /<system-out>([\s\S]*?)<\/system-out>/.exec(body)?.[1] ??
+        status;
+      const message = decodeXml(why);
       report.failed.push({ name, message: message.slice(0, 500) });
     } else if (status === 'skipped' || /<skipped\b/.test(body)) {
       report.skipped++;
