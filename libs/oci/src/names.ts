@@ -31,13 +31,26 @@ export type Reference = { kind: 'tag'; tag: string } | { kind: 'digest'; digest:
  * everything else must be a valid tag (TAG_INVALID).
  */
 export function parseReference(ref: string): Reference {
-  if (typeof ref === 'string' && (isDigestString(ref) || ref.includes(':'))) {
-    return { kind: 'digest', digest: parseDigest(ref) };
-  }
+  if (isMeantAsDigest(ref)) return { kind: 'digest', digest: parseDigest(ref) };
   if (!isValidTag(ref)) {
     throw new OciError('TAG_INVALID', { tag: typeof ref === 'string' ? truncateForDetail(ref) : null });
   }
   return { kind: 'tag', tag: ref };
+}
+
+/**
+ * The `<reference>` of a manifest GET, HEAD or DELETE. A name that is not a valid tag can never
+ * have been pushed, so it names no manifest: MANIFEST_UNKNOWN (404), as distribution and zot
+ * answer and the conformance suite expects, where a PUT gets TAG_INVALID (400). A malformed
+ * digest is still DIGEST_INVALID.
+ */
+export function parseLookupReference(ref: string): Reference {
+  if (isMeantAsDigest(ref) || isValidTag(ref)) return parseReference(ref);
+  throw new OciError('MANIFEST_UNKNOWN', { tag: typeof ref === 'string' ? truncateForDetail(ref) : null });
+}
+
+function isMeantAsDigest(ref: string): boolean {
+  return typeof ref === 'string' && (isDigestString(ref) || ref.includes(':'));
 }
 
 /** Throws OciError('NAME_INVALID') unless `name` is a valid namespace. */

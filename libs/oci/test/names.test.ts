@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { isValidNamespace, isValidTag, OciError, parseReference } from '../src/index.js';
+import {
+  isValidNamespace,
+  isValidTag,
+  OciError,
+  parseLookupReference,
+  parseReference,
+} from '../src/index.js';
 
 const HEX = 'ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad';
 
@@ -126,5 +132,30 @@ describe('parseReference', () => {
     const error = errorOf(() => parseReference(ref));
     expect(error.kind).toBe('TAG_INVALID');
     expect(error.status).toBe(400);
+  });
+});
+
+describe('parseLookupReference', () => {
+  it('parses tags and digests as parseReference does', () => {
+    expect(parseLookupReference('latest')).toEqual({ kind: 'tag', tag: 'latest' });
+    expect(parseLookupReference(`sha256:${HEX}`)).toEqual({
+      kind: 'digest',
+      digest: { algorithm: 'sha256', hex: HEX },
+    });
+  });
+
+  it.each([
+    ['the conformance suite', '.INVALID_MANIFEST_NAME'],
+    ['empty', ''],
+    ['129 characters', 'x'.repeat(129)],
+    ['slash', 'a/b'],
+  ])('answers MANIFEST_UNKNOWN (404) for a name no push could create (%s)', (_label, ref) => {
+    const error = errorOf(() => parseLookupReference(ref));
+    expect(error.kind).toBe('MANIFEST_UNKNOWN');
+    expect(error.status).toBe(404);
+  });
+
+  it('still rejects a bad digest with DIGEST_INVALID', () => {
+    expect(errorOf(() => parseLookupReference('sha256:abc')).kind).toBe('DIGEST_INVALID');
   });
 });

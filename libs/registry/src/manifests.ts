@@ -19,6 +19,7 @@ import { type BlobIndex, manifestRef } from './blob-index.js';
 import type { BlobLocks } from './blob-locks.js';
 import { DOWNLOAD_URL_TTL_SECS } from './blobs.js';
 import { ByteCache } from './byte-cache.js';
+import { holdsManifest } from './catalog.js';
 import type { Grants } from './grants.js';
 import { encodeLink, readLink } from './links.js';
 import type { NamespaceSettings } from './settings.js';
@@ -229,16 +230,13 @@ export class Manifests {
     this.deps.logger.debug('manifest deleted', { namespace, digest: formatDigest(digest), tags });
   }
 
-  /** Tags sorted by code point, after `last`, at most `limit`. NAME_UNKNOWN for a namespace that holds nothing. */
+  /** Tags sorted by code point, after `last`, at most `limit`. NAME_UNKNOWN for a namespace that holds no manifest. */
   async listTags(
     namespace: string,
     options: { limit?: number | undefined; last?: string | undefined },
   ): Promise<{ tags: string[]; more: boolean }> {
     const all = await this.deps.metadata.list(keyFor({ kind: 'tags', namespace }));
-    if (
-      all.length === 0 &&
-      (await this.deps.metadata.list(keyFor({ kind: 'namespace', namespace }))).length === 0
-    ) {
+    if (all.length === 0 && !(await holdsManifest(this.deps.metadata, namespace))) {
       throw new OciError('NAME_UNKNOWN', { namespace });
     }
     const last = options.last;

@@ -293,13 +293,38 @@ describe.each(BACKENDS)('on $name storage', (backend: Backend) => {
         expect(wildcard.status).toBe(200);
       });
 
-      it('answers MANIFEST_UNKNOWN for unknown tags and digests, TAG_INVALID-style errors for bad tags', async () => {
+      it('answers MANIFEST_UNKNOWN for unknown tags and digests', async () => {
         expect(errorCode(await api.send('GET', '/v2/t/img/manifests/nope'))).toBe('MANIFEST_UNKNOWN');
         expect((await api.send('GET', `/v2/t/img/manifests/${sha256('x')}`)).status).toBe(404);
-        const badTag = await api.send('GET', `/v2/t/img/manifests/${'a'.repeat(129)}`);
-        expect(badTag.status).toBe(400);
-        expect((await api.send('GET', '/v2/t/img/manifests/-leading-dash')).status).toBe(400);
       });
+
+      // Conformance (distribution-spec suite v1.1.1) and distribution/zot: a name that no push
+      // could have created names no manifest. Only a PUT is told that its tag is invalid.
+      it.each([
+        ['the conformance suite', '.INVALID_MANIFEST_NAME'],
+        ['129 characters', 'a'.repeat(129)],
+        ['leading dash', '-leading-dash'],
+      ])(
+        'answers 404 MANIFEST_UNKNOWN to GET, HEAD and DELETE by an invalid tag (%s), 400 to a PUT',
+        async (_label, tag) => {
+          await pushImage(api, 't/img', 'v1');
+          for (const method of ['GET', 'HEAD', 'DELETE']) {
+            const reply = await api.send(method, `/v2/t/img/manifests/${tag}`, {
+              headers: { Accept: ALL_MANIFEST_TYPES },
+            });
+            expect(reply.status, method).toBe(404);
+            if (method !== 'HEAD') expect(errorCode(reply), method).toBe('MANIFEST_UNKNOWN');
+          }
+          const image = await pushImage(api, 't/img', 'v2');
+          const put = await api.send('PUT', `/v2/t/img/manifests/${tag}`, {
+            body: image.body,
+            headers: { 'Content-Type': OCI_MANIFEST },
+          });
+          expect(put.status).toBe(400);
+          expect(errorCode(put)).toBe('MANIFEST_INVALID');
+          expect(put.json().errors[0].message).toBe('invalid tag');
+        },
+      );
 
       it.each([
         ['invalid JSON', '{"schemaVersion": 2,', OCI_MANIFEST],
@@ -348,6 +373,45 @@ describe.each(BACKENDS)('on $name storage', (backend: Backend) => {
         });
         expect(tagged.status).toBe(201);
         expect((await api.send('GET', '/v2/t/img/tags/list')).json().tags).toEqual(['a', 'b', 'base']);
+      });
+
+      it('echoes every tag a push by digest created in OCI-Tag, once each', async () => {
+        const image = await pushImage(api, 't/img', 'base');
+        const tagged = await api.send(
+          'PUT',
+          `/v2/t/img/manifests/${image.digest}?tag=1.2.3&tag=latest&tag=1.2.3`,
+          {
+            body: image.body,
+            headers: { 'Content-Type': OCI_MANIFEST },
+          },
+        );
+        expect(tagged.status).toBe(201);
+        expect(tagged.headers['oci-tag']).toBe('1.2.3, latest');
+        expect((await api.send('GET', '/v2/t/img/tags/list')).json().tags).toEqual([
+          '1.2.3',
+          'base',
+          'latest',
+        ]);
+        // Without ?tag=, and on a push by tag (which ignores ?tag=), no tag header.
+        const untagged = await api.send('PUT', `/v2/t/img/manifests/${image.digest}`, {
+          body: image.body,
+          headers: { 'Content-Type': OCI_MANIFEST },
+        });
+        expect(untagged.headers['oci-tag']).toBeUndefined();
+        const byTag = await api.send('PUT', '/v2/t/img/manifests/v9?tag=other', {
+          body: image.body,
+          headers: { 'Content-Type': OCI_MANIFEST },
+        });
+        expect(byTag.status).toBe(201);
+        expect(byTag.headers['oci-tag']).toBeUndefined();
+        // One invalid tag refuses the whole push: nothing to echo.
+        const invalid = await api.send('PUT', `/v2/t/img/manifests/${image.digest}?tag=ok&tag=.bad`, {
+          body: image.body,
+          headers: { 'Content-Type': OCI_MANIFEST },
+        });
+        expect(invalid.status).toBe(400);
+        expect(invalid.headers['oci-tag']).toBeUndefined();
+        expect((await api.send('GET', '/v2/t/img/manifests/ok')).status).toBe(404);
       });
 
       it('deletes a tag without deleting the manifest', async () => {
@@ -510,6 +574,29 @@ describe.each(BACKENDS)('on $name storage', (backend: Backend) => {
         expect(errorCode(reply)).toBe('NAME_UNKNOWN');
       });
 
+      // As distribution: a namespace is known once it holds a manifest. Layers, upload sessions
+      // and manifests that were deleted do not make one.
+      it('answers NAME_UNKNOWN for a namespace with only blobs, an upload session or deleted manifests', async () => {
+        await pushBlob(api, 't/layers', 'only a layer');
+        expect((await api.send('POST', '/v2/t/session/blobs/uploads/')).status).toBe(202);
+        const gone = await pushImage(api, 't/gone', 'v1');
+        expect((await api.send('DELETE', `/v2/t/gone/manifests/${gone.digest}`)).status).toBe(202);
+        for (const namespace of ['t/layers', 't/session', 't/gone']) {
+          const reply = await api.send('GET', `/v2/${namespace}/tags/list`);
+          expect(reply.status, namespace).toBe(404);
+          expect(errorCode(reply), namespace).toBe('NAME_UNKNOWN');
+        }
+      });
+
+      it('lists no tags, with a 200, for a namespace whose manifests are untagged', async () => {
+        const image = await pushImage(api, 't/img', 'v1');
+        expect((await api.send('DELETE', '/v2/t/img/manifests/v1')).status).toBe(202);
+        expect((await api.send('GET', `/v2/t/img/manifests/${image.digest}`)).status).toBe(200);
+        const reply = await api.send('GET', '/v2/t/img/tags/list');
+        expect(reply.status).toBe(200);
+        expect(reply.json()).toEqual({ name: 't/img', tags: [] });
+      });
+
       it('lists repositories in the catalog', async () => {
         await pushImage(api, 'b/img', 'v1');
         await pushImage(api, 'a/img', 'v1');
@@ -522,6 +609,18 @@ describe.each(BACKENDS)('on $name storage', (backend: Backend) => {
         const page = await api.send('GET', '/v2/_catalog?n=1');
         expect(page.json().repositories).toEqual(['a/img']);
         expect(page.headers.link).toContain('last=a%2Fimg');
+      });
+
+      it('lists only namespaces that hold a manifest in the catalog', async () => {
+        await pushImage(api, 'a/img', 'v1');
+        await pushBlob(api, 'a/img/layers', 'only a layer');
+        expect((await api.send('POST', '/v2/b/session/blobs/uploads/')).status).toBe(202);
+        const gone = await pushImage(api, 'c/gone', 'v1');
+        expect((await api.send('DELETE', `/v2/c/gone/manifests/${gone.digest}`)).status).toBe(202);
+        const untagged = await pushImage(api, 'd/untagged', 'v1');
+        expect((await api.send('DELETE', '/v2/d/untagged/manifests/v1')).status).toBe(202);
+        expect((await api.send('GET', `/v2/d/untagged/manifests/${untagged.digest}`)).status).toBe(200);
+        expect((await api.send('GET', '/v2/_catalog')).json().repositories).toEqual(['a/img', 'd/untagged']);
       });
     });
 

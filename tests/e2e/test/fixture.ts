@@ -85,6 +85,11 @@ const onPath = (name: string): boolean =>
 
 const inCi = (): boolean => !['', '0', 'false'].includes((process.env['CI'] ?? '').toLowerCase());
 
+/** How to install a tool that does not come from Debian's packages (CLIENTS.md lists those). */
+const INSTALL_HINTS: Readonly<Record<string, string>> = {
+  go: 'install Go >= 1.24 as .ci/run does, or: curl -fsSL https://go.dev/dl/go1.26.8.linux-amd64.tar.gz | tar -C /usr/local -xz && export PATH=$PATH:/usr/local/go/bin',
+};
+
 /**
  * Whether to skip the tests of a client: only when its binary is missing and CI is not set.
  * Under CI a missing client is an error (the CI installs every client), which `requireClients`
@@ -93,8 +98,9 @@ const inCi = (): boolean => !['', '0', 'false'].includes((process.env['CI'] ?? '
 export function skipWithout(...clients: string[]): boolean {
   const missing = clients.filter((name) => !onPath(name));
   if (missing.length === 0 || inCi()) return false;
+  const hints = missing.flatMap((name) => (INSTALL_HINTS[name] ? [`; ${INSTALL_HINTS[name]}`] : []));
   console.warn(
-    `skipping ${clients.join('+')} tests: ${missing.join(', ')} not installed (under CI=true they fail)`,
+    `skipping ${clients.join('+')} tests: ${missing.join(', ')} not installed (under CI=true they fail)${hints.join('')}`,
   );
   return true;
 }

@@ -3,6 +3,7 @@ import {
   MANIFEST_MEDIA_TYPES,
   MediaType,
   OciError,
+  parseLookupReference,
   parseManifest,
   parseReference,
   type Reference,
@@ -20,12 +21,13 @@ export async function putManifest(
   const reference = parseReference(referenceText);
   const limit = ctx.config.global.max_manifest_size;
   const body = await readBoundedBody(ctx.req, limit, () => new OciError('MANIFEST_TOO_LARGE', { limit }));
+  const tagParams = ctx.query.getAll('tag');
   const pushed = await ctx.registry.manifests.put(
     namespace,
     reference,
     body,
     ctx.req.headers['content-type'],
-    ctx.query.getAll('tag'),
+    tagParams,
   );
   const digest = formatDigest(pushed.digest);
   const headers: Record<string, string> = {
@@ -33,6 +35,11 @@ export async function putManifest(
     'Docker-Content-Digest': digest,
   };
   if (pushed.subject) headers['OCI-Subject'] = formatDigest(pushed.subject);
+  // A push by digest applies its `?tag=` values (all of them or none: put throws on a bad one);
+  // the spec requires an OCI-Tag header listing each accepted tag. A push by tag ignores them.
+  if (reference.kind === 'digest' && tagParams.length > 0) {
+    headers['OCI-Tag'] = [...new Set(tagParams)].join(', ');
+  }
   sendEmpty(ctx.res, 201, headers);
 }
 
@@ -42,7 +49,7 @@ export async function getManifest(
   namespace: string,
   referenceText: string,
 ): Promise<void> {
-  const reference = parseReference(referenceText);
+  const reference = parseLookupReference(referenceText);
   if (ctx.req.method === 'GET' && (await redirectToStorage(ctx, namespace, reference))) return;
   const manifest = await negotiate(
     ctx,
@@ -88,7 +95,7 @@ export async function deleteManifest(
   namespace: string,
   referenceText: string,
 ): Promise<void> {
-  await ctx.registry.manifests.delete(namespace, parseReference(referenceText));
+  await ctx.registry.manifests.delete(namespace, parseLookupReference(referenceText));
   sendEmpty(ctx.res, 202, {});
 }
 
