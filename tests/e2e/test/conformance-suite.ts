@@ -1,20 +1,15 @@
-import { createHash } from 'node:crypto';
-import { access, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { type RunResult, run, runOk } from '@angos/test-support';
 
 /**
  * The official OCI distribution-spec conformance suite, built with Go and cached, so that only the
  * first run on a machine pays for the build.
  *
- * Two pinned versions:
- *  - v1.1.1, the release: a Ginkgo test package (`go test -c`). The Go module proxy does not serve
- *    it (the tag is not a module tag of the `conformance` sub-module, and this machine's proxy
- *    only holds the versions it was given), so its source is kept in tests/e2e/conformance/v1.1.1,
- *    copied unchanged from the release (Apache-2.0, LICENSE beside it).
- *  - a commit of the main branch, the rewritten suite (`go install`), taken from the module proxy.
+ * A pinned commit of its main branch (the rewritten suite, `go install` from the Go module proxy),
+ * run with OCI_VERSION=1.1. The v1.1.1 release is not a module version of the `conformance`
+ * sub-module, so the module proxy cannot serve it; the main suite covers its workflows and more.
  */
 export interface ConformanceSuite {
   /** How reports name it. */
@@ -48,9 +43,6 @@ export interface ConformanceTarget {
   readonly redirectsToStorage: boolean;
 }
 
-const E2E_ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
-const V1_1_1_SOURCE = join(E2E_ROOT, 'conformance', 'v1.1.1');
-
 /** A recent commit of distribution-spec's main branch (2026-08-31), as a Go pseudo-version. */
 export const MAIN_PSEUDO_VERSION = 'v0.0.0-20260831232431-97274622c111';
 const MAIN_MODULE = 'github.com/opencontainers/distribution-spec/conformance';
@@ -77,45 +69,6 @@ function withoutOciVariables(env: Record<string, string>): Record<string, string
 }
 
 export const CONFORMANCE_SUITES: readonly ConformanceSuite[] = [
-  {
-    name: 'v1.1.1',
-    cacheName: 'v1.1.1',
-    binaryName: 'conformance.test',
-    args: ['-ginkgo.no-color'],
-    junitFile: 'junit.xml',
-    async stamp() {
-      const hash = createHash('sha256');
-      const sources = (await readdir(V1_1_1_SOURCE)).filter((file) => /\.go$|^go\.(mod|sum)$/.test(file));
-      for (const file of sources.sort()) {
-        hash.update(file).update(await readFile(join(V1_1_1_SOURCE, file)));
-      }
-      return hash.digest('hex');
-    },
-    async build(dir) {
-      await runOk('go', ['test', '-c', '-o', join(dir, 'conformance.test'), '.'], {
-        cwd: V1_1_1_SOURCE,
-        env: goEnv(),
-        timeoutMs: BUILD_TIMEOUT_MS,
-      });
-    },
-    env: (registry, reportDir) =>
-      withoutOciVariables({
-        OCI_ROOT_URL: registry.url,
-        OCI_NAMESPACE: 'conformance/v1.1.1/repo1',
-        OCI_CROSSMOUNT_NAMESPACE: 'conformance/v1.1.1/repo2',
-        // Every workflow: pull, push (cross-mount included), content discovery, content management.
-        OCI_TEST_PULL: '1',
-        OCI_TEST_PUSH: '1',
-        OCI_TEST_CONTENT_DISCOVERY: '1',
-        OCI_TEST_CONTENT_MANAGEMENT: '1',
-        // Angos mounts only from a named `from` (there is no automatic content discovery, which
-        // would let a digest alone reach into namespaces): the suite checks the 202 fallback.
-        OCI_AUTOMATIC_CROSSMOUNT: '0',
-        OCI_HIDE_SKIPPED_WORKFLOWS: '0',
-        OCI_DEBUG: '0',
-        OCI_REPORT_DIR: reportDir,
-      }),
-  },
   {
     name: `main@${MAIN_PSEUDO_VERSION.slice(-12)}`,
     cacheName: MAIN_PSEUDO_VERSION,
@@ -221,7 +174,7 @@ const decodeXml = (text: string): string =>
     .replace(/&amp;/g, '&');
 
 /**
- * Counts the test cases of a JUnit report: Ginkgo's (v1.1.1, `status="failed"`) and the main
+ * Counts the test cases of a JUnit report: Ginkgo's (`status="failed"`) and the main
  * branch's (`status="failure"` or `"error"`). A case with a `<failure>` or `<error>` element fails
  * whatever its status says.
  */

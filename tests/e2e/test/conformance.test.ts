@@ -3,9 +3,9 @@ import { CONFORMANCE_SUITES, conformanceBinary, runConformance } from './conform
 import { type Deployment, deployments, skipWithout, useRegistry } from './fixture.js';
 
 /**
- * The official OCI distribution-spec conformance suite, v1.1.1 and a pinned commit of its main
- * branch, with every optional workflow and test on, against `angos server` on fs and on S3 and
- * against the split pair (registry-api behind the gateway). Each must report 0 failures.
+ * The official OCI distribution-spec conformance suite, at a pinned commit of its main branch,
+ * with every optional workflow and test on, against `angos server` on fs and on S3 and against
+ * the split pair (registry-api behind the gateway). Each must report 0 failures.
  */
 const TARGETS: readonly Deployment['label'][] = ['server on fs', 'server on S3', 'split on fs'];
 
