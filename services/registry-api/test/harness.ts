@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Config, parseConfig, type S3ConnectionConfig } from '@angos/config';
 import { createHttpServer, setContext } from '@angos/http';
-import { MemoryLockManager } from '@angos/lock';
+import { type LockManager, MemoryLockManager } from '@angos/lock';
 import { silentLogger } from '@angos/observability';
 import { createRegistry } from '@angos/registry';
 import {
@@ -178,6 +178,8 @@ export async function startApi(
   /** What the gateway would have judged readable for mounts (in-process trust only). */
   mountAllowedFrom: readonly string[] = [],
   backend: Backend = FS,
+  /** The registry's locks (memory by default); the caller closes any other. */
+  locks: LockManager = new MemoryLockManager(),
 ): Promise<Api> {
   const rootDir = await mkdtemp(join(tmpdir(), 'angos-api-'));
   const keyPrefix = `angos-api-test/${randomUUID()}`;
@@ -187,7 +189,7 @@ export async function startApi(
   const registry = createRegistry({
     blobs: stores.blobs,
     metadata: stores.metadata,
-    locks: new MemoryLockManager(),
+    locks,
     config: () => config,
     logger: silentLogger,
   });
