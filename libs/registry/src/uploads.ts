@@ -101,9 +101,11 @@ export class Uploads {
       await this.#releaseQuietly(namespace, id, claim);
       throw error;
     }
-    await this.deps.locks.withLocks([uploadLockKey(namespace, id)], (signal) =>
-      this.#claims.release(namespace, id, claim, signal),
-    );
+    await this.deps.locks.withLocks([uploadLockKey(namespace, id)], async (signal) => {
+      if (!(await this.#claims.holds(namespace, id, claim)))
+        await this.#removedWhileStreaming(namespace, id, signal);
+      await this.#claims.release(namespace, id, claim, signal);
+    });
     return size;
   }
 
@@ -139,9 +141,10 @@ export class Uploads {
         });
       }
       await this.deps.locks.withLocks([uploadLockKey(namespace, id)], async (signal) => {
-        // A DELETE of the session while the body streamed dropped the claim.
-        if (!(await this.#claims.holds(namespace, id, claim)))
-          throw new OciError('BLOB_UPLOAD_UNKNOWN', { id });
+        if (!(await this.#claims.holds(namespace, id, claim))) {
+          ended = true;
+          await this.#removedWhileStreaming(namespace, id, signal);
+        }
         signal.throwIfAborted();
         await this.#commit(namespace, id, expected);
         // The session is gone: nothing left to release.
@@ -169,6 +172,18 @@ export class Uploads {
       await this.deps.blobs.commitUpload(namespace, id, expected);
       await this.deps.grants.grantLocked(namespace, expected);
     });
+  }
+
+  /**
+   * A DELETE of the session while this request's body streamed dropped its claim. The store may
+   * have saved the session's state again after the DELETE (S3 writes its state object at the end
+   * of an append): remove what the append left, and answer as for any unknown session.
+   */
+  async #removedWhileStreaming(namespace: string, id: string, signal: AbortSignal): Promise<never> {
+    signal.throwIfAborted();
+    await this.deps.blobs.deleteUpload(namespace, id);
+    this.#hashes.delete(sessionKey(namespace, id));
+    throw new OciError('BLOB_UPLOAD_UNKNOWN', { id });
   }
 
   /** Removes a session, its start time and its claim; false if it did not exist. */

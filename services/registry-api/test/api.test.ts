@@ -211,6 +211,24 @@ describe.each(BACKENDS)('on $name storage', (backend: Backend) => {
         },
       );
 
+      it('lets a DELETE end a session while a PATCH streams into it, and the PATCH then answers 404', async () => {
+        const location = String((await api.send('POST', '/v2/t/img/blobs/uploads/')).headers.location);
+        let deleted: number | undefined;
+        async function* deletedMidway() {
+          yield Buffer.from('first half ');
+          // The PATCH holds no lock while its body streams: the DELETE does not wait for it.
+          deleted = (await api.send('DELETE', location)).status;
+          yield Buffer.from('second half');
+        }
+        const patched = await api.send('PATCH', location, { body: deletedMidway() });
+        expect(deleted).toBe(204);
+        expect(patched.status).toBe(404);
+        expect(errorCode(patched)).toBe('BLOB_UPLOAD_UNKNOWN');
+        // Nothing of the session came back with the end of the append (S3 saves its state then).
+        expect((await api.send('GET', location)).status).toBe(404);
+        expect((await api.send('PATCH', location, { body: 'more' })).status).toBe(404);
+      });
+
       it('supports sha512', async () => {
         const { createHash } = await import('node:crypto');
         const data = 'sha512 content';
