@@ -252,7 +252,7 @@ export class Uploads {
     // The declared length lets the store stream a known-length chunk straight into place (S3
     // UploadPart), and makes it keep none of a body that belies it. A chunked body (no
     // Content-Length) is held to its Content-Range.
-    const length = chunk.contentLength ?? (chunk.range && chunk.range.end - chunk.range.start + 1);
+    const length = declaredLength(chunk);
     try {
       const size = await this.deps.blobs.appendUpload(namespace, id, offset, guard.wrap(body), length);
       if (usableHash) {
@@ -278,7 +278,8 @@ export class Uploads {
     const key = sessionKey(namespace, id);
     const hash = this.#hashes.get(key);
     this.#hashes.delete(key);
-    const size = await this.deps.blobs.uploadSize(namespace, id);
+    // A DELETE may have ended the session since it was claimed.
+    const size = await this.size(namespace, id);
     if (hash && hash.algorithm === algorithm && hash.digester.bytes === size) return hash.digester.digest();
     // Re-hash what is stored: after a restart, a failed chunk, or for sha512.
     const digester = createDigester(algorithm);
@@ -307,9 +308,15 @@ function checkChunk(offset: number, chunk: ChunkHeaders, maxBlobSize: number): v
       throw new OciError('RANGE_INVALID', { contentLength: chunk.contentLength, range: rangeLength });
     }
   }
-  if (chunk.contentLength !== undefined && offset + chunk.contentLength > maxBlobSize) {
+  const length = declaredLength(chunk);
+  if (length !== undefined && offset + length > maxBlobSize) {
     throw new OciError('BLOB_TOO_LARGE', { limit: maxBlobSize });
   }
+}
+
+/** How long a chunk says it is: its Content-Length, or for a chunked body its Content-Range. */
+function declaredLength(chunk: ChunkHeaders): number | undefined {
+  return chunk.contentLength ?? (chunk.range && chunk.range.end - chunk.range.start + 1);
 }
 
 /** Errors reach the consumer of the piped streams; the callback has nothing left to do. */
