@@ -9,7 +9,7 @@ import {
   read,
   type WriteStream,
 } from 'node:fs';
-import { truncate as truncateFile } from 'node:fs/promises';
+import { open as openHandle } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
@@ -82,8 +82,19 @@ export async function appendToFile(
   try {
     return await appendAtSize(path, key, offset, body, flush);
   } catch (error) {
-    if (error instanceof BodyLengthError) await truncateFile(path, offset);
+    if (error instanceof BodyLengthError) await truncateFile(path, offset, flush);
     throw error;
+  }
+}
+
+/** Cuts a file back to `size`; `flush` makes the cut durable, so a crash cannot bring the bytes back. */
+async function truncateFile(path: string, size: number, flush: boolean): Promise<void> {
+  const handle = await openHandle(path, 'r+');
+  try {
+    await handle.truncate(size);
+    if (flush) await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 
