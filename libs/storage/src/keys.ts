@@ -17,6 +17,8 @@
  *   <namespace>/_uploads/<id>/state                         S3 only: the session's multipart upload id, parts and tail (JSON)
  *   <namespace>/_uploads/<id>/staged/<name>                 S3 only: bytes staged outside the multipart upload
  *   <namespace>/_uploads/<id>/startedat                     session creation time (metadata store)
+ *   <namespace>/_uploads/<id>/writer                        the request appending to or completing the session,
+ *                                                           while it streams (metadata store, JSON: token, offset)
  *   _jobs/…                                                 durable job queue (later)
  *
  * Namespace components always start with [a-z0-9], so a top-level name that
@@ -46,6 +48,7 @@ export type StorageKey =
   | { kind: 'uploadStaging'; namespace: string; id: string }
   | { kind: 'uploadStaged'; namespace: string; id: string; name: string }
   | { kind: 'uploadStartedAt'; namespace: string; id: string }
+  | { kind: 'uploadWriter'; namespace: string; id: string }
   | { kind: 'uploads'; namespace: string }
   | { kind: 'upload'; namespace: string; id: string }
   | { kind: 'namespace'; namespace: string };
@@ -85,6 +88,8 @@ export function keyFor(key: StorageKey): string {
       return `${key.namespace}/_uploads/${key.id}/staged/${key.name}`;
     case 'uploadStartedAt':
       return `${key.namespace}/_uploads/${key.id}/startedat`;
+    case 'uploadWriter':
+      return `${key.namespace}/_uploads/${key.id}/writer`;
     case 'uploads':
       return `${key.namespace}/_uploads`;
     case 'upload':

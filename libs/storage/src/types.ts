@@ -216,9 +216,13 @@ export interface BlobStore {
    * Appends a stream at `offset`, which must equal the current size
    * (OffsetMismatchError otherwise). Returns the new size. If the stream fails
    * midway the session keeps a consistent size (what was durably appended) and
-   * the error is rethrown. `length`, when the caller knows it (Content-Length),
-   * lets a backend stream without buffering (S3 UploadPart); a body that
-   * delivers more or fewer bytes then fails the append with BodyLengthError.
+   * the error is rethrown. `length`, when the caller knows it (Content-Length,
+   * Content-Range), lets a backend stream without buffering (S3 UploadPart); a
+   * body that delivers more or fewer bytes then fails the append with
+   * BodyLengthError and leaves the session at `offset`: none of it is kept.
+   *
+   * The store re-checks `offset` but does not exclude a concurrent writer on
+   * another replica: the registry lets one request at a time write a session.
    */
   appendUpload(
     namespace: string,

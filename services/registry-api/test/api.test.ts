@@ -157,13 +157,76 @@ describe.each(BACKENDS)('on $name storage', (backend: Backend) => {
         expect((await api.send('GET', location)).status).toBe(404);
       });
 
-      it('verifies the digest on completion and keeps the session on a mismatch', async () => {
+      it('verifies the digest on completion and cancels the session on a mismatch, so the client starts again', async () => {
         const location = String((await api.send('POST', '/v2/t/img/blobs/uploads/')).headers.location);
-        await api.send('PATCH', location, { body: 'some bytes' });
-        const wrong = await api.send('PUT', `${location}?digest=${sha256('other bytes')}`);
+        await api.send('PATCH', location, { body: 'some ' });
+        // The final chunk came with the PUT: a kept session would keep it, and every retry would mismatch.
+        const wrong = await api.send('PUT', `${location}?digest=${sha256('other bytes')}`, { body: 'bytes' });
         expect(wrong.status).toBe(400);
         expect(errorCode(wrong)).toBe('DIGEST_INVALID');
-        expect((await api.send('PUT', `${location}?digest=${sha256('some bytes')}`)).status).toBe(201);
+        const gone = await api.send('GET', location);
+        expect(gone.status).toBe(404);
+        expect(errorCode(gone)).toBe('BLOB_UPLOAD_UNKNOWN');
+        expect((await api.send('PUT', `${location}?digest=${sha256('some bytes')}`)).status).toBe(404);
+
+        const retry = String((await api.send('POST', '/v2/t/img/blobs/uploads/')).headers.location);
+        expect((await api.send('PATCH', retry, { body: 'some ' })).status).toBe(202);
+        const done = await api.send('PUT', `${retry}?digest=${sha256('some bytes')}`, { body: 'bytes' });
+        expect(done.status).toBe(201);
+        expect((await api.send('GET', `/v2/t/img/blobs/${sha256('some bytes')}`)).body.toString()).toBe(
+          'some bytes',
+        );
+      });
+
+      it.each([
+        ['longer', [Buffer.from('abcd'), Buffer.from('efgh')]],
+        ['shorter', [Buffer.from('ab')]],
+      ])(
+        'answers 416 to a chunked body %s than its Content-Range, the session still at its offset',
+        async (_label, body) => {
+          const location = String((await api.send('POST', '/v2/t/img/blobs/uploads/')).headers.location);
+          expect(
+            (await api.send('PATCH', location, { body: 'head:', headers: { 'Content-Range': '0-4' } }))
+              .status,
+          ).toBe(202);
+          // Streamed (no Content-Length): only the Content-Range says how long the chunk is.
+          const patched = await api.send('PATCH', location, { body, headers: { 'Content-Range': '5-8' } });
+          expect(patched.status).toBe(416);
+          expect(errorCode(patched)).toBe('BLOB_UPLOAD_INVALID');
+          expect((await api.send('GET', location)).headers.range).toBe('0-4');
+          const put = await api.send('PUT', `${location}?digest=${sha256('head:abcd')}`, {
+            body,
+            headers: { 'Content-Range': '5-8' },
+          });
+          expect(put.status).toBe(416);
+          expect((await api.send('GET', location)).headers.range).toBe('0-4');
+
+          const fixed = await api.send('PATCH', location, {
+            body: [Buffer.from('ab'), Buffer.from('cd')],
+            headers: { 'Content-Range': '5-8' },
+          });
+          expect(fixed.status).toBe(202);
+          expect(fixed.headers.range).toBe('0-8');
+          expect((await api.send('PUT', `${location}?digest=${sha256('head:abcd')}`)).status).toBe(201);
+        },
+      );
+
+      it('lets a DELETE end a session while a PATCH streams into it, and the PATCH then answers 404', async () => {
+        const location = String((await api.send('POST', '/v2/t/img/blobs/uploads/')).headers.location);
+        let deleted: number | undefined;
+        async function* deletedMidway() {
+          yield Buffer.from('first half ');
+          // The PATCH holds no lock while its body streams: the DELETE does not wait for it.
+          deleted = (await api.send('DELETE', location)).status;
+          yield Buffer.from('second half');
+        }
+        const patched = await api.send('PATCH', location, { body: deletedMidway() });
+        expect(deleted).toBe(204);
+        expect(patched.status).toBe(404);
+        expect(errorCode(patched)).toBe('BLOB_UPLOAD_UNKNOWN');
+        // Nothing of the session came back with the end of the append (S3 saves its state then).
+        expect((await api.send('GET', location)).status).toBe(404);
+        expect((await api.send('PATCH', location, { body: 'more' })).status).toBe(404);
       });
 
       it('supports sha512', async () => {

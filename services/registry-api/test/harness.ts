@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Config, parseConfig, type S3ConnectionConfig } from '@angos/config';
 import { createHttpServer, setContext } from '@angos/http';
-import { MemoryLockManager } from '@angos/lock';
+import { type LockManager, MemoryLockManager } from '@angos/lock';
 import { silentLogger } from '@angos/observability';
 import { createRegistry } from '@angos/registry';
 import {
@@ -70,7 +70,10 @@ export interface Api {
   send(
     method: string,
     path: string,
-    options?: { headers?: Record<string, string | number>; body?: Buffer | string | Iterable<Buffer> },
+    options?: {
+      headers?: Record<string, string | number>;
+      body?: Buffer | string | Iterable<Buffer> | AsyncIterable<Buffer>;
+    },
   ): Promise<Reply>;
   close(): Promise<void>;
 }
@@ -178,6 +181,8 @@ export async function startApi(
   /** What the gateway would have judged readable for mounts (in-process trust only). */
   mountAllowedFrom: readonly string[] = [],
   backend: Backend = FS,
+  /** The registry's locks (memory by default); the caller closes any other. */
+  locks: LockManager = new MemoryLockManager(),
 ): Promise<Api> {
   const rootDir = await mkdtemp(join(tmpdir(), 'angos-api-'));
   const keyPrefix = `angos-api-test/${randomUUID()}`;
@@ -187,7 +192,7 @@ export async function startApi(
   const registry = createRegistry({
     blobs: stores.blobs,
     metadata: stores.metadata,
-    locks: new MemoryLockManager(),
+    locks,
     config: () => config,
     logger: silentLogger,
   });
@@ -240,7 +245,10 @@ export async function startApi(
   };
 }
 
-type SendOptions = { headers?: Record<string, string | number>; body?: Buffer | string | Iterable<Buffer> };
+type SendOptions = {
+  headers?: Record<string, string | number>;
+  body?: Buffer | string | Iterable<Buffer> | AsyncIterable<Buffer>;
+};
 
 /**
  * Sends a request; a GET that the registry redirects (307) to the storage is
@@ -286,6 +294,12 @@ function sendTo(origin: URL, method: string, path: string, options: SendOptions)
     const body = options.body;
     if (body === undefined || typeof body === 'string' || Buffer.isBuffer(body)) {
       req.end(body);
+    } else if (Symbol.asyncIterator in body) {
+      // Streamed as the test produces it: the test may act between chunks.
+      void (async () => {
+        for await (const chunk of body) req.write(chunk);
+        req.end();
+      })().catch((error: unknown) => req.destroy(error as Error));
     } else {
       for (const chunk of body) req.write(chunk);
       req.end();

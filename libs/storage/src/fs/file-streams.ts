@@ -9,11 +9,18 @@ import {
   read,
   type WriteStream,
 } from 'node:fs';
+import { open as openHandle } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { STREAM_CHUNK_BYTES } from '../streaming.js';
-import { type BlobCopy, type ByteRange, NotFoundError, OffsetMismatchError } from '../types.js';
+import {
+  type BlobCopy,
+  BodyLengthError,
+  type ByteRange,
+  NotFoundError,
+  OffsetMismatchError,
+} from '../types.js';
 import { isMissing } from './errors.js';
 
 // Blob bytes move through plain descriptors and the callback API: FileHandle streams go through
@@ -60,10 +67,38 @@ export async function openReadStream(path: string, key: () => string, range?: By
 
 /**
  * Appends `body` to an existing file that must be `offset` bytes long (OffsetMismatchError
- * otherwise); returns the new size. If `body` fails midway, the bytes that reached the file stay.
+ * otherwise); returns the new size. If `body` fails midway, the bytes that reached the file stay,
+ * except when it belied its declared length (BodyLengthError): the file is cut back to `offset`,
+ * since a chunk of the wrong length is not part of the session at all.
  * `flush` fsyncs before the descriptor is closed.
  */
 export async function appendToFile(
+  path: string,
+  key: () => string,
+  offset: number,
+  body: Readable,
+  flush: boolean,
+): Promise<number> {
+  try {
+    return await appendAtSize(path, key, offset, body, flush);
+  } catch (error) {
+    if (error instanceof BodyLengthError) await truncateFile(path, offset, flush);
+    throw error;
+  }
+}
+
+/** Cuts a file back to `size`; `flush` makes the cut durable, so a crash cannot bring the bytes back. */
+async function truncateFile(path: string, size: number, flush: boolean): Promise<void> {
+  const handle = await openHandle(path, 'r+');
+  try {
+    await handle.truncate(size);
+    if (flush) await handle.sync();
+  } finally {
+    await handle.close();
+  }
+}
+
+async function appendAtSize(
   path: string,
   key: () => string,
   offset: number,

@@ -2,7 +2,13 @@ import { Readable } from 'node:stream';
 import { type DigestParts, keyFor } from '../keys.js';
 import { KeyedSerializer } from '../serial.js';
 import { STREAM_CHUNK_BYTES } from '../streaming.js';
-import { type BlobStore, type ByteRange, NotFoundError, OffsetMismatchError } from '../types.js';
+import {
+  type BlobStore,
+  BodyLengthError,
+  type ByteRange,
+  NotFoundError,
+  OffsetMismatchError,
+} from '../types.js';
 
 interface StoredBlob {
   readonly digest: DigestParts;
@@ -63,12 +69,22 @@ export class MemoryBlobStore implements BlobStore {
     return this.#sessions.run(uploadKey(namespace, id), async () => {
       const session = this.#session(namespace, id);
       if (session.size !== offset) throw new OffsetMismatchError(offset, session.size);
-      // Each chunk is kept as it arrives: if `body` fails midway, what arrived stays.
-      for await (const chunk of body) {
-        const bytes =
-          typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk as Uint8Array);
-        session.chunks.push(bytes);
-        session.size += bytes.length;
+      const chunksBefore = session.chunks.length;
+      try {
+        // Each chunk is kept as it arrives: if `body` fails midway, what arrived stays.
+        for await (const chunk of body) {
+          const bytes =
+            typeof chunk === 'string' ? Buffer.from(chunk, 'utf8') : Buffer.from(chunk as Uint8Array);
+          session.chunks.push(bytes);
+          session.size += bytes.length;
+        }
+      } catch (error) {
+        // Except a body that belied its declared length: none of it is part of the session (as on fs).
+        if (error instanceof BodyLengthError) {
+          session.chunks.length = chunksBefore;
+          session.size = offset;
+        }
+        throw error;
       }
       return session.size;
     });

@@ -31,8 +31,9 @@ const ALGORITHMS: readonly Algorithm[] = ['sha256', 'sha512'];
  * upload-state.ts for the layout, session-writer.ts for the upload modes).
  *
  * Appends and commits of one session are serialized in this process; across
- * replicas the registry's upload lock does it. Trusts its keys: use it through
- * withBlobKeyValidation() (openStores() does).
+ * replicas the registry's claim on the session (one writer at a time) does
+ * it. Trusts its keys: use it through withBlobKeyValidation() (openStores()
+ * does).
  */
 export class S3BlobStore implements BlobStore {
   readonly backend = 's3';
@@ -168,22 +169,25 @@ export class S3BlobStore implements BlobStore {
     });
   }
 
+  /**
+   * Not queued behind an append in progress (which may wait on a slow client for long): as one
+   * on another replica would, that append then fails (its multipart upload is aborted) or saves
+   * the state again, and the registry removes the session once more (it knows the session ended).
+   */
   async deleteUpload(namespace: string, id: string): Promise<boolean> {
     const keys = new SessionKeys(namespace, id);
-    return this.#sessions.run(keys.state, async () => {
-      const found = await this.#bucket.getBuffer(keys.state);
-      if (found === undefined) return false;
-      await this.#discard(keys, decodeState(found.data));
-      // Leftovers of appends that failed without cleaning up, or of a crash. Only
-      // this store's keys: a metadata store sharing the bucket keeps `startedat` here.
-      const leftovers = [keys.data];
-      for await (const key of this.#bucket.listKeys(`${keys.staging}/`)) leftovers.push(key);
-      await this.#bucket.deleteMany(leftovers);
-      for await (const upload of this.#bucket.listMultipartUploads(keys.root)) {
-        await this.#bucket.abortMultipartUpload(upload.key, upload.uploadId);
-      }
-      return true;
-    });
+    const found = await this.#bucket.getBuffer(keys.state);
+    if (found === undefined) return false;
+    await this.#discard(keys, decodeState(found.data));
+    // Leftovers of appends that failed without cleaning up, or of a crash. Only
+    // this store's keys: a metadata store sharing the bucket keeps `startedat` here.
+    const leftovers = [keys.data];
+    for await (const key of this.#bucket.listKeys(`${keys.staging}/`)) leftovers.push(key);
+    await this.#bucket.deleteMany(leftovers);
+    for await (const upload of this.#bucket.listMultipartUploads(keys.root)) {
+      await this.#bucket.abortMultipartUpload(upload.key, upload.uploadId);
+    }
+    return true;
   }
 
   async check(): Promise<void> {

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import type { DigestParts } from '../keys.js';
 import {
   type BlobStore,
+  BodyLengthError,
   type ByteRange,
   InvalidKeyError,
   NotFoundError,
@@ -57,8 +58,8 @@ class UploadTrackingBlobStore implements BlobStore {
   uploadSize(namespace: string, id: string) {
     return this.inner.uploadSize(namespace, id);
   }
-  appendUpload(namespace: string, id: string, offset: number, body: Readable) {
-    return this.inner.appendUpload(namespace, id, offset, body);
+  appendUpload(namespace: string, id: string, offset: number, body: Readable, length?: number) {
+    return this.inner.appendUpload(namespace, id, offset, body, length);
   }
   readUpload(namespace: string, id: string) {
     return this.inner.readUpload(namespace, id);
@@ -266,6 +267,23 @@ export function describeBlobStoreContract(name: string, factory: StoreFactory<Bl
         expect(await uploadContent('broken')).toBe(`${content}|resumed`);
         await store().deleteUpload(NAMESPACE, 'broken');
       });
+
+      it.each([
+        ['longer', ['aaaa', 'bbbb', 'cc']],
+        ['shorter', ['aaaa']],
+      ])(
+        'keeps none of a body %s than its declared length: BodyLengthError, session at its offset',
+        async (_label, chunks) => {
+          await uploadOf('belied', 'start:');
+          const appended = store().appendUpload(NAMESPACE, 'belied', 6, bodyOf(...chunks), 8);
+          await expect(appended).rejects.toBeInstanceOf(BodyLengthError);
+          expect(await store().uploadSize(NAMESPACE, 'belied')).toBe(6);
+          expect(await uploadContent('belied')).toBe('start:');
+          expect(await store().appendUpload(NAMESPACE, 'belied', 6, bodyOf('12345678'), 8)).toBe(14);
+          expect(await uploadContent('belied')).toBe('start:12345678');
+          await store().deleteUpload(NAMESPACE, 'belied');
+        },
+      );
 
       it('never interleaves concurrent appends: one wins whole, the other gets OffsetMismatchError', async () => {
         await store().createUpload(NAMESPACE, 'contended');

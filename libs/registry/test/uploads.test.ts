@@ -1,0 +1,139 @@
+import { createHash } from 'node:crypto';
+import { PassThrough, Readable } from 'node:stream';
+import { parseConfig } from '@angos/config';
+import {
+  LockLostError,
+  type LockManager,
+  type LockObserver,
+  type LockOptions,
+  MemoryLockManager,
+} from '@angos/lock';
+import { silentLogger } from '@angos/observability';
+import { OciError, parseDigest } from '@angos/oci';
+import { createStores } from '@angos/storage';
+import { describe, expect, it } from 'vitest';
+import { createRegistry, type Registry } from '../src/index.js';
+
+/**
+ * The memory lock, except that its `lose`-th acquisition loses the lock as the work starts, as a
+ * lock whose renewal failed does: the work's signal aborts and withLocks rejects with
+ * LockLostError. It rejects only once the work has settled, so a write the work still made after
+ * the loss is there to be seen.
+ */
+class LosingLocks implements LockManager {
+  readonly backend = 'memory';
+  readonly #inner = new MemoryLockManager();
+  #acquisitions = 0;
+
+  constructor(private readonly lose: number) {}
+
+  withLocks<T>(keys: readonly string[], work: (signal: AbortSignal) => Promise<T>, options?: LockOptions) {
+    this.#acquisitions += 1;
+    if (this.#acquisitions !== this.lose) return this.#inner.withLocks(keys, work, options);
+    return this.#inner.withLocks(
+      keys,
+      async () => {
+        const lost = new LockLostError('memory', 'ownership_lost', keys[0]!);
+        await work(AbortSignal.abort(lost)).catch(() => undefined);
+        throw lost;
+      },
+      options,
+    );
+  }
+
+  observe(_observer: LockObserver): void {
+    // The memory lock reports neither retries nor recoveries.
+  }
+
+  close(): Promise<void> {
+    return this.#inner.close();
+  }
+}
+
+function newRegistry(locks: LockManager = new MemoryLockManager()): Registry {
+  const { config } = parseConfig(
+    '[server]\nbind_address = "127.0.0.1"\n[blob_store.fs]\nroot_dir = "/unused"\n',
+  );
+  return createRegistry({
+    ...createStores({ blob: { kind: 'memory' }, metadata: { kind: 'memory' } }),
+    locks,
+    config: () => config,
+    logger: silentLogger,
+  });
+}
+
+function digestOf(data: string) {
+  return parseDigest(`sha256:${createHash('sha256').update(data).digest('hex')}`);
+}
+
+const bodyOf = (data: string) => Readable.from([Buffer.from(data)]);
+
+async function ociCode(promise: Promise<unknown>): Promise<string> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(OciError);
+  return (error as OciError).kind;
+}
+
+describe('upload sessions and their lock', () => {
+  it('stores nothing of a PATCH whose lock is lost before its write', async () => {
+    const registry = newRegistry(new LosingLocks(1));
+    const id = await registry.uploads.start('t/app');
+    await expect(registry.uploads.append('t/app', id, bodyOf('bytes'), {})).rejects.toBeInstanceOf(
+      LockLostError,
+    );
+    expect(await registry.uploads.size('t/app', id)).toBe(0);
+    // Nothing of the failed request is left behind: the session takes the chunk again.
+    expect(await registry.uploads.append('t/app', id, bodyOf('bytes'), {})).toBe(5);
+  });
+
+  it.each([1, 2])('commits nothing when the lock of acquisition %i of a PUT is lost', async (lose) => {
+    const registry = newRegistry(new LosingLocks(lose));
+    const id = await registry.uploads.start('t/app');
+    const digest = digestOf('bytes');
+    await expect(registry.uploads.complete('t/app', id, digest, bodyOf('bytes'), {})).rejects.toBeInstanceOf(
+      LockLostError,
+    );
+    expect(await ociCode(registry.blobs.stat('t/app', digest))).toBe('BLOB_UNKNOWN');
+    // The session is as the lost request left it, and still completes.
+    const size = await registry.uploads.size('t/app', id);
+    expect(size === 0 || size === 5).toBe(true);
+    await registry.uploads.complete('t/app', id, digest, size === 0 ? bodyOf('bytes') : undefined, {});
+    expect(await registry.blobs.stat('t/app', digest)).toEqual({ size: 5 });
+  });
+
+  it('refuses a second writer while a body streams, and keeps the first whole', async () => {
+    const registry = newRegistry();
+    const id = await registry.uploads.start('t/app');
+    const slow = new PassThrough();
+    slow.write('first ');
+    const first = registry.uploads.append('t/app', id, slow, {});
+    // The first request holds the session while its body streams, with no lock held.
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await ociCode(registry.uploads.append('t/app', id, bodyOf('second'), {}))).toBe('RANGE_INVALID');
+    expect(
+      await ociCode(registry.uploads.complete('t/app', id, digestOf('second'), bodyOf('second'), {})),
+    ).toBe('RANGE_INVALID');
+    slow.end('writer');
+    expect(await first).toBe(12);
+    // Once it ended, the session takes the next chunk and completes.
+    expect(await registry.uploads.append('t/app', id, bodyOf('!'), {})).toBe(13);
+    await registry.uploads.complete('t/app', id, digestOf('first writer!'), undefined, {});
+    expect(await registry.blobs.stat('t/app', digestOf('first writer!'))).toEqual({ size: 13 });
+  });
+
+  it('removes the session on a digest mismatch, final chunk and all', async () => {
+    const registry = newRegistry();
+    const id = await registry.uploads.start('t/app');
+    await registry.uploads.append('t/app', id, bodyOf('some '), {});
+    expect(
+      await ociCode(registry.uploads.complete('t/app', id, digestOf('other bytes'), bodyOf('bytes'), {})),
+    ).toBe('DIGEST_INVALID');
+    expect(await ociCode(registry.uploads.size('t/app', id))).toBe('BLOB_UPLOAD_UNKNOWN');
+    const retry = await registry.uploads.start('t/app');
+    await registry.uploads.complete('t/app', retry, digestOf('some bytes'), bodyOf('some bytes'), {});
+    expect(await registry.blobs.stat('t/app', digestOf('some bytes'))).toEqual({ size: 10 });
+  });
+});
