@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { accessSync, constants } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +14,7 @@ import {
   startAngos,
 } from '@angos/test-support';
 import { afterAll, beforeAll, beforeEach, inject } from 'vitest';
+import { clientPath, installCommand, installed } from './clients.js';
 
 /** Both process layouts. */
 export const MODES: readonly AngosMode[] = ['server', 'split'];
@@ -73,16 +73,6 @@ export function deployments(): Deployment[] {
   return DEPLOYMENTS.filter((deployment) => deployment.storage === 'fs');
 }
 
-const onPath = (name: string): boolean =>
-  (process.env['PATH'] ?? '').split(':').some((dir) => {
-    try {
-      accessSync(join(dir, name), constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-
 const inCi = (): boolean => !['', '0', 'false'].includes((process.env['CI'] ?? '').toLowerCase());
 
 /**
@@ -91,23 +81,42 @@ const inCi = (): boolean => !['', '0', 'false'].includes((process.env['CI'] ?? '
  * reports before any test runs.
  */
 export function skipWithout(...clients: string[]): boolean {
-  const missing = clients.filter((name) => !onPath(name));
+  const missing = clients.filter((name) => !installed(name));
   if (missing.length === 0 || inCi()) return false;
   console.warn(
-    `skipping ${clients.join('+')} tests: ${missing.join(', ')} not installed (under CI=true they fail)`,
+    `skipping ${clients.join('+')} tests: ${missing.join(', ')} not installed (${howToInstall(missing)}; under CI=true they fail)`,
   );
   return true;
 }
 
+const howToInstall = (missing: readonly string[]): string =>
+  [...new Set(missing.map(installCommand))].join(', ');
+
 function requireClients(clients: readonly string[]): void {
-  const missing = clients.filter((name) => !onPath(name));
-  if (missing.length > 0) throw new Error(`client(s) not installed: ${missing.join(', ')}`);
+  const missing = clients.filter((name) => !installed(name));
+  if (missing.length > 0) {
+    throw new Error(`client(s) not installed: ${missing.join(', ')} (${howToInstall(missing)})`);
+  }
+}
+
+/**
+ * Where the other clients keep their configuration, all inside `work`: docker, oras, crane and
+ * cosign read credentials from $DOCKER_CONFIG, regctl its hosts from $REGCTL_CONFIG, cosign its
+ * TUF cache from $TUF_ROOT. The PATH puts the pinned Go clients first (clients.ts).
+ */
+export function clientConfigEnv(work: string): NodeJS.ProcessEnv {
+  return {
+    PATH: clientPath(),
+    DOCKER_CONFIG: join(work, 'docker-config'),
+    REGCTL_CONFIG: join(work, 'regctl', 'config.json'),
+    TUF_ROOT: join(work, 'sigstore'),
+  };
 }
 
 export interface Registry {
   angos: AngosInstance;
   client: OciClient;
-  /** Environment for skopeo, podman and buildah, confined to this suite's directory. */
+  /** Environment for the clients (containersEnv, clientConfigEnv), confined to this suite's directory. */
   env: NodeJS.ProcessEnv;
   /** `docker://127.0.0.1:<port>/<repo>:<tag>` (or `@<digest>` when the reference is a digest). */
   ref(repo: string, reference: string): string;
@@ -119,6 +128,8 @@ export interface Registry {
   seed(): string;
   /** Runs a client with this suite's environment; rejects with its output unless it succeeds. */
   ok(cmd: string, ...args: string[]): Promise<RunResult>;
+  /** Like `ok`, in the working directory `cwd` (oras names files after the paths it is given). */
+  okIn(cwd: string, cmd: string, ...args: string[]): Promise<RunResult>;
   /** Runs a client with this suite's environment and returns the result whatever the status. */
   attempt(cmd: string, ...args: string[]): Promise<RunResult>;
 }
@@ -143,7 +154,10 @@ export function useRegistry(deployment: Deployment, clients: readonly string[]):
       config: storageConfig(deployment, work),
       env: { RUST_LOG: 'debug' },
     });
-    const env = await containersEnv(join(work, 'containers'), { insecureRegistries: [angos.host] });
+    const env = {
+      ...(await containersEnv(join(work, 'containers'), { insecureRegistries: [angos.host] })),
+      ...clientConfigEnv(work),
+    };
     const ref = (repo: string, reference: string) =>
       `${angos.host}/${repo}${reference.includes(':') ? '@' : ':'}${reference}`;
     Object.assign(registry, {
@@ -155,6 +169,8 @@ export function useRegistry(deployment: Deployment, clients: readonly string[]):
       path: (name: string) => join(work, `${++counter}-${name}`),
       seed: () => randomUUID(),
       ok: (cmd: string, ...args: string[]) => runOk(cmd, args, { env, timeoutMs: 45_000 }),
+      okIn: (cwd: string, cmd: string, ...args: string[]) =>
+        runOk(cmd, args, { env, cwd, timeoutMs: 45_000 }),
       attempt: (cmd: string, ...args: string[]) => run(cmd, args, { env, timeoutMs: 45_000 }),
     } satisfies Registry);
   });
