@@ -1,5 +1,7 @@
 export { type AngosInstance, type AngosMode, type StartAngosOptions, startAngos } from './angos.js';
 export { type ContainersEnvOptions, containersEnv } from './containers-env.js';
+export { writeDockerArchive } from './docker-archive.js';
+export { type Dockerd, type StartDockerdOptions, startDockerd } from './dockerd.js';
 export { type Listening, listenOnFreePort } from './listen.js';
 export { type FetchedManifest, MANIFEST_ACCEPT, OciClient, sha256 } from './oci-client.js';
 export { type MkOciOptions, mkOci, type OciDescriptor, OciLayout } from './oci-layout.js';
