@@ -4,7 +4,7 @@
 #
 #   $ANGOS_GO_BIN/<tool>-<version>/<tool>      (ANGOS_GO_BIN defaults to ~/.cache/angos/go-bin)
 #
-# The tests look there first (tests/e2e/test/go-clients.ts reads the same pins from
+# The tests look there first (tests/e2e/test/clients.ts reads the same pins from
 # scripts/go-clients.txt), then on PATH. Keeping the cache outside the work tree lets CI reuse
 # the binaries between runs on the same machine; bumping a version installs the new one beside
 # the old. Needs Go (1.26 builds these) and the Go module proxy.
@@ -15,6 +15,8 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin_root="${ANGOS_GO_BIN:-$HOME/.cache/angos/go-bin}"
 
+# Go's own installer puts it in /usr/local/go, which a non-login shell may not have on PATH.
+command -v go >/dev/null || PATH="$PATH:/usr/local/go/bin"
 if ! command -v go >/dev/null; then
   echo "install-clients.sh: go not found (install Go 1.26 from https://go.dev/dl/)" >&2
   exit 1
@@ -30,9 +32,10 @@ while read -r tool version package; do
   echo "install-clients.sh: go install $package@$version" >&2
   # Install into a scratch directory first so an interrupted build never leaves a half-written
   # binary where the tests would find it. CGO off: static binaries, no C toolchain needed.
-  scratch="$(mktemp -d "$bin_root.tmp.XXXXXX" 2>/dev/null || { mkdir -p "$bin_root" && mktemp -d "$bin_root.tmp.XXXXXX"; })"
+  mkdir -p "$bin_root"
+  scratch="$(mktemp -d "$bin_root/.installing-$tool.XXXXXX")"
+  chmod 755 "$scratch" # mktemp makes it private; the tests may run as another user
   if CGO_ENABLED=0 GOBIN="$scratch" GOFLAGS=-trimpath go install "$package@$version" && [ -x "$scratch/$tool" ]; then
-    mkdir -p "$bin_root"
     rm -rf "$dir"
     mv "$scratch" "$dir"
   else
