@@ -7,6 +7,7 @@ export { type FetchedManifest, MANIFEST_ACCEPT, OciClient, sha256 } from './oci-
 export { type MkOciOptions, mkOci, type OciDescriptor, OciLayout } from './oci-layout.js';
 export { createTestCa, type Issued, type IssueOptions, type TestCa } from './pki.js';
 export { freePort } from './ports.js';
+export { pushLayout } from './push-layout.js';
 export { type RedisServer, startRedisServer } from './redis-server.js';
 export { cliEntry, moduleTracePreload, repoRoot, sharedToolsDir } from './repo-root.js';
 export { RunError, type RunOptions, type RunResult, run, runOk } from './run.js';

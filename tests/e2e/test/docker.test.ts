@@ -6,8 +6,8 @@ import {
   type AngosInstance,
   type Dockerd,
   mkOci,
-  type OciClient,
   OciLayout,
+  pushLayout,
   type RunResult,
   run,
   runOk,
@@ -21,23 +21,8 @@ import { deployments, MODES, skipWithout, useRegistry } from './fixture.js';
 import { ADMIN_HASH } from './identities.js';
 
 interface Manifest {
-  mediaType: string;
   config?: { digest: string };
   manifests?: { digest: string; platform: { architecture: string; os: string } }[];
-}
-
-/**
- * Pushes the image or index `digest` of `layout` as it is, children first, over the registry API
- * (docker itself pushes no index).
- */
-async function pushLayout(client: OciClient, layout: OciLayout, repo: string, digest: string, tag?: string) {
-  const doc = await layout.json<Manifest & { layers?: { digest: string }[] }>(digest);
-  for (const child of doc.manifests ?? []) await pushLayout(client, layout, repo, child.digest);
-  for (const blob of [doc.config, ...(doc.layers ?? [])]) {
-    if (blob) await client.pushBlob(repo, await layout.blob(blob.digest));
-  }
-  const pushed = await client.pushManifest(repo, tag ?? digest, await layout.blob(digest), doc.mediaType);
-  expect(pushed.status).toBe(201);
 }
 
 /** The digest `docker push` reports: "<tag>: digest: sha256:… size: …". */
