@@ -108,6 +108,11 @@ describe.skipIf(skipWithout('dockerd', 'docker'))('docker', () => {
         mediaType: 'application/vnd.docker.distribution.manifest.v2+json',
       });
       expect(JSON.parse(served.body.toString('utf8')).config.digest).toBe(id);
+      // Into a second repository: docker knows where the layers are and mounts them from there.
+      await docker(r.env, ['tag', 'e2e/loaded:v1', r.image('t/docker-copy', 'v1')]);
+      const copied = await docker(r.env, ['push', r.image('t/docker-copy', 'v1')]);
+      expect(copied.stdout).toMatch(/Mounted from t\/docker/);
+      expect(pushedDigest(copied)).toBe(digest);
 
       await docker(r.env, ['rmi', '-f', id]);
       const pulled = await docker(r.env, ['pull', r.image('t/docker', 'v1')]);

@@ -118,5 +118,16 @@ describe.skipIf(skipWithout('regctl')).each(deployments())('regctl against angos
     });
     const fetched = await out('artifact', 'get', r.image('t/regctl-art', referrer!.digest));
     expect(sha256(fetched)).toBe(sha256(content));
+
+    // An image copy with --referrers brings the artifact along, found again by the referrers API.
+    await regctl(
+      'image',
+      'copy',
+      '--referrers',
+      r.image('t/regctl-art', 'v1'),
+      r.image('t/regctl-art-copy', 'v1'),
+    );
+    const copied = await r.client.referrers('t/regctl-art-copy', digest);
+    expect(copied.body).toMatchObject({ manifests: [{ digest: referrer!.digest, artifactType: SBOM_TYPE }] });
   });
 });
