@@ -155,6 +155,38 @@ describe.skipIf(skipWithout('dockerd', 'docker'))('docker', () => {
         await docker(r.env, ['rmi', '-f', config]);
       }
     });
+
+    it('pushes a Docker manifest list with docker manifest and pulls each platform from it', async () => {
+      const platforms = ['linux/amd64', 'linux/arm64'];
+      const images = [];
+      for (const platform of platforms) {
+        const arch = platform.split('/')[1]!;
+        const name = r.image('t/docker-list', arch);
+        const id = await loadImage(r.env, name, platform);
+        const digest = pushedDigest(await docker(r.env, ['push', name]));
+        images.push({ platform, name, id, digest });
+      }
+      const list = r.image('t/docker-list', 'v1');
+      await docker(r.env, ['manifest', 'create', '--insecure', list, ...images.map((i) => i.name)]);
+      const pushed = await docker(r.env, ['manifest', 'push', '--insecure', '--purge', list]);
+      const listDigest = /sha256:[0-9a-f]{64}/.exec(pushed.stdout)![0];
+
+      const served = await r.client.getManifest('t/docker-list', 'v1');
+      expect(served).toMatchObject({
+        status: 200,
+        digest: listDigest,
+        mediaType: 'application/vnd.docker.distribution.manifest.list.v2+json',
+      });
+      const manifests = JSON.parse(served.body.toString('utf8')).manifests as Manifest['manifests'];
+      expect(manifests!.map((m) => m.digest).sort()).toEqual(images.map((i) => i.digest).sort());
+
+      for (const image of images) await docker(r.env, ['rmi', '-f', image.id]);
+      for (const image of images) {
+        await docker(r.env, ['pull', '--platform', image.platform, list]);
+        expect(await imageId(r.env, list)).toBe(image.id);
+      }
+      for (const image of images) await docker(r.env, ['rmi', '-f', image.id]);
+    });
   });
 
   describe.each(MODES)('docker login to angos %s with basic auth', (mode) => {
