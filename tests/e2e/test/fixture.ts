@@ -104,7 +104,7 @@ function requireClients(clients: readonly string[]): void {
  * cosign read credentials from $DOCKER_CONFIG, regctl its hosts from $REGCTL_CONFIG, cosign its
  * TUF cache from $TUF_ROOT. The PATH puts the pinned Go clients first (clients.ts).
  */
-export function clientConfigEnv(work: string): NodeJS.ProcessEnv {
+function clientConfigEnv(work: string): NodeJS.ProcessEnv {
   return {
     PATH: clientPath(),
     DOCKER_CONFIG: join(work, 'docker-config'),
