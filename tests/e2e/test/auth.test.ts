@@ -17,7 +17,7 @@ import {
   startDockerd,
 } from '@angos/test-support';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
-import { MODES, skipWithout } from './fixture.js';
+import { MODES, skipUnlessRoot, skipWithout } from './fixture.js';
 import { ADMIN_HASH, ALICE_HASH } from './identities.js';
 
 /**
@@ -226,7 +226,7 @@ describe.skipIf(skipWithout('skopeo', 'podman')).each(MODES)('logging in to ango
     }
   });
 
-  it.skipIf(skipWithout('dockerd', 'docker'))(
+  it.skipIf(skipWithout('dockerd', 'docker') || skipUnlessRoot('docker login'))(
     'docker login with a password and with an OIDC token',
     async () => {
       // A private daemon (startDockerd), stopped at the end of the test.
