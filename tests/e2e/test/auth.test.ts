@@ -1,4 +1,3 @@
-import { spawnSync } from 'node:child_process';
 import { createHmac, generateKeyPairSync, randomUUID, sign } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdir, rm } from 'node:fs/promises';
@@ -15,21 +14,17 @@ import {
   run,
   runOk,
   startAngos,
+  startDockerd,
 } from '@angos/test-support';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { MODES, skipWithout } from './fixture.js';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
+import { MODES, skipUnlessRoot, skipWithout } from './fixture.js';
+import { ADMIN_HASH, ALICE_HASH } from './identities.js';
 
 /**
  * Real clients logging in the way they log in to any registry: skopeo `--creds`, podman login,
  * with basic auth identities and with an OIDC token used as a password (`<provider>:<token>`, as
  * CI jobs do), against `angos server` and the split gateway + registry-api.
  */
-
-/** Cheap Argon2id hashes (m=64, t=1) of "admin-secret" and "alice-secret". */
-const ADMIN_HASH =
-  '$argon2id$v=19$m=64,t=1,p=1$WeMtAjQBC5bJxS96k+yaiw$mNu1xuwuKkLp7rUmmoSVIkNWC6sLweHq0h910pK1NPk';
-const ALICE_HASH =
-  '$argon2id$v=19$m=64,t=1,p=1$bC87hUMfbQpL2Jjl8j+RxQ$OOKrstt+HXHBcNpma8p9Sxx9K6GmHQ9hEuXjr6aomp8';
 
 const b64url = (value: string | Buffer) => Buffer.from(value).toString('base64url');
 
@@ -107,9 +102,6 @@ rules = [
 }
 
 const failed = (result: RunResult) => result.code !== 0 && !result.timedOut;
-
-/** docker login needs a running daemon, which CI does not start; the test runs where one answers. */
-const dockerDaemon = spawnSync('docker', ['info'], { timeout: 10_000, stdio: 'ignore' }).status === 0;
 
 describe.skipIf(skipWithout('skopeo', 'podman')).each(MODES)('logging in to angos %s', (mode) => {
   let angos: AngosInstance;
@@ -234,18 +226,25 @@ describe.skipIf(skipWithout('skopeo', 'podman')).each(MODES)('logging in to ango
     }
   });
 
-  it.runIf(dockerDaemon)('docker login with a password and with an OIDC token', async () => {
-    const dockerEnv = { ...env, DOCKER_CONFIG: path('docker-config') };
-    const docker = (args: string[], input: string) =>
-      run('docker', args, { env: dockerEnv, timeoutMs: 45_000, input });
-    expect(failed(await docker(['login', '-u', 'admin', '--password-stdin', angos.host], 'wrong\n'))).toBe(
-      true,
-    );
-    expect(
-      (await docker(['login', '-u', 'admin', '--password-stdin', angos.host], 'admin-secret\n')).code,
-    ).toBe(0);
-    expect(
-      (await docker(['login', '-u', 'ci', '--password-stdin', angos.host], `${issuer.token()}\n`)).code,
-    ).toBe(0);
-  });
+  it.skipIf(skipWithout('dockerd', 'docker') || skipUnlessRoot('docker login'))(
+    'docker login with a password and with an OIDC token',
+    async () => {
+      // A private daemon (startDockerd), stopped at the end of the test.
+      const daemon = await startDockerd({ dir: path('dockerd') });
+      onTestFinished(() => daemon.stop(), 60_000);
+      const dockerEnv = { ...env, DOCKER_HOST: daemon.env.DOCKER_HOST, DOCKER_CONFIG: path('docker-config') };
+      const docker = (args: string[], input: string) =>
+        run('docker', args, { env: dockerEnv, timeoutMs: 45_000, input });
+      expect(failed(await docker(['login', '-u', 'admin', '--password-stdin', angos.host], 'wrong\n'))).toBe(
+        true,
+      );
+      expect(
+        (await docker(['login', '-u', 'admin', '--password-stdin', angos.host], 'admin-secret\n')).code,
+      ).toBe(0);
+      expect(
+        (await docker(['login', '-u', 'ci', '--password-stdin', angos.host], `${issuer.token()}\n`)).code,
+      ).toBe(0);
+    },
+    120_000,
+  );
 });

@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import { accessSync, constants } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +14,7 @@ import {
   startAngos,
 } from '@angos/test-support';
 import { afterAll, beforeAll, beforeEach, inject } from 'vitest';
+import { clientPath, installCommand, installed } from './clients.js';
 
 /** Both process layouts. */
 export const MODES: readonly AngosMode[] = ['server', 'split'];
@@ -73,22 +73,7 @@ export function deployments(): Deployment[] {
   return DEPLOYMENTS.filter((deployment) => deployment.storage === 'fs');
 }
 
-const onPath = (name: string): boolean =>
-  (process.env['PATH'] ?? '').split(':').some((dir) => {
-    try {
-      accessSync(join(dir, name), constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-
 const inCi = (): boolean => !['', '0', 'false'].includes((process.env['CI'] ?? '').toLowerCase());
-
-/** How to install a tool that does not come from Debian's packages (CLIENTS.md lists those). */
-const INSTALL_HINTS: Readonly<Record<string, string>> = {
-  go: 'install Go >= 1.24 as .ci/run does, or: curl -fsSL https://go.dev/dl/go1.26.8.linux-amd64.tar.gz | tar -C /usr/local -xz && export PATH=$PATH:/usr/local/go/bin',
-};
 
 /**
  * Whether to skip the tests of a client: only when its binary is missing and CI is not set.
@@ -96,24 +81,52 @@ const INSTALL_HINTS: Readonly<Record<string, string>> = {
  * reports before any test runs.
  */
 export function skipWithout(...clients: string[]): boolean {
-  const missing = clients.filter((name) => !onPath(name));
+  const missing = clients.filter((name) => !installed(name));
   if (missing.length === 0 || inCi()) return false;
-  const hints = missing.flatMap((name) => (INSTALL_HINTS[name] ? [`; ${INSTALL_HINTS[name]}`] : []));
   console.warn(
-    `skipping ${clients.join('+')} tests: ${missing.join(', ')} not installed (under CI=true they fail)${hints.join('')}`,
+    `skipping ${clients.join('+')} tests: ${missing.join(', ')} not installed (${howToInstall(missing)}; under CI=true they fail)`,
   );
   return true;
 }
 
+/**
+ * Whether to skip tests that need root (a private dockerd): only when this process is not root
+ * and CI is not set; under CI they run, and fail where root is missing.
+ */
+export function skipUnlessRoot(what: string): boolean {
+  if (process.getuid?.() === 0 || inCi()) return false;
+  console.warn(`skipping ${what} tests: they need root (under CI=true they fail)`);
+  return true;
+}
+
+const howToInstall = (missing: readonly string[]): string =>
+  [...new Set(missing.map(installCommand))].join(', ');
+
 function requireClients(clients: readonly string[]): void {
-  const missing = clients.filter((name) => !onPath(name));
-  if (missing.length > 0) throw new Error(`client(s) not installed: ${missing.join(', ')}`);
+  const missing = clients.filter((name) => !installed(name));
+  if (missing.length > 0) {
+    throw new Error(`client(s) not installed: ${missing.join(', ')} (${howToInstall(missing)})`);
+  }
+}
+
+/**
+ * Where the other clients keep their configuration, all inside `work`: docker, oras, crane and
+ * cosign read credentials from $DOCKER_CONFIG, regctl its hosts from $REGCTL_CONFIG, cosign its
+ * TUF cache from $TUF_ROOT. The PATH puts the pinned Go clients first (clients.ts).
+ */
+function clientConfigEnv(work: string): NodeJS.ProcessEnv {
+  return {
+    PATH: clientPath(),
+    DOCKER_CONFIG: join(work, 'docker-config'),
+    REGCTL_CONFIG: join(work, 'regctl', 'config.json'),
+    TUF_ROOT: join(work, 'sigstore'),
+  };
 }
 
 export interface Registry {
   angos: AngosInstance;
   client: OciClient;
-  /** Environment for skopeo, podman and buildah, confined to this suite's directory. */
+  /** Environment for the clients (containersEnv, clientConfigEnv), confined to this suite's directory. */
   env: NodeJS.ProcessEnv;
   /** `docker://127.0.0.1:<port>/<repo>:<tag>` (or `@<digest>` when the reference is a digest). */
   ref(repo: string, reference: string): string;
@@ -125,6 +138,8 @@ export interface Registry {
   seed(): string;
   /** Runs a client with this suite's environment; rejects with its output unless it succeeds. */
   ok(cmd: string, ...args: string[]): Promise<RunResult>;
+  /** Like `ok`, in the working directory `cwd` (oras names files after the paths it is given). */
+  okIn(cwd: string, cmd: string, ...args: string[]): Promise<RunResult>;
   /** Runs a client with this suite's environment and returns the result whatever the status. */
   attempt(cmd: string, ...args: string[]): Promise<RunResult>;
 }
@@ -149,7 +164,10 @@ export function useRegistry(deployment: Deployment, clients: readonly string[]):
       config: storageConfig(deployment, work),
       env: { RUST_LOG: 'debug' },
     });
-    const env = await containersEnv(join(work, 'containers'), { insecureRegistries: [angos.host] });
+    const env = {
+      ...(await containersEnv(join(work, 'containers'), { insecureRegistries: [angos.host] })),
+      ...clientConfigEnv(work),
+    };
     const ref = (repo: string, reference: string) =>
       `${angos.host}/${repo}${reference.includes(':') ? '@' : ':'}${reference}`;
     Object.assign(registry, {
@@ -161,6 +179,8 @@ export function useRegistry(deployment: Deployment, clients: readonly string[]):
       path: (name: string) => join(work, `${++counter}-${name}`),
       seed: () => randomUUID(),
       ok: (cmd: string, ...args: string[]) => runOk(cmd, args, { env, timeoutMs: 45_000 }),
+      okIn: (cwd: string, cmd: string, ...args: string[]) =>
+        runOk(cmd, args, { env, cwd, timeoutMs: 45_000 }),
       attempt: (cmd: string, ...args: string[]) => run(cmd, args, { env, timeoutMs: 45_000 }),
     } satisfies Registry);
   });
