@@ -17,7 +17,7 @@ import {
   startAngos,
 } from '@angos/test-support';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { MODES, skipWithout } from './fixture.js';
+import { MODES, skipWithoutClients } from './fixture.js';
 
 /**
  * Real clients logging in the way they log in to any registry: skopeo `--creds`, podman login,
@@ -111,7 +111,7 @@ const failed = (result: RunResult) => result.code !== 0 && !result.timedOut;
 /** docker login needs a running daemon, which CI does not start; the test runs where one answers. */
 const dockerDaemon = spawnSync('docker', ['info'], { timeout: 10_000, stdio: 'ignore' }).status === 0;
 
-describe.skipIf(skipWithout('skopeo', 'podman')).each(MODES)('logging in to angos %s', (mode) => {
+describe.skipIf(skipWithoutClients('skopeo', 'podman')).each(MODES)('logging in to angos %s', (mode) => {
   let angos: AngosInstance;
   let issuer: Awaited<ReturnType<typeof startIssuer>>;
   let work: string;

@@ -1,17 +1,20 @@
 import { randomUUID } from 'node:crypto';
-import { accessSync, constants } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { S3Endpoint } from '@angos/storage/s3-test-server';
 import {
   type AngosInstance,
   type AngosMode,
   containersEnv,
+  installCommand,
   OciClient,
+  RGW_PROGRAMS,
   type RunResult,
+  requirePrograms,
   run,
   runOk,
+  type S3Endpoint,
+  skipWithout,
   startAngos,
 } from '@angos/test-support';
 import { afterAll, beforeAll, beforeEach, inject } from 'vitest';
@@ -69,39 +72,16 @@ function storageConfig(deployment: Deployment, work: string): string {
  */
 export function deployments(): Deployment[] {
   if (inject('s3') !== null) return [...DEPLOYMENTS];
-  console.warn('skipping the S3 deployments: no S3 server could start (under CI=true that fails)');
+  console.warn(`skipping the S3 deployments: Ceph RGW not installed (${installCommand(RGW_PROGRAMS)})`);
   return DEPLOYMENTS.filter((deployment) => deployment.storage === 'fs');
 }
 
-const onPath = (name: string): boolean =>
-  (process.env['PATH'] ?? '').split(':').some((dir) => {
-    try {
-      accessSync(join(dir, name), constants.X_OK);
-      return true;
-    } catch {
-      return false;
-    }
-  });
-
-const inCi = (): boolean => !['', '0', 'false'].includes((process.env['CI'] ?? '').toLowerCase());
-
 /**
- * Whether to skip the tests of a client: only when its binary is missing and CI is not set.
- * Under CI a missing client is an error (the CI installs every client), which `requireClients`
- * reports before any test runs.
+ * Whether to skip the tests of a client: only when its binary is missing and CI is not set (the
+ * warning names the install command). Under CI a missing client fails the suite's set-up.
  */
-export function skipWithout(...clients: string[]): boolean {
-  const missing = clients.filter((name) => !onPath(name));
-  if (missing.length === 0 || inCi()) return false;
-  console.warn(
-    `skipping ${clients.join('+')} tests: ${missing.join(', ')} not installed (under CI=true they fail)`,
-  );
-  return true;
-}
-
-function requireClients(clients: readonly string[]): void {
-  const missing = clients.filter((name) => !onPath(name));
-  if (missing.length > 0) throw new Error(`client(s) not installed: ${missing.join(', ')}`);
+export function skipWithoutClients(...clients: string[]): boolean {
+  return skipWithout(`the ${clients.join('+')} tests`, ...clients);
 }
 
 export interface Registry {
@@ -133,7 +113,7 @@ export function useRegistry(deployment: Deployment, clients: readonly string[]):
   let counter = 0;
   const registry = {} as Registry;
   beforeAll(async () => {
-    requireClients(clients);
+    requirePrograms(...clients);
     // Lowercase on purpose: podman names an image pulled from `oci:<dir>` after the path.
     work = join(tmpdir(), `angos-e2e-${mode}-${randomUUID().slice(0, 8)}`);
     await mkdir(work);
