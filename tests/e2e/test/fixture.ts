@@ -95,7 +95,10 @@ export interface Registry {
   image(repo: string, reference: string): string;
   /** A new, not yet existing path inside this suite's directory. */
   path(name: string): string;
-  /** A seed no earlier test used: new content, new digests (see CLIENTS.md on skopeo's cache). */
+  /**
+   * A seed no earlier test used: new content, new digests (skopeo as root keeps a blob-info cache
+   * and skips or mounts blobs it has seen before).
+   */
   seed(): string;
   /** Runs a client with this suite's environment; rejects with its output unless it succeeds. */
   ok(cmd: string, ...args: string[]): Promise<RunResult>;
