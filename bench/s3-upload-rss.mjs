@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Peak memory of `angos server` on S3 during one large chunked upload (docker-style PATCH: no
-// Content-Length, chunked transfer encoding), against a throw-away Ceph RGW (start-s3.sh).
+// Content-Length, chunked transfer encoding), against a throw-away Ceph RGW (@angos/test-support's starter).
 //
 //   pnpm build && node bench/s3-upload-rss.mjs [--size 2GiB] [--part-size 50MiB] [--uniform] [--json]
 //
@@ -8,7 +8,7 @@
 // upload (non-uniform mode), and one part per upload in uniform mode; this measures the server's
 // resident set (VmRSS sampled every 50 ms, and the kernel's high-water mark VmHWM) before and
 // during the upload. An S3 server of the caller's own: ANGOS_TEST_S3_ENDPOINT (see
-// libs/storage/src/testing/s3-server.ts). CEPH_OBJECTSTORE=bluestore keeps RGW's data on disk.
+// libs/test-support/src/rgw.ts). CEPH_OBJECTSTORE=bluestore keeps RGW's data on disk.
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -22,7 +22,7 @@ import { parseArgs } from 'node:util';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const cli = join(root, 'services', 'cli', 'dist', 'main.js');
-const { startS3TestServer } = await import(join(root, 'libs', 'storage', 'dist', 'testing', 's3-server.js'));
+const { startS3TestServer } = await import(join(root, 'libs', 'test-support', 'dist', 's3-server.js'));
 const { S3Bucket } = await import(join(root, 'libs', 'storage', 'dist', 'index.js'));
 
 const MiB = 1024 * 1024;

@@ -16,7 +16,7 @@ apt_install() { # command:package pairs; installs the packages of the commands t
   DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -qq $options "${missing[@]}" >/dev/null
 }
 apt_install "" wrk:wrk ab:apache2-utils skopeo:skopeo docker-registry:docker-registry
-# The same Ceph packages .ci/run installs for the S3 tests (shared/tools/start-s3.sh).
+# The same Ceph packages .ci/run installs for the S3 tests (libs/test-support/src/rgw.ts).
 apt_install --no-install-recommends radosgw:radosgw ceph-mon:ceph-mon ceph-osd:ceph-osd ceph:ceph-common
 pnpm build >/dev/null
 exec node bench/dist/main.js "$@"

@@ -3,8 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { type S3Endpoint, startS3TestServer } from '@angos/storage/s3-test-server';
-import { freePort, repoRoot } from '@angos/test-support';
+import { freePort, repoRoot, type S3Endpoint, startS3TestServer } from '@angos/test-support';
 
 /** A registry under test: where it listens and which processes to measure. */
 export interface Subject {

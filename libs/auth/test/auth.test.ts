@@ -1,12 +1,13 @@
 import type { IncomingMessage } from 'node:http';
 import type { Config } from '@angos/config';
 import { createMetrics, silentLogger } from '@angos/observability';
+import { skipWithout } from '@angos/test-support';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Auth, createAuth } from '../src/auth.js';
 import type { AccessRequest } from '../src/request.js';
 import type { ClientRequestDetails } from '../src/webhook/headers.js';
 import { configOf, type Running, serve, startIssuer, type TestIssuer } from './helpers.js';
-import { hasRedisServer, type RedisServer, startRedis } from './redis-server.js';
+import { type RedisServer, startRedis } from './redis-server.js';
 
 const ALICE_HASH =
   '$argon2id$v=19$m=64,t=1,p=1$bC87hUMfbQpL2Jjl8j+RxQ$OOKrstt+HXHBcNpma8p9Sxx9K6GmHQ9hEuXjr6aomp8';
@@ -86,7 +87,7 @@ default = "deny"
   });
 });
 
-describe.skipIf(!hasRedisServer && !process.env['CI'])('createAuth with [cache.redis]', () => {
+describe.skipIf(skipWithout('the Redis cache tests', 'redis-server'))('createAuth with [cache.redis]', () => {
   let redis: RedisServer;
   let issuer: TestIssuer;
   beforeAll(async () => {

@@ -1,8 +1,9 @@
 import { silentLogger } from '@angos/observability';
+import { skipWithout } from '@angos/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryCache } from '../src/cache/memory.js';
 import { RedisCache } from '../src/cache/redis.js';
-import { hasRedisServer, type RedisServer, startRedis } from './redis-server.js';
+import { type RedisServer, startRedis } from './redis-server.js';
 
 describe('MemoryCache', () => {
   it('stores values until they expire', async () => {
@@ -25,7 +26,7 @@ describe('MemoryCache', () => {
   });
 });
 
-describe.skipIf(!hasRedisServer && !process.env['CI'])('RedisCache (redis-server)', () => {
+describe.skipIf(skipWithout('the Redis cache tests', 'redis-server'))('RedisCache (redis-server)', () => {
   let redis: RedisServer;
   beforeAll(async () => {
     redis = await startRedis();

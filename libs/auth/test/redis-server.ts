@@ -1,9 +1,5 @@
-import { spawnSync } from 'node:child_process';
 import { startRedisServer } from '@angos/test-support';
 import { Redis } from 'ioredis';
-
-/** Debian's `redis-server` (package redis-server); tests that need it skip without it outside CI. */
-export const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
 
 export interface RedisServer {
   readonly url: string;

@@ -399,7 +399,7 @@ describe('deploy/*.toml', () => {
   it('config.toml is the local example', async () => {
     const { config } = await loadConfig(join(DEPLOY_DIR, 'config.toml'));
     expect(config.server).toMatchObject({ bind_address: '127.0.0.1', port: 8000 });
-    expect(config.blob_store.fs?.root_dir).toBe('./data');
+    expect(config.blob_store.fs?.root_dir).toBe('./.angos-data');
     expect(config.global.access_policy.default).toBe('allow');
   });
 
@@ -407,6 +407,6 @@ describe('deploy/*.toml', () => {
     const { config } = await loadConfig(join(DEPLOY_DIR, 'split.toml'));
     expect(config.services.registry_api_url).toBe('http://127.0.0.1:8001');
     expect(config.services.internal_token).toBeTruthy();
-    expect(config.blob_store.fs?.root_dir).toBe('./data');
+    expect(config.blob_store.fs?.root_dir).toBe('./.angos-data');
   });
 });

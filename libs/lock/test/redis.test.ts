@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { type RedisServer, startRedisServer } from '@angos/test-support';
+import { type RedisServer, skipWithout, startRedisServer } from '@angos/test-support';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LockLostError } from '../src/index.js';
@@ -9,7 +9,10 @@ import { describeLockContract } from '../src/testing/contract.js';
 let server: RedisServer;
 let admin: Redis;
 
+const skip = skipWithout('the Redis lock tests', 'redis-server');
+
 beforeAll(async () => {
+  if (skip) return;
   server = await startRedisServer();
   admin = new Redis(server.url);
 }, 30_000);
@@ -21,74 +24,76 @@ afterAll(async () => {
 
 const TTL_SECS = 1;
 
-describeLockContract(
-  'redis',
-  async () => {
-    const keyPrefix = `test-${randomUUID()}`;
-    const options = { url: server.url, ttlSecs: TTL_SECS, keyPrefix, retryDelayMs: 5 };
-    return {
-      backend: 'redis',
-      manager: ({ maxRetries } = {}) => new RedisLockManager({ ...options, maxRetries: maxRetries ?? 100 }),
-      distributed: {
-        ttlMs: TTL_SECS * 1000,
-        holder: { backend: 'redis', options },
-        steal: async (key) => {
-          await admin.set(`${keyPrefix}:${key}`, 'intruder', 'PX', 60_000);
+describe.skipIf(skip)('Redis locks', () => {
+  describeLockContract(
+    'redis',
+    async () => {
+      const keyPrefix = `test-${randomUUID()}`;
+      const options = { url: server.url, ttlSecs: TTL_SECS, keyPrefix, retryDelayMs: 5 };
+      return {
+        backend: 'redis',
+        manager: ({ maxRetries } = {}) => new RedisLockManager({ ...options, maxRetries: maxRetries ?? 100 }),
+        distributed: {
+          ttlMs: TTL_SECS * 1000,
+          holder: { backend: 'redis', options },
+          steal: async (key) => {
+            await admin.set(`${keyPrefix}:${key}`, 'intruder', 'PX', 60_000);
+          },
+          remove: async (key) => {
+            await admin.del(`${keyPrefix}:${key}`);
+          },
+          removedReason: 'ownership_lost',
+          leftovers: () => admin.keys(`${keyPrefix}:*`),
         },
-        remove: async (key) => {
-          await admin.del(`${keyPrefix}:${key}`);
-        },
-        removedReason: 'ownership_lost',
-        leftovers: () => admin.keys(`${keyPrefix}:*`),
-      },
-      async cleanup() {},
-    };
-  },
-  { distributed: true },
-);
+        async cleanup() {},
+      };
+    },
+    { distributed: true },
+  );
 
-describe('RedisLockManager', () => {
-  it('stores each lock as <key_prefix>:<key> with the TTL as PX', async () => {
-    const locks = new RedisLockManager({ url: server.url, ttlSecs: 7, keyPrefix: 'angos-locks' });
-    try {
-      await locks.withLocks(['tag:team/app:latest'], async () => {
-        const ttl = await admin.pttl('angos-locks:tag:team/app:latest');
-        expect(ttl).toBeGreaterThan(6000);
-        expect(ttl).toBeLessThanOrEqual(7000);
-      });
-      expect(await admin.exists('angos-locks:tag:team/app:latest')).toBe(0);
-    } finally {
-      await locks.close();
-    }
-  });
+  describe('RedisLockManager', () => {
+    it('stores each lock as <key_prefix>:<key> with the TTL as PX', async () => {
+      const locks = new RedisLockManager({ url: server.url, ttlSecs: 7, keyPrefix: 'angos-locks' });
+      try {
+        await locks.withLocks(['tag:team/app:latest'], async () => {
+          const ttl = await admin.pttl('angos-locks:tag:team/app:latest');
+          expect(ttl).toBeGreaterThan(6000);
+          expect(ttl).toBeLessThanOrEqual(7000);
+        });
+        expect(await admin.exists('angos-locks:tag:team/app:latest')).toBe(0);
+      } finally {
+        await locks.close();
+      }
+    });
 
-  it('gives the lock up with heartbeat_failure when Redis stops answering renewals', async () => {
-    const locks = new RedisLockManager({ url: server.url, ttlSecs: 1, keyPrefix: `pause-${randomUUID()}` });
-    try {
-      const error = await locks
-        .withLocks(['k'], async (signal) => {
-          // Writes (the renewal script) block on the server for longer than the TTL.
-          await admin.call('CLIENT', 'PAUSE', '2500', 'WRITE');
-          await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
-        })
-        .catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(LockLostError);
-      expect((error as LockLostError).reason).toBe('heartbeat_failure');
-      expect((error as LockLostError).transient).toBe(true); // 503 at the HTTP edge
-    } finally {
-      await admin.call('CLIENT', 'UNPAUSE');
-      await locks.close();
-    }
-  });
+    it('gives the lock up with heartbeat_failure when Redis stops answering renewals', async () => {
+      const locks = new RedisLockManager({ url: server.url, ttlSecs: 1, keyPrefix: `pause-${randomUUID()}` });
+      try {
+        const error = await locks
+          .withLocks(['k'], async (signal) => {
+            // Writes (the renewal script) block on the server for longer than the TTL.
+            await admin.call('CLIENT', 'PAUSE', '2500', 'WRITE');
+            await new Promise((resolve) => signal.addEventListener('abort', resolve, { once: true }));
+          })
+          .catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(LockLostError);
+        expect((error as LockLostError).reason).toBe('heartbeat_failure');
+        expect((error as LockLostError).transient).toBe(true); // 503 at the HTTP edge
+      } finally {
+        await admin.call('CLIENT', 'UNPAUSE');
+        await locks.close();
+      }
+    });
 
-  it('reports a connection error as an acquisition failure, not a timeout', async () => {
-    const locks = new RedisLockManager({ url: 'redis://127.0.0.1:1', ttlSecs: 1 });
-    try {
-      const error = await locks.withLocks(['k'], async () => {}).catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(Error);
-      expect((error as Error).name).not.toBe('LockTimeoutError');
-    } finally {
-      await locks.close();
-    }
+    it('reports a connection error as an acquisition failure, not a timeout', async () => {
+      const locks = new RedisLockManager({ url: 'redis://127.0.0.1:1', ttlSecs: 1 });
+      try {
+        const error = await locks.withLocks(['k'], async () => {}).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(Error);
+        expect((error as Error).name).not.toBe('LockTimeoutError');
+      } finally {
+        await locks.close();
+      }
+    });
   });
 });

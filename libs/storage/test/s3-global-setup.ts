@@ -1,1 +1,1 @@
-export { default } from '../src/testing/s3-global-setup.js';
+export { default } from '@angos/test-support/s3-global-setup';

@@ -5,9 +5,22 @@ export { type Dockerd, type StartDockerdOptions, startDockerd } from './dockerd.
 export { type Listening, listenOnFreePort } from './listen.js';
 export { type FetchedManifest, MANIFEST_ACCEPT, OciClient, sha256 } from './oci-client.js';
 export { type MkOciOptions, mkOci, type OciDescriptor, OciLayout } from './oci-layout.js';
+export {
+  inCi,
+  installCommand,
+  missingPrograms,
+  onPath,
+  RGW_PROGRAMS,
+  requirePrograms,
+  skipWithout,
+  startOptional,
+} from './optional.js';
 export { createTestCa, type Issued, type IssueOptions, type TestCa } from './pki.js';
-export { freePort } from './ports.js';
+export { freePort, freePortRange, portIsFree } from './ports.js';
 export { pushLayout } from './push-layout.js';
 export { type RedisServer, startRedisServer } from './redis-server.js';
-export { cliEntry, moduleTracePreload, repoRoot, sharedToolsDir } from './repo-root.js';
+export { cliEntry, moduleTracePreload, repoRoot } from './repo-root.js';
+export { type RgwOptions, rgwDataDir, type S3Endpoint, startRgw, stopRgw } from './rgw.js';
 export { RunError, type RunOptions, type RunResult, run, runOk } from './run.js';
+export { type S3TestServer, skipWithoutS3, startS3ForTests, startS3TestServer } from './s3-server.js';
+export { type TarEntry, tar } from './tar.js';

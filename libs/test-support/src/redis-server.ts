@@ -1,6 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { Socket } from 'node:net';
+import { requirePrograms } from './optional.js';
 import { freePort } from './ports.js';
 
 export interface RedisServer {
@@ -26,9 +27,11 @@ async function answersPing(port: number): Promise<boolean> {
 
 /**
  * A throwaway `redis-server` (Debian's package) on a free port of 127.0.0.1, without
- * persistence. Throws a clear error when the binary is missing.
+ * persistence. Throws, naming the install command, when the binary is missing; suites that need
+ * it skip with `skipWithout('…', 'redis-server')` outside CI.
  */
 export async function startRedisServer(binary = 'redis-server'): Promise<RedisServer> {
+  requirePrograms(binary);
   for (let attempt = 0; ; attempt++) {
     const port = await freePort();
     const child: ChildProcess = spawn(

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 /** The monorepo root: the nearest ancestor of this module that holds pnpm-workspace.yaml. */
@@ -11,16 +11,6 @@ export function repoRoot(): string {
     if (parent === dir) throw new Error('pnpm-workspace.yaml not found above @angos/test-support');
     dir = parent;
   }
-}
-
-/**
- * The shared tools directory (mk-oci.sh, push-blob.sh): ANGOS_SHARED_TOOLS when set, else
- * `../shared/tools` beside the repository (the repository is cloned with shared/ next to it).
- */
-export function sharedToolsDir(): string {
-  const fromEnv = process.env['ANGOS_SHARED_TOOLS'];
-  if (fromEnv) return resolve(fromEnv);
-  return resolve(repoRoot(), '..', 'shared', 'tools');
 }
 
 /** The built CLI entry point: ANGOS_CLI when set, else services/cli/dist/main.js. */

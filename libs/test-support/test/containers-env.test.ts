@@ -1,12 +1,10 @@
-import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { containersEnv } from '../src/containers-env.js';
+import { skipWithout } from '../src/optional.js';
 import { run } from '../src/run.js';
-
-const hasPodman = ['/usr/bin/podman', '/usr/local/bin/podman'].some((p) => existsSync(p));
 
 describe('containersEnv', () => {
   let dir: string;
@@ -37,16 +35,19 @@ describe('containersEnv', () => {
     expect(JSON.parse(await readFile(env['REGISTRY_AUTH_FILE']!, 'utf8'))).toEqual({ auths: {} });
   });
 
-  it.skipIf(!hasPodman)('is what podman uses for its storage', async () => {
-    const result = await run(
-      'podman',
-      ['info', '--format', '{{.Store.GraphRoot}} {{.Store.GraphDriverName}}'],
-      {
-        env,
-        timeoutMs: 60_000,
-      },
-    );
-    expect(result.stderr).toBe('');
-    expect(result.stdout.trim()).toBe(`${join(dir, 'graphroot')} vfs`);
-  });
+  it.skipIf(skipWithout('the podman storage check', 'podman'))(
+    'is what podman uses for its storage',
+    async () => {
+      const result = await run(
+        'podman',
+        ['info', '--format', '{{.Store.GraphRoot}} {{.Store.GraphDriverName}}'],
+        {
+          env,
+          timeoutMs: 60_000,
+        },
+      );
+      expect(result.stderr).toBe('');
+      expect(result.stdout.trim()).toBe(`${join(dir, 'graphroot')} vfs`);
+    },
+  );
 });

@@ -1,8 +1,6 @@
-import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { once } from 'node:events';
-import { connect } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { createLogger } from '@angos/observability';
+import { type RedisServer, skipWithout, startRedisServer } from '@angos/test-support';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningService, startServer } from '../src/index.js';
 import {
@@ -102,41 +100,13 @@ describe('access policy rules at startup and reload', () => {
   });
 });
 
-const hasRedisServer = spawnSync('redis-server', ['--version']).status === 0;
-
-describe.skipIf(!hasRedisServer && !process.env['CI'])('[cache.redis] (redis-server)', () => {
-  let redis: ChildProcess;
-  let redisPort: number;
+describe.skipIf(skipWithout('the [cache.redis] test', 'redis-server'))('[cache.redis] (redis-server)', () => {
+  let redis: RedisServer;
   beforeAll(async () => {
-    redisPort = await freePort();
-    redis = spawn(
-      'redis-server',
-      ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'],
-      {
-        stdio: 'ignore',
-      },
-    );
-    await eventually(
-      () =>
-        new Promise<boolean>((resolve) => {
-          const socket = connect(redisPort, '127.0.0.1');
-          socket.on('error', () => resolve(false));
-          socket.on('connect', () => {
-            socket.write('PING\r\n');
-            socket.once('data', (data) => {
-              socket.destroy();
-              resolve(data.toString().startsWith('+PONG'));
-            });
-          });
-        }),
-    );
+    redis = await startRedisServer();
   }, 15_000);
   afterAll(async () => {
-    if (redis.exitCode === null) {
-      const exited = once(redis, 'exit');
-      redis.kill('SIGTERM');
-      await exited;
-    }
+    await redis?.stop();
   });
 
   it('runs angos server with the token cache in Redis and stops cleanly', async () => {
@@ -145,7 +115,7 @@ describe.skipIf(!hasRedisServer && !process.env['CI'])('[cache.redis] (redis-ser
       baseConfig(
         ws.dir,
         port,
-        `[cache.redis]\nurl = "redis://127.0.0.1:${redisPort}"\nkey_prefix = "angos:"\n${policy(['true'])}`,
+        `[cache.redis]\nurl = "${redis.url}"\nkey_prefix = "angos:"\n${policy(['true'])}`,
       ),
     );
     const server = startAngos(['-c', ws.configPath, 'server']);

@@ -2,7 +2,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { parseConfig } from '@angos/config';
 import { createMetrics, silentLogger } from '@angos/observability';
-import { type RedisServer, startRedisServer } from '@angos/test-support';
+import { type RedisServer, skipWithout, startRedisServer } from '@angos/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocks } from '../src/compose.js';
 import { CliError } from '../src/errors.js';
@@ -15,8 +15,10 @@ let redis: RedisServer;
 const pttl = async (key: string) =>
   Number((await run('redis-cli', ['-p', String(redis.port), 'PTTL', key])).stdout.trim());
 
+const skipRedis = skipWithout('the Redis lock test', 'redis-server', 'redis-cli');
+
 beforeAll(async () => {
-  redis = await startRedisServer();
+  if (!skipRedis) redis = await startRedisServer();
 }, 30_000);
 afterAll(async () => {
   await redis?.stop();
@@ -39,26 +41,29 @@ describe('createLocks', () => {
     await locks.close();
   });
 
-  it('builds the Redis lock from [metadata_store.fs.lock_strategy.redis], with its key_prefix and ttl', async () => {
-    const { config } = parseConfig(
-      `${BASE}[metadata_store.fs.lock_strategy.redis]\nurl = "${redis.url}"\nttl = 4\nkey_prefix = "cli-test"\n`,
-    );
-    const d = deps();
-    const locks = await createLocks(config, d);
-    try {
-      expect(locks.backend).toBe('redis');
-      await locks.withLocks(['tag:ns:latest'], async () => {
-        const ttl = await pttl('cli-test:tag:ns:latest');
-        expect(ttl).toBeGreaterThan(3000);
-        expect(ttl).toBeLessThanOrEqual(4000);
-      });
-      expect((await d.metrics.render()).body).toContain(
-        'lock_acquisitions_total{backend="redis",result="success"} 1',
+  it.skipIf(skipRedis)(
+    'builds the Redis lock from [metadata_store.fs.lock_strategy.redis], with its key_prefix and ttl',
+    async () => {
+      const { config } = parseConfig(
+        `${BASE}[metadata_store.fs.lock_strategy.redis]\nurl = "${redis.url}"\nttl = 4\nkey_prefix = "cli-test"\n`,
       );
-    } finally {
-      await locks.close();
-    }
-  });
+      const d = deps();
+      const locks = await createLocks(config, d);
+      try {
+        expect(locks.backend).toBe('redis');
+        await locks.withLocks(['tag:ns:latest'], async () => {
+          const ttl = await pttl('cli-test:tag:ns:latest');
+          expect(ttl).toBeGreaterThan(3000);
+          expect(ttl).toBeLessThanOrEqual(4000);
+        });
+        expect((await d.metrics.render()).body).toContain(
+          'lock_acquisitions_total{backend="redis",result="success"} 1',
+        );
+      } finally {
+        await locks.close();
+      }
+    },
+  );
 
   it('refuses to start, naming the key, when the S3 lock cannot check its provider', async () => {
     const { config } = parseConfig(`${BASE}[metadata_store.s3]

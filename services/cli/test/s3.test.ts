@@ -1,6 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { S3Bucket } from '@angos/storage/s3';
-import { type S3TestServer, startS3ForTests } from '@angos/storage/s3-test-server';
+import { type S3TestServer, startS3ForTests } from '@angos/test-support';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   freePort,

@@ -17,7 +17,7 @@ import {
   startDockerd,
 } from '@angos/test-support';
 import { afterAll, beforeAll, beforeEach, describe, expect, it, onTestFinished } from 'vitest';
-import { MODES, skipUnlessRoot, skipWithout } from './fixture.js';
+import { MODES, skipUnlessRoot, skipWithoutClients } from './fixture.js';
 import { ADMIN_HASH, ALICE_HASH } from './identities.js';
 
 /**
@@ -103,7 +103,7 @@ rules = [
 
 const failed = (result: RunResult) => result.code !== 0 && !result.timedOut;
 
-describe.skipIf(skipWithout('skopeo', 'podman')).each(MODES)('logging in to angos %s', (mode) => {
+describe.skipIf(skipWithoutClients('skopeo', 'podman')).each(MODES)('logging in to angos %s', (mode) => {
   let angos: AngosInstance;
   let issuer: Awaited<ReturnType<typeof startIssuer>>;
   let work: string;
@@ -226,7 +226,7 @@ describe.skipIf(skipWithout('skopeo', 'podman')).each(MODES)('logging in to ango
     }
   });
 
-  it.skipIf(skipWithout('dockerd', 'docker') || skipUnlessRoot('docker login'))(
+  it.skipIf(skipWithoutClients('dockerd', 'docker') || skipUnlessRoot('docker login'))(
     'docker login with a password and with an OIDC token',
     async () => {
       // A private daemon (startDockerd), stopped at the end of the test.

@@ -1,7 +1,7 @@
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { delimiter, join } from 'node:path';
-import { repoRoot } from '@angos/test-support';
+import { installCommand as aptInstallCommand, repoRoot } from '@angos/test-support';
 
 /**
  * Where the end-to-end tests find the registry clients they drive, and what installs a missing
@@ -50,16 +50,10 @@ export function installed(name: string): boolean {
     });
 }
 
-/** Debian packages of the clients that are not Go tools (package names differ from commands). */
-const DEBIAN_PACKAGES: Record<string, string> = {
-  dockerd: 'docker.io',
-  docker: 'docker.io',
-};
-
 /** The command that installs `name`, for the message of a skipped or failing suite. */
 export function installCommand(name: string): string {
   const go = goClients().find((c) => c.tool === name);
   if (go) return `scripts/install-clients.sh ${name}`;
   if (name === 'go') return 'install Go 1.24 or later, as .ci/run does (Debian 12 ships 1.19)';
-  return `apt-get install ${DEBIAN_PACKAGES[name] ?? name}`;
+  return aptInstallCommand([name]);
 }

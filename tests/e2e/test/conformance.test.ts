@@ -1,6 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { CONFORMANCE_SUITES, conformanceBinary, runConformance } from './conformance-suite.js';
-import { type Deployment, deployments, skipWithout, useRegistry } from './fixture.js';
+import { type Deployment, deployments, skipWithoutClients, useRegistry } from './fixture.js';
 
 /**
  * The official OCI distribution-spec conformance suite, at a pinned commit of its main branch,
@@ -9,7 +9,7 @@ import { type Deployment, deployments, skipWithout, useRegistry } from './fixtur
  */
 const TARGETS: readonly Deployment['label'][] = ['server on fs', 'server on S3', 'split on fs'];
 
-describe.skipIf(skipWithout('go'))('OCI distribution-spec conformance', () => {
+describe.skipIf(skipWithoutClients('go'))('OCI distribution-spec conformance', () => {
   const binaries = new Map<string, string>();
   beforeAll(async () => {
     // Built once per machine and cached (~/.cache/angos/conformance); a first build takes minutes.

@@ -2,7 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mkOci, OciLayout, pushLayout } from '@angos/test-support';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { deployments, skipWithout, useRegistry } from './fixture.js';
+import { deployments, skipWithoutClients, useRegistry } from './fixture.js';
 
 /** What `cosign verify` prints for each verified signature (the simple signing payload). */
 interface SimpleSigning {
@@ -19,7 +19,7 @@ const PREDICATE_TYPE = 'https://example.com/angos/e2e-predicate/v1';
  * cosign 2 puts them by default, `sha256-<hex>.sig` / `.att` tags in the image's repository, or
  * with the (experimental) OCI 1.1 mode, to the referrers API.
  */
-describe.skipIf(skipWithout('cosign')).each(deployments())('cosign against angos $label', (deployment) => {
+describe.skipIf(skipWithoutClients('cosign')).each(deployments())('cosign against angos $label', (deployment) => {
   const r = useRegistry(deployment, ['cosign']);
   const registryFlags = ['--allow-http-registry', '--allow-insecure-registry'];
   let keys = '';

@@ -1,6 +1,6 @@
 import { mkOci, OciLayout } from '@angos/test-support';
 import { describe, expect, it } from 'vitest';
-import { deployments, skipWithout, useRegistry } from './fixture.js';
+import { deployments, skipWithoutClients, useRegistry } from './fixture.js';
 
 interface ImageIndex {
   mediaType: string;
@@ -13,7 +13,7 @@ interface ImageManifest {
   annotations?: Record<string, string>;
 }
 
-describe.skipIf(skipWithout('crane')).each(deployments())('crane against angos $label', (deployment) => {
+describe.skipIf(skipWithoutClients('crane')).each(deployments())('crane against angos $label', (deployment) => {
   const r = useRegistry(deployment, ['crane']);
   const crane = (...args: string[]) => r.ok('crane', '--insecure', ...args);
   const out = async (...args: string[]) => (await crane(...args)).stdout.trim();

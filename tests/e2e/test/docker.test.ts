@@ -17,7 +17,7 @@ import {
 } from '@angos/test-support';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { clientPath } from './clients.js';
-import { deployments, MODES, skipUnlessRoot, skipWithout, useRegistry } from './fixture.js';
+import { deployments, MODES, skipUnlessRoot, skipWithoutClients, useRegistry } from './fixture.js';
 import { ADMIN_HASH } from './identities.js';
 
 interface Manifest {
@@ -38,7 +38,7 @@ const pushedDigest = (result: RunResult): string => {
  * layouts (there is no internet to pull from), pushed to and pulled from 127.0.0.1, which docker
  * reaches over plain HTTP by default.
  */
-describe.skipIf(skipWithout('dockerd', 'docker') || skipUnlessRoot('docker'))('docker', () => {
+describe.skipIf(skipWithoutClients('dockerd', 'docker') || skipUnlessRoot('docker'))('docker', () => {
   let daemon: Dockerd;
   let work = '';
   let counter = 0;

@@ -2,15 +2,19 @@ import { randomUUID } from 'node:crypto';
 import { mkdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { S3Endpoint } from '@angos/storage/s3-test-server';
 import {
   type AngosInstance,
   type AngosMode,
   containersEnv,
+  inCi,
   OciClient,
+  RGW_PROGRAMS,
   type RunResult,
+  requirePrograms,
   run,
   runOk,
+  type S3Endpoint,
+  skipWithout,
   startAngos,
 } from '@angos/test-support';
 import { afterAll, beforeAll, beforeEach, inject } from 'vitest';
@@ -69,18 +73,15 @@ function storageConfig(deployment: Deployment, work: string): string {
  */
 export function deployments(): Deployment[] {
   if (inject('s3') !== null) return [...DEPLOYMENTS];
-  console.warn('skipping the S3 deployments: no S3 server could start (under CI=true that fails)');
+  console.warn(`skipping the S3 deployments: Ceph RGW not installed (${installCommand(RGW_PROGRAMS)})`);
   return DEPLOYMENTS.filter((deployment) => deployment.storage === 'fs');
 }
 
-const inCi = (): boolean => !['', '0', 'false'].includes((process.env['CI'] ?? '').toLowerCase());
-
 /**
- * Whether to skip the tests of a client: only when its binary is missing and CI is not set.
- * Under CI a missing client is an error (the CI installs every client), which `requireClients`
- * reports before any test runs.
+ * Whether to skip the tests of a client: only when its binary is missing and CI is not set (the
+ * warning names the install command). Under CI a missing client fails the suite's set-up.
  */
-export function skipWithout(...clients: string[]): boolean {
+export function skipWithoutClients(...clients: string[]): boolean {
   const missing = clients.filter((name) => !installed(name));
   if (missing.length === 0 || inCi()) return false;
   console.warn(
@@ -134,7 +135,10 @@ export interface Registry {
   image(repo: string, reference: string): string;
   /** A new, not yet existing path inside this suite's directory. */
   path(name: string): string;
-  /** A seed no earlier test used: new content, new digests (see CLIENTS.md on skopeo's cache). */
+  /**
+   * A seed no earlier test used: new content, new digests (skopeo as root keeps a blob-info cache
+   * and skips or mounts blobs it has seen before).
+   */
   seed(): string;
   /** Runs a client with this suite's environment; rejects with its output unless it succeeds. */
   ok(cmd: string, ...args: string[]): Promise<RunResult>;
@@ -154,7 +158,7 @@ export function useRegistry(deployment: Deployment, clients: readonly string[]):
   let counter = 0;
   const registry = {} as Registry;
   beforeAll(async () => {
-    requireClients(clients);
+    requirePrograms(...clients);
     // Lowercase on purpose: podman names an image pulled from `oci:<dir>` after the path.
     work = join(tmpdir(), `angos-e2e-${mode}-${randomUUID().slice(0, 8)}`);
     await mkdir(work);

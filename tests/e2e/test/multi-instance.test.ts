@@ -11,8 +11,17 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
-import { type S3Endpoint, startS3TestServer } from '@angos/storage/s3-test-server';
-import { cliEntry, freePort, OciClient, sha256, startRedisServer } from '@angos/test-support';
+import {
+  cliEntry,
+  freePort,
+  OciClient,
+  type S3Endpoint,
+  sha256,
+  skipWithout,
+  skipWithoutS3,
+  startRedisServer,
+  startS3TestServer,
+} from '@angos/test-support';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 
 const execFileAsync = promisify(execFile);
@@ -272,9 +281,10 @@ interface Cluster {
 
 function describeCluster(
   name: string,
+  skip: boolean,
   setup: () => Promise<{ cluster: Cluster; teardown(): Promise<void> }>,
 ) {
-  describe(name, () => {
+  describe.skipIf(skip)(name, () => {
     let cluster: Cluster;
     let teardown: (() => Promise<void>) | undefined;
     const instances = () => cluster.instances;
@@ -562,14 +572,17 @@ default = "allow"
 immutable_tags = true
 `;
 
-describeCluster('three instances on one fs root with the Redis lock', async () => {
-  const redis = await startRedis();
-  const work = await mkdtemp(join(tmpdir(), 'angos-multi-fs-'));
-  const root = join(work, 'data');
-  const configPath = join(work, 'config.toml');
-  await writeFile(
-    configPath,
-    `${CLUSTER_CONFIG}
+describeCluster(
+  'three instances on one fs root with the Redis lock',
+  skipWithout('the Redis cluster tests', 'redis-server', 'redis-cli'),
+  async () => {
+    const redis = await startRedis();
+    const work = await mkdtemp(join(tmpdir(), 'angos-multi-fs-'));
+    const root = join(work, 'data');
+    const configPath = join(work, 'config.toml');
+    await writeFile(
+      configPath,
+      `${CLUSTER_CONFIG}
 [blob_store.fs]
 root_dir = ${JSON.stringify(root)}
 
@@ -581,42 +594,46 @@ url = "${redis.url}"
 ttl = ${REDIS_TTL_SECS}
 key_prefix = "angos-locks"
 `,
-  );
-  const instances = await Promise.all(['a', 'b', 'c'].map((name) => startInstance(name, configPath)));
-  return {
-    cluster: {
-      instances,
-      configPath,
-      storage: fsView(root),
-      lockBackend: 'redis',
-      lockLeftovers: async () =>
-        (await redis.cli('--raw', 'KEYS', 'angos-locks:*')).split('\n').filter(Boolean),
-    },
-    async teardown() {
-      await Promise.all(instances.map((instance) => stopProcess(instance.child)));
-      await redis.stop();
-      await rm(work, { recursive: true, force: true });
-    },
-  };
-});
+    );
+    const instances = await Promise.all(['a', 'b', 'c'].map((name) => startInstance(name, configPath)));
+    return {
+      cluster: {
+        instances,
+        configPath,
+        storage: fsView(root),
+        lockBackend: 'redis',
+        lockLeftovers: async () =>
+          (await redis.cli('--raw', 'KEYS', 'angos-locks:*')).split('\n').filter(Boolean),
+      },
+      async teardown() {
+        await Promise.all(instances.map((instance) => stopProcess(instance.child)));
+        await redis.stop();
+        await rm(work, { recursive: true, force: true });
+      },
+    };
+  },
+);
 
 // --- S3 + the S3 lock ----------------------------------------------------------------------------
 
 const S3_TTL_SECS = 9;
 
-describeCluster('three instances on S3 (Ceph RGW) with the S3 lock', async () => {
-  const s3 = await startS3TestServer();
-  const work = await mkdtemp(join(tmpdir(), 'angos-multi-s3-'));
-  const configPath = join(work, 'config.toml');
-  const connection = (prefix: string) => `access_key_id = "${s3.accessKeyId}"
+describeCluster(
+  'three instances on S3 (Ceph RGW) with the S3 lock',
+  skipWithoutS3('the S3 cluster tests'),
+  async () => {
+    const s3 = await startS3TestServer();
+    const work = await mkdtemp(join(tmpdir(), 'angos-multi-s3-'));
+    const configPath = join(work, 'config.toml');
+    const connection = (prefix: string) => `access_key_id = "${s3.accessKeyId}"
 secret_key = "${s3.secretAccessKey}"
 endpoint = "${s3.endpoint}"
 bucket = "${s3.bucket}"
 region = "${s3.region}"
 key_prefix = "${prefix}"`;
-  await writeFile(
-    configPath,
-    `${CLUSTER_CONFIG}
+    await writeFile(
+      configPath,
+      `${CLUSTER_CONFIG}
 [blob_store.s3]
 ${connection('blobs')}
 
@@ -631,28 +648,29 @@ max_hold_secs = 60
 max_retries = 1000
 operation_attempt_timeout_secs = 1
 `,
-  );
-  const instances: Instance[] = [];
-  try {
-    for (const name of ['a', 'b', 'c']) instances.push(await startInstance(name, configPath));
-  } catch (error) {
-    await Promise.all(instances.map((instance) => stopProcess(instance.child)));
-    await s3.stop();
-    throw error;
-  }
-  const storage = s3View(s3, ['blobs', 'meta']);
-  return {
-    cluster: {
-      instances,
-      configPath,
-      storage,
-      lockBackend: 's3',
-      lockLeftovers: async () => (await storage.keys()).filter((key) => key.startsWith('_locks/')),
-    },
-    async teardown() {
+    );
+    const instances: Instance[] = [];
+    try {
+      for (const name of ['a', 'b', 'c']) instances.push(await startInstance(name, configPath));
+    } catch (error) {
       await Promise.all(instances.map((instance) => stopProcess(instance.child)));
       await s3.stop();
-      await rm(work, { recursive: true, force: true });
-    },
-  };
-});
+      throw error;
+    }
+    const storage = s3View(s3, ['blobs', 'meta']);
+    return {
+      cluster: {
+        instances,
+        configPath,
+        storage,
+        lockBackend: 's3',
+        lockLeftovers: async () => (await storage.keys()).filter((key) => key.startsWith('_locks/')),
+      },
+      async teardown() {
+        await Promise.all(instances.map((instance) => stopProcess(instance.child)));
+        await s3.stop();
+        await rm(work, { recursive: true, force: true });
+      },
+    };
+  },
+);

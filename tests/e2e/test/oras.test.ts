@@ -2,7 +2,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { mkOci, OciLayout, sha256 } from '@angos/test-support';
 import { describe, expect, it } from 'vitest';
-import { deployments, skipWithout, useRegistry } from './fixture.js';
+import { deployments, skipWithoutClients, useRegistry } from './fixture.js';
 
 interface ArtifactManifest {
   artifactType?: string;
@@ -20,7 +20,7 @@ interface Discovered {
 const SBOM_TYPE = 'application/vnd.example.sbom.v1+json';
 const SIGNATURE_TYPE = 'application/vnd.example.signature.v1';
 
-describe.skipIf(skipWithout('oras')).each(deployments())('oras against angos $label', (deployment) => {
+describe.skipIf(skipWithoutClients('oras')).each(deployments())('oras against angos $label', (deployment) => {
   const r = useRegistry(deployment, ['oras']);
   const oras = (...args: string[]) => r.ok('oras', ...args);
   const ref = (repo: string, reference: string) => r.image(repo, reference);

@@ -11,7 +11,7 @@ interface ReferrersIndex {
 }
 
 /**
- * No client here pushes an artifact with a `subject` (CLIENTS.md), so this goes over HTTP, the
+ * None of skopeo, podman and buildah pushes an artifact with a `subject`, so this goes over HTTP, the
  * way an `oras attach` or `cosign attach` would.
  */
 describe.each(deployments())('referrers against angos $label', (deployment) => {

@@ -1,7 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import { mkOci, OciLayout, sha256 } from '@angos/test-support';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { deployments, skipWithout, useRegistry } from './fixture.js';
+import { deployments, skipWithoutClients, useRegistry } from './fixture.js';
 
 interface ImageIndex {
   manifests: { digest: string; platform: { architecture: string } }[];
@@ -13,7 +13,7 @@ interface ArtifactList {
 
 const SBOM_TYPE = 'application/vnd.example.sbom.v1+json';
 
-describe.skipIf(skipWithout('regctl')).each(deployments())('regctl against angos $label', (deployment) => {
+describe.skipIf(skipWithoutClients('regctl')).each(deployments())('regctl against angos $label', (deployment) => {
   const r = useRegistry(deployment, ['regctl']);
   const regctl = (...args: string[]) => r.ok('regctl', ...args);
   const out = async (...args: string[]) => (await regctl(...args)).stdout.trim();

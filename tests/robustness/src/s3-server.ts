@@ -1,4 +1,4 @@
-import { startS3TestServer } from '@angos/storage/s3-test-server';
+import { startS3TestServer } from '@angos/test-support';
 import { s3StorageToml } from './s3-toml.js';
 
 /**

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 
-/** Where an S3 server is: the fields of `@angos/storage/s3-test-server`'s S3Endpoint. */
+/** Where an S3 server is: the fields of `@angos/test-support`'s S3Endpoint. */
 export interface S3Location {
   readonly endpoint: string;
   readonly region: string;

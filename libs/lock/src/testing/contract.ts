@@ -15,7 +15,6 @@ import type { InvalidationReason, LockBackend, LockManager } from '../types.js';
 import type { HolderRecipe } from './recipe.js';
 
 export type { HolderRecipe } from './recipe.js';
-export { type S3Server, startS3Server } from './s3-server.js';
 
 /** What distributed backends offer beyond in-process locking. */
 export interface DistributedUnderTest {

@@ -75,8 +75,8 @@ export class S3Bucket {
   readonly #attemptTimeoutSecs: number;
 
   constructor(options: S3ConnectionOptions) {
-    // The SDK warns on every start under Node 20 about its releases of 2027; the
-    // registry supports Node 20 and the warning says nothing about this process.
+    // The SDK warns on every start under Node 20 (older than the supported 22, still on some
+    // development machines) about its releases of 2027; it says nothing about this process.
     process.env['AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED'] ??= 'true';
     this.name = options.bucket;
     this.endpoint = options.endpoint;

@@ -1,5 +1,8 @@
+// Loads vitest's types, which the augmentation below extends.
+import type {} from 'vitest';
 import type { TestProject } from 'vitest/node';
-import { type S3Endpoint, startS3ForTests } from './s3-server.js';
+import type { S3Endpoint } from './rgw.js';
+import { startS3ForTests } from './s3-server.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -10,7 +13,7 @@ declare module 'vitest' {
 
 /**
  * A vitest globalSetup: one Ceph RGW for the whole run, provided to the tests as `inject('s3')`.
- * A package uses it with a one-line setup file: `export { default } from '@angos/storage/s3-global-setup';`
+ * A package uses it with a one-line setup file: `export { default } from '@angos/test-support/s3-global-setup';`
  */
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   const server = await startS3ForTests();
