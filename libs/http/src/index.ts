@@ -1,4 +1,12 @@
 export {
+  ACCESS_LOG_TARGET,
+  type AuthMethod,
+  authMethod,
+  bytesIn,
+  bytesOut,
+  identityName,
+} from './access-log.js';
+export {
   decodeContext,
   encodeContext,
   getContext,
@@ -24,6 +32,7 @@ export {
   routeLabel,
   withObservability,
 } from './observe.js';
+export { assignRequestId, REQUEST_ID_HEADER } from './request-id.js';
 export { type HeaderValues, sendBody, sendError, sendJson, sendText } from './respond.js';
 export {
   createHttpServer,

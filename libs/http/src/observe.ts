@@ -1,7 +1,9 @@
-import type { IncomingMessage } from 'node:http';
 import type { Logger, Metrics } from '@angos/observability';
 import { parseRoute } from '@angos/oci';
+import { ACCESS_LOG_TARGET, authMethod, bytesIn, bytesOut, identityName } from './access-log.js';
+import { getContext } from './context.js';
 import { type Handler, requestPath } from './handler.js';
+import { assignRequestId } from './request-id.js';
 
 /** Endpoints served outside the OCI API, labelled by name. */
 const SERVICE_ROUTES: Readonly<Record<string, string>> = {
@@ -35,20 +37,24 @@ export interface ObservabilityOptions {
   readonly service: string;
 }
 
-function clientIp(req: IncomingMessage): string | undefined {
-  return req.socket.remoteAddress;
-}
-
-/** Request metrics (in flight, count, duration) and a debug-level access log around a handler. */
+/**
+ * Request metrics (in flight, count, duration), the request id (assigned, echoed in
+ * `X-Request-Id`) and the access log: one `info` line per request on the `angos::access` target,
+ * written when the response ends.
+ */
 export function withObservability(handler: Handler, options: ObservabilityOptions): Handler {
   const { requestsTotal, requestDuration, requestsInFlight } = options.metrics.http;
-  const { logger, service } = options;
+  const { service } = options;
+  const access = options.logger.child(ACCESS_LOG_TARGET);
+  // The filter is fixed for a logger's life: decided once, not per request.
+  const logging = access.isEnabled('info');
 
   return (req, res) => {
     const started = performance.now();
     const path = requestPath(req);
     const route = routeLabel(path);
     const method = methodLabel(req.method);
+    const requestId = assignRequestId(req, res);
     requestsInFlight.inc({ route });
 
     res.once('close', () => {
@@ -57,17 +63,21 @@ export function withObservability(handler: Handler, options: ObservabilityOption
       const status = res.writableFinished ? res.statusCode : CLIENT_CLOSED_STATUS;
       requestsTotal.inc({ method, route, status: String(status) });
       requestDuration.observe({ method, route }, seconds);
-      if (logger.isEnabled('debug')) {
-        logger.debug('request completed', {
-          service,
-          method: req.method,
-          path,
-          route,
-          status,
-          duration_ms: Math.round(seconds * 1e6) / 1e3,
-          client_ip: clientIp(req),
-        });
-      }
+      if (!logging) return;
+      const context = getContext(req);
+      access.info('request', {
+        request_id: requestId,
+        service,
+        method: req.method,
+        path,
+        status,
+        bytes_in: bytesIn(req.socket),
+        bytes_out: bytesOut(req.socket),
+        duration_ms: Math.round(seconds * 1e6) / 1e3,
+        auth: authMethod(context.identity),
+        identity: identityName(context.identity),
+        client_ip: context.clientIp,
+      });
     });
 
     return handler(req, res);

@@ -51,9 +51,10 @@ describe('withObservability and healthHandler', () => {
     expect(body).toContain('http_requests_in_flight{route="metrics"} 1');
     expect(body).toMatch(/http_requests_in_flight\{route="manifest"\} 0/);
 
-    const access = (await records()).filter((r) => r['message'] === 'request completed');
+    const access = (await records()).filter((r) => r['target'] === 'angos::access');
     expect(access[0]).toMatchObject({
-      level: 'DEBUG',
+      level: 'INFO',
+      message: 'request',
       service: 'test',
       method: 'GET',
       path: '/v2/a/manifests/v1',

@@ -1,7 +1,7 @@
 import { once } from 'node:events';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { checkAuthConfig } from '@angos/auth';
+import { checkAuthConfig, GLOBAL_ACCESS_POLICY_KEY, refusesEveryRequest } from '@angos/auth';
 import {
   type Config,
   ConfigError,
@@ -12,7 +12,7 @@ import {
   watchConfig,
 } from '@angos/config';
 import { createHttpServer, type Handler, withObservability } from '@angos/http';
-import { createLogger, createMetrics, type Logger } from '@angos/observability';
+import { createLogger, createMetrics, type Logger, type Metrics } from '@angos/observability';
 import { type App, type AppDeps, composeGateway, composeRegistryApi, composeServer } from './compose.js';
 import { drain } from './drain.js';
 import { CliError } from './errors.js';
@@ -41,9 +41,10 @@ export interface RunningService {
   readonly address: { host: string; port: number };
   /**
    * Stops accepting connections, lets in-flight requests finish (bounded by
-   * `server.query_timeout_grace_period`), stops watching the configuration. Idempotent.
+   * `server.query_timeout_grace_period`), stops watching the configuration. Idempotent. Logs how
+   * many requests it waits for, with the signal that asked for it if any.
    */
-  close(): Promise<void>;
+  close(signal?: NodeJS.Signals): Promise<void>;
 }
 
 /** Options a split service reads once at startup from `[services]`. */
@@ -87,6 +88,25 @@ async function compose(kind: ServiceKind, deps: AppDeps, config: Config): Promis
 
 function logWarning(logger: Logger, warning: ConfigWarning): void {
   logger.warn('configuration warning', { key: warning.path, reason: warning.message });
+}
+
+/**
+ * The services that authorize (`server`, `gateway`; registry-api trusts the gateway's decision)
+ * say when the access policy refuses every request, naming the option to change: otherwise a
+ * new setup answers every client 401 or 403 with nothing in the log to say why.
+ */
+function warnIfRefusingEverything(logger: Logger, kind: ServiceKind, config: Config): void {
+  if (kind === 'registry-api') return;
+  const reason = refusesEveryRequest(config);
+  if (reason !== undefined) {
+    logger.warn('access policy refuses every request', { key: GLOBAL_ACCESS_POLICY_KEY, reason });
+  }
+}
+
+/** Requests in flight now (the in-flight gauge summed over its routes). */
+async function requestsInFlight(metrics: Metrics): Promise<number> {
+  const { values } = await metrics.http.requestsInFlight.get();
+  return values.reduce((sum, { value }) => sum + value, 0);
 }
 
 function requestTimeoutSecs(config: Config): number {
@@ -144,6 +164,7 @@ function watchForChanges(
             keys.push(key);
         }
         for (const warning of next.warnings) logWarning(logger, warning);
+        warnIfRefusingEverything(logger, kind, next.config);
         if (keys.length > 0) logger.warn('configuration change requires restart', { keys });
         const applied = live.apply(next.config, keys);
         server.requestTimeout = requestTimeoutSecs(applied) * 1000;
@@ -174,6 +195,7 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
   const { config, warnings } = await loadConfig(configPath);
   for (const warning of warnings) logWarning(logger, warning);
   checkRunnable(config, kind, configPath);
+  warnIfRefusingEverything(logger, kind, config);
 
   // TLS is the public edge's (`server`, `gateway`); registry-api only ever talks to the gateway.
   // Read before anything is built, so a missing certificate stops startup with nothing to undo.
@@ -221,12 +243,19 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
   const watcher = watchForChanges(configPath, kind, live, server, tlsReloader, logger);
 
   let closing: Promise<void> | undefined;
-  const close = () => {
+  const close = (signal?: NodeJS.Signals) => {
     closing ??= (async () => {
       accepting = false;
       watcher.close();
       tlsReloader?.close();
-      await drain(server, live.get().server.query_timeout_grace_period * 1000, logger);
+      const graceSecs = live.get().server.query_timeout_grace_period;
+      logger.info('shutting down, waiting for in-flight requests', {
+        service: kind,
+        signal,
+        in_flight: await requestsInFlight(metrics),
+        grace_period_secs: graceSecs,
+      });
+      await drain(server, graceSecs * 1000, logger);
       await app.close?.();
       logger.info('stopped', { service: kind });
     })();

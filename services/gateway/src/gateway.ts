@@ -17,6 +17,7 @@ import {
   requestPath,
   requestQuery,
   sendError,
+  setContext,
   stripInternalHeaders,
 } from '@angos/http';
 import type { Logger, Metrics } from '@angos/observability';
@@ -154,6 +155,14 @@ export function buildGateway(deps: GatewayDeps): Handler {
     }
 
     const identity = await auth.authenticate(req);
+    const forwardedIdentity = contextIdentity(identity);
+    // Known from here on for the access log, refused requests included; a forwarded request's
+    // context (with its mount sources) replaces it below.
+    const authenticated: RequestContext = {
+      clientIp: identity.client_ip,
+      ...(forwardedIdentity === undefined ? {} : { identity: forwardedIdentity }),
+    };
+    setContext(req, authenticated);
     const client = clientDetails(req);
     const authorization = await auth.authorize(identity, request, client);
     if (authorization.decision === 'deny') {
@@ -162,12 +171,8 @@ export function buildGateway(deps: GatewayDeps): Handler {
     }
 
     const mountAllowedFrom = await mountSources(identity, request, client);
-    const forwardedIdentity = contextIdentity(identity);
-    const context: RequestContext = {
-      clientIp: identity.client_ip,
-      ...(forwardedIdentity === undefined ? {} : { identity: forwardedIdentity }),
-      ...(mountAllowedFrom === undefined ? {} : { mountAllowedFrom }),
-    };
+    const context: RequestContext =
+      mountAllowedFrom === undefined ? authenticated : { ...authenticated, mountAllowedFrom };
     return forward(req, res, context);
   };
 

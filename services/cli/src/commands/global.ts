@@ -1,6 +1,4 @@
-/** Options every command accepts. */
+/** Options every command accepts (the `config` flag of flags.ts). */
 export interface GlobalOptions {
   config: string;
 }
-
-export const DEFAULT_CONFIG_PATH = 'config.toml';

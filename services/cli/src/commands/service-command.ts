@@ -1,32 +1,33 @@
+import { createLogger } from '@angos/observability';
 import type { Argv, CommandModule } from 'yargs';
 import { type ServiceKind, startService } from '../service.js';
 import { shutdownSignal } from '../shutdown.js';
+import { commandSpec } from './flags.js';
 import type { GlobalOptions } from './global.js';
+import { withFlags } from './yargs-flags.js';
 
 interface ServiceOptions extends GlobalOptions {
   listen?: string;
 }
 
-/** Runs a service until SIGTERM or SIGINT, then drains it. */
+/**
+ * Runs a service until SIGTERM or SIGINT, then drains it; a second signal while it drains exits
+ * at once (shutdownSignal).
+ */
 async function runUntilSignal(kind: ServiceKind, options: ServiceOptions): Promise<void> {
-  const service = await startService({ kind, configPath: options.config, listen: options.listen });
-  await shutdownSignal();
-  await service.close();
+  const logger = createLogger({ filter: process.env['RUST_LOG'] });
+  const service = await startService({ kind, configPath: options.config, listen: options.listen, logger });
+  const signal = await shutdownSignal(logger);
+  await service.close(signal);
 }
 
 /** `server`, `registry-api`, `gateway`: same options, different composition. */
-export function serviceCommand(
-  kind: ServiceKind,
-  describe: string,
-): CommandModule<GlobalOptions, ServiceOptions> {
+export function serviceCommand(kind: ServiceKind): CommandModule<GlobalOptions, ServiceOptions> {
+  const spec = commandSpec(kind);
   return {
-    command: kind,
-    describe,
-    builder: (yargs: Argv<GlobalOptions>) =>
-      yargs.option('listen', {
-        type: 'string',
-        describe: 'Address to listen on, HOST:PORT (default: [server] bind_address and port)',
-      }) as Argv<ServiceOptions>,
+    command: spec.name,
+    describe: spec.describe,
+    builder: (yargs: Argv<GlobalOptions>) => withFlags(yargs, spec.flags) as Argv<ServiceOptions>,
     handler: (options) => runUntilSignal(kind, options),
   };
 }
