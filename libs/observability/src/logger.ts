@@ -97,21 +97,61 @@ class FilteredLogger implements Logger {
 
   private write(level: LogLevel, message: string, fields: LogFields | undefined): void {
     // Fields travel in their own property, so a field named `message` or `level` cannot overwrite ours.
-    this.sink.write({ level, message, target: this.target, timestamp: new Date(), fields });
+    this.sink.write({ level, message, target: this.target, timestamp: Date.now(), fields });
   }
 }
 
-/** Lines to `destination`; if it fails (a closed pipe), logging stops rather than crashing the process. */
+/** Lines of info and below wait at most this long, in bytes, before they are written. */
+const MAX_PENDING_LENGTH = 64 * 1024;
+
+/** Sinks holding lines not yet written; flushed when the process exits, however it exits. */
+const pendingSinks = new Set<() => void>();
+let exitHookInstalled = false;
+
+function flushOnExit(flush: () => void): void {
+  pendingSinks.add(flush);
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const pending of pendingSinks) pending();
+  });
+}
+
+/**
+ * Lines to `destination`; if it fails (a closed pipe), logging stops rather than crashing the
+ * process. Records at info and below (the access log: one per request) are gathered and written
+ * together once the current batch of I/O callbacks has run, sparing a write per line; warnings
+ * and errors are written at once, after whatever waits, so they are never delayed or reordered.
+ * What waits is written on process exit too (process.exit, an uncaught exception).
+ */
 function lineSink(destination: NodeJS.WritableStream, format: LogFormat, filter: LogFilter): Sink {
   const render = format === 'json' ? formatJsonRecord : formatTextRecord;
   let broken = false;
+  let pending = '';
+  let scheduled = false;
   destination.on('error', () => {
     broken = true;
   });
+  const flush = () => {
+    scheduled = false;
+    pendingSinks.delete(flush);
+    if (pending === '') return;
+    const lines = pending;
+    pending = '';
+    if (!broken) destination.write(lines);
+  };
   return {
     filter,
     write(record) {
-      if (!broken) destination.write(`${render(record)}\n`);
+      if (broken) return;
+      pending += `${render(record)}\n`;
+      if (LEVEL_VERBOSITY[record.level] <= LEVEL_VERBOSITY.warn || pending.length >= MAX_PENDING_LENGTH) {
+        flush();
+      } else if (!scheduled) {
+        scheduled = true;
+        flushOnExit(flush);
+        setImmediate(flush);
+      }
     },
   };
 }

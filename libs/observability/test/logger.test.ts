@@ -37,6 +37,55 @@ describe('createLogger', () => {
     expect(Date.parse(String(record?.['timestamp']))).not.toBeNaN();
   });
 
+  it('writes values as JSON.stringify would, whatever they hold', async () => {
+    const out = capture();
+    const fields = {
+      plain: 'team/app:v1',
+      quoted: 'say "hi" \\ there',
+      control: 'line\nbreak\ttab\u0001',
+      unicode: 'café ☕ \u2028',
+      integer: 42,
+      fraction: 0.125,
+      negative: -3,
+      infinite: Number.POSITIVE_INFINITY,
+      nan: Number.NaN,
+      yes: true,
+      no: false,
+      nothing: null,
+      nested: { list: [1, 'two', { three: 3 }] },
+      big: 12345678901234567890n,
+      skipped: undefined,
+      fn: () => 1,
+      'odd "key"': 1,
+      level: 'spoof',
+    };
+    out.logger.info('all kinds', fields);
+    const [line] = await out.lines();
+    const record = JSON.parse(line ?? '') as Record<string, unknown>;
+    expect(record).toEqual({
+      timestamp: expect.any(String),
+      level: 'INFO',
+      target: 'angos',
+      message: 'all kinds',
+      plain: 'team/app:v1',
+      quoted: 'say "hi" \\ there',
+      control: 'line\nbreak\ttab\u0001',
+      unicode: 'café ☕ \u2028',
+      integer: 42,
+      fraction: 0.125,
+      negative: -3,
+      infinite: null,
+      nan: null,
+      yes: true,
+      no: false,
+      nothing: null,
+      nested: { list: [1, 'two', { three: 3 }] },
+      big: '12345678901234567890',
+      'odd "key"': 1,
+      'field.level': 'spoof',
+    });
+  });
+
   it('filters by level, info by default', async () => {
     const out = capture();
     out.logger.debug('hidden');
