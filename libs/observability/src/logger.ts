@@ -41,6 +41,12 @@ export interface LoggerOptions {
   format?: LogFormat | undefined;
   /** Where records go; process.stderr by default. */
   destination?: NodeJS.WritableStream | undefined;
+  /**
+   * Whether records at info and below written in one event-loop turn go out in one write (see
+   * lineSink). Default: when writing to process.stderr; another destination (a test's stream) gets
+   * each line as it is logged.
+   */
+  batch?: boolean | undefined;
 }
 
 export const ROOT_TARGET = 'angos';
@@ -119,12 +125,18 @@ function flushOnExit(flush: () => void): void {
 
 /**
  * Lines to `destination`; if it fails (a closed pipe), logging stops rather than crashing the
- * process. Records at info and below (the access log: one per request) are gathered and written
- * together once the current batch of I/O callbacks has run, sparing a write per line; warnings
- * and errors are written at once, after whatever waits, so they are never delayed or reordered.
+ * process. With `batch`, records at info and below (the access log: one per request) are
+ * gathered and written together once the current batch of I/O callbacks has run, sparing a write
+ * per line; warnings and errors are written at once, after whatever waits, so they are never
+ * delayed or reordered.
  * What waits is written on process exit too (process.exit, an uncaught exception).
  */
-function lineSink(destination: NodeJS.WritableStream, format: LogFormat, filter: LogFilter): Sink {
+function lineSink(
+  destination: NodeJS.WritableStream,
+  format: LogFormat,
+  filter: LogFilter,
+  batch: boolean,
+): Sink {
   const render = format === 'json' ? formatJsonRecord : formatTextRecord;
   let broken = false;
   let pending = '';
@@ -145,7 +157,11 @@ function lineSink(destination: NodeJS.WritableStream, format: LogFormat, filter:
     write(record) {
       if (broken) return;
       pending += `${render(record)}\n`;
-      if (LEVEL_VERBOSITY[record.level] <= LEVEL_VERBOSITY.warn || pending.length >= MAX_PENDING_LENGTH) {
+      if (
+        !batch ||
+        LEVEL_VERBOSITY[record.level] <= LEVEL_VERBOSITY.warn ||
+        pending.length >= MAX_PENDING_LENGTH
+      ) {
         flush();
       } else if (!scheduled) {
         scheduled = true;
@@ -162,7 +178,10 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const format = options.format ?? (isTty ? 'text' : 'json');
   const filter = parseLogFilter(options.filter || DEFAULT_LOG_FILTER);
 
-  const logger = new FilteredLogger(lineSink(destination, format, filter), ROOT_TARGET);
+  const logger = new FilteredLogger(
+    lineSink(destination, format, filter, options.batch ?? destination === process.stderr),
+    ROOT_TARGET,
+  );
   for (const directive of filter.invalid) {
     logger.warn('ignoring invalid log filter directive', { directive });
   }
