@@ -5,8 +5,24 @@ export interface LogRecord {
   readonly level: LogLevel;
   readonly message: string;
   readonly target: string;
-  readonly timestamp: Date;
+  /** Milliseconds since the epoch. */
+  readonly timestamp: number;
   readonly fields: Readonly<Record<string, unknown>> | undefined;
+}
+
+let cachedMs = Number.NaN;
+let cachedIso = '';
+
+/**
+ * The ISO 8601 form of a time in milliseconds, remembered for the last millisecond asked: under
+ * load many lines share one (the access log writes one per request), and each saves a Date.
+ */
+export function isoTimestamp(ms: number): string {
+  if (ms !== cachedMs) {
+    cachedIso = new Date(ms).toISOString();
+    cachedMs = ms;
+  }
+  return cachedIso;
 }
 
 /** Errors do not survive JSON.stringify (their properties are not enumerable). */
@@ -38,22 +54,57 @@ function safeStringify(value: unknown): string {
 
 const RESERVED = new Set(['timestamp', 'level', 'target', 'message']);
 
-/** `{"timestamp":…,"level":"INFO","target":"angos::registry","message":…,<fields>}`, one line. */
+const LEVEL_NAMES: Readonly<Record<LogLevel, string>> = {
+  error: 'ERROR',
+  warn: 'WARN',
+  info: 'INFO',
+  debug: 'DEBUG',
+  trace: 'TRACE',
+};
+
+/** Strings JSON holds as they are: printable ASCII other than `"` and `\`. */
+const PLAIN_JSON_STRING = /^[\x20\x21\x23-\x5b\x5d-\x7e]*$/;
+
+function jsonString(value: string): string {
+  return PLAIN_JSON_STRING.test(value) ? `"${value}"` : JSON.stringify(value);
+}
+
+/** A field's value as JSON; undefined for what JSON drops from an object (functions, symbols). */
+function jsonValue(value: unknown): string | undefined {
+  switch (typeof value) {
+    case 'string':
+      return jsonString(value);
+    case 'number':
+      return Number.isFinite(value) ? String(value) : 'null';
+    case 'boolean':
+      return value ? 'true' : 'false';
+    case 'function':
+    case 'symbol':
+    case 'undefined':
+      return undefined;
+    default:
+      return safeStringify(value);
+  }
+}
+
+/**
+ * `{"timestamp":…,"level":"INFO","target":"angos::registry","message":…,<fields>}`, one line.
+ * Written field by field rather than through an intermediate object: the access log formats one
+ * record per request.
+ */
 export function formatJsonRecord(record: LogRecord): string {
-  const out: Record<string, unknown> = {
-    timestamp: record.timestamp.toISOString(),
-    level: record.level.toUpperCase(),
-    target: record.target,
-    message: record.message,
-  };
-  if (record.fields !== undefined) {
-    for (const [key, value] of Object.entries(record.fields)) {
+  let line = `{"timestamp":"${isoTimestamp(record.timestamp)}","level":"${LEVEL_NAMES[record.level]}","target":${jsonString(record.target)},"message":${jsonString(record.message)}`;
+  const fields = record.fields;
+  if (fields !== undefined) {
+    for (const key in fields) {
+      if (!Object.hasOwn(fields, key)) continue;
+      const value = jsonValue(fields[key]);
       if (value === undefined) continue;
       // A field never overwrites the record's own keys.
-      out[RESERVED.has(key) ? `field.${key}` : key] = value;
+      line += `,${jsonString(RESERVED.has(key) ? `field.${key}` : key)}:${value}`;
     }
   }
-  return safeStringify(out);
+  return `${line}}`;
 }
 
 const BARE_VALUE = /^[\w.:/@+-]+$/;
@@ -69,7 +120,7 @@ function textValue(value: unknown): string {
 
 /** `2024-05-01T12:00:00.000Z  INFO angos::registry: upload completed namespace=x`, stacks below. */
 export function formatTextRecord(record: LogRecord): string {
-  let line = `${record.timestamp.toISOString()} ${record.level.toUpperCase().padStart(5)} ${record.target}: ${record.message}`;
+  let line = `${isoTimestamp(record.timestamp)} ${LEVEL_NAMES[record.level].padStart(5)} ${record.target}: ${record.message}`;
   const stacks: string[] = [];
   if (record.fields !== undefined) {
     for (const [key, value] of Object.entries(record.fields)) {

@@ -41,6 +41,12 @@ export interface LoggerOptions {
   format?: LogFormat | undefined;
   /** Where records go; process.stderr by default. */
   destination?: NodeJS.WritableStream | undefined;
+  /**
+   * Whether records at info and below written in one event-loop turn go out in one write (see
+   * lineSink). Default: when writing to process.stderr; another destination (a test's stream) gets
+   * each line as it is logged.
+   */
+  batch?: boolean | undefined;
 }
 
 export const ROOT_TARGET = 'angos';
@@ -97,21 +103,71 @@ class FilteredLogger implements Logger {
 
   private write(level: LogLevel, message: string, fields: LogFields | undefined): void {
     // Fields travel in their own property, so a field named `message` or `level` cannot overwrite ours.
-    this.sink.write({ level, message, target: this.target, timestamp: new Date(), fields });
+    this.sink.write({ level, message, target: this.target, timestamp: Date.now(), fields });
   }
 }
 
-/** Lines to `destination`; if it fails (a closed pipe), logging stops rather than crashing the process. */
-function lineSink(destination: NodeJS.WritableStream, format: LogFormat, filter: LogFilter): Sink {
+/** Lines of info and below wait at most this long, in bytes, before they are written. */
+const MAX_PENDING_LENGTH = 64 * 1024;
+
+/** Sinks holding lines not yet written; flushed when the process exits, however it exits. */
+const pendingSinks = new Set<() => void>();
+let exitHookInstalled = false;
+
+function flushOnExit(flush: () => void): void {
+  pendingSinks.add(flush);
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once('exit', () => {
+    for (const pending of pendingSinks) pending();
+  });
+}
+
+/**
+ * Lines to `destination`; if it fails (a closed pipe), logging stops rather than crashing the
+ * process. With `batch`, records at info and below (the access log: one per request) are
+ * gathered and written together once the current batch of I/O callbacks has run, sparing a write
+ * per line; warnings and errors are written at once, after whatever waits, so they are never
+ * delayed or reordered.
+ * What waits is written on process exit too (process.exit, an uncaught exception).
+ */
+function lineSink(
+  destination: NodeJS.WritableStream,
+  format: LogFormat,
+  filter: LogFilter,
+  batch: boolean,
+): Sink {
   const render = format === 'json' ? formatJsonRecord : formatTextRecord;
   let broken = false;
+  let pending = '';
+  let scheduled = false;
   destination.on('error', () => {
     broken = true;
   });
+  const flush = () => {
+    scheduled = false;
+    pendingSinks.delete(flush);
+    if (pending === '') return;
+    const lines = pending;
+    pending = '';
+    if (!broken) destination.write(lines);
+  };
   return {
     filter,
     write(record) {
-      if (!broken) destination.write(`${render(record)}\n`);
+      if (broken) return;
+      pending += `${render(record)}\n`;
+      if (
+        !batch ||
+        LEVEL_VERBOSITY[record.level] <= LEVEL_VERBOSITY.warn ||
+        pending.length >= MAX_PENDING_LENGTH
+      ) {
+        flush();
+      } else if (!scheduled) {
+        scheduled = true;
+        flushOnExit(flush);
+        setImmediate(flush);
+      }
     },
   };
 }
@@ -122,7 +178,10 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   const format = options.format ?? (isTty ? 'text' : 'json');
   const filter = parseLogFilter(options.filter || DEFAULT_LOG_FILTER);
 
-  const logger = new FilteredLogger(lineSink(destination, format, filter), ROOT_TARGET);
+  const logger = new FilteredLogger(
+    lineSink(destination, format, filter, options.batch ?? destination === process.stderr),
+    ROOT_TARGET,
+  );
   for (const directive of filter.invalid) {
     logger.warn('ignoring invalid log filter directive', { directive });
   }

@@ -1,4 +1,6 @@
+import { execFile } from 'node:child_process';
 import { PassThrough } from 'node:stream';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { createLogger, type LoggerOptions } from '../src/index.js';
 
@@ -35,6 +37,97 @@ describe('createLogger', () => {
       size: 12,
     });
     expect(Date.parse(String(record?.['timestamp']))).not.toBeNaN();
+  });
+
+  it('writes values as JSON.stringify would, whatever they hold', async () => {
+    const out = capture();
+    const fields = {
+      plain: 'team/app:v1',
+      quoted: 'say "hi" \\ there',
+      control: 'line\nbreak\ttab\u0001',
+      unicode: 'café ☕ \u2028',
+      integer: 42,
+      fraction: 0.125,
+      negative: -3,
+      infinite: Number.POSITIVE_INFINITY,
+      nan: Number.NaN,
+      yes: true,
+      no: false,
+      nothing: null,
+      nested: { list: [1, 'two', { three: 3 }] },
+      big: 12345678901234567890n,
+      skipped: undefined,
+      fn: () => 1,
+      'odd "key"': 1,
+      level: 'spoof',
+    };
+    out.logger.info('all kinds', fields);
+    const [line] = await out.lines();
+    const record = JSON.parse(line ?? '') as Record<string, unknown>;
+    expect(record).toEqual({
+      timestamp: expect.any(String),
+      level: 'INFO',
+      target: 'angos',
+      message: 'all kinds',
+      plain: 'team/app:v1',
+      quoted: 'say "hi" \\ there',
+      control: 'line\nbreak\ttab\u0001',
+      unicode: 'café ☕ \u2028',
+      integer: 42,
+      fraction: 0.125,
+      negative: -3,
+      infinite: null,
+      nan: null,
+      yes: true,
+      no: false,
+      nothing: null,
+      nested: { list: [1, 'two', { three: 3 }] },
+      big: '12345678901234567890',
+      'odd "key"': 1,
+      'field.level': 'spoof',
+    });
+  });
+
+  it('with batch, writes the info lines of one event-loop turn together, warnings at once', async () => {
+    const destination = new PassThrough();
+    const writes: string[] = [];
+    const write = destination.write.bind(destination);
+    destination.write = ((chunk: string) => {
+      writes.push(chunk);
+      return write(chunk);
+    }) as typeof destination.write;
+    const logger = createLogger({ format: 'json', destination, batch: true });
+    logger.info('one');
+    logger.info('two');
+    expect(writes).toEqual([]);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(writes).toHaveLength(1);
+    expect(writes[0]?.split('\n').filter((line) => line !== '')).toHaveLength(2);
+
+    logger.info('three');
+    logger.warn('four');
+    // The warning goes out at once, after the line that waited.
+    expect(writes).toHaveLength(2);
+    const messages = (writes[1] ?? '')
+      .split('\n')
+      .filter((line) => line !== '')
+      .map((line) => (JSON.parse(line) as { message: string }).message);
+    expect(messages).toEqual(['three', 'four']);
+  });
+
+  it('writes the lines still waiting when the process exits', async () => {
+    const dist = fileURLToPath(new URL('../dist/index.js', import.meta.url));
+    const script = `import { createLogger } from ${JSON.stringify(dist)};
+      const logger = createLogger({ format: 'json' });
+      logger.info('last words');
+      process.exit(3);`;
+    const { code, stderr } = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+      const child = execFile(process.execPath, ['--input-type=module', '-e', script], (_error, _out, err) =>
+        resolve({ code: child.exitCode, stderr: err }),
+      );
+    });
+    expect(code).toBe(3);
+    expect(stderr).toContain('"message":"last words"');
   });
 
   it('filters by level, info by default', async () => {

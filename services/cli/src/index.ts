@@ -1,5 +1,13 @@
 export { runCli } from './cli.js';
 export {
+  COMMANDS,
+  type CommandSpec,
+  commandSpec,
+  type FlagSpec,
+  flagSynopsis,
+  GLOBAL_FLAGS,
+} from './commands/flags.js';
+export {
   type App,
   type AppDeps,
   composeGateway,
@@ -12,6 +20,8 @@ export { CliError, failureLines } from './errors.js';
 export { formatAddress, type ListenAddress, parseListen } from './listen.js';
 export { createLiveConfig, type LiveConfig, retainKeys } from './live-config.js';
 export { type RunningService, type ServiceKind, type StartServiceOptions, startService } from './service.js';
+export { signalExitStatus } from './shutdown.js';
+export { type BuildInfo, buildInfo, versionLine } from './version.js';
 
 import type { Logger } from '@angos/observability';
 import { type RunningService, startService } from './service.js';

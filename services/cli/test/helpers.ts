@@ -17,10 +17,17 @@ export interface Result {
 /** Runs `angos …` to completion (killed after `timeoutMs`). */
 export function runAngos(
   args: readonly string[],
-  options: { input?: string; cwd?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+  options: {
+    input?: string;
+    cwd?: string;
+    env?: NodeJS.ProcessEnv;
+    timeoutMs?: number;
+    /** Another copy of dist/main.js to run. */
+    main?: string;
+  } = {},
 ): Promise<Result> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [MAIN, ...args], {
+    const child = spawn(process.execPath, [options.main ?? MAIN, ...args], {
       cwd: options.cwd,
       env: { ...process.env, RUST_LOG: 'warn', ...options.env },
       stdio: ['pipe', 'pipe', 'pipe'],
@@ -146,4 +153,29 @@ export function baseConfig(dir: string, port: number, extra = ''): string {
     '',
     extra,
   ].join('\n');
+}
+
+/** The JSON log records in a process's output (other lines, such as usage text, are skipped). */
+export function logRecords(output: string): Record<string, unknown>[] {
+  return output
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+/** Waits until the output holds a log record matching `match` (or the process dies / time runs out). */
+export async function waitForRecord(
+  process: LongRunning,
+  match: (record: Record<string, unknown>) => boolean,
+  timeoutMs = 15_000,
+): Promise<Record<string, unknown>> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const found = logRecords(process.output()).find(match);
+    if (found !== undefined) return found;
+    if (process.child.exitCode !== null || Date.now() > deadline) {
+      throw new Error(`no matching log record:\n${process.output()}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }

@@ -1,0 +1,130 @@
+import { once } from 'node:events';
+import { type ClientRequest, request } from 'node:http';
+import { join } from 'node:path';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import {
+  freePort,
+  killAll,
+  type LongRunning,
+  startAngos,
+  type Workspace,
+  waitForHttp,
+  waitForRecord,
+  workspace,
+} from './helpers.js';
+
+let ws: Workspace;
+beforeAll(async () => {
+  ws = await workspace();
+});
+const open: ClientRequest[] = [];
+afterEach(() => {
+  for (const upload of open.splice(0)) upload.destroy();
+  killAll();
+});
+afterAll(async () => {
+  await ws.remove();
+});
+
+function config(port: number, graceSecs: number): string {
+  return [
+    '[server]',
+    'bind_address = "127.0.0.1"',
+    `port = ${port}`,
+    `query_timeout_grace_period = ${graceSecs}`,
+    '',
+    '[blob_store.fs]',
+    `root_dir = ${JSON.stringify(join(ws.dir, 'data'))}`,
+    '',
+    '[global.access_policy]',
+    'default = "allow"',
+  ].join('\n');
+}
+
+/** A server with an upload whose PATCH has sent 10 of its 1000 bytes and then stalls. */
+async function serverWithStalledUpload(graceSecs: number): Promise<LongRunning> {
+  const port = await freePort();
+  await ws.writeConfig(config(port, graceSecs));
+  const server = startAngos(['-c', ws.configPath, 'server']);
+  const url = `http://127.0.0.1:${port}`;
+  await waitForHttp(`${url}/healthz`, server);
+  const started = await fetch(`${url}/v2/stall/app/blobs/uploads/`, { method: 'POST' });
+  expect(started.status).toBe(202);
+  const location = started.headers.get('location') ?? '';
+  const upload = request(`${url}${location}`, {
+    method: 'PATCH',
+    headers: { 'content-type': 'application/octet-stream', 'content-length': '1000' },
+  });
+  upload.on('error', () => {});
+  open.push(upload);
+  upload.write(Buffer.alloc(10));
+  // The upload is in flight once the server counts it.
+  await waitForMetric(url, /http_requests_in_flight\{route="upload"\} 1/);
+  return server;
+}
+
+async function waitForMetric(url: string, pattern: RegExp): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  while (!pattern.test(await (await fetch(`${url}/metrics`)).text())) {
+    if (Date.now() > deadline) throw new Error(`metrics never matched ${pattern}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+const shuttingDown = (record: Record<string, unknown>) =>
+  record['message'] === 'shutting down, waiting for in-flight requests';
+
+describe('angos server shutdown (spawned)', () => {
+  it.each([
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+  ] as const)(
+    'logs the requests it waits for on %s; a second one logs and exits %i at once',
+    async (signal, status) => {
+      const server = await serverWithStalledUpload(60);
+      server.child.kill(signal);
+      const record = await waitForRecord(server, shuttingDown);
+      expect(record).toMatchObject({
+        level: 'INFO',
+        target: 'angos',
+        service: 'server',
+        signal,
+        in_flight: 1,
+        grace_period_secs: 60,
+      });
+      // Still waiting for the upload.
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      expect(server.child.exitCode).toBeNull();
+
+      const exited = once(server.child, 'exit');
+      const secondAt = Date.now();
+      server.child.kill(signal);
+      const [code] = (await exited) as [number | null];
+      expect(code).toBe(status);
+      expect(Date.now() - secondAt).toBeLessThan(10_000);
+      const second = await waitForRecord(
+        server,
+        (line) => line['message'] === 'second signal, exiting without waiting for in-flight requests',
+      );
+      expect(second).toMatchObject({ level: 'WARN', signal, status });
+    },
+  );
+
+  it('waits at most query_timeout_grace_period for a stalled upload, then exits 0', async () => {
+    const server = await serverWithStalledUpload(2);
+    const exited = once(server.child, 'exit');
+    const signalledAt = Date.now();
+    server.child.kill('SIGTERM');
+    const [code] = (await exited) as [number | null];
+    const waitedMs = Date.now() - signalledAt;
+    expect(code).toBe(0);
+    expect(waitedMs).toBeGreaterThanOrEqual(1900);
+    expect(waitedMs).toBeLessThan(15_000);
+    expect(await waitForRecord(server, shuttingDown)).toMatchObject({ in_flight: 1, grace_period_secs: 2 });
+    await waitForRecord(
+      server,
+      (line) => line['message'] === 'shutdown grace period over, closing remaining connections',
+    );
+    await waitForRecord(server, (line) => line['message'] === 'stopped');
+  });
+});
