@@ -114,10 +114,9 @@ export class Uploads {
           actual: formatDigest(actual),
         });
       }
-      await this.deps.blobLocks.run(namespace, [expected], async () => {
-        await this.deps.blobs.commitUpload(namespace, id, expected);
-        await this.deps.grants.grantLocked(namespace, expected);
-      });
+      await this.deps.grants.commitAndGrant(namespace, expected, () =>
+        this.deps.blobs.commitUpload(namespace, id, expected),
+      );
       await this.deps.metadata.delete(keyFor({ kind: 'uploadStartedAt', namespace, id }));
       this.#hashes.delete(sessionKey(namespace, id));
       this.deps.logger.debug('upload completed', { namespace, digest: formatDigest(expected) });
