@@ -29,6 +29,12 @@ async function open(kind: StoreKind, toml = ''): Promise<TestRegistry> {
   return current;
 }
 
+/** The holders of a blob in its index entry. */
+async function readRefs(t: TestRegistry, digest: DigestParts): Promise<Record<string, unknown>> {
+  const entry = JSON.parse((await t.metadata.store.get(keyFor({ kind: 'blobIndex', digest }))).toString());
+  return Object.fromEntries(Object.entries(entry).filter(([key]) => !key.startsWith('_')));
+}
+
 /** Whether the blob store still has the bytes (whatever any namespace may read). */
 async function hasBytes(t: TestRegistry, digest: DigestParts): Promise<boolean> {
   return t.blobs.store.statBlob(digest).then(
@@ -131,6 +137,29 @@ describe.each(['memory', 'fs'] as const)('reclamation on %s storage', (kind) => 
       // Some pushes are refused (GC revoked a layer between upload and manifest), not all.
       expect(pushes.filter((push) => push.status === 'fulfilled').length).toBeGreaterThan(0);
     }, 120_000);
+  });
+
+  describe('point 5: manifest pushes take no lock on the blobs they reference', () => {
+    it('pushes 24 manifests sharing a layer in parallel without touching its locks', async () => {
+      const t = await open(kind);
+      const { registry } = t;
+      const shared = await upload(registry, 't/app', 'shared layer');
+      await Promise.all(Array.from({ length: 24 }, (_, i) => upload(registry, 't/app', `config ${i}`)));
+      const before = t.locks.requested.length;
+      const pushed = await Promise.all(
+        Array.from({ length: 24 }, (_, i) =>
+          putManifest(registry, 't/app', `v${i}`, manifestOf(`config ${i}`, ['shared layer'])),
+        ),
+      );
+      expect(pushed).toHaveLength(24);
+      const taken = t.locks.requested.slice(before);
+      // Only the manifest's own lock and its tag's; on fs the index update of each blob takes the
+      // digest lock for that one read-modify-write, never for the length of the push.
+      expect(taken.filter((key) => key.startsWith('grant:'))).toEqual([]);
+      if (kind === 'memory') expect(taken.filter((key) => key.startsWith('blob:'))).toEqual([]);
+      expect(Object.keys(await readRefs(t, shared))).toEqual(['t/app']);
+      expect(await readAs(registry, 't/app', shared)).toBe('shared layer');
+    });
   });
 
   describe('point 2: a slow reclaim never deletes the bytes of an acknowledged push', () => {

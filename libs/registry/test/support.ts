@@ -112,8 +112,11 @@ export class LosableLocks implements LockManager {
   readonly backend = 'memory';
   readonly #inner = new MemoryLockManager();
   readonly #held = new Set<{ keys: readonly string[]; controller: AbortController }>();
+  /** Every key asked for, in order. */
+  readonly requested: string[] = [];
 
   async withLocks<T>(keys: readonly string[], work: LockWork<T>, options: LockOptions = {}): Promise<T> {
+    this.requested.push(...keys);
     const controller = new AbortController();
     const signal = options.signal ? AbortSignal.any([controller.signal, options.signal]) : controller.signal;
     const holding = { keys, controller };
