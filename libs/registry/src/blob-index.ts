@@ -1,11 +1,12 @@
-import { setTimeout as sleep } from 'node:timers/promises';
+import type { LockManager } from '@angos/lock';
 import type { Logger } from '@angos/observability';
-import { type DigestParts, formatDigest, OciError } from '@angos/oci';
-import { type BlobStore, keyFor, type MetadataStore, NotFoundError } from '@angos/storage';
+import { type DigestParts, formatDigest, parseDigest } from '@angos/oci';
+import { type Algorithm, keyFor, type MetadataStore, NotFoundError } from '@angos/storage';
+import { blobLockKey } from './blob-locks.js';
 
 /**
  * Why a namespace holds on to a blob:
- * - `layer`: the namespace uploaded or mounted it (it has a `_layers` grant and may read it);
+ * - `layer`: a grant: the namespace uploaded or mounted it (mirrored by its `_layers` link);
  * - `manifest`: the blob is a manifest stored in the namespace;
  * - `ref:<digest>`: a manifest of the namespace references it (config, layer or child manifest).
  */
@@ -15,215 +16,354 @@ export function manifestRef(manifest: DigestParts): BlobReference {
   return `ref:${formatDigest(manifest)}`;
 }
 
-/** Per blob: namespace → the references that namespace holds. Stored as JSON at `_blob_index/<alg>/<hex>`. */
-type IndexEntry = Record<string, BlobReference[]>;
+/**
+ * One blob's index entry. Stored as JSON at `_blob_index/<alg>/<hex>`:
+ *
+ *     { "<namespace>": ["layer", "ref:sha256:…"],   // the holders, as always
+ *       "_orphaned": { "<namespace>": <ms> },        // since when that namespace holds `layer` alone
+ *       "_empty": <ms>,                              // since when no namespace holds the blob
+ *       "_claim": "<token>" }                        // a garbage collection pass is deleting the bytes
+ *
+ * Namespace components start with [a-z0-9], so no namespace can start with `_`. Entries written
+ * before these marks existed (holders only, or the old `{"_reclaiming": []}` claim) still parse:
+ * a missing mark counts as "since now" (garbage collection writes it on its next pass), and the
+ * old claim is a claim with no token, taken over like any other (by holding the digest lock).
+ */
+export interface IndexEntry {
+  readonly holders: Readonly<Record<string, readonly BlobReference[]>>;
+  readonly orphanedSince: Readonly<Record<string, number>>;
+  readonly emptySince?: number | undefined;
+  readonly claim?: string | undefined;
+}
+
+/** The claim the previous versions wrote (`{"_reclaiming": []}`); it names no token. */
+const LEGACY_CLAIM = '_reclaiming';
+
+const EMPTY: IndexEntry = { holders: {}, orphanedSince: {} };
 
 /** What an update makes of an entry: a new entry, or `unchanged` to write nothing. */
-type Change = (entry: IndexEntry) => IndexEntry | 'unchanged';
+export type Change = (entry: IndexEntry) => IndexEntry | 'unchanged';
 
-/**
- * Lock-free mode: the entry of a blob whose bytes are being reclaimed. No namespace can be
- * named `_reclaiming` (components start with [a-z0-9]).
- */
-const RECLAIMING = '_reclaiming';
-const RECLAIMING_ENTRY = JSON.stringify({ [RECLAIMING]: [] });
-/** How often an update waiting for a reclamation looks again. */
-const RECLAIM_POLL_MS = 25;
-/** A reclamation claim unchanged this long was abandoned (its process died): take it over. */
-const ABANDONED_RECLAIM_MS = 15_000;
+export interface UpdateOptions {
+  /** The signal of the lock the caller holds: checked before every write. */
+  readonly signal?: AbortSignal | undefined;
+  /** The caller holds the digest lock `blob:<digest>` (no re-acquisition; proof over claims). */
+  readonly digestLockHeld?: boolean | undefined;
+  /** The reclaim token of the caller: its own claim is not someone else's. */
+  readonly claimToken?: string | undefined;
+  /** The clock of the marks (garbage collection passes its own). */
+  readonly now?: (() => number) | undefined;
+  /** Write nothing over a claim that is not the caller's (instead of taking it over). */
+  readonly keepClaims?: boolean | undefined;
+}
 
-/** References that promise readable bytes (the others may name content never pushed). */
-const NEEDS_BYTES: ReadonlySet<BlobReference> = new Set(['layer', 'manifest']);
+/** The outcome of adding references. */
+export type AddResult = 'added' | 'present' | 'refused';
 
-export function blobLockKey(digest: DigestParts): string {
-  return `blob:${formatDigest(digest)}`;
+/** A hold of `layer` alone: a grant that no reference of the namespace uses. */
+export function isOrphanHold(held: readonly BlobReference[]): boolean {
+  return held.length === 1 && held[0] === 'layer';
+}
+
+/** True when the namespace may rely on the bytes: it holds a grant or the blob is one of its manifests. */
+function holdsGrant(held: readonly BlobReference[] | undefined): boolean {
+  return held !== undefined && (held.includes('layer') || held.includes('manifest'));
 }
 
 /**
- * The reverse map from a blob to the namespaces that reference it, which lets
- * the registry reclaim a blob's bytes online, the moment its last reference
- * goes. Every method must be called while holding the blob's lock
- * (`BlobLocks`): the lock is what makes "last reference removed → delete
- * bytes" safe against a concurrent upload of the same content, except in
- * lock-free mode (below), where the index does that itself.
+ * The reverse map from a blob to the namespaces that reference it (see `IndexEntry`), and the
+ * marks garbage collection reclaims by (gc.ts). Request paths only add and remove references
+ * here; they never delete bytes.
  *
- * When the metadata store offers compare-and-swap (S3 with conditional
- * writes), each update is also optimistic: read with its version, write only
- * if that version is still current, else re-read and re-apply. An entry then
- * never loses an update even between processes whose locks do not see each
- * other; without it (fs), the lock alone serializes updates.
- *
- * Lock-free mode (`lockFree`: S3 lock strategy, digests not locked across
- * namespaces, see `BlobLocks`): the last reference's removal first claims the
- * entry (compare-and-swap to a `_reclaiming` marker), then deletes the bytes,
- * then the entry. Updates wait while a claim stands, so no reference is added
- * to bytes on their way out; and an update that adds a reference promising
- * bytes checks afterwards that they still exist (they may have gone just
- * before its write landed), withdrawing it and failing if not.
+ * Every change is one atomic read-modify-write: compare-and-swap when the metadata store has
+ * `conditional` (S3, memory), otherwise under the digest lock `blob:<digest>`, held only for that
+ * read-modify-write. Both read fresh. A claim (a reclaim in progress) is taken over only by
+ * proof: an update that finds one acquires the digest lock itself, which it gets only once the
+ * reclaimer has released it or lost it (and a reclaimer that lost it stops before its next write).
  */
 export class BlobIndex {
   constructor(
     private readonly metadata: MetadataStore,
-    private readonly blobs: BlobStore,
+    private readonly locks: LockManager,
     private readonly logger: Logger,
-    private readonly options: {
-      readonly lockFree?: boolean;
-      /** A reclamation claim unchanged this long is taken over (default 15 s). */
-      readonly abandonedReclaimMs?: number;
-    } = {},
   ) {}
 
-  async references(digest: DigestParts): Promise<IndexEntry> {
+  /** The holders of a blob ({} when none, or while it is being reclaimed). */
+  async references(digest: DigestParts): Promise<Record<string, readonly BlobReference[]>> {
+    const entry = await this.read(digest);
+    return entry?.claim === undefined ? { ...(entry?.holders ?? {}) } : {};
+  }
+
+  /** The entry as stored now, past any cache; undefined when there is none. */
+  async read(digest: DigestParts): Promise<IndexEntry | undefined> {
+    const path = keyFor({ kind: 'blobIndex', digest });
     try {
-      const entry = parseEntry(await this.metadata.get(keyFor({ kind: 'blobIndex', digest })));
-      return Object.hasOwn(entry, RECLAIMING) ? {} : entry;
+      const data = this.metadata.getUncached
+        ? await this.metadata.getUncached(path)
+        : await this.metadata.get(path);
+      return parseEntry(data);
     } catch (error) {
-      if (error instanceof NotFoundError) return {};
+      if (error instanceof NotFoundError) return undefined;
       throw error;
     }
   }
 
-  async add(digest: DigestParts, namespace: string, references: readonly BlobReference[]): Promise<void> {
-    await this.#update(digest, (entry) => {
-      const held = new Set(entry[namespace] ?? []);
-      const before = held.size;
-      for (const reference of references) held.add(reference);
-      if (held.size === before && entry[namespace]) return 'unchanged';
-      return { ...entry, [namespace]: [...held].sort() };
-    });
-    if (this.options.lockFree && references.some((reference) => NEEDS_BYTES.has(reference))) {
-      await this.#assertBytesStayed(digest, namespace, references);
-    }
-  }
-
   /**
-   * Lock-free mode: another namespace may have reclaimed the bytes between the caller's commit
-   * (which found them present) and the reference landing. Now that the reference is in, no
-   * reclamation can start; if the bytes are already gone, take the reference back and fail, so
-   * the client pushes again rather than holding a grant to nothing.
+   * Adds references for `namespace`. With `requireGrantOf`, only if that namespace holds a grant
+   * (`layer` or `manifest`) in the entry being written over, else nothing is written: `refused`.
+   * Adding `layer` (re)starts the namespace's orphan mark when it holds nothing else.
    */
-  async #assertBytesStayed(
+  async add(
     digest: DigestParts,
     namespace: string,
     references: readonly BlobReference[],
-  ): Promise<void> {
-    try {
-      await this.blobs.statBlob(digest);
-      return;
-    } catch (error) {
-      if (!(error instanceof NotFoundError)) throw error;
-    }
-    await this.remove(digest, namespace, references);
-    this.logger.debug('blob reclaimed by another namespace during the push', {
-      digest: formatDigest(digest),
-    });
-    throw new OciError('BLOB_UNKNOWN', {
-      digest: formatDigest(digest),
-      reason: 'reclaimed concurrently; push it again',
-    });
+    options: UpdateOptions & { readonly requireGrantOf?: string | undefined } = {},
+  ): Promise<AddResult> {
+    let result: AddResult = 'present';
+    await this.update(
+      digest,
+      (entry) => {
+        result = 'present';
+        if (options.requireGrantOf !== undefined && !holdsGrant(entry.holders[options.requireGrantOf])) {
+          result = 'refused';
+          return 'unchanged';
+        }
+        const held = new Set(entry.holders[namespace] ?? []);
+        const before = held.size;
+        for (const reference of references) held.add(reference);
+        const grants = references.includes('layer');
+        if (held.size === before && !grants) return 'unchanged';
+        if (held.size !== before) result = 'added';
+        const next = [...held].sort();
+        const orphanedSince = { ...entry.orphanedSince };
+        // A fresh grant (upload, mount) that no manifest uses yet is an orphan from now on.
+        if (grants && isOrphanHold(next)) orphanedSince[namespace] = (options.now ?? Date.now)();
+        return { ...entry, holders: { ...entry.holders, [namespace]: next }, orphanedSince };
+      },
+      options,
+    );
+    return result;
   }
 
-  /**
-   * Drops references. Returns what the namespace still holds afterwards.
-   * When no namespace holds anything any more, the blob's bytes are deleted.
-   */
+  /** Drops references. Returns what the namespace still holds afterwards. Never deletes bytes. */
   async remove(
     digest: DigestParts,
     namespace: string,
     references: readonly BlobReference[] | 'all',
+    options: UpdateOptions = {},
   ): Promise<readonly BlobReference[]> {
-    let remaining: BlobReference[] = [];
-    await this.#update(digest, (entry) => {
-      const held = entry[namespace];
-      remaining = [];
-      if (!held) return 'unchanged';
-      remaining = references === 'all' ? [] : held.filter((reference) => !references.includes(reference));
-      if (remaining.length === held.length) return 'unchanged';
-      const next = { ...entry };
-      if (remaining.length > 0) next[namespace] = remaining;
-      else delete next[namespace];
-      return next;
-    });
+    let remaining: readonly BlobReference[] = [];
+    await this.update(
+      digest,
+      (entry) => {
+        const held = entry.holders[namespace];
+        remaining = [];
+        if (!held) return 'unchanged';
+        remaining = references === 'all' ? [] : held.filter((reference) => !references.includes(reference));
+        if (remaining.length === held.length) return 'unchanged';
+        return withHolder(entry, namespace, remaining);
+      },
+      options,
+    );
     return remaining;
   }
 
   /**
-   * Applies `change` to the entry and saves the result: with compare-and-swap,
-   * only over the version it read (re-reading and re-applying otherwise).
+   * Applies `change` to the current entry and saves the result with its marks settled (see
+   * `settle`), atomically: compare-and-swap, or under the digest lock. Returns the entry as
+   * written (or as found when nothing changed); undefined when there is none.
    */
-  async #update(digest: DigestParts, change: Change): Promise<void> {
-    const path = keyFor({ kind: 'blobIndex', digest });
+  async update(
+    digest: DigestParts,
+    change: Change,
+    options: UpdateOptions = {},
+  ): Promise<IndexEntry | undefined> {
     const cas = this.metadata.conditional;
     if (!cas) {
-      const next = change(await this.references(digest));
-      if (next === 'unchanged') return;
-      if (isEmpty(next)) await this.#reclaim(digest, path, undefined);
-      else await this.metadata.put(path, JSON.stringify(next));
-      return;
+      if (options.digestLockHeld) return this.#updateLocked(digest, change, options);
+      return this.locks.withLocks(
+        [blobLockKey(digest)],
+        (signal) => this.#updateLocked(digest, change, { ...options, signal: both(signal, options.signal) }),
+        { signal: options.signal },
+      );
     }
-    let claim: { version: string; seenAt: number } | undefined;
+    const path = keyFor({ kind: 'blobIndex', digest });
     for (;;) {
       const current = await cas.getVersioned(path);
-      let entry = current ? parseEntry(current.data) : {};
-      if (current && Object.hasOwn(entry, RECLAIMING)) {
-        // Another process is reclaiming the bytes: wait for it, or take over a claim it abandoned.
-        if (claim?.version !== current.version) claim = { version: current.version, seenAt: Date.now() };
-        if (Date.now() - claim.seenAt < (this.options.abandonedReclaimMs ?? ABANDONED_RECLAIM_MS)) {
-          await sleep(RECLAIM_POLL_MS);
-          continue;
-        }
-        entry = {};
+      const found = current ? parseEntry(current.data) : undefined;
+      const planned = plan(found, change, options);
+      if (planned === undefined) return found;
+      if (found?.claim !== undefined && found.claim !== options.claimToken && !options.digestLockHeld) {
+        // A reclaim stands: take it over only with the digest lock in hand (proof that its holder
+        // released it or lost it), then start again from what is there by then.
+        return this.locks.withLocks(
+          [blobLockKey(digest)],
+          (signal) =>
+            this.update(digest, change, {
+              ...options,
+              digestLockHeld: true,
+              signal: both(signal, options.signal),
+            }),
+          { signal: options.signal },
+        );
       }
-      const next = change(entry);
-      if (next === 'unchanged') return;
-      if (isEmpty(next)) {
-        // Only a removal empties an entry, and only one that exists.
-        if (current === undefined) return;
-        if (!this.options.lockFree) return this.#reclaim(digest, path, current.version);
-        // Claim the reclamation first: an update that lands before the claim makes it fail.
-        if (await cas.putIfVersion(path, RECLAIMING_ENTRY, current.version)) {
-          return this.#reclaimClaimed(digest, path);
-        }
-      } else if (await cas.putIfVersion(path, JSON.stringify(next), current?.version)) {
-        return;
-      }
+      options.signal?.throwIfAborted();
+      if (await cas.putIfVersion(path, serialize(planned), current?.version)) return planned;
       this.logger.debug('blob index changed concurrently, retrying', { digest: formatDigest(digest) });
     }
   }
 
-  /** Lock-free mode: the claim is ours; the bytes go, then the claim (unless taken over meanwhile). */
-  async #reclaimClaimed(digest: DigestParts, path: string): Promise<void> {
-    await this.blobs.deleteBlob(digest);
-    const cas = this.metadata.conditional!;
-    const current = await cas.getVersioned(path);
-    if (current === undefined || !Object.hasOwn(parseEntry(current.data), RECLAIMING)) return;
-    if (cas.deleteIfVersion) await cas.deleteIfVersion(path, current.version);
-    else await this.metadata.delete(path);
-    this.logger.debug('blob reclaimed', { digest: formatDigest(digest) });
+  /** Without compare-and-swap: the digest lock is held, so a plain read and write is atomic. */
+  async #updateLocked(
+    digest: DigestParts,
+    change: Change,
+    options: UpdateOptions,
+  ): Promise<IndexEntry | undefined> {
+    const found = await this.read(digest);
+    const planned = plan(found, change, options);
+    if (planned === undefined) return found;
+    options.signal?.throwIfAborted();
+    await this.metadata.put(keyFor({ kind: 'blobIndex', digest }), serialize(planned));
+    return planned;
   }
 
   /**
-   * The last reference is gone: the bytes go first, then the index entry, so
-   * a crash in between leaves an entry pointing at nothing (harmless, scrub
-   * removes it) rather than bytes nothing knows about. The blob lock keeps a
-   * concurrent upload of the same content out meanwhile.
+   * Gives bytes that have no entry at all (older stores, crashes) an empty entry marked `since`,
+   * so that they are reclaimed one grace period later. Writes nothing when an entry exists.
    */
-  async #reclaim(digest: DigestParts, path: string, version: string | undefined): Promise<void> {
-    await this.blobs.deleteBlob(digest);
-    const deleteIfVersion = this.metadata.conditional?.deleteIfVersion;
-    if (version !== undefined && deleteIfVersion) {
-      await deleteIfVersion.call(this.metadata.conditional, path, version);
-    } else {
-      await this.metadata.delete(path);
+  async adoptBytes(digest: DigestParts, since: number): Promise<boolean> {
+    const path = keyFor({ kind: 'blobIndex', digest });
+    const data = serialize({ ...EMPTY, emptySince: since });
+    const cas = this.metadata.conditional;
+    if (cas) return cas.putIfVersion(path, data, undefined);
+    return this.locks.withLocks([blobLockKey(digest)], async (signal) => {
+      if ((await this.read(digest)) !== undefined) return false;
+      signal.throwIfAborted();
+      await this.metadata.put(path, data);
+      return true;
+    });
+  }
+
+  /**
+   * The last step of a reclaim: deletes the entry if it still carries the claim `token`. The caller
+   * holds the digest lock (`signal`); on stores that cannot delete conditionally the fresh re-read
+   * under that lock is the check.
+   */
+  async deleteClaimed(digest: DigestParts, token: string, signal: AbortSignal): Promise<boolean> {
+    const path = keyFor({ kind: 'blobIndex', digest });
+    const cas = this.metadata.conditional;
+    if (cas?.deleteIfVersion) {
+      const current = await cas.getVersioned(path);
+      if (current === undefined || parseEntry(current.data).claim !== token) return false;
+      signal.throwIfAborted();
+      return cas.deleteIfVersion(path, current.version);
     }
-    this.logger.debug('blob reclaimed', { digest: formatDigest(digest) });
+    if ((await this.read(digest))?.claim !== token) return false;
+    signal.throwIfAborted();
+    return this.metadata.delete(path);
+  }
+
+  /** Every digest that has an entry (either layout: `<alg>/<hex>` or fanned out `<alg>/<xx>/<hex>`). */
+  async *digests(): AsyncIterable<DigestParts> {
+    for (const algorithm of ['sha256', 'sha512'] as const) {
+      const dir = keyFor({ kind: 'blobIndexes', algorithm });
+      for (const name of await this.metadata.list(dir)) {
+        if (name.length === 2) {
+          for (const hex of await this.metadata.list(`${dir}/${name}`)) {
+            const digest = digestFrom(algorithm, hex);
+            if (digest) yield digest;
+          }
+        } else {
+          const digest = digestFrom(algorithm, name);
+          if (digest) yield digest;
+        }
+      }
+    }
   }
 }
 
-function isEmpty(entry: IndexEntry): boolean {
-  return Object.keys(entry).length === 0;
+function digestFrom(algorithm: Algorithm, hex: string): DigestParts | undefined {
+  try {
+    return parseDigest(`${algorithm}:${hex}`);
+  } catch {
+    return undefined; // not an entry (stray file)
+  }
 }
 
-function parseEntry(data: Buffer): IndexEntry {
-  return JSON.parse(data.toString('utf8')) as IndexEntry;
+/** `entry` with `namespace` holding `held` (removed when empty). */
+export function withHolder(entry: IndexEntry, namespace: string, held: readonly BlobReference[]): IndexEntry {
+  const holders = { ...entry.holders };
+  if (held.length > 0) holders[namespace] = held;
+  else delete holders[namespace];
+  return { ...entry, holders };
+}
+
+/** Both signals as one (either aborting aborts it). */
+function both(lock: AbortSignal, caller: AbortSignal | undefined): AbortSignal {
+  return caller === undefined ? lock : AbortSignal.any([lock, caller]);
+}
+
+/**
+ * What to write over `found` (undefined: nothing). A claim that is not the caller's is dropped
+ * from what the change sees: the caller writes over it only once it holds the digest lock.
+ */
+function plan(found: IndexEntry | undefined, change: Change, options: UpdateOptions): IndexEntry | undefined {
+  const foreignClaim = found?.claim !== undefined && found.claim !== options.claimToken;
+  if (foreignClaim && options.keepClaims) return undefined;
+  const base = found === undefined ? EMPTY : foreignClaim ? { ...found, claim: undefined } : found;
+  const next = change(base);
+  if (next === 'unchanged') return undefined;
+  const settled = settle(next, (options.now ?? Date.now)());
+  if (found !== undefined && serialize(settled) === serialize(found)) return undefined;
+  return settled;
+}
+
+/**
+ * The marks of an entry made consistent with its holders (rule 3 of the design): a namespace
+ * that holds `layer` alone is orphaned (since `now` unless already marked), no other is; an
+ * entry with no holders is empty (since `now` unless already marked), any holder clears it.
+ */
+export function settle(entry: IndexEntry, now: number): IndexEntry {
+  const orphanedSince: Record<string, number> = {};
+  for (const [namespace, held] of Object.entries(entry.holders)) {
+    if (isOrphanHold(held)) orphanedSince[namespace] = entry.orphanedSince[namespace] ?? now;
+  }
+  const empty = Object.keys(entry.holders).length === 0;
+  return {
+    holders: entry.holders,
+    orphanedSince,
+    emptySince: empty ? (entry.emptySince ?? now) : undefined,
+    claim: entry.claim,
+  };
+}
+
+export function parseEntry(data: Buffer): IndexEntry {
+  const json = JSON.parse(data.toString('utf8')) as Record<string, unknown>;
+  const holders: Record<string, BlobReference[]> = {};
+  let orphanedSince: Record<string, number> = {};
+  let emptySince: number | undefined;
+  let claim: string | undefined;
+  for (const [key, value] of Object.entries(json)) {
+    if (key === '_orphaned') orphanedSince = { ...(value as Record<string, number>) };
+    else if (key === '_empty') emptySince = value as number;
+    else if (key === '_claim') claim = value as string;
+    else if (key === LEGACY_CLAIM) claim = LEGACY_CLAIM;
+    else if (!key.startsWith('_')) holders[key] = value as BlobReference[];
+  }
+  return { holders, orphanedSince, emptySince, claim };
+}
+
+/** The stored form: keys sorted, so equal entries serialize equally. */
+export function serialize(entry: IndexEntry): string {
+  const json: Record<string, unknown> = {};
+  for (const namespace of Object.keys(entry.holders).sort()) json[namespace] = entry.holders[namespace];
+  const orphaned = Object.keys(entry.orphanedSince).sort();
+  if (orphaned.length > 0) {
+    json['_orphaned'] = Object.fromEntries(
+      orphaned.map((namespace) => [namespace, entry.orphanedSince[namespace]]),
+    );
+  }
+  if (entry.emptySince !== undefined) json['_empty'] = entry.emptySince;
+  if (entry.claim !== undefined) json['_claim'] = entry.claim;
+  return JSON.stringify(json);
 }

@@ -1,38 +1,32 @@
-import type { LockManager } from '@angos/lock';
+import type { LockManager, LockWork } from '@angos/lock';
 import { type DigestParts, formatDigest } from '@angos/oci';
-import type { MetadataStore } from '@angos/storage';
-import { blobLockKey } from './blob-index.js';
+
+/** The digest lock: held by a reclaim for its whole length, and by index updates without compare-and-swap. */
+export function blobLockKey(digest: DigestParts): string {
+  return `blob:${formatDigest(digest)}`;
+}
+
+/** The lock around one namespace's grant of a blob: its index `layer` and its `_layers` link change together. */
+export function grantLockKey(namespace: string, digest: DigestParts): string {
+  return `grant:${namespace}:${formatDigest(digest)}`;
+}
 
 /**
- * The per-digest locks around grants, blob index updates and byte reclamation.
- *
- * Usually one lock per digest, shared by every namespace. With the S3 lock strategy and
- * compare-and-swap on the metadata store, the blob index coordinates updates across namespaces
- * by itself (`BlobIndex`, lock-free mode), so the global digest keys are left out and pushes of
- * a shared layer from many namespaces do not contend (configuration reference, contention note).
- * A digest is then locked per namespace only, which still keeps a grant and a revocation of the
- * same blob in one namespace apart.
+ * The short locks of the reclamation protocol (gc-design): `grant:<namespace>:<digest>` around a
+ * grant's index update and link write (upload commit, mount, blob delete, revocation by garbage
+ * collection), and `blob:<digest>` around a reclaim. Manifest pushes take neither: they update
+ * the index atomically (`BlobIndex`), so pushes of a shared layer do not queue on it.
  */
 export class BlobLocks {
-  /** True when the global digest keys are locked; false when the blob index is lock-free. */
-  readonly global: boolean;
+  constructor(private readonly locks: LockManager) {}
 
-  constructor(
-    private readonly locks: LockManager,
-    metadata: MetadataStore,
-  ) {
-    this.global = !(locks.backend === 's3' && metadata.conditional !== undefined);
+  /** Runs `work` holding the grant lock of `digest` in `namespace`. */
+  grant<T>(namespace: string, digest: DigestParts, work: LockWork<T>): Promise<T> {
+    return this.locks.withLocks([grantLockKey(namespace, digest)], work);
   }
 
-  /** The lock keys of these blobs for work in `namespace`. */
-  keys(namespace: string, digests: readonly DigestParts[]): string[] {
-    return digests.map((digest) =>
-      this.global ? blobLockKey(digest) : `blob:${namespace}:${formatDigest(digest)}`,
-    );
-  }
-
-  /** Runs `work` in `namespace` holding the locks of these blobs. */
-  run<T>(namespace: string, digests: readonly DigestParts[], work: () => Promise<T>): Promise<T> {
-    return this.locks.withLocks(this.keys(namespace, digests), work);
+  /** Runs `work` holding the digest lock (a reclaim; proof of ownership over claims). */
+  digest<T>(digest: DigestParts, work: LockWork<T>, signal?: AbortSignal): Promise<T> {
+    return this.locks.withLocks([blobLockKey(digest)], work, { signal });
   }
 }

@@ -1,17 +1,8 @@
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type DigestParts, OciError } from '@angos/oci';
-import {
-  type BlobCopy,
-  type BlobStore,
-  type ByteRange,
-  keyFor,
-  type MetadataStore,
-  NotFoundError,
-} from '@angos/storage';
-import type { BlobLocks } from './blob-locks.js';
+import { type BlobCopy, type BlobStore, type ByteRange, NotFoundError } from '@angos/storage';
 import type { Grants } from './grants.js';
-import { exists } from './links.js';
 
 /**
  * How long a presigned download URL stays valid. Clients follow a redirect at
@@ -24,8 +15,6 @@ export class Blobs {
   constructor(
     private readonly deps: {
       blobs: BlobStore;
-      metadata: MetadataStore;
-      blobLocks: BlobLocks;
       grants: Grants;
     },
   ) {}
@@ -72,6 +61,7 @@ export class Blobs {
     }
   }
 
+  /** Blob DELETE: removes the namespace's grant only; the bytes are garbage collection's. */
   async delete(namespace: string, digest: DigestParts): Promise<void> {
     if (!(await this.deps.grants.revoke(namespace, digest))) throw new OciError('BLOB_UNKNOWN', { digest });
   }
@@ -82,20 +72,14 @@ export class Blobs {
    * holds no such blob (the client then uploads it normally).
    */
   async mount(namespace: string, digest: DigestParts, from: string): Promise<boolean> {
-    return this.deps.blobLocks.run(namespace, [digest], async () => {
-      const sourceHolds = await exists(
-        this.deps.metadata,
-        keyFor({ kind: 'layerLink', namespace: from, digest }),
-      );
-      if (!sourceHolds) return false;
+    return this.deps.grants.mount(namespace, digest, from, async () => {
       try {
         await this.deps.blobs.statBlob(digest);
+        return true;
       } catch (error) {
         if (error instanceof NotFoundError) return false;
         throw error;
       }
-      await this.deps.grants.grantLocked(namespace, digest);
-      return true;
     });
   }
 }

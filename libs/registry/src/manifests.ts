@@ -16,7 +16,6 @@ import {
 } from '@angos/oci';
 import { type BlobStore, keyFor, type MetadataStore, NotFoundError } from '@angos/storage';
 import { type BlobIndex, manifestRef } from './blob-index.js';
-import type { BlobLocks } from './blob-locks.js';
 import { DOWNLOAD_URL_TTL_SECS } from './blobs.js';
 import { ByteCache } from './byte-cache.js';
 import { holdsManifest } from './catalog.js';
@@ -53,7 +52,6 @@ export class Manifests {
       blobs: BlobStore;
       metadata: MetadataStore;
       locks: LockManager;
-      blobLocks: BlobLocks;
       index: BlobIndex;
       grants: Grants;
       settings: (namespace: string) => NamespaceSettings;
@@ -88,37 +86,47 @@ export class Manifests {
     for (const tag of tags) if (!isValidTag(tag)) throw new OciError('TAG_INVALID', { tag });
 
     const referenced = uniqueDigests(referencedDescriptors(manifest));
-    if (!settings.allowMissingManifestReferences) {
-      const missing: string[] = [];
-      for (const child of referenced) {
-        if (!(await this.deps.grants.canRead(namespace, child))) missing.push(formatDigest(child));
-      }
-      if (missing.length > 0) throw new OciError('MANIFEST_BLOB_UNKNOWN', { missing });
+    // Blobs readable now must still be granted when the reference lands (garbage collection may
+    // revoke a grant meanwhile): checked again, atomically, by the index update that adds it.
+    const readable: DigestParts[] = [];
+    const missing: string[] = [];
+    for (const child of referenced) {
+      if (await this.deps.grants.canRead(namespace, child)) readable.push(child);
+      else missing.push(formatDigest(child));
+    }
+    if (missing.length > 0 && !settings.allowMissingManifestReferences) {
+      throw new OciError('MANIFEST_BLOB_UNKNOWN', { missing });
     }
     const subject = manifest.subject ? parseDigest(manifest.subject.digest) : undefined;
 
-    const lockKeys = [
-      ...this.deps.blobLocks.keys(namespace, [digest, ...referenced]),
-      ...tags.map((tag) => tagLockKey(namespace, tag)),
-    ];
-    await this.deps.locks.withLocks(lockKeys, async () => {
+    // No lock on the referenced blobs: the manifest's own lock keeps a delete of the same
+    // manifest (and garbage collection's pruning of its references) out, and the tag locks keep
+    // tag moves apart.
+    const lockKeys = [manifestLockKey(namespace, digest), ...tags.map((tag) => tagLockKey(namespace, tag))];
+    await this.deps.locks.withLocks(lockKeys, async (signal) => {
       for (const tag of tags) await this.#assertTagMayMove(namespace, tag, digest, settings);
-      // Bytes, then references, then the revision, then tags: a crash at any
-      // point leaves unreachable data (reclaimable), never a tag to nothing.
+      // References, then the manifest's bytes, then the revision, then tags: a crash at any point
+      // leaves references without a revision (garbage collection prunes them), never a tag to nothing.
+      await this.#addReferences(namespace, digest, referenced, readable, signal);
+      signal.throwIfAborted();
+      // The entry gets its holder before the bytes are written, so no reclaim starts under them.
+      await this.deps.index.add(digest, namespace, ['manifest'], { signal });
+      signal.throwIfAborted();
       await this.deps.blobs.putBlob(digest, body);
-      await this.deps.index.add(digest, namespace, ['manifest']);
-      for (const child of referenced) await this.deps.index.add(child, namespace, [manifestRef(digest)]);
+      signal.throwIfAborted();
       await this.deps.metadata.put(
         keyFor({ kind: 'revisionLink', namespace, digest }),
         encodeLink({ digest, mediaType: manifest.mediaType, size: body.length }),
       );
       if (subject) {
+        signal.throwIfAborted();
         await this.deps.metadata.put(
           keyFor({ kind: 'referrerLink', namespace, subject, referrer: digest }),
           JSON.stringify(referrerDescriptor(manifest, digest, body.length)),
         );
       }
       for (const tag of tags) {
+        signal.throwIfAborted();
         await this.deps.metadata.put(keyFor({ kind: 'tagLink', namespace, tag }), encodeLink({ digest }));
       }
     });
@@ -147,7 +155,13 @@ export class Manifests {
   }
 
   async get(namespace: string, reference: Reference): Promise<StoredManifest> {
-    const info = await this.resolve(namespace, reference);
+    const stored = await this.#load(await this.resolve(namespace, reference));
+    if (this.deps.settings(namespace).updatePullTime) this.#recordPull(namespace, stored.digest);
+    return stored;
+  }
+
+  /** The manifest's body (cached by digest), without recording a pull. */
+  async #load(info: ManifestInfo): Promise<StoredManifest> {
     const key = formatDigest(info.digest);
     let body = this.#bodies.get(key);
     if (body === undefined) {
@@ -159,7 +173,6 @@ export class Manifests {
       }
       this.#bodies.set(key, body);
     }
-    if (this.deps.settings(namespace).updatePullTime) this.#recordPull(namespace, info.digest);
     return { ...info, body };
   }
 
@@ -190,41 +203,35 @@ export class Manifests {
       return;
     }
     const digest = reference.digest;
-    const stored = await this.get(namespace, reference);
+    // Read without recording a pull: a pull time written after the delete would leave a ghost namespace.
+    const stored = await this.#load(await this.resolve(namespace, reference));
     const manifest = parseManifest(stored.body, stored.mediaType);
     const referenced = uniqueDigests(referencedDescriptors(manifest));
-    const tags = await this.#tagsPointingAt(namespace, digest);
-    const lockKeys = [
-      ...this.deps.blobLocks.keys(namespace, [digest, ...referenced]),
-      ...tags.map((tag) => tagLockKey(namespace, tag)),
-    ];
-    await this.deps.locks.withLocks(lockKeys, async () => {
-      for (const tag of tags) {
-        // Re-check under the lock, past any cache: the tag may have moved since the scan.
-        const link = await readLink(this.deps.metadata, keyFor({ kind: 'tagLink', namespace, tag }), {
-          fresh: true,
-        });
-        if (link?.digest.hex === digest.hex) {
-          await this.deps.metadata.delete(keyFor({ kind: 'tagLink', namespace, tag }));
-        }
+    let tags: string[] = [];
+    // The manifest's lock keeps pushes of this manifest out, so no tag can move to it meanwhile;
+    // each tag found pointing at it is re-checked under its own lock, past caches, before it goes.
+    await this.deps.locks.withLocks([manifestLockKey(namespace, digest)], async (signal) => {
+      const revision = keyFor({ kind: 'revisionLink', namespace, digest });
+      if (!(await readLink(this.deps.metadata, revision, { fresh: true }))) {
+        throw new OciError('MANIFEST_UNKNOWN', { digest: formatDigest(digest) });
       }
+      tags = await this.#deleteTagsPointingAt(namespace, digest, signal);
       if (manifest.subject) {
         const subject = parseDigest(manifest.subject.digest);
+        signal.throwIfAborted();
         await this.deps.metadata.delete(
           keyFor({ kind: 'referrerLink', namespace, subject, referrer: digest }),
         );
       }
-      await this.deps.metadata.delete(keyFor({ kind: 'revisionLink', namespace, digest }));
+      signal.throwIfAborted();
+      await this.deps.metadata.delete(revision);
+      signal.throwIfAborted();
       await this.deps.metadata.delete(keyFor({ kind: 'pulledAt', namespace, digest }));
-      await this.deps.index.remove(digest, namespace, ['manifest']);
+      // Only references go: grants stay, and bytes are garbage collection's (one grace period
+      // after the last holder), so a push that relies on a layer it was told exists keeps it.
+      await this.deps.index.remove(digest, namespace, ['manifest'], { signal });
       for (const child of referenced) {
-        const remaining = await this.deps.index.remove(child, namespace, [manifestRef(digest)]);
-        // A layer stays granted while some manifest of the namespace uses it;
-        // when the last one goes, so does the grant (and, if nothing else in
-        // the registry holds the blob, its bytes).
-        if (remaining.includes('layer') && !remaining.some((held) => held.startsWith('ref:'))) {
-          await this.deps.grants.revokeLocked(namespace, child);
-        }
+        await this.deps.index.remove(child, namespace, [manifestRef(digest)], { signal });
       }
     });
     this.deps.logger.debug('manifest deleted', { namespace, digest: formatDigest(digest), tags });
@@ -287,14 +294,75 @@ export class Manifests {
     }
   }
 
-  async #tagsPointingAt(namespace: string, digest: DigestParts): Promise<string[]> {
-    const tags: string[] = [];
+  /**
+   * Deletes the tags that point at `digest`, each decided under its tag lock on a fresh read (a
+   * concurrent push may move a tag away from it; none can move one to it: the caller holds the
+   * manifest's lock). Returns the tags deleted.
+   */
+  async #deleteTagsPointingAt(
+    namespace: string,
+    digest: DigestParts,
+    signal: AbortSignal,
+  ): Promise<string[]> {
+    const deleted: string[] = [];
+    const pointsAtDigest = async (tag: string) => {
+      const link = await readLink(this.deps.metadata, keyFor({ kind: 'tagLink', namespace, tag }), {
+        fresh: true,
+      });
+      return link?.digest.algorithm === digest.algorithm && link.digest.hex === digest.hex;
+    };
     for (const tag of await this.deps.metadata.list(keyFor({ kind: 'tags', namespace }))) {
-      const link = await readLink(this.deps.metadata, keyFor({ kind: 'tagLink', namespace, tag }));
-      if (link && link.digest.algorithm === digest.algorithm && link.digest.hex === digest.hex)
-        tags.push(tag);
+      if (!(await pointsAtDigest(tag))) continue;
+      await this.deps.locks.withLocks(
+        [tagLockKey(namespace, tag)],
+        async (tagSignal) => {
+          if (!(await pointsAtDigest(tag))) return;
+          tagSignal.throwIfAborted();
+          signal.throwIfAborted();
+          await this.deps.metadata.delete(keyFor({ kind: 'tagLink', namespace, tag }));
+          deleted.push(tag);
+        },
+        { signal },
+      );
     }
-    return tags;
+    return deleted;
+  }
+
+  /**
+   * Adds `ref:<manifest>` to each referenced blob. For the blobs that were readable when the push
+   * began, the same atomic update checks that the namespace still holds their grant; if one was
+   * revoked meanwhile the push is refused (MANIFEST_BLOB_UNKNOWN) before anything is acknowledged,
+   * and the references it added are withdrawn (best effort: garbage collection prunes leftovers).
+   */
+  async #addReferences(
+    namespace: string,
+    digest: DigestParts,
+    referenced: readonly DigestParts[],
+    readable: readonly DigestParts[],
+    signal: AbortSignal,
+  ): Promise<void> {
+    const reference = manifestRef(digest);
+    const added: DigestParts[] = [];
+    for (const child of referenced) {
+      const requireGrantOf = readable.includes(child) ? namespace : undefined;
+      signal.throwIfAborted();
+      const result = await this.deps.index.add(child, namespace, [reference], { signal, requireGrantOf });
+      if (result === 'added') added.push(child);
+      if (result !== 'refused') continue;
+      for (const withdrawn of added) {
+        await this.deps.index.remove(withdrawn, namespace, [reference], { signal }).catch((error: unknown) =>
+          this.deps.logger.warn('reference of a refused push not withdrawn', {
+            namespace,
+            digest: formatDigest(withdrawn),
+            error: String(error),
+          }),
+        );
+      }
+      throw new OciError('MANIFEST_BLOB_UNKNOWN', {
+        missing: [formatDigest(child)],
+        reason: 'the blob was garbage collected during the push; push it again',
+      });
+    }
   }
 
   #recordPull(namespace: string, digest: DigestParts): void {
@@ -319,6 +387,14 @@ export class Manifests {
 
 function tagLockKey(namespace: string, tag: string): string {
   return `tag:${namespace}:${tag}`;
+}
+
+/**
+ * A manifest of a namespace: held by its pushes and its delete, and by garbage collection while
+ * it prunes the manifest's references (so it never prunes those of a push in flight).
+ */
+export function manifestLockKey(namespace: string, digest: DigestParts): string {
+  return `manifest:${namespace}:${formatDigest(digest)}`;
 }
 
 function uniqueDigests(descriptors: readonly Descriptor[]): DigestParts[] {

@@ -6,6 +6,7 @@ import { BlobIndex } from './blob-index.js';
 import { BlobLocks } from './blob-locks.js';
 import { Blobs } from './blobs.js';
 import { listNamespaces } from './catalog.js';
+import { GarbageCollector, type GcOptions, type GcReport } from './gc.js';
 import { Grants } from './grants.js';
 import { Manifests } from './manifests.js';
 import { settingsFor } from './settings.js';
@@ -22,6 +23,18 @@ export interface Registry {
   }): Promise<{ namespaces: string[]; more: boolean }>;
   /** True when the storage answers (readiness). */
   ready(): Promise<boolean>;
+  /**
+   * One garbage collection pass (gc.ts): revokes grants orphaned for at least the grace period,
+   * deletes the bytes of blobs nothing has held for at least the grace period, and prunes index
+   * references to manifests that are gone. Safe to run while the registry serves, from any number
+   * of replicas at once.
+   */
+  collectGarbage(options: {
+    gracePeriodMs: number;
+    dryRun?: boolean;
+    signal?: AbortSignal;
+    now?: () => number;
+  }): Promise<GcReport>;
 }
 
 export interface RegistryDeps {
@@ -36,10 +49,11 @@ export interface RegistryDeps {
 export function createRegistry(deps: RegistryDeps): Registry {
   const logger = deps.logger.child('angos::registry');
   const settings = (namespace: string) => settingsFor(deps.config(), namespace);
-  const blobLocks = new BlobLocks(deps.locks, deps.metadata);
-  const index = new BlobIndex(deps.metadata, deps.blobs, logger, { lockFree: !blobLocks.global });
+  const blobLocks = new BlobLocks(deps.locks);
+  const index = new BlobIndex(deps.metadata, deps.locks, logger);
   const grants = new Grants(deps.metadata, blobLocks, index);
   const shared = { ...deps, logger, index, grants, settings, blobLocks };
+  const collector = new GarbageCollector({ ...shared, logger: deps.logger.child('angos::gc') });
   return {
     blobs: new Blobs(shared),
     uploads: new Uploads(shared),
@@ -49,5 +63,6 @@ export function createRegistry(deps: RegistryDeps): Registry {
       await deps.metadata.list('');
       return true;
     },
+    collectGarbage: (options: GcOptions) => collector.collect(options),
   };
 }

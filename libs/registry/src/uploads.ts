@@ -19,7 +19,6 @@ import {
   NotFoundError,
   OffsetMismatchError,
 } from '@angos/storage';
-import type { BlobLocks } from './blob-locks.js';
 import type { Grants } from './grants.js';
 import { type SessionClaim, SessionClaims } from './session-claims.js';
 import type { NamespaceSettings } from './settings.js';
@@ -56,7 +55,6 @@ export class Uploads {
       blobs: BlobStore;
       metadata: MetadataStore;
       locks: LockManager;
-      blobLocks: BlobLocks;
       grants: Grants;
       settings: (namespace: string) => NamespaceSettings;
       logger: Logger;
@@ -168,10 +166,9 @@ export class Uploads {
 
   /** Moves the verified bytes of a session into the blob store and grants the blob to the namespace. */
   async #commit(namespace: string, id: string, expected: DigestParts): Promise<void> {
-    await this.deps.blobLocks.run(namespace, [expected], async () => {
-      await this.deps.blobs.commitUpload(namespace, id, expected);
-      await this.deps.grants.grantLocked(namespace, expected);
-    });
+    await this.deps.grants.commitAndGrant(namespace, expected, () =>
+      this.deps.blobs.commitUpload(namespace, id, expected),
+    );
   }
 
   /**

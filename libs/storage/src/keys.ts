@@ -5,7 +5,9 @@
  * backend (a directory tree on fs, object keys on S3).
  *
  *   _blobs/<alg>/<hex>                                      blob bytes (blob store, shared by all namespaces)
- *   _blob_index/<alg>/<hex>                                 which namespaces hold which references to a blob (JSON)
+ *   _blob_index/<alg>/<hex>                                 which namespaces hold which references to a blob (JSON:
+ *                                                           namespace → references, plus `_`-prefixed reclamation
+ *                                                           marks; see libs/registry/src/blob-index.ts)
  *   <namespace>/_layers/<alg>/<hex>/link                    the namespace's grant to read a blob (uploaded or mounted)
  *   <namespace>/_manifests/revisions/<alg>/<hex>/link       a manifest stored in the namespace (JSON: digest, media type, size)
  *   <namespace>/_manifests/revisions/<alg>/<hex>/pulledat   last pull time of that manifest (update_pull_time)
@@ -34,6 +36,7 @@ export interface DigestParts {
 export type StorageKey =
   | { kind: 'blob'; digest: DigestParts }
   | { kind: 'blobIndex'; digest: DigestParts }
+  | { kind: 'blobIndexes'; algorithm: Algorithm }
   | { kind: 'layerLink'; namespace: string; digest: DigestParts }
   | { kind: 'layerLinks'; namespace: string; algorithm: Algorithm }
   | { kind: 'revisionLink'; namespace: string; digest: DigestParts }
@@ -60,6 +63,8 @@ export function keyFor(key: StorageKey): string {
       return `_blobs/${key.digest.algorithm}/${key.digest.hex}`;
     case 'blobIndex':
       return `_blob_index/${key.digest.algorithm}/${key.digest.hex}`;
+    case 'blobIndexes':
+      return `_blob_index/${key.algorithm}`;
     case 'layerLink':
       return `${key.namespace}/_layers/${key.digest.algorithm}/${key.digest.hex}/link`;
     case 'layerLinks':

@@ -16,6 +16,8 @@ import {
   usesS3,
 } from './harness.js';
 
+const HOUR = 3_600_000;
+
 let api: Api;
 afterEach(async () => api?.close());
 
@@ -270,13 +272,18 @@ describe.each(BACKENDS)('on $name storage', (backend: Backend) => {
         expect((await api.send('HEAD', `/v2/t/dst/blobs/${digest}`)).status).toBe(404);
       });
 
-      it('deletes a blob and reclaims its bytes', async () => {
+      it('deletes a blob; its bytes go with the next garbage collection pass past the grace period', async () => {
         const digest = await pushBlob(api, 't/img', 'to be deleted');
         expect(await api.blobHexes()).toContain(digest.slice(7));
         expect((await api.send('DELETE', `/v2/t/img/blobs/${digest}`)).status).toBe(202);
         expect((await api.send('HEAD', `/v2/t/img/blobs/${digest}`)).status).toBe(404);
-        expect(await api.blobHexes()).not.toContain(digest.slice(7));
         expect((await api.send('DELETE', `/v2/t/img/blobs/${digest}`)).status).toBe(404);
+        // The request deletes the grant only; the bytes are garbage collection's.
+        expect(await api.blobHexes()).toContain(digest.slice(7));
+        expect((await api.collectGarbage({ gracePeriodMs: HOUR })).blobsDeleted).toBe(0);
+        expect(await api.blobHexes()).toContain(digest.slice(7));
+        expect((await api.collectGarbage({ gracePeriodMs: 0 })).blobsDeleted).toBe(1);
+        expect(await api.blobHexes()).not.toContain(digest.slice(7));
       });
     });
 
@@ -485,7 +492,7 @@ describe.each(BACKENDS)('on $name storage', (backend: Backend) => {
         expect((await api.send('DELETE', '/v2/t/img/manifests/v1')).status).toBe(404);
       });
 
-      it('deletes a manifest with its tags and reclaims the bytes nothing else uses', async () => {
+      it('deletes a manifest with its tags; garbage collection reclaims what nothing else uses', async () => {
         const kept = await pushImage(api, 't/other', 'v1', 'shared');
         const image = await pushImage(api, 't/img', 'v1', 'shared');
         await api.send('PUT', `/v2/t/img/manifests/v2`, {
@@ -494,6 +501,9 @@ describe.each(BACKENDS)('on $name storage', (backend: Backend) => {
         });
         expect((await api.send('DELETE', `/v2/t/img/manifests/${image.digest}`)).status).toBe(202);
         expect((await api.send('GET', '/v2/t/img/manifests/v2')).status).toBe(404);
+        // The delete revokes no grant: a push that was told the layer exists may still use it.
+        expect((await api.send('HEAD', `/v2/t/img/blobs/${image.layer}`)).status).toBe(200);
+        await api.collectGarbage({ gracePeriodMs: 0 });
         expect((await api.send('HEAD', `/v2/t/img/blobs/${image.layer}`)).status).toBe(404);
         // t/other holds the same content: its copy is untouched.
         expect((await api.send('HEAD', `/v2/t/other/blobs/${kept.layer}`)).status).toBe(200);
@@ -501,8 +511,54 @@ describe.each(BACKENDS)('on $name storage', (backend: Backend) => {
         expect(await api.blobHexes()).toContain(image.layer.slice(7));
 
         expect((await api.send('DELETE', `/v2/t/other/manifests/${kept.digest}`)).status).toBe(202);
+        expect(await api.blobHexes()).toContain(image.layer.slice(7));
+        await api.collectGarbage({ gracePeriodMs: 0 });
         expect(await api.blobHexes()).toEqual([]);
         expect(await api.hasMetadata(`_blob_index/sha256/${image.layer.slice(7)}`)).toBe(false);
+      });
+
+      it('keeps a layer that HEAD found when the last other manifest using it is deleted before the PUT', async () => {
+        // The client flow of issue 2.1 point 1: B's client HEADs L (200) and skips its upload;
+        // another client deletes A, the last manifest using L; B's manifest PUT then answers 201.
+        const a = await pushImage(api, 't/img', 'a', 'shared');
+        const configB = JSON.stringify({ architecture: 'arm64', os: 'linux' });
+        const configDigest = await pushBlob(api, 't/img', configB);
+        expect((await api.send('HEAD', `/v2/t/img/blobs/${a.layer}`)).status).toBe(200);
+        expect((await api.send('DELETE', `/v2/t/img/manifests/${a.digest}`)).status).toBe(202);
+        const layerSize = 'layer of shared'.length;
+        const b = JSON.stringify({
+          schemaVersion: 2,
+          mediaType: OCI_MANIFEST,
+          config: {
+            mediaType: 'application/vnd.oci.image.config.v1+json',
+            digest: configDigest,
+            size: configB.length,
+          },
+          layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: a.layer, size: layerSize }],
+        });
+        const put = await api.send('PUT', '/v2/t/img/manifests/b', {
+          body: b,
+          headers: { 'Content-Type': OCI_MANIFEST },
+        });
+        expect(put.status).toBe(201);
+        expect((await api.send('GET', `/v2/t/img/blobs/${a.layer}`)).body.toString()).toBe('layer of shared');
+        // B references L now: a garbage collection pass, even with no grace at all, keeps it.
+        await api.collectGarbage({ gracePeriodMs: 0 });
+        expect((await api.send('GET', `/v2/t/img/blobs/${a.layer}`)).status).toBe(200);
+        expect((await api.send('GET', '/v2/t/img/manifests/b')).status).toBe(200);
+
+        // With B deleted too, L stays readable until a pass past the grace period, then goes.
+        expect((await api.send('DELETE', `/v2/t/img/manifests/${sha256(b)}`)).status).toBe(202);
+        expect((await api.send('GET', `/v2/t/img/blobs/${a.layer}`)).status).toBe(200);
+        expect((await api.collectGarbage({ gracePeriodMs: HOUR })).grantsRevoked).toBe(0);
+        expect((await api.send('GET', `/v2/t/img/blobs/${a.layer}`)).status).toBe(200);
+        const later = Date.now() + 3 * HOUR;
+        await api.collectGarbage({ gracePeriodMs: HOUR, now: () => later });
+        expect((await api.send('GET', `/v2/t/img/blobs/${a.layer}`)).status).toBe(404);
+        expect(await api.blobHexes()).toContain(a.layer.slice(7));
+        await api.collectGarbage({ gracePeriodMs: HOUR, now: () => later + HOUR });
+        expect(await api.blobHexes()).not.toContain(a.layer.slice(7));
+        expect(await api.blobHexes()).toEqual([]);
       });
 
       it('accepts a multi-platform index', async () => {

@@ -8,7 +8,7 @@ import { type Config, parseConfig, type S3ConnectionConfig } from '@angos/config
 import { createHttpServer, setContext } from '@angos/http';
 import { type LockManager, MemoryLockManager } from '@angos/lock';
 import { silentLogger } from '@angos/observability';
-import { createRegistry } from '@angos/registry';
+import { createRegistry, type GcReport } from '@angos/registry';
 import {
   type BlobBackendOptions,
   type MetadataBackendOptions,
@@ -66,6 +66,8 @@ export interface Api {
   blobHexes(): Promise<string[]>;
   /** Whether the metadata store holds `key`: a file under rootDir on fs, an object on S3. */
   hasMetadata(key: string): Promise<boolean>;
+  /** One garbage collection pass of the registry behind the API (`angos server` runs them periodically). */
+  collectGarbage(options: { gracePeriodMs: number; now?: () => number }): Promise<GcReport>;
   /** A raw request: the path is sent exactly as given (no URL normalisation). */
   send(
     method: string,
@@ -234,6 +236,7 @@ export async function startApi(
         },
       );
     },
+    collectGarbage: (options) => registry.collectGarbage(options),
     send: (method, path, options = {}) => send(port, method, path, options),
     async close() {
       server.closeAllConnections();
