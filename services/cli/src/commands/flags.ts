@@ -101,8 +101,9 @@ const SCRUB_FLAGS: readonly FlagSpec[] = [
     name: 'blobs',
     alias: 'b',
     type: 'boolean',
-    describe: 'Check for blob inconsistencies, corruption and stale blob-index entries',
-    supported: false,
+    describe:
+      'Garbage collection: reclaim grants and blobs unreferenced for [gc] grace_period_secs, prune stale blob-index entries',
+    supported: true,
   },
   {
     name: 'retention',
