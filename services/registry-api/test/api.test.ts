@@ -1,3 +1,4 @@
+import { keyFor } from '@angos/storage';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   ALL_MANIFEST_TYPES,
@@ -375,7 +376,8 @@ describe.each(BACKENDS)('on $name storage', (backend: Backend) => {
 
         expect((await api.send('DELETE', `/v2/t/other/manifests/${kept.digest}`)).status).toBe(202);
         expect(await api.blobHexes()).toEqual([]);
-        expect(await api.hasMetadata(`_blob_index/sha256/${image.layer.slice(7)}`)).toBe(false);
+        const layer = { algorithm: 'sha256', hex: image.layer.slice(7) } as const;
+        expect(await api.hasMetadata(keyFor({ kind: 'blobIndex', digest: layer }))).toBe(false);
       });
 
       it('accepts a multi-platform index', async () => {

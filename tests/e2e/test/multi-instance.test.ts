@@ -11,6 +11,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { promisify } from 'node:util';
+import { keyFor } from '@angos/storage';
 import { type S3Endpoint, startS3TestServer } from '@angos/storage/s3-test-server';
 import { cliEntry, freePort, OciClient, sha256, startRedisServer } from '@angos/test-support';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -153,7 +154,8 @@ function s3View(s3: S3Endpoint, prefixes: readonly string[]): StorageView {
 async function danglingProblems(storage: StorageView): Promise<string[]> {
   const keys = await storage.keys();
   const present = new Set(keys);
-  const blob = (hex: string) => `_blobs/sha256/${hex}`;
+  const digest = (hex: string) => ({ algorithm: 'sha256', hex }) as const;
+  const blob = (hex: string) => keyFor({ kind: 'blob', digest: digest(hex) });
   const problems: string[] = [];
   for (const key of keys) {
     const tag = /^(.+)\/_manifests\/tags\/[^/]+\/link$/.exec(key);
@@ -164,10 +166,10 @@ async function danglingProblems(storage: StorageView): Promise<string[]> {
     }
     const linked = /^.+\/_(?:manifests\/revisions|layers)\/sha256\/([0-9a-f]{64})\/link$/.exec(key);
     if (linked && !present.has(blob(linked[1]!))) problems.push(`${key} -> missing bytes`);
-    const stored = /^_blobs\/sha256\/([0-9a-f]{64})$/.exec(key);
-    if (stored && !present.has(`_blob_index/sha256/${stored[1]}`))
+    const stored = /^_blobs\/sha256\/[0-9a-f]{2}\/([0-9a-f]{64})$/.exec(key);
+    if (stored && !present.has(keyFor({ kind: 'blobIndex', digest: digest(stored[1]!) })))
       problems.push(`${key} not in the blob index`);
-    const indexed = /^_blob_index\/sha256\/([0-9a-f]{64})$/.exec(key);
+    const indexed = /^_blob_index\/sha256\/[0-9a-f]{2}\/([0-9a-f]{64})$/.exec(key);
     if (indexed) {
       if (!present.has(blob(indexed[1]!))) problems.push(`${key} -> missing bytes`);
       const entry = JSON.parse(await storage.read(key)) as Record<string, string[]>;
