@@ -1,6 +1,6 @@
 import { silentLogger } from '@angos/observability';
 import { type DigestParts, type OciError, parseDigest } from '@angos/oci';
-import { MemoryBlobStore, MemoryMetadataStore, type MetadataStore } from '@angos/storage';
+import { keyFor, MemoryBlobStore, MemoryMetadataStore, type MetadataStore } from '@angos/storage';
 import { describe, expect, it } from 'vitest';
 import { BlobIndex } from '../src/index.js';
 
@@ -102,7 +102,7 @@ describe('BlobIndex in lock-free mode (S3 lock strategy: digests not locked acro
     const blobs = new MemoryBlobStore();
     const index = new BlobIndex(metadata, blobs, silentLogger, { lockFree: true, abandonedReclaimMs: 200 });
     // A claim left behind after the bytes were deleted.
-    await metadata.put(`_blob_index/sha256/${DIGEST.hex}`, JSON.stringify({ _reclaiming: [] }));
+    await metadata.put(keyFor({ kind: 'blobIndex', digest: DIGEST }), JSON.stringify({ _reclaiming: [] }));
     const started = Date.now();
     await expect(index.add(DIGEST, 'ns', ['layer'])).rejects.toMatchObject({ kind: 'BLOB_UNKNOWN' });
     expect(Date.now() - started).toBeGreaterThanOrEqual(200);
@@ -119,14 +119,14 @@ describe('BlobIndex in lock-free mode (S3 lock strategy: digests not locked acro
     const metadata = new MemoryMetadataStore();
     const blobs = new MemoryBlobStore();
     const index = new BlobIndex(metadata, blobs, silentLogger, { lockFree: true });
-    await metadata.put(`_blob_index/sha256/${DIGEST.hex}`, JSON.stringify({ _reclaiming: [] }));
+    await metadata.put(keyFor({ kind: 'blobIndex', digest: DIGEST }), JSON.stringify({ _reclaiming: [] }));
     let done = false;
     const adding = index.add(DIGEST, 'ns', ['ref:sha256:x']).then(() => {
       done = true;
     });
     await new Promise((resolve) => setTimeout(resolve, 100));
     expect(done).toBe(false);
-    await metadata.delete(`_blob_index/sha256/${DIGEST.hex}`); // the reclaiming process finishes
+    await metadata.delete(keyFor({ kind: 'blobIndex', digest: DIGEST })); // the reclaiming process finishes
     await adding;
     expect(await index.references(DIGEST)).toEqual({ ns: ['ref:sha256:x'] });
     await index.remove(DIGEST, 'ns', 'all');
