@@ -40,7 +40,9 @@
  * - several replicas starting at once, or a crash half-way, need no coordination at all when
  *   nothing moves.
  * The price is a second lookup when the fanned-out key is absent (a miss costs two). Replicas
- * must all run the fanned-out layout: one still writing the flat layout would not be seen.
+ * must all run the fanned-out layout: one still writing the flat layout would not be seen. A
+ * listing of `_blobs/<alg>` or `_blob_index/<alg>` shows both layouts: two-character
+ * directories, and the entries of the flat layout beside them.
  */
 export type Algorithm = 'sha256' | 'sha512';
 

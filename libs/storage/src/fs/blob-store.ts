@@ -13,6 +13,8 @@ import type { FsStoreOptions } from './metadata-store.js';
 import { FsRoot } from './root.js';
 
 const ALGORITHMS: readonly Algorithm[] = ['sha256', 'sha512'];
+/** `_blobs/<alg>/<hex[0:2]>/`: the name length of a fan-out directory (a digest's hex is far longer). */
+const FAN_OUT_LENGTH = 2;
 
 /**
  * Blobs as files under `_blobs/<alg>/<hex[0:2]>/<hex>`, upload sessions as one growing `data`
@@ -89,14 +91,17 @@ export class FsBlobStore implements BlobStore {
 
   /**
    * Walks `_blobs/<alg>/`: each two-character directory holds blobs of the fanned-out layout,
-   * each file is a blob of the legacy flat layout (keys.ts).
+   * each other entry is a blob of the legacy flat layout (keys.ts). A blob present in both (only
+   * an earlier version writing beside this one makes that) is listed twice.
    */
   async *listBlobs(): AsyncIterable<DigestParts> {
     for (const algorithm of ALGORITHMS) {
       const dir = `_blobs/${algorithm}`;
       for await (const entry of this.#listDirectory('listBlobs', dir)) {
         if (isTempName(entry.name)) continue;
-        if (!entry.isDirectory()) {
+        // Told apart by name, not by file type: some filesystems (XFS without ftype, some NFS
+        // servers) report every entry's type as unknown.
+        if (entry.name.length !== FAN_OUT_LENGTH) {
           yield { algorithm, hex: entry.name };
           continue;
         }

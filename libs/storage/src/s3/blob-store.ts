@@ -93,7 +93,8 @@ export class S3BlobStore implements BlobStore {
 
   /**
    * Lists `_blobs/<alg>/`: keys `<hex[0:2]>/<hex>` are blobs of the fanned-out layout, keys
-   * `<hex>` blobs of the legacy flat layout (keys.ts).
+   * `<hex>` blobs of the legacy flat layout (keys.ts). A blob present in both (only an earlier
+   * version writing beside this one makes that) is listed twice.
    */
   async *listBlobs(): AsyncIterable<DigestParts> {
     for (const algorithm of ALGORITHMS) {
