@@ -92,5 +92,15 @@ export function sendError(res: ServerResponse, error: unknown, logger: Logger): 
   }
 
   const reply = oci ?? new OciError(isTransientFailure(error) ? 'UNAVAILABLE' : 'INTERNAL');
-  sendBody(res, reply.status, 'application/json', errorBody([reply]));
+  // A body the failure left part-read (a full disk, a failed S3 part) stays in the socket: Node
+  // discards only bodies never read, and the connection's next request would wait behind it for
+  // good. The connection closes after this answer instead, as Go's net/http does.
+  const partRead = req?.readableDidRead && !req.complete;
+  sendBody(
+    res,
+    reply.status,
+    'application/json',
+    errorBody([reply]),
+    partRead ? { connection: 'close' } : {},
+  );
 }

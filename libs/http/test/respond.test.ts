@@ -1,4 +1,4 @@
-import { request } from 'node:http';
+import { Agent, request } from 'node:http';
 import { connect } from 'node:net';
 import { OciError } from '@angos/oci';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -57,6 +57,42 @@ describe('sendError', () => {
       errors: [{ code: 'BLOB_UNKNOWN', message: 'blob unknown to registry', detail: { digest: 'sha256:x' } }],
     });
     expect((await records()).filter((r) => r['level'] === 'ERROR')).toEqual([]);
+  });
+
+  it('closes the connection after an error that left the request body part-read, so the next request is answered', async () => {
+    // A full disk fails an upload after its first chunk: the rest of the body is never read.
+    const { logger } = captureLogger();
+    running = await serve((req, res) => {
+      if (req.method !== 'PUT') {
+        sendJson(res, 200, { ok: true });
+        return;
+      }
+      req.once('data', () => {
+        req.pause();
+        sendError(res, Object.assign(new Error('ENOSPC'), { transient: true }), logger);
+      });
+    }, logger);
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const send = (method: string, body?: Buffer) =>
+      new Promise<{ status: number; connection: string | undefined }>((resolve, reject) => {
+        const req = request(`${running!.url}/v2/`, { method, agent }, (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, connection: res.headers.connection }));
+        });
+        req.setTimeout(10_000, () => req.destroy(new Error(`no answer to ${method} within 10 s`)));
+        req.on('error', reject);
+        req.end(body);
+      });
+    try {
+      expect(await send('PUT', Buffer.alloc(4 * 1024 * 1024, 1))).toEqual({
+        status: 503,
+        connection: 'close',
+      });
+      // One socket at most: without the close, this request would wait behind the unread body.
+      expect((await send('GET')).status).toBe(200);
+    } finally {
+      agent.destroy();
+    }
   });
 
   it('answers anything else 500 INTERNAL and logs the stack', async () => {

@@ -1,12 +1,12 @@
 import { MemoryLockManager } from '@angos/lock';
 import { silentLogger } from '@angos/observability';
 import { type DigestParts, parseDigest } from '@angos/oci';
-import { MemoryMetadataStore, type MetadataStore } from '@angos/storage';
+import { keyFor, MemoryMetadataStore, type MetadataStore } from '@angos/storage';
 import { describe, expect, it } from 'vitest';
 import { BlobIndex } from '../src/index.js';
 
 const DIGEST: DigestParts = parseDigest(`sha256:${'a'.repeat(64)}`);
-const PATH = `_blob_index/sha256/${DIGEST.hex}`;
+const PATH = keyFor({ kind: 'blobIndex', digest: DIGEST });
 
 /** A metadata store whose reads yield to the event loop before returning, so concurrent updates interleave. */
 function interleaving(inner: MemoryMetadataStore): MetadataStore {

@@ -1,4 +1,5 @@
 import { FsBlobStore, FsMetadataStore } from './fs/index.js';
+import { withLegacyBlobIndex } from './legacy-layout.js';
 import { MemoryBlobStore, MemoryMetadataStore } from './memory/index.js';
 import type { S3BlobStoreOptions, S3MetadataStoreOptions, StorageLogger } from './s3/options.js';
 import type { BlobStore, MetadataStore } from './types.js';
@@ -62,7 +63,8 @@ const blobBackends: BackendMap<BlobStore> = {
 };
 
 const metadataBackends: BackendMap<MetadataStore> = {
-  fs: (options) => new FsMetadataStore(options.rootDir, options),
+  // A store on disk may hold blob index entries of the flat layout (keys.ts).
+  fs: (options) => withLegacyBlobIndex(new FsMetadataStore(options.rootDir, options)),
   memory: () => new MemoryMetadataStore(),
 };
 

@@ -21,6 +21,7 @@ export {
 export { FsBlobStore, FsMetadataStore, type FsStoreOptions } from './fs/index.js';
 export { isValidKey } from './key-rules.js';
 export * from './keys.js';
+export { withLegacyBlobIndex } from './legacy-layout.js';
 export { withLinkCache } from './link-cache.js';
 export { MemoryBlobStore, MemoryMetadataStore } from './memory/index.js';
 // The S3 driver's code lives behind `@angos/storage/s3`: the AWS SDK costs ~20 MiB of memory, so

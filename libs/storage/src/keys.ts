@@ -4,8 +4,8 @@
  * nobody concatenates paths anywhere else. The same keys are used on every
  * backend (a directory tree on fs, object keys on S3).
  *
- *   _blobs/<alg>/<hex>                                      blob bytes (blob store, shared by all namespaces)
- *   _blob_index/<alg>/<hex>                                 which namespaces hold which references to a blob (JSON:
+ *   _blobs/<alg>/<hex[0:2]>/<hex>                           blob bytes (blob store, shared by all namespaces)
+ *   _blob_index/<alg>/<hex[0:2]>/<hex>                      which namespaces hold which references to a blob (JSON:
  *                                                           namespace → references, plus `_`-prefixed reclamation
  *                                                           marks; see libs/registry/src/blob-index.ts)
  *   <namespace>/_layers/<alg>/<hex>/link                    the namespace's grant to read a blob (uploaded or mounted)
@@ -25,6 +25,28 @@
  *
  * Namespace components always start with [a-z0-9], so a top-level name that
  * starts with `_` can never collide with a namespace.
+ *
+ * Blob directories fan out by the first two hex characters of the digest, as CNCF distribution's
+ * `blobs/sha256/ab/abcdef…/data` do: millions of entries in one directory are slow to list and
+ * to look up on NFS and EFS, and 256 subdirectories keep each one small.
+ *
+ * Stores written before the fan-out hold `_blobs/<alg>/<hex>` and `_blob_index/<alg>/<hex>`
+ * (`legacyKeyFor`). They are read in both layouts, never migrated: every read looks at the
+ * fanned-out key first and the legacy key after it, every write goes to the fanned-out key, and
+ * a delete removes both (fs and S3 blob drivers; `withLegacyBlobIndex` for the index). A legacy
+ * entry therefore stays where it is until it is deleted, and a rewritten one is shadowed by its
+ * new copy. Why not migrate in place at startup:
+ * - index entries change under the registry's locks, which the storage layer does not hold: a
+ *   replica moving an entry while another updates it would lose the update (S3 has no rename,
+ *   and a copy made before an update lands after it);
+ * - a migration of millions of blobs on S3 (a copy and a delete each) or NFS takes hours, and
+ *   the store would have to serve both layouts meanwhile anyway;
+ * - several replicas starting at once, or a crash half-way, need no coordination at all when
+ *   nothing moves.
+ * The price is a second lookup when the fanned-out key is absent (a miss costs two). Replicas
+ * must all run the fanned-out layout: one still writing the flat layout would not be seen. A
+ * listing of `_blobs/<alg>` or `_blob_index/<alg>` shows both layouts: two-character
+ * directories, and the entries of the flat layout beside them.
  */
 export type Algorithm = 'sha256' | 'sha512';
 
@@ -60,9 +82,9 @@ export type StorageKey =
 export function keyFor(key: StorageKey): string {
   switch (key.kind) {
     case 'blob':
-      return `_blobs/${key.digest.algorithm}/${key.digest.hex}`;
+      return `_blobs/${key.digest.algorithm}/${fanOut(key.digest)}`;
     case 'blobIndex':
-      return `_blob_index/${key.digest.algorithm}/${key.digest.hex}`;
+      return `_blob_index/${key.digest.algorithm}/${fanOut(key.digest)}`;
     case 'blobIndexes':
       return `_blob_index/${key.algorithm}`;
     case 'layerLink':
@@ -102,4 +124,35 @@ export function keyFor(key: StorageKey): string {
     case 'namespace':
       return key.namespace;
   }
+}
+
+/** `<hex[0:2]>/<hex>`: the two-character directory a blob key fans out into. */
+function fanOut(digest: DigestParts): string {
+  return `${digest.hex.slice(0, 2)}/${digest.hex}`;
+}
+
+/** The keys that moved when blob directories fanned out, and the top-level directory of each. */
+const FANNED_OUT = { blob: '_blobs', blobIndex: '_blob_index' } as const;
+
+/** A key whose location changed with the fan-out. */
+export type FannedOutKey = Extract<StorageKey, { kind: keyof typeof FANNED_OUT }>;
+
+/** Where a fanned-out key lived before the fan-out (flat: `_blobs/<alg>/<hex>`). Read-only. */
+export function legacyKeyFor(key: FannedOutKey): string {
+  return `${FANNED_OUT[key.kind]}/${key.digest.algorithm}/${key.digest.hex}`;
+}
+
+/** `_blob_index/sha256/ab/abcd…` → the directory, algorithm and hex it names. */
+const FANNED_OUT_PATH = /^(_blobs|_blob_index)\/(sha256|sha512)\/([0-9a-f]{2})\/([0-9a-f]{2,})$/;
+
+/**
+ * The legacy location of a path that `keyFor` made for a fanned-out key, or undefined for any
+ * other path (for stores that see only paths, such as the metadata store).
+ */
+export function legacyPathOf(path: string): string | undefined {
+  const match = FANNED_OUT_PATH.exec(path);
+  if (match === null) return undefined;
+  const [, directory, algorithm, prefix, hex] = match as unknown as [string, string, string, string, string];
+  if (!hex.startsWith(prefix)) return undefined;
+  return `${directory}/${algorithm}/${hex}`;
 }

@@ -1,6 +1,6 @@
 import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { replaceFile } from '../src/fs/atomic-file.js';
@@ -14,7 +14,11 @@ import {
   keyFor,
   NotFoundError,
 } from '../src/index.js';
-import { describeBlobStoreContract, describeMetadataStoreContract } from '../src/testing/contract.js';
+import {
+  describeBlobStoreContract,
+  describeLegacyLayoutContract,
+  describeMetadataStoreContract,
+} from '../src/testing/contract.js';
 import { bodyOf, digestOf, failingBodyOf, readAll } from '../src/testing/harness.js';
 
 /** Every file and directory under `dir`, relative to it. */
@@ -38,6 +42,33 @@ function inTempDir<Store>(create: (rootDir: string) => Store) {
     };
   };
 }
+
+describeLegacyLayoutContract('fs', async () => {
+  const rootDir = await mkdtemp(join(tmpdir(), 'angos-storage-legacy-'));
+  const existsRaw = (path: string) =>
+    stat(join(rootDir, path)).then(
+      (stats) => stats.isFile(),
+      () => false,
+    );
+  return {
+    store: {
+      blobs: createBlobStore({ kind: 'fs', rootDir, syncToDisk: false }),
+      metadata: createMetadataStore({ kind: 'fs', rootDir, syncToDisk: false }),
+      async writeRaw(path, data) {
+        await mkdir(dirname(join(rootDir, path)), { recursive: true });
+        await writeFile(join(rootDir, path), data);
+      },
+      existsRaw,
+    },
+    async cleanup() {
+      try {
+        expect(await treeOf(rootDir), 'files or directories left on disk').toEqual([]);
+      } finally {
+        await rm(rootDir, { recursive: true, force: true });
+      }
+    },
+  };
+});
 
 for (const syncToDisk of [false, true]) {
   const name = `fs (sync_to_disk = ${syncToDisk})`;
@@ -203,7 +234,8 @@ describe('fs driver', () => {
       [
         '_blobs',
         '_blobs/sha256',
-        `_blobs/sha256/${digest.hex}`,
+        `_blobs/sha256/${digest.hex.slice(0, 2)}`,
+        `_blobs/sha256/${digest.hex.slice(0, 2)}/${digest.hex}`,
         'library',
         'library/app',
         'library/app/_manifests',
@@ -252,6 +284,10 @@ describe('fs driver', () => {
     const digest = digestOf('blob');
     await blobs.putBlob(digest, Buffer.from('blob'));
     await writeFile(join(rootDir, '_blobs', 'sha256', '.tmp-deadbeef-2'), 'half a blob');
+    await writeFile(
+      join(rootDir, '_blobs', 'sha256', digest.hex.slice(0, 2), '.tmp-deadbeef-3'),
+      'half a blob',
+    );
     const listed: DigestParts[] = [];
     for await (const found of blobs.listBlobs()) listed.push(found);
     expect(listed).toEqual([digest]);

@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
+import { keyFor } from '@angos/storage';
 import { S3Bucket } from '@angos/storage/s3';
 import { type S3TestServer, startS3ForTests } from '@angos/test-support';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -108,8 +109,8 @@ describe('angos on S3 (spawned)', () => {
       const keys: string[] = [];
       for await (const key of bucket.listKeys('')) keys.push(key);
       expect(keys.sort()).toEqual([
-        `_blob_index/sha256/${digest.slice(7)}`,
-        `_blobs/sha256/${digest.slice(7)}`,
+        keyFor({ kind: 'blobIndex', digest: { algorithm: 'sha256', hex: digest.slice(7) } }),
+        keyFor({ kind: 'blob', digest: { algorithm: 'sha256', hex: digest.slice(7) } }),
         `t/img/_layers/sha256/${digest.slice(7)}/link`,
       ]);
       await bucket.deleteMany(keys);

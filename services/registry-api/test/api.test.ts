@@ -1,3 +1,4 @@
+import { keyFor } from '@angos/storage';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
   ALL_MANIFEST_TYPES,
@@ -514,7 +515,8 @@ describe.each(BACKENDS)('on $name storage', (backend: Backend) => {
         expect(await api.blobHexes()).toContain(image.layer.slice(7));
         await api.collectGarbage({ gracePeriodMs: 0 });
         expect(await api.blobHexes()).toEqual([]);
-        expect(await api.hasMetadata(`_blob_index/sha256/${image.layer.slice(7)}`)).toBe(false);
+        const layer = { algorithm: 'sha256', hex: image.layer.slice(7) } as const;
+        expect(await api.hasMetadata(keyFor({ kind: 'blobIndex', digest: layer }))).toBe(false);
       });
 
       it('keeps a layer that HEAD found when the last other manifest using it is deleted before the PUT', async () => {

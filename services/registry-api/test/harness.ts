@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { access, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { access, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
 import { request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -185,8 +185,11 @@ export async function startApi(
   backend: Backend = FS,
   /** The registry's locks (memory by default); the caller closes any other. */
   locks: LockManager = new MemoryLockManager(),
+  /** Where fs storage goes (created, and removed again by close): a fresh temp dir by default. */
+  storeDir?: string,
 ): Promise<Api> {
-  const rootDir = await mkdtemp(join(tmpdir(), 'angos-api-'));
+  const rootDir = storeDir ?? (await mkdtemp(join(tmpdir(), 'angos-api-')));
+  if (storeDir !== undefined) await mkdir(storeDir, { recursive: true });
   const keyPrefix = `angos-api-test/${randomUUID()}`;
   const toml = `[server]\nbind_address = "127.0.0.1"\n${storageToml(backend, rootDir, keyPrefix)}${extraToml}`;
   const { config } = parseConfig(toml);
@@ -215,7 +218,12 @@ export async function startApi(
     backend,
     async blobHexes() {
       if (backend.blob === 'fs') {
-        return readdir(join(rootDir, '_blobs', 'sha256')).catch(() => []);
+        // `_blobs/sha256/<hex[0:2]>/<hex>`: the files two levels down.
+        const entries = await readdir(join(rootDir, '_blobs', 'sha256'), {
+          recursive: true,
+          withFileTypes: true,
+        }).catch(() => []);
+        return entries.filter((entry) => entry.isFile()).map((entry) => entry.name);
       }
       const hexes: string[] = [];
       for await (const digest of stores.blobs.listBlobs()) hexes.push(digest.hex);

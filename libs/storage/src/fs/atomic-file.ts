@@ -64,6 +64,14 @@ export async function ensureDirectory(dir: string, syncToDisk: boolean): Promise
     } catch (error) {
       if (errnoCode(error) !== 'ENOENT' || attempt >= MAX_ATTEMPTS) throw error;
     }
+    // Node's recursive mkdir answers ENOENT whatever failed below an existing parent (EROFS,
+    // ENOSPC, EACCES…): one level at a time says what it was, or succeeds after a prune.
+    try {
+      firstCreated = await mkdirEachLevel(dir);
+      break;
+    } catch (error) {
+      if (errnoCode(error) !== 'ENOENT' || attempt >= MAX_ATTEMPTS) throw error;
+    }
   }
   if (!syncToDisk || firstCreated === undefined) return;
   const parents: string[] = [];
@@ -71,6 +79,25 @@ export async function ensureDirectory(dir: string, syncToDisk: boolean): Promise
     parents.push(dirname(created));
   }
   for (const parent of parents.reverse()) await syncDirectory(parent);
+}
+
+/** mkdir -p one level at a time; returns the topmost directory it created, if any. */
+async function mkdirEachLevel(dir: string): Promise<string | undefined> {
+  try {
+    await mkdir(dir);
+    return dir;
+  } catch (error) {
+    const code = errnoCode(error);
+    if (code === 'EEXIST') return undefined;
+    if (code !== 'ENOENT' || dirname(dir) === dir) throw error;
+  }
+  const parentCreated = await mkdirEachLevel(dirname(dir));
+  try {
+    await mkdir(dir);
+  } catch (error) {
+    if (errnoCode(error) !== 'EEXIST') throw error;
+  }
+  return parentCreated ?? dir;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { type Algorithm, type DigestParts, keyFor } from '../keys.js';
+import { type Algorithm, type DigestParts, keyFor, legacyKeyFor } from '../keys.js';
 import { KeyedSerializer } from '../serial.js';
 import {
   type BlobStore,
@@ -25,7 +25,8 @@ import {
 const ALGORITHMS: readonly Algorithm[] = ['sha256', 'sha512'];
 
 /**
- * Blobs as objects at `_blobs/<alg>/<hex>`; upload sessions as multipart
+ * Blobs as objects at `_blobs/<alg>/<hex[0:2]>/<hex>` (those of the legacy flat layout,
+ * `_blobs/<alg>/<hex>`, are read, listed and deleted in place: keys.ts); upload sessions as multipart
  * uploads whose state (upload id, parts, staged tail) is itself an object,
  * so a session continues after a restart and on any replica (see
  * upload-state.ts for the layout, session-writer.ts for the upload modes).
@@ -62,43 +63,59 @@ export class S3BlobStore implements BlobStore {
   }
 
   async statBlob(digest: DigestParts): Promise<{ size: number }> {
-    const found = await this.#bucket.head(blobKey(digest));
+    const found = await this.#locate(digest);
     if (found === undefined) throw new NotFoundError(blobKey(digest));
     return { size: found.size };
   }
 
   async readBlob(digest: DigestParts, range?: ByteRange): Promise<Readable> {
-    const stream = await this.#bucket.getStream(blobKey(digest), range);
+    const stream =
+      (await this.#bucket.getStream(blobKey(digest), range)) ??
+      (await this.#bucket.getStream(legacyBlobKey(digest), range));
     if (stream === undefined) throw new NotFoundError(blobKey(digest));
     return stream;
   }
 
   async putBlob(digest: DigestParts, data: Uint8Array): Promise<void> {
-    const key = blobKey(digest);
     // Re-pushes of the same manifest are common: a HEAD spares the write.
-    if ((await this.#bucket.head(key)) !== undefined) return;
-    await this.#bucket.put(key, Buffer.from(data));
+    if ((await this.#locate(digest)) !== undefined) return;
+    await this.#bucket.put(blobKey(digest), Buffer.from(data));
   }
 
   async deleteBlob(digest: DigestParts): Promise<boolean> {
-    const key = blobKey(digest);
-    if ((await this.#bucket.head(key)) === undefined) return false;
-    await this.#bucket.delete(key);
-    return true;
+    // S3 answers a DELETE the same whether the key existed or not: HEADs tell what was there.
+    const present: string[] = [];
+    for (const key of [legacyBlobKey(digest), blobKey(digest)]) {
+      if ((await this.#bucket.head(key)) !== undefined) present.push(key);
+    }
+    for (const key of present) await this.#bucket.delete(key);
+    return present.length > 0;
   }
 
+  /**
+   * Lists `_blobs/<alg>/`: keys `<hex[0:2]>/<hex>` are blobs of the fanned-out layout, keys
+   * `<hex>` blobs of the legacy flat layout (keys.ts). A blob present in both (only an earlier
+   * version writing beside this one makes that) is listed twice.
+   */
   async *listBlobs(): AsyncIterable<DigestParts> {
     for (const algorithm of ALGORITHMS) {
       const prefix = `_blobs/${algorithm}/`;
       for await (const key of this.#bucket.listKeys(prefix)) {
-        const hex = key.slice(prefix.length);
+        const rest = key.slice(prefix.length);
+        // `<hex>` (legacy) or `<hex[0:2]>/<hex>`; anything else is not a blob of this store.
+        const hex = rest.charAt(2) === '/' ? rest.slice(3) : rest;
         if (hex !== '' && !hex.includes('/')) yield { algorithm, hex };
       }
     }
   }
 
+  /**
+   * A blob of the legacy layout is presigned at its legacy key, which costs a HEAD first: the
+   * URL must name the object that exists, and the client, not this process, will GET it.
+   */
   async presignBlob(digest: DigestParts, options: PresignOptions): Promise<string> {
-    return this.#bucket.presignGet(blobKey(digest), options.expiresInSecs, options.contentType);
+    const key = (await this.#locate(digest))?.key ?? blobKey(digest);
+    return this.#bucket.presignGet(key, options.expiresInSecs, options.contentType);
   }
 
   async createUpload(namespace: string, id: string): Promise<void> {
@@ -157,7 +174,7 @@ export class S3BlobStore implements BlobStore {
     return this.#sessions.run(keys.state, async () => {
       const state = await this.#load(keys);
       const target = blobKey(digest);
-      if ((await this.#bucket.head(target)) === undefined) {
+      if ((await this.#locate(digest)) === undefined) {
         const { tail } = await this.#sealed(keys, state);
         if (tail === undefined) await this.#bucket.put(target, Buffer.alloc(0));
         else await copyObject(this.#bucket, tail.key, target, tail.size, this.#copy);
@@ -198,6 +215,15 @@ export class S3BlobStore implements BlobStore {
     this.#bucket.destroy();
   }
 
+  /** Where the blob is, and its size: its fanned-out key, else its legacy one (keys.ts); undefined if neither. */
+  async #locate(digest: DigestParts): Promise<{ key: string; size: number } | undefined> {
+    for (const key of [blobKey(digest), legacyBlobKey(digest)]) {
+      const found = await this.#bucket.head(key);
+      if (found !== undefined) return { key, size: found.size };
+    }
+    return undefined;
+  }
+
   /** Removes the session's state first (it is gone from then on), then what the state referenced. */
   async #discard(keys: SessionKeys, state: UploadState): Promise<void> {
     await this.#bucket.delete(keys.state);
@@ -236,4 +262,8 @@ export class S3BlobStore implements BlobStore {
 
 function blobKey(digest: DigestParts): string {
   return keyFor({ kind: 'blob', digest });
+}
+
+function legacyBlobKey(digest: DigestParts): string {
+  return legacyKeyFor({ kind: 'blob', digest });
 }

@@ -1,4 +1,5 @@
 import { withDeferredWrites } from '../deferred-writes.js';
+import { withLegacyBlobIndex } from '../legacy-layout.js';
 import { withLinkCache } from '../link-cache.js';
 import type { BlobStore, MetadataStore } from '../types.js';
 import { S3BlobStore } from './blob-store.js';
@@ -41,7 +42,8 @@ export async function openS3MetadataStore(
       options.capabilities,
       [options.endpoint, options.bucket, bucket.objectKey('')].join('\n'),
     );
-    const store = new S3MetadataStore(bucket, capabilities);
+    // A bucket may hold blob index entries of the flat layout (keys.ts).
+    const store = withLegacyBlobIndex(new S3MetadataStore(bucket, capabilities));
     return withLinkCache(
       withDeferredWrites(store, options.accessTimeDebounceSecs, logger),
       options.linkCacheTtlSecs,

@@ -4,4 +4,5 @@
  */
 export { describeBlobStoreContract } from './blob-contract.js';
 export type { StoreFactory, StoreUnderTest } from './harness.js';
+export { describeLegacyLayoutContract, type LayoutUnderTest } from './legacy-layout-contract.js';
 export { describeMetadataStoreContract } from './metadata-contract.js';
