@@ -10,6 +10,7 @@ import {
   putManifest,
   readAs,
   type StoreKind,
+  s3Replicas,
   s3Server,
   settle,
   type TestRegistry,
@@ -374,4 +375,40 @@ describe.each(KINDS)('reclamation on %s storage', (kind) => {
       await expect(t.metadata.store.get(keyFor({ kind: 'blobIndex', digest }))).rejects.toThrow();
     });
   });
+});
+
+describe.skipIf(!s3Server)('reclamation across replicas on S3 with the S3 lock', () => {
+  it("keeps a reclaim stuck in its delete call for longer than the lock TTL; the other replica's push waits or is refused", async () => {
+    const { replicas, close } = await s3Replicas(2);
+    try {
+      const [a, b] = replicas as [(typeof replicas)[0], (typeof replicas)[0]];
+      const digest = await upload(a.registry, 't/old', 'slow on s3');
+      await a.registry.blobs.delete('t/old', digest);
+      const deleting = a.blobs.pause('deleteBlob', digestMatch(digest), { before: true });
+      const collecting = a.registry.collectGarbage({ gracePeriodMs: 0 });
+      await deleting.reached;
+      let acknowledged = false;
+      const pushing = upload(b.registry, 't/new', 'slow on s3').then(
+        () => {
+          acknowledged = true;
+          return 'acknowledged' as const;
+        },
+        (error: unknown) => error,
+      );
+      // Longer than the lock's TTL (2 s): the reclaimer keeps its lease by heartbeats, and the
+      // push on the other replica cannot take the claim over meanwhile.
+      await settle(5000);
+      expect(acknowledged).toBe(false);
+      deleting.release();
+      const report = await collecting;
+      expect(report).toMatchObject({ blobsDeleted: 1, errors: 0 });
+      // The push waited for the reclaim to end, then wrote the bytes again (600 lock retries
+      // leave it a minute; with fewer it would be refused, never acknowledged without its bytes).
+      expect(await pushing).toBe('acknowledged');
+      expect(await readAs(b.registry, 't/new', digest)).toBe('slow on s3');
+      expect(await readAs(a.registry, 't/new', digest)).toBe('slow on s3');
+    } finally {
+      await close();
+    }
+  }, 120_000);
 });

@@ -11,6 +11,7 @@ import {
   type LockWork,
   MemoryLockManager,
 } from '@angos/lock';
+import { S3LockManager } from '@angos/lock/s3';
 import { silentLogger } from '@angos/observability';
 import { type DigestParts, parseDigest, parseReference } from '@angos/oci';
 import {
@@ -252,6 +253,65 @@ export async function testRegistry(kind: StoreKind, toml = ''): Promise<TestRegi
     async close() {
       if (root) await rm(root, { recursive: true, force: true });
       await cleanup();
+    },
+  };
+}
+
+export interface S3Replica {
+  readonly registry: Registry;
+  readonly blobs: Pausing<BlobStore>;
+}
+
+/**
+ * Replicas as `angos server` runs them on S3: each its own stores and its own S3 lock (short TTL,
+ * so a reclaim held up for longer than it must keep its lease by heartbeats), all on one prefix.
+ */
+export async function s3Replicas(count: number): Promise<{ replicas: S3Replica[]; close(): Promise<void> }> {
+  const { config } = parseConfig(
+    '[server]\nbind_address = "127.0.0.1"\n[blob_store.fs]\nroot_dir = "/unused"\n',
+  );
+  const keyPrefix = `angos-registry-test/${randomUUID()}`;
+  const closers: Array<() => Promise<void>> = [];
+  const replicas: S3Replica[] = [];
+  for (let i = 0; i < count; i++) {
+    const stores = await openStores({
+      blob: {
+        kind: 's3',
+        ...s3Connection(keyPrefix),
+        multipartPartSize: 5 * 1024 * 1024,
+        multipartCopyThreshold: 5 * 1024 * 1024 * 1024,
+        multipartCopyChunkSize: 100 * 1024 * 1024,
+        multipartCopyJobs: 4,
+        multipartUniformParts: false,
+      },
+      metadata: { kind: 's3', ...s3Connection(keyPrefix), linkCacheTtlSecs: 0, accessTimeDebounceSecs: 0 },
+    });
+    const locks = new S3LockManager({
+      ...s3Connection(keyPrefix),
+      ttlSecs: 2,
+      maxRetries: 600,
+      retryDelayMs: 100,
+      maxHoldSecs: 300,
+    });
+    const blobs = new Pausing(stores.blobs);
+    const registry = createRegistry({
+      blobs: blobs.store,
+      metadata: stores.metadata,
+      locks,
+      config: () => config,
+      logger: silentLogger,
+    });
+    replicas.push({ registry, blobs });
+    closers.push(async () => {
+      await locks.close();
+      await stores.close();
+    });
+  }
+  return {
+    replicas,
+    async close() {
+      for (const close of closers) await close();
+      await wipeS3Prefix(keyPrefix);
     },
   };
 }
