@@ -46,6 +46,8 @@ interface Pass {
   readonly signal: AbortSignal | undefined;
   readonly now: () => number;
   readonly report: GcReport;
+  /** Revisions seen present in this pass (`<namespace>@<digest>`): a manifest's blobs share one read. */
+  readonly revisions: Set<string>;
 }
 
 /**
@@ -83,6 +85,7 @@ export class GarbageCollector {
       signal: options.signal,
       now: options.now ?? Date.now,
       report: { entriesScanned: 0, grantsRevoked: 0, blobsDeleted: 0, refsPruned: 0, errors: 0 },
+      revisions: new Set(),
     };
     for await (const digest of this.deps.index.digests()) {
       pass.signal?.throwIfAborted();
@@ -121,7 +124,15 @@ export class GarbageCollector {
     pass.report.entriesScanned++;
     if (!pass.dryRun) {
       // Entries written before the marks existed get them now (their clock starts today).
-      await this.deps.index.update(digest, (current) => current, this.#updateOptions(pass));
+      // (Nothing for an entry that went meanwhile: an update over nothing would create one.)
+      await this.deps.index.update(
+        digest,
+        (current) =>
+          Object.keys(current.holders).length === 0 && current.emptySince === undefined
+            ? 'unchanged'
+            : current,
+        this.#updateOptions(pass),
+      );
     }
     await this.#pruneUnbacked(digest, entry, pass);
     await this.#revokeOrphans(digest, pass);
@@ -138,7 +149,14 @@ export class GarbageCollector {
       for (const reference of held) {
         if (reference === 'layer') continue;
         const manifest = reference === 'manifest' ? digest : parseDigest(reference.slice('ref:'.length));
-        if (await this.#isRevision(namespace, manifest)) continue;
+        // A revision seen present earlier in this pass is taken as present: a delete since then
+        // leaves its references for the next pass, which is all that can happen.
+        const known = `${namespace}@${formatDigest(manifest)}`;
+        if (pass.revisions.has(known)) continue;
+        if (await this.#isRevision(namespace, manifest)) {
+          pass.revisions.add(known);
+          continue;
+        }
         // Under the manifest's lock a push of it is either done (revision written) or not started.
         await this.deps.locks.withLocks(
           [manifestLockKey(namespace, manifest)],

@@ -196,9 +196,10 @@ export class Manifests {
   async delete(namespace: string, reference: Reference): Promise<void> {
     if (reference.kind === 'tag') {
       const tag = reference.tag;
-      const removed = await this.deps.locks.withLocks([tagLockKey(namespace, tag)], () =>
-        this.deps.metadata.delete(keyFor({ kind: 'tagLink', namespace, tag })),
-      );
+      const removed = await this.deps.locks.withLocks([tagLockKey(namespace, tag)], async (signal) => {
+        signal.throwIfAborted();
+        return this.deps.metadata.delete(keyFor({ kind: 'tagLink', namespace, tag }));
+      });
       if (!removed) throw new OciError('MANIFEST_UNKNOWN', { tag });
       return;
     }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,6 +11,7 @@ import {
   type LockWork,
   MemoryLockManager,
 } from '@angos/lock';
+import { S3LockManager } from '@angos/lock/s3';
 import { silentLogger } from '@angos/observability';
 import { type DigestParts, parseDigest, parseReference } from '@angos/oci';
 import {
@@ -20,7 +21,12 @@ import {
   MemoryBlobStore,
   MemoryMetadataStore,
   type MetadataStore,
+  openStores,
+  type S3ConnectionOptions,
 } from '@angos/storage';
+import { S3Bucket } from '@angos/storage/s3';
+import type { S3Endpoint } from '@angos/storage/s3-test-server';
+import { inject } from 'vitest';
 import { createRegistry, type Registry } from '../src/index.js';
 
 export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
@@ -158,7 +164,34 @@ export interface TestRegistry {
   close(): Promise<void>;
 }
 
-export type StoreKind = 'memory' | 'fs';
+/** memory and fs always; s3 when this run has an S3 server (test/s3-global-setup.ts). */
+export type StoreKind = 'memory' | 'fs' | 's3';
+
+/** The S3 server of this run; null when none could start outside CI. */
+export const s3Server: S3Endpoint | null = inject('s3');
+
+function s3Connection(keyPrefix: string): S3ConnectionOptions {
+  if (!s3Server) throw new Error('no S3 server for this run');
+  return {
+    ...s3Server,
+    keyPrefix,
+    maxAttempts: 3,
+    operationTimeoutSecs: 60,
+    operationAttemptTimeoutSecs: 30,
+  };
+}
+
+/** Removes every object under a key prefix of the test bucket. */
+async function wipeS3Prefix(keyPrefix: string): Promise<void> {
+  const bucket = new S3Bucket(s3Connection(keyPrefix));
+  try {
+    const keys: string[] = [];
+    for await (const key of bucket.listKeys('')) keys.push(key);
+    await bucket.deleteMany(keys);
+  } finally {
+    bucket.destroy();
+  }
+}
 
 /**
  * A registry on memory stores (compare-and-swap on the index) or fs stores (no compare-and-swap:
@@ -171,7 +204,30 @@ export async function testRegistry(kind: StoreKind, toml = ''): Promise<TestRegi
   let root: string | undefined;
   let blobs: BlobStore;
   let metadata: MetadataStore;
-  if (kind === 'fs') {
+  let cleanup = async () => {};
+  if (kind === 's3') {
+    // Blobs and metadata on RGW under a fresh prefix; the metadata store probes the conditional
+    // writes RGW offers (compare-and-swap, but no delete-if-match).
+    const keyPrefix = `angos-registry-test/${randomUUID()}`;
+    const stores = await openStores({
+      blob: {
+        kind: 's3',
+        ...s3Connection(keyPrefix),
+        multipartPartSize: 5 * 1024 * 1024,
+        multipartCopyThreshold: 5 * 1024 * 1024 * 1024,
+        multipartCopyChunkSize: 100 * 1024 * 1024,
+        multipartCopyJobs: 4,
+        multipartUniformParts: false,
+      },
+      metadata: { kind: 's3', ...s3Connection(keyPrefix), linkCacheTtlSecs: 0, accessTimeDebounceSecs: 0 },
+    });
+    blobs = stores.blobs;
+    metadata = stores.metadata;
+    cleanup = async () => {
+      await stores.close();
+      await wipeS3Prefix(keyPrefix);
+    };
+  } else if (kind === 'fs') {
     root = await mkdtemp(join(tmpdir(), 'angos-registry-'));
     blobs = new FsBlobStore(root, { syncToDisk: false });
     metadata = new FsMetadataStore(root, { syncToDisk: false });
@@ -196,6 +252,66 @@ export async function testRegistry(kind: StoreKind, toml = ''): Promise<TestRegi
     locks,
     async close() {
       if (root) await rm(root, { recursive: true, force: true });
+      await cleanup();
+    },
+  };
+}
+
+export interface S3Replica {
+  readonly registry: Registry;
+  readonly blobs: Pausing<BlobStore>;
+}
+
+/**
+ * Replicas as `angos server` runs them on S3: each its own stores and its own S3 lock (short TTL,
+ * so a reclaim held up for longer than it must keep its lease by heartbeats), all on one prefix.
+ */
+export async function s3Replicas(count: number): Promise<{ replicas: S3Replica[]; close(): Promise<void> }> {
+  const { config } = parseConfig(
+    '[server]\nbind_address = "127.0.0.1"\n[blob_store.fs]\nroot_dir = "/unused"\n',
+  );
+  const keyPrefix = `angos-registry-test/${randomUUID()}`;
+  const closers: Array<() => Promise<void>> = [];
+  const replicas: S3Replica[] = [];
+  for (let i = 0; i < count; i++) {
+    const stores = await openStores({
+      blob: {
+        kind: 's3',
+        ...s3Connection(keyPrefix),
+        multipartPartSize: 5 * 1024 * 1024,
+        multipartCopyThreshold: 5 * 1024 * 1024 * 1024,
+        multipartCopyChunkSize: 100 * 1024 * 1024,
+        multipartCopyJobs: 4,
+        multipartUniformParts: false,
+      },
+      metadata: { kind: 's3', ...s3Connection(keyPrefix), linkCacheTtlSecs: 0, accessTimeDebounceSecs: 0 },
+    });
+    const locks = new S3LockManager({
+      ...s3Connection(keyPrefix),
+      ttlSecs: 2,
+      maxRetries: 600,
+      retryDelayMs: 100,
+      maxHoldSecs: 300,
+    });
+    const blobs = new Pausing(stores.blobs);
+    const registry = createRegistry({
+      blobs: blobs.store,
+      metadata: stores.metadata,
+      locks,
+      config: () => config,
+      logger: silentLogger,
+    });
+    replicas.push({ registry, blobs });
+    closers.push(async () => {
+      await locks.close();
+      await stores.close();
+    });
+  }
+  return {
+    replicas,
+    async close() {
+      for (const close of closers) await close();
+      await wipeS3Prefix(keyPrefix);
     },
   };
 }

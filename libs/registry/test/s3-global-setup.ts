@@ -1,0 +1,1 @@
+export { default } from '@angos/storage/s3-global-setup';
