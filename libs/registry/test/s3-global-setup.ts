@@ -1,1 +1,1 @@
-export { default } from '@angos/storage/s3-global-setup';
+export { default } from '@angos/test-support/s3-global-setup';

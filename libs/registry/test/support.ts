@@ -25,7 +25,7 @@ import {
   type S3ConnectionOptions,
 } from '@angos/storage';
 import { S3Bucket } from '@angos/storage/s3';
-import type { S3Endpoint } from '@angos/storage/s3-test-server';
+import type { S3Endpoint } from '@angos/test-support';
 import { inject } from 'vitest';
 import { createRegistry, type Registry } from '../src/index.js';
 

@@ -5,16 +5,15 @@ import { join } from 'node:path';
 import {
   type AngosInstance,
   type AngosMode,
+  installCommand as aptInstallCommand,
   containersEnv,
   inCi,
   OciClient,
   RGW_PROGRAMS,
   type RunResult,
-  requirePrograms,
   run,
   runOk,
   type S3Endpoint,
-  skipWithout,
   startAngos,
 } from '@angos/test-support';
 import { afterAll, beforeAll, beforeEach, inject } from 'vitest';
@@ -73,7 +72,7 @@ function storageConfig(deployment: Deployment, work: string): string {
  */
 export function deployments(): Deployment[] {
   if (inject('s3') !== null) return [...DEPLOYMENTS];
-  console.warn(`skipping the S3 deployments: Ceph RGW not installed (${installCommand(RGW_PROGRAMS)})`);
+  console.warn(`skipping the S3 deployments: Ceph RGW not installed (${aptInstallCommand(RGW_PROGRAMS)})`);
   return DEPLOYMENTS.filter((deployment) => deployment.storage === 'fs');
 }
 
@@ -158,7 +157,7 @@ export function useRegistry(deployment: Deployment, clients: readonly string[]):
   let counter = 0;
   const registry = {} as Registry;
   beforeAll(async () => {
-    requirePrograms(...clients);
+    requireClients(clients);
     // Lowercase on purpose: podman names an image pulled from `oci:<dir>` after the path.
     work = join(tmpdir(), `angos-e2e-${mode}-${randomUUID().slice(0, 8)}`);
     await mkdir(work);
