@@ -21,6 +21,7 @@ export function manifestRef(manifest: DigestParts): BlobReference {
  *
  *     { "<namespace>": ["layer", "ref:sha256:…"],   // the holders, as always
  *       "_orphaned": { "<namespace>": <ms> },        // since when that namespace holds `layer` alone
+ *       "_revoked": { "<namespace>": <ms> },         // when garbage collection revoked its grant
  *       "_empty": <ms>,                              // since when no namespace holds the blob
  *       "_claim": "<token>" }                        // a garbage collection pass is deleting the bytes
  *
@@ -32,6 +33,12 @@ export function manifestRef(manifest: DigestParts): BlobReference {
 export interface IndexEntry {
   readonly holders: Readonly<Record<string, readonly BlobReference[]>>;
   readonly orphanedSince: Readonly<Record<string, number>>;
+  /**
+   * When garbage collection revoked a namespace's grant. A push that found the blob readable
+   * shortly before (a HEAD, then the manifest PUT) must be refused rather than acknowledged
+   * over a blob that is gone; kept for a grace period (see `add`'s `refuseIfRevokedSince`).
+   */
+  readonly revokedAt: Readonly<Record<string, number>>;
   readonly emptySince?: number | undefined;
   readonly claim?: string | undefined;
 }
@@ -39,7 +46,7 @@ export interface IndexEntry {
 /** The claim the previous versions wrote (`{"_reclaiming": []}`); it names no token. */
 const LEGACY_CLAIM = '_reclaiming';
 
-const EMPTY: IndexEntry = { holders: {}, orphanedSince: {} };
+const EMPTY: IndexEntry = { holders: {}, orphanedSince: {}, revokedAt: {} };
 
 /** What an update makes of an entry: a new entry, or `unchanged` to write nothing. */
 export type Change = (entry: IndexEntry) => IndexEntry | 'unchanged';
@@ -111,13 +118,18 @@ export class BlobIndex {
   /**
    * Adds references for `namespace`. With `requireGrantOf`, only if that namespace holds a grant
    * (`layer` or `manifest`) in the entry being written over, else nothing is written: `refused`.
+   * With `refuseIfRevokedSince`, also `refused` when the namespace holds no grant and garbage
+   * collection revoked it at or after that time (the blob was readable to it not long ago).
    * Adding `layer` (re)starts the namespace's orphan mark when it holds nothing else.
    */
   async add(
     digest: DigestParts,
     namespace: string,
     references: readonly BlobReference[],
-    options: UpdateOptions & { readonly requireGrantOf?: string | undefined } = {},
+    options: UpdateOptions & {
+      readonly requireGrantOf?: string | undefined;
+      readonly refuseIfRevokedSince?: number | undefined;
+    } = {},
   ): Promise<AddResult> {
     let result: AddResult = 'present';
     await this.update(
@@ -125,6 +137,16 @@ export class BlobIndex {
       (entry) => {
         result = 'present';
         if (options.requireGrantOf !== undefined && !holdsGrant(entry.holders[options.requireGrantOf])) {
+          result = 'refused';
+          return 'unchanged';
+        }
+        const revokedAt = entry.revokedAt[namespace];
+        if (
+          options.refuseIfRevokedSince !== undefined &&
+          revokedAt !== undefined &&
+          revokedAt >= options.refuseIfRevokedSince &&
+          !holdsGrant(entry.holders[namespace])
+        ) {
           result = 'refused';
           return 'unchanged';
         }
@@ -328,10 +350,16 @@ export function settle(entry: IndexEntry, now: number): IndexEntry {
   for (const [namespace, held] of Object.entries(entry.holders)) {
     if (isOrphanHold(held)) orphanedSince[namespace] = entry.orphanedSince[namespace] ?? now;
   }
+  // A revocation matters only while the namespace has no grant again.
+  const revokedAt: Record<string, number> = {};
+  for (const [namespace, at] of Object.entries(entry.revokedAt)) {
+    if (!holdsGrant(entry.holders[namespace])) revokedAt[namespace] = at;
+  }
   const empty = Object.keys(entry.holders).length === 0;
   return {
     holders: entry.holders,
     orphanedSince,
+    revokedAt,
     emptySince: empty ? (entry.emptySince ?? now) : undefined,
     claim: entry.claim,
   };
@@ -341,27 +369,30 @@ export function parseEntry(data: Buffer): IndexEntry {
   const json = JSON.parse(data.toString('utf8')) as Record<string, unknown>;
   const holders: Record<string, BlobReference[]> = {};
   let orphanedSince: Record<string, number> = {};
+  let revokedAt: Record<string, number> = {};
   let emptySince: number | undefined;
   let claim: string | undefined;
   for (const [key, value] of Object.entries(json)) {
     if (key === '_orphaned') orphanedSince = { ...(value as Record<string, number>) };
+    else if (key === '_revoked') revokedAt = { ...(value as Record<string, number>) };
     else if (key === '_empty') emptySince = value as number;
     else if (key === '_claim') claim = value as string;
     else if (key === LEGACY_CLAIM) claim = LEGACY_CLAIM;
     else if (!key.startsWith('_')) holders[key] = value as BlobReference[];
   }
-  return { holders, orphanedSince, emptySince, claim };
+  return { holders, orphanedSince, revokedAt, emptySince, claim };
 }
 
 /** The stored form: keys sorted, so equal entries serialize equally. */
 export function serialize(entry: IndexEntry): string {
   const json: Record<string, unknown> = {};
   for (const namespace of Object.keys(entry.holders).sort()) json[namespace] = entry.holders[namespace];
-  const orphaned = Object.keys(entry.orphanedSince).sort();
-  if (orphaned.length > 0) {
-    json['_orphaned'] = Object.fromEntries(
-      orphaned.map((namespace) => [namespace, entry.orphanedSince[namespace]]),
-    );
+  for (const [key, marks] of [
+    ['_orphaned', entry.orphanedSince],
+    ['_revoked', entry.revokedAt],
+  ] as const) {
+    const namespaces = Object.keys(marks).sort();
+    if (namespaces.length > 0) json[key] = Object.fromEntries(namespaces.map((ns) => [ns, marks[ns]]));
   }
   if (entry.emptySince !== undefined) json['_empty'] = entry.emptySince;
   if (entry.claim !== undefined) json['_claim'] = entry.claim;

@@ -229,7 +229,10 @@ export class GarbageCollector {
             still !== undefined &&
             isOrphanHold(still) &&
             this.#oldEnough(current.orphanedSince[namespace], pass);
-          return revoked ? withHolder(current, namespace, []) : 'unchanged';
+          if (!revoked) return 'unchanged';
+          // Remembered for a grace period: a push that saw the blob just before must be refused.
+          const revokedAt = { ...withoutExpired(current.revokedAt, pass), [namespace]: pass.now() };
+          return { ...withHolder(current, namespace, []), revokedAt };
         },
         this.#updateOptions(pass),
       );
@@ -305,4 +308,10 @@ export class GarbageCollector {
     );
     return link !== undefined;
   }
+}
+
+/** Revocations older than the grace period: no push can still rely on having seen the blob. */
+function withoutExpired(revokedAt: Readonly<Record<string, number>>, pass: Pass): Record<string, number> {
+  const cutoff = pass.now() - pass.gracePeriodMs;
+  return Object.fromEntries(Object.entries(revokedAt).filter(([, at]) => at >= cutoff));
 }

@@ -331,9 +331,10 @@ export class Manifests {
 
   /**
    * Adds `ref:<manifest>` to each referenced blob. For the blobs that were readable when the push
-   * began, the same atomic update checks that the namespace still holds their grant; if one was
-   * revoked meanwhile the push is refused (MANIFEST_BLOB_UNKNOWN) before anything is acknowledged,
-   * and the references it added are withdrawn (best effort: garbage collection prunes leftovers).
+   * began, the same atomic update checks that the namespace still holds their grant; for the
+   * others, that garbage collection did not revoke it within the grace period. Otherwise the push
+   * is refused (MANIFEST_BLOB_UNKNOWN) before anything is acknowledged, and the references it
+   * added are withdrawn (best effort: garbage collection prunes leftovers).
    */
   async #addReferences(
     namespace: string,
@@ -344,10 +345,18 @@ export class Manifests {
   ): Promise<void> {
     const reference = manifestRef(digest);
     const added: DigestParts[] = [];
+    // A blob not readable now may have been readable a moment ago (the client's HEAD): refuse
+    // when garbage collection revoked it within the grace period, instead of acknowledging a
+    // manifest over missing bytes.
+    const refuseIfRevokedSince = Date.now() - this.deps.settings(namespace).gcGracePeriodMs;
     for (const child of referenced) {
       const requireGrantOf = readable.includes(child) ? namespace : undefined;
       signal.throwIfAborted();
-      const result = await this.deps.index.add(child, namespace, [reference], { signal, requireGrantOf });
+      const result = await this.deps.index.add(child, namespace, [reference], {
+        signal,
+        requireGrantOf,
+        refuseIfRevokedSince,
+      });
       if (result === 'added') added.push(child);
       if (result !== 'refused') continue;
       for (const withdrawn of added) {

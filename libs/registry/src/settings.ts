@@ -6,6 +6,8 @@ export interface NamespaceSettings {
   readonly maxBlobSize: number;
   readonly allowMissingManifestReferences: boolean;
   readonly updatePullTime: boolean;
+  /** `[gc] grace_period_secs` in ms: how long a push may rely on a blob it saw readable. */
+  readonly gcGracePeriodMs: number;
   /** True when `tag` may not be moved to another digest once it exists. */
   isImmutableTag(tag: string): boolean;
 }
@@ -52,6 +54,7 @@ export function settingsFor(config: Config, namespace: string): NamespaceSetting
     maxBlobSize: global.max_blob_size,
     allowMissingManifestReferences: global.allow_missing_manifest_references,
     updatePullTime: global.update_pull_time,
+    gcGracePeriodMs: config.gc.grace_period_secs * 1000,
     isImmutableTag(tag) {
       if (!immutable) return false;
       return !exclusionsFor(config, exclusionScope, exclusionPatterns).some((pattern) => pattern.test(tag));

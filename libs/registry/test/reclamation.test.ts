@@ -325,6 +325,28 @@ describe.each(KINDS)('reclamation on %s storage', (kind) => {
       expect(await registry.blobs.stat('t/app', layer).catch(() => 'unknown')).toBe('unknown');
     });
 
+    it('refuses a push over a grant revoked within the grace period, even with missing references allowed', async () => {
+      // The default allow_missing_manifest_references = true: a blob the namespace cannot read is
+      // no reason to refuse, unless it could read it a moment ago (a client's HEAD said 200).
+      const t = await open(kind, '[gc]\ngrace_period_secs = 1\n');
+      const { registry } = t;
+      await upload(registry, 't/app', 'config');
+      const layer = await upload(registry, 't/app', 'layer seen by a HEAD');
+      expect(await readAs(registry, 't/app', layer)).toBe('layer seen by a HEAD');
+      const revokedAt = Date.now() + 1100;
+      const report = await registry.collectGarbage({ gracePeriodMs: 1000, now: () => revokedAt });
+      expect(report).toMatchObject({ grantsRevoked: 2, errors: 0 });
+      expect(await readAs(registry, 't/app', layer)).toBeUndefined();
+      const body = manifestOf('config', ['layer seen by a HEAD']);
+      await expect(putManifest(registry, 't/app', 'v1', body)).rejects.toMatchObject({
+        kind: 'MANIFEST_BLOB_UNKNOWN',
+      });
+      // Once the revocation is older than the grace period, nobody can have relied on the blob:
+      // the push is a push of missing references, which this configuration allows.
+      while (Date.now() < revokedAt + 1100) await settle(100);
+      await expect(putManifest(registry, 't/app', 'v1', body)).resolves.toBeDefined();
+    });
+
     it('keeps everything a manifest references, prunes references of vanished manifests, and writes nothing in a dry run', async () => {
       const t = await open(kind);
       const { registry } = t;
