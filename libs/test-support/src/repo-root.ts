@@ -19,6 +19,14 @@ export function cliEntry(): string {
 }
 
 /**
+ * The shipped `angos` command (services/cli/bin/angos): the built CLI run by Node with the runtime
+ * flags it is measured and shipped with, for tests that measure the process (memory, soak).
+ */
+export function angosLauncher(): string {
+  return join(repoRoot(), 'services', 'cli', 'bin', 'angos');
+}
+
+/**
  * A `node --import` preload that appends every module the process loads (resolved ES import URLs
  * and require specifiers) to the file named by $ANGOS_LOAD_TRACE: for tests that check what a
  * configuration makes a process load.

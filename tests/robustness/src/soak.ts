@@ -12,7 +12,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cliEntry, freePort } from '@angos/test-support';
+import { angosLauncher, freePort } from '@angos/test-support';
 
 export interface SoakOptions {
   /** How long the load runs. */
@@ -264,13 +264,10 @@ class Worker {
 }
 
 async function startServer(configPath: string, port: number): Promise<ChildProcess> {
-  const child = spawn(
-    process.execPath,
-    [cliEntry(), '-c', configPath, 'server', '--listen', `127.0.0.1:${port}`],
-    {
-      stdio: 'ignore',
-    },
-  );
+  // The shipped launcher, with the Node flags production runs with: memory is what this measures.
+  const child = spawn(angosLauncher(), ['-c', configPath, 'server', '--listen', `127.0.0.1:${port}`], {
+    stdio: 'ignore',
+  });
   const probe = new Client(`http://127.0.0.1:${port}`, 1);
   try {
     const deadline = Date.now() + 20_000;
