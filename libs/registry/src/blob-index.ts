@@ -341,7 +341,7 @@ function plan(found: IndexEntry | undefined, change: Change, options: UpdateOpti
 }
 
 /**
- * The marks of an entry made consistent with its holders (rule 3 of the design): a namespace
+ * The marks of an entry made consistent with its holders: a namespace
  * that holds `layer` alone is orphaned (since `now` unless already marked), no other is; an
  * entry with no holders is empty (since `now` unless already marked), any holder clears it.
  */

@@ -12,8 +12,8 @@ export function grantLockKey(namespace: string, digest: DigestParts): string {
 }
 
 /**
- * The short locks of the reclamation protocol (gc-design): `grant:<namespace>:<digest>` around a
- * grant's index update and link write (upload commit, mount, blob delete, revocation by garbage
+ * The short locks of the reclamation protocol (README, "Deletes and garbage collection"):
+ * `grant:<namespace>:<digest>` around a grant's index update and link write (upload commit, mount, blob delete, revocation by garbage
  * collection), and `blob:<digest>` around a reclaim. Manifest pushes take neither: they update
  * the index atomically (`BlobIndex`), so pushes of a shared layer do not queue on it.
  */

@@ -51,7 +51,7 @@ interface Pass {
 }
 
 /**
- * Garbage collection (gc-design rule 6): the only code that revokes grants nobody asked to
+ * Garbage collection: the only code that revokes grants nobody asked to
  * delete and deletes blob bytes. Request paths only add and remove references and record since
  * when a grant has been an orphan and an entry empty; a pass reclaims what has stayed so for at
  * least the grace period, re-checking each decision atomically where it writes:
