@@ -353,11 +353,15 @@ export async function crashLoop(options: CrashLoopOptions): Promise<CrashLoopRep
   const configPath = join(dir, 'config.toml');
   const storage =
     options.storageToml?.(rootDir) ?? `[blob_store.fs]\nroot_dir = "${rootDir}"\nsync_to_disk = true\n`;
-  // The delete-heavy mix collects garbage as eagerly as the protocol allows.
-  const gc = options.deletes ? '[gc]\ngrace_period_secs = 1\ninterval_secs = 1\n' : '';
+  // The delete-heavy mix collects garbage as eagerly as the protocol allows. With a 1 s grace
+  // period a slow push can outlive its own uploads' grants: it must then be refused, not accepted
+  // as a push of missing references (which the default allows, by design).
+  const gc = options.deletes
+    ? '[gc]\ngrace_period_secs = 1\ninterval_secs = 1\n[global]\nallow_missing_manifest_references = false\n'
+    : '';
   await writeFile(
     configPath,
-    `[server]\nbind_address = "127.0.0.1"\n[global.access_policy]\ndefault = "allow"\n${gc}${storage}`,
+    `[server]\nbind_address = "127.0.0.1"\n${gc}[global.access_policy]\ndefault = "allow"\n${storage}`,
   );
   const sharedLayers = options.deletes
     ? Array.from({ length: 2 }, () => randomBytes(1024 + Math.floor(next() * 256 * 1024)))
