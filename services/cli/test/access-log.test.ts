@@ -1,27 +1,18 @@
 import { randomBytes } from 'node:crypto';
 import { hash } from '@node-rs/argon2';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   baseConfig,
   freePort,
-  killAll,
   type LongRunning,
   logRecords,
   startAngos,
-  type Workspace,
+  useWorkspace,
   waitForHttp,
   waitForRecord,
-  workspace,
 } from './helpers.js';
 
-let ws: Workspace;
-beforeAll(async () => {
-  ws = await workspace();
-});
-afterEach(() => killAll());
-afterAll(async () => {
-  await ws.remove();
-});
+const ws = useWorkspace();
 
 const ALLOW = '[global.access_policy]\ndefault = "allow"\n';
 const MISSING_BLOB = `/v2/team/app/blobs/sha256:${'0'.repeat(64)}`;
@@ -32,8 +23,8 @@ const accessLines = (process: LongRunning) =>
 
 async function startServer(env: NodeJS.ProcessEnv = {}): Promise<{ server: LongRunning; url: string }> {
   const port = await freePort();
-  await ws.writeConfig(baseConfig(ws.dir, port, ALLOW));
-  const server = startAngos(['-c', ws.configPath, 'server'], env);
+  await ws().writeConfig(baseConfig(ws().dir, port, ALLOW));
+  const server = startAngos(['-c', ws().configPath, 'server'], env);
   const url = `http://127.0.0.1:${port}`;
   await waitForHttp(`${url}/healthz`, server);
   return { server, url };
@@ -89,9 +80,9 @@ describe('access log of angos gateway + angos registry-api (spawned)', () => {
     const apiPort = await freePort();
     const token = randomBytes(24).toString('hex');
     const password = await hash('alice-password');
-    await ws.writeConfig(
+    await ws().writeConfig(
       baseConfig(
-        ws.dir,
+        ws().dir,
         gatewayPort,
         [
           '[global.access_policy]',
@@ -108,8 +99,8 @@ describe('access log of angos gateway + angos registry-api (spawned)', () => {
         ].join('\n'),
       ),
     );
-    const api = startAngos(['-c', ws.configPath, 'registry-api', '--listen', `127.0.0.1:${apiPort}`]);
-    const gateway = startAngos(['-c', ws.configPath, 'gateway']);
+    const api = startAngos(['-c', ws().configPath, 'registry-api', '--listen', `127.0.0.1:${apiPort}`]);
+    const gateway = startAngos(['-c', ws().configPath, 'gateway']);
     const url = `http://127.0.0.1:${gatewayPort}`;
     await waitForHttp(`http://127.0.0.1:${apiPort}/healthz`, api);
     await waitForHttp(`${url}/healthz`, gateway);

@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll } from 'vitest';
 
 export const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'main.js');
 
@@ -128,6 +129,25 @@ export interface Workspace {
   readonly configPath: string;
   writeConfig(text: string): Promise<void>;
   remove(): Promise<void>;
+}
+
+/**
+ * The workspace of a test file: made before its tests, removed after them; every process a test
+ * spawned is killed after it. Returns a getter (the workspace exists once the tests run).
+ */
+export function useWorkspace(): () => Workspace {
+  let ws: Workspace | undefined;
+  beforeAll(async () => {
+    ws = await workspace();
+  });
+  afterEach(() => killAll());
+  afterAll(async () => {
+    await ws?.remove();
+  });
+  return () => {
+    if (ws === undefined) throw new Error('useWorkspace(): no workspace outside the tests');
+    return ws;
+  };
 }
 
 export async function workspace(): Promise<Workspace> {

@@ -1,24 +1,8 @@
 import { randomBytes } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  baseConfig,
-  freePort,
-  killAll,
-  logRecords,
-  startAngos,
-  type Workspace,
-  waitForHttp,
-  workspace,
-} from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { baseConfig, freePort, logRecords, startAngos, useWorkspace, waitForHttp } from './helpers.js';
 
-let ws: Workspace;
-beforeAll(async () => {
-  ws = await workspace();
-});
-afterEach(() => killAll());
-afterAll(async () => {
-  await ws.remove();
-});
+const ws = useWorkspace();
 
 const WARNING = 'access policy refuses every request';
 
@@ -26,14 +10,14 @@ const WARNING = 'access policy refuses every request';
 async function startupWarnings(command: string, extra: string): Promise<Record<string, unknown>[]> {
   const port = await freePort();
   const token = randomBytes(16).toString('hex');
-  await ws.writeConfig(
+  await ws().writeConfig(
     baseConfig(
-      ws.dir,
+      ws().dir,
       port,
       `${extra}\n[services]\nregistry_api_url = "http://127.0.0.1:1"\ninternal_token = "${token}"\n`,
     ),
   );
-  const service = startAngos(['-c', ws.configPath, command]);
+  const service = startAngos(['-c', ws().configPath, command]);
   await waitForHttp(`http://127.0.0.1:${port}/healthz`, service);
   expect(await service.stop()).toBe(0);
   return logRecords(service.output()).filter((record) => record['level'] === 'WARN');

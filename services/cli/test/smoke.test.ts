@@ -1,31 +1,16 @@
 import { randomBytes } from 'node:crypto';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import {
-  baseConfig,
-  freePort,
-  killAll,
-  startAngos,
-  type Workspace,
-  waitForHttp,
-  workspace,
-} from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { baseConfig, freePort, startAngos, useWorkspace, waitForHttp } from './helpers.js';
 
-let ws: Workspace;
-beforeAll(async () => {
-  ws = await workspace();
-});
-afterEach(() => killAll());
-afterAll(async () => {
-  await ws.remove();
-});
+const ws = useWorkspace();
 
 const ALLOW = '[global.access_policy]\ndefault = "allow"\n';
 
 describe('angos server (spawned)', () => {
   it('answers GET /v2/ 200 and stops cleanly on SIGTERM', async () => {
     const port = await freePort();
-    await ws.writeConfig(baseConfig(ws.dir, port, ALLOW));
-    const server = startAngos(['-c', ws.configPath, 'server']);
+    await ws().writeConfig(baseConfig(ws().dir, port, ALLOW));
+    const server = startAngos(['-c', ws().configPath, 'server']);
     const url = `http://127.0.0.1:${port}`;
     await waitForHttp(`${url}/healthz`, server);
 
@@ -45,8 +30,8 @@ describe('angos server (spawned)', () => {
 
   it('listens where --listen says, over the configuration', async () => {
     const port = await freePort();
-    await ws.writeConfig(baseConfig(ws.dir, 1, ALLOW));
-    const server = startAngos(['-c', ws.configPath, 'server', '--listen', `127.0.0.1:${port}`]);
+    await ws().writeConfig(baseConfig(ws().dir, 1, ALLOW));
+    const server = startAngos(['-c', ws().configPath, 'server', '--listen', `127.0.0.1:${port}`]);
     await waitForHttp(`http://127.0.0.1:${port}/healthz`, server);
     expect((await fetch(`http://127.0.0.1:${port}/v2/`)).status).toBe(200);
     expect(await server.stop()).toBe(0);
@@ -54,8 +39,8 @@ describe('angos server (spawned)', () => {
 
   it('asks anonymous clients to log in when the policy denies', async () => {
     const port = await freePort();
-    await ws.writeConfig(baseConfig(ws.dir, port));
-    const server = startAngos(['-c', ws.configPath, 'server']);
+    await ws().writeConfig(baseConfig(ws().dir, port));
+    const server = startAngos(['-c', ws().configPath, 'server']);
     await waitForHttp(`http://127.0.0.1:${port}/healthz`, server);
     const response = await fetch(`http://127.0.0.1:${port}/v2/`);
     expect(response.status).toBe(401);
@@ -69,15 +54,15 @@ describe('angos gateway + angos registry-api (spawned)', () => {
     const gatewayPort = await freePort();
     const apiPort = await freePort();
     const token = randomBytes(24).toString('hex');
-    await ws.writeConfig(
+    await ws().writeConfig(
       baseConfig(
-        ws.dir,
+        ws().dir,
         gatewayPort,
         `${ALLOW}\n[services]\nregistry_api_url = "http://127.0.0.1:${apiPort}"\ninternal_token = "${token}"\n`,
       ),
     );
-    const api = startAngos(['-c', ws.configPath, 'registry-api', '--listen', `127.0.0.1:${apiPort}`]);
-    const gateway = startAngos(['-c', ws.configPath, 'gateway']);
+    const api = startAngos(['-c', ws().configPath, 'registry-api', '--listen', `127.0.0.1:${apiPort}`]);
+    const gateway = startAngos(['-c', ws().configPath, 'gateway']);
     await waitForHttp(`http://127.0.0.1:${apiPort}/healthz`, api);
     await waitForHttp(`http://127.0.0.1:${gatewayPort}/healthz`, gateway);
 
@@ -108,14 +93,14 @@ describe('angos gateway + angos registry-api (spawned)', () => {
   it('answers 502 from the gateway when registry-api is down', async () => {
     const gatewayPort = await freePort();
     const apiPort = await freePort();
-    await ws.writeConfig(
+    await ws().writeConfig(
       baseConfig(
-        ws.dir,
+        ws().dir,
         gatewayPort,
         `${ALLOW}\n[services]\nregistry_api_url = "http://127.0.0.1:${apiPort}"\ninternal_token = "${'t'.repeat(32)}"\n`,
       ),
     );
-    const gateway = startAngos(['-c', ws.configPath, 'gateway']);
+    const gateway = startAngos(['-c', ws().configPath, 'gateway']);
     await waitForHttp(`http://127.0.0.1:${gatewayPort}/healthz`, gateway);
     const response = await fetch(`http://127.0.0.1:${gatewayPort}/v2/`, {
       signal: AbortSignal.timeout(5000),
