@@ -152,6 +152,38 @@ describe('evaluatePolicy', () => {
     expect(logged.some((record) => record['reason'] === 'did not evaluate to a boolean')).toBe(true);
   });
 
+  it('under default = "allow", a rule that fails refuses instead of being skipped (fail closed)', () => {
+    const { logger, records } = captureLogger('debug');
+    const failures = new RuleFailureLog(logger);
+    // Meant to keep deletes for the admin: anonymous and OIDC callers have no username, the rule
+    // fails for them, and skipping it would let them delete.
+    const policy = policyOf('allow', ["request.action == 'delete-manifest' && identity.username != 'admin'"]);
+    const remove: AccessRequest = { action: 'delete-manifest', namespace: 'a', reference: 'v1' };
+    expect(evaluatePolicy(policy, anonymous, remove, failures)).toBe('deny');
+    expect(evaluatePolicy(policy, ci, remove, failures)).toBe('deny');
+    expect(evaluatePolicy(policy, { ...alice, username: 'admin' }, remove, failures)).toBe('allow');
+    expect(evaluatePolicy(policy, alice, remove, failures)).toBe('deny');
+    // Written with has(), the rule says what it means for every caller.
+    const explicit = policyOf('allow', [
+      "request.action == 'delete-manifest' && (!has(identity.username) || identity.username != 'admin')",
+    ]);
+    expect(evaluatePolicy(explicit, anonymous, remove, failures)).toBe('deny');
+    expect(evaluatePolicy(explicit, anonymous, pull, failures)).toBe('allow');
+    // A claim that is not a boolean at run time refuses too.
+    const stringAdmin: Identity = { ...ci, oidc: { provider_name: 'github', claims: { admin: 'yes' } } };
+    expect(
+      evaluatePolicy(policyOf('allow', ["identity.oidc.claims['admin']"]), stringAdmin, pull, failures),
+    ).toBe('deny');
+    const denied = records().filter(
+      (record) => record['message'] === 'access policy rule failed, request denied',
+    );
+    expect(denied[0]).toMatchObject({
+      level: 'WARN',
+      rule: 'global.access_policy.rules[0]',
+      action: 'delete-manifest',
+    });
+  });
+
   it('warns about a failing rule at most once a minute, and at debug level otherwise', () => {
     let now = 0;
     const { logger, records } = captureLogger('debug');
