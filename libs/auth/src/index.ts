@@ -45,7 +45,7 @@ export {
 } from './policy/evaluate.js';
 export { GLOBAL_ACCESS_POLICY_KEY, refusesEveryRequest } from './policy/refuses-all.js';
 export { repositoryKeyFor, webhookNameFor } from './repository.js';
-export { type AccessRequest, describeRequest, mountSourceRequest } from './request.js';
+export { type AccessRequest, describeRequest, mountFallbackRequest, mountSourceRequest } from './request.js';
 export { type AuthResources, type AuthSetup, buildAuthSetup, checkAuthConfig } from './setup.js';
 export {
   createWebhookAgent,

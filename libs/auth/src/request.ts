@@ -106,6 +106,17 @@ export function describeRequest(
   return request;
 }
 
+/**
+ * The upload a mount turns into when it cannot mount (the source lacks the blob, or may not be
+ * read): the registry then opens an upload session, or stores the request's body. A mount is
+ * therefore authorized as an upload into its namespace too, so that a policy granting
+ * `mount-blob` alone lets nobody upload.
+ */
+export function mountFallbackRequest(request: AccessRequest): AccessRequest | undefined {
+  if (request.action !== 'mount-blob' || request.namespace === undefined) return undefined;
+  return { action: 'start-upload', namespace: request.namespace };
+}
+
 /** The request to authorize a mount's source: reading the blob from the namespace it comes from. */
 export function mountSourceRequest(request: AccessRequest): AccessRequest | undefined {
   if (request.action !== 'mount-blob' || request.from === undefined || request.digest === undefined)

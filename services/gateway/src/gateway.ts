@@ -7,6 +7,7 @@ import {
   describeRequest,
   type Identity,
   isAuthenticated,
+  mountFallbackRequest,
   mountSourceRequest,
 } from '@angos/auth';
 import {
@@ -168,6 +169,15 @@ export function buildGateway(deps: GatewayDeps): Handler {
     if (authorization.decision === 'deny') {
       refuse(req, res, identity, request, authorization.detail);
       return;
+    }
+    // A mount that cannot mount becomes an upload: it needs the right to upload as well.
+    const fallback = mountFallbackRequest(request);
+    if (fallback !== undefined) {
+      const upload = await auth.authorize(identity, fallback, client);
+      if (upload.decision === 'deny') {
+        refuse(req, res, identity, fallback, upload.detail);
+        return;
+      }
     }
 
     const mountAllowedFrom = await mountSources(identity, request, client);

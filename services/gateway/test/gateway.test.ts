@@ -151,6 +151,24 @@ default = "allow"
     expect(response.status).toBe(401);
   });
 
+  it('authorizes a mount as an upload too: mount-blob alone lets nobody upload', async () => {
+    // Allowed to mount into app, not to upload: a mount that cannot happen would become an upload.
+    const running = await gateway(
+      echo,
+      `[global.access_policy]\ndefault = "allow"\nrules = ["request.action == 'start-upload'"]\n`,
+    );
+    const mount = await fetch(`${running.url}/v2/app/blobs/uploads/?mount=sha256:abc&from=base`, {
+      method: 'POST',
+      body: 'uploaded through a mount',
+    });
+    expect(mount.status).toBe(401);
+    const withUpload = await gateway(echo, ALLOW_ALL);
+    const allowed = await fetch(`${withUpload.url}/v2/app/blobs/uploads/?mount=sha256:abc&from=base`, {
+      method: 'POST',
+    });
+    expect(allowed.status).toBe(200);
+  });
+
   it('serves health and metrics itself, whatever the policy', async () => {
     const running = await gateway(echo, DENY, { ready: () => false });
     expect(await (await fetch(`${running.url}/healthz`)).text()).toBe('ok\n');
