@@ -113,6 +113,21 @@ export function url(protocols: readonly string[]): Schema<string> {
 }
 
 export const httpUrl = (): Schema<string> => url(['http', 'https']);
+
+/** Hosts whose plain-HTTP traffic never leaves the machine. */
+const LOOPBACK_HOST = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/;
+
+/**
+ * An `https:` URL, or `http:` on a loopback host only: where a man in the middle could forge
+ * what is fetched (OIDC issuers and keys), plain HTTP is a configuration error.
+ */
+export function secureUrl(): Schema<string> {
+  return refine(httpUrl(), (value) => {
+    const parsed = new URL(value);
+    if (parsed.protocol === 'https:' || LOOPBACK_HOST.test(parsed.hostname)) return undefined;
+    return 'expected https URL (http only on a loopback address)';
+  });
+}
 export const redisUrl = (): Schema<string> => url(['redis', 'rediss']);
 
 /**

@@ -639,3 +639,34 @@ describe('[gc]', () => {
     expectIssues(`${BASE}[gc]\ngrace = 1\n`, ['gc.grace: unknown option']);
   });
 });
+
+describe('[auth.oidc] transport and audience', () => {
+  it('requires https for issuer and jwks_uri, except on a loopback address', () => {
+    const generic = (issuer: string, jwks = '') =>
+      `[auth.oidc.sso]\nprovider = "generic"\nissuer = "${issuer}"\nrequired_audience = "angos"\n${jwks}`;
+    const insecure = 'expected https URL (http only on a loopback address)';
+    expectIssues(`${BASE}${generic('http://sso.example.com')}`, [`auth.oidc.sso.issuer: ${insecure}`]);
+    expectIssues(`${BASE}${generic('https://sso.example.com', 'jwks_uri = "http://10.0.0.5/keys"\n')}`, [
+      `auth.oidc.sso.jwks_uri: ${insecure}`,
+    ]);
+    expectIssues(
+      `${BASE}[auth.oidc.gh]\nprovider = "github"\nrequired_audience = "r"\nissuer = "http://gh.example"\n`,
+      [`auth.oidc.gh.issuer: ${insecure}`],
+    );
+    for (const local of ['http://127.0.0.1:8080', 'http://localhost:9000/realm', 'http://[::1]:7000']) {
+      expect(parseWith(generic(local)).config.auth.oidc['sso']).toMatchObject({ issuer: local });
+    }
+  });
+
+  it('warns about a github provider without required_audience, saying what it accepts', () => {
+    const { warnings } = parseWith('[auth.oidc.gh]\nprovider = "github"\n');
+    expect(warnings).toEqual([
+      {
+        path: 'auth.oidc.gh.required_audience',
+        message:
+          'not set: any GitHub Actions token is accepted, whatever audience it was minted for; set the audience your workflows request',
+      },
+    ]);
+    expect(parseWith('[auth.oidc.gh]\nprovider = "github"\nrequired_audience = "r"\n').warnings).toEqual([]);
+  });
+});

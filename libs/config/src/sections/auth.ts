@@ -1,5 +1,14 @@
 import { formatKeyPath } from '../key-path.js';
-import { argon2Hash, headerName, httpUrl, integer, nonEmptyString, oneOf, string } from '../scalars.js';
+import {
+  argon2Hash,
+  headerName,
+  httpUrl,
+  integer,
+  nonEmptyString,
+  oneOf,
+  secureUrl,
+  string,
+} from '../scalars.js';
 import {
   arrayOf,
   type Fields,
@@ -62,17 +71,30 @@ const oidcCommonFields = {
   allowed_algorithms: withDefault(allowedAlgorithms(), () => ['RS256']),
 };
 
-const githubOidcSchema = table<GithubOidcConfig>({
-  provider: required(oneOf(['github'] as const)),
-  issuer: withDefault(httpUrl(), GITHUB_ISSUER),
-  jwks_uri: withDefault(httpUrl(), GITHUB_JWKS_URI),
-  ...oidcCommonFields,
-} satisfies Fields<GithubOidcConfig>);
+const githubOidcSchema = table<GithubOidcConfig>(
+  {
+    provider: required(oneOf(['github'] as const)),
+    issuer: withDefault(secureUrl(), GITHUB_ISSUER),
+    jwks_uri: withDefault(secureUrl(), GITHUB_JWKS_URI),
+    ...oidcCommonFields,
+  } satisfies Fields<GithubOidcConfig>,
+  {
+    check(provider, at) {
+      // GitHub signs tokens for every workflow of every repository, for any audience they ask for.
+      if (provider.required_audience === undefined) {
+        at.warn(
+          'required_audience',
+          'not set: any GitHub Actions token is accepted, whatever audience it was minted for; set the audience your workflows request',
+        );
+      }
+    },
+  },
+);
 
 const genericOidcSchema = table<GenericOidcConfig>({
   provider: required(oneOf(['generic'] as const)),
-  issuer: required(httpUrl()),
-  jwks_uri: optional(httpUrl()),
+  issuer: required(secureUrl()),
+  jwks_uri: optional(secureUrl()),
   ...oidcCommonFields,
 } satisfies Fields<GenericOidcConfig>);
 
