@@ -1,15 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { afterAll, afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   baseConfig,
   freePort,
-  killAll,
   logRecords,
   runAngos,
   startAngos,
-  type Workspace,
+  useWorkspace,
   waitForHttp,
-  workspace,
 } from './helpers.js';
 
 /**
@@ -18,15 +16,7 @@ import {
  * reclaims a layer only once nothing has referenced it for `grace_period_secs`.
  */
 
-let ws: Workspace;
-beforeEach(async () => {
-  ws = await workspace();
-});
-afterEach(async () => {
-  killAll();
-  await ws.remove();
-});
-afterAll(() => killAll());
+const ws = useWorkspace();
 
 const ALLOW = '[global.access_policy]\ndefault = "allow"\n';
 const sha256 = (data: Buffer) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
@@ -81,10 +71,10 @@ describe('garbage collection from the CLI', () => {
   it('angos server reclaims a deleted image in the background, after the grace period', async () => {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
-    await ws.writeConfig(
-      baseConfig(ws.dir, port, `${ALLOW}[gc]\ngrace_period_secs = 2\ninterval_secs = 1\n`),
+    await ws().writeConfig(
+      baseConfig(ws().dir, port, `${ALLOW}[gc]\ngrace_period_secs = 2\ninterval_secs = 1\n`),
     );
-    const server = startAngos(['-c', ws.configPath, 'server']);
+    const server = startAngos(['-c', ws().configPath, 'server']);
     await waitForHttp(`${url}/healthz`, server);
 
     const image = await pushImage(url, 'gc/app', 'v1');
@@ -107,9 +97,9 @@ describe('garbage collection from the CLI', () => {
     const port = await freePort();
     const url = `http://127.0.0.1:${port}`;
     const config = (grace: number) =>
-      baseConfig(ws.dir, port, `${ALLOW}[gc]\ngrace_period_secs = ${grace}\ninterval_secs = 0\n`);
-    await ws.writeConfig(config(3600));
-    const server = startAngos(['-c', ws.configPath, 'server']);
+      baseConfig(ws().dir, port, `${ALLOW}[gc]\ngrace_period_secs = ${grace}\ninterval_secs = 0\n`);
+    await ws().writeConfig(config(3600));
+    const server = startAngos(['-c', ws().configPath, 'server']);
     await waitForHttp(`${url}/healthz`, server);
     const kept = await pushImage(url, 'gc/app', 'kept');
     const dropped = await pushImage(url, 'gc/app', 'dropped');
@@ -118,14 +108,14 @@ describe('garbage collection from the CLI', () => {
     );
 
     // Within the grace period: nothing to reclaim.
-    expect((await runAngos(['-c', ws.configPath, 'scrub', '--blobs'])).code).toBe(0);
+    expect((await runAngos(['-c', ws().configPath, 'scrub', '--blobs'])).code).toBe(0);
     expect(await headBlob(url, 'gc/app', dropped.layer)).toBe(200);
 
     // Past it (grace 0): a dry run reclaims nothing, a pass reclaims the deleted image's layer only.
-    await ws.writeConfig(config(0));
-    expect((await runAngos(['-c', ws.configPath, 'scrub', '--blobs', '--dry-run'])).code).toBe(0);
+    await ws().writeConfig(config(0));
+    expect((await runAngos(['-c', ws().configPath, 'scrub', '--blobs', '--dry-run'])).code).toBe(0);
     expect(await headBlob(url, 'gc/app', dropped.layer)).toBe(200);
-    const pass = await runAngos(['-c', ws.configPath, 'scrub', '--blobs'], { env: { RUST_LOG: 'info' } });
+    const pass = await runAngos(['-c', ws().configPath, 'scrub', '--blobs'], { env: { RUST_LOG: 'info' } });
     expect(pass.code, pass.stderr).toBe(0);
     expect(pass.stderr).toContain('blob scrub finished');
     expect(await headBlob(url, 'gc/app', dropped.layer)).toBe(404);
