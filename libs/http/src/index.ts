@@ -18,13 +18,21 @@ export {
 export { announcesBody, type Handler, requestPath, requestQuery } from './handler.js';
 export { type HealthOptions, healthHandler } from './health.js';
 export {
-  acceptInternalRequest,
   CONTEXT_HEADER,
-  hasInternalToken,
+  createInternalVerifier,
+  createRequestSigner,
   INTERNAL_HEADER_PREFIX,
-  INTERNAL_TOKEN_HEADER,
+  type InternalRequestVerifier,
+  type RequestSigner,
   stripInternalHeaders,
 } from './internal.js';
+export {
+  deriveSigningKey,
+  formatSignature,
+  parseSignature,
+  SIGNATURE_HEADER,
+  type SignedFields,
+} from './internal-signature.js';
 export {
   CLIENT_CLOSED_STATUS,
   methodLabel,
@@ -32,6 +40,7 @@ export {
   routeLabel,
   withObservability,
 } from './observe.js';
+export { type Admission, DEFAULT_NONCE_CAPACITY, ReplayGuard, SIGNATURE_WINDOW_MS } from './replay-guard.js';
 export { assignRequestId, REQUEST_ID_HEADER } from './request-id.js';
 export { type HeaderValues, sendBody, sendError, sendJson, sendText } from './respond.js';
 export {
