@@ -42,7 +42,8 @@ export class ReplayGuard {
   constructor(options: ReplayGuardOptions = {}) {
     this.#windowMs = options.windowMs ?? SIGNATURE_WINDOW_MS;
     this.#capacity = options.capacity ?? DEFAULT_NONCE_CAPACITY;
-    this.#now = options.now ?? Date.now;
+    // Looked up on each call, so a clock swapped in later (a test's fake Date) is the one read.
+    this.#now = options.now ?? (() => Date.now());
   }
 
   /** Checks a correctly signed request's timestamp and nonce, and remembers the nonce if admitted. */
