@@ -14,6 +14,14 @@ export const SIGNATURE_WINDOW_MS = 30_000;
  */
 export const DEFAULT_NONCE_CAPACITY = 100_000;
 
+/**
+ * A nonce cut out of a header is a slice that keeps the whole header alive (and a generated one a
+ * chain of pieces): a copy keeps an entry near 90 bytes instead of several hundred.
+ */
+function ownCopy(nonce: string): string {
+  return Buffer.from(nonce, 'latin1').toString('latin1');
+}
+
 export type Admission = 'ok' | 'outside-window' | 'replayed';
 
 export interface ReplayGuardOptions {
@@ -53,7 +61,7 @@ export class ReplayGuard {
     this.#forgetExpired(now);
     if (this.#seen.has(nonce)) return 'replayed';
     if (this.#seen.size >= this.#capacity) this.#dropOldest();
-    this.#seen.set(nonce, timestamp);
+    this.#seen.set(ownCopy(nonce), timestamp);
     return 'ok';
   }
 

@@ -93,6 +93,28 @@ describe('buildGateway with an HTTP upstream', () => {
     expect(seen.context.clientIp).toMatch(/127\.0\.0\.1/);
   });
 
+  it("signs the target registry-api routes on, without registry_api_url's path prefix", async () => {
+    const verify = createInternalVerifier(TOKEN);
+    const upstream = await track(
+      listenUpstream((req, res) => {
+        // A proxy in front of registry-api strips the prefix it was sent with.
+        const received = req.url ?? '';
+        req.url = received.replace(/^\/internal/, '');
+        try {
+          verify(req);
+          res.end(`verified ${received}`);
+        } catch (error) {
+          res.end(String(error));
+        }
+      }),
+    );
+    const gateway = await track(
+      startGateway({ kind: 'http', url: `${upstream.url}/internal`, internalToken: TOKEN }),
+    );
+    const response = await fetch(`${gateway.url}/v2/app/tags/list?n=10`);
+    expect(await response.text()).toBe('verified /internal/v2/app/tags/list?n=10');
+  });
+
   it('streams a chunked request body of unknown length', async () => {
     const upstream = await track(
       listenUpstream(async (req, res) => {
