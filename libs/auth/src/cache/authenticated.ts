@@ -74,7 +74,7 @@ export class AuthenticatedCache implements AuthCache {
   }
 
   private mac(key: string, expiresAt: number, value: string): string {
-    // JSON keeps the three fields apart whatever characters they hold.
+    // JSON keeps the fields apart whatever characters they hold.
     return createHmac('sha256', this.secret)
       .update(JSON.stringify(['angos cache entry', VERSION, key, expiresAt, value]))
       .digest('base64url');
