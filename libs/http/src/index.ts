@@ -16,7 +16,7 @@ export {
   setContext,
 } from './context.js';
 export { announcesBody, type Handler, requestPath, requestQuery } from './handler.js';
-export { type HealthOptions, healthHandler } from './health.js';
+export { type HealthOptions, healthHandler, isServiceEndpoint } from './health.js';
 export {
   CONTEXT_HEADER,
   createInternalVerifier,
@@ -33,6 +33,12 @@ export {
   SIGNATURE_HEADER,
   type SignedFields,
 } from './internal-signature.js';
+export {
+  BODY_IDLE_TIMEOUT_MS,
+  RETRY_AFTER_SECS,
+  type RefusalReason,
+  type RequestLimits,
+} from './limits.js';
 export {
   CLIENT_CLOSED_STATUS,
   methodLabel,
