@@ -4,7 +4,7 @@ import type { Logger, Metrics } from '@angos/observability';
 import { errorBody, OciError } from '@angos/oci';
 import { announcesBody, type Handler, requestPath } from './handler.js';
 import { isServiceEndpoint } from './health.js';
-import { sendError } from './respond.js';
+import { sendBody } from './respond.js';
 
 /** The configured limits, read for every request so a configuration reload applies to the next one. */
 export interface RequestLimits {
@@ -92,7 +92,10 @@ export function withRequestLimits(handler: Handler, options: LimitOptions): Hand
   const cut = (entry: Watched, reason: RefusalReason, status: number, error: OciError) => {
     watched.delete(entry);
     refused?.inc({ reason });
-    logger.info('request cut off', { reason, method: entry.req.method, path: requestPath(entry.req) });
+    const where = { reason, method: entry.req.method, path: requestPath(entry.req) };
+    // A stalled client is the client's business; a handler past its deadline is ours.
+    if (reason === 'query_timeout') logger.warn('request cut off', where);
+    else logger.info('request cut off', where);
     cutOff(entry.req.socket, status, error);
   };
 
@@ -162,14 +165,13 @@ export function withRequestLimits(handler: Handler, options: LimitOptions): Hand
       if (inFlight >= current.maxConcurrentRequests) {
         refused?.inc({ reason: 'max_concurrent_requests' });
         logger.debug('request refused: max_concurrent_requests reached', { in_flight: inFlight });
-        res.setHeader('retry-after', String(RETRY_AFTER_SECS));
-        // Reading a refused body to keep the connection could mean reading gigabytes: close instead.
-        if (announcesBody(req) && !req.complete) res.setHeader('connection', 'close');
-        sendError(
-          res,
-          new OciError('UNAVAILABLE', undefined, 'too many requests in flight, retry later'),
-          logger,
-        );
+        // Not sendError: it logs every 5xx as an error, a line per refusal in a flood.
+        const refusal = new OciError('UNAVAILABLE', undefined, 'too many requests in flight, retry later');
+        sendBody(res, refusal.status, 'application/json', errorBody([refusal]), {
+          'retry-after': String(RETRY_AFTER_SECS),
+          // Reading a refused body to keep the connection could mean reading gigabytes: close instead.
+          ...(announcesBody(req) && !req.complete ? { connection: 'close' } : {}),
+        });
         return;
       }
       inFlight += 1;

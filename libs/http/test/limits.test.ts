@@ -195,7 +195,7 @@ describe('max_concurrent_requests', () => {
   }
 
   it('refuses the request beyond the limit with 503 and Retry-After, and frees the slot after completion', async () => {
-    const { logger } = captureLogger('off');
+    const { logger, records } = captureLogger('info');
     const metrics = createMetrics({ defaultMetrics: false });
     const hold = holding();
     running = await serve(hold.handler, logger, {
@@ -215,6 +215,9 @@ describe('max_concurrent_requests', () => {
     expect(values).toEqual([
       expect.objectContaining({ labels: { reason: 'max_concurrent_requests' }, value: 1 }),
     ]);
+
+    // A flood of refusals must not become a flood of error lines.
+    expect((await records()).filter((record) => record['level'] === 'ERROR')).toEqual([]);
 
     // Operators' endpoints are neither counted nor refused.
     for (const path of ['/healthz', '/readyz', '/metrics']) {
