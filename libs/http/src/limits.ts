@@ -115,12 +115,12 @@ export function withRequestLimits(handler: Handler, options: LimitOptions): Hand
           entry.bytesRead = bytesRead;
           entry.progressAt = now;
         } else if (now - entry.progressAt >= bodyIdleTimeoutMs) {
-          const seconds = bodyIdleTimeoutMs / 1000;
+          const detail = { idle_timeout_secs: bodyIdleTimeoutMs / 1000 };
           cut(
             entry,
             'body_idle_timeout',
             408,
-            new OciError('REQUEST_INVALID', undefined, `no request body bytes for ${seconds} s`),
+            new OciError('REQUEST_INVALID', detail, 'request body stalled'),
           );
         }
         continue;
