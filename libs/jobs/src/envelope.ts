@@ -55,9 +55,15 @@ export function isJobId(id: string): boolean {
   return JOB_ID.test(id);
 }
 
-/** A fresh id: creation time first (ids sort roughly by age), then 64 random bits. */
+let lastIdMs = 0;
+
+/**
+ * A fresh id: creation time first, then 64 random bits. The time part never repeats within a
+ * process, so the jobs one process enqueues sort (and run, when equally ready) in enqueue order.
+ */
 export function newJobId(nowMs: number): string {
-  return `${nowMs.toString(36).padStart(9, '0')}-${randomBytes(8).toString('hex')}`;
+  lastIdMs = Math.max(Math.floor(nowMs), lastIdMs + 1);
+  return `${lastIdMs.toString(36).padStart(9, '0')}-${randomBytes(8).toString('hex')}`;
 }
 
 /** The name of a pending job's key: its not-before time, so that listing shows what is ready. */
