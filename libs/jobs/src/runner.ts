@@ -113,6 +113,10 @@ export class JobRunner {
   /** Per queue: claims of other workers seen at the previous poll (takeover candidates). */
   readonly #seenClaims = new Map<string, Set<string>>();
   readonly #wakeups = new Map<string, () => void>();
+  /** Per queue: when this runner last tried to take each claim over. */
+  readonly #takeoverTried = new Map<string, Map<string, number>>();
+  /** Queues with a takeover attempt in flight (one at a time). */
+  readonly #takingOver = new Set<string>();
   #loops: Promise<void>[] = [];
   #stopping = false;
 
@@ -214,16 +218,43 @@ export class JobRunner {
       if ((parsePendingName(newest)?.notBeforeMs ?? 0) > nowMs) continue;
       this.#track(queue, id, () => this.#claimAndRun(queue, id, newest, versions.slice(0, -1)));
     }
-    // Claims of others seen twice in a row: if the lock of one is free, its worker is gone.
+    this.#maybeTakeOver(pool, claimIds);
+  }
+
+  /**
+   * Claims of other workers seen at two polls in a row are takeover candidates: if the lock of
+   * one is free, its worker is gone. A live claim's lock is held, so an attempt at it waits
+   * `takeoverWaitMs` for nothing: at most one attempt per queue is in flight, taking a free slot,
+   * and the candidate tried least recently goes first (ties at random, so that workers spread
+   * out). A dead worker's job is thus taken over after its lock's TTL plus, at worst, one round
+   * of the live claims (each costing a poll and a takeover wait, shared among the workers).
+   */
+  #maybeTakeOver(pool: QueuePool, claimIds: readonly string[]): void {
+    const queue = pool.name;
+    const running = this.#inFlight.get(queue) as Map<string, Promise<void>>;
     const previous = this.#seenClaims.get(queue) ?? new Set<string>();
+    const tried = this.#takeoverTried.get(queue) ?? new Map<string, number>();
     const seen = new Set<string>();
+    const candidates: string[] = [];
     for (const id of claimIds) {
       if (running.has(id) || !isJobId(id)) continue;
       seen.add(id);
-      if (this.#stopping || running.size >= pool.concurrency || !previous.has(id)) continue;
-      this.#track(queue, id, () => this.#takeOver(queue, id));
+      if (previous.has(id)) candidates.push(id);
     }
     this.#seenClaims.set(queue, seen);
+    for (const id of tried.keys()) if (!seen.has(id)) tried.delete(id);
+    this.#takeoverTried.set(queue, tried);
+    if (this.#stopping || running.size >= pool.concurrency || this.#takingOver.has(queue)) return;
+    const order = (id: string) => tried.get(id) ?? 0;
+    const [pick] = candidates
+      .map((id) => ({ id, order: order(id), tie: Math.random() }))
+      .sort((a, b) => a.order - b.order || a.tie - b.tie);
+    if (pick === undefined) return;
+    tried.set(pick.id, Date.now());
+    this.#takingOver.add(queue);
+    this.#track(queue, pick.id, () =>
+      this.#takeOver(queue, pick.id).finally(() => this.#takingOver.delete(queue)),
+    );
   }
 
   #track(queue: string, id: string, work: () => Promise<void>): void {
@@ -367,7 +398,11 @@ export class JobRunner {
         error,
       };
       if (outcome === 'cancelled') this.#logger.warn('job cancelled; it runs again elsewhere', { ...event });
-      this.#onJobFinished?.(event);
+      try {
+        this.#onJobFinished?.(event);
+      } catch (error) {
+        this.#logger.warn('job outcome observer failed', { queue, error: String(error) });
+      }
     };
     const handler = this.#handlers.get(envelope.kind);
     if (handler === undefined) {
