@@ -368,10 +368,15 @@ export class JobRunner {
       );
     } catch (error) {
       if (running === undefined) {
-        this.#logger.debug('job lock not acquired; left for a later poll', {
-          lock_key: lockKey,
-          error: String(error),
-        });
+        // Contended (another job of the lock key runs, or a live claim's) is routine; anything
+        // else (the lock backend is unreachable) is worth a warning.
+        const routine =
+          acquisition.signal.aborted ||
+          this.#abort.signal.aborted ||
+          (error as Error).name === 'LockTimeoutError';
+        const fields = { lock_key: lockKey, error: String(error) };
+        if (routine) this.#logger.debug('job lock not acquired; left for a later poll', fields);
+        else this.#logger.warn('job lock not acquired; left for a later poll', fields);
         await onNoLock?.();
         return;
       }
@@ -436,15 +441,15 @@ export class JobRunner {
       return finish('completed');
     }
     const error = messageOf(failure);
+    if ((await this.#queue.read(paths.pending(queue, name))) === undefined) {
+      await this.#queue.store.delete(paths.claim(queue, envelope.id)); // deleted through the API meanwhile
+      return finish('deleted', error);
+    }
     const attempts = envelope.attempts + 1;
     const budget = envelope.maxAttempts ?? this.#retry.maxAttempts;
     if (failure instanceof TerminalJobError || attempts >= budget) {
       await this.#deadLetter(queue, name, envelope, attempts, error);
       return finish('dead_lettered', error);
-    }
-    if ((await this.#queue.read(paths.pending(queue, name))) === undefined) {
-      await this.#queue.store.delete(paths.claim(queue, envelope.id)); // deleted through the API meanwhile
-      return finish('deleted', error);
     }
     const notBeforeMs = this.#queue.now() + retryDelayMs(attempts, this.#retry);
     const next = pendingName(notBeforeMs, envelope.id);

@@ -408,6 +408,23 @@ export function describeJobQueueContract(name: string, open: () => Promise<JobBa
       expect(outcomes()).toEqual(['cancelled', 'completed']);
     });
 
+    it('does not retry or dead-letter a job deleted while it ran', async () => {
+      await queue.enqueue(q, 'doomed', 'repo:doomed', {});
+      startWorker([
+        {
+          kind: 'doomed',
+          async run({ job }) {
+            expect(await queue.deletePending(q, job.id)).toBe(true);
+            throw new Error('failed after its deletion');
+          },
+        },
+      ]);
+      await waitFor('the run', () => finished.length === 1);
+      expect(outcomes()).toEqual(['deleted']);
+      expect(await queue.pendingCount(q, 3600)).toBe(0);
+      expect(await queue.failedCount(q)).toBe(0);
+    });
+
     it('lists pending jobs a page at a time, counts those ready within the horizon, deletes by id', async () => {
       const ids: string[] = [];
       for (let i = 0; i < 5; i++) ids.push((await queue.enqueue(q, 'k', `page:${i}`, { i })).id);
