@@ -28,6 +28,11 @@ export interface JobBackend {
    * nor released. Absent for the memory lock, which dies with its process.
    */
   holdAsDeadWorker?(lockKey: string): Promise<void>;
+  /**
+   * As holdAsDeadWorker, but the lock lives until the returned function lets it lapse (a dead
+   * worker's lock with a long TTL). Absent where a lock's lifetime cannot be set from outside.
+   */
+  holdAsDeadWorkerUntil?(lockKey: string): Promise<() => Promise<void>>;
   /** Takes the lock from its holder (overwritten or deleted). Absent where locks cannot be lost. */
   loseLock?(lockKey: string): Promise<void>;
   cleanup(): Promise<void>;
@@ -345,6 +350,30 @@ export function describeJobQueueContract(name: string, open: () => Promise<JobBa
       await waitFor('the takeover', () => finished.length === 1, backend.lockTtlMs * 3 + 30_000);
       expect(outcomes()).toEqual(['completed']);
       expect(runs).toBe(1);
+    });
+
+    it("leaves a dead worker's job alone while its lock lives", async (context) => {
+      if (backend.holdAsDeadWorkerUntil === undefined) return context.skip();
+      const lockKey = 'repo:dead-long';
+      const { id } = await queue.enqueue(q, 'work', lockKey, {});
+      await backend.store.put(
+        paths.claim(q, id),
+        encodeClaim({
+          token: 'dead-token',
+          lockKey,
+          worker: 'dead-worker',
+          claimedAt: new Date().toISOString(),
+        }),
+      );
+      const lapse = await backend.holdAsDeadWorkerUntil(lockKey);
+      let runs = 0;
+      startWorker([{ kind: 'work', run: async () => void runs++ }]);
+      await sleep(20 * POLL_MS); // many polls and takeover attempts, all refused by the lock
+      expect(runs).toBe(0);
+      expect(await queue.pendingCount(q, 0)).toBe(1);
+      await lapse();
+      await waitFor('the takeover', () => finished.length === 1);
+      expect(outcomes()).toEqual(['completed']);
     });
 
     it('cancels a run whose lock is lost; the job runs again after, never at the same time', async (context) => {

@@ -40,6 +40,10 @@ describe.skipIf(skip)('Redis lock', () => {
       async holdAsDeadWorker(lockKey) {
         await admin.set(`${keyPrefix}:${lockKey}`, 'dead-worker', 'PX', TTL_SECS * 1000);
       },
+      async holdAsDeadWorkerUntil(lockKey) {
+        await admin.set(`${keyPrefix}:${lockKey}`, 'dead-worker', 'PX', 60_000);
+        return async () => void (await admin.del(`${keyPrefix}:${lockKey}`));
+      },
       async loseLock(lockKey) {
         // Another owner's token: the holder's next renewal finds it (ownership_lost).
         await admin.set(`${keyPrefix}:${lockKey}`, 'intruder', 'PX', TTL_SECS * 1000);

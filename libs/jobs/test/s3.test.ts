@@ -117,6 +117,10 @@ describe.skipIf(!s3)('S3 metadata store', () => {
         async holdAsDeadWorker(lockKey) {
           await redisAdmin?.set(`${keyPrefix}:${lockKey}`, 'dead-worker', 'PX', REDIS_TTL_SECS * 1000);
         },
+        async holdAsDeadWorkerUntil(lockKey) {
+          await redisAdmin?.set(`${keyPrefix}:${lockKey}`, 'dead-worker', 'PX', 60_000);
+          return async () => void (await redisAdmin?.del(`${keyPrefix}:${lockKey}`));
+        },
         async loseLock(lockKey) {
           await redisAdmin?.set(`${keyPrefix}:${lockKey}`, 'intruder', 'PX', REDIS_TTL_SECS * 1000);
         },
