@@ -2,15 +2,17 @@ import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 
 /**
- * The worker's program, run as CommonJS (`eval`): no file of its own to find, whether this module
- * runs from `dist/` or from its TypeScript source under the test runner. It loads the binding
+ * The worker's program (`eval`): no file of its own to find, whether this module runs from
+ * `dist/` or from its TypeScript source under the test runner. Written to run as CommonJS or as
+ * an ES module (a worker inherits `--input-type`), so it uses no `require`. It loads the binding
  * from the path the main thread resolved, so the worker needs no module resolution of its own.
  * The synchronous calls keep the work on this thread: the binding's async functions run on
  * libuv's threadpool, the four threads every fs read and write of the process waits for.
  */
 const WORKER_SOURCE = `
-const { parentPort, workerData } = require('node:worker_threads');
-const argon2 = require(workerData.binding);
+const { parentPort, workerData } = process.getBuiltinModule('node:worker_threads');
+const { createRequire } = process.getBuiltinModule('node:module');
+const argon2 = createRequire(workerData.binding)(workerData.binding);
 parentPort.on('message', (job) => {
   try {
     let value;
@@ -79,7 +81,8 @@ export interface Argon2PoolStats {
  * occupy the threads that serve storage I/O. At most `concurrency` run at once; up to
  * `queueLimit` more wait in order; beyond that a job is refused at once rather than queued
  * without bound. Workers start on the first job (a configuration without identities never
- * starts one), end after a while idle, and never keep the process alive.
+ * starts one) and end after a while idle. An idle worker never keeps the process alive: only a
+ * job in progress does, until it answers; close() ends them all at once.
  */
 export class Argon2Pool {
   private readonly workers = new Set<PoolWorker>();
@@ -165,6 +168,8 @@ export class Argon2Pool {
       worker.current = pending;
       this.startedJobs += 1;
       this.peak = Math.max(this.peak, this.running());
+      // Referenced while it works, so a caller awaiting the answer is not cut off by an exit.
+      worker.thread.ref();
       worker.thread.postMessage(pending.job);
     }
   }
@@ -177,13 +182,14 @@ export class Argon2Pool {
   private startWorker(): PoolWorker | undefined {
     if (this.workers.size >= this.limits.concurrency) return undefined;
     const thread = new Worker(WORKER_SOURCE, { eval: true, workerData: { binding: this.binding } });
-    // Never what keeps the process running: shutdown does not wait for password checks.
-    thread.unref();
     const worker: PoolWorker = { thread };
     this.workers.add(worker);
     thread.on('message', (reply: { value?: unknown; error?: string }) => this.finish(worker, reply));
     thread.on('error', (error) => void this.retire(worker, error));
     thread.on('exit', () => void this.retire(worker, new Error('an Argon2 worker exited')));
+    // An idle worker never keeps the process running (see finish); after the listeners, since
+    // adding a 'message' listener references the worker again.
+    thread.unref();
     return worker;
   }
 
@@ -197,6 +203,7 @@ export class Argon2Pool {
     if (this.workers.size > this.limits.concurrency) {
       void this.retire(worker, new Error('the Argon2 pool shrank'));
     } else {
+      worker.thread.unref();
       worker.idleTimer = setTimeout(() => void this.retire(worker), IDLE_WORKER_MS).unref();
     }
     this.dispatch();
