@@ -15,8 +15,8 @@ export {
   VerifiedPasswords,
 } from './authenticate/basic.js';
 export { type AuthenticationMethods, authenticateRequest } from './authenticate/chain.js';
-export { authenticateCertificate } from './authenticate/mtls.js';
 export { attemptKey, DEFAULT_TRACKED_ADDRESSES, FailedAttempts } from './authenticate/failed-attempts.js';
+export { authenticateCertificate } from './authenticate/mtls.js';
 export type { StepOutcome } from './authenticate/outcome.js';
 export { AuthenticationRefused } from './authenticate/refused.js';
 export {
@@ -62,7 +62,13 @@ export {
 export { GLOBAL_ACCESS_POLICY_KEY, refusesEveryRequest } from './policy/refuses-all.js';
 export { repositoryKeyFor, webhookNameFor } from './repository.js';
 export { type AccessRequest, describeRequest, mountFallbackRequest, mountSourceRequest } from './request.js';
-export { argon2Limits, type AuthResources, type AuthSetup, buildAuthSetup, checkAuthConfig } from './setup.js';
+export {
+  type AuthResources,
+  type AuthSetup,
+  argon2Limits,
+  buildAuthSetup,
+  checkAuthConfig,
+} from './setup.js';
 export {
   createWebhookAgent,
   WebhookAuthorizer,

@@ -1,7 +1,7 @@
 import type { AuthWebhookConfig, Config, ConfigIssue } from '@angos/config';
 import { formatKeyPath } from '@angos/config';
-import { BasicAuthenticator, type PasswordChecks } from './authenticate/basic.js';
 import type { Argon2PoolLimits } from './authenticate/argon2-pool.js';
+import { BasicAuthenticator, type PasswordChecks } from './authenticate/basic.js';
 import type { AuthenticationMethods } from './authenticate/chain.js';
 import type { AuthorizationSetup } from './authorize.js';
 import type { JwksSource } from './oidc/jwks.js';
@@ -26,7 +26,10 @@ export interface AuthResources {
 
 /** `[auth] password_verify_concurrency` and `password_verify_queue`, as the pool takes them. */
 export function argon2Limits(config: Config): Argon2PoolLimits {
-  return { concurrency: config.auth.password_verify_concurrency, queueLimit: config.auth.password_verify_queue };
+  return {
+    concurrency: config.auth.password_verify_concurrency,
+    queueLimit: config.auth.password_verify_queue,
+  };
 }
 
 /** The `[auth.oidc.<name>]` providers, in configuration order. */

@@ -1,15 +1,8 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import type { IncomingMessage } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { createMetrics, silentLogger } from '@angos/observability';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createAuth } from '../src/auth.js';
 import { Argon2JobFailed, Argon2Pool, Argon2PoolBusy } from '../src/authenticate/argon2-pool.js';
-import { configOf } from './helpers.js';
 
 /** Real hash of "secret" with the parameters `angos argon` uses (m=19456, t=2): tens of ms each. */
 const SECRET_HASH =
@@ -74,7 +67,10 @@ describe('Argon2Pool', () => {
     );
     await argon2.close();
     for (const outcome of await pending) {
-      expect(outcome).toMatchObject({ status: 'rejected', reason: { message: expect.stringMatching(/closed/) } });
+      expect(outcome).toMatchObject({
+        status: 'rejected',
+        reason: { message: expect.stringMatching(/closed/) },
+      });
     }
     await expect(argon2.verify(SECRET_HASH, 'secret')).rejects.toThrow(/closed/);
   });
@@ -96,46 +92,4 @@ describe('Argon2Pool', () => {
     );
     expect(stdout.trim()).toBe('true');
   }, 40_000);
-});
-
-function request(authorization: string, remoteAddress: string): IncomingMessage {
-  return { headers: { authorization }, socket: { remoteAddress } } as unknown as IncomingMessage;
-}
-
-describe('password checks and storage I/O', () => {
-  it('do not share threads: a file read completes while the Argon2 queue is still full', async () => {
-    const auth = createAuth({
-      config: () =>
-        configOf(`[auth.identity.alice]\nusername = "alice"\npassword = "${SECRET_HASH}"\n`),
-      logger: silentLogger,
-      metrics: createMetrics({ defaultMetrics: false }),
-    });
-    const dir = await mkdtemp(join(tmpdir(), 'angos-argon2-io-'));
-    try {
-      const file = join(dir, 'blob');
-      await writeFile(file, Buffer.alloc(64 * 1024, 7));
-      // A flood of distinct wrong passwords from as many addresses (no per-address limit applies):
-      // each one is Argon2 work. Before this pool, every one went to libuv's four threads, ahead
-      // of the read below.
-      const total = 48;
-      let done = 0;
-      const flood = Array.from({ length: total }, (_, i) =>
-        auth
-          .authenticate(request(`Basic ${Buffer.from(`alice:guess-${i}`).toString('base64')}`, `10.9.0.${i}`))
-          .finally(() => {
-            done += 1;
-          }),
-      );
-      await new Promise((resolve) => setImmediate(resolve));
-      const read = await readFile(file);
-      const doneWhenRead = done;
-      await Promise.all(flood);
-      expect(read.length).toBe(64 * 1024);
-      // Qualitative, not a timing bound: the read did not wait for the flood to drain.
-      expect(doneWhenRead).toBeLessThan(total / 2);
-    } finally {
-      await rm(dir, { recursive: true, force: true });
-      await auth.close();
-    }
-  });
 });

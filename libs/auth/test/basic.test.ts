@@ -97,10 +97,14 @@ describe('BasicAuthenticator', () => {
       windowSeconds: 60,
     });
     for (let i = 0; i < 3; i++) {
-      expect(await basic.authenticate('alice', `guess-${i}`, '10.0.0.9')).toMatchObject({ outcome: 'rejected' });
+      expect(await basic.authenticate('alice', `guess-${i}`, '10.0.0.9')).toMatchObject({
+        outcome: 'rejected',
+      });
     }
     const started = checks.argon2.stats.started;
-    const refusal = await basic.authenticate('alice', 'alice-secret', '10.0.0.9').catch((error: unknown) => error);
+    const refusal = await basic
+      .authenticate('alice', 'alice-secret', '10.0.0.9')
+      .catch((error: unknown) => error);
     expect(refusal).toBeInstanceOf(AuthenticationRefused);
     expect(refusal).toMatchObject({ status: 429, code: 'TOOMANYREQUESTS' });
     expect((refusal as AuthenticationRefused).retryAfterSeconds).toBeGreaterThan(0);

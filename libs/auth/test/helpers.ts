@@ -4,10 +4,10 @@ import type { AddressInfo } from 'node:net';
 import { PassThrough } from 'node:stream';
 import { type Config, parseConfig } from '@angos/config';
 import { createLogger, type Logger } from '@angos/observability';
-import { type Argon2PoolLimits, Argon2Pool } from '../src/authenticate/argon2-pool.js';
+import { type CryptoKey, exportJWK, generateKeyPair, type JWK, type JWTPayload, SignJWT } from 'jose';
+import { Argon2Pool, type Argon2PoolLimits } from '../src/authenticate/argon2-pool.js';
 import { FailedPasswords, type PasswordChecks, VerifiedPasswords } from '../src/authenticate/basic.js';
 import { FailedAttempts } from '../src/authenticate/failed-attempts.js';
-import { type CryptoKey, exportJWK, generateKeyPair, type JWK, type JWTPayload, SignJWT } from 'jose';
 
 export interface Running {
   readonly url: string;
@@ -182,7 +182,9 @@ export function b64url(value: string | Buffer): string {
  */
 const pools: Argon2Pool[] = [];
 
-export function passwordChecks(limits: Argon2PoolLimits = { concurrency: 2, queueLimit: 100 }): PasswordChecks {
+export function passwordChecks(
+  limits: Argon2PoolLimits = { concurrency: 2, queueLimit: 100 },
+): PasswordChecks {
   const argon2 = new Argon2Pool(limits);
   pools.push(argon2);
   return {

@@ -145,7 +145,11 @@ export function buildGateway(deps: GatewayDeps): Handler {
   const refuseAuthentication = (req: IncomingMessage, res: ServerResponse, error: AuthenticationRefused) => {
     const clientIp = normalizeClientIp(req.socket.remoteAddress);
     setContext(req, { clientIp });
-    logger.info('authentication refused', { reason: error.message, status: error.status, client_ip: clientIp });
+    logger.info('authentication refused', {
+      reason: error.message,
+      status: error.status,
+      client_ip: clientIp,
+    });
     const headers: Record<string, string> = { 'retry-after': String(error.retryAfterSeconds) };
     if (hasUnreadBody(req)) headers['connection'] = 'close';
     sendBody(res, error.status, 'application/json', errorBody([error]), headers);

@@ -1,7 +1,7 @@
 import { createHmac, randomBytes } from 'node:crypto';
 import type { IdentityConfig } from '@angos/config';
 import { MemoryCache } from '../cache/memory.js';
-import { type Argon2Pool, Argon2JobFailed, Argon2PoolBusy } from './argon2-pool.js';
+import { Argon2JobFailed, type Argon2Pool, Argon2PoolBusy } from './argon2-pool.js';
 import type { FailedAttempts } from './failed-attempts.js';
 import { ABSENT, authenticated, rejected, type StepOutcome } from './outcome.js';
 import { AuthenticationRefused } from './refused.js';
@@ -135,11 +135,7 @@ export class BasicAuthenticator {
    * Rejects bad credentials (the caller stays anonymous); throws {@link AuthenticationRefused}
    * when `clientIp` failed too often lately or the Argon2 queue is full.
    */
-  async authenticate(
-    username: string,
-    password: string,
-    clientIp = '',
-  ): Promise<StepOutcome<BasicIdentity>> {
+  async authenticate(username: string, password: string, clientIp = ''): Promise<StepOutcome<BasicIdentity>> {
     if (this.decoySource === undefined) return ABSENT;
     const { verified, failed, attempts } = this.checks;
     // Before anything else, remembered successes included: a blocked address must not be able to

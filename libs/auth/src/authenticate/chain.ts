@@ -122,7 +122,10 @@ export async function authenticateRequest(
     }
   }
 
-  const basic = record('basic', await basicStep(methods.basic, credentials, identity.client_ip, metrics, logger));
+  const basic = record(
+    'basic',
+    await basicStep(methods.basic, credentials, identity.client_ip, metrics, logger),
+  );
   if (basic !== undefined) {
     identity.id = basic.id;
     identity.username = basic.username;
