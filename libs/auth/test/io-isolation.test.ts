@@ -2,10 +2,10 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import type { IncomingMessage } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { parseConfig } from '@angos/config';
 import { createMetrics, silentLogger } from '@angos/observability';
 import { describe, expect, it } from 'vitest';
 import { createAuth } from '../src/auth.js';
-import { configOf } from './helpers.js';
 
 /** Real hash of "secret" with the parameters `angos argon` uses (m=19456, t=2): tens of ms each. */
 const SECRET_HASH =
@@ -17,8 +17,12 @@ function request(authorization: string, remoteAddress: string): IncomingMessage 
 
 describe('password checks and storage I/O', () => {
   it('do not share threads: a file read completes while the Argon2 queue is still full', async () => {
+    const { config } = parseConfig(
+      `[server]\nbind_address = "127.0.0.1"\n[blob_store.fs]\nroot_dir = "/unused"\n` +
+        `[auth.identity.alice]\nusername = "alice"\npassword = "${SECRET_HASH}"\n`,
+    );
     const auth = createAuth({
-      config: () => configOf(`[auth.identity.alice]\nusername = "alice"\npassword = "${SECRET_HASH}"\n`),
+      config: () => config,
       logger: silentLogger,
       metrics: createMetrics({ defaultMetrics: false }),
     });
