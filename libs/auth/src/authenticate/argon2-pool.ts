@@ -4,14 +4,15 @@ import { Worker } from 'node:worker_threads';
 /**
  * The worker's program (`eval`): no file of its own to find, whether this module runs from
  * `dist/` or from its TypeScript source under the test runner. Written to run as CommonJS or as
- * an ES module (a worker inherits `--input-type`), so it uses no `require`. It loads the binding
+ * an ES module (a worker inherits `--input-type`): `require` where there is one. It loads the binding
  * from the path the main thread resolved, so the worker needs no module resolution of its own.
  * The synchronous calls keep the work on this thread: the binding's async functions run on
  * libuv's threadpool, the four threads every fs read and write of the process waits for.
  */
 const WORKER_SOURCE = `
-const { parentPort, workerData } = process.getBuiltinModule('node:worker_threads');
-const { createRequire } = process.getBuiltinModule('node:module');
+const builtin = typeof require === 'function' ? require : process.getBuiltinModule;
+const { parentPort, workerData } = builtin('node:worker_threads');
+const { createRequire } = builtin('node:module');
 const argon2 = createRequire(workerData.binding)(workerData.binding);
 parentPort.on('message', (job) => {
   try {
