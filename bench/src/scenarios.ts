@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -15,8 +16,9 @@ import {
   pushMonolithic,
   pushSmallBlob,
   putManifest,
+  send,
 } from './client.js';
-import type { Subject } from './subjects.js';
+import { BENCH_USER, type Subject } from './subjects.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -38,6 +40,8 @@ export interface ScenarioOptions {
   /** Seconds of each wrk run (10 by default). */
   readonly loadSeconds: number;
   readonly tagCount: number;
+  /** Size of the blob pulled with and without a flood of wrong passwords (256 MiB by default). */
+  readonly floodBlobMiB: number;
   readonly workDir: string;
 }
 
@@ -84,6 +88,51 @@ async function wrkRate(url: string, seconds: number, headers: Record<string, str
   return Number(rate[1]);
 }
 
+function basicAuth(username: string, password: string): string {
+  return `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+}
+
+const FLOOD_REQUESTS = 2000;
+const FLOOD_CONNECTIONS = 50;
+
+/**
+ * `FLOOD_REQUESTS` requests with a wrong password, each a new one (a guess), over
+ * `FLOOD_CONNECTIONS` keep-alive connections, each from a loopback address of its own
+ * (127.0.1.x), as guesses from many clients would come: a per-address limit stops each address
+ * after a few, not the flood. `onProgress` sees the number answered so far. They ask for
+ * `/v2/`, whose answer costs nothing: what is measured is what checking passwords costs others.
+ */
+async function passwordFlood(
+  url: string,
+  onProgress: (answered: number) => void,
+): Promise<Map<number, number>> {
+  const statuses = new Map<number, number>();
+  let next = 0;
+  let answered = 0;
+  await Promise.all(
+    Array.from({ length: FLOOD_CONNECTIONS }, async (_, connection) => {
+      const localAddress = `127.0.1.${connection + 1}`;
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      try {
+        while (next < FLOOD_REQUESTS) {
+          const guess = next++;
+          const reply = await send(`${url}/v2/`, 'GET', {
+            agent,
+            localAddress,
+            discard: true,
+            headers: { Authorization: basicAuth(BENCH_USER.username, `wrong-${guess}`) },
+          });
+          statuses.set(reply.status, (statuses.get(reply.status) ?? 0) + 1);
+          onProgress(++answered);
+        }
+      } finally {
+        agent.destroy();
+      }
+    }),
+  );
+  return statuses;
+}
+
 export function scenarios(options: ScenarioOptions): Scenario[] {
   const bigFile = () => dataFile(join(options.workDir, `blob-${options.blobBytes}`), options.blobBytes);
   const mib = options.blobBytes / MiB;
@@ -99,7 +148,70 @@ export function scenarios(options: ScenarioOptions): Scenario[] {
     return image;
   }
 
+  // The blob the flood scenarios pull, pushed once per subject.
+  const floodBlob = new WeakMap<Subject, string>();
+  async function floodBlobOf(subject: Subject): Promise<string> {
+    let digest = floodBlob.get(subject);
+    if (digest === undefined) {
+      const file = await dataFile(
+        join(options.workDir, `flood-blob-${options.floodBlobMiB}`),
+        options.floodBlobMiB * MiB,
+      );
+      await pushMonolithic(subject.url, 'bench/flood', file);
+      digest = file.digest;
+      floodBlob.set(subject, digest);
+    }
+    return digest;
+  }
+  /** The pull of an authenticated client (the right password, sent as docker sends it). */
+  async function authenticatedPull(subject: Subject, digest: string): Promise<number> {
+    await settleDisk();
+    let bytes = 0;
+    const seconds = await timed(async () => {
+      bytes = await pullBlob(subject.url, 'bench/flood', digest, {
+        Authorization: basicAuth(BENCH_USER.username, BENCH_USER.password),
+      });
+    });
+    if (bytes !== options.floodBlobMiB * MiB) throw new Error(`pull: ${bytes} bytes`);
+    return seconds;
+  }
+
   return [
+    {
+      name: `auth flood: pull ${options.floodBlobMiB} MiB as a logged-in user, no flood`,
+      unit: 's',
+      higherIsBetter: false,
+      async run(subject) {
+        return authenticatedPull(subject, await floodBlobOf(subject));
+      },
+    },
+    {
+      name: `auth flood: the same pull during ${FLOOD_REQUESTS} wrong-password requests from ${FLOOD_CONNECTIONS} connections`,
+      unit: 's',
+      higherIsBetter: false,
+      async run(subject) {
+        const digest = await floodBlobOf(subject);
+        // The pull starts once the flood is under way (a tenth of it answered): password checks
+        // are then queued, running, or being refused.
+        let underWay: () => void = () => undefined;
+        const started = new Promise<void>((resolve) => {
+          underWay = resolve;
+        });
+        const flood = passwordFlood(subject.url, (answered) => {
+          if (answered >= FLOOD_REQUESTS / 10) underWay();
+        });
+        await Promise.race([started, flood]);
+        const floodStart = process.hrtime.bigint();
+        const seconds = await authenticatedPull(subject, digest);
+        const statuses = await flood;
+        const floodSeconds = Number(process.hrtime.bigint() - floodStart) / 1e9;
+        const summary = [...statuses].map(([status, count]) => `${count}×${status}`).join(', ');
+        process.stderr.write(
+          `    flood answers: ${summary}; it went on ${floodSeconds.toFixed(1)} s after the pull began\n`,
+        );
+        return seconds;
+      },
+    },
     {
       name: `monolithic push ${mib} MiB`,
       unit: 'MiB/s',
