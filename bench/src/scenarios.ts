@@ -98,12 +98,14 @@ const FLOOD_CONNECTIONS = 50;
 /**
  * `FLOOD_REQUESTS` requests with a wrong password, each a new one (a guess), over
  * `FLOOD_CONNECTIONS` keep-alive connections, each from a loopback address of its own
- * (127.0.1.x), as guesses from many clients would come: a per-address limit stops each address
+ * (127.0.<round + 1>.x: new addresses each round, which no earlier round's failures count
+ * against), as guesses from many clients would come: a per-address limit stops each address
  * after a few, not the flood. `onProgress` sees the number answered so far. They ask for
  * `/v2/`, whose answer costs nothing: what is measured is what checking passwords costs others.
  */
 async function passwordFlood(
   url: string,
+  round: number,
   onProgress: (answered: number) => void,
 ): Promise<Map<number, number>> {
   const statuses = new Map<number, number>();
@@ -111,7 +113,7 @@ async function passwordFlood(
   let answered = 0;
   await Promise.all(
     Array.from({ length: FLOOD_CONNECTIONS }, async (_, connection) => {
-      const localAddress = `127.0.1.${connection + 1}`;
+      const localAddress = `127.0.${round + 1}.${connection + 1}`;
       const agent = new Agent({ keepAlive: true, maxSockets: 1 });
       try {
         while (next < FLOOD_REQUESTS) {
@@ -189,7 +191,7 @@ export function scenarios(options: ScenarioOptions): Scenario[] {
       name: `auth flood: the same pull during ${FLOOD_REQUESTS} wrong-password requests from ${FLOOD_CONNECTIONS} connections`,
       unit: 's',
       higherIsBetter: false,
-      async run(subject) {
+      async run(subject, round) {
         const digest = await floodBlobOf(subject);
         // The pull starts once the flood is under way (a tenth of it answered): password checks
         // are then queued, running, or being refused.
@@ -197,7 +199,7 @@ export function scenarios(options: ScenarioOptions): Scenario[] {
         const started = new Promise<void>((resolve) => {
           underWay = resolve;
         });
-        const flood = passwordFlood(subject.url, (answered) => {
+        const flood = passwordFlood(subject.url, round, (answered) => {
           if (answered >= FLOOD_REQUESTS / 10) underWay();
         });
         await Promise.race([started, flood]);
