@@ -96,7 +96,8 @@ const FLOOD_REQUESTS = 2000;
 const FLOOD_CONNECTIONS = 50;
 
 /**
- * `FLOOD_REQUESTS` requests with a wrong password, each a new one (a guess), over
+ * `FLOOD_REQUESTS` requests with a wrong password, each a new one (a guess, new each round too:
+ * a pair that failed before is refused from memory without Argon2), over
  * `FLOOD_CONNECTIONS` keep-alive connections, each from a loopback address of its own
  * (127.0.<round + 1>.x: new addresses each round, which no earlier round's failures count
  * against), as guesses from many clients would come: a per-address limit stops each address
@@ -122,7 +123,7 @@ async function passwordFlood(
             agent,
             localAddress,
             discard: true,
-            headers: { Authorization: basicAuth(BENCH_USER.username, `wrong-${guess}`) },
+            headers: { Authorization: basicAuth(BENCH_USER.username, `wrong-${round}-${guess}`) },
           });
           statuses.set(reply.status, (statuses.get(reply.status) ?? 0) + 1);
           onProgress(++answered);

@@ -14,6 +14,12 @@ const builtin = typeof require === 'function' ? require : process.getBuiltinModu
 const { parentPort, workerData } = builtin('node:worker_threads');
 const { createRequire } = builtin('node:module');
 const argon2 = createRequire(workerData.binding)(workerData.binding);
+try {
+  // Linux: this thread (not the process) at the lowest priority, so that on a busy machine the
+  // threads serving requests and storage I/O get the CPU first. Elsewhere nothing changes.
+  const tid = Number(builtin('node:fs').readlinkSync('/proc/thread-self').split('/').pop());
+  if (tid > 0) builtin('node:os').setPriority(tid, 19);
+} catch {}
 parentPort.on('message', (job) => {
   try {
     let value;
