@@ -112,7 +112,8 @@ interface Account {
  *
  * What a flood of wrong passwords can cost is bounded three ways: Argon2 runs on the pool's few
  * workers (queue full: 503), a pair that failed is remembered and fails again for free, and an
- * address with `limit` failures in a window gets 429 without its credentials being looked at.
+ * address with `limit` new failed pairs in a window gets 429 without its credentials being
+ * looked at.
  */
 export class BasicAuthenticator {
   private readonly accounts = new Map<string, Account>();
@@ -161,8 +162,10 @@ export class BasicAuthenticator {
         return authenticated({ id, username });
       }
       await failed.add(id, storedHash, password);
+      // Only a new guess counts: a pair refused from memory costs nothing and tells the client
+      // nothing new, and a client retrying with a stale password must not lock its address out.
+      attempts.recordFailure(clientIp, this.failureLimit.windowSeconds);
     }
-    attempts.recordFailure(clientIp, this.failureLimit.windowSeconds);
     return rejected('unknown username or wrong password');
   }
 

@@ -26,7 +26,8 @@ export function attemptKey(clientIp: string): string {
 }
 
 /**
- * Failed password logins per client address, in fixed windows: the first failure opens a window
+ * Failed password logins per client address (BasicAuthenticator records only pairs it had to
+ * check, not ones refused from memory), in fixed windows: the first failure opens a window
  * of `windowSeconds`, and once `limit` failures fall in it the address waits for its end. Memory
  * is bounded by `maxAddresses`; an attacker with more addresses than that can make the oldest
  * be forgotten, which costs them a fresh allowance of Argon2 work for each, no more.
