@@ -53,7 +53,8 @@ async function timed(work: () => Promise<unknown>): Promise<number> {
 
 /**
  * Requests per second of ApacheBench (`ab -k -i`) with 50 keep-alive connections sending HEAD:
- * wrk cannot measure HEAD (it waits for the body that Content-Length announces).
+ * wrk cannot measure HEAD (it waits for the body that Content-Length announces). 50 stays under
+ * the default `max_concurrent_requests` (64); beyond it the subject would answer 503.
  */
 async function abHeadRate(url: string, seconds: number): Promise<number> {
   // -n is only a ceiling: -t ends the run.
@@ -76,7 +77,7 @@ async function settleDisk(): Promise<void> {
   await run('sync', []);
 }
 
-/** Requests per second of wrk with 50 connections against one URL. */
+/** Requests per second of wrk with 50 connections (under `max_concurrent_requests`, 64) against one URL. */
 async function wrkRate(url: string, seconds: number, headers: Record<string, string> = {}): Promise<number> {
   const args = ['-t2', '-c50', `-d${seconds}s`];
   for (const [name, value] of Object.entries(headers)) args.push('-H', `${name}: ${value}`);

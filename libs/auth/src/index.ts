@@ -25,6 +25,7 @@ export {
   authorizeRequest,
   type DecidedBy,
 } from './authorize.js';
+export { AuthenticatedCache } from './cache/authenticated.js';
 export { cacheSettingsKey, createCache } from './cache/create.js';
 export { MemoryCache } from './cache/memory.js';
 export { RedisCache } from './cache/redis.js';

@@ -109,6 +109,7 @@ describe.skipIf(skipWithout('the Redis cache tests', 'redis-server'))('createAut
     const config = configOf(`[cache.redis]
 url = "${redis.url}"
 key_prefix = "replicas:"
+hmac_key = "0123456789abcdef0123456789abcdef"
 [auth.oidc.ci]
 provider = "generic"
 issuer = "${issuer.issuer}"
@@ -135,6 +136,9 @@ rules = ["has(identity.oidc)"]
     expect((await replicaA.authorize(a, pull, client)).decision).toBe('allow');
     expect((await replicaB.authorize(b, pull, client)).decision).toBe('allow');
     expect(webhookCalls).toBe(1);
-    expect((await redis.client.keys('replicas:auth:*')).length).toBeGreaterThanOrEqual(3);
+    const keys = await redis.client.keys('replicas:auth:*');
+    expect(keys.length).toBeGreaterThanOrEqual(3);
+    // Every entry is authenticated (cache/authenticated.ts), none stored bare.
+    for (const key of keys) expect(await redis.client.get(key)).toMatch(/^v1\.[0-9a-f]{16}\.\d+\./);
   });
 });

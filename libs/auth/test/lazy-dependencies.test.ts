@@ -67,6 +67,10 @@ describe('optional dependencies', () => {
     expect(await optionalLoadedBy('[global.access_policy]\ndefault = "allow"\n')).toEqual([]);
   });
 
+  it('are not loaded by [cache.redis] without hmac_key: nothing is stored in Redis then', async () => {
+    expect(await optionalLoadedBy('[cache.redis]\nurl = "redis://127.0.0.1:1"\n')).toEqual([]);
+  });
+
   it.each([
     [
       'access policy rules',
@@ -79,7 +83,11 @@ describe('optional dependencies', () => {
       '@node-rs/argon2',
     ],
     ['an OIDC provider', '[auth.oidc.ci]\nprovider = "github"\n', 'jose'],
-    ['[cache.redis]', '[cache.redis]\nurl = "redis://127.0.0.1:1"\n', 'ioredis'],
+    [
+      '[cache.redis] and its hmac_key',
+      '[cache.redis]\nurl = "redis://127.0.0.1:1"\nhmac_key = "0123456789abcdef"\n',
+      'ioredis',
+    ],
   ])('load with %s, alone', async (_feature, toml, expected) => {
     expect(await optionalLoadedBy(toml)).toEqual([expected]);
   });

@@ -191,6 +191,23 @@ describe('OIDC token verification', () => {
     expect(issuer.jwksRequests).toBe(0);
   });
 
+  it('refuses a token with characters outside base64url, which a lenient decoder would skip', async () => {
+    // Found by the authentication fuzz run: junk inserted into the signature segment of a valid
+    // token decoded to the same signature, so the altered token was accepted.
+    const provider = providerFor(generic());
+    const token = await issuer.sign();
+    expect((await provider.verify(token)).valid).toBe(true);
+    const at = token.length - 20;
+    for (const junk of ['=', '%', ' ', '\t', '+', '/', '*']) {
+      const altered = `${token.slice(0, at)}${junk}${token.slice(at)}`;
+      expect(await provider.verify(altered), JSON.stringify(junk)).toEqual({
+        valid: false,
+        reason: 'malformed token',
+      });
+    }
+    expect((await provider.verify(`${token}=`)).valid).toBe(false);
+  });
+
   it('fails closed while the JWKS cannot be fetched, and recovers', async () => {
     const provider = providerFor(generic());
     issuer.failWith = 503;

@@ -66,6 +66,7 @@ export function readConfig(document: Record<string, unknown>, ctx: ReadContext):
   const metadataStore = resolveMetadataStore(input, Object.hasOwn(document, 'metadata_store'), ctx);
   checkJobQueueLock(input, metadataStore, ctx);
   checkWebhookReferences(input, ctx);
+  checkCacheIntegrity(input, ctx);
   if (!valid || metadataStore === undefined || ctx.issues.length > 0) return undefined;
   return { ...(input as ConfigInput), metadata_store: metadataStore };
 }
@@ -161,6 +162,27 @@ function checkWebhookReferences(input: Partial<ConfigInput>, ctx: ReadContext): 
     checkAuthorization(repository.authorization_webhook, [...at, 'authorization_webhook']);
     checkEvents(repository.event_webhooks, [...at, 'event_webhooks']);
   }
+}
+
+/**
+ * Without `hmac_key`, Redis could not be trusted with signing keys or webhook decisions, so they
+ * are cached in each process instead. That is safe but gives up sharing between replicas, which
+ * is what `[cache.redis]` was written for: say so when there is something to cache.
+ */
+function checkCacheIntegrity(input: Partial<ConfigInput>, ctx: ReadContext): void {
+  const redis = input.cache?.redis;
+  if (redis === undefined || redis.hmac_key !== undefined) return;
+  const cached: string[] = [];
+  if (Object.keys(input.auth?.oidc ?? {}).length > 0) cached.push('OIDC signing keys');
+  if (Object.values(input.auth?.webhook ?? {}).some((webhook) => webhook.cache_ttl > 0)) {
+    cached.push('authorization webhook decisions');
+  }
+  if (cached.length === 0) return;
+  ctx.warn(
+    ['cache', 'redis', 'hmac_key'],
+    `not set: ${cached.join(' and ')} are cached in each process only, not shared through Redis; ` +
+      'set the same long random secret on every replica to share them (openssl rand -hex 32)',
+  );
 }
 
 function tableOf(path: KeyPath): string {

@@ -98,6 +98,11 @@ export interface CacheConfig {
 export interface RedisCacheConfig {
   url: string;
   key_prefix?: string;
+  /**
+   * Authenticates every entry Angos stores in Redis (HMAC-SHA256). Absent: JWKS, discovery
+   * documents and webhook decisions stay in each process's memory instead.
+   */
+  hmac_key?: string;
 }
 
 // --- [blob_store] / [metadata_store] ------------------------------------------------------------

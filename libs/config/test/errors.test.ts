@@ -670,3 +670,40 @@ describe('[auth.oidc] transport and audience', () => {
     expect(parseWith('[auth.oidc.gh]\nprovider = "github"\nrequired_audience = "r"\n').warnings).toEqual([]);
   });
 });
+
+describe('[cache.redis] hmac_key', () => {
+  const redis = (hmac = '') => `[cache.redis]\nurl = "redis://127.0.0.1:6379"\n${hmac}`;
+  const oidc = '[auth.oidc.sso]\nprovider = "generic"\nissuer = "https://sso.example.com"\n';
+  const webhook = (ttl = '') =>
+    `[auth.webhook.w]\nurl = "https://authz.example.com"\ntimeout_ms = 500\n${ttl}`;
+
+  it('parses the key; refuses an empty one and warns about a short one', () => {
+    const key = '0123456789abcdef0123';
+    const { config, warnings } = parseWith(`${redis(`hmac_key = "${key}"\n`)}${oidc}${webhook()}`);
+    expect(config.cache.redis).toEqual({ url: 'redis://127.0.0.1:6379', hmac_key: key });
+    expect(warnings).toEqual([]);
+    expectIssues(`${BASE}${redis('hmac_key = ""\n')}`, ['cache.redis.hmac_key: must not be empty']);
+    expect(parseWith(redis('hmac_key = "short"\n')).warnings).toEqual([
+      { path: 'cache.redis.hmac_key', message: 'shorter than 16 characters; use a long random secret' },
+    ]);
+  });
+
+  it('warns, naming the key, when Redis would have shared security material without it', () => {
+    const advice = 'set the same long random secret on every replica to share them (openssl rand -hex 32)';
+    expect(parseWith(`${redis()}${oidc}${webhook()}`).warnings).toEqual([
+      {
+        path: 'cache.redis.hmac_key',
+        message: `not set: OIDC signing keys and authorization webhook decisions are cached in each process only, not shared through Redis; ${advice}`,
+      },
+    ]);
+    expect(parseWith(`${redis()}${webhook()}`).warnings).toEqual([
+      {
+        path: 'cache.redis.hmac_key',
+        message: `not set: authorization webhook decisions are cached in each process only, not shared through Redis; ${advice}`,
+      },
+    ]);
+    // Nothing to cache: a webhook that does not cache, no OIDC provider.
+    expect(parseWith(`${redis()}${webhook('cache_ttl = 0\n')}`).warnings).toEqual([]);
+    expect(parseWith(redis()).warnings).toEqual([]);
+  });
+});

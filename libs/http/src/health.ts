@@ -12,6 +12,13 @@ export interface HealthOptions {
 
 const READ_METHODS = 'GET, HEAD';
 
+const SERVICE_ENDPOINTS: ReadonlySet<string> = new Set(['/healthz', '/readyz', '/metrics']);
+
+/** `/healthz`, `/readyz` and `/metrics`: the endpoints operators use, served outside the OCI API. */
+export function isServiceEndpoint(path: string): boolean {
+  return SERVICE_ENDPOINTS.has(path);
+}
+
 /**
  * Serves `/healthz` (alive), `/readyz` (ready for traffic, 503 otherwise) and `/metrics`
  * (Prometheus text) in front of `next`, which gets every other request.
@@ -31,7 +38,7 @@ export function healthHandler(next: Handler, options: HealthOptions): Handler {
 
   return async (req, res) => {
     const path = requestPath(req);
-    if (path !== '/healthz' && path !== '/readyz' && path !== '/metrics') return next(req, res);
+    if (!isServiceEndpoint(path)) return next(req, res);
 
     if (req.method !== 'GET' && req.method !== 'HEAD') {
       res.setHeader('allow', READ_METHODS);

@@ -16,15 +16,29 @@ export {
   setContext,
 } from './context.js';
 export { announcesBody, type Handler, requestPath, requestQuery } from './handler.js';
-export { type HealthOptions, healthHandler } from './health.js';
+export { type HealthOptions, healthHandler, isServiceEndpoint } from './health.js';
 export {
-  acceptInternalRequest,
   CONTEXT_HEADER,
-  hasInternalToken,
+  createInternalVerifier,
+  createRequestSigner,
   INTERNAL_HEADER_PREFIX,
-  INTERNAL_TOKEN_HEADER,
+  type InternalRequestVerifier,
+  type RequestSigner,
   stripInternalHeaders,
 } from './internal.js';
+export {
+  deriveSigningKey,
+  formatSignature,
+  parseSignature,
+  SIGNATURE_HEADER,
+  type SignedFields,
+} from './internal-signature.js';
+export {
+  BODY_IDLE_TIMEOUT_MS,
+  RETRY_AFTER_SECS,
+  type RefusalReason,
+  type RequestLimits,
+} from './limits.js';
 export {
   CLIENT_CLOSED_STATUS,
   methodLabel,
@@ -32,6 +46,7 @@ export {
   routeLabel,
   withObservability,
 } from './observe.js';
+export { type Admission, DEFAULT_NONCE_CAPACITY, ReplayGuard, SIGNATURE_WINDOW_MS } from './replay-guard.js';
 export { assignRequestId, REQUEST_ID_HEADER } from './request-id.js';
 export { type HeaderValues, sendBody, sendError, sendJson, sendText } from './respond.js';
 export {

@@ -1,15 +1,22 @@
-import { timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { OciError } from '@angos/oci';
 import { decodeContext, InvalidContextError, type RequestContext, setContext } from './context.js';
+import {
+  deriveSigningKey,
+  parseSignature,
+  SIGNATURE_HEADER,
+  signatureMatches,
+  signRequest,
+} from './internal-signature.js';
+import { ReplayGuard, type ReplayGuardOptions } from './replay-guard.js';
 
 /**
- * The split deployment's trust channel: the gateway vouches for a request with the shared
- * `[services] internal_token` and passes what it decided in the context header. Clients must never
- * be able to send these themselves, so the gateway strips every `x-angos-*` header it receives.
+ * The split deployment's trust channel: the gateway signs every request it forwards with a key
+ * derived from the shared `[services] internal_token` (internal-signature.ts) and passes what it
+ * decided in the context header, which the signature covers. Clients must never be able to send
+ * these themselves, so the gateway strips every `x-angos-*` header it receives.
  */
 export const INTERNAL_HEADER_PREFIX = 'x-angos-';
-export const INTERNAL_TOKEN_HEADER = 'x-angos-internal-token';
 export const CONTEXT_HEADER = 'x-angos-context';
 
 /** Removes every `x-angos-*` header a client sent (they could otherwise forge trust). */
@@ -19,30 +26,57 @@ export function stripInternalHeaders(req: IncomingMessage): void {
   }
 }
 
+/** For the gateway: the signature header value for a request it forwards. */
+export type RequestSigner = (method: string, target: string, context: string) => string;
+
+export function createRequestSigner(token: string): RequestSigner {
+  const key = deriveSigningKey(token);
+  return (method, target, context) => signRequest(key, method, target, context);
+}
+
+/** For a service behind the gateway: the context of a request the gateway signed, or an OciError. */
+export type InternalRequestVerifier = (req: IncomingMessage) => RequestContext;
+
 function headerValue(req: IncomingMessage, name: string): string | undefined {
   const value = req.headers[name];
   return Array.isArray(value) ? undefined : value;
 }
 
-/** Constant-time comparison of the request's internal token with the expected one. */
-export function hasInternalToken(req: IncomingMessage, token: string): boolean {
-  const presented = headerValue(req, INTERNAL_TOKEN_HEADER);
-  if (presented === undefined || token === '') return false;
-  const a = Buffer.from(presented, 'utf8');
-  const b = Buffer.from(token, 'utf8');
-  return a.length === b.length && timingSafeEqual(a, b);
+function unauthorized(detail: string): OciError {
+  return new OciError('UNAUTHORIZED', undefined, detail);
 }
 
 /**
- * For a service behind the gateway: accepts the request only with the right internal token
- * (401 UNAUTHORIZED otherwise), then attaches the gateway's context so getContext() sees it.
- * A vouched-for request with an unreadable context is refused rather than run with guessed rights.
+ * Accepts a request only when the gateway signed it, for this method, target and context, within
+ * the window, and never before (401 UNAUTHORIZED otherwise); then attaches the gateway's context
+ * so getContext() sees it. A signed request with an unreadable context is refused rather than run
+ * with guessed rights. An empty token accepts nothing.
  */
-export function acceptInternalRequest(req: IncomingMessage, token: string): RequestContext {
-  if (!hasInternalToken(req, token)) {
-    throw new OciError('UNAUTHORIZED', undefined, 'missing or invalid internal token');
-  }
-  const header = headerValue(req, CONTEXT_HEADER);
+export function createInternalVerifier(
+  token: string,
+  options: ReplayGuardOptions = {},
+): InternalRequestVerifier {
+  const key = token === '' ? undefined : deriveSigningKey(token);
+  const replays = new ReplayGuard(options);
+  return (req) => {
+    const header = headerValue(req, SIGNATURE_HEADER);
+    if (key === undefined || header === undefined) throw unauthorized('missing internal request signature');
+    const parsed = parseSignature(header);
+    if (parsed === undefined) throw unauthorized('malformed internal request signature');
+    const context = headerValue(req, CONTEXT_HEADER);
+    const signed = { method: req.method ?? '', target: req.url ?? '/', context: context ?? '' };
+    if (!signatureMatches(key, parsed, signed)) throw unauthorized('invalid internal request signature');
+    // Only a correct signature reaches the nonce cache: forgeries cannot fill it.
+    const admission = replays.admit(parsed.timestamp, parsed.nonce);
+    if (admission === 'outside-window') {
+      throw unauthorized('internal request signature outside the allowed time window (check both clocks)');
+    }
+    if (admission === 'replayed') throw unauthorized('replayed internal request');
+    return attachContext(req, context);
+  };
+}
+
+function attachContext(req: IncomingMessage, header: string | undefined): RequestContext {
   let context: RequestContext;
   try {
     context = header === undefined ? { clientIp: req.socket.remoteAddress ?? '' } : decodeContext(header);

@@ -1,8 +1,9 @@
 import { createServer, type Server, STATUS_CODES } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { Logger } from '@angos/observability';
+import type { Logger, Metrics } from '@angos/observability';
 import { errorBody, OciError } from '@angos/oci';
 import type { Handler } from './handler.js';
+import { BODY_IDLE_TIMEOUT_MS, type RequestLimits, withRequestLimits } from './limits.js';
 import { sendError } from './respond.js';
 
 /** Larger request headers are answered 431 by the parser, before any handler runs. */
@@ -11,17 +12,31 @@ export const MAX_HEADER_SIZE = 16 * 1024;
 /** Longer than the idle timeouts of docker's and containerd's HTTP clients, so they close first. */
 export const KEEP_ALIVE_TIMEOUT_MS = 75_000;
 
-/** Time a client gets to send a complete request head. */
+/**
+ * Time a client gets to send a complete request head. Heads are at most
+ * 16 KiB, so only a stalled or hostile client (slowloris) needs anywhere near this long.
+ */
 export const HEADERS_TIMEOUT_MS = 80_000;
 
 export interface HttpServerOptions {
-  /**
-   * Bound on receiving a whole request, in seconds: `server.query_timeout +
-   * query_timeout_grace_period` from the configuration.
-   */
-  readonly requestTimeoutSecs: number;
   readonly logger: Logger;
+  /**
+   * `server.query_timeout + query_timeout_grace_period` and `global.max_concurrent_requests`,
+   * read per request so that reloads apply. Default: the configuration defaults (3660 s) and no
+   * concurrency limit (for tests and embedded use).
+   */
+  readonly limits?: (() => RequestLimits) | undefined;
+  /** Where `http_requests_refused_total` is counted. */
+  readonly metrics?: Metrics | undefined;
+  /** Tests shorten these; services use HEADERS_TIMEOUT_MS and BODY_IDLE_TIMEOUT_MS. */
+  readonly headersTimeoutMs?: number | undefined;
+  readonly bodyIdleTimeoutMs?: number | undefined;
 }
+
+const UNLIMITED: RequestLimits = {
+  queryTimeoutSecs: 3600 + 60,
+  maxConcurrentRequests: Number.POSITIVE_INFINITY,
+};
 
 /** Runs the handler, turning a throw or a rejection into an error response instead of a crash. */
 function guarded(handler: Handler, logger: Logger): Handler {
@@ -72,19 +87,26 @@ function answerClientError(logger: Logger) {
 
 /** A node:http server with the limits every Angos service runs with. */
 export function createHttpServer(handler: Handler, options: HttpServerOptions): Server {
-  const requestTimeout = Math.max(1, options.requestTimeoutSecs) * 1000;
+  const headersTimeout = options.headersTimeoutMs ?? HEADERS_TIMEOUT_MS;
+  const limited = withRequestLimits(guarded(handler, options.logger), {
+    limits: options.limits ?? (() => UNLIMITED),
+    bodyIdleTimeoutMs: options.bodyIdleTimeoutMs ?? BODY_IDLE_TIMEOUT_MS,
+    logger: options.logger,
+    metrics: options.metrics,
+  });
   const server = createServer(
     {
       maxHeaderSize: MAX_HEADER_SIZE,
-      requestTimeout,
-      // Node requires headersTimeout ≤ requestTimeout.
-      headersTimeout: Math.min(HEADERS_TIMEOUT_MS, requestTimeout),
+      // No deadline on receiving a whole request: it would cut a legitimate slow upload. Stalled
+      // bodies are cut by withRequestLimits' body-progress timeout instead.
+      requestTimeout: 0,
+      headersTimeout,
       keepAliveTimeout: KEEP_ALIVE_TIMEOUT_MS,
-      // Timeouts are enforced by a periodic sweep (30 s by default); short timeouts need a finer one.
-      connectionsCheckingInterval: Math.min(30_000, Math.max(250, requestTimeout / 4)),
+      // Node checks the headers timeout in a periodic sweep (30 s by default); short timeouts need a finer one.
+      connectionsCheckingInterval: Math.min(30_000, Math.max(100, headersTimeout / 4)),
       noDelay: true,
     },
-    guarded(handler, options.logger),
+    limited,
   );
   server.on('clientError', answerClientError(options.logger));
   return server;

@@ -1,7 +1,7 @@
 import { PassThrough } from 'node:stream';
 import { createLogger, type Logger } from '@angos/observability';
 import { type Listening, listenOnFreePort } from '@angos/test-support';
-import { createHttpServer, type Handler } from '../src/index.js';
+import { createHttpServer, type Handler, type HttpServerOptions } from '../src/index.js';
 
 /** A JSON logger into memory; `records()` lets pending writes land first. */
 export function captureLogger(filter = 'debug'): {
@@ -29,6 +29,10 @@ export function captureLogger(filter = 'debug'): {
 export const listen = listenOnFreePort;
 export type Running = Listening;
 
-export function serve(handler: Handler, logger: Logger, requestTimeoutSecs = 30): Promise<Running> {
-  return listen(createHttpServer(handler, { requestTimeoutSecs, logger }));
+export function serve(
+  handler: Handler,
+  logger: Logger,
+  options: Omit<HttpServerOptions, 'logger'> = {},
+): Promise<Running> {
+  return listen(createHttpServer(handler, { ...options, logger }));
 }

@@ -59,22 +59,4 @@ describe('createHttpServer', () => {
     const response = await fetch(`${running.url}/v2/`);
     expect(response.status).toBe(200);
   });
-
-  it('answers 408 when a request body does not arrive in time', async () => {
-    const { logger } = captureLogger('off');
-    running = await serve(
-      (req, res) => {
-        req.resume();
-        req.on('end', () => sendText(res, 201, 'done'));
-      },
-      logger,
-      1,
-    );
-    const answer = await rawExchange(
-      running.port,
-      'PUT /v2/a/blobs/uploads/x HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\nabc',
-      10_000,
-    );
-    expect(answer).toMatch(/^HTTP\/1\.1 408 Request Timeout\r\n/);
-  }, 15_000);
 });

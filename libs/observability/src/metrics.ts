@@ -15,6 +15,8 @@ export interface HttpMetrics {
   readonly requestsTotal: Counter<'method' | 'route' | 'status'>;
   readonly requestDuration: Histogram<'method' | 'route'>;
   readonly requestsInFlight: Gauge<'route'>;
+  /** Requests the server's limits refused or cut off (see @angos/http withRequestLimits). */
+  readonly requestsRefused: Counter<'reason'>;
 }
 
 /**
@@ -97,6 +99,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: 'http_requests_in_flight',
       help: 'HTTP requests currently being handled, by route kind',
       labelNames: ['route'],
+    }),
+    requestsRefused: counter({
+      name: 'http_requests_refused_total',
+      help: 'HTTP requests refused or cut off by the request limits, by reason',
+      labelNames: ['reason'],
     }),
   };
 

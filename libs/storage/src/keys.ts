@@ -21,7 +21,15 @@
  *   <namespace>/_uploads/<id>/startedat                     session creation time (metadata store)
  *   <namespace>/_uploads/<id>/writer                        the request appending to or completing the session,
  *                                                           while it streams (metadata store, JSON: token, offset)
- *   _jobs/…                                                 durable job queue (later)
+ *   _jobs/<queue>/pending/<not-before>-<id>                 a job waiting or running (JSON envelope, libs/jobs); the
+ *                                                           zero-padded not-before time in the name lets a listing
+ *                                                           alone say which jobs are ready
+ *   _jobs/<queue>/claims/<id>                               the worker running that job (JSON: token, lock key),
+ *                                                           created with putIfAbsent
+ *   _jobs/<queue>/lockkeys/<sha256 of the lock key>         the pending job that enqueues of that lock key join
+ *                                                           (JSON: id, name)
+ *   _jobs/<queue>/failed/<id>                               a dead-lettered job (JSON envelope with its last error)
+ *   _jobs/<queue>/quarantine/<name>                         a record that could not be read, moved out of the way
  *
  * Namespace components always start with [a-z0-9], so a top-level name that
  * starts with `_` can never collide with a namespace.
@@ -76,7 +84,18 @@ export type StorageKey =
   | { kind: 'uploadWriter'; namespace: string; id: string }
   | { kind: 'uploads'; namespace: string }
   | { kind: 'upload'; namespace: string; id: string }
-  | { kind: 'namespace'; namespace: string };
+  | { kind: 'namespace'; namespace: string }
+  | { kind: 'jobQueues' }
+  | { kind: 'jobQueue'; queue: string }
+  | { kind: 'jobsPending'; queue: string }
+  | { kind: 'jobPending'; queue: string; name: string }
+  | { kind: 'jobClaims'; queue: string }
+  | { kind: 'jobClaim'; queue: string; id: string }
+  | { kind: 'jobLockKey'; queue: string; hash: string }
+  | { kind: 'jobsFailed'; queue: string }
+  | { kind: 'jobFailed'; queue: string; id: string }
+  | { kind: 'jobsQuarantined'; queue: string }
+  | { kind: 'jobQuarantined'; queue: string; name: string };
 
 /** Turns a key description into its storage path (no leading slash). */
 export function keyFor(key: StorageKey): string {
@@ -123,6 +142,28 @@ export function keyFor(key: StorageKey): string {
       return `${key.namespace}/_uploads/${key.id}`;
     case 'namespace':
       return key.namespace;
+    case 'jobQueues':
+      return '_jobs';
+    case 'jobQueue':
+      return `_jobs/${key.queue}`;
+    case 'jobsPending':
+      return `_jobs/${key.queue}/pending`;
+    case 'jobPending':
+      return `_jobs/${key.queue}/pending/${key.name}`;
+    case 'jobClaims':
+      return `_jobs/${key.queue}/claims`;
+    case 'jobClaim':
+      return `_jobs/${key.queue}/claims/${key.id}`;
+    case 'jobLockKey':
+      return `_jobs/${key.queue}/lockkeys/${key.hash}`;
+    case 'jobsFailed':
+      return `_jobs/${key.queue}/failed`;
+    case 'jobFailed':
+      return `_jobs/${key.queue}/failed/${key.id}`;
+    case 'jobsQuarantined':
+      return `_jobs/${key.queue}/quarantine`;
+    case 'jobQuarantined':
+      return `_jobs/${key.queue}/quarantine/${key.name}`;
   }
 }
 

@@ -11,7 +11,7 @@ import {
   unsupportedFeatures,
   watchConfig,
 } from '@angos/config';
-import { createHttpServer, type Handler, withObservability } from '@angos/http';
+import { createHttpServer, type Handler, type RequestLimits, withObservability } from '@angos/http';
 import { createLogger, createMetrics, type Logger, type Metrics } from '@angos/observability';
 import { type App, type AppDeps, composeGateway, composeRegistryApi, composeServer } from './compose.js';
 import { drain } from './drain.js';
@@ -109,8 +109,12 @@ async function requestsInFlight(metrics: Metrics): Promise<number> {
   return values.reduce((sum, { value }) => sum + value, 0);
 }
 
-function requestTimeoutSecs(config: Config): number {
-  return config.server.query_timeout + config.server.query_timeout_grace_period;
+/** The request limits of `config`: see RequestLimits. */
+function requestLimits(config: Config): RequestLimits {
+  return {
+    queryTimeoutSecs: config.server.query_timeout + config.server.query_timeout_grace_period,
+    maxConcurrentRequests: config.global.max_concurrent_requests,
+  };
 }
 
 async function listen(server: Server, address: ListenAddress): Promise<{ host: string; port: number }> {
@@ -139,7 +143,6 @@ function watchForChanges(
   configPath: string,
   kind: ServiceKind,
   live: LiveConfig,
-  server: Server,
   tlsReloader: TlsReloader | undefined,
   logger: Logger,
 ) {
@@ -167,8 +170,6 @@ function watchForChanges(
         warnIfRefusingEverything(logger, kind, next.config);
         if (keys.length > 0) logger.warn('configuration change requires restart', { keys });
         const applied = live.apply(next.config, keys);
-        server.requestTimeout = requestTimeoutSecs(applied) * 1000;
-        server.headersTimeout = Math.min(server.headersTimeout, server.requestTimeout);
         if (tlsReloader !== undefined && applied.server.tls !== undefined)
           tlsReloader.update(applied.server.tls);
         logger.info('configuration reloaded', { path: configPath });
@@ -218,7 +219,9 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
     if (!accepting) res.setHeader('connection', 'close');
     return observed(req, res);
   };
-  const plain = createHttpServer(handler, { requestTimeoutSecs: requestTimeoutSecs(config), logger });
+  // Read per request: reloaded limits apply to the next request.
+  const limits = () => requestLimits(live.get());
+  const plain = createHttpServer(handler, { limits, metrics, logger });
   let server: Server = plain;
   let tlsReloader: TlsReloader | undefined;
   if (tls !== undefined && tlsMaterial !== undefined) {
@@ -240,7 +243,7 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
   }
   logger.info('listening', { service: kind, host: address.host, port: address.port, tls: tls !== undefined });
 
-  const watcher = watchForChanges(configPath, kind, live, server, tlsReloader, logger);
+  const watcher = watchForChanges(configPath, kind, live, tlsReloader, logger);
 
   let closing: Promise<void> | undefined;
   const close = (signal?: NodeJS.Signals) => {

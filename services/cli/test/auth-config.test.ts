@@ -115,7 +115,7 @@ describe.skipIf(skipWithout('the [cache.redis] test', 'redis-server'))('[cache.r
       baseConfig(
         ws.dir,
         port,
-        `[cache.redis]\nurl = "${redis.url}"\nkey_prefix = "angos:"\n${policy(['true'])}`,
+        `[cache.redis]\nurl = "${redis.url}"\nkey_prefix = "angos:"\nhmac_key = "0123456789abcdef0123"\n${policy(['true'])}`,
       ),
     );
     const server = startAngos(['-c', ws.configPath, 'server']);

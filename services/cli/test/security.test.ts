@@ -272,6 +272,7 @@ describe.each(['server', 'split'] as const)('bypass attempts against %s', (mode)
     const headers = {
       'x-angos-context': forged,
       'x-angos-internal-token': registry.internal?.token ?? 'guess',
+      'x-angos-signature': 't=1,n=forged-nonce-000000,s=' + '0'.repeat(64),
       'x-registry-username': 'admin',
       'x-forwarded-for': '10.0.0.1',
     };
@@ -287,6 +288,12 @@ describe.each(['server', 'split'] as const)('bypass attempts against %s', (mode)
       { authorization: ADMIN },
       { 'x-angos-context': forged },
       { 'x-angos-context': forged, 'x-angos-internal-token': 'not-the-token' },
+      // The token itself no longer opens registry-api: only a signature made with it does.
+      { 'x-angos-context': forged, 'x-angos-internal-token': registry.internal?.token ?? '' },
+      {
+        'x-angos-context': forged,
+        'x-angos-signature': `t=${Date.now()},n=forged-nonce-000000,s=${'0'.repeat(64)}`,
+      },
     ];
     for (const headers of attempts) {
       const response = await fetch(`${internal}/v2/team/app/manifests/v1`, { headers });

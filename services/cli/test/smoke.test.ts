@@ -50,7 +50,7 @@ describe('angos server (spawned)', () => {
 });
 
 describe('angos gateway + angos registry-api (spawned)', () => {
-  it('serves /v2/ through the gateway; registry-api refuses requests without the token', async () => {
+  it('serves /v2/ through the gateway; registry-api refuses requests the gateway did not sign', async () => {
     const gatewayPort = await freePort();
     const apiPort = await freePort();
     const token = randomBytes(24).toString('hex');
@@ -75,13 +75,13 @@ describe('angos gateway + angos registry-api (spawned)', () => {
     expect(((await direct.json()) as { errors: { code: string }[] }).errors[0]?.code).toBe('UNAUTHORIZED');
 
     const forged = await fetch(`http://127.0.0.1:${apiPort}/v2/`, {
-      headers: { 'x-angos-internal-token': 'not-the-token' },
+      headers: { 'x-angos-signature': `t=${Date.now()},n=forged-nonce-000000,s=${'0'.repeat(64)}` },
     });
     expect(forged.status).toBe(401);
 
-    // A forged token sent to the gateway is stripped, and the gateway's own is used.
+    // A forged signature sent to the gateway is stripped, and the gateway signs the request itself.
     const throughGateway = await fetch(`http://127.0.0.1:${gatewayPort}/v2/`, {
-      headers: { 'x-angos-internal-token': 'not-the-token' },
+      headers: { 'x-angos-signature': 'forged' },
     });
     expect(throughGateway.status).toBe(200);
 

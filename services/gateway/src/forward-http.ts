@@ -10,10 +10,12 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import {
   announcesBody,
   CONTEXT_HEADER,
+  createRequestSigner,
   encodeContext,
   INTERNAL_HEADER_PREFIX,
-  INTERNAL_TOKEN_HEADER,
   type RequestContext,
+  type RequestSigner,
+  SIGNATURE_HEADER,
 } from '@angos/http';
 import type { Logger } from '@angos/observability';
 import type { Forwarder } from './forwarder.js';
@@ -22,6 +24,7 @@ import { sendUpstreamUnavailable } from './upstream-error.js';
 export interface HttpUpstreamOptions {
   /** Base URL of registry-api (`http://registry-api:8000`). */
   readonly url: string;
+  /** `[services] internal_token`: the signing key of every forwarded request is derived from it. */
   readonly internalToken: string;
   readonly logger: Logger;
   /** How long establishing a connection may take before the request fails with 502. */
@@ -47,6 +50,13 @@ const HOP_BY_HOP = new Set([
   'expect',
 ]);
 
+/**
+ * The client's credentials: the gateway has used them, and registry-api needs only the identity it
+ * receives in the signed context. Forwarding them would hand a password or token to one more
+ * process (and its logs) for nothing. (Proxy-Authorization is hop-by-hop above.)
+ */
+const CLIENT_CREDENTIALS = new Set(['authorization', 'cookie']);
+
 function connectionTokens(headers: IncomingHttpHeaders): Set<string> {
   const value = headers.connection;
   if (value === undefined) return new Set();
@@ -63,18 +73,26 @@ function endToEndHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
   return out;
 }
 
-function requestHeaders(req: IncomingMessage, token: string, context: RequestContext): OutgoingHttpHeaders {
+function requestHeaders(
+  req: IncomingMessage,
+  sign: RequestSigner,
+  context: RequestContext,
+): OutgoingHttpHeaders {
   const headers = endToEndHeaders(req.headers);
   for (const name of Object.keys(headers)) {
     // The gateway strips these on entry; this keeps the forwarder safe on its own.
-    if (name.startsWith(INTERNAL_HEADER_PREFIX)) delete headers[name];
+    if (name.startsWith(INTERNAL_HEADER_PREFIX) || CLIENT_CREDENTIALS.has(name)) delete headers[name];
   }
   // A body of unknown length is re-chunked: Node frames it once the header says so.
   if (req.headers['transfer-encoding'] !== undefined && req.headers['content-length'] === undefined) {
     headers['transfer-encoding'] = 'chunked';
   }
-  headers[INTERNAL_TOKEN_HEADER] = token;
-  headers[CONTEXT_HEADER] = encodeContext(context);
+  const encoded = encodeContext(context);
+  headers[CONTEXT_HEADER] = encoded;
+  // Signed over the target registry-api routes on, without registry_api_url's path prefix (a proxy
+  // in between may strip it). Signed now, not when a connection frees up: a request that waits for
+  // one longer than the signature window is refused.
+  headers[SIGNATURE_HEADER] = sign(req.method ?? 'GET', req.url ?? '/', encoded);
   return headers;
 }
 
@@ -99,6 +117,7 @@ export function createHttpForwarder(options: HttpUpstreamOptions): Forwarder {
   const pathPrefix = base.pathname.replace(/\/+$/, '');
   const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const { logger } = options;
+  const sign = createRequestSigner(options.internalToken);
 
   return (req: IncomingMessage, res: ServerResponse, context: RequestContext) =>
     new Promise<void>((resolve) => {
@@ -108,7 +127,7 @@ export function createHttpForwarder(options: HttpUpstreamOptions): Forwarder {
         port: base.port,
         method: req.method,
         path: pathPrefix + (req.url ?? '/'),
-        headers: requestHeaders(req, options.internalToken, context),
+        headers: requestHeaders(req, sign, context),
         agent,
       });
 

@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { request } from 'node:http';
-import { CONTEXT_HEADER, decodeContext, INTERNAL_TOKEN_HEADER } from '@angos/http';
+import { type IncomingMessage, request } from 'node:http';
+import { CONTEXT_HEADER, createInternalVerifier, decodeContext, SIGNATURE_HEADER } from '@angos/http';
 import { afterEach, describe, expect, it } from 'vitest';
 import { ALLOW_ALL, basic, IDENTITIES, listenUpstream, type Running, startGateway } from './helpers.js';
 
@@ -18,7 +18,16 @@ async function track(running: Promise<Running>): Promise<Running> {
 const TOKEN = 'internal-secret';
 
 describe('buildGateway with an HTTP upstream', () => {
-  it('streams the request to registry-api with the token, context and identity, and the response back', async () => {
+  it('streams the request to registry-api signed, with context and identity, and the response back', async () => {
+    // registry-api's own check of the signature, against the same token.
+    const verify = createInternalVerifier(TOKEN);
+    const verifiedContext = (req: IncomingMessage) => {
+      try {
+        return verify(req);
+      } catch (error) {
+        return String(error);
+      }
+    };
     const upstream = await track(
       listenUpstream(async (req, res) => {
         const hash = createHash('sha256');
@@ -33,9 +42,12 @@ describe('buildGateway with an HTTP upstream', () => {
           'x-seen': JSON.stringify({
             method: req.method,
             url: req.url,
-            token: req.headers[INTERNAL_TOKEN_HEADER],
+            verified: verifiedContext(req),
+            signature: req.headers[SIGNATURE_HEADER],
+            token: req.headers['x-angos-internal-token'] ?? null,
             context: decodeContext(String(req.headers[CONTEXT_HEADER])),
             forged: req.headers['x-angos-forged'] ?? null,
+            credentials: [req.headers.authorization, req.headers['proxy-authorization'], req.headers.cookie],
             size,
           }),
         });
@@ -50,7 +62,14 @@ describe('buildGateway with an HTTP upstream', () => {
     const response = await fetch(`${gateway.url}/v2/app/blobs/uploads/?mount=sha256:abc&from=base`, {
       method: 'POST',
       body,
-      headers: { 'x-angos-internal-token': 'forged', 'x-angos-forged': 'yes', authorization: basic('alice') },
+      headers: {
+        'x-angos-internal-token': 'forged',
+        'x-angos-signature': 'forged',
+        'x-angos-forged': 'yes',
+        authorization: basic('alice'),
+        'proxy-authorization': basic('admin'),
+        cookie: 'session=secret',
+      },
     });
     expect(response.status).toBe(201);
     expect(response.headers.get('location')).toBe('/v2/app/blobs/sha256:abc');
@@ -62,12 +81,38 @@ describe('buildGateway with an HTTP upstream', () => {
     expect(seen).toMatchObject({
       method: 'POST',
       url: '/v2/app/blobs/uploads/?mount=sha256:abc&from=base',
-      token: TOKEN,
+      signature: expect.stringMatching(/^t=\d+,n=[\w-]+,s=[0-9a-f]{64}$/),
+      // The static token is no longer sent, and the client's credentials stay at the gateway.
+      token: null,
+      credentials: [null, null, null],
       forged: null,
       size: body.length,
       context: { mountAllowedFrom: ['base'], identity: { id: 'alice', username: 'alice' } },
+      verified: { mountAllowedFrom: ['base'], identity: { id: 'alice', username: 'alice' } },
     });
     expect(seen.context.clientIp).toMatch(/127\.0\.0\.1/);
+  });
+
+  it("signs the target registry-api routes on, without registry_api_url's path prefix", async () => {
+    const verify = createInternalVerifier(TOKEN);
+    const upstream = await track(
+      listenUpstream((req, res) => {
+        // A proxy in front of registry-api strips the prefix it was sent with.
+        const received = req.url ?? '';
+        req.url = received.replace(/^\/internal/, '');
+        try {
+          verify(req);
+          res.end(`verified ${received}`);
+        } catch (error) {
+          res.end(String(error));
+        }
+      }),
+    );
+    const gateway = await track(
+      startGateway({ kind: 'http', url: `${upstream.url}/internal`, internalToken: TOKEN }),
+    );
+    const response = await fetch(`${gateway.url}/v2/app/tags/list?n=10`);
+    expect(await response.text()).toBe('verified /internal/v2/app/tags/list?n=10');
   });
 
   it('streams a chunked request body of unknown length', async () => {

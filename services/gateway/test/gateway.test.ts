@@ -81,7 +81,7 @@ describe('buildGateway with an in-process upstream', () => {
   it('strips x-angos-* headers clients send', async () => {
     const running = await gateway(echo);
     const response = await fetch(`${running.url}/v2/`, {
-      headers: { 'x-angos-internal-token': 'forged', 'X-Angos-Context': 'forged', 'x-other': 'kept' },
+      headers: { 'x-angos-signature': 'forged', 'X-Angos-Context': 'forged', 'x-other': 'kept' },
     });
     const body = (await response.json()) as Echo;
     expect(Object.keys(body.headers).filter((name) => name.startsWith('x-angos-'))).toEqual([]);

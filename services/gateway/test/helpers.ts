@@ -63,7 +63,7 @@ export async function startGateway(
   const current = typeof config === 'function' ? config : () => fixed as Config;
   const auth = createAuth({ config: current, logger: silentLogger, metrics });
   const handler = buildGateway({ auth, logger: silentLogger, metrics, upstream, ...extra });
-  const running = await listen(createHttpServer(handler, { requestTimeoutSecs: 30, logger: silentLogger }));
+  const running = await listen(createHttpServer(handler, { logger: silentLogger }));
   return {
     ...running,
     metrics,

@@ -1,6 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from '@angos/config';
-import { acceptInternalRequest, getContext, type Handler, type RequestContext, sendError } from '@angos/http';
+import {
+  createInternalVerifier,
+  getContext,
+  type Handler,
+  type RequestContext,
+  sendError,
+} from '@angos/http';
 import type { Logger } from '@angos/observability';
 import { allowedMethods, OciError, parseRoute, type Route } from '@angos/oci';
 import type { Registry } from '@angos/registry';
@@ -13,8 +19,8 @@ import { cancelUpload, completeUpload, patchUpload, startUpload, uploadStatus } 
 
 /**
  * How registry-api knows a request passed the gateway: in one process the
- * gateway hands it over directly; split, the gateway proves it with the
- * shared `[services] internal_token`.
+ * gateway hands it over directly; split, the gateway signs each request with a
+ * key derived from the shared `[services] internal_token`.
  */
 export type Trust = { kind: 'in-process' } | { kind: 'internal-token'; token: string };
 
@@ -54,7 +60,7 @@ export function buildRegistryApi(deps: RegistryApiDeps): Handler {
 
 function trustCheck(trust: Trust): (req: IncomingMessage) => RequestContext {
   if (trust.kind === 'in-process') return getContext;
-  return (req) => acceptInternalRequest(req, trust.token);
+  return createInternalVerifier(trust.token);
 }
 
 async function dispatch(ctx: RouteContext, route: Route, method: string): Promise<void> {

@@ -1,3 +1,11 @@
+import {
+  CONTEXT_HEADER,
+  deriveSigningKey,
+  encodeContext,
+  formatSignature,
+  SIGNATURE_HEADER,
+  SIGNATURE_WINDOW_MS,
+} from '@angos/http';
 import { keyFor } from '@angos/storage';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -811,17 +819,72 @@ describe.each(BACKENDS)('on $name storage', (backend: Backend) => {
     });
 
     describe('split deployment trust', () => {
-      it('refuses requests that do not carry the internal token', async () => {
-        api = await start('', { kind: 'internal-token', token: 's3cret-token' });
-        const bare = await api.send('GET', '/v2/');
-        expect(bare.status).toBe(401);
-        expect(errorCode(bare)).toBe('UNAUTHORIZED');
-        expect(
-          (await api.send('GET', '/v2/', { headers: { 'x-angos-internal-token': 'wrong' } })).status,
-        ).toBe(401);
-        expect(
-          (await api.send('GET', '/v2/', { headers: { 'x-angos-internal-token': 's3cret-token' } })).status,
-        ).toBe(200);
+      const token = 's3cret-token-0123456789';
+      const key = deriveSigningKey(token);
+      const anonymous = encodeContext({ clientIp: '192.0.2.7' });
+      let nonces = 0;
+      /** The headers the gateway sends for this request, signed `ageMs` ago. */
+      const signedHeaders = (method: string, target: string, context = anonymous, ageMs = 0) => {
+        nonces += 1;
+        const nonce = `test-nonce-${String(nonces).padStart(8, '0')}`;
+        const timestamp = Date.now() - ageMs;
+        return {
+          [CONTEXT_HEADER]: context,
+          [SIGNATURE_HEADER]: formatSignature(key, { method, target, context, timestamp, nonce }),
+        };
+      };
+
+      beforeEach(async () => {
+        api = await start('', { kind: 'internal-token', token });
+      });
+
+      it('serves a request the gateway signed', async () => {
+        expect((await api.send('GET', '/v2/', { headers: signedHeaders('GET', '/v2/') })).status).toBe(200);
+        const target = '/v2/t/img/tags/list?n=1';
+        expect((await api.send('GET', target, { headers: signedHeaders('GET', target) })).status).toBe(404);
+      });
+
+      it('refuses requests without a valid signature with 401 UNAUTHORIZED, the old static token included', async () => {
+        const attempts: Record<string, string>[] = [
+          {},
+          { 'x-angos-internal-token': token },
+          { 'x-angos-internal-token': token, [CONTEXT_HEADER]: anonymous },
+          { [SIGNATURE_HEADER]: 'forged' },
+          { authorization: 'Basic YWRtaW46YWRtaW4=' },
+        ];
+        for (const headers of attempts) {
+          const reply = await api.send('GET', '/v2/', { headers });
+          expect(reply.status, JSON.stringify(headers)).toBe(401);
+          expect(errorCode(reply)).toBe('UNAUTHORIZED');
+        }
+      });
+
+      it('refuses a signed request sent to another path or with another query', async () => {
+        const headers = signedHeaders('GET', '/v2/t/img/tags/list?n=1');
+        expect((await api.send('GET', '/v2/other/img/tags/list?n=1', { headers })).status).toBe(401);
+        expect((await api.send('GET', '/v2/t/img/tags/list?n=1000', { headers })).status).toBe(401);
+        expect((await api.send('DELETE', '/v2/t/img/tags/list?n=1', { headers })).status).toBe(401);
+      });
+
+      it('refuses a signed request whose context was changed', async () => {
+        const headers = signedHeaders('POST', '/v2/t/img/blobs/uploads/?mount=sha256:abc&from=secret');
+        const widened = encodeContext({ clientIp: '192.0.2.7', mountAllowedFrom: ['secret'] });
+        const reply = await api.send('POST', '/v2/t/img/blobs/uploads/?mount=sha256:abc&from=secret', {
+          headers: { ...headers, [CONTEXT_HEADER]: widened },
+        });
+        expect(reply.status).toBe(401);
+        expect(errorCode(reply)).toBe('UNAUTHORIZED');
+      });
+
+      it('refuses a request replayed, within the window or after it', async () => {
+        const headers = signedHeaders('GET', '/v2/');
+        expect((await api.send('GET', '/v2/', { headers })).status).toBe(200);
+        expect((await api.send('GET', '/v2/', { headers })).status).toBe(401);
+        // A request captured 31 s ago is refused even though its nonce was never seen.
+        const old = signedHeaders('GET', '/v2/', anonymous, SIGNATURE_WINDOW_MS + 1_000);
+        const stale = await api.send('GET', '/v2/', { headers: old });
+        expect(stale.status).toBe(401);
+        expect(errorCode(stale)).toBe('UNAUTHORIZED');
       });
     });
 

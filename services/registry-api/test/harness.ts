@@ -207,7 +207,7 @@ export async function startApi(
       if (trust.kind === 'in-process') setContext(req, { clientIp: '127.0.0.1', mountAllowedFrom });
       return handler(req, res);
     },
-    { requestTimeoutSecs: 60, logger: silentLogger },
+    { logger: silentLogger },
   );
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const { port } = server.address() as AddressInfo;

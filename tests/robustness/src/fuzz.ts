@@ -11,6 +11,7 @@ import { access, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { type ConnectionOptions, connect as connectTls } from 'node:tls';
 import { cliEntry, freePort } from '@angos/test-support';
 
 export interface FuzzOptions {
@@ -27,13 +28,13 @@ export interface FuzzReport {
 }
 
 /** One request as bytes, and whether the server owes it an answer (a cut-off body is owed none). */
-interface FuzzCase {
+export interface FuzzCase {
   readonly label: string;
   readonly bytes: Buffer;
   readonly answered: boolean;
 }
 
-function random(seed: number): () => number {
+export function random(seed: number): () => number {
   let state = seed;
   return () => {
     state = (state + 0x6d2b79f5) | 0;
@@ -130,7 +131,13 @@ function pick<T>(next: () => number, items: readonly T[]): T {
   return items[Math.floor(next() * items.length)]!;
 }
 
-function request(method: string, path: string, headers: string, body: string, framing: string): FuzzCase {
+export function request(
+  method: string,
+  path: string,
+  headers: string,
+  body: string,
+  framing: string,
+): FuzzCase {
   const length = Buffer.byteLength(body);
   const head = (contentLength: string) =>
     `${method} ${path} HTTP/1.1\r\nHost: fuzz\r\n${headers}${contentLength}Connection: close\r\n\r\n`;
@@ -172,19 +179,26 @@ function generate(next: () => number): FuzzCase {
   return request(method, path, pick(next, HEADERS), body, framing);
 }
 
-/** Writes one case on a new connection; returns the status, or what went wrong. */
-function exchange(
+/**
+ * Writes one case on a new connection (TLS with `tls`, e.g. to present a client certificate);
+ * returns the status, or what went wrong.
+ */
+export function exchange(
   port: number,
   fuzzCase: FuzzCase,
+  tls?: ConnectionOptions,
 ): Promise<{ status?: number; body?: string; problem?: string }> {
   return new Promise((resolve) => {
-    const socket = connect(port, '127.0.0.1');
+    const socket =
+      tls === undefined
+        ? connect(port, '127.0.0.1')
+        : connectTls({ ...tls, port, host: '127.0.0.1', rejectUnauthorized: false });
     const chunks: Buffer[] = [];
     const timer = setTimeout(() => {
       socket.destroy();
       resolve({ problem: 'no answer within 10 s' });
     }, 10_000);
-    socket.on('connect', () => {
+    socket.on(tls === undefined ? 'connect' : 'secureConnect', () => {
       socket.write(fuzzCase.bytes);
       if (!fuzzCase.answered) {
         // Give up on the request mid-body, as a client that dies would.
@@ -208,7 +222,15 @@ function exchange(
   });
 }
 
-async function startServer(configPath: string, port: number, cwd: string): Promise<ChildProcess> {
+/**
+ * Starts `angos server` and waits until GET /v2/ answers `readyStatus` (over TLS with `tls`).
+ */
+export async function startServer(
+  configPath: string,
+  port: number,
+  cwd: string,
+  { readyStatus = 200, tls }: { readyStatus?: number; tls?: ConnectionOptions } = {},
+): Promise<ChildProcess> {
   const child = spawn(
     process.execPath,
     [cliEntry(), '-c', configPath, 'server', '--listen', `127.0.0.1:${port}`],
@@ -220,8 +242,8 @@ async function startServer(configPath: string, port: number, cwd: string): Promi
   );
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
-    const reply = await exchange(port, request('GET', '/v2/', '', '', 'plain'));
-    if (reply.status === 200) return child;
+    const reply = await exchange(port, request('GET', '/v2/', '', '', 'plain'), tls);
+    if (reply.status === readyStatus) return child;
     if (child.exitCode !== null) throw new Error('registry exited during startup');
     await new Promise((resolve) => setTimeout(resolve, 50));
   }

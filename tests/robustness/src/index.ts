@@ -1,4 +1,5 @@
 export { type CrashLoopOptions, type CrashLoopReport, crashLoop } from './crashloop.js';
 export { type FuzzOptions, type FuzzReport, fuzz } from './fuzz.js';
+export { type AuthFuzzOptions, fuzzAuth } from './fuzz-auth.js';
 export { type S3Location, s3StorageToml } from './s3-toml.js';
 export { type SoakOptions, type SoakReport, type SoakSample, soak } from './soak.js';

@@ -1,7 +1,8 @@
 /**
  * The token and key cache (`[cache]`): JWKS documents, OIDC discovery documents and webhook
- * decisions. In memory by default, in Redis with `[cache.redis]` so replicas share it. A cache is
- * an optimisation, never a source of truth: a failing backend behaves as a miss.
+ * decisions. In memory by default, in Redis with `[cache.redis]` and its `hmac_key` so replicas
+ * share it, every entry authenticated (authenticated.ts). A cache is an optimisation, never a
+ * source of truth: a failing backend, or an entry that fails its check, behaves as a miss.
  */
 export interface AuthCache {
   /** The value stored under `key`, or undefined when absent, expired or unreachable. */

@@ -7,6 +7,14 @@ export type TokenVerdict =
   | { readonly valid: true; readonly identity: OidcIdentity }
   | { readonly valid: false; readonly reason: string };
 
+/**
+ * A compact JWS: three base64url segments, nothing else. jose's decoder skips characters outside
+ * the alphabet (white space in the signature decoded to the same bytes), so a token altered that
+ * way would verify; it is refused before being decoded. An empty signature gets through here to
+ * be refused for its algorithm (`none`), which says more.
+ */
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
+
 function invalid(reason: string): TokenVerdict {
   return { valid: false, reason };
 }
@@ -41,6 +49,7 @@ export class OidcProvider {
   }
 
   async verify(token: string): Promise<TokenVerdict> {
+    if (!COMPACT_JWS.test(token)) return invalid('malformed token');
     let alg: unknown;
     try {
       alg = decodeProtectedHeader(token).alg;

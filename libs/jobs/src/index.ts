@@ -1,0 +1,28 @@
+export { DEFAULT_RETRY_POLICY, type RetryPolicy, retryDelayMs } from './backoff.js';
+export {
+  CorruptRecordError,
+  ENVELOPE_VERSION,
+  type FailedJob,
+  isJobId,
+  isQueueName,
+  type JobEnvelope,
+} from './envelope.js';
+export { TerminalJobError } from './errors.js';
+export {
+  type EnqueueOptions,
+  type EnqueueResult,
+  JobQueue,
+  type JobQueueOptions,
+  type Page,
+  type PageOptions,
+  type PendingJob,
+} from './queue.js';
+export {
+  type JobContext,
+  type JobFinished,
+  type JobHandler,
+  type JobOutcome,
+  JobRunner,
+  type JobRunnerOptions,
+  type QueuePool,
+} from './runner.js';
