@@ -12,7 +12,6 @@ export {
   type Enqueue,
   instrumentedEnqueue,
   JOB_DURATION_BUCKETS,
-  jobMetrics,
   type QueueGaugeOptions,
   type QueueGauges,
   recordJobFinished,

@@ -9,7 +9,7 @@ export const JOB_DURATION_BUCKETS = [0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300
  * The job queue metrics, in one place: the four of the configuration reference with its names
  * and labels, and the per-queue duration and outcome of the runs.
  */
-export function jobMetrics(metrics: Metrics) {
+function jobMetrics(metrics: Metrics) {
   return {
     pending: metrics.gauge({
       name: 'angos_job_queue_pending',
