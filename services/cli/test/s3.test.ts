@@ -133,7 +133,7 @@ describe('angos scrub', () => {
     const badDuration = await runAngos(['-c', ws.configPath, 'scrub', '--multipart', '1 hour']);
     expect(badDuration.code).toBe(1);
     expect(badDuration.stderr).toContain(
-      '--multipart: invalid duration "1 hour" (expected e.g. 30m, 1h, 2d)',
+      '--multipart: invalid duration "1 hour" (expected e.g. 500ms, 30m, 1h, 2d)',
     );
   });
 
