@@ -120,6 +120,8 @@ export class JobRunner {
   /** Per queue: claims of other workers seen at the previous poll (takeover candidates). */
   readonly #seenClaims = new Map<string, Set<string>>();
   readonly #wakeups = new Map<string, () => void>();
+  /** Queues poked while being looked at: looked at again right after. */
+  readonly #poked = new Set<string>();
   /** Per queue: when this runner last tried to take each claim over. */
   readonly #takeoverTried = new Map<string, Map<string, number>>();
   /** Queues with a takeover attempt in flight (one at a time). */
@@ -176,6 +178,15 @@ export class JobRunner {
     await settlesWithin(this.#allInFlight(), ABORT_WAIT_MS);
   }
 
+  /**
+   * Looks at a queue now rather than at the next poll: a job was just enqueued in this process.
+   * A poke while the queue is being looked at makes another look follow at once.
+   */
+  poke(queue: string): void {
+    this.#poked.add(queue);
+    this.#wakeups.get(queue)?.();
+  }
+
   #allInFlight(): Promise<unknown> {
     return Promise.all([...this.#inFlight.values()].flatMap((jobs) => [...jobs.values()]));
   }
@@ -183,12 +194,14 @@ export class JobRunner {
   async #loop(pool: QueuePool): Promise<void> {
     while (!this.#stopping) {
       let waitMs = this.#pollIntervalMs;
+      this.#poked.delete(pool.name);
       try {
         waitMs = await this.#poll(pool);
       } catch (error) {
         this.#logger.warn('job queue poll failed', { queue: pool.name, error: String(error) });
       }
       if (this.#stopping) return;
+      if (this.#poked.has(pool.name)) continue;
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, waitMs);
         this.#wakeups.set(pool.name, () => {

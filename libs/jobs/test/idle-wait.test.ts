@@ -39,13 +39,18 @@ afterEach(async () => {
   runner = undefined;
 });
 
-function start(store: MetadataStore, finished: JobFinished[], maxIdleWaitMs?: number): void {
+function start(
+  store: MetadataStore,
+  finished: JobFinished[],
+  maxIdleWaitMs?: number,
+  pollIntervalMs = POLL_MS,
+): void {
   runner = new JobRunner({
     queue: new JobQueue({ store }),
     locks: new MemoryLockManager(),
     pools: [{ name: Q, concurrency: 1 }],
     handlers: [{ kind: 'noop', run: async () => {} }],
-    pollIntervalMs: POLL_MS,
+    pollIntervalMs,
     maxIdleWaitMs,
     onJobFinished: (event) => finished.push(event),
   });
@@ -83,6 +88,19 @@ describe('JobRunner idle wait', () => {
     while (looks() < 4 && Date.now() < deadline) await sleep(10);
     expect(looks()).toBeGreaterThanOrEqual(4);
     await new JobQueue({ store }).enqueue(Q, 'noop', 'k', {});
+    while (finished.length === 0 && Date.now() < deadline) await sleep(10);
+    expect(finished).toHaveLength(1);
+  });
+
+  it('looks at once when poked (a job enqueued in this process), whatever the poll interval', async () => {
+    const { store, looks } = countingStore();
+    const finished: JobFinished[] = [];
+    start(store, finished, undefined, 3600_000);
+    const deadline = Date.now() + 20_000;
+    // Poked at any point of the first look, or after it: both must lead to another look.
+    while (looks() < 1 && Date.now() < deadline) await sleep(1);
+    await new JobQueue({ store }).enqueue(Q, 'noop', 'k', {});
+    runner?.poke(Q);
     while (finished.length === 0 && Date.now() < deadline) await sleep(10);
     expect(finished).toHaveLength(1);
   });

@@ -28,6 +28,8 @@ export interface JobDrain {
   readonly inFlight: number;
   /** True while a runner claims jobs. */
   readonly claiming: boolean;
+  /** Has the current runner look at `queue` now (a job was just enqueued in this process). */
+  poke(queue: string): void;
   /**
    * Stops claiming, waits for the jobs in flight up to `graceMs`, then cancels them (their locks
    * are released, or lapse, and other workers retry them), and closes what the runners held.
@@ -120,6 +122,9 @@ export async function startJobDrain(options: JobDrainOptions): Promise<JobDrain>
     },
     get claiming() {
       return current !== undefined && stopping === undefined;
+    },
+    poke(queue) {
+      if (stopping === undefined) current?.runner.poke(queue);
     },
     stop(graceMs) {
       stopping ??= (async () => {

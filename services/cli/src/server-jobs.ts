@@ -14,6 +14,13 @@ import type { MetadataStore } from '@angos/storage';
 import { startJobDrain } from './job-drain.js';
 import { gaugeSettings, JOB_QUEUE_NAMES, jobHandlers, jobPools } from './jobs.js';
 
+/**
+ * Between two looks at a queue by a server's own drain. Longer than a worker's 1 s: every look
+ * is two listings (on S3, two LIST requests per queue), paid by every idle server, and the jobs
+ * this process enqueues are looked at at once anyway.
+ */
+const IN_PROCESS_POLL_INTERVAL_MS = 5000;
+
 export interface ServerJobsDeps {
   readonly config: () => Config;
   readonly logger: Logger;
@@ -41,7 +48,13 @@ export interface ServerJobs {
 export async function startServerJobs(deps: ServerJobsDeps): Promise<ServerJobs> {
   const logger = deps.logger.child('angos::jobs');
   const queue = new JobQueue({ store: deps.metadata, logger });
-  const enqueue = instrumentedEnqueue(queue, deps.metrics);
+  const counted = instrumentedEnqueue(queue, deps.metrics);
+  // A job enqueued here runs at once; the slower poll only finds those of other replicas.
+  const enqueue: Enqueue = async (name, ...rest) => {
+    const result = await counted(name, ...rest);
+    drain.poke(name);
+    return result;
+  };
   const onJobFinished = recordJobFinished(deps.metrics);
   const drain = await startJobDrain({
     config: deps.config,
@@ -55,6 +68,7 @@ export async function startServerJobs(deps: ServerJobsDeps): Promise<ServerJobs>
           locks: deps.locks,
           pools: jobPools(config, JOB_QUEUE_NAMES),
           handlers,
+          pollIntervalMs: IN_PROCESS_POLL_INTERVAL_MS,
           logger,
           onJobFinished,
         }),
