@@ -29,10 +29,6 @@ const perRepository =
 
 const NOT_YET_SUPPORTED: readonly FeatureRow[] = [
   {
-    feature: 'global.job_queue',
-    enabledAt: (c) => when(c.global.job_queue !== undefined, ['global', 'job_queue']),
-  },
-  {
     feature: 'global.retention_policy.rules',
     enabledAt: (c) =>
       when(c.global.retention_policy.rules.length > 0, ['global', 'retention_policy', 'rules']),

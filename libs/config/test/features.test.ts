@@ -83,7 +83,6 @@ sampling_rate = 0.1
 enabled = true
 `);
     expect(unsupportedFeatures(config)).toEqual([
-      'global.job_queue',
       'global.retention_policy.rules',
       'global.event_webhooks',
       'repository."docker-io".upstream',

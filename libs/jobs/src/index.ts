@@ -9,6 +9,15 @@ export {
 } from './envelope.js';
 export { TerminalJobError } from './errors.js';
 export {
+  type Enqueue,
+  instrumentedEnqueue,
+  JOB_DURATION_BUCKETS,
+  type QueueGaugeOptions,
+  type QueueGauges,
+  recordJobFinished,
+  startQueueGauges,
+} from './metrics.js';
+export {
   type EnqueueOptions,
   type EnqueueResult,
   JobQueue,

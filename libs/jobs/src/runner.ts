@@ -69,6 +69,12 @@ export interface JobRunnerOptions {
   readonly handlers: readonly JobHandler<any>[];
   /** Between two looks at a queue (default 1 s); a finished job triggers one at once. */
   readonly pollIntervalMs?: number | undefined;
+  /**
+   * When a queue holds only backed-off jobs (none ready, none claimed), the next look waits until
+   * the soonest one is due, but at most this long (default 60 s; never less than the poll
+   * interval). An idle queue with nothing pending is still looked at every poll interval.
+   */
+  readonly maxIdleWaitMs?: number | undefined;
   /** How long a claimed job waits for its lock (another job of the lock key runs) before it is left for later (default 10 s). */
   readonly lockWaitMs?: number | undefined;
   /** How long a takeover attempt waits for the lock of a claim it suspects dead (default 1 s). */
@@ -100,6 +106,7 @@ export class JobRunner {
   readonly #pools: readonly QueuePool[];
   readonly #handlers = new Map<string, JobHandler<unknown>>();
   readonly #pollIntervalMs: number;
+  readonly #maxIdleWaitMs: number;
   readonly #lockWaitMs: number;
   readonly #takeoverWaitMs: number;
   readonly #retry: RetryPolicy;
@@ -113,6 +120,8 @@ export class JobRunner {
   /** Per queue: claims of other workers seen at the previous poll (takeover candidates). */
   readonly #seenClaims = new Map<string, Set<string>>();
   readonly #wakeups = new Map<string, () => void>();
+  /** Queues poked while being looked at: looked at again right after. */
+  readonly #poked = new Set<string>();
   /** Per queue: when this runner last tried to take each claim over. */
   readonly #takeoverTried = new Map<string, Map<string, number>>();
   /** Queues with a takeover attempt in flight (one at a time). */
@@ -131,6 +140,7 @@ export class JobRunner {
     }
     for (const handler of options.handlers) this.#handlers.set(handler.kind, handler);
     this.#pollIntervalMs = options.pollIntervalMs ?? 1000;
+    this.#maxIdleWaitMs = Math.max(this.#pollIntervalMs, options.maxIdleWaitMs ?? 60_000);
     this.#lockWaitMs = options.lockWaitMs ?? 10_000;
     this.#takeoverWaitMs = options.takeoverWaitMs ?? 1000;
     this.#retry = { ...DEFAULT_RETRY_POLICY, ...options.retry };
@@ -168,20 +178,32 @@ export class JobRunner {
     await settlesWithin(this.#allInFlight(), ABORT_WAIT_MS);
   }
 
+  /**
+   * Looks at a queue now rather than at the next poll: a job was just enqueued in this process.
+   * A poke while the queue is being looked at makes another look follow at once.
+   */
+  poke(queue: string): void {
+    this.#poked.add(queue);
+    this.#wakeups.get(queue)?.();
+  }
+
   #allInFlight(): Promise<unknown> {
     return Promise.all([...this.#inFlight.values()].flatMap((jobs) => [...jobs.values()]));
   }
 
   async #loop(pool: QueuePool): Promise<void> {
     while (!this.#stopping) {
+      let waitMs = this.#pollIntervalMs;
+      this.#poked.delete(pool.name);
       try {
-        await this.#poll(pool);
+        waitMs = await this.#poll(pool);
       } catch (error) {
         this.#logger.warn('job queue poll failed', { queue: pool.name, error: String(error) });
       }
       if (this.#stopping) return;
+      if (this.#poked.has(pool.name)) continue;
       await new Promise<void>((resolve) => {
-        const timer = setTimeout(resolve, this.#pollIntervalMs);
+        const timer = setTimeout(resolve, waitMs);
         this.#wakeups.set(pool.name, () => {
           clearTimeout(timer);
           resolve();
@@ -190,11 +212,14 @@ export class JobRunner {
     }
   }
 
-  /** One look at a queue: one listing of `pending/` and one of `claims/`, reads only of what it starts. */
-  async #poll(pool: QueuePool): Promise<void> {
+  /**
+   * One look at a queue: one listing of `pending/` and one of `claims/`, reads only of what it
+   * starts. Resolves with how long to wait before the next look (see `maxIdleWaitMs`).
+   */
+  async #poll(pool: QueuePool): Promise<number> {
     const queue = pool.name;
     const running = this.#inFlight.get(queue) as Map<string, Promise<void>>;
-    if (running.size >= pool.concurrency) return;
+    if (running.size >= pool.concurrency) return this.#pollIntervalMs; // a finishing job wakes the loop
     const store = this.#queue.store;
     const names = await store.list(paths.pendingDir(queue));
     const claimIds = await store.list(paths.claimsDir(queue));
@@ -206,11 +231,17 @@ export class JobRunner {
       if (id !== undefined) namesById.set(id, [...(namesById.get(id) ?? []), name]);
     }
     const nowMs = this.#queue.now();
+    let anyReady = false;
+    let soonestMs: number | undefined;
     for (const name of names) {
       if (this.#stopping || running.size >= pool.concurrency) break;
       const parsed = parsePendingName(name);
       if (parsed === undefined) continue; // not a job key; never read, never blocks anything
-      if (parsed.notBeforeMs > nowMs) break; // names sort by not-before: nothing further is ready
+      if (parsed.notBeforeMs > nowMs) {
+        soonestMs = parsed.notBeforeMs;
+        break; // names sort by not-before: nothing further is ready
+      }
+      anyReady = true;
       const { id } = parsed;
       if (running.has(id) || claimed.has(id)) continue;
       const versions = namesById.get(id) as string[];
@@ -219,6 +250,10 @@ export class JobRunner {
       this.#track(queue, id, () => this.#claimAndRun(queue, id, newest, versions.slice(0, -1)));
     }
     this.#maybeTakeOver(pool, claimIds);
+    // Only backed-off jobs: nothing can start before the soonest is due. With claims about, the
+    // next polls are takeover checks and keep their pace.
+    if (anyReady || soonestMs === undefined || claimIds.length > 0) return this.#pollIntervalMs;
+    return Math.min(Math.max(soonestMs - nowMs, this.#pollIntervalMs), this.#maxIdleWaitMs);
   }
 
   /**

@@ -4,6 +4,7 @@ import { commandSpec, GLOBAL_FLAGS } from './commands/flags.js';
 import type { GlobalOptions } from './commands/global.js';
 import { scrubCommand } from './commands/scrub.js';
 import { serviceCommand } from './commands/service-command.js';
+import { workerCommand } from './commands/worker.js';
 import { yargsOption } from './commands/yargs-flags.js';
 import { CliError, failureLines } from './errors.js';
 import { versionLine } from './version.js';
@@ -32,6 +33,7 @@ function parser(args: readonly string[]) {
     .command(serviceCommand('registry-api'))
     .command(serviceCommand('gateway'))
     .command(scrubCommand)
+    .command(workerCommand)
     .command(argonCommand)
     .command('help', commandSpec('help').describe, {}, () => {
       cli.showHelp('log');

@@ -26,6 +26,7 @@ import {
 } from '@angos/storage';
 import { startBackgroundGc } from './background-gc.js';
 import { CliError } from './errors.js';
+import { type ServerJobs, startServerJobs } from './server-jobs.js';
 
 /**
  * Builds the application of each command from the configuration. No listening, and no I/O beyond
@@ -43,6 +44,11 @@ export interface AppDeps {
 
 export interface App {
   readonly handler: Handler;
+  /**
+   * Stops the background work that takes time to wind down (the in-process job drain), waiting up
+   * to `graceMs` for it; runs while requests drain, before `close`.
+   */
+  readonly quiesce?: (graceMs: number) => Promise<void>;
   /** Releases what the application holds open (connections to Redis, webhooks), after draining. */
   readonly close?: () => Promise<void>;
 }
@@ -230,7 +236,7 @@ export async function createLocks(
 /** The registry core over the configured storage and locks; `storage.close()` releases both. */
 export async function openRegistry(
   deps: Pick<AppDeps, 'config' | 'logger' | 'metrics'>,
-): Promise<{ registry: Registry; storage: StorageFromConfig }> {
+): Promise<{ registry: Registry; storage: StorageFromConfig; locks: LockManager }> {
   const initial = deps.config();
   const opened = await openStorage(initial, deps.logger);
   let locks: LockManager;
@@ -255,24 +261,33 @@ export async function openRegistry(
     config: deps.config,
     logger: deps.logger,
   });
-  return { registry, storage };
+  return { registry, storage, locks };
 }
 
 /**
- * The registry of a serving process, with garbage collection running beside the requests (never
- * inside them); the collector stops before the storage closes.
+ * The registry of a serving process, with garbage collection and the job queue running beside
+ * the requests (never inside them); both stop before the storage closes.
  */
 async function createRegistryFromConfig(
   deps: AppDeps,
-): Promise<{ registry: Registry; storage: StorageFromConfig }> {
-  const { registry, storage } = await openRegistry(deps);
+): Promise<{ registry: Registry; storage: StorageFromConfig; jobs: ServerJobs }> {
+  const { registry, storage, locks } = await openRegistry(deps);
+  let jobs: ServerJobs;
+  try {
+    jobs = await startServerJobs({ ...deps, registry, metadata: storage.metadata, locks });
+  } catch (error) {
+    await storage.close();
+    throw error;
+  }
   const gc = startBackgroundGc(registry, deps.config, deps.logger.child('angos::gc'));
   return {
     registry,
+    jobs,
     storage: {
       ...storage,
       async close() {
         await gc.stop();
+        await jobs.stop(0); // after quiesce: returns at once; otherwise cancels what still runs
         await storage.close();
       },
     },
@@ -285,7 +300,7 @@ function readiness(deps: AppDeps, registry?: Registry): () => Promise<boolean> {
 
 /** `angos server`: gateway and registry-api in one process, no hop between them. */
 export async function composeServer(deps: AppDeps): Promise<App> {
-  const { registry, storage } = await createRegistryFromConfig(deps);
+  const { registry, storage, jobs } = await createRegistryFromConfig(deps);
   const api = buildRegistryApi({
     registry,
     config: deps.config,
@@ -302,6 +317,7 @@ export async function composeServer(deps: AppDeps): Promise<App> {
   });
   return {
     handler,
+    quiesce: (graceMs) => jobs.stop(graceMs),
     async close() {
       await auth.close();
       await storage.close();
@@ -311,7 +327,7 @@ export async function composeServer(deps: AppDeps): Promise<App> {
 
 /** `angos registry-api`: the OCI API, accepting only requests the gateway vouches for. */
 export async function composeRegistryApi(deps: AppDeps, internalToken: string): Promise<App> {
-  const { registry, storage } = await createRegistryFromConfig(deps);
+  const { registry, storage, jobs } = await createRegistryFromConfig(deps);
   const api = buildRegistryApi({
     registry,
     config: deps.config,
@@ -324,6 +340,7 @@ export async function composeRegistryApi(deps: AppDeps, internalToken: string): 
       logger: deps.logger,
       ready: readiness(deps, registry),
     }),
+    quiesce: (graceMs) => jobs.stop(graceMs),
     close: () => storage.close(),
   };
 }

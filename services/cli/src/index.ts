@@ -17,11 +17,13 @@ export {
   storesOptions,
 } from './compose.js';
 export { CliError, failureLines } from './errors.js';
-export { formatAddress, type ListenAddress, parseListen } from './listen.js';
+export { isJobQueueName, JOB_QUEUE_NAMES, JOB_QUEUES, type JobQueueName } from './jobs.js';
+export { formatAddress, type ListenAddress, listenOn, parseListen } from './listen.js';
 export { createLiveConfig, type LiveConfig, retainKeys } from './live-config.js';
 export { type RunningService, type ServiceKind, type StartServiceOptions, startService } from './service.js';
 export { signalExitStatus } from './shutdown.js';
 export { type BuildInfo, buildInfo, versionLine } from './version.js';
+export { type RunningWorker, type StartWorkerOptions, startWorker, WORKER_PORT } from './worker.js';
 
 import type { Logger } from '@angos/observability';
 import { type RunningService, startService } from './service.js';

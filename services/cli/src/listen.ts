@@ -1,4 +1,6 @@
-import { isIP } from 'node:net';
+import { once } from 'node:events';
+import type { Server } from 'node:http';
+import { type AddressInfo, isIP } from 'node:net';
 import { CliError } from './errors.js';
 
 export interface ListenAddress {
@@ -39,4 +41,29 @@ export function parseListen(value: string): ListenAddress {
 /** `host:port`, with IPv6 hosts in brackets. */
 export function formatAddress(address: ListenAddress): string {
   return isIP(address.host) === 6 ? `[${address.host}]:${address.port}` : `${address.host}:${address.port}`;
+}
+
+/** Listens on `address`; a CliError saying why when it cannot (in use, not allowed, not here). */
+export async function listenOn(
+  server: Server,
+  address: ListenAddress,
+): Promise<{ host: string; port: number }> {
+  server.listen(address.port, address.host);
+  try {
+    await once(server, 'listening');
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    const where = formatAddress(address);
+    const reason =
+      code === 'EADDRINUSE'
+        ? 'address already in use'
+        : code === 'EACCES'
+          ? 'permission denied'
+          : code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND'
+            ? 'address not available on this host'
+            : (error as Error).message;
+    throw new CliError([`cannot listen on ${where}: ${reason}`]);
+  }
+  const bound = server.address() as AddressInfo;
+  return { host: bound.address, port: bound.port };
 }

@@ -3,20 +3,12 @@ import type { Logger } from '@angos/observability';
 import { createMetrics } from '@angos/observability';
 import type { GcReport } from '@angos/registry';
 import { openRegistry, storesOptions } from './compose.js';
+import { parseDurationMs } from './duration.js';
 import { CliError } from './errors.js';
 
-/** `30m`, `1h`, `2d`, or several at once (`1h30m`). */
-const DURATION = /^(?:\d+[smhd])+$/;
-const UNIT_SECS: Readonly<Record<string, number>> = { s: 1, m: 60, h: 3600, d: 86_400 };
-
-/** Seconds in a scrub duration (`1h`, `30m`, `2d`, `1h30m`); CliError naming the flag otherwise. */
+/** Seconds in a scrub `<duration>` (`1h`, `30m`, `2d`, `1h30m`); CliError naming the flag otherwise. */
 export function parseDuration(flag: string, text: string): number {
-  if (!DURATION.test(text)) {
-    throw new CliError([`--${flag}: invalid duration "${text}" (expected e.g. 30m, 1h, 2d)`]);
-  }
-  let secs = 0;
-  for (const [, amount, unit] of text.matchAll(/(\d+)([smhd])/g)) secs += Number(amount) * UNIT_SECS[unit!]!;
-  return secs;
+  return parseDurationMs(flag, text) / 1000;
 }
 
 export interface MultipartScrubResult {

@@ -1,6 +1,4 @@
-import { once } from 'node:events';
 import type { Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { checkAuthConfig, GLOBAL_ACCESS_POLICY_KEY, refusesEveryRequest } from '@angos/auth';
 import {
   type Config,
@@ -16,7 +14,7 @@ import { createLogger, createMetrics, type Logger, type Metrics } from '@angos/o
 import { type App, type AppDeps, composeGateway, composeRegistryApi, composeServer } from './compose.js';
 import { drain } from './drain.js';
 import { CliError } from './errors.js';
-import { formatAddress, type ListenAddress, parseListen } from './listen.js';
+import { type ListenAddress, listenOn, parseListen } from './listen.js';
 import { createLiveConfig, type LiveConfig } from './live-config.js';
 import {
   createTlsServer,
@@ -86,7 +84,7 @@ async function compose(kind: ServiceKind, deps: AppDeps, config: Config): Promis
   }
 }
 
-function logWarning(logger: Logger, warning: ConfigWarning): void {
+export function logWarning(logger: Logger, warning: ConfigWarning): void {
   logger.warn('configuration warning', { key: warning.path, reason: warning.message });
 }
 
@@ -115,27 +113,6 @@ function requestLimits(config: Config): RequestLimits {
     queryTimeoutSecs: config.server.query_timeout + config.server.query_timeout_grace_period,
     maxConcurrentRequests: config.global.max_concurrent_requests,
   };
-}
-
-async function listen(server: Server, address: ListenAddress): Promise<{ host: string; port: number }> {
-  server.listen(address.port, address.host);
-  try {
-    await once(server, 'listening');
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const where = formatAddress(address);
-    const reason =
-      code === 'EADDRINUSE'
-        ? 'address already in use'
-        : code === 'EACCES'
-          ? 'permission denied'
-          : code === 'EADDRNOTAVAIL' || code === 'ENOTFOUND'
-            ? 'address not available on this host'
-            : (error as Error).message;
-    throw new CliError([`cannot listen on ${where}: ${reason}`]);
-  }
-  const bound = server.address() as AddressInfo;
-  return { host: bound.address, port: bound.port };
 }
 
 /** Applies valid configuration changes while running; invalid ones are logged and ignored. */
@@ -232,7 +209,7 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
   }
   let address: { host: string; port: number };
   try {
-    address = await listen(
+    address = await listenOn(
       server,
       listenAt ?? { host: config.server.bind_address, port: config.server.port },
     );
@@ -258,7 +235,8 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
         in_flight: await requestsInFlight(metrics),
         grace_period_secs: graceSecs,
       });
-      await drain(server, graceSecs * 1000, logger);
+      // Requests and background jobs wind down together, each within the grace period.
+      await Promise.all([drain(server, graceSecs * 1000, logger), app.quiesce?.(graceSecs * 1000)]);
       await app.close?.();
       logger.info('stopped', { service: kind });
     })();

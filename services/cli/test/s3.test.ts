@@ -1,5 +1,6 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { keyFor } from '@angos/storage';
+import { JobQueue } from '@angos/jobs';
+import { keyFor, openMetadataStore } from '@angos/storage';
 import { S3Bucket } from '@angos/storage/s3';
 import { type S3TestServer, startS3ForTests } from '@angos/test-support';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -121,6 +122,40 @@ describe('angos on S3 (spawned)', () => {
 });
 
 describe('angos scrub', () => {
+  it('angos worker drains a job queued in S3 metadata, under S3 locks', async (context) => {
+    if (!s3) return context.skip();
+    const prefix = `worker-${randomUUID()}`;
+    const port = await freePort();
+    await ws.writeConfig(
+      `${serverConfig(0, `${s3Table('blob_store.s3', prefix)}${s3Table('metadata_store.s3', prefix)}`)}` +
+        '[metadata_store.s3.lock_strategy.s3]\n[global.job_queue]\n',
+    );
+    const store = await openMetadataStore({
+      kind: 's3',
+      ...s3,
+      keyPrefix: prefix,
+      maxAttempts: 3,
+      operationTimeoutSecs: 30,
+      operationAttemptTimeoutSecs: 10,
+      linkCacheTtlSecs: 0,
+      accessTimeDebounceSecs: 0,
+    });
+    const queue = new JobQueue({ store });
+    const { id } = await queue.enqueue('replication', 'from-the-future', 'on-s3', {});
+    const worker = startAngos(['-c', ws.configPath, 'worker', '--listen', `127.0.0.1:${port}`]);
+    await waitForHttp(`http://127.0.0.1:${port}/healthz`, worker);
+    const deadline = Date.now() + 60_000;
+    let failed: string | undefined;
+    while (failed === undefined && Date.now() < deadline) {
+      failed = (await queue.listFailed('replication')).items.find((job) => job.id === id)?.lastError;
+      if (failed === undefined) await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    expect(failed, worker.output()).toBe('unknown job kind "from-the-future"');
+    expect(await worker.stop(30_000)).toBe(0);
+    await queue.deleteFailed('replication', id);
+    await store.close?.();
+  }, 120_000);
+
   it('needs a check, and says which checks are not supported yet', async () => {
     await ws.writeConfig(serverConfig(8000, `[blob_store.fs]\nroot_dir = ${JSON.stringify(ws.dir)}\n`));
     const none = await runAngos(['-c', ws.configPath, 'scrub']);
@@ -133,7 +168,7 @@ describe('angos scrub', () => {
     const badDuration = await runAngos(['-c', ws.configPath, 'scrub', '--multipart', '1 hour']);
     expect(badDuration.code).toBe(1);
     expect(badDuration.stderr).toContain(
-      '--multipart: invalid duration "1 hour" (expected e.g. 30m, 1h, 2d)',
+      '--multipart: invalid duration "1 hour" (expected e.g. 500ms, 30m, 1h, 2d)',
     );
   });
 

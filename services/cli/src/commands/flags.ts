@@ -176,6 +176,34 @@ const SCRUB_FLAGS: readonly FlagSpec[] = [
   },
 ];
 
+/** `angos worker`, in the order of the CLI reference. */
+const WORKER_FLAGS: readonly FlagSpec[] = [
+  {
+    name: 'queue',
+    type: 'string',
+    value: '<name>',
+    describe: 'Queue to drain: cache or replication; repeatable (default: both)',
+    supported: true,
+  },
+  {
+    name: 'poll-interval',
+    type: 'string',
+    value: DURATION,
+    default: '1s',
+    describe:
+      'Least idle wait between claim attempts (e.g. 500ms, 2s); a queue of only backed-off jobs waits for the soonest, up to 1 minute',
+    supported: true,
+  },
+  {
+    name: 'listen',
+    type: 'string',
+    value: '<host:port>',
+    describe:
+      'Address of /healthz, /readyz and /metrics, HOST:PORT (default: [server] bind_address, port 8002)',
+    supported: true,
+  },
+];
+
 /** The commands, in the order `angos --help` lists them. */
 export const COMMANDS: readonly CommandSpec[] = [
   { name: 'server', describe: 'Run the registry HTTP server', flags: SERVICE_FLAGS },
@@ -193,6 +221,11 @@ export const COMMANDS: readonly CommandSpec[] = [
     name: 'scrub',
     describe: 'Check storage for inconsistencies and perform maintenance tasks',
     flags: SCRUB_FLAGS,
+  },
+  {
+    name: 'worker',
+    describe: 'Drain the durable job queue ([global.job_queue])',
+    flags: WORKER_FLAGS,
   },
   { name: 'argon', describe: 'Generate an Argon2 password hash for basic authentication', flags: [] },
   { name: 'help', describe: 'Display usage information', flags: [] },

@@ -1,0 +1,67 @@
+import type { Config } from '@angos/config';
+import type { Enqueue, JobHandler, QueuePool } from '@angos/jobs';
+import type { Logger } from '@angos/observability';
+import type { Registry } from '@angos/registry';
+
+/**
+ * The durable job queues and the job kinds this build runs, in one place: `angos worker`, the
+ * in-process drain of `angos server` and `angos registry-api`, and the gauges all read them here.
+ */
+
+/**
+ * Each queue with the option that sizes its pool: how many of its jobs one process runs at once.
+ * `angos worker --queue` accepts exactly these names, and drains all of them by default.
+ */
+export const JOB_QUEUES = {
+  cache: (config: Config) => config.global.max_concurrent_cache_jobs,
+  replication: (config: Config) => config.global.max_concurrent_replication_jobs,
+} as const satisfies Readonly<Record<string, (config: Config) => number>>;
+
+export type JobQueueName = keyof typeof JOB_QUEUES;
+
+export const JOB_QUEUE_NAMES = Object.keys(JOB_QUEUES) as readonly JobQueueName[];
+
+export function isJobQueueName(name: string): name is JobQueueName {
+  return Object.hasOwn(JOB_QUEUES, name);
+}
+
+/** A pool per queue, sized by its `max_concurrent_*_jobs` option. */
+export function jobPools(config: Config, queues: readonly JobQueueName[]): QueuePool[] {
+  return queues.map((name) => ({ name, concurrency: JOB_QUEUES[name](config) }));
+}
+
+/** What the handlers of one runner get. */
+export interface JobHandlerDeps {
+  /**
+   * The configuration they run with. A runner keeps it for life: a reload starts a new runner
+   * for the next claims, and the jobs in flight finish with what they started with.
+   */
+  readonly config: Config;
+  readonly registry: Registry;
+  /** Where a job that causes more work puts it (counted in the enqueue metrics). */
+  readonly enqueue: Enqueue;
+  readonly logger: Logger;
+}
+
+/**
+ * Every job kind this build runs. A job of a kind not listed here is dead-lettered by the runner
+ * with `unknown job kind "<kind>"`, so a job written by a newer version is kept, not lost. None
+ * yet: the pull-through cache, replication and event delivery add their kinds here.
+ */
+// biome-ignore lint/suspicious/noExplicitAny: a registry of handlers of different payload types
+export function jobHandlers(_deps: JobHandlerDeps): JobHandler<any>[] {
+  return [];
+}
+
+/** The `[global.job_queue]` gauge settings of a configuration; undefined without the table. */
+export function gaugeSettings(
+  config: Config,
+): { refreshIntervalSecs: number; readyHorizonSecs: number } | undefined {
+  const table = config.global.job_queue;
+  return (
+    table && {
+      refreshIntervalSecs: table.pending_refresh_interval_secs,
+      readyHorizonSecs: table.pending_ready_horizon_secs,
+    }
+  );
+}

@@ -1,0 +1,94 @@
+import type { Config } from '@angos/config';
+import {
+  type Enqueue,
+  instrumentedEnqueue,
+  JobQueue,
+  JobRunner,
+  recordJobFinished,
+  startQueueGauges,
+} from '@angos/jobs';
+import type { LockManager } from '@angos/lock';
+import type { Logger, Metrics } from '@angos/observability';
+import type { Registry } from '@angos/registry';
+import type { MetadataStore } from '@angos/storage';
+import { startJobDrain } from './job-drain.js';
+import { gaugeSettings, JOB_QUEUE_NAMES, jobHandlers, jobPools } from './jobs.js';
+
+/**
+ * Between two looks at a queue by a server's own drain. Longer than a worker's 1 s: every look
+ * is two listings (on S3, two LIST requests per queue), paid by every idle server, and the jobs
+ * this process enqueues are looked at at once anyway.
+ */
+const IN_PROCESS_POLL_INTERVAL_MS = 5000;
+
+export interface ServerJobsDeps {
+  readonly config: () => Config;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly registry: Registry;
+  readonly metadata: MetadataStore;
+  readonly locks: LockManager;
+}
+
+/** The job queue as a serving process (`angos server`, `angos registry-api`) has it. */
+export interface ServerJobs {
+  readonly queue: JobQueue;
+  /** Enqueue, counted in `angos_job_queue_enqueued_total` and `…_enqueue_failures_total`. */
+  readonly enqueue: Enqueue;
+  /** Stops draining (waiting up to `graceMs` for the jobs in flight) and refreshing the gauges. */
+  stop(graceMs: number): Promise<void>;
+}
+
+/**
+ * Without `[global.job_queue]` the process drains every queue itself, with the registry's own
+ * storage and locks (the memory lock suffices: one process). With it, the process only enqueues
+ * and publishes `angos_job_queue_pending` and `angos_job_queue_failed`; `angos worker` processes
+ * drain. A reload that adds or removes the table switches between the two at the next claim.
+ */
+export async function startServerJobs(deps: ServerJobsDeps): Promise<ServerJobs> {
+  const logger = deps.logger.child('angos::jobs');
+  const queue = new JobQueue({ store: deps.metadata, logger });
+  const counted = instrumentedEnqueue(queue, deps.metrics);
+  // A job enqueued here runs at once; the slower poll only finds those of other replicas.
+  const enqueue: Enqueue = async (name, ...rest) => {
+    const result = await counted(name, ...rest);
+    drain.poke(name);
+    return result;
+  };
+  const onJobFinished = recordJobFinished(deps.metrics);
+  const drain = await startJobDrain({
+    config: deps.config,
+    logger,
+    async open(config) {
+      if (config.global.job_queue !== undefined) return undefined;
+      const handlers = jobHandlers({ config, registry: deps.registry, enqueue, logger });
+      return {
+        runner: new JobRunner({
+          queue,
+          locks: deps.locks,
+          pools: jobPools(config, JOB_QUEUE_NAMES),
+          handlers,
+          pollIntervalMs: IN_PROCESS_POLL_INTERVAL_MS,
+          logger,
+          onJobFinished,
+        }),
+      };
+    },
+  });
+  const gauges = startQueueGauges({
+    queue: () => queue,
+    queues: JOB_QUEUE_NAMES,
+    settings: () => gaugeSettings(deps.config()),
+    metrics: deps.metrics,
+    logger,
+  });
+  let stopping: Promise<void> | undefined;
+  return {
+    queue,
+    enqueue,
+    stop(graceMs) {
+      stopping ??= Promise.all([gauges.stop(), drain.stop(graceMs)]).then(() => {});
+      return stopping;
+    },
+  };
+}
