@@ -3,6 +3,7 @@ import type { Config, S3ConnectionConfig } from '@angos/config';
 import { lockBackend } from '@angos/config';
 import { buildGateway } from '@angos/gateway';
 import { type Handler, healthHandler } from '@angos/http';
+import { JobQueue } from '@angos/jobs';
 import {
   instrumentLocks,
   type LockBackend,
@@ -288,6 +289,7 @@ export async function composeServer(deps: AppDeps): Promise<App> {
   const { registry, storage } = await createRegistryFromConfig(deps);
   const api = buildRegistryApi({
     registry,
+    jobs: new JobQueue({ store: storage.metadata, logger: deps.logger.child('angos::jobs') }),
     config: deps.config,
     logger: deps.logger,
     trust: { kind: 'in-process' },
@@ -314,6 +316,7 @@ export async function composeRegistryApi(deps: AppDeps, internalToken: string): 
   const { registry, storage } = await createRegistryFromConfig(deps);
   const api = buildRegistryApi({
     registry,
+    jobs: new JobQueue({ store: storage.metadata, logger: deps.logger.child('angos::jobs') }),
     config: deps.config,
     logger: deps.logger,
     trust: { kind: 'internal-token', token: internalToken },
