@@ -22,10 +22,20 @@ export function send(
     headers?: Record<string, string | number>;
     body?: Buffer | string | Readable;
     discard?: boolean;
+    /** Another agent (for example one bound to its own source address). */
+    agent?: Agent;
+    /** The source address to connect from (any 127.0.0.0/8 address reaches a loopback server). */
+    localAddress?: string;
   } = {},
 ): Promise<Reply & { bytes: number }> {
   return new Promise((resolve, reject) => {
-    const req = request(url, { method, agent, headers: options.headers ?? {} }, (res) => {
+    const settings = {
+      method,
+      agent: options.agent ?? agent,
+      headers: options.headers ?? {},
+      ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }),
+    };
+    const req = request(url, settings, (res) => {
       const chunks: Buffer[] = [];
       let bytes = 0;
       res.on('data', (chunk: Buffer) => {
@@ -139,8 +149,13 @@ export async function pushChunked(
 }
 
 /** GETs a blob, counting bytes; follows a redirect to the storage (S3) as clients do. */
-export async function pullBlob(base: string, namespace: string, digest: string): Promise<number> {
-  let reply = await send(`${base}/v2/${namespace}/blobs/${digest}`, 'GET', { discard: true });
+export async function pullBlob(
+  base: string,
+  namespace: string,
+  digest: string,
+  headers: Record<string, string> = {},
+): Promise<number> {
+  let reply = await send(`${base}/v2/${namespace}/blobs/${digest}`, 'GET', { discard: true, headers });
   if (reply.status === 307)
     reply = await send(absolute(base, reply.headers.location), 'GET', { discard: true });
   expectStatus(reply, 200, 'pull');

@@ -161,6 +161,7 @@ async function main(): Promise<void> {
     imageMiB: quick ? 16 : 256,
     loadSeconds: quick ? 3 : 10,
     tagCount: quick ? 2000 : 10_000,
+    floodBlobMiB: quick ? 64 : 256,
     workDir: dataDir,
   });
   const only = values.only?.toLowerCase();

@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { Worker } from 'node:worker_threads';
 import { mkOci, runOk } from '@angos/test-support';
 import {
   dataFile,
@@ -16,7 +17,8 @@ import {
   pushSmallBlob,
   putManifest,
 } from './client.js';
-import type { Subject } from './subjects.js';
+import type { FloodMessage, FloodSettings } from './flood-worker.js';
+import { BENCH_USER, type Subject } from './subjects.js';
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -38,6 +40,8 @@ export interface ScenarioOptions {
   /** Seconds of each wrk run (10 by default). */
   readonly loadSeconds: number;
   readonly tagCount: number;
+  /** Size of the blob pulled with and without a flood of wrong passwords (256 MiB by default). */
+  readonly floodBlobMiB: number;
   readonly workDir: string;
 }
 
@@ -85,6 +89,34 @@ async function wrkRate(url: string, seconds: number, headers: Record<string, str
   return Number(rate[1]);
 }
 
+function basicAuth(username: string, password: string): string {
+  return `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`;
+}
+
+const FLOOD_REQUESTS = 2000;
+const FLOOD_CONNECTIONS = 50;
+
+/**
+ * Runs the flood of flood-worker.ts on a worker thread: with its own event loop, sending it does
+ * not slow the measured pull's client down, so what is measured is the registry.
+ */
+function passwordFlood(
+  settings: FloodSettings,
+  onProgress: (answered: number) => void,
+): Promise<Map<number, number>> {
+  return new Promise((resolve, reject) => {
+    const worker = new Worker(new URL('./flood-worker.js', import.meta.url), { workerData: settings });
+    worker.on('message', (message: FloodMessage) => {
+      if (message.kind === 'progress') onProgress(message.answered);
+      else resolve(new Map(message.statuses));
+    });
+    worker.on('error', reject);
+    worker.on('exit', (code) => {
+      if (code !== 0) reject(new Error(`the flood worker exited with ${code}`));
+    });
+  });
+}
+
 export function scenarios(options: ScenarioOptions): Scenario[] {
   const bigFile = () => dataFile(join(options.workDir, `blob-${options.blobBytes}`), options.blobBytes);
   const mib = options.blobBytes / MiB;
@@ -100,7 +132,73 @@ export function scenarios(options: ScenarioOptions): Scenario[] {
     return image;
   }
 
+  // The blob the flood scenarios pull, pushed once per subject.
+  const floodBlob = new WeakMap<Subject, string>();
+  async function floodBlobOf(subject: Subject): Promise<string> {
+    let digest = floodBlob.get(subject);
+    if (digest === undefined) {
+      const file = await dataFile(
+        join(options.workDir, `flood-blob-${options.floodBlobMiB}`),
+        options.floodBlobMiB * MiB,
+      );
+      await pushMonolithic(subject.url, 'bench/flood', file);
+      digest = file.digest;
+      floodBlob.set(subject, digest);
+    }
+    return digest;
+  }
+  /** The pull of an authenticated client (the right password, sent as docker sends it). */
+  async function authenticatedPull(subject: Subject, digest: string): Promise<number> {
+    await settleDisk();
+    let bytes = 0;
+    const seconds = await timed(async () => {
+      bytes = await pullBlob(subject.url, 'bench/flood', digest, {
+        Authorization: basicAuth(BENCH_USER.username, BENCH_USER.password),
+      });
+    });
+    if (bytes !== options.floodBlobMiB * MiB) throw new Error(`pull: ${bytes} bytes`);
+    return seconds;
+  }
+
   return [
+    {
+      name: `auth flood: pull ${options.floodBlobMiB} MiB as a logged-in user, no flood`,
+      unit: 's',
+      higherIsBetter: false,
+      async run(subject) {
+        return authenticatedPull(subject, await floodBlobOf(subject));
+      },
+    },
+    {
+      name: `auth flood: the same pull during ${FLOOD_REQUESTS} wrong-password requests from ${FLOOD_CONNECTIONS} connections`,
+      unit: 's',
+      higherIsBetter: false,
+      async run(subject, round) {
+        const digest = await floodBlobOf(subject);
+        // The pull starts once the flood is under way (a tenth of it answered): password checks
+        // are then queued, running, or being refused.
+        let underWay: () => void = () => undefined;
+        const started = new Promise<void>((resolve) => {
+          underWay = resolve;
+        });
+        const flood = passwordFlood(
+          { url: subject.url, round, requests: FLOOD_REQUESTS, connections: FLOOD_CONNECTIONS },
+          (answered) => {
+            if (answered >= FLOOD_REQUESTS / 10) underWay();
+          },
+        );
+        await Promise.race([started, flood]);
+        const floodStart = process.hrtime.bigint();
+        const seconds = await authenticatedPull(subject, digest);
+        const statuses = await flood;
+        const floodSeconds = Number(process.hrtime.bigint() - floodStart) / 1e9;
+        const summary = [...statuses].map(([status, count]) => `${count}×${status}`).join(', ');
+        process.stderr.write(
+          `    flood answers: ${summary}; it went on ${floodSeconds.toFixed(1)} s after the pull began\n`,
+        );
+        return seconds;
+      },
+    },
     {
       name: `monolithic push ${mib} MiB`,
       unit: 'MiB/s',

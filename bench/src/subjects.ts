@@ -5,6 +5,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, repoRoot, type S3Endpoint, startS3TestServer } from '@angos/test-support';
 
+/**
+ * The identity angos subjects are configured with (`[auth.identity.bench]`), for the scenarios
+ * that log in. The hash has the parameters `angos argon` uses (m=19456, t=2): a check costs what
+ * it costs in production. Other scenarios send no credentials and never check a password.
+ */
+export const BENCH_USER = {
+  username: 'bench',
+  password: 'secret',
+  hash: '$argon2id$v=19$m=19456,t=2,p=1$6surVjzDIpEmx03OUZEePg$dJEa9+zw5wGXxCt/ynjsLXtDgufz3DcbA6K5mjGEn2Q',
+} as const;
+
 /** A registry under test: where it listens and which processes to measure. */
 export interface Subject {
   readonly name: string;
@@ -119,6 +130,7 @@ async function startAngos(deployment: Deployment): Promise<Subject> {
       `[server]\nbind_address = "127.0.0.1"\nport = ${port}`,
       storageSection(deployment, dir),
       '[global.access_policy]\ndefault = "allow"',
+      `[auth.identity.bench]\nusername = "${BENCH_USER.username}"\npassword = "${BENCH_USER.hash}"`,
       split
         ? `[services]\nregistry_api_url = "http://127.0.0.1:${apiPort}"\ninternal_token = "${token}"`
         : '',

@@ -1,8 +1,10 @@
 import type { IncomingMessage } from 'node:http';
 import type { AuthWebhookConfig, Config } from '@angos/config';
 import type { Logger, Metrics } from '@angos/observability';
-import { VerifiedPasswords } from './authenticate/basic.js';
+import { Argon2Pool } from './authenticate/argon2-pool.js';
+import { FailedPasswords, VerifiedPasswords } from './authenticate/basic.js';
 import { authenticateRequest } from './authenticate/chain.js';
+import { FailedAttempts } from './authenticate/failed-attempts.js';
 import { type Authorization, authorizeRequest } from './authorize.js';
 import { cacheSettingsKey, createCache } from './cache/create.js';
 import type { AuthCache } from './cache/types.js';
@@ -12,7 +14,7 @@ import type { FetchLike } from './oidc/fetch-json.js';
 import type { JwksSource } from './oidc/jwks.js';
 import { RuleFailureLog } from './policy/evaluate.js';
 import type { AccessRequest } from './request.js';
-import { type AuthResources, type AuthSetup, buildAuthSetup } from './setup.js';
+import { type AuthResources, type AuthSetup, argon2Limits, buildAuthSetup } from './setup.js';
 import { WebhookAuthorizer } from './webhook/authorizer.js';
 import type { ClientRequestDetails } from './webhook/headers.js';
 
@@ -29,11 +31,15 @@ export interface AuthOptions {
 
 /** Authentication and authorization for the gateway. */
 export interface Auth {
-  /** Runs the authentication chain (mTLS, OIDC, basic); never throws for bad credentials. */
+  /**
+   * Runs the authentication chain (mTLS, OIDC, basic); bad credentials leave the caller anonymous.
+   * Throws AuthenticationRefused (an OciError with `retryAfterSeconds`) when the client address
+   * failed to log in too often lately (429) or too many password checks are waiting (503).
+   */
   authenticate(req: IncomingMessage): Promise<Identity>;
   /** Global policy, repository policy, webhook; deny unless every stage allows. */
   authorize(identity: Identity, request: AccessRequest, client: ClientRequestDetails): Promise<Authorization>;
-  /** Closes the cache connection and webhook connections. */
+  /** Closes the cache connection, webhook connections and the Argon2 workers. */
   close(): Promise<void>;
 }
 
@@ -58,7 +64,13 @@ export function createAuth(options: AuthOptions): Auth {
   const setups = new WeakMap<Config, Promise<AuthSetup>>();
 
   const resources: AuthResources = {
-    verifiedPasswords: new VerifiedPasswords(),
+    passwords: {
+      verified: new VerifiedPasswords(),
+      failed: new FailedPasswords(),
+      // No thread starts until a password is checked, which only a configured identity causes.
+      argon2: new Argon2Pool(argon2Limits(options.config())),
+      attempts: new FailedAttempts(),
+    },
     async jwks(issuer, jwksUri, refreshSeconds) {
       // Asked for only when an OIDC provider is configured: the module brings jose, ~7 MiB of RSS.
       const { JwksSource } = await import('./oidc/jwks.js');
@@ -149,7 +161,7 @@ export function createAuth(options: AuthOptions): Auth {
     async close() {
       for (const webhook of webhooks.values()) webhook.close();
       webhooks.clear();
-      await cache.close();
+      await Promise.all([cache.close(), resources.passwords.argon2.close()]);
     },
   };
 }

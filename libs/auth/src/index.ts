@@ -1,8 +1,24 @@
 export { type Auth, type AuthOptions, createAuth } from './auth.js';
-export { BasicAuthenticator, type BasicIdentity, VerifiedPasswords } from './authenticate/basic.js';
+export {
+  Argon2JobFailed,
+  Argon2Pool,
+  Argon2PoolBusy,
+  type Argon2PoolLimits,
+  type Argon2PoolStats,
+} from './authenticate/argon2-pool.js';
+export {
+  BasicAuthenticator,
+  type BasicIdentity,
+  FailedPasswords,
+  type FailureLimit,
+  type PasswordChecks,
+  VerifiedPasswords,
+} from './authenticate/basic.js';
 export { type AuthenticationMethods, authenticateRequest } from './authenticate/chain.js';
+export { attemptKey, DEFAULT_TRACKED_ADDRESSES, FailedAttempts } from './authenticate/failed-attempts.js';
 export { authenticateCertificate } from './authenticate/mtls.js';
 export type { StepOutcome } from './authenticate/outcome.js';
+export { AuthenticationRefused } from './authenticate/refused.js';
 export {
   type Authorization,
   type AuthorizationSetup,
@@ -47,7 +63,13 @@ export {
 export { GLOBAL_ACCESS_POLICY_KEY, refusesEveryRequest } from './policy/refuses-all.js';
 export { repositoryKeyFor, webhookNameFor } from './repository.js';
 export { type AccessRequest, describeRequest, mountFallbackRequest, mountSourceRequest } from './request.js';
-export { type AuthResources, type AuthSetup, buildAuthSetup, checkAuthConfig } from './setup.js';
+export {
+  type AuthResources,
+  type AuthSetup,
+  argon2Limits,
+  buildAuthSetup,
+  checkAuthConfig,
+} from './setup.js';
 export {
   createWebhookAgent,
   WebhookAuthorizer,

@@ -1,6 +1,7 @@
 import type { AuthWebhookConfig, Config, ConfigIssue } from '@angos/config';
 import { formatKeyPath } from '@angos/config';
-import { BasicAuthenticator, type VerifiedPasswords } from './authenticate/basic.js';
+import type { Argon2PoolLimits } from './authenticate/argon2-pool.js';
+import { BasicAuthenticator, type PasswordChecks } from './authenticate/basic.js';
 import type { AuthenticationMethods } from './authenticate/chain.js';
 import type { AuthorizationSetup } from './authorize.js';
 import type { JwksSource } from './oidc/jwks.js';
@@ -15,11 +16,20 @@ export interface AuthSetup extends AuthorizationSetup {
 
 /** What outlives a configuration version: caches, key sets, connections. */
 export interface AuthResources {
-  readonly verifiedPasswords: VerifiedPasswords;
+  /** Remembered passwords, the Argon2 pool and failed logins per address. */
+  readonly passwords: PasswordChecks;
   /** Key sets by provider endpoint, so a reload does not throw away fetched keys. */
   readonly jwks: (issuer: string, jwksUri: string | undefined, refreshSeconds: number) => Promise<JwksSource>;
   /** Webhook clients by definition, so a reload keeps their connections when they did not change. */
   readonly webhook: (name: string, config: AuthWebhookConfig) => WebhookAuthorizer;
+}
+
+/** `[auth] password_verify_concurrency` and `password_verify_queue`, as the pool takes them. */
+export function argon2Limits(config: Config): Argon2PoolLimits {
+  return {
+    concurrency: config.auth.password_verify_concurrency,
+    queueLimit: config.auth.password_verify_queue,
+  };
 }
 
 /** The `[auth.oidc.<name>]` providers, in configuration order. */
@@ -46,6 +56,7 @@ async function oidcProviders(config: Config, resources: AuthResources): Promise<
  * CLI calls {@link checkAuthConfig} first, so a running process never meets either.
  */
 export async function buildAuthSetup(config: Config, resources: AuthResources): Promise<AuthSetup> {
+  resources.passwords.argon2.configure(argon2Limits(config));
   const policies = compilePolicies(config);
   const oidc = await oidcProviders(config, resources);
   const webhooks = new Map<string, WebhookAuthorizer>();
@@ -56,7 +67,13 @@ export async function buildAuthSetup(config: Config, resources: AuthResources): 
     config,
     policies,
     webhooks,
-    methods: { basic: new BasicAuthenticator(config.auth.identity, resources.verifiedPasswords), oidc },
+    methods: {
+      basic: new BasicAuthenticator(config.auth.identity, resources.passwords, {
+        limit: config.auth.failed_auth_limit,
+        windowSeconds: config.auth.failed_auth_window_secs,
+      }),
+      oidc,
+    },
   };
 }
 

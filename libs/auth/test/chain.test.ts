@@ -1,14 +1,14 @@
 import type { IncomingMessage } from 'node:http';
 import { createMetrics, silentLogger } from '@angos/observability';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { BasicAuthenticator, VerifiedPasswords } from '../src/authenticate/basic.js';
+import { BasicAuthenticator } from '../src/authenticate/basic.js';
 import { type AuthenticationMethods, authenticateRequest } from '../src/authenticate/chain.js';
 import { MemoryCache } from '../src/cache/memory.js';
 import { isAuthenticated } from '../src/identity.js';
 import { createAuthMetrics } from '../src/metrics.js';
 import { JwksSource } from '../src/oidc/jwks.js';
 import { OidcProvider } from '../src/oidc/provider.js';
-import { configOf, startIssuer, type TestIssuer } from './helpers.js';
+import { closePasswordChecks, configOf, passwordChecks, startIssuer, type TestIssuer } from './helpers.js';
 
 const ALICE_HASH =
   '$argon2id$v=19$m=64,t=1,p=1$bC87hUMfbQpL2Jjl8j+RxQ$OOKrstt+HXHBcNpma8p9Sxx9K6GmHQ9hEuXjr6aomp8';
@@ -19,6 +19,7 @@ beforeEach(async () => {
 });
 afterEach(async () => {
   await issuer.close();
+  await closePasswordChecks();
 });
 
 function request(authorization?: string, remoteAddress = '::ffff:10.1.2.3'): IncomingMessage {
@@ -56,7 +57,7 @@ jwks_uri = "${issuer.jwksUri}"
       ),
   );
   const methods: AuthenticationMethods = {
-    basic: new BasicAuthenticator(config.auth.identity, new VerifiedPasswords()),
+    basic: new BasicAuthenticator(config.auth.identity, passwordChecks()),
     oidc,
   };
   const metrics = createMetrics({ defaultMetrics: false });

@@ -5,6 +5,9 @@ import { PassThrough } from 'node:stream';
 import { type Config, parseConfig } from '@angos/config';
 import { createLogger, type Logger } from '@angos/observability';
 import { type CryptoKey, exportJWK, generateKeyPair, type JWK, type JWTPayload, SignJWT } from 'jose';
+import { Argon2Pool, type Argon2PoolLimits } from '../src/authenticate/argon2-pool.js';
+import { FailedPasswords, type PasswordChecks, VerifiedPasswords } from '../src/authenticate/basic.js';
+import { FailedAttempts } from '../src/authenticate/failed-attempts.js';
 
 export interface Running {
   readonly url: string;
@@ -171,4 +174,27 @@ export async function startIssuer(options: { extraKeyAlgs?: string[] } = {}): Pr
 
 export function b64url(value: string | Buffer): string {
   return Buffer.from(value).toString('base64url');
+}
+
+/**
+ * What BasicAuthenticator keeps across configuration versions, fresh, with a real Argon2 pool.
+ * Each pool made here is closed by {@link closePasswordChecks}.
+ */
+const pools: Argon2Pool[] = [];
+
+export function passwordChecks(
+  limits: Argon2PoolLimits = { concurrency: 2, queueLimit: 100 },
+): PasswordChecks {
+  const argon2 = new Argon2Pool(limits);
+  pools.push(argon2);
+  return {
+    verified: new VerifiedPasswords(),
+    failed: new FailedPasswords(),
+    argon2,
+    attempts: new FailedAttempts(),
+  };
+}
+
+export async function closePasswordChecks(): Promise<void> {
+  await Promise.all(pools.splice(0).map((pool) => pool.close()));
 }

@@ -203,6 +203,14 @@ export interface AuthConfig {
   identity: Record<string, IdentityConfig>;
   oidc: Record<string, OidcConfig>;
   webhook: Record<string, AuthWebhookConfig>;
+  /** Argon2 verifications running at once, each on a worker thread of its own (≥ 1). */
+  password_verify_concurrency: number;
+  /** Verifications that may wait for a worker; past it a request is refused with 503. */
+  password_verify_queue: number;
+  /** Failed password logins per client address in a window before 429; 0 turns the limit off. */
+  failed_auth_limit: number;
+  /** Seconds, non-zero: the window `failed_auth_limit` counts in. */
+  failed_auth_window_secs: number;
 }
 
 export interface IdentityConfig {

@@ -247,6 +247,18 @@ describe('zero and bounds', () => {
       'pending_refresh_interval_secs = 4',
       'global.job_queue.pending_refresh_interval_secs: must be at least 5',
     ],
+    [
+      '[auth]',
+      'password_verify_concurrency = 0',
+      'auth.password_verify_concurrency: must be greater than zero',
+    ],
+    [
+      '[auth]',
+      'password_verify_concurrency = 256',
+      'auth.password_verify_concurrency: expected integer 0..255',
+    ],
+    ['[auth]', 'failed_auth_window_secs = 0', 'auth.failed_auth_window_secs: must be greater than zero'],
+    ['[auth]', 'failed_auth_limit = -1', 'auth.failed_auth_limit: expected integer 0..4294967295'],
   ])('%s %s', (table, line, issue) => {
     const text =
       table === '[server]'
@@ -254,6 +266,12 @@ describe('zero and bounds', () => {
         : `${BASE}${table}\n${line}\n`;
     const issues = issuesOf(text).filter((i) => !i.startsWith('global.job_queue: requires'));
     expect(issues).toEqual([issue]);
+  });
+
+  it('accepts a zero failed_auth_limit (no limit) and password_verify_queue (no waiting)', () => {
+    const { config } = parseWith('[auth]\nfailed_auth_limit = 0\npassword_verify_queue = 0\n');
+    expect(config.auth.failed_auth_limit).toBe(0);
+    expect(config.auth.password_verify_queue).toBe(0);
   });
 
   it('accepts the smallest allowed values', () => {

@@ -3,7 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type BlobStore, BodyLengthError, keyFor, type MetadataStore, StorageError } from '../src/index.js';
-import { openS3MultipartCleanup, probeCapabilities } from '../src/s3/index.js';
+import { openS3MultipartCleanup, probeCapabilities, S3Bucket } from '../src/s3/index.js';
 import { bodyOf, digestOf, failingBodyOf, readAll } from '../src/testing/harness.js';
 import {
   blobOptions,
@@ -306,6 +306,34 @@ describe.skipIf(!s3)('scrub --multipart', () => {
       await bucket.abortMultipartUpload('not/a/registry/key', foreign);
     } finally {
       cleanup.close();
+      bucket.destroy();
+    }
+  });
+});
+
+describe.skipIf(!s3)('S3 streamed bodies over a slow link', () => {
+  it('are bounded by inactivity, not by operation_timeout_secs or operation_attempt_timeout_secs', async () => {
+    const keyPrefix = prefix();
+    const bucket = new S3Bucket(
+      connection(keyPrefix, { operationTimeoutSecs: 1, operationAttemptTimeoutSecs: 1, maxAttempts: 1 }),
+    );
+    try {
+      const uploadId = await bucket.createMultipartUpload('slow');
+      // 8 × 64 KiB, 0.4 s apart: the body takes three times both timeouts, but bytes keep moving.
+      const bytes = pattern(8 * 64 * 1024);
+      async function* trickle() {
+        for (let at = 0; at < bytes.length; at += 64 * 1024) {
+          if (at > 0) await new Promise((resolve) => setTimeout(resolve, 400));
+          yield bytes.subarray(at, at + 64 * 1024);
+        }
+      }
+      const etag = await bucket.uploadPart('slow', uploadId, 1, {
+        stream: Readable.from(trickle()),
+        length: bytes.length,
+      });
+      await bucket.completeMultipartUpload('slow', uploadId, [{ number: 1, etag }]);
+      expect((await bucket.getBuffer('slow'))?.data.equals(bytes)).toBe(true);
+    } finally {
       bucket.destroy();
     }
   });

@@ -3,12 +3,14 @@ import type { TLSSocket } from 'node:tls';
 import {
   type AccessRequest,
   type Auth,
+  AuthenticationRefused,
   type ClientRequestDetails,
   describeRequest,
   type Identity,
   isAuthenticated,
   mountFallbackRequest,
   mountSourceRequest,
+  normalizeClientIp,
 } from '@angos/auth';
 import {
   announcesBody,
@@ -17,12 +19,13 @@ import {
   type RequestContext,
   requestPath,
   requestQuery,
+  sendBody,
   sendError,
   setContext,
   stripInternalHeaders,
 } from '@angos/http';
 import type { Logger, Metrics } from '@angos/observability';
-import { allowedMethods, isValidNamespace, OciError, parseRoute, type Route } from '@angos/oci';
+import { allowedMethods, errorBody, isValidNamespace, OciError, parseRoute, type Route } from '@angos/oci';
 import { createHttpForwarder } from './forward-http.js';
 import { type Forwarder, inProcessForwarder } from './forwarder.js';
 import { contextIdentity } from './identity-context.js';
@@ -134,6 +137,24 @@ export function buildGateway(deps: GatewayDeps): Handler {
     }
   };
 
+  /**
+   * Authentication declined to check the password (429: the address failed too often lately;
+   * 503: too many checks waiting). Answered here rather than by sendError: under a flood these
+   * are expected, and a 503 must not log an error with a stack for each.
+   */
+  const refuseAuthentication = (req: IncomingMessage, res: ServerResponse, error: AuthenticationRefused) => {
+    const clientIp = normalizeClientIp(req.socket.remoteAddress);
+    setContext(req, { clientIp });
+    logger.info('authentication refused', {
+      reason: error.message,
+      status: error.status,
+      client_ip: clientIp,
+    });
+    const headers: Record<string, string> = { 'retry-after': String(error.retryAfterSeconds) };
+    if (hasUnreadBody(req)) headers['connection'] = 'close';
+    sendBody(res, error.status, 'application/json', errorBody([error]), headers);
+  };
+
   /** A cross-repository mount also needs `get-blob` on its source; refused, the registry opens a plain upload. */
   const mountSources = async (identity: Identity, request: AccessRequest, client: ClientRequestDetails) => {
     const source = mountSourceRequest(request);
@@ -155,7 +176,14 @@ export function buildGateway(deps: GatewayDeps): Handler {
       return;
     }
 
-    const identity = await auth.authenticate(req);
+    let identity: Identity;
+    try {
+      identity = await auth.authenticate(req);
+    } catch (error) {
+      if (!(error instanceof AuthenticationRefused)) throw error;
+      refuseAuthentication(req, res, error);
+      return;
+    }
     const forwardedIdentity = contextIdentity(identity);
     // Known from here on for the access log, refused requests included; a forwarded request's
     // context (with its mount sources) replaces it below.

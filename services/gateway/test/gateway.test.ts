@@ -1,3 +1,4 @@
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import type { Config } from '@angos/config';
 import { getContext, sendJson } from '@angos/http';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -38,6 +39,28 @@ interface Echo {
 }
 
 const DENY = '[global.access_policy]\ndefault = "deny"\n';
+
+/** A GET sent from `localAddress` (any 127.0.0.0/8 address reaches the loopback listener). */
+function requestFrom(
+  url: string,
+  localAddress: string,
+  authorization?: string,
+): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const headers = authorization === undefined ? {} : { authorization };
+    const req = httpRequest(url, { localAddress, headers, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        body += chunk;
+      });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
 
 async function codeOf(response: Response): Promise<string | undefined> {
   return ((await response.json()) as { errors: { code: string }[] }).errors[0]?.code;
@@ -243,6 +266,31 @@ rules = [
     const text = (await running.metrics.render()).body;
     expect(text).toContain('auth_attempts_total{method="basic",result="success"} 1');
     expect(text).toContain('auth_attempts_total{method="basic",result="failed"} 1');
+  });
+
+  it('answers an address that keeps failing 429 with Retry-After, while another address logs in', async () => {
+    // The defaults: 10 failures within 60 s.
+    const running = await gateway(echo, RULES);
+    const from = (localAddress: string, authorization: string) =>
+      requestFrom(`${running.url}/v2/team/manifests/v1`, localAddress, authorization);
+    // Distinct guesses from 127.0.0.2: the first ten are checked (anonymous, so 401) ...
+    for (let i = 0; i < 10; i++) {
+      expect((await from('127.0.0.2', basic('alice', `guess-${i}`))).status).toBe(401);
+    }
+    // ... then that address is refused without a look at its credentials, the right ones included.
+    for (const authorization of [basic('alice', 'guess-10'), basic('alice')]) {
+      const refused = await from('127.0.0.2', authorization);
+      expect(refused.status).toBe(429);
+      expect(JSON.parse(refused.body).errors[0].code).toBe('TOOMANYREQUESTS');
+      const retryAfter = Number(refused.headers['retry-after']);
+      expect(retryAfter).toBeGreaterThan(0);
+      expect(retryAfter).toBeLessThanOrEqual(60);
+    }
+    // Another address is not affected, and the limited one may still come without credentials.
+    const alice = await from('127.0.0.1', basic('alice'));
+    expect(alice.status).toBe(200);
+    expect((JSON.parse(alice.body) as Echo).context.identity).toEqual({ id: 'alice', username: 'alice' });
+    expect((await requestFrom(`${running.url}/v2/`, '127.0.0.2')).status).toBe(401);
   });
 
   it('asks the authorization webhook after the policies, with the request as headers', async () => {

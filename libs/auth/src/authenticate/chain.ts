@@ -4,9 +4,10 @@ import { readCredentials } from '../credentials.js';
 import { type AuthMethod, type Identity, normalizeClientIp, type OidcIdentity } from '../identity.js';
 import type { AuthMetrics } from '../metrics.js';
 import type { OidcProvider } from '../oidc/provider.js';
-import type { BasicAuthenticator } from './basic.js';
+import type { BasicAuthenticator, BasicIdentity } from './basic.js';
 import { authenticateCertificate } from './mtls.js';
 import { ABSENT, authenticated, rejected, type StepOutcome } from './outcome.js';
+import { AuthenticationRefused } from './refused.js';
 
 /** The configured methods, rebuilt when the configuration changes. */
 export interface AuthenticationMethods {
@@ -44,6 +45,25 @@ async function verifyBearer(
   return verifyWith(candidates, token);
 }
 
+/** Basic authentication; a refusal (429, 503) counts as a failed attempt and ends the request. */
+async function basicStep(
+  basic: BasicAuthenticator,
+  credentials: { readonly username: string; readonly password: string },
+  clientIp: string,
+  metrics: AuthMetrics,
+  logger: Logger,
+): Promise<StepOutcome<BasicIdentity>> {
+  try {
+    return await basic.authenticate(credentials.username, credentials.password, clientIp);
+  } catch (error) {
+    if (error instanceof AuthenticationRefused) {
+      metrics.attempt('basic', 'failed');
+      logger.debug('authentication refused', { method: 'basic', reason: error.message, client_ip: clientIp });
+    }
+    throw error;
+  }
+}
+
 /**
  * The authentication chain: mTLS, then OIDC, then basic. Each method that sees credentials it
  * handles records an attempt; a rejection lets the next method try (fail-open), and a request
@@ -51,6 +71,8 @@ async function verifyBearer(
  * `Authorization` header then contributes the user, so one identity can carry both.
  * OIDC tokens arrive as `Authorization: Bearer <token>` or, for `docker login`, as Basic
  * credentials whose username is the provider's name and whose password is the token.
+ * Throws {@link AuthenticationRefused} when basic authentication declines to check a password:
+ * the address failed too often lately (429), or too many checks are waiting (503).
  */
 export async function authenticateRequest(
   req: IncomingMessage,
@@ -100,7 +122,10 @@ export async function authenticateRequest(
     }
   }
 
-  const basic = record('basic', await methods.basic.authenticate(credentials.username, credentials.password));
+  const basic = record(
+    'basic',
+    await basicStep(methods.basic, credentials, identity.client_ip, metrics, logger),
+  );
   if (basic !== undefined) {
     identity.id = basic.id;
     identity.username = basic.username;

@@ -156,4 +156,9 @@ export const authSchema = table<AuthConfig>({
   ),
   oidc: withDefault(record(oidcSchema, { placeholder: '<name>' }), () => ({})),
   webhook: withDefault(record(authWebhookSchema, { placeholder: '<name>' }), () => ({})),
+  // Specific to this implementation: what a flood of wrong passwords may cost (issue 2.3).
+  password_verify_concurrency: withDefault(integer('u8', { nonZero: true }), 2),
+  password_verify_queue: withDefault(integer('u32'), 100),
+  failed_auth_limit: withDefault(integer('u32'), 10),
+  failed_auth_window_secs: withDefault(integer('u32', { nonZero: true }), 60),
 });

@@ -45,8 +45,20 @@ export interface ListPage {
   readonly prefixes: string[];
 }
 
-/** Body of a PUT or UploadPart: bytes in memory (retried freely) or a stream of known length (never retried). */
-type Body = Buffer | { readonly stream: Readable; readonly length: number };
+/** A request body streamed from a client, of known length. */
+type StreamBody = { readonly stream: Readable; readonly length: number };
+
+/** Body of a PUT or UploadPart: bytes in memory (retried freely) or a stream (never retried). */
+type Body = Buffer | StreamBody;
+
+/**
+ * The slowest client link a streamed upload is given time for, beyond `operation_timeout_secs`
+ * (32 KiB/s: a 5 GiB part may take two days; a stalled one is cut long before by inactivity).
+ */
+const MIN_STREAM_BYTES_PER_SEC = 32 * 1024;
+
+/** setTimeout fires at once for longer delays (a 32-bit millisecond count). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
 
 /** S3 caps DeleteObjects at this many keys per call. */
 const DELETE_BATCH = 1000;
@@ -70,6 +82,7 @@ export class S3Bucket {
   /** For streamed bodies: a spent stream cannot be sent again, so one attempt only. */
   readonly #singleAttempt: S3Client;
   readonly #handler: NodeHttpHandler;
+  readonly #streamHandler: NodeHttpHandler;
   readonly #timeoutMs: number;
   readonly #timeoutSecs: number;
   readonly #attemptTimeoutSecs: number;
@@ -84,13 +97,23 @@ export class S3Bucket {
     this.#timeoutSecs = options.operationTimeoutSecs;
     this.#timeoutMs = options.operationTimeoutSecs * 1000;
     this.#attemptTimeoutSecs = options.operationAttemptTimeoutSecs;
+    const connectionTimeout = Math.min(options.operationAttemptTimeoutSecs, 10) * 1000;
     this.#handler = new NodeHttpHandler({
       httpAgent: new Agent({ keepAlive: true, maxSockets: MAX_SOCKETS }),
       httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: MAX_SOCKETS }),
-      connectionTimeout: Math.min(options.operationAttemptTimeoutSecs, 10) * 1000,
+      connectionTimeout,
       // Up to the response headers: includes sending the request body, not reading the response body.
       requestTimeout: options.operationAttemptTimeoutSecs * 1000,
       throwOnRequestTimeout: true,
+    });
+    // A streamed body arrives at its client's pace: a 5 GiB part over a slow link takes most of an
+    // hour, so its attempt is bounded by inactivity (no byte moving either way) rather than by a
+    // deadline. A client that stalls is cut by the HTTP server's body-idle timeout first.
+    this.#streamHandler = new NodeHttpHandler({
+      httpAgent: new Agent({ keepAlive: true, maxSockets: MAX_SOCKETS }),
+      httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets: MAX_SOCKETS }),
+      connectionTimeout,
+      socketTimeout: options.operationAttemptTimeoutSecs * 1000,
     });
     const common = {
       endpoint: options.endpoint,
@@ -103,7 +126,11 @@ export class S3Bucket {
       requestHandler: this.#handler,
     } as const;
     this.#client = new S3Client({ ...common, maxAttempts: options.maxAttempts });
-    this.#singleAttempt = new S3Client({ ...common, maxAttempts: 1 });
+    this.#singleAttempt = new S3Client({
+      ...common,
+      requestHandler: this.#streamHandler,
+      maxAttempts: 1,
+    });
   }
 
   /** The object key of a storage key. */
@@ -462,6 +489,7 @@ export class S3Bucket {
     this.#client.destroy();
     this.#singleAttempt.destroy();
     this.#handler.destroy();
+    this.#streamHandler.destroy();
   }
 
   /** What an operator should check, for the failure of the access probe. */
@@ -503,12 +531,19 @@ export class S3Bucket {
   ): Promise<T> {
     const controller = new AbortController();
     let timedOut = false;
-    // Cleared once the call settles: a streamed GET body is not cut off by it.
-    const timer = setTimeout(() => {
-      timedOut = true;
-      controller.abort();
-    }, this.#timeoutMs);
     const stream = body === undefined || Buffer.isBuffer(body) ? undefined : body.stream;
+    // Cleared once the call settles: a streamed GET body is not cut off by it. A streamed request
+    // body gets the time its length needs at the slowest rate we still serve on top.
+    const deadlineMs =
+      this.#timeoutMs +
+      (stream === undefined ? 0 : ((body as StreamBody).length / MIN_STREAM_BYTES_PER_SEC) * 1000);
+    const timer = setTimeout(
+      () => {
+        timedOut = true;
+        controller.abort();
+      },
+      Math.min(deadlineMs, MAX_TIMER_MS),
+    );
     // The SDK pipes a stream body without listening for its errors: a client that goes away
     // mid-body would be an uncaught exception, and the request would wait for the missing bytes.
     const onBodyError = () => controller.abort();
