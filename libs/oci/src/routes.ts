@@ -138,7 +138,8 @@ export type Action =
   | 'retry-job'
   | 'delete-job';
 
-type OciRouteKind = Exclude<RouteKind, 'extension'>;
+/** The routes that name an endpoint (every kind but `extension`). */
+type EndpointKind = Exclude<RouteKind, 'extension'>;
 
 /**
  * Method → action for every route of the API. HEAD is the GET of the same resource.
@@ -147,7 +148,7 @@ type OciRouteKind = Exclude<RouteKind, 'extension'>;
  * An `extension` route (a `/v2/_ext/` path that names no endpoint) has no row: nothing may
  * reach it.
  */
-export const ROUTE_ACTIONS: Readonly<Record<OciRouteKind, Readonly<Record<string, Action>>>> = {
+export const ROUTE_ACTIONS: Readonly<Record<EndpointKind, Readonly<Record<string, Action>>>> = {
   apiVersion: { GET: 'get-api-version', HEAD: 'get-api-version' },
   catalog: { GET: 'list-catalog', HEAD: 'list-catalog' },
   tags: { GET: 'list-tags', HEAD: 'list-tags' },
