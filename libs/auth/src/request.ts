@@ -18,10 +18,14 @@ export interface AccessRequest {
   readonly session_id?: string;
   /** `mount-blob`: the namespace to mount from (`?from=`), when it is a valid namespace. */
   readonly from?: string;
-  /** `list-tags`, `list-catalog`: the page size (`?n=`), when it is a non-negative integer. */
+  /** `list-tags`, `list-catalog` and the job lists: the page size (`?n=`), when it is a non-negative integer. */
   readonly n?: number;
-  /** `list-tags`, `list-catalog`: the pagination marker (`?last=`). */
+  /** `list-tags`, `list-catalog` and the job lists: the pagination marker (`?last=`). */
   readonly last?: string;
+  /** The jobs API: the queue (`?queue=` of a list, or the one in the URL). */
+  readonly queue?: string;
+  /** `retry-job`, `delete-job`: the job id in the URL. */
+  readonly job_id?: string;
   /** `get-referrers`: the `?artifactType=` filter. */
   readonly artifact_type?: string;
 }
@@ -37,7 +41,7 @@ function isDigestReference(reference: string): boolean {
 
 function setIfPresent(
   target: Mutable<AccessRequest>,
-  key: 'digest' | 'last' | 'artifact_type',
+  key: 'digest' | 'last' | 'artifact_type' | 'queue',
   value: string | null,
 ): void {
   if (value !== null && value !== '') target[key] = value;
@@ -61,13 +65,23 @@ export function describeRequest(
     case 'extension':
       break;
     case 'catalog':
-    case 'tags': {
+    case 'tags':
+    case 'pendingJobs':
+    case 'failedJobs': {
       if (route.kind === 'tags') request.namespace = route.namespace;
+      if (route.kind === 'pendingJobs' || route.kind === 'failedJobs')
+        setIfPresent(request, 'queue', query.get('queue'));
       const n = query.get('n');
       if (n !== null && PAGE_SIZE.test(n)) request.n = Number(n);
       setIfPresent(request, 'last', query.get('last'));
       break;
     }
+    case 'pendingJob':
+    case 'failedJob':
+    case 'failedJobRetry':
+      request.queue = route.queue;
+      request.job_id = route.id;
+      break;
     case 'manifest':
       request.namespace = route.namespace;
       request.reference = route.reference;

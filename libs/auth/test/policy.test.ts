@@ -1,9 +1,10 @@
 import { silentLogger } from '@angos/observability';
+import { parseRoute } from '@angos/oci';
 import { describe, expect, it } from 'vitest';
 import type { Identity } from '../src/identity.js';
 import { compilePolicies, PolicyCompileError } from '../src/policy/compile.js';
 import { evaluatePolicy, RuleFailureLog } from '../src/policy/evaluate.js';
-import type { AccessRequest } from '../src/request.js';
+import { type AccessRequest, describeRequest } from '../src/request.js';
 import { captureLogger, configOf } from './helpers.js';
 
 function policyOf(defaultDecision: 'allow' | 'deny', rules: string[]) {
@@ -75,6 +76,8 @@ rules = ["true", "false", "request.nope == 'a'", "request.namespace"]
       'request.n > 100',
       "request.last == ''",
       "request.artifact_type == 'application/vnd.cncf.notary.signature'",
+      "request.queue == 'replication'",
+      "has(request.job_id) && request.job_id != ''",
       "identity.oidc.claims['admin']",
       "timestamp('2030-01-01T00:00:00Z') > timestamp('2020-01-01T00:00:00Z')",
     ];
@@ -110,6 +113,30 @@ describe('evaluatePolicy', () => {
     expect(evaluatePolicy(policy, anonymous, pull, quiet)).toBe('allow');
     expect(evaluatePolicy(policy, alice, pull, quiet)).toBe('deny');
     expect(evaluatePolicy(policy, anonymous, { ...pull, digest: 'sha256:abc' }, quiet)).toBe('deny');
+  });
+
+  it('tells the jobs API actions apart: listing can be granted without retry or delete', () => {
+    const jobs = (method: string, url: string): AccessRequest => {
+      const [path = '', query = ''] = url.split('?');
+      const route = parseRoute(path);
+      const request = route && describeRequest(route, method, new URLSearchParams(query));
+      if (request === undefined) throw new Error(`no action for ${method} ${url}`);
+      return request;
+    };
+    const policy = policyOf('deny', [
+      "identity.username == 'alice' && request.action in ['list-pending-jobs', 'list-failed-jobs']",
+      "identity.username == 'alice' && request.action == 'retry-job' && request.queue == 'cache'",
+    ]);
+    const decide = (method: string, url: string) => evaluatePolicy(policy, alice, jobs(method, url), quiet);
+    expect(decide('GET', '/v2/_ext/jobs/pending?queue=replication')).toBe('allow');
+    expect(decide('GET', '/v2/_ext/jobs/failed?queue=cache&n=10')).toBe('allow');
+    expect(decide('POST', '/v2/_ext/jobs/failed/cache/j-1/retry')).toBe('allow');
+    expect(decide('POST', '/v2/_ext/jobs/failed/replication/j-1/retry')).toBe('deny');
+    expect(decide('DELETE', '/v2/_ext/jobs/failed/cache/j-1')).toBe('deny');
+    expect(decide('DELETE', '/v2/_ext/jobs/pending/cache/j-1')).toBe('deny');
+    expect(evaluatePolicy(policy, anonymous, jobs('GET', '/v2/_ext/jobs/pending?queue=cache'), quiet)).toBe(
+      'deny',
+    );
   });
 
   it('reads OIDC claims, certificate subjects and integer page sizes', () => {

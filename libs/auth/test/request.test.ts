@@ -79,6 +79,17 @@ describe('describeRequest', () => {
       `/v2/team/referrers/${DIGEST}?artifactType=application/x`,
       { action: 'get-referrers', namespace: 'team', digest: DIGEST, artifact_type: 'application/x' },
     ],
+    // The jobs API: registry-wide (no namespace), the queue and job as rules may test them.
+    [
+      'GET',
+      '/v2/_ext/jobs/pending?queue=replication&n=5&last=c',
+      { action: 'list-pending-jobs', queue: 'replication', n: 5, last: 'c' },
+    ],
+    ['GET', '/v2/_ext/jobs/pending', { action: 'list-pending-jobs' }],
+    ['HEAD', '/v2/_ext/jobs/failed?queue=cache', { action: 'list-failed-jobs', queue: 'cache' }],
+    ['POST', '/v2/_ext/jobs/failed/cache/j-1/retry', { action: 'retry-job', queue: 'cache', job_id: 'j-1' }],
+    ['DELETE', '/v2/_ext/jobs/failed/cache/j-1', { action: 'delete-job', queue: 'cache', job_id: 'j-1' }],
+    ['DELETE', '/v2/_ext/jobs/pending/cache/j-1', { action: 'delete-job', queue: 'cache', job_id: 'j-1' }],
   ])('%s %s', (method, url, expected) => {
     expect(describeUrl(method, url)).toEqual(expected);
   });
@@ -88,6 +99,9 @@ describe('describeRequest', () => {
     ['get', '/v2/team/manifests/v1'],
     ['PUT', `/v2/team/blobs/${DIGEST}`],
     ['GET', '/v2/_ext/anything'],
+    ['GET', '/v2/_ext/jobs'],
+    ['GET', '/v2/_ext/jobs/failed/cache/j-1'],
+    ['POST', '/v2/_ext/jobs/pending/cache/j-1/retry'],
   ])('has no action for %s %s', (method, url) => {
     expect(describeUrl(method, url)).toBeUndefined();
   });

@@ -26,6 +26,7 @@ export {
   type PageOptions,
   type PendingJob,
 } from './queue.js';
+export { isJobQueue, JOB_QUEUES, type JobQueueName } from './queue-names.js';
 export {
   type JobContext,
   type JobFinished,

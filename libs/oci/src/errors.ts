@@ -36,6 +36,7 @@ export type OciErrorKind =
   | 'METHOD_NOT_ALLOWED'
   | 'ROUTE_UNKNOWN'
   | 'REQUEST_INVALID'
+  | 'JOB_UNKNOWN'
   | 'UPSTREAM_UNAVAILABLE'
   | 'UNAVAILABLE'
   | 'INTERNAL';
@@ -142,6 +143,10 @@ export const OCI_ERRORS: Readonly<Record<OciErrorKind, OciErrorSpec>> = Object.f
   // A malformed request outside the cases above (bad query value, bad header): UNSUPPORTED covers
   // "an invalid set of parameters" in distribution's description of that code.
   REQUEST_INVALID: { code: 'UNSUPPORTED', status: 400, message: 'invalid request' },
+  // The jobs API (/v2/_ext/jobs/…) names a job its queue does not hold (any more). The spec has no
+  // job code; NAME_UNKNOWN ("the name used during an operation is unknown to the registry") is the
+  // closest: the job id in the URL names nothing, as an unknown repository name does.
+  JOB_UNKNOWN: { code: 'NAME_UNKNOWN', status: 404, message: 'job unknown to registry' },
   // The gateway could not reach the service behind it (split deployment): 502, not a bug of ours.
   UPSTREAM_UNAVAILABLE: { code: INTERNAL_ERROR_CODE, status: 502, message: 'registry service unavailable' },
   // Storage or locks failed after their retries (unreachable, timed out, throttled, contended): not

@@ -16,6 +16,11 @@ export type Route =
   | { kind: 'uploads'; namespace: string }
   | { kind: 'upload'; namespace: string; id: string }
   | { kind: 'referrers'; namespace: string; digest: string }
+  | { kind: 'pendingJobs' }
+  | { kind: 'failedJobs' }
+  | { kind: 'pendingJob'; queue: string; id: string }
+  | { kind: 'failedJob'; queue: string; id: string }
+  | { kind: 'failedJobRetry'; queue: string; id: string }
   | { kind: 'extension'; path: string };
 
 export type RouteKind = Route['kind'];
@@ -29,7 +34,12 @@ export type RouteKind = Route['kind'];
  *
  *   /v2/ , /v2                         apiVersion
  *   /v2/_catalog                       catalog
- *   /v2/_ext/<path>                    extension (path after "/v2/_ext/", "" for /v2/_ext)
+ *   /v2/_ext/jobs/pending              pendingJobs (the queue is in the query: ?queue=)
+ *   /v2/_ext/jobs/failed               failedJobs
+ *   /v2/_ext/jobs/pending/<queue>/<id> pendingJob
+ *   /v2/_ext/jobs/failed/<queue>/<id>  failedJob
+ *   /v2/_ext/jobs/failed/<queue>/<id>/retry   failedJobRetry
+ *   /v2/_ext/<other path>              extension (path after "/v2/_ext/", "" for /v2/_ext)
  *   /v2/<name>/tags/list               tags
  *   /v2/<name>/manifests/<reference>   manifest
  *   /v2/<name>/blobs/uploads[/]        uploads
@@ -45,9 +55,24 @@ export function parseRoute(pathname: string): Route | undefined {
   const rest = pathname.slice('/v2/'.length);
   if (rest === '_catalog') return { kind: 'catalog' };
   if (rest === '_ext') return { kind: 'extension', path: '' };
-  if (rest.startsWith('_ext/')) return { kind: 'extension', path: rest.slice('_ext/'.length) };
+  if (rest.startsWith('_ext/')) return parseExtensionRoute(rest.slice('_ext/'.length));
 
   return parseNamespacedRoute(rest.split('/'));
+}
+
+/**
+ * The endpoints of the extension API (`path` is what follows `/v2/_ext/`); any other path stays an
+ * `extension` route, which no action covers. Queue names and ids are validated by the handler.
+ */
+function parseExtensionRoute(path: string): Route {
+  const [root, state, queue, id, verb, ...more] = path.split('/');
+  if (root !== 'jobs' || (state !== 'pending' && state !== 'failed') || more.length > 0)
+    return { kind: 'extension', path };
+  if (queue === undefined) return { kind: state === 'pending' ? 'pendingJobs' : 'failedJobs' };
+  if (queue === '' || id === undefined || id === '') return { kind: 'extension', path };
+  if (verb === undefined) return { kind: state === 'pending' ? 'pendingJob' : 'failedJob', queue, id };
+  if (state === 'failed' && verb === 'retry') return { kind: 'failedJobRetry', queue, id };
+  return { kind: 'extension', path };
 }
 
 /** `segments` is the path after `/v2/`, split on `/`; the endpoint is its tail. */
@@ -107,17 +132,23 @@ export type Action =
   | 'delete-manifest'
   | 'get-referrers'
   | 'list-catalog'
-  | 'list-tags';
+  | 'list-tags'
+  | 'list-pending-jobs'
+  | 'list-failed-jobs'
+  | 'retry-job'
+  | 'delete-job';
 
-type OciRouteKind = Exclude<RouteKind, 'extension'>;
+/** The routes that name an endpoint (every kind but `extension`). */
+type EndpointKind = Exclude<RouteKind, 'extension'>;
 
 /**
- * Method → action for every OCI route. HEAD is the GET of the same resource.
+ * Method → action for every route of the API. HEAD is the GET of the same resource.
  * A method absent from a route's row is not allowed on it (405). POST on
  * uploads is `mount-blob` instead when the query names a blob to mount.
- * Extension routes are not listed: the extension API authorizes its own actions.
+ * An `extension` route (a `/v2/_ext/` path that names no endpoint) has no row: nothing may
+ * reach it.
  */
-export const ROUTE_ACTIONS: Readonly<Record<OciRouteKind, Readonly<Record<string, Action>>>> = {
+export const ROUTE_ACTIONS: Readonly<Record<EndpointKind, Readonly<Record<string, Action>>>> = {
   apiVersion: { GET: 'get-api-version', HEAD: 'get-api-version' },
   catalog: { GET: 'list-catalog', HEAD: 'list-catalog' },
   tags: { GET: 'list-tags', HEAD: 'list-tags' },
@@ -132,6 +163,12 @@ export const ROUTE_ACTIONS: Readonly<Record<OciRouteKind, Readonly<Record<string
     DELETE: 'cancel-upload',
   },
   referrers: { GET: 'get-referrers', HEAD: 'get-referrers' },
+  // The jobs API: registry-wide, like the catalog (no namespace).
+  pendingJobs: { GET: 'list-pending-jobs', HEAD: 'list-pending-jobs' },
+  failedJobs: { GET: 'list-failed-jobs', HEAD: 'list-failed-jobs' },
+  pendingJob: { DELETE: 'delete-job' },
+  failedJob: { DELETE: 'delete-job' },
+  failedJobRetry: { POST: 'retry-job' },
 };
 
 /**

@@ -18,6 +18,21 @@ describe('parseRoute', () => {
     ['/v2/_ext', { kind: 'extension', path: '' }],
     ['/v2/_ext/', { kind: 'extension', path: '' }],
     ['/v2/_ext/jobs/replication', { kind: 'extension', path: 'jobs/replication' }],
+    ['/v2/_ext/jobs/pending', { kind: 'pendingJobs' }],
+    ['/v2/_ext/jobs/failed', { kind: 'failedJobs' }],
+    ['/v2/_ext/jobs/pending/cache/j-1', { kind: 'pendingJob', queue: 'cache', id: 'j-1' }],
+    ['/v2/_ext/jobs/failed/cache/j-1', { kind: 'failedJob', queue: 'cache', id: 'j-1' }],
+    ['/v2/_ext/jobs/failed/cache/j-1/retry', { kind: 'failedJobRetry', queue: 'cache', id: 'j-1' }],
+    // Anything else under /v2/_ext/ names no endpoint.
+    ['/v2/_ext/jobs', { kind: 'extension', path: 'jobs' }],
+    ['/v2/_ext/jobs/pending/', { kind: 'extension', path: 'jobs/pending/' }],
+    ['/v2/_ext/jobs/pending/cache', { kind: 'extension', path: 'jobs/pending/cache' }],
+    ['/v2/_ext/jobs/pending/cache/', { kind: 'extension', path: 'jobs/pending/cache/' }],
+    ['/v2/_ext/jobs/pending//j-1', { kind: 'extension', path: 'jobs/pending//j-1' }],
+    ['/v2/_ext/jobs/pending/cache/j-1/retry', { kind: 'extension', path: 'jobs/pending/cache/j-1/retry' }],
+    ['/v2/_ext/jobs/failed/cache/j-1/retry/x', { kind: 'extension', path: 'jobs/failed/cache/j-1/retry/x' }],
+    ['/v2/_ext/jobs/failed/cache/j-1/undo', { kind: 'extension', path: 'jobs/failed/cache/j-1/undo' }],
+    ['/v2/_ext/other/pending', { kind: 'extension', path: 'other/pending' }],
     ['/v2/alpine/tags/list', { kind: 'tags', namespace: 'alpine' }],
     ['/v2/library/alpine/tags/list', { kind: 'tags', namespace: 'library/alpine' }],
     ['/v2/alpine/manifests/latest', { kind: 'manifest', namespace: 'alpine', reference: 'latest' }],
@@ -143,6 +158,12 @@ describe('actionFor', () => {
     ['/v2/a/blobs/uploads/id', 'DELETE', 'cancel-upload'],
     [`/v2/a/referrers/${DIGEST}`, 'GET', 'get-referrers'],
     [`/v2/a/referrers/${DIGEST}`, 'HEAD', 'get-referrers'],
+    ['/v2/_ext/jobs/pending', 'GET', 'list-pending-jobs'],
+    ['/v2/_ext/jobs/pending', 'HEAD', 'list-pending-jobs'],
+    ['/v2/_ext/jobs/failed', 'GET', 'list-failed-jobs'],
+    ['/v2/_ext/jobs/pending/cache/j-1', 'DELETE', 'delete-job'],
+    ['/v2/_ext/jobs/failed/cache/j-1', 'DELETE', 'delete-job'],
+    ['/v2/_ext/jobs/failed/cache/j-1/retry', 'POST', 'retry-job'],
   ])('%s %s is %s', (path, method, action, query) => {
     expect(actionFor(route(path), method, new URLSearchParams(query ?? ''))).toBe(action);
   });
@@ -162,6 +183,9 @@ describe('actionFor', () => {
     ['/v2/a/manifests/latest', 'constructor'],
     ['/v2/a/manifests/latest', '__proto__'],
     ['/v2/_ext/anything', 'GET'],
+    ['/v2/_ext/jobs/pending', 'DELETE'],
+    ['/v2/_ext/jobs/failed/cache/j-1', 'GET'],
+    ['/v2/_ext/jobs/failed/cache/j-1/retry', 'GET'],
   ])('%s %s is not allowed', (path, method) => {
     expect(actionFor(route(path), method, none)).toBeUndefined();
   });
@@ -170,5 +194,8 @@ describe('actionFor', () => {
     expect(allowedMethods(route('/v2/a/manifests/x'))).toEqual(['GET', 'HEAD', 'PUT', 'DELETE']);
     expect(allowedMethods(route('/v2/a/blobs/uploads/'))).toEqual(['POST']);
     expect(allowedMethods(route('/v2/_ext/x'))).toBeUndefined();
+    expect(allowedMethods(route('/v2/_ext/jobs/pending'))).toEqual(['GET', 'HEAD']);
+    expect(allowedMethods(route('/v2/_ext/jobs/failed/q/id'))).toEqual(['DELETE']);
+    expect(allowedMethods(route('/v2/_ext/jobs/failed/q/id/retry'))).toEqual(['POST']);
   });
 });

@@ -303,6 +303,7 @@ export async function composeServer(deps: AppDeps): Promise<App> {
   const { registry, storage, jobs } = await createRegistryFromConfig(deps);
   const api = buildRegistryApi({
     registry,
+    jobs: jobs.queue,
     config: deps.config,
     logger: deps.logger,
     trust: { kind: 'in-process' },
@@ -330,6 +331,7 @@ export async function composeRegistryApi(deps: AppDeps, internalToken: string): 
   const { registry, storage, jobs } = await createRegistryFromConfig(deps);
   const api = buildRegistryApi({
     registry,
+    jobs: jobs.queue,
     config: deps.config,
     logger: deps.logger,
     trust: { kind: 'internal-token', token: internalToken },

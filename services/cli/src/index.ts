@@ -17,7 +17,7 @@ export {
   storesOptions,
 } from './compose.js';
 export { CliError, failureLines } from './errors.js';
-export { isJobQueueName, JOB_QUEUE_NAMES, JOB_QUEUES, type JobQueueName } from './jobs.js';
+export { isJobQueueName, JOB_QUEUE_NAMES, type JobQueueName } from './jobs.js';
 export { formatAddress, type ListenAddress, listenOn, parseListen } from './listen.js';
 export { createLiveConfig, type LiveConfig, retainKeys } from './live-config.js';
 export { type RunningService, type ServiceKind, type StartServiceOptions, startService } from './service.js';

@@ -1,5 +1,12 @@
 import type { Config } from '@angos/config';
-import type { Enqueue, JobHandler, QueuePool } from '@angos/jobs';
+import {
+  type Enqueue,
+  isJobQueue,
+  JOB_QUEUES,
+  type JobHandler,
+  type JobQueueName,
+  type QueuePool,
+} from '@angos/jobs';
 import type { Logger } from '@angos/observability';
 import type { Registry } from '@angos/registry';
 
@@ -9,25 +16,20 @@ import type { Registry } from '@angos/registry';
  */
 
 /**
- * Each queue with the option that sizes its pool: how many of its jobs one process runs at once.
- * `angos worker --queue` accepts exactly these names, and drains all of them by default.
+ * The option that sizes each queue's pool: how many of its jobs one process runs at once. The
+ * queue names themselves are `JOB_QUEUES` of `@angos/jobs` (what `angos worker --queue` and the
+ * jobs API accept).
  */
-export const JOB_QUEUES = {
-  cache: (config: Config) => config.global.max_concurrent_cache_jobs,
-  replication: (config: Config) => config.global.max_concurrent_replication_jobs,
-} as const satisfies Readonly<Record<string, (config: Config) => number>>;
+const POOL_SIZE: Readonly<Record<JobQueueName, (config: Config) => number>> = {
+  cache: (config) => config.global.max_concurrent_cache_jobs,
+  replication: (config) => config.global.max_concurrent_replication_jobs,
+};
 
-export type JobQueueName = keyof typeof JOB_QUEUES;
-
-export const JOB_QUEUE_NAMES = Object.keys(JOB_QUEUES) as readonly JobQueueName[];
-
-export function isJobQueueName(name: string): name is JobQueueName {
-  return Object.hasOwn(JOB_QUEUES, name);
-}
+export { isJobQueue as isJobQueueName, JOB_QUEUES as JOB_QUEUE_NAMES, type JobQueueName };
 
 /** A pool per queue, sized by its `max_concurrent_*_jobs` option. */
 export function jobPools(config: Config, queues: readonly JobQueueName[]): QueuePool[] {
-  return queues.map((name) => ({ name, concurrency: JOB_QUEUES[name](config) }));
+  return queues.map((name) => ({ name, concurrency: POOL_SIZE[name](config) }));
 }
 
 /** What the handlers of one runner get. */

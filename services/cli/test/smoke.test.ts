@@ -85,6 +85,11 @@ describe('angos gateway + angos registry-api (spawned)', () => {
     });
     expect(throughGateway.status).toBe(200);
 
+    // The jobs API is registry-api's too: the gateway routes /v2/_ext/jobs/ to it.
+    const jobs = await fetch(`http://127.0.0.1:${gatewayPort}/v2/_ext/jobs/failed?queue=replication`);
+    expect(jobs.status).toBe(200);
+    expect(await jobs.json()).toEqual({ queue: 'replication', jobs: [] });
+
     expect((await fetch(`http://127.0.0.1:${apiPort}/readyz`)).status).toBe(200);
     expect(await gateway.stop()).toBe(0);
     expect(await api.stop()).toBe(0);

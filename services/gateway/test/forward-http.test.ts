@@ -275,3 +275,44 @@ describe('buildGateway with an HTTP upstream', () => {
     expect(reached).toBe(false);
   });
 });
+
+describe('the jobs API through the gateway (split deployment)', () => {
+  it('forwards each jobs endpoint the policy allows to registry-api, and refuses the others', async () => {
+    const seen: string[] = [];
+    const upstream = await track(
+      listenUpstream((req, res) => {
+        seen.push(`${req.method} ${req.url}`);
+        res.writeHead(202, { 'content-length': 0 });
+        res.end();
+      }),
+    );
+    const policy = `${IDENTITIES}[global.access_policy]\ndefault = "deny"\nrules = [
+      "identity.username == 'alice' && request.action in ['list-pending-jobs', 'list-failed-jobs']",
+      "identity.username == 'admin'",
+    ]\n`;
+    const gateway = await track(
+      startGateway({ kind: 'http', url: upstream.url, internalToken: TOKEN }, policy),
+    );
+    const id = '000000000-0000000000000000';
+    const send = (method: string, path: string, user: 'alice' | 'admin') =>
+      fetch(`${gateway.url}${path}`, { method, headers: { authorization: basic(user) } });
+
+    expect((await send('GET', '/v2/_ext/jobs/pending?queue=cache&n=5', 'alice')).status).toBe(202);
+    expect((await send('GET', '/v2/_ext/jobs/failed?queue=cache', 'alice')).status).toBe(202);
+    expect((await send('POST', `/v2/_ext/jobs/failed/cache/${id}/retry`, 'alice')).status).toBe(403);
+    expect((await send('DELETE', `/v2/_ext/jobs/pending/cache/${id}`, 'alice')).status).toBe(403);
+    expect((await send('POST', `/v2/_ext/jobs/failed/cache/${id}/retry`, 'admin')).status).toBe(202);
+    expect((await send('DELETE', `/v2/_ext/jobs/failed/cache/${id}`, 'admin')).status).toBe(202);
+    const method = await send('POST', '/v2/_ext/jobs/pending?queue=cache', 'admin');
+    expect(method.status).toBe(405);
+    expect(method.headers.get('allow')).toBe('GET, HEAD');
+    expect((await send('GET', '/v2/_ext/jobs', 'admin')).status).toBe(404);
+
+    expect(seen).toEqual([
+      'GET /v2/_ext/jobs/pending?queue=cache&n=5',
+      'GET /v2/_ext/jobs/failed?queue=cache',
+      `POST /v2/_ext/jobs/failed/cache/${id}/retry`,
+      `DELETE /v2/_ext/jobs/failed/cache/${id}`,
+    ]);
+  });
+});

@@ -7,12 +7,20 @@ import {
   type RequestContext,
   sendError,
 } from '@angos/http';
+import type { JobQueue } from '@angos/jobs';
 import type { Logger } from '@angos/observability';
 import { allowedMethods, OciError, parseRoute, type Route } from '@angos/oci';
 import type { Registry } from '@angos/registry';
 import { assertNamespace, parseUrl } from './request.js';
 import type { RouteContext } from './route-context.js';
 import { deleteBlob, getBlob } from './routes/blobs.js';
+import {
+  deleteFailedJob,
+  deletePendingJob,
+  listFailedJobs,
+  listPendingJobs,
+  retryFailedJob,
+} from './routes/jobs.js';
 import { listCatalog, listReferrers, listTags } from './routes/listings.js';
 import { deleteManifest, getManifest, putManifest } from './routes/manifests.js';
 import { cancelUpload, completeUpload, patchUpload, startUpload, uploadStatus } from './routes/uploads.js';
@@ -26,12 +34,14 @@ export type Trust = { kind: 'in-process' } | { kind: 'internal-token'; token: st
 
 export interface RegistryApiDeps {
   registry: Registry;
+  /** The job queues on the registry's metadata store (the jobs API under `/v2/_ext/jobs/`). */
+  jobs: JobQueue;
   config: () => Config;
   logger: Logger;
   trust: Trust;
 }
 
-/** The OCI distribution API over the registry core. */
+/** The OCI distribution API over the registry core, and the extension API under `/v2/_ext/`. */
 export function buildRegistryApi(deps: RegistryApiDeps): Handler {
   const logger = deps.logger.child('angos::registry_api');
   const vouched = trustCheck(deps.trust);
@@ -47,6 +57,7 @@ export function buildRegistryApi(deps: RegistryApiDeps): Handler {
         res,
         query,
         registry: deps.registry,
+        jobs: deps.jobs,
         config: deps.config(),
         logger,
         mountAllowedFrom: context.mountAllowedFrom ?? [],
@@ -65,9 +76,7 @@ function trustCheck(trust: Trust): (req: IncomingMessage) => RequestContext {
 
 async function dispatch(ctx: RouteContext, route: Route, method: string): Promise<void> {
   const allowed = allowedMethods(route);
-  if (route.kind !== 'apiVersion' && route.kind !== 'catalog' && route.kind !== 'extension') {
-    assertNamespace(route.namespace);
-  }
+  if ('namespace' in route) assertNamespace(route.namespace);
   if (allowed && !allowed.includes(method)) {
     ctx.res.setHeader('Allow', allowed.join(', '));
     throw new OciError('METHOD_NOT_ALLOWED', { method });
@@ -97,6 +106,16 @@ async function dispatch(ctx: RouteContext, route: Route, method: string): Promis
       if (method === 'PUT') return completeUpload(ctx, route.namespace, route.id);
       if (method === 'DELETE') return cancelUpload(ctx, route.namespace, route.id);
       return uploadStatus(ctx, route.namespace, route.id);
+    case 'pendingJobs':
+      return listPendingJobs(ctx);
+    case 'failedJobs':
+      return listFailedJobs(ctx);
+    case 'pendingJob':
+      return deletePendingJob(ctx, route.queue, route.id);
+    case 'failedJob':
+      return deleteFailedJob(ctx, route.queue, route.id);
+    case 'failedJobRetry':
+      return retryFailedJob(ctx, route.queue, route.id);
     case 'extension':
       throw new OciError('ROUTE_UNKNOWN', { path: route.path.slice(0, 200) });
   }

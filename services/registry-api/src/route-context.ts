@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from '@angos/config';
+import type { JobQueue } from '@angos/jobs';
 import type { Logger } from '@angos/observability';
 import type { Registry } from '@angos/registry';
 
@@ -9,6 +10,8 @@ export interface RouteContext {
   readonly res: ServerResponse;
   readonly query: URLSearchParams;
   readonly registry: Registry;
+  /** The job queues of the metadata store, for the jobs API. */
+  readonly jobs: JobQueue;
   readonly config: Config;
   readonly logger: Logger;
   /** Namespaces the gateway judged readable for a cross-repository mount in this request. */
@@ -25,7 +28,13 @@ export function sendEmpty(
   res.end();
 }
 
-/** `Link` header of the next page of a paginated list. */
-export function nextPageLink(path: string, n: number, last: string): string {
-  return `<${path}?n=${n}&last=${encodeURIComponent(last)}>; rel="next"`;
+/** `Link` header of the next page of a paginated list; `params` are the list's other query parameters. */
+export function nextPageLink(
+  path: string,
+  n: number,
+  last: string,
+  params: Readonly<Record<string, string>> = {},
+): string {
+  const leading = Object.entries(params).map(([name, value]) => `${name}=${encodeURIComponent(value)}&`);
+  return `<${path}?${leading.join('')}n=${n}&last=${encodeURIComponent(last)}>; rel="next"`;
 }

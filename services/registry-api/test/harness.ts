@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Config, parseConfig, type S3ConnectionConfig } from '@angos/config';
 import { createHttpServer, setContext } from '@angos/http';
+import { JobQueue } from '@angos/jobs';
 import { type LockManager, MemoryLockManager } from '@angos/lock';
 import { silentLogger } from '@angos/observability';
 import { createRegistry, type GcReport } from '@angos/registry';
@@ -62,6 +63,10 @@ export interface Api {
   url: string;
   rootDir: string;
   backend: Backend;
+  /** The job queues behind the jobs API (on the registry's metadata store), to seed jobs. */
+  jobs: JobQueue;
+  /** The registry's locks (a test's job runner takes them as a worker would). */
+  locks: LockManager;
   /** Hex digests of the blobs in the blob store: files under rootDir on fs, objects on S3. */
   blobHexes(): Promise<string[]>;
   /** Whether the metadata store holds `key`: a file under rootDir on fs, an object on S3. */
@@ -201,7 +206,8 @@ export async function startApi(
     config: () => config,
     logger: silentLogger,
   });
-  const handler = buildRegistryApi({ registry, config: () => config, logger: silentLogger, trust });
+  const jobs = new JobQueue({ store: stores.metadata });
+  const handler = buildRegistryApi({ registry, jobs, config: () => config, logger: silentLogger, trust });
   const server: Server = createHttpServer(
     (req, res) => {
       if (trust.kind === 'in-process') setContext(req, { clientIp: '127.0.0.1', mountAllowedFrom });
@@ -216,6 +222,8 @@ export async function startApi(
     url,
     rootDir,
     backend,
+    jobs,
+    locks,
     async blobHexes() {
       if (backend.blob === 'fs') {
         // `_blobs/sha256/<hex[0:2]>/<hex>`: the files two levels down.

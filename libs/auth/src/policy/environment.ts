@@ -27,6 +27,8 @@ export const REQUEST_SCHEMA = {
   n: 'int',
   last: 'string',
   artifact_type: 'string',
+  queue: 'string',
+  job_id: 'string',
 } as const;
 
 const require = createRequire(import.meta.url);

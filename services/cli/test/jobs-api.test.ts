@@ -1,0 +1,75 @@
+import { join } from 'node:path';
+import { JobQueue } from '@angos/jobs';
+import { silentLogger } from '@angos/observability';
+import { openMetadataStore } from '@angos/storage';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningService, startServer } from '../src/index.js';
+import { baseConfig, type Workspace, workspace } from './helpers.js';
+
+let ws: Workspace;
+let service: RunningService | undefined;
+beforeAll(async () => {
+  ws = await workspace();
+});
+afterEach(async () => {
+  await service?.close();
+  service = undefined;
+});
+afterAll(async () => {
+  await ws.remove();
+});
+
+const ALICE_HASH =
+  '$argon2id$v=19$m=64,t=1,p=1$bC87hUMfbQpL2Jjl8j+RxQ$OOKrstt+HXHBcNpma8p9Sxx9K6GmHQ9hEuXjr6aomp8';
+const ALICE = `Basic ${Buffer.from('alice:alice-secret').toString('base64')}`;
+
+describe('the jobs API through angos server', () => {
+  it('lets a policy grant listing jobs without deleting them', async () => {
+    // Seeded before the server starts, on the metadata store it will open (the blob store's root).
+    const store = await openMetadataStore({ kind: 'fs', rootDir: join(ws.dir, 'data'), syncToDisk: false });
+    const { id } = await new JobQueue({ store }).enqueue('replication', 'replicate', 'tag:team/app:v1', {
+      tag: 'v1',
+    });
+    await store.close?.();
+    await ws.writeConfig(
+      baseConfig(
+        ws.dir,
+        1,
+        [
+          '[auth.identity.alice]',
+          'username = "alice"',
+          `password = "${ALICE_HASH}"`,
+          '[global.access_policy]',
+          'default = "deny"',
+          `rules = ["identity.username == 'alice' && request.action in ['list-pending-jobs', 'list-failed-jobs']"]`,
+          '',
+        ].join('\n'),
+      ),
+    );
+    service = await startServer({ configPath: ws.configPath, listen: '127.0.0.1:0', logger: silentLogger });
+    const base = `http://127.0.0.1:${service.address.port}/v2/_ext/jobs`;
+    const as = (authorization?: string) => (authorization === undefined ? {} : { authorization });
+
+    const listed = await fetch(`${base}/pending?queue=replication`, { headers: as(ALICE) });
+    expect(listed.status).toBe(200);
+    expect(((await listed.json()) as { jobs: { id: string }[] }).jobs.map((job) => job.id)).toEqual([id]);
+    expect((await fetch(`${base}/failed?queue=replication`, { headers: as(ALICE) })).status).toBe(200);
+
+    const deleted = await fetch(`${base}/pending/replication/${id}`, {
+      method: 'DELETE',
+      headers: as(ALICE),
+    });
+    expect(deleted.status).toBe(403);
+    expect(((await deleted.json()) as { errors: { code: string }[] }).errors[0]?.code).toBe('DENIED');
+    const retried = await fetch(`${base}/failed/replication/${id}/retry`, {
+      method: 'POST',
+      headers: as(ALICE),
+    });
+    expect(retried.status).toBe(403);
+    const anonymous = await fetch(`${base}/pending?queue=replication`);
+    expect(anonymous.status).toBe(401);
+
+    const still = await fetch(`${base}/pending?queue=replication`, { headers: as(ALICE) });
+    expect(((await still.json()) as { jobs: unknown[] }).jobs).toHaveLength(1);
+  });
+});
