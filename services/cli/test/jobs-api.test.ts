@@ -27,9 +27,14 @@ describe('the jobs API through angos server', () => {
   it('lets a policy grant listing jobs without deleting them', async () => {
     // Seeded before the server starts, on the metadata store it will open (the blob store's root).
     const store = await openMetadataStore({ kind: 'fs', rootDir: join(ws.dir, 'data'), syncToDisk: false });
-    const { id } = await new JobQueue({ store }).enqueue('replication', 'replicate', 'tag:team/app:v1', {
-      tag: 'v1',
-    });
+    // Due in a day: the server's own drain (no [global.job_queue]) leaves it pending meanwhile.
+    const { id } = await new JobQueue({ store }).enqueue(
+      'replication',
+      'replicate',
+      'tag:team/app:v1',
+      { tag: 'v1' },
+      { notBefore: new Date(Date.now() + 86_400_000) },
+    );
     await store.close?.();
     await ws.writeConfig(
       baseConfig(
