@@ -9,7 +9,7 @@ export {
 } from './checks/index.js';
 export { Progress, type ProgressOutput } from './progress.js';
 export { quarantine } from './repairs.js';
-export { QUARANTINE, type RunScrubOptions, runScrub } from './runner.js';
+export { logSummary, QUARANTINE, type RunScrubOptions, runScrub } from './runner.js';
 export { checksFor, type ScrubSelection } from './selection.js';
 export type {
   FsRoots,

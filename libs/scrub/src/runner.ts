@@ -1,3 +1,4 @@
+import type { Logger } from '@angos/observability';
 import { Progress, type ProgressOutput } from './progress.js';
 import type { PlannedAction, ScrubAction, ScrubCheck, ScrubContext, ScrubSummary } from './types.js';
 
@@ -8,6 +9,8 @@ export interface RunScrubOptions {
   readonly progress?: ProgressOutput | undefined;
   /** Hears every action planned, in order (tests compare a dry run with the real run). */
   readonly onAction?: ((action: PlannedAction) => void) | undefined;
+  /** Log the summary line at the end (default); false when the caller adds to it and logs it. */
+  readonly summaryLine?: boolean | undefined;
 }
 
 /** The action that moves an unknown key to the lost-and-found prefix. */
@@ -54,15 +57,20 @@ export async function runScrub(
   }
   progress.clear();
   summary.keysWalked = progress.walked;
+  if (options.summaryLine ?? true) logSummary(logger, summary, options.dryRun);
+  return summary;
+}
+
+/** The summary line of a run: keys walked, repairs, quarantined, corrupt removed, failures. */
+export function logSummary(logger: Logger, summary: ScrubSummary, dryRun: boolean): void {
   logger.info('scrub finished', {
     keys_walked: summary.keysWalked,
     repairs: summary.repairs,
     quarantined: summary.quarantined,
     corrupt_removed: summary.corruptRemoved,
     failures: summary.failures,
-    dry_run: options.dryRun,
+    dry_run: dryRun,
   });
-  return summary;
 }
 
 /** Logs the action and applies it unless dry; false when it failed. */

@@ -32,10 +32,10 @@ export async function list(
 }
 
 /**
- * Every namespace of the metadata store, depth first, in code-point order: each directory that
- * holds `_manifests`, `_layers` or `_uploads`, whether or not it holds a manifest (a namespace
- * with only uploads or grants still has state to check). Top-level `_…` directories are the
- * layout's own (`_blobs`, `_jobs`…) and never namespaces.
+ * Every namespace of the metadata store (or `store`), depth first, in code-point order: each
+ * directory below the top level that holds a `_…` entry, whether or not it holds a manifest (a
+ * namespace with only uploads or grants still has state to check). Top-level `_…` directories
+ * are the layout's own (`_blobs`, `_jobs`…) and never namespaces.
  */
 export async function* namespaces(
   ctx: ScrubContext,
@@ -43,7 +43,9 @@ export async function* namespaces(
   prefix = '',
 ): AsyncIterable<string> {
   const children = await list(ctx, prefix, store);
-  if (prefix !== '' && children.some((child) => NAMESPACE_DIRS.has(child))) yield prefix;
+  // Namespace components never start with `_`: below the top level, a `_…` child is the state of
+  // a namespace (known or not: `--manifests` quarantines the unknown ones).
+  if (prefix !== '' && children.some((child) => child.startsWith('_'))) yield prefix;
   for (const child of children) {
     if (child.startsWith('_') || child.startsWith('.')) continue;
     yield* namespaces(ctx, store, prefix === '' ? child : `${prefix}/${child}`);

@@ -230,7 +230,7 @@ export async function createLocks(
 /** The registry core over the configured storage and locks; `storage.close()` releases both. */
 export async function openRegistry(
   deps: Pick<AppDeps, 'config' | 'logger' | 'metrics'>,
-): Promise<{ registry: Registry; storage: StorageFromConfig }> {
+): Promise<{ registry: Registry; storage: StorageFromConfig; locks: LockManager }> {
   const initial = deps.config();
   const opened = await openStorage(initial, deps.logger);
   let locks: LockManager;
@@ -255,7 +255,7 @@ export async function openRegistry(
     config: deps.config,
     logger: deps.logger,
   });
-  return { registry, storage };
+  return { registry, storage, locks };
 }
 
 /**

@@ -72,7 +72,7 @@ const SCRUB_FLAGS: readonly FlagSpec[] = [
     value: DURATION,
     describe:
       'Check upload sessions: remove broken or partial state and uploads older than the duration (e.g. 1h, 30m, 2d)',
-    supported: false,
+    supported: true,
   },
   {
     name: 'multipart',
@@ -88,14 +88,14 @@ const SCRUB_FLAGS: readonly FlagSpec[] = [
     type: 'boolean',
     describe:
       'Check and fix tag references; remove tags whose manifest blob is missing or whose name is not a valid tag',
-    supported: false,
+    supported: true,
   },
   {
     name: 'manifests',
     alias: 'm',
     type: 'boolean',
     describe: 'Check for manifest inconsistencies',
-    supported: false,
+    supported: true,
   },
   {
     name: 'blobs',
@@ -118,7 +118,7 @@ const SCRUB_FLAGS: readonly FlagSpec[] = [
     type: 'boolean',
     describe:
       'Fix link format inconsistencies; remove revisions whose manifest blob is missing; prune phantom referrer back-links',
-    supported: false,
+    supported: true,
   },
   {
     name: 'reconcile-blob-index',
@@ -133,14 +133,14 @@ const SCRUB_FLAGS: readonly FlagSpec[] = [
     type: 'boolean',
     describe:
       'Backfill missing media_type on manifest links; remove revisions whose manifest blob is missing',
-    supported: false,
+    supported: true,
   },
   {
     name: 'referrers',
     alias: 'R',
     type: 'boolean',
     describe: 'Remove orphan referrer links whose referrer manifest is no longer a current revision',
-    supported: false,
+    supported: true,
   },
   {
     name: 'replicate',
