@@ -71,7 +71,7 @@ const SCRUB_FLAGS: readonly FlagSpec[] = [
     type: 'string',
     value: DURATION,
     describe:
-      'Check upload sessions: remove broken or partial state and uploads older than the duration (e.g. 1h, 30m, 2d)',
+      'Check upload sessions: remove broken or partial state and uploads older than the duration (e.g. 1h, 30m, 2d); on fs also leftover temp files',
     supported: true,
   },
   {
@@ -94,7 +94,8 @@ const SCRUB_FLAGS: readonly FlagSpec[] = [
     name: 'manifests',
     alias: 'm',
     type: 'boolean',
-    describe: 'Check for manifest inconsistencies',
+    describe:
+      'Check for manifest inconsistencies: remove revisions whose manifest bytes are gone, and stray pull times',
     supported: true,
   },
   {
