@@ -85,11 +85,10 @@ export async function scrubStore(
   request: StoreScrubRequest,
   logger: Logger,
 ): Promise<ScrubJobResult> {
-  const { registry, storage, locks } = await openRegistry({
-    config: () => config,
-    logger,
-    metrics: createMetrics(),
-  });
+  const { registry, storage, locks } = await openRegistry(
+    { config: () => config, logger, metrics: createMetrics() },
+    { cacheLinks: false },
+  );
   try {
     const { blobs, ...selection } = request;
     return await runScrubJob(
