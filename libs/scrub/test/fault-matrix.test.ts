@@ -3,7 +3,17 @@ import { join } from 'node:path';
 import { encodeLink } from '@angos/registry';
 import { keyFor, NotFoundError } from '@angos/storage';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { digestOf, KINDS, openStore, pull, pushImage, type Store, seedHealthy, upload } from './support.js';
+import {
+  ALL_CHECKS,
+  digestOf,
+  KINDS,
+  openStore,
+  pull,
+  pushImage,
+  type Store,
+  seedHealthy,
+  upload,
+} from './support.js';
 
 /**
  * The fault matrix of `angos scrub` (issue 2.5), on fs and on S3 (Ceph RGW): each fault is seeded
@@ -38,16 +48,22 @@ describe.each(KINDS)('scrub fault matrix on %s', (kind) => {
     return real;
   }
 
-  it('leaves a healthy store byte-identical, with every check', async () => {
+  it('leaves a healthy store byte-identical, after each check and after all of them', async () => {
     await seedHealthy(store.registry);
+    // A session in progress and a young temp file are healthy too.
+    await store.registry.uploads.start('lib');
+    if (store.fsRoots.metadata) await writeFile(join(store.fsRoots.metadata, 'lib/.tmp-cafe-1'), 'in flight');
     const before = await store.snapshot();
-    for (const dryRun of [true, false]) {
-      const { summary, actions } = await store.scrub(dryRun);
-      expect(actions).toEqual([]);
-      expect(summary).toMatchObject({ repairs: 0, quarantined: 0, failures: 0 });
-      expect(summary.keysWalked).toBeGreaterThan(20);
+    const selections = [...Object.keys(ALL_CHECKS).map((name) => ({ [name]: true })), ALL_CHECKS];
+    for (const selection of selections) {
+      for (const dryRun of [true, false]) {
+        const { summary, actions } = await store.scrub(dryRun, selection);
+        expect(actions, JSON.stringify(selection)).toEqual([]);
+        expect(summary).toMatchObject({ repairs: 0, quarantined: 0, failures: 0 });
+        expect(summary.keysWalked).toBeGreaterThan(5);
+      }
+      expect(await store.snapshot()).toEqual(before);
     }
-    expect(await store.snapshot()).toEqual(before);
   });
 
   it('a tag whose manifest bytes are gone: the tag goes, with its revision', async () => {
@@ -150,6 +166,23 @@ describe.each(KINDS)('scrub fault matrix on %s', (kind) => {
     await expect(
       store.metadata.get(keyFor({ kind: 'uploadStartedAt', namespace: 'lib', id: broken })),
     ).rejects.toBeInstanceOf(NotFoundError);
+  });
+
+  it.skipIf(kind !== 'fs')('an abandoned fs session (no start time) is aged by its data file', async () => {
+    await seedHealthy(store.registry);
+    const root = store.fsRoots.blobs!;
+    const abandoned = await store.registry.uploads.start('lib');
+    const recent = await store.registry.uploads.start('lib');
+    for (const id of [abandoned, recent]) {
+      await store.metadata.delete(keyFor({ kind: 'uploadStartedAt', namespace: 'lib', id }));
+    }
+    const data = join(root, keyFor({ kind: 'uploadData', namespace: 'lib', id: abandoned }));
+    await utimes(data, TWO_HOURS_AGO(), TWO_HOURS_AGO());
+    await scrubRepairs([
+      { action: 'delete-upload', key: keyFor({ kind: 'upload', namespace: 'lib', id: abandoned }) },
+    ]);
+    await expect(store.blobs.uploadSize('lib', abandoned)).rejects.toBeInstanceOf(NotFoundError);
+    expect(await store.blobs.uploadSize('lib', recent)).toBe(0);
   });
 
   it.skipIf(kind !== 'fs')('leftover temp files', async () => {
