@@ -1,7 +1,17 @@
-export { BlobIndex, type BlobReference } from './blob-index.js';
+export { BlobIndex, type BlobReference, manifestRef } from './blob-index.js';
+export { blobLockKey, grantLockKey } from './blob-locks.js';
 export type { Blobs } from './blobs.js';
 export type { GcOptions, GcReport } from './gc.js';
-export type { ManifestInfo, Manifests, PushedManifest, StoredManifest } from './manifests.js';
+export { decodeLink, encodeLink, type LinkRecord, readLink } from './links.js';
+export {
+  type ManifestInfo,
+  type Manifests,
+  manifestLockKey,
+  type PushedManifest,
+  referrerDescriptor,
+  type StoredManifest,
+  tagLockKey,
+} from './manifests.js';
 export { createRegistry, type Registry, type RegistryDeps } from './registry.js';
 export { type NamespaceSettings, repositoryKeyFor, settingsFor } from './settings.js';
-export type { ChunkHeaders, Uploads } from './uploads.js';
+export { type ChunkHeaders, type Uploads, uploadLockKey } from './uploads.js';

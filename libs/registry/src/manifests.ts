@@ -395,7 +395,8 @@ export class Manifests {
   }
 }
 
-function tagLockKey(namespace: string, tag: string): string {
+/** A tag of a namespace: held by pushes that move it and by deletes of it. */
+export function tagLockKey(namespace: string, tag: string): string {
   return `tag:${namespace}:${tag}`;
 }
 
@@ -413,7 +414,8 @@ function uniqueDigests(descriptors: readonly Descriptor[]): DigestParts[] {
   return [...seen.values()];
 }
 
-function referrerDescriptor(manifest: ParsedManifest, digest: DigestParts, size: number): Descriptor {
+/** The descriptor a referrer link holds (what the referrers API lists). */
+export function referrerDescriptor(manifest: ParsedManifest, digest: DigestParts, size: number): Descriptor {
   return {
     mediaType: manifest.mediaType,
     digest: formatDigest(digest),

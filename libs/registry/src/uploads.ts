@@ -367,7 +367,8 @@ function sessionKey(namespace: string, id: string): string {
   return `${namespace}\n${id}`;
 }
 
-function uploadLockKey(namespace: string, id: string): string {
+/** An upload session: held around its transitions (claim, commit, removal). */
+export function uploadLockKey(namespace: string, id: string): string {
   return `upload:${namespace}:${id}`;
 }
 

@@ -19,7 +19,7 @@ export {
   type StoresOptions,
 } from './factory.js';
 export { FsBlobStore, FsMetadataStore, type FsStoreOptions } from './fs/index.js';
-export { isValidKey } from './key-rules.js';
+export { isTempName, isValidKey } from './key-rules.js';
 export * from './keys.js';
 export { withLegacyBlobIndex } from './legacy-layout.js';
 export { withLinkCache } from './link-cache.js';

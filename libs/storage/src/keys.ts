@@ -30,6 +30,8 @@
  *                                                           (JSON: id, name)
  *   _jobs/<queue>/failed/<id>                               a dead-lettered job (JSON envelope with its last error)
  *   _jobs/<queue>/quarantine/<name>                         a record that could not be read, moved out of the way
+ *   _lost_and_found/<key>                                   a key `angos scrub` found where the layout has no such key,
+ *                                                           moved here (same relative path) instead of being deleted
  *
  * Namespace components always start with [a-z0-9], so a top-level name that
  * starts with `_` can never collide with a namespace.
@@ -95,7 +97,19 @@ export type StorageKey =
   | { kind: 'jobsFailed'; queue: string }
   | { kind: 'jobFailed'; queue: string; id: string }
   | { kind: 'jobsQuarantined'; queue: string }
-  | { kind: 'jobQuarantined'; queue: string; name: string };
+  | { kind: 'jobQuarantined'; queue: string; name: string }
+  | { kind: 'lostAndFound'; key: string }
+  // The directories above the links, for the walks of `angos scrub`.
+  | { kind: 'manifestsRoot'; namespace: string }
+  | { kind: 'revisionsRoot'; namespace: string }
+  | { kind: 'revision'; namespace: string; digest: DigestParts }
+  | { kind: 'tag'; namespace: string; tag: string }
+  | { kind: 'layersRoot'; namespace: string }
+  | { kind: 'layer'; namespace: string; digest: DigestParts }
+  | { kind: 'referrersRoot'; namespace: string }
+  | { kind: 'referrerSubjects'; namespace: string; algorithm: Algorithm }
+  | { kind: 'referrerSubject'; namespace: string; subject: DigestParts }
+  | { kind: 'referrer'; namespace: string; subject: DigestParts; referrer: DigestParts };
 
 /** Turns a key description into its storage path (no leading slash). */
 export function keyFor(key: StorageKey): string {
@@ -164,6 +178,28 @@ export function keyFor(key: StorageKey): string {
       return `_jobs/${key.queue}/quarantine`;
     case 'jobQuarantined':
       return `_jobs/${key.queue}/quarantine/${key.name}`;
+    case 'lostAndFound':
+      return `_lost_and_found/${key.key}`;
+    case 'manifestsRoot':
+      return `${key.namespace}/_manifests`;
+    case 'revisionsRoot':
+      return `${key.namespace}/_manifests/revisions`;
+    case 'revision':
+      return `${key.namespace}/_manifests/revisions/${key.digest.algorithm}/${key.digest.hex}`;
+    case 'tag':
+      return `${key.namespace}/_manifests/tags/${key.tag}`;
+    case 'layersRoot':
+      return `${key.namespace}/_layers`;
+    case 'layer':
+      return `${key.namespace}/_layers/${key.digest.algorithm}/${key.digest.hex}`;
+    case 'referrersRoot':
+      return `${key.namespace}/_manifests/referrers`;
+    case 'referrerSubjects':
+      return `${key.namespace}/_manifests/referrers/${key.algorithm}`;
+    case 'referrerSubject':
+      return `${key.namespace}/_manifests/referrers/${key.subject.algorithm}/${key.subject.hex}`;
+    case 'referrer':
+      return `${key.namespace}/_manifests/referrers/${key.subject.algorithm}/${key.subject.hex}/${key.referrer.algorithm}/${key.referrer.hex}`;
   }
 }
 

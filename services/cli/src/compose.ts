@@ -128,8 +128,21 @@ export interface StorageFromConfig {
  */
 const SINGLE_WRITER_LINK_CACHE_TTL_SECS = 5;
 
+/** How a process uses the storage it opens. */
+export interface StorageUse {
+  /**
+   * Cache links and listings (fs metadata, memory lock strategy; see below). Off for `angos
+   * scrub`: it reads each key about once, and its decisions must see what the server just wrote.
+   */
+  readonly cacheLinks?: boolean;
+}
+
 /** The blob and metadata stores the configuration names, opened and checked. */
-export async function openStorage(config: Config, logger: Logger): Promise<StorageFromConfig> {
+export async function openStorage(
+  config: Config,
+  logger: Logger,
+  use: StorageUse = {},
+): Promise<StorageFromConfig> {
   const options = storesOptions(config);
   const blobSection = config.blob_store.fs ? 'blob_store.fs' : 'blob_store.s3';
   const metadataSection = config.metadata_store.fs ? 'metadata_store.fs' : 'metadata_store.s3';
@@ -139,7 +152,11 @@ export async function openStorage(config: Config, logger: Logger): Promise<Stora
     metadata = await openSection(metadataSection, () =>
       openMetadataStore(options.metadata, logger.child('storage')),
     );
-    if (options.metadata.kind === 'fs' && lockStrategyOf(config).backend === 'memory') {
+    if (
+      (use.cacheLinks ?? true) &&
+      options.metadata.kind === 'fs' &&
+      lockStrategyOf(config).backend === 'memory'
+    ) {
       metadata = withLinkCache(metadata, SINGLE_WRITER_LINK_CACHE_TTL_SECS, { lists: true });
     }
   } catch (error) {
@@ -236,9 +253,10 @@ export async function createLocks(
 /** The registry core over the configured storage and locks; `storage.close()` releases both. */
 export async function openRegistry(
   deps: Pick<AppDeps, 'config' | 'logger' | 'metrics'>,
+  use: StorageUse = {},
 ): Promise<{ registry: Registry; storage: StorageFromConfig; locks: LockManager }> {
   const initial = deps.config();
-  const opened = await openStorage(initial, deps.logger);
+  const opened = await openStorage(initial, deps.logger, use);
   let locks: LockManager;
   try {
     locks = await createLocks(initial, deps);

@@ -1,7 +1,7 @@
 import type { Config } from '@angos/config';
 import type { Logger } from '@angos/observability';
 import { createMetrics } from '@angos/observability';
-import type { GcReport } from '@angos/registry';
+import { runScrubJob, type ScrubJobRequest, type ScrubJobResult } from '@angos/scrub-job';
 import { openRegistry, storesOptions } from './compose.js';
 import { parseDurationMs } from './duration.js';
 import { CliError } from './errors.js';
@@ -63,25 +63,41 @@ export async function scrubMultipart(
   }
 }
 
+/** The checks of `angos scrub` that walk the registry's storage (all but `--multipart`). */
+export type StoreScrubRequest = Omit<ScrubJobRequest, 'collectGarbage'> & { readonly blobs?: boolean };
+
 /**
- * `scrub --blobs`: one garbage-collection pass, the same protocol `angos server` runs in the
- * background, so it is safe beside running replicas: it reclaims only grants and blobs that have
- * had no reference for `[gc] grace_period_secs`, and a push racing it keeps its blobs or is
- * refused before it is acknowledged.
+ * The checks that walk the storage, and `--blobs` (one garbage-collection pass, the protocol
+ * `angos server` runs in the background): run by the scrub job (services/scrub-job) over the
+ * storage and locks the configuration names, so every repair takes the locks the servers take
+ * and is safe beside them. Returns the job's outcome; the caller turns it into the exit status.
  */
-export async function scrubBlobs(config: Config, dryRun: boolean, logger: Logger): Promise<GcReport> {
-  const { registry, storage } = await openRegistry({
-    config: () => config,
-    logger,
-    metrics: createMetrics(),
-  });
+export async function scrubStore(
+  config: Config,
+  request: StoreScrubRequest,
+  logger: Logger,
+): Promise<ScrubJobResult> {
+  const { registry, storage, locks } = await openRegistry(
+    { config: () => config, logger, metrics: createMetrics() },
+    { cacheLinks: false },
+  );
   try {
-    const report = await registry.collectGarbage({
-      gracePeriodMs: config.gc.grace_period_secs * 1000,
-      dryRun,
-    });
-    logger.info('blob scrub finished', { ...report, dry_run: dryRun });
-    return report;
+    const { blobs, ...selection } = request;
+    return await runScrubJob(
+      {
+        registry,
+        blobs: storage.blobs,
+        metadata: storage.metadata,
+        locks,
+        logger,
+        fsRoots: { metadata: config.metadata_store.fs?.root_dir, blobs: config.blob_store.fs?.root_dir },
+        progress: process.stderr,
+      },
+      {
+        ...selection,
+        collectGarbage: blobs ? { gracePeriodMs: config.gc.grace_period_secs * 1000 } : undefined,
+      },
+    );
   } finally {
     await storage.close();
   }

@@ -71,8 +71,8 @@ const SCRUB_FLAGS: readonly FlagSpec[] = [
     type: 'string',
     value: DURATION,
     describe:
-      'Check upload sessions: remove broken or partial state and uploads older than the duration (e.g. 1h, 30m, 2d)',
-    supported: false,
+      'Check upload sessions: remove broken or partial state and uploads older than the duration (e.g. 1h, 30m, 2d); on fs also leftover temp files',
+    supported: true,
   },
   {
     name: 'multipart',
@@ -88,14 +88,15 @@ const SCRUB_FLAGS: readonly FlagSpec[] = [
     type: 'boolean',
     describe:
       'Check and fix tag references; remove tags whose manifest blob is missing or whose name is not a valid tag',
-    supported: false,
+    supported: true,
   },
   {
     name: 'manifests',
     alias: 'm',
     type: 'boolean',
-    describe: 'Check for manifest inconsistencies',
-    supported: false,
+    describe:
+      'Check for manifest inconsistencies: remove revisions whose manifest bytes are gone, and stray pull times',
+    supported: true,
   },
   {
     name: 'blobs',
@@ -118,7 +119,7 @@ const SCRUB_FLAGS: readonly FlagSpec[] = [
     type: 'boolean',
     describe:
       'Fix link format inconsistencies; remove revisions whose manifest blob is missing; prune phantom referrer back-links',
-    supported: false,
+    supported: true,
   },
   {
     name: 'reconcile-blob-index',
@@ -133,14 +134,14 @@ const SCRUB_FLAGS: readonly FlagSpec[] = [
     type: 'boolean',
     describe:
       'Backfill missing media_type on manifest links; remove revisions whose manifest blob is missing',
-    supported: false,
+    supported: true,
   },
   {
     name: 'referrers',
     alias: 'R',
     type: 'boolean',
     describe: 'Remove orphan referrer links whose referrer manifest is no longer a current revision',
-    supported: false,
+    supported: true,
   },
   {
     name: 'replicate',

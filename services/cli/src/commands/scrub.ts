@@ -2,15 +2,21 @@ import { loadConfig } from '@angos/config';
 import { createLogger } from '@angos/observability';
 import type { Argv, CommandModule } from 'yargs';
 import { CliError } from '../errors.js';
-import { parseDuration, scrubBlobs, scrubMultipart } from '../scrub.js';
+import { parseDuration, type StoreScrubRequest, scrubMultipart, scrubStore } from '../scrub.js';
 import { commandSpec } from './flags.js';
 import type { GlobalOptions } from './global.js';
 import { withFlags } from './yargs-flags.js';
 
 interface ScrubOptions extends GlobalOptions {
   'dry-run': boolean;
+  uploads?: string;
   multipart?: string;
+  tags?: boolean;
+  manifests?: boolean;
   blobs?: boolean;
+  links?: boolean;
+  'media-types'?: boolean;
+  referrers?: boolean;
 }
 
 const SCRUB = commandSpec('scrub');
@@ -21,27 +27,41 @@ const SCRUB = commandSpec('scrub');
  */
 const LATER_CHECKS = SCRUB.flags.filter((flag) => !flag.supported);
 
+/** The flags that select a check (every supported one but `--dry-run`). */
+const CHECK_FLAGS = SCRUB.flags.filter((flag) => flag.supported && flag.name !== 'dry-run');
+
 async function runScrub(options: ScrubOptions): Promise<void> {
   const raw = options as unknown as Record<string, unknown>;
-  const later = LATER_CHECKS.filter(({ name }) => raw[name] !== undefined && raw[name] !== false);
+  const asked = (name: string) => raw[name] !== undefined && raw[name] !== false;
+  const later = LATER_CHECKS.filter(({ name }) => asked(name));
   if (later.length > 0) throw new CliError(later.map(({ name }) => `not supported yet: scrub --${name}`));
-  if (options.multipart === undefined && !options.blobs) {
+  if (!CHECK_FLAGS.some(({ name }) => asked(name))) {
     throw new CliError([
-      'specify which checks to run (e.g. --blobs, --multipart 24h); see `angos scrub --help`',
+      'specify which checks to run (e.g. -t -m -b, --uploads 1h, --multipart 24h); see `angos scrub --help`',
     ]);
   }
   const multipartSecs =
     options.multipart === undefined ? undefined : parseDuration('multipart', options.multipart);
+  const uploadsSecs = options.uploads === undefined ? undefined : parseDuration('uploads', options.uploads);
   const { config } = await loadConfig(options.config);
   const logger = createLogger({ filter: process.env['RUST_LOG'] }).child('scrub');
   const dryRun = options['dry-run'];
   if (multipartSecs !== undefined) await scrubMultipart(config, multipartSecs, dryRun, logger);
-  if (options.blobs) {
-    const report = await scrubBlobs(config, dryRun, logger);
-    // Every failure was logged with its digest; the pass went on with the other blobs.
-    if (report.errors > 0)
-      throw new CliError([`scrub --blobs: ${report.errors} blob(s) could not be processed`]);
-  }
+  const request: StoreScrubRequest = {
+    dryRun,
+    tags: options.tags,
+    manifests: options.manifests,
+    links: options.links,
+    mediaTypes: options['media-types'],
+    referrers: options.referrers,
+    uploads: uploadsSecs !== undefined,
+    uploadsOlderThanMs: uploadsSecs === undefined ? undefined : uploadsSecs * 1000,
+    blobs: options.blobs,
+  };
+  if (!CHECK_FLAGS.some(({ name }) => name !== 'multipart' && asked(name))) return;
+  const { summary, exitCode } = await scrubStore(config, request, logger);
+  // Every failure was logged with its key; the run went on with the rest.
+  if (exitCode !== 0) throw new CliError([`scrub: ${summary.failures} check(s) or repair(s) failed`]);
 }
 
 export const scrubCommand: CommandModule<GlobalOptions, ScrubOptions> = {

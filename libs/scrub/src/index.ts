@@ -1,0 +1,22 @@
+export {
+  linksCheck,
+  manifestsCheck,
+  mediaTypesCheck,
+  referrersCheck,
+  tagsCheck,
+  tempFilesCheck,
+  uploadsCheck,
+} from './checks/index.js';
+export { Progress, type ProgressOutput } from './progress.js';
+export { quarantine } from './repairs.js';
+export { logSummary, QUARANTINE, type RunScrubOptions, runScrub } from './runner.js';
+export { checksFor, type ScrubSelection } from './selection.js';
+export type {
+  FsRoots,
+  PlannedAction,
+  ScrubAction,
+  ScrubCheck,
+  ScrubContext,
+  ScrubOptions,
+  ScrubSummary,
+} from './types.js';

@@ -1,0 +1,100 @@
+import { Readable } from 'node:stream';
+import { silentLogger } from '@angos/observability';
+import { parseReference } from '@angos/oci';
+import { keyFor, NotFoundError } from '@angos/storage';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { tagsCheck, uploadsCheck } from '../src/checks/index.js';
+import { linksCheck } from '../src/checks/links.js';
+import { manifestsCheck } from '../src/checks/manifests.js';
+import type { ScrubAction, ScrubCheck, ScrubContext } from '../src/index.js';
+import { digestOf, KINDS, OCI_MANIFEST, openStore, pull, pushImage, type Store, upload } from './support.js';
+
+/**
+ * Scrub online: a repair planned from what the store held a moment ago must do nothing when a
+ * request fixed the fault in between (a push of the missing manifest, an upload of the missing
+ * blob, a session completed). Forced deterministically: plan, then the request, then apply.
+ */
+
+describe.each(KINDS)('scrub racing requests on %s', (kind) => {
+  let store: Store;
+  beforeEach(async () => {
+    store = await openStore(kind);
+  });
+  afterEach(async () => {
+    await store.close();
+  });
+
+  function ctx(now = Date.now): ScrubContext {
+    return {
+      metadata: store.metadata,
+      blobs: store.blobs,
+      registry: store.registry,
+      locks: store.locks,
+      logger: silentLogger,
+      now,
+      options: { uploadsOlderThanMs: 3600_000 },
+      fsRoots: store.fsRoots,
+      walked: () => {},
+    };
+  }
+
+  async function planned(check: ScrubCheck, context = ctx()): Promise<ScrubAction[]> {
+    const actions: ScrubAction[] = [];
+    for await (const action of check.plan(context)) actions.push(action);
+    return actions;
+  }
+
+  it('a tag re-pushed after the plan is kept', async () => {
+    const image = await pushImage(store.registry, 'app', 'v1', { config: 'c', layers: ['l'] });
+    const body = await store.registry.manifests.get('app', parseReference('v1'));
+    await store.blobs.deleteBlob(image.digest);
+    const [deleteTag] = await planned(tagsCheck);
+    expect(deleteTag?.action).toBe('delete-tag');
+    // The client pushes the same image again: bytes back, tag re-pointed.
+    await store.registry.manifests.put('app', parseReference('v1'), body.body, OCI_MANIFEST, []);
+    await deleteTag?.apply();
+    expect(await pull(store.registry, 'app', 'v1')).toBe(true);
+  });
+
+  it('a revision whose bytes come back after the plan is kept', async () => {
+    const image = await pushImage(store.registry, 'app', 'v1', { config: 'c', layers: ['l'] });
+    const body = (await store.registry.manifests.get('app', parseReference('v1'))).body;
+    await store.blobs.deleteBlob(image.digest);
+    const revision = (await planned(manifestsCheck)).find((action) => action.action === 'delete-revision');
+    expect(revision).toBeDefined();
+    await store.registry.manifests.put('app', parseReference('v1'), body, OCI_MANIFEST, []);
+    await revision?.apply();
+    expect(await pull(store.registry, 'app', 'v1')).toBe(true);
+  });
+
+  it('a grant whose blob is uploaded again after the plan is kept', async () => {
+    const layer = await upload(store.registry, 'app', 'layer');
+    await store.blobs.deleteBlob(layer);
+    const [revoke] = await planned(linksCheck);
+    expect(revoke?.action).toBe('delete-layer-link');
+    await upload(store.registry, 'app', 'layer');
+    await revoke?.apply();
+    expect((await store.registry.blobs.stat('app', layer)).size).toBe(5);
+  });
+
+  it('an old session completed after the plan is not touched again', async () => {
+    const id = await store.registry.uploads.start('app');
+    const [remove] = await planned(
+      uploadsCheck,
+      ctx(() => Date.now() + 2 * 3600_000),
+    );
+    expect(remove?.action).toBe('delete-upload');
+    await store.registry.uploads.complete(
+      'app',
+      id,
+      digestOf('late'),
+      Readable.from([Buffer.from('late')]),
+      {},
+    );
+    await remove?.apply();
+    expect((await store.registry.blobs.stat('app', digestOf('late'))).size).toBe(4);
+    await expect(
+      store.metadata.get(keyFor({ kind: 'uploadStartedAt', namespace: 'app', id })),
+    ).rejects.toBeInstanceOf(NotFoundError);
+  });
+});

@@ -1,0 +1,1 @@
+export { default } from '@angos/test-support/s3-global-setup';

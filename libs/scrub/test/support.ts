@@ -1,0 +1,247 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { parseConfig } from '@angos/config';
+import { MemoryLockManager } from '@angos/lock';
+import { silentLogger } from '@angos/observability';
+import { type DigestParts, parseDigest, parseReference } from '@angos/oci';
+import { createRegistry, type Registry } from '@angos/registry';
+import {
+  type BlobStore,
+  createStores,
+  type MetadataStore,
+  openStores,
+  type S3ConnectionOptions,
+} from '@angos/storage';
+import { S3Bucket } from '@angos/storage/s3';
+import type { S3Endpoint } from '@angos/test-support';
+import { inject } from 'vitest';
+import {
+  checksFor,
+  type FsRoots,
+  type PlannedAction,
+  runScrub,
+  type ScrubSelection,
+  type ScrubSummary,
+} from '../src/index.js';
+
+export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+export const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json';
+export const OCI_LAYER = 'application/vnd.oci.image.layer.v1.tar';
+
+/** The S3 server of this run; null when none could start outside CI. */
+export const s3Server: S3Endpoint | null = inject('s3');
+
+export type StoreKind = 'fs' | 's3';
+export const KINDS: readonly StoreKind[] = s3Server ? ['fs', 's3'] : ['fs'];
+
+export function digestOf(data: string | Buffer): DigestParts {
+  return parseDigest(`sha256:${createHash('sha256').update(data).digest('hex')}`);
+}
+
+/** Every check of this library, as `-t -m -l -M -R -u <duration>` selects them. */
+export const ALL_CHECKS: ScrubSelection = {
+  tags: true,
+  manifests: true,
+  links: true,
+  mediaTypes: true,
+  referrers: true,
+  uploads: true,
+};
+
+/** A registry over real stores (fs in a temp directory, or RGW under a fresh prefix), with memory locks. */
+export interface Store {
+  readonly kind: StoreKind;
+  readonly registry: Registry;
+  readonly blobs: BlobStore;
+  readonly metadata: MetadataStore;
+  readonly locks: MemoryLockManager;
+  readonly fsRoots: FsRoots;
+  /** Every key and a hash of its bytes (fs: every file, temp files included). */
+  snapshot(): Promise<Map<string, string>>;
+  /** Runs the checks; returns the summary and the actions planned, in order. */
+  scrub(
+    dryRun: boolean,
+    selection?: ScrubSelection,
+    now?: () => number,
+  ): Promise<{ summary: ScrubSummary; actions: PlannedAction[] }>;
+  close(): Promise<void>;
+}
+
+function s3Connection(keyPrefix: string): S3ConnectionOptions {
+  if (!s3Server) throw new Error('no S3 server for this run');
+  return {
+    ...s3Server,
+    keyPrefix,
+    maxAttempts: 3,
+    operationTimeoutSecs: 60,
+    operationAttemptTimeoutSecs: 30,
+  };
+}
+
+export async function openStore(kind: StoreKind): Promise<Store> {
+  const { config } = parseConfig(
+    '[server]\nbind_address = "127.0.0.1"\n[blob_store.fs]\nroot_dir = "/unused"\n',
+  );
+  let blobs: BlobStore;
+  let metadata: MetadataStore;
+  let fsRoots: FsRoots = {};
+  let snapshot: () => Promise<Map<string, string>>;
+  let close: () => Promise<void>;
+  if (kind === 'fs') {
+    const root = await mkdtemp(join(tmpdir(), 'angos-scrub-'));
+    ({ blobs, metadata } = createStores({
+      blob: { kind: 'fs', rootDir: root, syncToDisk: false },
+      metadata: { kind: 'fs', rootDir: root, syncToDisk: false },
+    }));
+    fsRoots = { metadata: root, blobs: root };
+    snapshot = () => hashTree(root);
+    close = () => rm(root, { recursive: true, force: true });
+  } else {
+    const keyPrefix = `angos-scrub-test/${randomUUID()}`;
+    const stores = await openStores({
+      blob: {
+        kind: 's3',
+        ...s3Connection(keyPrefix),
+        multipartPartSize: 5 * 1024 * 1024,
+        multipartCopyThreshold: 5 * 1024 * 1024 * 1024,
+        multipartCopyChunkSize: 100 * 1024 * 1024,
+        multipartCopyJobs: 4,
+        multipartUniformParts: false,
+      },
+      metadata: { kind: 's3', ...s3Connection(keyPrefix), linkCacheTtlSecs: 0, accessTimeDebounceSecs: 0 },
+    });
+    ({ blobs, metadata } = stores);
+    const bucket = new S3Bucket(s3Connection(keyPrefix));
+    snapshot = async () => {
+      const tree = new Map<string, string>();
+      for await (const key of bucket.listKeys('')) {
+        const found = await bucket.getBuffer(key);
+        tree.set(key, found === undefined ? 'gone' : sha256(found.data));
+      }
+      return tree;
+    };
+    close = async () => {
+      await stores.close();
+      const keys: string[] = [];
+      for await (const key of bucket.listKeys('')) keys.push(key);
+      await bucket.deleteMany(keys);
+      bucket.destroy();
+    };
+  }
+  const locks = new MemoryLockManager();
+  const registry = createRegistry({ blobs, metadata, locks, config: () => config, logger: silentLogger });
+  return {
+    kind,
+    registry,
+    blobs,
+    metadata,
+    locks,
+    fsRoots,
+    snapshot,
+    async scrub(dryRun, selection = ALL_CHECKS, now = Date.now) {
+      const actions: PlannedAction[] = [];
+      const summary = await runScrub(
+        checksFor(selection),
+        {
+          metadata,
+          blobs,
+          registry,
+          locks,
+          logger: silentLogger,
+          now,
+          options: { uploadsOlderThanMs: 3600_000 },
+          fsRoots,
+        },
+        { dryRun, onAction: (action) => actions.push(action) },
+      );
+      return { summary, actions };
+    },
+    close,
+  };
+}
+
+function sha256(data: Buffer): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** Every file under `root` (dotfiles included) and the hash of its bytes. */
+async function hashTree(root: string): Promise<Map<string, string>> {
+  const tree = new Map<string, string>();
+  const walk = async (dir: string, prefix: string) => {
+    for (const entry of await readdir(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      const key = prefix === '' ? entry.name : `${prefix}/${entry.name}`;
+      if (entry.isDirectory()) await walk(path, key);
+      else tree.set(key, sha256(await readFile(path)));
+    }
+  };
+  await walk(root, '');
+  return tree;
+}
+
+export async function upload(registry: Registry, namespace: string, data: string): Promise<DigestParts> {
+  const id = await registry.uploads.start(namespace);
+  await registry.uploads.complete(namespace, id, digestOf(data), Readable.from([Buffer.from(data)]), {});
+  return digestOf(data);
+}
+
+/** An image manifest over a config and layers (uploaded first), optionally a referrer of `subject`. */
+export async function pushImage(
+  registry: Registry,
+  namespace: string,
+  reference: string,
+  options: { config: string; layers: readonly string[]; subject?: { digest: DigestParts; size: number } },
+): Promise<{ digest: DigestParts; size: number }> {
+  await upload(registry, namespace, options.config);
+  for (const layer of options.layers) await upload(registry, namespace, layer);
+  const body = Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: { mediaType: OCI_CONFIG, digest: fmt(digestOf(options.config)), size: options.config.length },
+      layers: options.layers.map((layer) => ({
+        mediaType: OCI_LAYER,
+        digest: fmt(digestOf(layer)),
+        size: layer.length,
+      })),
+      ...(options.subject && {
+        subject: { mediaType: OCI_MANIFEST, digest: fmt(options.subject.digest), size: options.subject.size },
+      }),
+    }),
+  );
+  const pushed = await registry.manifests.put(namespace, parseReference(reference), body, OCI_MANIFEST, []);
+  return { digest: pushed.digest, size: body.length };
+}
+
+export function fmt(digest: DigestParts): string {
+  return `${digest.algorithm}:${digest.hex}`;
+}
+
+/** A few images sharing layers, tags, a referrer: what a healthy store holds. */
+export async function seedHealthy(registry: Registry): Promise<{
+  app: { digest: DigestParts; size: number };
+  signature: { digest: DigestParts; size: number };
+}> {
+  const app = await pushImage(registry, 'team/app', 'v1', { config: 'cfg-app', layers: ['base', 'app-1'] });
+  await pushImage(registry, 'team/app', 'v2', { config: 'cfg-app-2', layers: ['base', 'app-2'] });
+  await pushImage(registry, 'lib', 'latest', { config: 'cfg-lib', layers: ['base'] });
+  const signature = await pushImage(registry, 'team/app', 'sig', {
+    config: 'cfg-sig',
+    layers: ['signature'],
+    subject: app,
+  });
+  return { app, signature };
+}
+
+/** Reads the readable parts of a manifest back through the registry, as a pull would. */
+export async function pull(registry: Registry, namespace: string, reference: string): Promise<boolean> {
+  try {
+    await registry.manifests.get(namespace, parseReference(reference));
+    return true;
+  } catch {
+    return false;
+  }
+}

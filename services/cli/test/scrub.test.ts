@@ -1,0 +1,70 @@
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { baseConfig, freePort, logRecords, runAngos, useWorkspace } from './helpers.js';
+
+/**
+ * `angos scrub` as an operator runs it (the scrub job): the checks of libs/scrub over the
+ * configured storage, one log line per repair, a summary line, and the exit status. The fault
+ * matrix itself is libs/scrub's (test/fault-matrix.test.ts, fs and S3).
+ */
+
+const ws = useWorkspace();
+
+const hex = (data: string) => createHash('sha256').update(data).digest('hex');
+
+async function put(path: string, data: string): Promise<void> {
+  const file = join(ws().dir, 'data', path);
+  await mkdir(dirname(file), { recursive: true });
+  await writeFile(file, data);
+}
+
+const actionsOf = (stderr: string, message: string) =>
+  logRecords(stderr)
+    .filter((record) => record['message'] === message)
+    .map(({ check, action, key, reason }) => ({ check, action, key, reason }));
+
+describe('angos scrub', () => {
+  it('--dry-run reports the repairs and changes nothing; the real run makes exactly those', async () => {
+    await ws().writeConfig(baseConfig(ws().dir, await freePort()));
+    const tagLink = 'app/_manifests/tags/v1/link';
+    await put(tagLink, JSON.stringify({ digest: `sha256:${hex('gone')}` }));
+    await put('app/_manifests/tags/-bad/link', JSON.stringify({ digest: `sha256:${hex('gone')}` }));
+    const env = { RUST_LOG: 'info' };
+
+    const dry = await runAngos(['-c', ws().configPath, 'scrub', '-d', '-t', '-m', '-l', '-M', '-R'], { env });
+    expect(dry.code, dry.stderr).toBe(0);
+    const planned = actionsOf(dry.stderr, 'would repair');
+    expect(planned.map(({ action, key }) => `${action} ${key}`)).toEqual([
+      'delete-tag app/_manifests/tags/-bad',
+      `delete-tag ${tagLink}`,
+    ]);
+    expect(await readFile(join(ws().dir, 'data', tagLink), 'utf8')).toContain(hex('gone'));
+
+    const real = await runAngos(['-c', ws().configPath, 'scrub', '-t', '-m', '-l', '-M', '-R'], { env });
+    expect(real.code, real.stderr).toBe(0);
+    expect(actionsOf(real.stderr, 'repaired')).toEqual(planned);
+    await expect(readFile(join(ws().dir, 'data', tagLink))).rejects.toThrow();
+    const summary = logRecords(real.stderr).find((record) => record['message'] === 'scrub finished');
+    expect(summary).toMatchObject({ repairs: 2, quarantined: 0, corrupt_removed: 0, failures: 0 });
+    expect(Number(summary?.['keys_walked'])).toBeGreaterThan(0);
+  });
+
+  it('exits with status 1 when a repair fails, after the others', async () => {
+    await ws().writeConfig(baseConfig(ws().dir, await freePort()));
+    // A revision without a media type, whose bytes are not a manifest: nothing to backfill from.
+    const body = 'not a manifest';
+    await put(`_blobs/sha256/${hex(body).slice(0, 2)}/${hex(body)}`, body);
+    await put(
+      `broken/_manifests/revisions/sha256/${hex(body)}/link`,
+      JSON.stringify({ digest: `sha256:${hex(body)}` }),
+    );
+    const result = await runAngos(['-c', ws().configPath, 'scrub', '--media-types'], {
+      env: { RUST_LOG: 'info' },
+    });
+    expect(result.code).toBe(1);
+    expect(actionsOf(result.stderr, 'repair failed')).toHaveLength(1);
+    expect(result.stderr).toContain('scrub: 1 check(s) or repair(s) failed');
+  });
+});
