@@ -33,11 +33,6 @@ const NOT_YET_SUPPORTED: readonly FeatureRow[] = [
     enabledAt: (c) => when(c.global.job_queue !== undefined, ['global', 'job_queue']),
   },
   {
-    feature: 'global.retention_policy.rules',
-    enabledAt: (c) =>
-      when(c.global.retention_policy.rules.length > 0, ['global', 'retention_policy', 'rules']),
-  },
-  {
     feature: 'global.event_webhooks',
     enabledAt: (c) => when(c.global.event_webhooks.length > 0, ['global', 'event_webhooks']),
   },
@@ -48,13 +43,6 @@ const NOT_YET_SUPPORTED: readonly FeatureRow[] = [
   {
     feature: 'repository."<namespace>".downstream',
     enabledAt: perRepository(['downstream'], (r) => r.downstream.length > 0),
-  },
-  {
-    feature: 'repository."<namespace>".retention_policy.rules',
-    enabledAt: perRepository(
-      ['retention_policy', 'rules'],
-      (r) => (r.retention_policy?.rules.length ?? 0) > 0,
-    ),
   },
   {
     feature: 'repository."<namespace>".event_webhooks',

@@ -84,11 +84,9 @@ enabled = true
 `);
     expect(unsupportedFeatures(config)).toEqual([
       'global.job_queue',
-      'global.retention_policy.rules',
       'global.event_webhooks',
       'repository."docker-io".upstream',
       'repository."x".downstream',
-      'repository."x".retention_policy.rules',
       'repository."docker-io".event_webhooks',
       'event_webhook.audit',
       'observability.tracing',
@@ -124,6 +122,13 @@ default = "allow"
 enabled = false
 name = "Mine"
 `);
+    expect(unsupportedFeatures(config)).toEqual([]);
+  });
+
+  it('supports retention rules (compiled and checked by @angos/scrub)', () => {
+    const { config } = parseConfig(
+      `${BASE}[global.retention_policy]\nrules = ["true"]\n[repository."x".retention_policy]\nrules = ["true"]\n`,
+    );
     expect(unsupportedFeatures(config)).toEqual([]);
   });
 

@@ -1,0 +1,151 @@
+import type { Logger } from '@angos/observability';
+import {
+  ALGORITHMS,
+  type DigestParts,
+  formatDigest,
+  isIndexMediaType,
+  OciError,
+  parseManifest,
+} from '@angos/oci';
+import { type LinkRecord, readLink } from '@angos/registry';
+import { type BlobStore, keyFor, type MetadataStore, NotFoundError } from '@angos/storage';
+import type { ImageFacts, TagFacts } from './decide.js';
+
+export interface FactsStores {
+  readonly metadata: MetadataStore;
+  /** Where manifest bodies are: read for indexes only, to find their children. */
+  readonly blobs: BlobStore;
+}
+
+/**
+ * A link's creation time in ms. Every link the registry writes has one; a link without one (or
+ * with one that does not parse) counts as pushed at the epoch, the oldest there is.
+ */
+function createdAt(link: LinkRecord): number {
+  const at = link.createdAt === undefined ? Number.NaN : Date.parse(link.createdAt);
+  return Number.isNaN(at) ? 0 : at;
+}
+
+/** The last pull time recorded for a manifest (`update_pull_time`), or undefined. */
+async function lastPulledAt(metadata: MetadataStore, namespace: string, digest: DigestParts) {
+  try {
+    const at = Date.parse(
+      (await metadata.get(keyFor({ kind: 'pulledAt', namespace, digest }))).toString('utf8'),
+    );
+    return Number.isNaN(at) ? undefined : at;
+  } catch (error) {
+    if (error instanceof NotFoundError) return undefined;
+    throw error;
+  }
+}
+
+interface Revision {
+  readonly digest: DigestParts;
+  readonly mediaType: string;
+  readonly pushedAt: number;
+}
+
+/** The namespace's manifests: revisions whose link exists and records a media type. */
+async function revisions(metadata: MetadataStore, namespace: string): Promise<Revision[]> {
+  const found: Revision[] = [];
+  for (const algorithm of ALGORITHMS) {
+    for (const hex of await metadata.list(keyFor({ kind: 'revisionLinks', namespace, algorithm }))) {
+      const digest = { algorithm, hex };
+      const link = await readLink(metadata, keyFor({ kind: 'revisionLink', namespace, digest }));
+      // No link: only a pull time is left there; no media type: not a manifest the registry serves.
+      if (link === undefined || link.mediaType === undefined) continue;
+      found.push({ digest, mediaType: link.mediaType, pushedAt: createdAt(link) });
+    }
+  }
+  return found;
+}
+
+/** Tags by the digest they point at. */
+async function tagsByDigest(metadata: MetadataStore, namespace: string): Promise<Map<string, TagFacts[]>> {
+  const tags = new Map<string, TagFacts[]>();
+  for (const name of await metadata.list(keyFor({ kind: 'tags', namespace }))) {
+    const link = await readLink(metadata, keyFor({ kind: 'tagLink', namespace, tag: name }));
+    if (link === undefined) continue; // deleted meanwhile
+    const digest = formatDigest(link.digest);
+    tags.set(digest, [...(tags.get(digest) ?? []), { name, pushedAt: createdAt(link) }]);
+  }
+  return tags;
+}
+
+/** Subjects by referrer digest, from the namespace's referrer links. */
+async function subjectsByReferrer(metadata: MetadataStore, namespace: string): Promise<Map<string, string>> {
+  const subjects = new Map<string, string>();
+  for (const subjectAlgorithm of ALGORITHMS) {
+    for (const subjectHex of await metadata.list(
+      keyFor({ kind: 'referrerSubjects', namespace, algorithm: subjectAlgorithm }),
+    )) {
+      const subject = { algorithm: subjectAlgorithm, hex: subjectHex };
+      for (const algorithm of ALGORITHMS) {
+        for (const hex of await metadata.list(keyFor({ kind: 'referrers', namespace, subject, algorithm }))) {
+          subjects.set(formatDigest({ algorithm, hex }), formatDigest(subject));
+        }
+      }
+    }
+  }
+  return subjects;
+}
+
+/**
+ * The manifests an index lists. An index whose bytes are gone or do not parse lists none (and is
+ * logged): it cannot be pulled anyway, so nothing that works depends on its children. Any other
+ * failure (the store unavailable) is thrown: retention never decides on partial facts.
+ */
+async function childrenOf(
+  stores: FactsStores,
+  namespace: string,
+  revision: Revision,
+  logger: Logger | undefined,
+): Promise<string[]> {
+  if (!isIndexMediaType(revision.mediaType)) return [];
+  try {
+    const chunks: Buffer[] = [];
+    for await (const chunk of await stores.blobs.readBlob(revision.digest)) chunks.push(chunk as Buffer);
+    const index = parseManifest(Buffer.concat(chunks), revision.mediaType);
+    return index.manifests.map((child) => child.digest);
+  } catch (error) {
+    if (!(error instanceof NotFoundError || error instanceof OciError)) throw error;
+    logger?.warn('index unreadable, its children are judged on their own', {
+      namespace,
+      digest: formatDigest(revision.digest),
+      error: error.message,
+    });
+    return [];
+  }
+}
+
+/**
+ * Reads what retention needs to know of every manifest of a namespace: tags and when each was
+ * pushed (tag link creation time), when the manifest was pushed (revision link creation time),
+ * when it was last pulled (`pulledat`, written when `update_pull_time` is on), the children of
+ * indexes and the subject of referrers. Tags pointing at no manifest of the namespace are left
+ * out (scrub --tags deals with them).
+ */
+export async function collectImageFacts(
+  stores: FactsStores,
+  namespace: string,
+  options: { logger?: Logger | undefined } = {},
+): Promise<ImageFacts[]> {
+  const { metadata } = stores;
+  const tags = await tagsByDigest(metadata, namespace);
+  const subjects = await subjectsByReferrer(metadata, namespace);
+  const images: ImageFacts[] = [];
+  for (const revision of await revisions(metadata, namespace)) {
+    const digest = formatDigest(revision.digest);
+    const subject = subjects.get(digest);
+    images.push({
+      digest,
+      mediaType: revision.mediaType,
+      pushedAt: revision.pushedAt,
+      lastPulledAt: await lastPulledAt(metadata, namespace, revision.digest),
+      tags: (tags.get(digest) ?? []).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+      children: await childrenOf(stores, namespace, revision, options.logger),
+      ...(subject === undefined ? {} : { subject }),
+    });
+  }
+  return images;
+}
