@@ -13,6 +13,7 @@ import {
 } from '@angos/config';
 import { createHttpServer, type Handler, type RequestLimits, withObservability } from '@angos/http';
 import { createLogger, createMetrics, type Logger, type Metrics } from '@angos/observability';
+import { checkRetentionConfig } from '@angos/scrub';
 import { type App, type AppDeps, composeGateway, composeRegistryApi, composeServer } from './compose.js';
 import { drain } from './drain.js';
 import { CliError } from './errors.js';
@@ -62,13 +63,21 @@ function required(config: Config, kind: ServiceKind): ConfigIssue[] {
 }
 
 /**
- * Features this build cannot run, a missing `[services]` key, or security settings that do not
- * load (access policy rules that do not compile, unreadable webhook TLS files): refuse to start.
+ * The CEL rules and files that must load for the configuration to be usable: access policy and
+ * retention rules that compile and type-check, readable webhook TLS files. Each issue names its key.
+ */
+function checkLoadable(config: Config): ConfigIssue[] {
+  return [...checkAuthConfig(config), ...checkRetentionConfig(config)];
+}
+
+/**
+ * Features this build cannot run, a missing `[services]` key, or settings that do not load (CEL
+ * rules that do not compile, unreadable webhook TLS files): refuse to start.
  */
 function checkRunnable(config: Config, kind: ServiceKind, source: string): void {
   const unsupported = unsupportedFeatures(config);
   if (unsupported.length > 0) throw new CliError(unsupported.map((key) => `not supported yet: ${key}`));
-  const missing = [...required(config, kind), ...checkAuthConfig(config)];
+  const missing = [...required(config, kind), ...checkLoadable(config)];
   if (missing.length > 0) throw new ConfigError(missing, source);
 }
 
@@ -155,7 +164,7 @@ function watchForChanges(
           logger.error('configuration change rejected: features not supported yet', { keys: unsupported });
           return;
         }
-        const issues = checkAuthConfig(next.config);
+        const issues = checkLoadable(next.config);
         if (issues.length > 0) {
           logger.error('configuration change rejected: invalid configuration', { issues });
           return;
