@@ -20,7 +20,7 @@ import { DOWNLOAD_URL_TTL_SECS } from './blobs.js';
 import { ByteCache } from './byte-cache.js';
 import { holdsManifest } from './catalog.js';
 import type { Grants } from './grants.js';
-import { encodeLink, readLink } from './links.js';
+import { encodeLink, linkCreatedAtMs, readLink } from './links.js';
 import type { NamespaceSettings } from './settings.js';
 
 export interface ManifestInfo {
@@ -192,8 +192,18 @@ export class Manifests {
     return url;
   }
 
-  /** Deletes a tag, or a manifest with every tag that points at it. */
-  async delete(namespace: string, reference: Reference): Promise<void> {
+  /**
+   * Deletes a tag, or a manifest with every tag that points at it. Returns false, deleting
+   * nothing, when `unlessPushedAfter` (ms since the epoch) is given and the manifest was pushed
+   * after it: decided under the manifest's lock, which every push of it (and so every tag moved
+   * to it) holds while it writes, so a retention decision taken on older facts never deletes a
+   * manifest or a tag pushed since.
+   */
+  async delete(
+    namespace: string,
+    reference: Reference,
+    options: { unlessPushedAfter?: number } = {},
+  ): Promise<boolean> {
     if (reference.kind === 'tag') {
       const tag = reference.tag;
       const removed = await this.deps.locks.withLocks([tagLockKey(namespace, tag)], async (signal) => {
@@ -201,7 +211,7 @@ export class Manifests {
         return this.deps.metadata.delete(keyFor({ kind: 'tagLink', namespace, tag }));
       });
       if (!removed) throw new OciError('MANIFEST_UNKNOWN', { tag });
-      return;
+      return true;
     }
     const digest = reference.digest;
     // Read without recording a pull: a pull time written after the delete would leave a ghost namespace.
@@ -211,11 +221,12 @@ export class Manifests {
     let tags: string[] = [];
     // The manifest's lock keeps pushes of this manifest out, so no tag can move to it meanwhile;
     // each tag found pointing at it is re-checked under its own lock, past caches, before it goes.
-    await this.deps.locks.withLocks([manifestLockKey(namespace, digest)], async (signal) => {
+    const deleted = await this.deps.locks.withLocks([manifestLockKey(namespace, digest)], async (signal) => {
       const revision = keyFor({ kind: 'revisionLink', namespace, digest });
-      if (!(await readLink(this.deps.metadata, revision, { fresh: true }))) {
-        throw new OciError('MANIFEST_UNKNOWN', { digest: formatDigest(digest) });
-      }
+      const link = await readLink(this.deps.metadata, revision, { fresh: true });
+      if (!link) throw new OciError('MANIFEST_UNKNOWN', { digest: formatDigest(digest) });
+      const { unlessPushedAfter } = options;
+      if (unlessPushedAfter !== undefined && linkCreatedAtMs(link) > unlessPushedAfter) return false;
       tags = await this.#deleteTagsPointingAt(namespace, digest, signal);
       if (manifest.subject) {
         const subject = parseDigest(manifest.subject.digest);
@@ -234,8 +245,17 @@ export class Manifests {
       for (const child of referenced) {
         await this.deps.index.remove(child, namespace, [manifestRef(digest)], { signal });
       }
+      return true;
     });
+    if (!deleted) {
+      this.deps.logger.debug('manifest not deleted: pushed since', {
+        namespace,
+        digest: formatDigest(digest),
+      });
+      return false;
+    }
     this.deps.logger.debug('manifest deleted', { namespace, digest: formatDigest(digest), tags });
+    return true;
   }
 
   /** Tags sorted by code point, after `last`, at most `limit`. NAME_UNKNOWN for a namespace that holds no manifest. */

@@ -43,6 +43,11 @@ export interface RemovedManifest {
   readonly digest: string;
   /** The tags that go with it. */
   readonly tags: readonly string[];
+  /**
+   * When the manifest was last pushed, as the decision saw it: a delete must not go ahead if it was
+   * pushed (or tagged) again since (`removeManifest`).
+   */
+  readonly pushedAt: number;
   readonly reason: string;
 }
 
@@ -116,6 +121,7 @@ export function decideRetention(input: RetentionInput): RetentionDecision {
     .map((manifest) => ({
       digest: manifest.digest,
       tags: manifest.tags.map((tag) => tag.name),
+      pushedAt: manifest.pushedAt,
       reason: `no retention rule keeps it (${describe(manifest)})`,
     }))
     .sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0));

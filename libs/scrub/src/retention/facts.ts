@@ -7,7 +7,7 @@ import {
   OciError,
   parseManifest,
 } from '@angos/oci';
-import { type LinkRecord, readLink } from '@angos/registry';
+import { linkCreatedAtMs, readLink } from '@angos/registry';
 import { type BlobStore, keyFor, type MetadataStore, NotFoundError } from '@angos/storage';
 import type { ImageFacts, TagFacts } from './decide.js';
 
@@ -15,15 +15,6 @@ export interface FactsStores {
   readonly metadata: MetadataStore;
   /** Where manifest bodies are: read for indexes only, to find their children. */
   readonly blobs: BlobStore;
-}
-
-/**
- * A link's creation time in ms. Every link the registry writes has one; a link without one (or
- * with one that does not parse) counts as pushed at the epoch, the oldest there is.
- */
-function createdAt(link: LinkRecord): number {
-  const at = link.createdAt === undefined ? Number.NaN : Date.parse(link.createdAt);
-  return Number.isNaN(at) ? 0 : at;
 }
 
 /** The last pull time recorded for a manifest (`update_pull_time`), or undefined. */
@@ -54,7 +45,7 @@ async function revisions(metadata: MetadataStore, namespace: string): Promise<Re
       const link = await readLink(metadata, keyFor({ kind: 'revisionLink', namespace, digest }));
       // No link: only a pull time is left there; no media type: not a manifest the registry serves.
       if (link === undefined || link.mediaType === undefined) continue;
-      found.push({ digest, mediaType: link.mediaType, pushedAt: createdAt(link) });
+      found.push({ digest, mediaType: link.mediaType, pushedAt: linkCreatedAtMs(link) });
     }
   }
   return found;
@@ -67,7 +58,7 @@ async function tagsByDigest(metadata: MetadataStore, namespace: string): Promise
     const link = await readLink(metadata, keyFor({ kind: 'tagLink', namespace, tag: name }));
     if (link === undefined) continue; // deleted meanwhile
     const digest = formatDigest(link.digest);
-    tags.set(digest, [...(tags.get(digest) ?? []), { name, pushedAt: createdAt(link) }]);
+    tags.set(digest, [...(tags.get(digest) ?? []), { name, pushedAt: linkCreatedAtMs(link) }]);
   }
   return tags;
 }

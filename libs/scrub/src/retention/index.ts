@@ -1,3 +1,4 @@
+export { type RemovalOutcome, removeManifest } from './apply.js';
 export {
   type CompiledRetentionPolicies,
   type CompiledRetentionPolicy,

@@ -77,9 +77,15 @@ describe('decideRetention', () => {
       {
         digest: old.digest,
         tags: ['v1', 'v1.0'],
+        pushedAt: old.pushedAt,
         reason: expect.stringContaining('no retention rule keeps it'),
       },
-      { digest: untagged.digest, tags: [], reason: expect.stringContaining('untagged') },
+      {
+        digest: untagged.digest,
+        tags: [],
+        pushedAt: untagged.pushedAt,
+        reason: expect.stringContaining('untagged'),
+      },
     ]);
   });
 

@@ -10,7 +10,12 @@ import { formatDigest, MediaType, OciError, parseDigest, parseReference } from '
 import { createRegistry, type Registry } from '@angos/registry';
 import { FsBlobStore, FsMetadataStore, keyFor } from '@angos/storage';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { collectImageFacts, compileRetentionPolicies, planRetention } from '../../src/index.js';
+import {
+  collectImageFacts,
+  compileRetentionPolicies,
+  planRetention,
+  removeManifest,
+} from '../../src/index.js';
 
 const NAMESPACE = 'team/app';
 const CONFIG_DIGEST = `sha256:${'c'.repeat(64)}`;
@@ -190,5 +195,42 @@ describe('planRetention', () => {
     });
     expect(plan.remove).toEqual([]);
     expect(plan.keptBecause.get(image)).toBe('pushed within the grace period');
+  });
+
+  it('does not delete a manifest pushed or tagged again after the decision, nor fail on one already gone', async () => {
+    const body = async (name: string) => {
+      const digest = await pushImage(name, [`${name}-old`]);
+      return digest;
+    };
+    const retagged = await body('retagged');
+    const untouched = await body('untouched');
+    config = configWith(`[gc]\ngrace_period_secs = 0\n[global.retention_policy]\nrules = ["false"]\n`);
+    const plan = await planRetention({
+      stores: { metadata, blobs },
+      config,
+      policies: compileRetentionPolicies(config),
+      namespace: NAMESPACE,
+    });
+    expect(plan.remove.map((entry) => entry.digest).sort()).toEqual([retagged, untouched].sort());
+
+    // A client tags the manifest again between the decision and the delete.
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    const stored = await registry.manifests.get(NAMESPACE, parseReference(retagged));
+    await registry.manifests.put(
+      NAMESPACE,
+      parseReference('retagged-new'),
+      stored.body,
+      stored.mediaType,
+      [],
+    );
+
+    const outcomes = new Map<string, string>();
+    for (const entry of plan.remove)
+      outcomes.set(entry.digest, await removeManifest(registry.manifests, NAMESPACE, entry));
+    expect(outcomes.get(retagged)).toBe('pushed-since');
+    expect(outcomes.get(untouched)).toBe('deleted');
+    expect((await registry.manifests.listTags(NAMESPACE, {})).tags).toEqual(['retagged-new', 'retagged-old']);
+    const gone = plan.remove.find((entry) => entry.digest === untouched)!;
+    expect(await removeManifest(registry.manifests, NAMESPACE, gone)).toBe('gone');
   });
 });
