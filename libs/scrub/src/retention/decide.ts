@@ -56,7 +56,11 @@ export interface RetentionDecision {
   readonly keep: ReadonlySet<string>;
   /** Why each kept manifest is kept (for debug logs and dry runs). */
   readonly keptBecause: ReadonlyMap<string, string>;
-  /** The manifests to delete, sorted by digest so that a dry run lists what a real run deletes. */
+  /**
+   * The manifests to delete, in the order to delete them: an index before the manifests it lists
+   * (which its references would otherwise keep), then by digest, so that a dry run lists exactly
+   * what a real run deletes.
+   */
   readonly remove: readonly RemovedManifest[];
 }
 
@@ -116,15 +120,14 @@ export function decideRetention(input: RetentionInput): RetentionDecision {
   }
   keepDependents(input.images, keptBecause);
 
-  const remove = input.images
-    .filter((manifest) => !keptBecause.has(manifest.digest))
-    .map((manifest) => ({
+  const remove = parentsFirst(input.images.filter((manifest) => !keptBecause.has(manifest.digest))).map(
+    (manifest) => ({
       digest: manifest.digest,
       tags: manifest.tags.map((tag) => tag.name),
       pushedAt: manifest.pushedAt,
       reason: `no retention rule keeps it (${describe(manifest)})`,
-    }))
-    .sort((a, b) => (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0));
+    }),
+  );
   return { keep: new Set(keptBecause.keys()), keptBecause, remove };
 }
 
@@ -209,6 +212,30 @@ function keepDependents(manifests: readonly ImageFacts[], keptBecause: Map<strin
       pending.push(dependent);
     }
   }
+}
+
+/** `manifests` ordered by how deep they sit under indexes also in the list, then by digest. */
+function parentsFirst(manifests: readonly ImageFacts[]): ImageFacts[] {
+  const listed = new Set(manifests.map((manifest) => manifest.digest));
+  const parents = new Map<string, string[]>();
+  for (const manifest of manifests) {
+    for (const child of manifest.children) {
+      if (listed.has(child)) parents.set(child, [...(parents.get(child) ?? []), manifest.digest]);
+    }
+  }
+  const depths = new Map<string, number>();
+  // Content addressing makes the graph acyclic: an index cannot list itself, even indirectly.
+  const depth = (digest: string): number => {
+    let known = depths.get(digest);
+    if (known === undefined) {
+      known = Math.max(-1, ...(parents.get(digest) ?? []).map(depth)) + 1;
+      depths.set(digest, known);
+    }
+    return known;
+  };
+  return [...manifests].sort(
+    (a, b) => depth(a.digest) - depth(b.digest) || (a.digest < b.digest ? -1 : a.digest > b.digest ? 1 : 0),
+  );
 }
 
 function describe(manifest: ImageFacts): string {

@@ -231,11 +231,22 @@ describe('decideRetention', () => {
     expect(removed(decide([never], [global('top_pulled(10)')]))).toEqual([never.digest]);
   });
 
-  it('lists removals sorted by digest, the same on every run', () => {
-    const images = [manifest(90), manifest(80), manifest(70)].reverse();
-    const first = decide(images, [global('false')]);
-    const second = decide([...images].reverse(), [global('false')]);
+  it('lists removals indexes first, then by digest, the same on every run', () => {
+    const images = [manifest(90), manifest(80), manifest(70)];
+    const child = images[0]!;
+    const index = manifest(90, [], { mediaType: MediaType.OciIndex, children: [child.digest] });
+    const outer = manifest(90, [], { mediaType: MediaType.OciIndex, children: [index.digest, child.digest] });
+    const all = [...images, index, outer];
+    const first = decide(all, [global('false')]);
+    const second = decide([...all].reverse(), [global('false')]);
     expect(first.remove).toEqual(second.remove);
-    expect(removed(first)).toEqual([...removed(first)].sort());
+    // The child has the smallest digest but goes after both indexes that list it.
+    expect(removed(first)).toEqual([
+      images[1]!.digest,
+      images[2]!.digest,
+      outer.digest,
+      index.digest,
+      child.digest,
+    ]);
   });
 });

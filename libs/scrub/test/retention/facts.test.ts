@@ -233,4 +233,37 @@ describe('planRetention', () => {
     const gone = plan.remove.find((entry) => entry.digest === untouched)!;
     expect(await removeManifest(registry.manifests, NAMESPACE, gone)).toBe('gone');
   });
+
+  it('does not delete a child that an index pushed after the decision lists; deletes old indexes before their children', async () => {
+    const reused = await pushImage('reused');
+    const oldChild = await pushImage('old-child');
+    const oldIndex = await pushIndex([oldChild], ['old']);
+    config = configWith(`[gc]\ngrace_period_secs = 0\n[global.retention_policy]\nrules = ["false"]\n`);
+    const plan = await planRetention({
+      stores: { metadata, blobs },
+      config,
+      policies: compileRetentionPolicies(config),
+      namespace: NAMESPACE,
+    });
+    expect(plan.remove.map((entry) => entry.digest).indexOf(oldIndex)).toBeLessThan(
+      plan.remove.map((entry) => entry.digest).indexOf(oldChild),
+    );
+
+    // A client pushes a new index over the existing, untagged manifest without pushing it again.
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    await pushIndex([reused], ['new']);
+
+    const outcomes = new Map<string, string>();
+    for (const entry of plan.remove)
+      outcomes.set(entry.digest, await removeManifest(registry.manifests, NAMESPACE, entry));
+    expect(Object.fromEntries(outcomes)).toEqual({
+      [reused]: 'referenced',
+      [oldIndex]: 'deleted',
+      [oldChild]: 'deleted',
+    });
+    await expect(registry.manifests.get(NAMESPACE, parseReference(reused))).resolves.toBeDefined();
+    await expect(registry.manifests.get(NAMESPACE, parseReference(oldChild))).rejects.toBeInstanceOf(
+      OciError,
+    );
+  });
 });
