@@ -13,7 +13,7 @@ import {
 } from '@angos/config';
 import { createHttpServer, type Handler, type RequestLimits, withObservability } from '@angos/http';
 import { createLogger, createMetrics, type Logger, type Metrics } from '@angos/observability';
-import { checkRetentionConfig } from '@angos/scrub';
+import { checkRetentionConfig, retentionWarnings } from '@angos/scrub';
 import { type App, type AppDeps, composeGateway, composeRegistryApi, composeServer } from './compose.js';
 import { drain } from './drain.js';
 import { CliError } from './errors.js';
@@ -99,6 +99,11 @@ function logWarning(logger: Logger, warning: ConfigWarning): void {
   logger.warn('configuration warning', { key: warning.path, reason: warning.message });
 }
 
+/** What the loader warns about, and what a configuration that loads still gets wrong. */
+function configWarnings(loaded: { config: Config; warnings: readonly ConfigWarning[] }): ConfigWarning[] {
+  return [...loaded.warnings, ...retentionWarnings(loaded.config)];
+}
+
 /**
  * The services that authorize (`server`, `gateway`; registry-api trusts the gateway's decision)
  * say when the access policy refuses every request, naming the option to change: otherwise a
@@ -175,7 +180,7 @@ function watchForChanges(
           if (kind !== 'server' && live.initial[section][option] !== next.config[section][option])
             keys.push(key);
         }
-        for (const warning of next.warnings) logWarning(logger, warning);
+        for (const warning of configWarnings(next)) logWarning(logger, warning);
         warnIfRefusingEverything(logger, kind, next.config);
         if (keys.length > 0) logger.warn('configuration change requires restart', { keys });
         const applied = live.apply(next.config, keys);
@@ -202,8 +207,9 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
   const logger = options.logger ?? createLogger({ filter: process.env['RUST_LOG'] });
   const listenAt = typeof options.listen === 'string' ? parseListen(options.listen) : options.listen;
 
-  const { config, warnings } = await loadConfig(configPath);
-  for (const warning of warnings) logWarning(logger, warning);
+  const loaded = await loadConfig(configPath);
+  const { config } = loaded;
+  for (const warning of configWarnings(loaded)) logWarning(logger, warning);
   checkRunnable(config, kind, configPath);
   warnIfRefusingEverything(logger, kind, config);
 

@@ -65,4 +65,27 @@ describe('retention rules at startup and reload', () => {
     await eventually(() => output.includes('configuration change rejected: invalid configuration'));
     expect(output).toContain('global.retention_policy.rules[0]');
   });
+
+  it('warns at startup about rules that read pull times while they are not recorded', async () => {
+    await ws.writeConfig(
+      baseConfig(ws.dir, 1, retention(['top_pushed(3)', 'image.last_pulled_at > now() - days(7)'])),
+    );
+    const destination = new PassThrough();
+    let output = '';
+    destination.on('data', (chunk: Buffer) => {
+      output += chunk.toString();
+    });
+    const logger = createLogger({ filter: 'info', format: 'json', destination });
+    service = await startServer({ configPath: ws.configPath, listen: '127.0.0.1:0', logger });
+    const warnings = output
+      .split('\n')
+      .filter((line) => line.includes('configuration warning'))
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(warnings).toEqual([
+      expect.objectContaining({
+        key: 'global.retention_policy.rules[1]',
+        reason: expect.stringContaining('global.update_pull_time = true'),
+      }),
+    ]);
+  });
 });

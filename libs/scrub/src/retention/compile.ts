@@ -1,5 +1,12 @@
 import { type CompiledRule, compileCelRule } from '@angos/auth/cel';
-import { type Config, type ConfigIssue, formatKeyPath, type KeyPath, quoted } from '@angos/config';
+import {
+  type Config,
+  type ConfigIssue,
+  type ConfigWarning,
+  formatKeyPath,
+  type KeyPath,
+  quoted,
+} from '@angos/config';
 import { repositoryKeyFor } from '@angos/registry';
 import { retentionEnvironment } from './environment.js';
 
@@ -84,6 +91,37 @@ export function checkRetentionConfig(config: Config): ConfigIssue[] {
     if (error instanceof RetentionCompileError) return [...error.issues];
     throw error;
   }
+}
+
+/** Rule text that reads pull times. */
+const READS_PULL_TIMES = /\b(last_pulled_at|top_pulled)\b/;
+
+/**
+ * Rules that read pull times while `global.update_pull_time` is off: no pull is ever recorded, so
+ * `image.last_pulled_at` stays 0 and `top_pulled` is never true. Allowed (pull times recorded
+ * before stay), but worth a warning at startup, from the process that would record them.
+ */
+export function retentionWarnings(config: Config): ConfigWarning[] {
+  if (config.global.update_pull_time) return [];
+  const policies: Array<[KeyPath, readonly string[]]> = [
+    [['global', 'retention_policy'], config.global.retention_policy.rules],
+    ...Object.entries(config.repository).map(([key, repository]): [KeyPath, readonly string[]] => [
+      ['repository', quoted(key), 'retention_policy'],
+      repository.retention_policy?.rules ?? [],
+    ]),
+  ];
+  return policies.flatMap(([path, rules]) =>
+    rules.flatMap((rule, index) =>
+      READS_PULL_TIMES.test(rule)
+        ? [
+            {
+              path: formatKeyPath([...path, 'rules', index]),
+              message: 'reads pull times, which are not recorded: set global.update_pull_time = true',
+            },
+          ]
+        : [],
+    ),
+  );
 }
 
 /**

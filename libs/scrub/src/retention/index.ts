@@ -7,6 +7,7 @@ export {
   compileRetentionPolicy,
   RetentionCompileError,
   retentionPoliciesFor,
+  retentionWarnings,
 } from './compile.js';
 export {
   decideRetention,
