@@ -11,6 +11,24 @@ import { linkCreatedAtMs, readLink } from '@angos/registry';
 import { type BlobStore, keyFor, type MetadataStore, NotFoundError } from '@angos/storage';
 import type { ImageFacts, TagFacts } from './decide.js';
 
+/** Reads in flight at once: S3 answers each in milliseconds, so one at a time would take minutes. */
+const READ_CONCURRENCY = 16;
+
+/** `map` over `items`, at most `limit` calls at a time, results in the order of `items`. */
+async function mapBounded<T, R>(
+  items: readonly T[],
+  limit: number,
+  map: (item: T) => Promise<R>,
+): Promise<R[]> {
+  const results = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    for (let index = next++; index < items.length; index = next++) results[index] = await map(items[index]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
+}
+
 export interface FactsStores {
   readonly metadata: MetadataStore;
   /** Where manifest bodies are: read for indexes only, to find their children. */
@@ -38,28 +56,34 @@ interface Revision {
 
 /** The namespace's manifests: revisions whose link exists and records a media type. */
 async function revisions(metadata: MetadataStore, namespace: string): Promise<Revision[]> {
-  const found: Revision[] = [];
+  const digests: DigestParts[] = [];
   for (const algorithm of ALGORITHMS) {
     for (const hex of await metadata.list(keyFor({ kind: 'revisionLinks', namespace, algorithm }))) {
-      const digest = { algorithm, hex };
-      const link = await readLink(metadata, keyFor({ kind: 'revisionLink', namespace, digest }));
-      // No link: only a pull time is left there; no media type: not a manifest the registry serves.
-      if (link === undefined || link.mediaType === undefined) continue;
-      found.push({ digest, mediaType: link.mediaType, pushedAt: linkCreatedAtMs(link) });
+      digests.push({ algorithm, hex });
     }
   }
-  return found;
+  const found = await mapBounded(digests, READ_CONCURRENCY, async (digest): Promise<Revision | undefined> => {
+    const link = await readLink(metadata, keyFor({ kind: 'revisionLink', namespace, digest }));
+    // No link: only a pull time is left there; no media type: not a manifest the registry serves.
+    if (link === undefined || link.mediaType === undefined) return undefined;
+    return { digest, mediaType: link.mediaType, pushedAt: linkCreatedAtMs(link) };
+  });
+  return found.filter((revision): revision is Revision => revision !== undefined);
 }
 
 /** Tags by the digest they point at. */
 async function tagsByDigest(metadata: MetadataStore, namespace: string): Promise<Map<string, TagFacts[]>> {
+  const names = await metadata.list(keyFor({ kind: 'tags', namespace }));
+  const links = await mapBounded(names, READ_CONCURRENCY, (tag) =>
+    readLink(metadata, keyFor({ kind: 'tagLink', namespace, tag })),
+  );
   const tags = new Map<string, TagFacts[]>();
-  for (const name of await metadata.list(keyFor({ kind: 'tags', namespace }))) {
-    const link = await readLink(metadata, keyFor({ kind: 'tagLink', namespace, tag: name }));
-    if (link === undefined) continue; // deleted meanwhile
+  names.forEach((name, index) => {
+    const link = links[index];
+    if (link === undefined) return; // deleted meanwhile
     const digest = formatDigest(link.digest);
     tags.set(digest, [...(tags.get(digest) ?? []), { name, pushedAt: linkCreatedAtMs(link) }]);
-  }
+  });
   return tags;
 }
 
@@ -124,11 +148,10 @@ export async function collectImageFacts(
   const { metadata } = stores;
   const tags = await tagsByDigest(metadata, namespace);
   const subjects = await subjectsByReferrer(metadata, namespace);
-  const images: ImageFacts[] = [];
-  for (const revision of await revisions(metadata, namespace)) {
+  return mapBounded(await revisions(metadata, namespace), READ_CONCURRENCY, async (revision) => {
     const digest = formatDigest(revision.digest);
     const subject = subjects.get(digest);
-    images.push({
+    return {
       digest,
       mediaType: revision.mediaType,
       pushedAt: revision.pushedAt,
@@ -136,7 +159,6 @@ export async function collectImageFacts(
       tags: (tags.get(digest) ?? []).sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
       children: await childrenOf(stores, namespace, revision, options.logger),
       ...(subject === undefined ? {} : { subject }),
-    });
-  }
-  return images;
+    };
+  });
 }
