@@ -29,11 +29,6 @@ const perRepository =
 
 const NOT_YET_SUPPORTED: readonly FeatureRow[] = [
   {
-    feature: 'global.retention_policy.rules',
-    enabledAt: (c) =>
-      when(c.global.retention_policy.rules.length > 0, ['global', 'retention_policy', 'rules']),
-  },
-  {
     feature: 'global.event_webhooks',
     enabledAt: (c) => when(c.global.event_webhooks.length > 0, ['global', 'event_webhooks']),
   },
@@ -44,13 +39,6 @@ const NOT_YET_SUPPORTED: readonly FeatureRow[] = [
   {
     feature: 'repository."<namespace>".downstream',
     enabledAt: perRepository(['downstream'], (r) => r.downstream.length > 0),
-  },
-  {
-    feature: 'repository."<namespace>".retention_policy.rules',
-    enabledAt: perRepository(
-      ['retention_policy', 'rules'],
-      (r) => (r.retention_policy?.rules.length ?? 0) > 0,
-    ),
   },
   {
     feature: 'repository."<namespace>".event_webhooks',

@@ -83,11 +83,9 @@ sampling_rate = 0.1
 enabled = true
 `);
     expect(unsupportedFeatures(config)).toEqual([
-      'global.retention_policy.rules',
       'global.event_webhooks',
       'repository."docker-io".upstream',
       'repository."x".downstream',
-      'repository."x".retention_policy.rules',
       'repository."docker-io".event_webhooks',
       'event_webhook.audit',
       'observability.tracing',
@@ -123,6 +121,13 @@ default = "allow"
 enabled = false
 name = "Mine"
 `);
+    expect(unsupportedFeatures(config)).toEqual([]);
+  });
+
+  it('supports retention rules (compiled and checked by @angos/scrub)', () => {
+    const { config } = parseConfig(
+      `${BASE}[global.retention_policy]\nrules = ["true"]\n[repository."x".retention_policy]\nrules = ["true"]\n`,
+    );
     expect(unsupportedFeatures(config)).toEqual([]);
   });
 

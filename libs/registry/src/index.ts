@@ -2,8 +2,9 @@ export { BlobIndex, type BlobReference, manifestRef } from './blob-index.js';
 export { blobLockKey, grantLockKey } from './blob-locks.js';
 export type { Blobs } from './blobs.js';
 export type { GcOptions, GcReport } from './gc.js';
-export { decodeLink, encodeLink, type LinkRecord, readLink } from './links.js';
+export { decodeLink, encodeLink, type LinkRecord, linkCreatedAtMs, readLink } from './links.js';
 export {
+  type DeleteOutcome,
   type ManifestInfo,
   type Manifests,
   manifestLockKey,

@@ -24,6 +24,15 @@ export function encodeLink(record: LinkRecord): string {
   return JSON.stringify(json);
 }
 
+/**
+ * When a link was written, in ms since the epoch: the last push of a revision or of a tag. A link
+ * without a creation time (or one that does not parse) counts as written at the epoch.
+ */
+export function linkCreatedAtMs(link: LinkRecord): number {
+  const at = link.createdAt === undefined ? Number.NaN : Date.parse(link.createdAt);
+  return Number.isNaN(at) ? 0 : at;
+}
+
 export function decodeLink(data: Buffer): LinkRecord {
   const json = JSON.parse(data.toString('utf8')) as LinkJson;
   return {

@@ -15,12 +15,12 @@ import {
   referencedDescriptors,
 } from '@angos/oci';
 import { type BlobStore, keyFor, type MetadataStore, NotFoundError } from '@angos/storage';
-import { type BlobIndex, manifestRef } from './blob-index.js';
+import { type BlobIndex, manifestRef, withHolder } from './blob-index.js';
 import { DOWNLOAD_URL_TTL_SECS } from './blobs.js';
 import { ByteCache } from './byte-cache.js';
 import { holdsManifest } from './catalog.js';
 import type { Grants } from './grants.js';
-import { encodeLink, readLink } from './links.js';
+import { encodeLink, linkCreatedAtMs, readLink } from './links.js';
 import type { NamespaceSettings } from './settings.js';
 
 export interface ManifestInfo {
@@ -32,6 +32,9 @@ export interface ManifestInfo {
 export interface StoredManifest extends ManifestInfo {
   readonly body: Buffer;
 }
+
+/** What a delete did: see `Manifests.delete`. */
+export type DeleteOutcome = 'deleted' | 'pushed-since' | 'referenced';
 
 export interface PushedManifest {
   readonly digest: DigestParts;
@@ -192,8 +195,23 @@ export class Manifests {
     return url;
   }
 
-  /** Deletes a tag, or a manifest with every tag that points at it. */
-  async delete(namespace: string, reference: Reference): Promise<void> {
+  /**
+   * Deletes a tag, or a manifest with every tag that points at it. The options make a manifest
+   * delete conditional (retention's deletes, decided on facts read earlier), each checked under
+   * the manifest's lock, which every push of it (and so every tag moved to it) holds:
+   * - `unlessPushedAfter` (ms since the epoch): nothing is deleted when the manifest was pushed
+   *   after it (`pushed-since`);
+   * - `unlessReferenced`: nothing is deleted while another manifest of the namespace lists it (an
+   *   index pushed over an existing child, `referenced`). Checked and settled in one atomic update
+   *   of its blob-index entry, which drops the manifest's own hold: an index push that lands
+   *   first keeps the child, and one that lands after is refused (the child is no longer its to
+   *   rely on) instead of being acknowledged over a child about to go.
+   */
+  async delete(
+    namespace: string,
+    reference: Reference,
+    options: { unlessPushedAfter?: number; unlessReferenced?: boolean } = {},
+  ): Promise<DeleteOutcome> {
     if (reference.kind === 'tag') {
       const tag = reference.tag;
       const removed = await this.deps.locks.withLocks([tagLockKey(namespace, tag)], async (signal) => {
@@ -201,7 +219,7 @@ export class Manifests {
         return this.deps.metadata.delete(keyFor({ kind: 'tagLink', namespace, tag }));
       });
       if (!removed) throw new OciError('MANIFEST_UNKNOWN', { tag });
-      return;
+      return 'deleted';
     }
     const digest = reference.digest;
     // Read without recording a pull: a pull time written after the delete would leave a ghost namespace.
@@ -211,10 +229,15 @@ export class Manifests {
     let tags: string[] = [];
     // The manifest's lock keeps pushes of this manifest out, so no tag can move to it meanwhile;
     // each tag found pointing at it is re-checked under its own lock, past caches, before it goes.
-    await this.deps.locks.withLocks([manifestLockKey(namespace, digest)], async (signal) => {
+    const lockKeys = [manifestLockKey(namespace, digest)];
+    const outcome = await this.deps.locks.withLocks(lockKeys, async (signal): Promise<DeleteOutcome> => {
       const revision = keyFor({ kind: 'revisionLink', namespace, digest });
-      if (!(await readLink(this.deps.metadata, revision, { fresh: true }))) {
-        throw new OciError('MANIFEST_UNKNOWN', { digest: formatDigest(digest) });
+      const link = await readLink(this.deps.metadata, revision, { fresh: true });
+      if (!link) throw new OciError('MANIFEST_UNKNOWN', { digest: formatDigest(digest) });
+      const { unlessPushedAfter } = options;
+      if (unlessPushedAfter !== undefined && linkCreatedAtMs(link) > unlessPushedAfter) return 'pushed-since';
+      if (options.unlessReferenced && (await this.#dropHoldUnlessReferenced(namespace, digest, signal))) {
+        return 'referenced';
       }
       tags = await this.#deleteTagsPointingAt(namespace, digest, signal);
       if (manifest.subject) {
@@ -234,8 +257,14 @@ export class Manifests {
       for (const child of referenced) {
         await this.deps.index.remove(child, namespace, [manifestRef(digest)], { signal });
       }
+      return 'deleted';
     });
+    if (outcome !== 'deleted') {
+      this.deps.logger.debug('manifest not deleted', { namespace, digest: formatDigest(digest), outcome });
+      return outcome;
+    }
     this.deps.logger.debug('manifest deleted', { namespace, digest: formatDigest(digest), tags });
+    return 'deleted';
   }
 
   /** Tags sorted by code point, after `last`, at most `limit`. NAME_UNKNOWN for a namespace that holds no manifest. */
@@ -277,6 +306,33 @@ export class Manifests {
     return artifactType === undefined
       ? descriptors
       : descriptors.filter((descriptor) => descriptor.artifactType === artifactType);
+  }
+
+  /**
+   * True when another manifest of the namespace lists `digest` (a `ref:` hold on its entry);
+   * otherwise drops the namespace's `manifest` hold, in the same atomic update.
+   */
+  async #dropHoldUnlessReferenced(
+    namespace: string,
+    digest: DigestParts,
+    signal: AbortSignal,
+  ): Promise<boolean> {
+    let referenced = false;
+    await this.deps.index.update(
+      digest,
+      (entry) => {
+        const held = entry.holders[namespace] ?? [];
+        referenced = held.some((hold) => hold.startsWith('ref:'));
+        if (referenced || !held.includes('manifest')) return 'unchanged';
+        return withHolder(
+          entry,
+          namespace,
+          held.filter((hold) => hold !== 'manifest'),
+        );
+      },
+      { signal },
+    );
+    return referenced;
   }
 
   async #assertTagMayMove(

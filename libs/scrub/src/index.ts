@@ -20,3 +20,4 @@ export type {
   ScrubOptions,
   ScrubSummary,
 } from './types.js';
+export * from './retention/index.js';

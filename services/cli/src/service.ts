@@ -11,6 +11,7 @@ import {
 } from '@angos/config';
 import { createHttpServer, type Handler, type RequestLimits, withObservability } from '@angos/http';
 import { createLogger, createMetrics, type Logger, type Metrics } from '@angos/observability';
+import { checkRetentionConfig, retentionWarnings } from '@angos/scrub';
 import { type App, type AppDeps, composeGateway, composeRegistryApi, composeServer } from './compose.js';
 import { drain } from './drain.js';
 import { CliError } from './errors.js';
@@ -60,13 +61,21 @@ function required(config: Config, kind: ServiceKind): ConfigIssue[] {
 }
 
 /**
- * Features this build cannot run, a missing `[services]` key, or security settings that do not
- * load (access policy rules that do not compile, unreadable webhook TLS files): refuse to start.
+ * The CEL rules and files that must load for the configuration to be usable: access policy and
+ * retention rules that compile and type-check, readable webhook TLS files. Each issue names its key.
+ */
+function checkLoadable(config: Config): ConfigIssue[] {
+  return [...checkAuthConfig(config), ...checkRetentionConfig(config)];
+}
+
+/**
+ * Features this build cannot run, a missing `[services]` key, or settings that do not load (CEL
+ * rules that do not compile, unreadable webhook TLS files): refuse to start.
  */
 function checkRunnable(config: Config, kind: ServiceKind, source: string): void {
   const unsupported = unsupportedFeatures(config);
   if (unsupported.length > 0) throw new CliError(unsupported.map((key) => `not supported yet: ${key}`));
-  const missing = [...required(config, kind), ...checkAuthConfig(config)];
+  const missing = [...required(config, kind), ...checkLoadable(config)];
   if (missing.length > 0) throw new ConfigError(missing, source);
 }
 
@@ -86,6 +95,11 @@ async function compose(kind: ServiceKind, deps: AppDeps, config: Config): Promis
 
 export function logWarning(logger: Logger, warning: ConfigWarning): void {
   logger.warn('configuration warning', { key: warning.path, reason: warning.message });
+}
+
+/** What the loader warns about, and what a configuration that loads still gets wrong. */
+function configWarnings(loaded: { config: Config; warnings: readonly ConfigWarning[] }): ConfigWarning[] {
+  return [...loaded.warnings, ...retentionWarnings(loaded.config)];
 }
 
 /**
@@ -132,7 +146,7 @@ function watchForChanges(
           logger.error('configuration change rejected: features not supported yet', { keys: unsupported });
           return;
         }
-        const issues = checkAuthConfig(next.config);
+        const issues = checkLoadable(next.config);
         if (issues.length > 0) {
           logger.error('configuration change rejected: invalid configuration', { issues });
           return;
@@ -143,7 +157,7 @@ function watchForChanges(
           if (kind !== 'server' && live.initial[section][option] !== next.config[section][option])
             keys.push(key);
         }
-        for (const warning of next.warnings) logWarning(logger, warning);
+        for (const warning of configWarnings(next)) logWarning(logger, warning);
         warnIfRefusingEverything(logger, kind, next.config);
         if (keys.length > 0) logger.warn('configuration change requires restart', { keys });
         const applied = live.apply(next.config, keys);
@@ -170,8 +184,9 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
   const logger = options.logger ?? createLogger({ filter: process.env['RUST_LOG'] });
   const listenAt = typeof options.listen === 'string' ? parseListen(options.listen) : options.listen;
 
-  const { config, warnings } = await loadConfig(configPath);
-  for (const warning of warnings) logWarning(logger, warning);
+  const loaded = await loadConfig(configPath);
+  const { config } = loaded;
+  for (const warning of configWarnings(loaded)) logWarning(logger, warning);
   checkRunnable(config, kind, configPath);
   warnIfRefusingEverything(logger, kind, config);
 

@@ -1,7 +1,6 @@
-import { createRequire } from 'node:module';
-import type * as Cel from '@marcbachmann/cel-js';
 import type { Identity } from '../identity.js';
 import type { AccessRequest } from '../request.js';
+import { type CelEnvironment, newCelEnvironment } from './cel.js';
 
 /**
  * The variables access policy rules are written against, with their types, so a rule is
@@ -31,21 +30,15 @@ export const REQUEST_SCHEMA = {
   job_id: 'string',
 } as const;
 
-const require = createRequire(import.meta.url);
-
-let shared: Cel.Environment | undefined;
+let shared: CelEnvironment | undefined;
 
 /**
  * One environment for every rule: declarations never change, and compiling against it is cheap.
- * cel-js costs ~6 MiB of RSS, so it is loaded by the first rule compiled, not with this module: a
- * configuration without rules never loads it. Loaded with require (an ES module, which Node ≥ 20.19
- * loads synchronously) because rules are compiled by `checkAuthConfig`, which the CLI calls
- * synchronously at startup and on reload.
+ * Made by the first rule compiled, so a configuration without rules never loads cel-js (cel.ts).
  */
-export function policyEnvironment(): Cel.Environment {
+export function policyEnvironment(): CelEnvironment {
   if (shared === undefined) {
-    const { Environment } = require('@marcbachmann/cel-js') as typeof Cel;
-    shared = new Environment()
+    shared = newCelEnvironment()
       .registerVariable({ name: 'identity', schema: IDENTITY_SCHEMA })
       .registerVariable({ name: 'request', schema: REQUEST_SCHEMA });
   }
