@@ -7,6 +7,7 @@ import {
   tempFilesCheck,
   uploadsCheck,
 } from './checks/index.js';
+import { type RetentionSettings, retentionCheck } from './checks/retention.js';
 import type { ScrubCheck } from './types.js';
 
 /** The checks of one `angos scrub` run, as its flags ask for them. */
@@ -18,6 +19,8 @@ export interface ScrubSelection {
   readonly referrers?: boolean | undefined;
   /** `--uploads <duration>`: upload sessions and fs temp files. */
   readonly uploads?: boolean | undefined;
+  /** `--retention`: the retention rules of the configuration, compiled. */
+  readonly retention?: RetentionSettings | undefined;
 }
 
 /**
@@ -33,6 +36,8 @@ export function checksFor(selection: ScrubSelection): ScrubCheck[] {
     [selection.mediaTypes, [mediaTypesCheck]],
     [selection.referrers, [referrersCheck]],
     [selection.uploads, [uploadsCheck, tempFilesCheck]],
+    // After the repairs, so that it decides on sound links; before the garbage-collection pass.
+    [selection.retention !== undefined, selection.retention ? [retentionCheck(selection.retention)] : []],
   ];
   return ordered.flatMap(([selected, checks]) => (selected ? checks : []));
 }

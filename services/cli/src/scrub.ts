@@ -1,6 +1,8 @@
-import type { Config } from '@angos/config';
+import { RuleFailureLog } from '@angos/auth/cel';
+import { type Config, formatIssue } from '@angos/config';
 import type { Logger } from '@angos/observability';
 import { createMetrics } from '@angos/observability';
+import { compileRetentionPolicies, RetentionCompileError, type RetentionSettings } from '@angos/scrub';
 import { runScrubJob, type ScrubJobRequest, type ScrubJobResult } from '@angos/scrub-job';
 import { openRegistry, storesOptions } from './compose.js';
 import { parseDurationMs } from './duration.js';
@@ -64,7 +66,23 @@ export async function scrubMultipart(
 }
 
 /** The checks of `angos scrub` that walk the registry's storage (all but `--multipart`). */
-export type StoreScrubRequest = Omit<ScrubJobRequest, 'collectGarbage'> & { readonly blobs?: boolean };
+export type StoreScrubRequest = Omit<ScrubJobRequest, 'collectGarbage' | 'retention'> & {
+  readonly blobs?: boolean | undefined;
+  readonly retention?: boolean | undefined;
+};
+
+/**
+ * `--retention`: the configuration's retention rules, compiled once for the run. A rule that does
+ * not compile stops the run before anything is read, naming its key, as it stops the servers.
+ */
+function retentionSettings(config: Config, logger: Logger): RetentionSettings {
+  try {
+    return { config, policies: compileRetentionPolicies(config), failures: new RuleFailureLog(logger) };
+  } catch (error) {
+    if (error instanceof RetentionCompileError) throw new CliError(error.issues.map(formatIssue));
+    throw error;
+  }
+}
 
 /**
  * The checks that walk the storage, and `--blobs` (one garbage-collection pass, the protocol
@@ -77,12 +95,13 @@ export async function scrubStore(
   request: StoreScrubRequest,
   logger: Logger,
 ): Promise<ScrubJobResult> {
+  const retention = request.retention ? retentionSettings(config, logger) : undefined;
   const { registry, storage, locks } = await openRegistry(
     { config: () => config, logger, metrics: createMetrics() },
     { cacheLinks: false },
   );
   try {
-    const { blobs, ...selection } = request;
+    const { blobs, retention: _retention, ...selection } = request;
     return await runScrubJob(
       {
         registry,
@@ -95,6 +114,7 @@ export async function scrubStore(
       },
       {
         ...selection,
+        retention,
         collectGarbage: blobs ? { gracePeriodMs: config.gc.grace_period_secs * 1000 } : undefined,
       },
     );

@@ -123,4 +123,50 @@ describe('garbage collection from the CLI', () => {
     expect((await fetch(`${url}/v2/gc/app/manifests/kept`)).status).toBe(200);
     expect(await server.stop()).toBe(0);
   }, 60_000);
+
+  it('scrub --retention deletes what no rule keeps, beside a running server; --blobs then reclaims it', async () => {
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const retention = `[global.retention_policy]\nrules = ["has(image.tag) && image.tag == 'kept'"]\n`;
+    await ws().writeConfig(
+      baseConfig(ws().dir, port, `${ALLOW}${retention}[gc]\ngrace_period_secs = 0\ninterval_secs = 0\n`),
+    );
+    const server = startAngos(['-c', ws().configPath, 'server']);
+    await waitForHttp(`${url}/healthz`, server);
+    const kept = await pushImage(url, 'retained/app', 'kept');
+    const dropped = await pushImage(url, 'retained/app', 'dropped');
+    const env = { RUST_LOG: 'info' };
+    const actions = (stderr: string, message: string) =>
+      logRecords(stderr)
+        .filter((record) => record['message'] === message)
+        .map(({ check, action, key }) => `${check} ${action} ${key}`);
+
+    const dry = await runAngos(['-c', ws().configPath, 'scrub', '-r', '-d'], { env });
+    expect(dry.code, dry.stderr).toBe(0);
+    const planned = actions(dry.stderr, 'would repair');
+    expect(planned).toEqual([
+      `retention delete-manifest retained/app/_manifests/revisions/sha256/${dropped.manifest.slice(7)}/link`,
+    ]);
+    expect((await fetch(`${url}/v2/retained/app/manifests/dropped`)).status).toBe(200);
+
+    const real = await runAngos(['-c', ws().configPath, 'scrub', '-r', '-b'], { env });
+    expect(real.code, real.stderr).toBe(0);
+    expect(actions(real.stderr, 'repaired')).toEqual(planned);
+    // The server (memory lock on fs) caches what it read from the directory for a few seconds.
+    const gone = async (path: string) => (await fetch(`${url}/v2/retained/app/${path}`)).status === 404;
+    expect(await eventually(() => gone('manifests/dropped'), 15_000)).toBe(true);
+    expect(await eventually(() => gone(`manifests/${dropped.manifest}`), 15_000)).toBe(true);
+    expect(await eventually(() => gone(`blobs/${dropped.layer}`), 15_000)).toBe(true);
+    expect((await fetch(`${url}/v2/retained/app/manifests/kept`)).status).toBe(200);
+    expect(await headBlob(url, 'retained/app', kept.layer)).toBe(200);
+    expect(await server.stop()).toBe(0);
+  }, 60_000);
+
+  it('scrub --retention refuses a rule that does not compile, naming it, before touching storage', async () => {
+    const rules = `[global.retention_policy]\nrules = ["image.tag == 'a'", "image.pushed == 1"]\n`;
+    await ws().writeConfig(baseConfig(ws().dir, await freePort(), `${ALLOW}${rules}`));
+    const result = await runAngos(['-c', ws().configPath, 'scrub', '--retention']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain('global.retention_policy.rules[1]');
+  });
 });

@@ -110,8 +110,9 @@ const SCRUB_FLAGS: readonly FlagSpec[] = [
     name: 'retention',
     alias: 'r',
     type: 'boolean',
-    describe: 'Enforce retention policies',
-    supported: false,
+    describe:
+      'Enforce retention policies: delete the manifests no retention rule keeps (their blobs go with garbage collection)',
+    supported: true,
   },
   {
     name: 'links',

@@ -17,6 +17,7 @@ interface ScrubOptions extends GlobalOptions {
   links?: boolean;
   'media-types'?: boolean;
   referrers?: boolean;
+  retention?: boolean;
 }
 
 const SCRUB = commandSpec('scrub');
@@ -54,6 +55,7 @@ async function runScrub(options: ScrubOptions): Promise<void> {
     links: options.links,
     mediaTypes: options['media-types'],
     referrers: options.referrers,
+    retention: options.retention,
     uploads: uploadsSecs !== undefined,
     uploadsOlderThanMs: uploadsSecs === undefined ? undefined : uploadsSecs * 1000,
     blobs: options.blobs,
