@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -7,10 +7,11 @@ import { parseConfig } from '@angos/config';
 import { MemoryLockManager } from '@angos/lock';
 import { silentLogger } from '@angos/observability';
 import { type DigestParts, parseDigest, parseReference } from '@angos/oci';
-import { createRegistry, type Registry } from '@angos/registry';
+import { createRegistry, encodeLink, type Registry } from '@angos/registry';
 import {
   type BlobStore,
   createStores,
+  keyFor,
   type MetadataStore,
   openStores,
   type S3ConnectionOptions,
@@ -167,15 +168,21 @@ function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
-/** Every file under `root` (dotfiles included) and the hash of its bytes. */
-async function hashTree(root: string): Promise<Map<string, string>> {
+/**
+ * Every file under `root` (dotfiles included) and the hash of its bytes, or of what `normalize`
+ * makes of them (a comparison that leaves out what legitimately depends on the clock).
+ */
+export async function hashTree(
+  root: string,
+  normalize: (key: string, data: Buffer) => Buffer = (_key, data) => data,
+): Promise<Map<string, string>> {
   const tree = new Map<string, string>();
   const walk = async (dir: string, prefix: string) => {
     for (const entry of await readdir(dir, { withFileTypes: true })) {
       const path = join(dir, entry.name);
       const key = prefix === '' ? entry.name : `${prefix}/${entry.name}`;
       if (entry.isDirectory()) await walk(path, key);
-      else tree.set(key, sha256(await readFile(path)));
+      else tree.set(key, sha256(normalize(key, await readFile(path))));
     }
   };
   await walk(root, '');
@@ -243,5 +250,61 @@ export async function pull(registry: Registry, namespace: string, reference: str
     return true;
   } catch {
     return false;
+  }
+}
+
+/**
+ * One namespace holding healthy images beside one fault of each kind the fault matrix seeds (a
+ * tag and a revision without bytes, a grant without bytes, an orphan referrer link, a tag
+ * directory that is not a tag, an old and a broken upload session, a link without media type, an
+ * unknown key, a link that does not parse, and on fs a stale temp file): many of these make a
+ * store that takes a scrub some seconds. Deterministic for a given `namespace`, times included,
+ * so that two stores seeded alike hold the same keys.
+ */
+export async function seedFaults(store: Store, namespace: string): Promise<void> {
+  const { registry, metadata, blobs } = store;
+  const longAgo = new Date(Date.now() - 2 * 3600_000);
+  const image = (name: string, subject?: { digest: DigestParts; size: number }) =>
+    pushImage(registry, namespace, name, {
+      config: `${namespace}-cfg-${name}`,
+      layers: ['shared-base', `${namespace}-${name}`],
+      ...(subject && { subject }),
+    });
+  const app = await image('v1');
+  await image('v2');
+  const signature = await image('sig', app);
+  // A tag whose manifest bytes are gone, and an untagged revision without bytes.
+  const broken = await image('broken');
+  await blobs.deleteBlob(broken.digest);
+  const gone = await image('gone');
+  await registry.manifests.delete(namespace, { kind: 'tag', tag: 'gone' });
+  await blobs.deleteBlob(gone.digest);
+  // A grant whose blob bytes are gone.
+  const lost = await upload(registry, namespace, `${namespace}-lost-layer`);
+  await blobs.deleteBlob(lost);
+  // A referrer link whose referrer manifest was deleted (a crash between the two deletes).
+  await metadata.delete(keyFor({ kind: 'revisionLink', namespace, digest: signature.digest }));
+  await metadata.delete(keyFor({ kind: 'tagLink', namespace, tag: 'sig' }));
+  // A tag directory whose name is not a tag.
+  await metadata.put(
+    `${keyFor({ kind: 'tag', namespace, tag: '-not-a-tag' })}/link`,
+    encodeLink({ digest: app.digest }),
+  );
+  // An upload older than --uploads, and one without data.
+  const old = await registry.uploads.start(namespace);
+  await metadata.put(keyFor({ kind: 'uploadStartedAt', namespace, id: old }), longAgo.toISOString());
+  const noData = await registry.uploads.start(namespace);
+  await blobs.deleteUpload(namespace, noData);
+  // A revision link without a media type, an unknown key, a layer link that does not parse.
+  await metadata.put(
+    keyFor({ kind: 'revisionLink', namespace, digest: app.digest }),
+    encodeLink({ digest: app.digest, createdAt: '2020-01-01T00:00:00.000Z' }),
+  );
+  await metadata.put(`${keyFor({ kind: 'revision', namespace, digest: app.digest })}/notes`, namespace);
+  await metadata.put(keyFor({ kind: 'layerLink', namespace, digest: digestOf('shared-base') }), 'not json');
+  if (store.fsRoots.metadata) {
+    const stale = join(store.fsRoots.metadata, namespace, '_manifests', '.tmp-deadbeef-1');
+    await writeFile(stale, 'half a link');
+    await utimes(stale, longAgo, longAgo);
   }
 }

@@ -1,0 +1,235 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { isTempName } from '@angos/storage';
+import { cliEntry } from '@angos/test-support';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { hashTree, openStore, type Store, seedFaults, seedHealthy } from './support.js';
+
+/**
+ * `angos scrub` is resumable (issue 2.5): a run SIGKILLed at random moments, three times, then run
+ * to the end, leaves the store exactly as one uninterrupted run leaves an identical copy; a
+ * further run then finds nothing. Every repair re-decides under its locks from what the store
+ * holds, so a repair cut short is found again, or its remainder is, by the next run.
+ * The real process (services/cli/dist/main.js), on fs.
+ */
+
+const CHECKS = ['-t', '-m', '-l', '-M', '-R', '-u', '1h', '-b'];
+/** Namespaces seeded with one fault of each kind: enough that a run takes seconds. */
+const NAMESPACES = Number(process.env['SCRUB_KILL_NAMESPACES'] ?? 30);
+
+/** The CLI needs a `[server]` table even to scrub. */
+const SERVER = '[server]\nbind_address = "127.0.0.1"\n';
+
+interface Run {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stderr: string;
+  /** When it was spawned, and how long it ran (ms). */
+  readonly startedAt: number;
+  readonly ms: number;
+}
+
+/** Runs `angos -c <config> scrub …`; SIGKILLed after `killAfterMs` when given. */
+async function scrub(config: string, args: readonly string[], killAfterMs?: number): Promise<Run> {
+  const started = Date.now();
+  const child: ChildProcess = spawn(process.execPath, [cliEntry(), '-c', config, 'scrub', ...args], {
+    env: { ...process.env, RUST_LOG: 'info' },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderr += chunk.toString();
+  });
+  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+  const killer = killAfterMs === undefined ? undefined : setTimeout(() => child.kill('SIGKILL'), killAfterMs);
+  const guard = setTimeout(() => child.kill('SIGKILL'), 120_000);
+  const [code, signal] = await exited;
+  clearTimeout(killer);
+  clearTimeout(guard);
+  return { code, signal, stderr, startedAt: started, ms: Date.now() - started };
+}
+
+function records(output: string): Record<string, unknown>[] {
+  return output
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+/** mulberry32: a small seeded generator, so that a failing order of kills can be replayed. */
+function seededRandom(seed: number): () => number {
+  let state = seed >>> 0;
+  return () => {
+    state = (state + 0x6d2b79f5) >>> 0;
+    let t = state;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** The marks of a blob-index entry that hold times (libs/registry blob-index.ts). */
+const TIME_MARKS = ['_orphaned', '_revoked', '_empty'];
+
+/**
+ * What of a key's bytes depends on the clock of the run that wrote it, left out: the times of a
+ * blob-index entry's marks, and the creation time of a link scrub rewrote (`rewrite-link` writes
+ * one of its own, libs/registry encodeLink) — any `created_at` at or after `since`.
+ */
+function withoutTimes(since: number): (key: string, data: Buffer) => Buffer {
+  return (key, data) => {
+    if (key.startsWith('_blob_index/')) {
+      const entry = JSON.parse(data.toString('utf8')) as Record<string, unknown>;
+      for (const mark of TIME_MARKS) {
+        const value = entry[mark];
+        if (typeof value === 'number') entry[mark] = 'time';
+        else if (value !== undefined) {
+          entry[mark] = Object.fromEntries(
+            Object.keys(value as object).map((namespace) => [namespace, 'time']),
+          );
+        }
+      }
+      return Buffer.from(JSON.stringify(entry));
+    }
+    if (key.endsWith('/link')) {
+      let link: Record<string, unknown>;
+      try {
+        link = JSON.parse(data.toString('utf8')) as Record<string, unknown>;
+      } catch {
+        return data;
+      }
+      const created = typeof link['created_at'] === 'string' ? Date.parse(link['created_at']) : Number.NaN;
+      if (created >= since) return Buffer.from(JSON.stringify({ ...link, created_at: 'scrub time' }));
+    }
+    return data;
+  };
+}
+
+/**
+ * The tree as the two runs must agree on it: no temp files (a process killed mid-write leaves
+ * young ones, for a later run), and blob-index marks without their times.
+ */
+async function durableTree(root: string, since: number): Promise<Map<string, string>> {
+  const tree = await hashTree(root, withoutTimes(since));
+  for (const key of tree.keys()) if (isTempName(basename(key))) tree.delete(key);
+  return tree;
+}
+
+async function copyStore(
+  from: string,
+  name: string,
+  extraConfig = '',
+): Promise<{ root: string; config: string }> {
+  const dir = await mkdtemp(join(tmpdir(), `angos-scrub-${name}-`));
+  const root = join(dir, 'data');
+  // Modification times kept: temp files and fs upload sessions are aged by them.
+  await cp(from, root, { recursive: true, preserveTimestamps: true });
+  const config = join(dir, 'config.toml');
+  await writeFile(config, `${SERVER}[blob_store.fs]\nroot_dir = ${JSON.stringify(root)}\n${extraConfig}`);
+  return { root, config };
+}
+
+describe('angos scrub killed and resumed', () => {
+  let seeded: Store;
+  const dirs: string[] = [];
+  beforeAll(async () => {
+    seeded = await openStore('fs');
+    for (let i = 0; i < NAMESPACES; i++) await seedFaults(seeded, `team-${i}/app`);
+  }, 300_000);
+  afterAll(async () => {
+    await seeded?.close();
+    for (const dir of dirs) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('converges, after three SIGKILLs at random moments, to what one uninterrupted run leaves', async () => {
+    const source = seeded.fsRoots.metadata!;
+    const whole = await copyStore(source, 'whole');
+    const killed = await copyStore(source, 'killed');
+    dirs.push(join(whole.root, '..'), join(killed.root, '..'));
+
+    const since = Date.now();
+    const reference = await scrub(whole.config, CHECKS);
+    expect(reference.code, reference.stderr).toBe(0);
+    const planned = records(reference.stderr).filter((record) => record['message'] === 'repaired');
+    expect(planned.length).toBeGreaterThan(NAMESPACES * 8);
+    // Kills land between the first repair and the end (before it, the process is still loading).
+    const firstRepairMs = Date.parse(String(planned[0]?.['timestamp'])) - reference.startedAt;
+
+    const seed = Number(process.env['SCRUB_KILL_SEED'] ?? Math.floor(Math.random() * 2 ** 31));
+    const random = seededRandom(seed);
+    const kills: string[] = [];
+    for (let attempt = 0; attempt < 3; attempt++) {
+      const delay = Math.floor(firstRepairMs + random() * (reference.ms - firstRepairMs));
+      const run = await scrub(killed.config, CHECKS, delay);
+      const repaired = records(run.stderr).filter((record) => record['message'] === 'repaired').length;
+      kills.push(`${delay} ms (${run.signal ?? `exit ${run.code}`}, ${repaired} repairs)`);
+    }
+    // Printed so that a failure can be replayed with SCRUB_KILL_SEED.
+    process.stderr.write(
+      `kill/resume: seed ${seed}, uninterrupted run ${reference.ms} ms (first repair at ${firstRepairMs} ms) with ${planned.length} repairs; killed after ${kills.join(', ')}\n`,
+    );
+    const resumed = await scrub(killed.config, CHECKS);
+    expect(resumed.code, resumed.stderr).toBe(0);
+
+    const expected = await durableTree(whole.root, since);
+    expect(await durableTree(killed.root, since), `seed ${seed}`).toEqual(expected);
+    // The stale temp files seeded are gone in both (young ones a kill left are a later run's).
+    for (const tree of [await hashTree(whole.root), await hashTree(killed.root)]) {
+      expect([...tree.keys()].filter((key) => key.endsWith('.tmp-deadbeef-1'))).toEqual([]);
+    }
+
+    const again = await scrub(killed.config, CHECKS);
+    expect(again.code, again.stderr).toBe(0);
+    expect(records(again.stderr).filter((record) => record['message'] === 'repaired')).toEqual([]);
+    expect(records(again.stderr).find((record) => record['message'] === 'scrub finished')).toMatchObject({
+      repairs: 0,
+      quarantined: 0,
+      failures: 0,
+    });
+  }, 300_000);
+});
+
+describe('angos scrub on a healthy store', () => {
+  let store: Store;
+  let dir: string;
+  beforeAll(async () => {
+    store = await openStore('fs');
+    dir = await mkdtemp(join(tmpdir(), 'angos-scrub-healthy-'));
+  });
+  afterAll(async () => {
+    await store?.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('leaves it byte-identical through every check at once, --blobs and a keep-all --retention included', async () => {
+    await seedHealthy(store.registry);
+    await store.registry.uploads.start('lib');
+    const root = store.fsRoots.metadata!;
+    await writeFile(join(root, 'lib/.tmp-cafe-1'), 'a write in flight');
+    const config = join(dir, 'config.toml');
+    await writeFile(
+      config,
+      [
+        SERVER,
+        '[blob_store.fs]',
+        `root_dir = ${JSON.stringify(root)}`,
+        '[gc]',
+        'grace_period_secs = 86400',
+        '[global.retention_policy]',
+        'rules = ["true"]',
+      ].join('\n'),
+    );
+    const before = await hashTree(root);
+    for (const dryRun of [true, false]) {
+      const run = await scrub(config, [...(dryRun ? ['-d'] : []), ...CHECKS, '-r']);
+      expect(run.code, run.stderr).toBe(0);
+      const summary = records(run.stderr).find((record) => record['message'] === 'scrub finished');
+      expect(summary, run.stderr).toMatchObject({ repairs: 0, quarantined: 0, failures: 0 });
+      expect(Number(summary?.['keys_walked'])).toBeGreaterThan(20);
+      expect(await hashTree(root)).toEqual(before);
+    }
+  }, 120_000);
+});
