@@ -11,6 +11,7 @@ import {
   withHolder,
 } from './blob-index.js';
 import type { BlobLocks } from './blob-locks.js';
+import { BoundedSet } from './bounded-set.js';
 import type { Grants } from './grants.js';
 import { readLink } from './links.js';
 import { manifestLockKey } from './manifests.js';
@@ -40,14 +41,24 @@ export interface GcReport {
   errors: number;
 }
 
+/**
+ * How many present revisions a pass remembers: about 10 MiB of keys. A store with more manifests
+ * is still collected in one pass, reading some revision links twice.
+ */
+const REVISIONS_REMEMBERED = 65_536;
+
 interface Pass {
   readonly gracePeriodMs: number;
   readonly dryRun: boolean;
   readonly signal: AbortSignal | undefined;
   readonly now: () => number;
   readonly report: GcReport;
-  /** Revisions seen present in this pass (`<namespace>@<digest>`): a manifest's blobs share one read. */
-  readonly revisions: Set<string>;
+  /**
+   * Revisions seen present in this pass (`<namespace>@<digest>`): a manifest's blobs share one
+   * read. The most recent ones only, so that a pass over any number of manifests holds bounded
+   * memory (a forgotten one is read again).
+   */
+  readonly revisions: BoundedSet<string>;
 }
 
 /**
@@ -85,7 +96,7 @@ export class GarbageCollector {
       signal: options.signal,
       now: options.now ?? Date.now,
       report: { entriesScanned: 0, grantsRevoked: 0, blobsDeleted: 0, refsPruned: 0, errors: 0 },
-      revisions: new Set(),
+      revisions: new BoundedSet(REVISIONS_REMEMBERED),
     };
     for await (const digest of this.deps.index.digests()) {
       pass.signal?.throwIfAborted();

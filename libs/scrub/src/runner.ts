@@ -21,7 +21,9 @@ export const QUARANTINE = 'quarantine';
  * dry run) and, unless dry, applied before the next is planned; a failing action is logged and
  * counted and the run goes on. An action already planned in this run by an earlier check (the
  * same action on the same key: `-m`, `-l` and `-M` all remove revisions without bytes) is not
- * planned again, so a dry run lists exactly what a real run then does.
+ * planned again, so a dry run lists exactly what a real run then does. The identities remembered
+ * for that are the run's actions, so its memory grows with the faults found, never with the size
+ * of a healthy store (bench/src/scrub-bench.ts).
  */
 export async function runScrub(
   checks: readonly ScrubCheck[],

@@ -1,5 +1,5 @@
 import { createHash, randomUUID } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
@@ -62,6 +62,8 @@ export interface Store {
   readonly fsRoots: FsRoots;
   /** Every key and a hash of its bytes (fs: every file, temp files included). */
   snapshot(): Promise<Map<string, string>>;
+  /** A copy of every key (fs: every file, modification times kept) in a store of its own. */
+  copy(): Promise<StoreCopy>;
   /** Runs the checks; returns the summary and the actions planned, in order. */
   scrub(
     dryRun: boolean,
@@ -69,6 +71,18 @@ export interface Store {
     now?: () => number,
   ): Promise<{ summary: ScrubSummary; actions: PlannedAction[] }>;
   close(): Promise<void>;
+}
+
+/** Turns a key's bytes into what a comparison looks at (see hashTree). */
+export type Normalize = (key: string, data: Buffer) => Buffer;
+
+/** An independent copy of a store, for an `angos` process to run on. */
+export interface StoreCopy {
+  /** The `[blob_store…]` and `[metadata_store…]` tables of a configuration over the copy. */
+  readonly storeConfig: string;
+  /** Every key of the copy and the hash of its bytes, or of what `normalize` makes of them. */
+  tree(normalize?: Normalize): Promise<Map<string, string>>;
+  remove(): Promise<void>;
 }
 
 function s3Connection(keyPrefix: string): S3ConnectionOptions {
@@ -90,6 +104,7 @@ export async function openStore(kind: StoreKind): Promise<Store> {
   let metadata: MetadataStore;
   let fsRoots: FsRoots = {};
   let snapshot: () => Promise<Map<string, string>>;
+  let copy: () => Promise<StoreCopy>;
   let close: () => Promise<void>;
   if (kind === 'fs') {
     const root = await mkdtemp(join(tmpdir(), 'angos-scrub-'));
@@ -99,6 +114,7 @@ export async function openStore(kind: StoreKind): Promise<Store> {
     }));
     fsRoots = { metadata: root, blobs: root };
     snapshot = () => hashTree(root);
+    copy = () => copyFsStore(root);
     close = () => rm(root, { recursive: true, force: true });
   } else {
     const keyPrefix = `angos-scrub-test/${randomUUID()}`;
@@ -116,20 +132,11 @@ export async function openStore(kind: StoreKind): Promise<Store> {
     });
     ({ blobs, metadata } = stores);
     const bucket = new S3Bucket(s3Connection(keyPrefix));
-    snapshot = async () => {
-      const tree = new Map<string, string>();
-      for await (const key of bucket.listKeys('')) {
-        const found = await bucket.getBuffer(key);
-        tree.set(key, found === undefined ? 'gone' : sha256(found.data));
-      }
-      return tree;
-    };
+    snapshot = () => hashBucket(bucket);
+    copy = () => copyS3Store(bucket);
     close = async () => {
       await stores.close();
-      const keys: string[] = [];
-      for await (const key of bucket.listKeys('')) keys.push(key);
-      await bucket.deleteMany(keys);
-      bucket.destroy();
+      await emptyBucket(bucket);
     };
   }
   const locks = new MemoryLockManager();
@@ -142,6 +149,7 @@ export async function openStore(kind: StoreKind): Promise<Store> {
     locks,
     fsRoots,
     snapshot,
+    copy,
     async scrub(dryRun, selection = ALL_CHECKS, now = Date.now) {
       const actions: PlannedAction[] = [];
       const summary = await runScrub(
@@ -164,6 +172,61 @@ export async function openStore(kind: StoreKind): Promise<Store> {
   };
 }
 
+/** Every key under the bucket's prefix and the hash of its bytes (or of what `normalize` makes of them). */
+async function hashBucket(bucket: S3Bucket, normalize: Normalize = (_key, data) => data) {
+  const tree = new Map<string, string>();
+  for await (const key of bucket.listKeys('')) {
+    const found = await bucket.getBuffer(key);
+    tree.set(key, found === undefined ? 'gone' : sha256(normalize(key, found.data)));
+  }
+  return tree;
+}
+
+async function emptyBucket(bucket: S3Bucket): Promise<void> {
+  const keys: string[] = [];
+  for await (const key of bucket.listKeys('')) keys.push(key);
+  await bucket.deleteMany(keys);
+  bucket.destroy();
+}
+
+async function copyFsStore(source: string): Promise<StoreCopy> {
+  const dir = await mkdtemp(join(tmpdir(), 'angos-scrub-copy-'));
+  const root = join(dir, 'data');
+  // Modification times kept: temp files and fs upload sessions are aged by them.
+  await cp(source, root, { recursive: true, preserveTimestamps: true });
+  return {
+    storeConfig: `[blob_store.fs]\nroot_dir = ${JSON.stringify(root)}\n`,
+    tree: (normalize) => hashTree(root, normalize),
+    remove: () => rm(dir, { recursive: true, force: true }),
+  };
+}
+
+async function copyS3Store(source: S3Bucket): Promise<StoreCopy> {
+  const keyPrefix = `angos-scrub-test/${randomUUID()}`;
+  const target = new S3Bucket(s3Connection(keyPrefix));
+  for await (const key of source.listKeys('')) {
+    const found = await source.getBuffer(key);
+    if (found !== undefined) await target.put(key, found.data);
+  }
+  const server = s3Server!;
+  const table = (section: string) =>
+    [
+      `[${section}]`,
+      `access_key_id = ${JSON.stringify(server.accessKeyId)}`,
+      `secret_key = ${JSON.stringify(server.secretAccessKey)}`,
+      `endpoint = ${JSON.stringify(server.endpoint)}`,
+      `bucket = ${JSON.stringify(server.bucket)}`,
+      `region = ${JSON.stringify(server.region)}`,
+      `key_prefix = ${JSON.stringify(keyPrefix)}`,
+      '',
+    ].join('\n');
+  return {
+    storeConfig: `${table('blob_store.s3')}${table('metadata_store.s3')}`,
+    tree: (normalize) => hashBucket(target, normalize),
+    remove: () => emptyBucket(target),
+  };
+}
+
 function sha256(data: Buffer): string {
   return createHash('sha256').update(data).digest('hex');
 }
@@ -174,7 +237,7 @@ function sha256(data: Buffer): string {
  */
 export async function hashTree(
   root: string,
-  normalize: (key: string, data: Buffer) => Buffer = (_key, data) => data,
+  normalize: Normalize = (_key, data) => data,
 ): Promise<Map<string, string>> {
   const tree = new Map<string, string>();
   const walk = async (dir: string, prefix: string) => {
