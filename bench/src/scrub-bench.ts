@@ -127,7 +127,8 @@ async function main(): Promise<void> {
   const date = new Date().toISOString();
   const machine = `${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
   const rows = figures.map(
-    (f) => `| ${f.name} | ${f.seconds.toFixed(1)} | ${f.peakMiB.toFixed(0)} | ${f.keysWalked} | ${f.repairs} |`,
+    (f) =>
+      `| ${f.name} | ${f.seconds.toFixed(1)} | ${f.peakMiB.toFixed(0)} | ${f.keysWalked} | ${f.repairs} |`,
   );
   const text = [
     `Scrub benchmark ${date} on ${machine}: a healthy fs store of ${namespaces * perNamespace} manifests across ${namespaces} namespaces.`,
