@@ -4,8 +4,8 @@
  * `pnpm bench` (scrub is a batch process, not a server). Writes a healthy fs store of 100,000
  * manifests across 10,000 namespaces (`--namespaces`, `--manifests` per namespace; `--quick`:
  * 1,000 × 10), then runs `angos scrub` on it as an operator does, and prints for each run the
- * wall time and the peak resident memory of the process (its own `maxRSS`, reported at exit).
- * Memory must stay bounded: it must not grow with the size of the store.
+ * wall time, the peak resident memory of the process (its own `maxRSS`, reported at exit) and its
+ * peak live heap. Memory must stay bounded: it must not grow with the size of the store.
  */
 import { spawn } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -27,13 +27,26 @@ interface Figures {
   readonly name: string;
   readonly seconds: number;
   readonly peakMiB: number;
+  readonly liveHeapMiB: number;
   readonly keysWalked: number;
   readonly repairs: number;
 }
 
-/** A preload that writes the process's peak resident memory (kB) to $SCRUB_BENCH_MAXRSS at exit. */
+/**
+ * A preload that writes, at exit, to $SCRUB_BENCH_MEMORY: the process's peak resident memory (kB),
+ * and its peak live heap: the heap in use right after a full collection, sampled every second.
+ * Peak RSS also holds garbage not yet collected (V8 grows its heap with the allocation rate); the
+ * live heap is what the run holds on to, the figure that must not grow with the store.
+ */
 const PRELOAD = `import { writeFileSync } from 'node:fs';
-process.on('exit', () => writeFileSync(process.env.SCRUB_BENCH_MAXRSS, String(process.resourceUsage().maxRSS)));
+let liveHeap = 0;
+setInterval(() => {
+  globalThis.gc();
+  liveHeap = Math.max(liveHeap, process.memoryUsage().heapUsed);
+}, 1000).unref();
+process.on('exit', () =>
+  writeFileSync(process.env.SCRUB_BENCH_MEMORY, JSON.stringify({ maxRssKiB: process.resourceUsage().maxRSS, liveHeap })),
+);
 `;
 
 async function runScrub(
@@ -41,16 +54,16 @@ async function runScrub(
   config: string,
   run: { name: string; args: readonly string[] },
 ): Promise<Figures> {
-  const rssFile = join(work, 'maxrss');
-  const preload = join(work, 'maxrss.mjs');
+  const memoryFile = join(work, 'memory.json');
+  const preload = join(work, 'memory.mjs');
   await writeFile(preload, PRELOAD);
   const started = process.hrtime.bigint();
   const child = spawn(angosLauncher(), ['-c', config, 'scrub', ...run.args], {
     env: {
       ...process.env,
       RUST_LOG: 'info',
-      NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --import ${preload}`.trim(),
-      SCRUB_BENCH_MAXRSS: rssFile,
+      NODE_OPTIONS: `${process.env['NODE_OPTIONS'] ?? ''} --expose-gc --import ${preload}`.trim(),
+      SCRUB_BENCH_MEMORY: memoryFile,
     },
     stdio: ['ignore', 'ignore', 'pipe'],
   });
@@ -70,10 +83,12 @@ async function runScrub(
     .map((line) => JSON.parse(line) as Record<string, unknown>)
     .find((record) => record['message'] === 'scrub finished');
   if (summary === undefined) throw new Error(`${run.name}: no summary line:\n${tail}`);
+  const memory = JSON.parse(await readFile(memoryFile, 'utf8')) as { maxRssKiB: number; liveHeap: number };
   return {
     name: run.name,
     seconds,
-    peakMiB: (Number(await readFile(rssFile, 'utf8')) * 1024) / MiB,
+    peakMiB: (memory.maxRssKiB * 1024) / MiB,
+    liveHeapMiB: memory.liveHeap / MiB,
     keysWalked: Number(summary['keys_walked']),
     repairs: Number(summary['repairs']),
   };
@@ -118,7 +133,7 @@ async function main(): Promise<void> {
       if (result.repairs !== 0) throw new Error(`${run.name}: ${result.repairs} repairs on a healthy store`);
       figures.push(result);
       process.stderr.write(
-        `  ${run.name}: ${result.seconds.toFixed(1)} s, peak RSS ${result.peakMiB.toFixed(0)} MiB\n`,
+        `  ${run.name}: ${result.seconds.toFixed(1)} s, peak RSS ${result.peakMiB.toFixed(0)} MiB, peak live heap ${result.liveHeapMiB.toFixed(1)} MiB\n`,
       );
     }
   } finally {
@@ -128,13 +143,13 @@ async function main(): Promise<void> {
   const machine = `${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
   const rows = figures.map(
     (f) =>
-      `| ${f.name} | ${f.seconds.toFixed(1)} | ${f.peakMiB.toFixed(0)} | ${f.keysWalked} | ${f.repairs} |`,
+      `| ${f.name} | ${f.seconds.toFixed(1)} | ${f.peakMiB.toFixed(0)} | ${f.liveHeapMiB.toFixed(1)} | ${f.keysWalked} | ${f.repairs} |`,
   );
   const text = [
     `Scrub benchmark ${date} on ${machine}: a healthy fs store of ${namespaces * perNamespace} manifests across ${namespaces} namespaces.`,
     '',
-    '| run | wall s | peak RSS MiB | keys walked | repairs |',
-    '| --- | --- | --- | --- | --- |',
+    '| run | wall s | peak RSS MiB | peak live heap MiB | keys walked | repairs |',
+    '| --- | --- | --- | --- | --- | --- |',
     ...rows,
     '',
   ].join('\n');
