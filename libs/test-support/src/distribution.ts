@@ -86,7 +86,8 @@ export async function startDistribution(options: StartDistributionOptions = {}):
     ];
     if (options.tls !== undefined) {
       lines.push('  tls:', `    certificate: ${options.tls.certPath}`, `    key: ${options.tls.keyPath}`);
-      if (options.tls.clientCaPath !== undefined) lines.push('    clientcas:', `      - ${options.tls.clientCaPath}`);
+      if (options.tls.clientCaPath !== undefined)
+        lines.push('    clientcas:', `      - ${options.tls.clientCaPath}`);
     }
     if (auth === 'htpasswd') {
       await writeFile(join(dir, 'htpasswd'), HTPASSWD);
@@ -106,7 +107,9 @@ export async function startDistribution(options: StartDistributionOptions = {}):
     const config = join(dir, 'config.yml');
     await writeFile(config, `${lines.join('\n')}\n`);
     // It reads REGISTRY_* variables as configuration overrides; keep the environment out.
-    const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('REGISTRY_')));
+    const env = Object.fromEntries(
+      Object.entries(process.env).filter(([key]) => !key.startsWith('REGISTRY_')),
+    );
     const started = spawn('docker-registry', ['serve', config], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     child = started;
     track(started);
@@ -128,7 +131,9 @@ export async function startDistribution(options: StartDistributionOptions = {}):
       pushHeaders(repository): Record<string, string> {
         if (auth === 'htpasswd') return { authorization: basic() };
         if (startedIssuer === undefined) return {};
-        const token = startedIssuer.mint([{ type: 'repository', name: repository, actions: ['pull', 'push'] }]);
+        const token = startedIssuer.mint([
+          { type: 'repository', name: repository, actions: ['pull', 'push'] },
+        ]);
         return { authorization: `Bearer ${token}` };
       },
       blobDataPath(digest) {

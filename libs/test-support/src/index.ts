@@ -1,12 +1,12 @@
 export { type AngosInstance, type AngosMode, type StartAngosOptions, startAngos } from './angos.js';
 export { type ContainersEnvOptions, containersEnv } from './containers-env.js';
-export { writeDockerArchive } from './docker-archive.js';
 export {
   DISTRIBUTION_USER,
   type Distribution,
   type StartDistributionOptions,
   startDistribution,
 } from './distribution.js';
+export { writeDockerArchive } from './docker-archive.js';
 export { type Dockerd, type StartDockerdOptions, startDockerd } from './dockerd.js';
 export { type Listening, listenOnFreePort } from './listen.js';
 export { type FetchedManifest, MANIFEST_ACCEPT, OciClient, sha256 } from './oci-client.js';

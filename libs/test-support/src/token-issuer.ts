@@ -92,7 +92,11 @@ export async function startTokenIssuer(options: TokenIssuerOptions): Promise<Tok
   const certDer = new X509Certificate(readFileSync(certPath)).raw;
   const service = options.service ?? 'angos-test-upstream';
   const issuer = options.issuer ?? 'angos-test-issuer';
-  const settings: TokenIssuerSettings = { lifetimeSeconds: 300, grant: 'requested', requireCredentials: false };
+  const settings: TokenIssuerSettings = {
+    lifetimeSeconds: 300,
+    grant: 'requested',
+    requireCredentials: false,
+  };
   const requests: TokenRequest[] = [];
 
   const mint = (access: readonly TokenAccess[], subject = '') => {
@@ -139,7 +143,12 @@ export async function startTokenIssuer(options: TokenIssuerOptions): Promise<Tok
     const token = mint(access, username ?? '');
     respond(
       200,
-      { token, access_token: token, expires_in: settings.lifetimeSeconds, issued_at: new Date().toISOString() },
+      {
+        token,
+        access_token: token,
+        expires_in: settings.lifetimeSeconds,
+        issued_at: new Date().toISOString(),
+      },
       username,
     );
   };

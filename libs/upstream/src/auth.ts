@@ -109,7 +109,10 @@ function cacheKey(endpoint: TokenEndpoint, scope: string): string {
 }
 
 /** `Basic base64(username:password)`, or undefined without credentials. */
-export function basicAuthorization(username: string | undefined, password: string | undefined): string | undefined {
+export function basicAuthorization(
+  username: string | undefined,
+  password: string | undefined,
+): string | undefined {
   if (username === undefined || password === undefined) return undefined;
   return `Basic ${Buffer.from(`${username}:${password}`, 'utf8').toString('base64')}`;
 }

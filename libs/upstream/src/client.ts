@@ -21,7 +21,13 @@ import {
 import { basicAuthorization, type IssuedToken, type TokenEndpoint, UpstreamAuth } from './auth.js';
 import { parseRetryAfter, type UpstreamError, type UpstreamErrorKind } from './errors.js';
 import { DEFAULT_TOKEN_LIFETIME_SECONDS } from './tokens.js';
-import { DEFAULT_UPSTREAM_TIMEOUTS, header, readBody, Transport, type UpstreamTimeouts } from './transport.js';
+import {
+  DEFAULT_UPSTREAM_TIMEOUTS,
+  header,
+  readBody,
+  Transport,
+  type UpstreamTimeouts,
+} from './transport.js';
 import { VerifyingStream } from './verify.js';
 
 export interface UpstreamClientOptions {
@@ -108,7 +114,11 @@ export class UpstreamClient {
     this.base = new URL('/', options.config.url);
     this.transport = new Transport(options.config, { ...DEFAULT_UPSTREAM_TIMEOUTS, ...options.timeouts });
     this.basic = basicAuthorization(options.config.username, options.config.password);
-    this.auth = new UpstreamAuth(this.basic, (endpoint, scopes) => this.fetchToken(endpoint, scopes), options.now);
+    this.auth = new UpstreamAuth(
+      this.basic,
+      (endpoint, scopes) => this.fetchToken(endpoint, scopes),
+      options.now,
+    );
   }
 
   /** The upstream's name for the Angos namespace `namespace` (under this client's repository). */
@@ -144,7 +154,11 @@ export class UpstreamClient {
       const { bytes: _bytes, ...head } = await this.getManifest(namespace, reference, options);
       return head;
     }
-    return { digest, mediaType: essenceOfContentType(header(response.headers, 'content-type')), size: length };
+    return {
+      digest,
+      mediaType: essenceOfContentType(header(response.headers, 'content-type')),
+      size: length,
+    };
   }
 
   /**
@@ -188,10 +202,17 @@ export class UpstreamClient {
   }
 
   /** HEAD of a blob: its size, or undefined when the upstream answers 404. */
-  async headBlob(namespace: string, digest: string, options: RequestOptions = {}): Promise<{ size: number } | undefined> {
+  async headBlob(
+    namespace: string,
+    digest: string,
+    options: RequestOptions = {},
+  ): Promise<{ size: number } | undefined> {
     const remote = this.remoteNamespace(namespace);
     parseDigest(digest);
-    const response = await this.exchange('HEAD', remote, `blobs/${digest}`, { headers: {}, signal: options.signal });
+    const response = await this.exchange('HEAD', remote, `blobs/${digest}`, {
+      headers: {},
+      signal: options.signal,
+    });
     response.resume();
     if (response.statusCode === 404) return undefined;
     await this.expectStatus(response, [200], `blob ${remote}@${digest}`);
@@ -260,7 +281,8 @@ export class UpstreamClient {
       }
       const next = nextPage(header(response.headers, 'link'), this.base, remote);
       if (next === undefined) return tags;
-      if (next === 'elsewhere') throw this.transport.error('invalid-response', `${what}: Link to another registry`);
+      if (next === 'elsewhere')
+        throw this.transport.error('invalid-response', `${what}: Link to another registry`);
       path = next;
     }
     throw this.transport.error('invalid-response', `${what}: more than ${MAX_TAG_PAGES} pages`);
@@ -279,13 +301,16 @@ export class UpstreamClient {
     const remote = this.remoteNamespace(namespace);
     const subject = parseDigest(digest);
     const what = `referrers of ${remote}@${digest}`;
-    const query = options.artifactType === undefined ? '' : `?artifactType=${encodeURIComponent(options.artifactType)}`;
+    const query =
+      options.artifactType === undefined ? '' : `?artifactType=${encodeURIComponent(options.artifactType)}`;
     const response = await this.exchange('GET', remote, `referrers/${digest}${query}`, {
       headers: { accept: MediaType.OciIndex },
       signal: options.signal,
     });
     const filter = (manifests: Descriptor[]) =>
-      options.artifactType === undefined ? manifests : manifests.filter((d) => d.artifactType === options.artifactType);
+      options.artifactType === undefined
+        ? manifests
+        : manifests.filter((d) => d.artifactType === options.artifactType);
     if (response.statusCode === 404) {
       response.resume();
       const tag = `${subject.algorithm}-${subject.hex}`;
@@ -296,7 +321,10 @@ export class UpstreamClient {
         if ((error as UpstreamError).kind === 'not-found') return { manifests: [], source: 'tag-schema' };
         throw error;
       }
-      const index = this.parse(() => parseManifest(fallback.bytes, fallback.mediaType), `${what} (tag ${tag})`);
+      const index = this.parse(
+        () => parseManifest(fallback.bytes, fallback.mediaType),
+        `${what} (tag ${tag})`,
+      );
       return { manifests: filter(index.manifests), source: 'tag-schema' };
     }
     await this.expectStatus(response, [200], what);
@@ -363,11 +391,15 @@ export class UpstreamClient {
     }
     const kind = kindOfStatus(status, from);
     const retryAfterSeconds = parseRetryAfter(header(response.headers, 'retry-after'));
-    return this.transport.error(kind, `${what}: ${from} answered ${status}${code === undefined ? '' : ` ${code}`}`, {
-      status,
-      ...(code === undefined ? {} : { code }),
-      ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }),
-    });
+    return this.transport.error(
+      kind,
+      `${what}: ${from} answered ${status}${code === undefined ? '' : ` ${code}`}`,
+      {
+        status,
+        ...(code === undefined ? {} : { code }),
+        ...(retryAfterSeconds === undefined ? {} : { retryAfterSeconds }),
+      },
+    );
   }
 
   /** The Bearer token flow's token request: GET realm?service=…&scope=…, Basic when configured. */
@@ -392,8 +424,11 @@ export class UpstreamClient {
     });
     if (response.statusCode !== 200) throw await this.statusError(response, what, 'token endpoint');
     const body = parseJson(await readBody(this.transport, response, MAX_TOKEN_RESPONSE_BYTES, what));
-    const token = isObject(body) ? (nonEmptyString(body['token']) ?? nonEmptyString(body['access_token'])) : undefined;
-    if (token === undefined) throw this.transport.error('invalid-response', `${what}: no token in the answer`);
+    const token = isObject(body)
+      ? (nonEmptyString(body['token']) ?? nonEmptyString(body['access_token']))
+      : undefined;
+    if (token === undefined)
+      throw this.transport.error('invalid-response', `${what}: no token in the answer`);
     const expiresIn = isObject(body) ? body['expires_in'] : undefined;
     const lifetimeSeconds =
       typeof expiresIn === 'number' && Number.isFinite(expiresIn) && expiresIn > 0
@@ -407,7 +442,9 @@ export class UpstreamClient {
     try {
       return run();
     } catch (error) {
-      throw this.transport.error('invalid-response', `${what}: ${(error as Error).message}`, { cause: error });
+      throw this.transport.error('invalid-response', `${what}: ${(error as Error).message}`, {
+        cause: error,
+      });
     }
   }
 
@@ -470,7 +507,8 @@ function declaredMediaType(bytes: Buffer): string | undefined {
 function parseContentRangeHeader(
   value: string | undefined,
 ): { range: ByteRange; total: number | undefined } | undefined {
-  const match = value === undefined ? null : /^bytes (\d{1,16})-(\d{1,16})\/(\d{1,16}|\*)$/i.exec(value.trim());
+  const match =
+    value === undefined ? null : /^bytes (\d{1,16})-(\d{1,16})\/(\d{1,16}|\*)$/i.exec(value.trim());
   if (match === null) return undefined;
   const start = Number(match[1]);
   const end = Number(match[2]);

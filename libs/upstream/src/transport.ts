@@ -44,7 +44,10 @@ interface TlsFiles {
   readonly key?: Buffer;
 }
 
-function readPem(config: UpstreamConfig, option: 'server_ca_bundle' | 'client_certificate' | 'client_private_key') {
+function readPem(
+  config: UpstreamConfig,
+  option: 'server_ca_bundle' | 'client_certificate' | 'client_private_key',
+) {
   const path = config[option];
   if (path === undefined) return undefined;
   try {
@@ -111,10 +114,16 @@ export class Transport {
       response.resume();
       const location = response.headers.location;
       if (location === undefined) {
-        throw this.error('invalid-response', `${url.host} answered ${response.statusCode} without a Location`);
+        throw this.error(
+          'invalid-response',
+          `${url.host} answered ${response.statusCode} without a Location`,
+        );
       }
       if (redirects >= this.config.max_redirect) {
-        throw this.error('unavailable', `more than max_redirect (${this.config.max_redirect}) redirects from ${url.host}`);
+        throw this.error(
+          'unavailable',
+          `more than max_redirect (${this.config.max_redirect}) redirects from ${url.host}`,
+        );
       }
       try {
         url = new URL(location, url);
@@ -135,7 +144,11 @@ export class Transport {
   }
 
   /** An UpstreamError of this upstream. */
-  error(kind: UpstreamError['kind'], message: string, details: Omit<ConstructorParameters<typeof UpstreamError>[2], 'upstream'> = {}) {
+  error(
+    kind: UpstreamError['kind'],
+    message: string,
+    details: Omit<ConstructorParameters<typeof UpstreamError>[2], 'upstream'> = {},
+  ) {
     return new UpstreamError(kind, message, { ...details, upstream: this.config.url });
   }
 
@@ -146,7 +159,8 @@ export class Transport {
   failure(error: unknown, doing: string): Error {
     if (error instanceof UpstreamError) return error;
     if (error instanceof Error && error.name === 'AbortError') return error;
-    const reason = (error as NodeJS.ErrnoException).code ?? (error as Error).message;
+    const { code, message } = error as NodeJS.ErrnoException;
+    const reason = code === undefined || message.includes(code) ? message : `${code} (${message})`;
     return this.error('unavailable', `${doing}: ${reason}`, { cause: error });
   }
 
@@ -172,7 +186,9 @@ export class Transport {
         return;
       }
       const deadline = setTimeout(() => {
-        request.destroy(this.error('unavailable', `no answer from ${url.host} within ${this.timeouts.responseMs} ms`));
+        request.destroy(
+          this.error('unavailable', `no answer from ${url.host} within ${this.timeouts.responseMs} ms`),
+        );
       }, this.timeouts.responseMs);
       request.setTimeout(this.timeouts.idleMs, () => {
         const error = this.error('unavailable', `${url.host} silent for ${this.timeouts.idleMs} ms`);

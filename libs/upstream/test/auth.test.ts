@@ -35,7 +35,9 @@ describe.skipIf(skip)('Basic auth (distribution with htpasswd)', () => {
   it('with a wrong password: unauthorized', async () => {
     const client = clientFor(upstream.url, { username: DISTRIBUTION_USER.username, password: 'wrong' });
     try {
-      await expect(client.headManifest('mirror/app', 'v1')).rejects.toSatisfy((e) => isUpstreamError(e, 'unauthorized'));
+      await expect(client.headManifest('mirror/app', 'v1')).rejects.toSatisfy((e) =>
+        isUpstreamError(e, 'unauthorized'),
+      );
     } finally {
       client.close();
     }
@@ -83,7 +85,8 @@ describe.skipIf(skip)('Bearer token flow (distribution with token auth and a tes
     const requests = await tokenRequests(async () => {
       await pulling.headManifest('mirror/team/app', 'v1');
       await pulling.getManifest('mirror/team/app', 'v1');
-      for (const digest of image.blobs) await readAll((await pulling.getBlob('mirror/team/app', digest)).body);
+      for (const digest of image.blobs)
+        await readAll((await pulling.getBlob('mirror/team/app', digest)).body);
       expect(await pulling.listTags('mirror/team/app')).toEqual(['v1']);
     });
     expect(requests).toEqual([
@@ -101,7 +104,9 @@ describe.skipIf(skip)('Bearer token flow (distribution with token auth and a tes
   it('concurrent requests of one scope share a single token request', async () => {
     const pulling = client();
     const requests = await tokenRequests(async () => {
-      await Promise.all(image.blobs.flatMap((digest) => [1, 2, 3].map(() => pulling.headBlob('mirror/team/app', digest))));
+      await Promise.all(
+        image.blobs.flatMap((digest) => [1, 2, 3].map(() => pulling.headBlob('mirror/team/app', digest))),
+      );
     });
     // The first wave goes anonymous and is challenged; every retry waits for the same token.
     expect(requests).toHaveLength(1);

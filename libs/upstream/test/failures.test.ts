@@ -115,7 +115,9 @@ describe.skipIf(skip)('an upstream that cannot serve', () => {
     const client = clientFor(proxy.url);
     try {
       expect((await client.getManifest('mirror/app', 'v1')).digest).toBe(image.digest);
-      const error = (await client.getBlob('mirror/app', image.blobs[0]!).catch((e: unknown) => e)) as UpstreamError;
+      const error = (await client
+        .getBlob('mirror/app', image.blobs[0]!)
+        .catch((e: unknown) => e)) as UpstreamError;
       expect(error.kind).toBe('rate-limited');
       expect(error.retryAfterSeconds).toBe(7);
       expect(error.code).toBe('TOOMANYREQUESTS');
@@ -150,7 +152,11 @@ describe.skipIf(skip)('an upstream that cannot serve', () => {
     silent.listen(0, '127.0.0.1');
     await new Promise((resolve) => silent.once('listening', resolve));
     const { port } = silent.address() as { port: number };
-    const client = clientFor(`http://127.0.0.1:${port}`, {}, { timeouts: { responseMs: 500, idleMs: 10_000 } });
+    const client = clientFor(
+      `http://127.0.0.1:${port}`,
+      {},
+      { timeouts: { responseMs: 500, idleMs: 10_000 } },
+    );
     try {
       const error = await client.getManifest('mirror/app', 'v1').catch((e: unknown) => e);
       expect(kindOf(error)).toBe('unavailable');
@@ -216,7 +222,9 @@ describe.skipIf(skip)('redirects', () => {
     storage = await listenOnFreePort(
       createHttpServer(async (req, res) => {
         storageSeen.push(req.headers.authorization);
-        const bytes = Buffer.from(await image.layout.blob(decodeURIComponent(req.url!.slice('/object/'.length))));
+        const bytes = Buffer.from(
+          await image.layout.blob(decodeURIComponent(req.url!.slice('/object/'.length))),
+        );
         if (corruptStorage) bytes[0] = bytes[0]! ^ 0xff;
         res.writeHead(200, { 'content-length': String(bytes.length) });
         res.end(bytes);
@@ -292,7 +300,9 @@ describe.skipIf(skip)('redirects', () => {
         expect(await strict.getBlob('mirror/app', image.blobs[0]!).catch((e: unknown) => kindOf(e))).toBe(
           'unavailable',
         );
-        expect((await readAll((await one.getBlob('mirror/app', image.blobs[0]!)).body)).length).toBeGreaterThan(0);
+        expect(
+          (await readAll((await one.getBlob('mirror/app', image.blobs[0]!)).body)).length,
+        ).toBeGreaterThan(0);
       } finally {
         strict.close();
         one.close();

@@ -70,7 +70,13 @@ export async function seedImage(
   const dir = await mkdtemp(join(tmpdir(), 'angos-upstream-layout-'));
   const digest = await mkOci(dir, tag, platforms, { seed: `${repository}-${tag}`, ...options });
   const layout = new OciLayout(dir);
-  await pushLayout(new OciClient(upstream.url, upstream.pushHeaders(repository)), layout, repository, digest, tag);
+  await pushLayout(
+    new OciClient(upstream.url, upstream.pushHeaders(repository)),
+    layout,
+    repository,
+    digest,
+    tag,
+  );
   const blobs: string[] = [];
   const walk = async (at: string) => {
     const doc = await layout.json<Document>(at);
@@ -142,6 +148,8 @@ export async function startProxy(
 }
 
 /** A plain server answering every request with `respond`. */
-export function startServer(respond: (req: IncomingMessage, res: ServerResponse) => void): Promise<Listening> {
+export function startServer(
+  respond: (req: IncomingMessage, res: ServerResponse) => void,
+): Promise<Listening> {
   return listenOnFreePort(createServer(respond));
 }
