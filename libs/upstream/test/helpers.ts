@@ -46,8 +46,6 @@ export interface SeededImage {
   readonly layout: OciLayout;
   /** The tagged manifest (or index). */
   readonly digest: string;
-  /** Every digest the image holds: manifests, configs and layers. */
-  readonly digests: readonly string[];
   /** The config and layer digests of its image manifests. */
   readonly blobs: readonly string[];
   remove(): Promise<void>;
@@ -68,29 +66,30 @@ export async function seedImage(
   options: MkOciOptions = {},
 ): Promise<SeededImage> {
   const dir = await mkdtemp(join(tmpdir(), 'angos-upstream-layout-'));
-  const digest = await mkOci(dir, tag, platforms, { seed: `${repository}-${tag}`, ...options });
-  const layout = new OciLayout(dir);
-  await pushLayout(
-    new OciClient(upstream.url, upstream.pushHeaders(repository)),
-    layout,
-    repository,
-    digest,
-    tag,
-  );
-  const blobs: string[] = [];
-  const walk = async (at: string) => {
-    const doc = await layout.json<Document>(at);
-    for (const child of doc.manifests ?? []) await walk(child.digest);
-    for (const blob of [...(doc.config ? [doc.config] : []), ...(doc.layers ?? [])]) blobs.push(blob.digest);
-  };
-  await walk(digest);
-  return {
-    layout,
-    digest,
-    digests: await layout.closure(digest),
-    blobs,
-    remove: () => rm(dir, { recursive: true, force: true }),
-  };
+  const remove = () => rm(dir, { recursive: true, force: true });
+  try {
+    const digest = await mkOci(dir, tag, platforms, { seed: `${repository}-${tag}`, ...options });
+    const layout = new OciLayout(dir);
+    await pushLayout(
+      new OciClient(upstream.url, upstream.pushHeaders(repository)),
+      layout,
+      repository,
+      digest,
+      tag,
+    );
+    const blobs: string[] = [];
+    const walk = async (at: string) => {
+      const doc = await layout.json<Document>(at);
+      for (const child of doc.manifests ?? []) await walk(child.digest);
+      for (const blob of [...(doc.config ? [doc.config] : []), ...(doc.layers ?? [])])
+        blobs.push(blob.digest);
+    };
+    await walk(digest);
+    return { layout, digest, blobs, remove };
+  } catch (error) {
+    await remove();
+    throw error;
+  }
 }
 
 export async function readAll(stream: Readable): Promise<Buffer> {
