@@ -10,6 +10,7 @@ import {
   essenceOfContentType,
   formatDigest,
   isValidNamespace,
+  isValidTag,
   MANIFEST_MEDIA_TYPES,
   MediaType,
   parseDescriptor,
@@ -19,7 +20,7 @@ import {
   tryParseDigest,
 } from '@angos/oci';
 import { basicAuthorization, type IssuedToken, type TokenEndpoint, UpstreamAuth } from './auth.js';
-import { parseRetryAfter, type UpstreamError, type UpstreamErrorKind } from './errors.js';
+import { isUpstreamError, parseRetryAfter, type UpstreamErrorKind } from './errors.js';
 import { DEFAULT_TOKEN_LIFETIME_SECONDS } from './tokens.js';
 import {
   DEFAULT_UPSTREAM_TIMEOUTS,
@@ -148,6 +149,12 @@ export class UpstreamClient {
     if (response.statusCode === 404) return undefined;
     await this.expectStatus(response, [200], `manifest ${remote}:${reference}`);
     const announced = header(response.headers, 'docker-content-digest');
+    if (ref.kind === 'digest' && announced !== undefined && announced !== formatDigest(ref.digest)) {
+      throw this.transport.error(
+        'digest-mismatch',
+        `manifest ${remote}:${reference}: announced as ${announced}`,
+      );
+    }
     const digest = ref.kind === 'digest' ? formatDigest(ref.digest) : announced;
     const length = Number(header(response.headers, 'content-length') ?? Number.NaN);
     if (digest === undefined || tryParseDigest(digest) === undefined || !Number.isSafeInteger(length)) {
@@ -259,7 +266,10 @@ export class UpstreamClient {
     return { verified: true, body: this.relay(response, verifier, what), size };
   }
 
-  /** Every tag of a namespace, following `Link` pages; `not-found` when the upstream has no such repository. */
+  /**
+   * Every tag of a namespace, following `Link` pages; `not-found` when the upstream has no such
+   * repository.
+   */
   async listTags(namespace: string, options: RequestOptions = {}): Promise<string[]> {
     const remote = this.remoteNamespace(namespace);
     const what = `tag list of ${remote}`;
@@ -277,7 +287,8 @@ export class UpstreamClient {
         if (!Array.isArray(pageTags) || !pageTags.every((t) => typeof t === 'string')) {
           throw this.transport.error('invalid-response', `${what}: not a tag list`);
         }
-        tags.push(...(pageTags as string[]));
+        // A name that is not a valid tag could not be served under it: left out, not fatal.
+        tags.push(...(pageTags as string[]).filter(isValidTag));
       }
       const next = nextPage(header(response.headers, 'link'), this.base, remote);
       if (next === undefined) return tags;
@@ -318,7 +329,7 @@ export class UpstreamClient {
       try {
         fallback = await this.getManifest(namespace, tag, { accept: MediaType.OciIndex, ...options });
       } catch (error) {
-        if ((error as UpstreamError).kind === 'not-found') return { manifests: [], source: 'tag-schema' };
+        if (isUpstreamError(error, 'not-found')) return { manifests: [], source: 'tag-schema' };
         throw error;
       }
       const index = this.parse(

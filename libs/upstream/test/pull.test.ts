@@ -1,5 +1,11 @@
 import { MediaType } from '@angos/oci';
-import { DISTRIBUTION_USER, type Distribution, skipWithout, startDistribution } from '@angos/test-support';
+import {
+  DISTRIBUTION_USER,
+  type Distribution,
+  OciClient,
+  skipWithout,
+  startDistribution,
+} from '@angos/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { isUpstreamError, type UpstreamClient } from '../src/index.js';
 import { clientFor, readAll, type SeededImage, seedImage } from './helpers.js';
@@ -120,6 +126,34 @@ describe.skipIf(skip).each(['none', 'htpasswd', 'token'] as const)(
         manifests: [],
         source: 'tag-schema',
       });
+      const manifest = await single.layout.blob(single.digest);
+      const referrer = {
+        mediaType: MediaType.OciManifest,
+        digest: single.digest,
+        size: manifest.length,
+        artifactType: 'application/vnd.example.sbom',
+      };
+      const index = JSON.stringify({
+        schemaVersion: 2,
+        mediaType: MediaType.OciIndex,
+        manifests: [referrer],
+      });
+      const tag = `sha256-${single.digest.slice('sha256:'.length)}`;
+      const pushed = await new OciClient(upstream.url, upstream.pushHeaders('library/hello')).pushManifest(
+        'library/hello',
+        tag,
+        index,
+        MediaType.OciIndex,
+      );
+      expect(pushed.status).toBe(201);
+      expect(await client.referrers('mirror/library/hello', single.digest)).toEqual({
+        manifests: [referrer],
+        source: 'tag-schema',
+      });
+      const filtered = await client.referrers('mirror/library/hello', single.digest, {
+        artifactType: 'application/vnd.example.signature',
+      });
+      expect(filtered.manifests).toEqual([]);
     });
   },
 );

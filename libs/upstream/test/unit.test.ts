@@ -198,6 +198,44 @@ describe('requests', () => {
     }
   });
 
+  it('read referrers from the referrers API when the upstream has one', async () => {
+    const subject = `sha256:${'a'.repeat(64)}`;
+    const referrer = {
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      digest: `sha256:${'b'.repeat(64)}`,
+      size: 10,
+      artifactType: 'application/vnd.example.sbom',
+    };
+    const seen: string[] = [];
+    const upstream = await startServer((req, res) => {
+      seen.push(req.url ?? '');
+      res.writeHead(200, { 'content-type': 'application/vnd.oci.image.index.v1+json' });
+      res.end(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: 'application/vnd.oci.image.index.v1+json',
+          manifests: [referrer],
+        }),
+      );
+    });
+    const client = clientFor(upstream.url);
+    try {
+      expect(await client.referrers('mirror/app', subject)).toEqual({ manifests: [referrer], source: 'api' });
+      // An upstream that ignores the filter is filtered here.
+      expect(await client.referrers('mirror/app', subject, { artifactType: 'application/x-other' })).toEqual({
+        manifests: [],
+        source: 'api',
+      });
+      expect(seen).toEqual([
+        `/v2/app/referrers/${subject}`,
+        `/v2/app/referrers/${subject}?artifactType=application%2Fx-other`,
+      ]);
+    } finally {
+      client.close();
+      await upstream.close();
+    }
+  });
+
   it('reject a namespace outside the repository before any request', async () => {
     const client = clientFor('http://127.0.0.1:9');
     try {
