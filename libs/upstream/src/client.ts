@@ -413,7 +413,10 @@ export class UpstreamClient {
     );
   }
 
-  /** The Bearer token flow's token request: GET realm?service=…&scope=…, Basic when configured. */
+  /**
+   * The Bearer token flow's token request: GET realm?service=…&scope=…, with the credentials as
+   * Basic when they are configured (anonymous otherwise).
+   */
   private async fetchToken(endpoint: TokenEndpoint, scopes: readonly string[]): Promise<IssuedToken> {
     let url: URL;
     try {
@@ -427,11 +430,13 @@ export class UpstreamClient {
     if (endpoint.service !== undefined) url.searchParams.append('service', endpoint.service);
     for (const scope of scopes) url.searchParams.append('scope', scope);
     const what = `token from ${url.host}`;
+    // The credentials never travel in clear text to a realm when the upstream itself is HTTPS.
+    const downgrade = url.protocol === 'http:' && this.base.protocol === 'https:';
     const response = await this.transport.send({
       method: 'GET',
       url,
       headers: { 'user-agent': USER_AGENT, accept: MediaType.Json },
-      authorization: this.basic,
+      authorization: downgrade ? undefined : this.basic,
     });
     if (response.statusCode !== 200) throw await this.statusError(response, what, 'token endpoint');
     const body = parseJson(await readBody(this.transport, response, MAX_TOKEN_RESPONSE_BYTES, what));
