@@ -1,3 +1,6 @@
+import { once } from 'node:events';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import {
   createTestCa,
@@ -16,6 +19,7 @@ import {
   readAll,
   type SeededImage,
   seedImage,
+  startServer,
   upstreamConfig,
 } from './helpers.js';
 
@@ -107,6 +111,46 @@ describe.skipIf(skip)('mTLS and server_ca_bundle (distribution with http.tls.cli
       expect((error as Error).message).toMatch(/certificate/i);
     } finally {
       client.close();
+    }
+  });
+
+  it('credentials are not sent to a plain-HTTP token realm of an HTTPS upstream', async () => {
+    const realmSaw: (string | undefined)[] = [];
+    const realm = await startServer((req, res) => {
+      realmSaw.push(req.headers.authorization);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ token: 'anonymous-token' }));
+    });
+    const registry = createHttpsServer({ cert: server.cert, key: server.key }, (req, res) => {
+      if (req.headers.authorization !== 'Bearer anonymous-token') {
+        res.writeHead(401, { 'www-authenticate': `Bearer realm="${realm.url}/token",service="test"` });
+        res.end();
+        return;
+      }
+      res.writeHead(404);
+      res.end();
+    });
+    registry.listen(0, '127.0.0.1');
+    await once(registry, 'listening');
+    const { port } = registry.address() as AddressInfo;
+    const client = clientFor(`https://127.0.0.1:${port}`, {
+      server_ca_bundle: ca.certPath,
+      username: 'angos',
+      password: 'secret',
+    });
+    try {
+      expect(await client.headManifest('mirror/app', 'v1')).toBeUndefined();
+      expect(realmSaw).toEqual([undefined]);
+      // A realm nobody answers at is as good as an upstream that is down.
+      await realm.close();
+      expect(kindOf(await client.headManifest('mirror/other', 'v1').catch((e: unknown) => e))).toBe(
+        'unavailable',
+      );
+    } finally {
+      client.close();
+      registry.closeAllConnections();
+      await new Promise((resolve) => registry.close(resolve));
+      await realm.close();
     }
   });
 
