@@ -74,6 +74,8 @@ describe.skipIf(skip).each(['none', 'htpasswd', 'token'] as const)(
           expect((await readAll(blob.body)).equals(expected)).toBe(true);
         }
       }
+      // The access log shows each GET (what the cache's one-GET-per-digest tests will count).
+      expect(upstream.output()).toContain(`"GET /v2/library/hello/blobs/${single.blobs[0]} HTTP/1.1" 200`);
     });
 
     it('serves a range of a blob, unverified', async () => {
