@@ -2,13 +2,10 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { parseDigest } from '@angos/oci';
 import { describe, expect, it } from 'vitest';
-import {
-  parseChallenges,
-  parseRetryAfter,
-  TokenCache,
-  UpstreamError,
-  VerifyingStream,
-} from '../src/index.js';
+import { parseChallenges } from '../src/challenge.js';
+import { parseRetryAfter } from '../src/errors.js';
+import { UpstreamError, VerifyingStream } from '../src/index.js';
+import { TokenCache } from '../src/tokens.js';
 import { clientFor, readAll, readUntilError, startServer } from './helpers.js';
 
 describe('parseChallenges', () => {
