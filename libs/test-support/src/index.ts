@@ -1,5 +1,11 @@
 export { type AngosInstance, type AngosMode, type StartAngosOptions, startAngos } from './angos.js';
 export { type ContainersEnvOptions, containersEnv } from './containers-env.js';
+export {
+  DISTRIBUTION_USER,
+  type Distribution,
+  type StartDistributionOptions,
+  startDistribution,
+} from './distribution.js';
 export { writeDockerArchive } from './docker-archive.js';
 export { type Dockerd, type StartDockerdOptions, startDockerd } from './dockerd.js';
 export { type Listening, listenOnFreePort } from './listen.js';
@@ -24,3 +30,11 @@ export { type RgwOptions, rgwDataDir, type S3Endpoint, startRgw, stopRgw } from 
 export { RunError, type RunOptions, type RunResult, run, runOk } from './run.js';
 export { type S3TestServer, skipWithoutS3, startS3ForTests, startS3TestServer } from './s3-server.js';
 export { type TarEntry, tar } from './tar.js';
+export {
+  startTokenIssuer,
+  type TokenAccess,
+  type TokenIssuer,
+  type TokenIssuerOptions,
+  type TokenIssuerSettings,
+  type TokenRequest,
+} from './token-issuer.js';
