@@ -1,0 +1,425 @@
+/**
+ * The job queue chaos run: worker processes (jobs-chaos-worker.js) drain a queue on a shared store
+ * and lock while they are SIGKILLed at random and restarted; the jobs are enqueued by another
+ * process, a replica of its own. Afterwards the run logs, the kill times and the store must show
+ * that every job completed, that no two runs of one lock key overlapped while the earlier one's
+ * holder lived, that a job ran again only after its previous holder died (or was cut off from its
+ * lock, and stopped), and that nothing is left under `_jobs/` nor in the lock backend.
+ */
+import { type ChildProcess, spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { MetadataStore } from '@angos/storage';
+import { repoRoot } from '@angos/test-support';
+import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { Redis } from 'ioredis';
+import { describeBackend, type JobLockSpec, type JobStoreSpec, openJobStore } from './jobs-backend.js';
+import type { ChaosEnqueueConfig, ChaosWorkerConfig, EnqueuedLine } from './jobs-chaos-worker.js';
+import { type RunRecord, type RunsVerdict, verifyRuns } from './jobs-runs.js';
+import { random } from './random.js';
+
+export interface JobsChaosOptions {
+  /** Enqueues (some share a lock key and join a pending job, so the jobs may be fewer). */
+  readonly jobs: number;
+  /** Worker processes (3). */
+  readonly workers?: number;
+  /** SIGKILLs per worker. */
+  readonly killsPerWorker: number;
+  readonly seed: number;
+  readonly store: JobStoreSpec;
+  readonly lock: JobLockSpec;
+  /** Jobs each worker runs at once (2). */
+  readonly concurrency?: number;
+  /** Each run sleeps a random time in this range, ms ([50, 600]). */
+  readonly sleepMs?: readonly [number, number];
+  /** Gap between two kills, ms, drawn in this range ([300, 1500]). */
+  readonly killGapMs?: readonly [number, number];
+  /** Called once, `afterMs` into the run, while workers run jobs (restart Redis or RGW). */
+  readonly midRun?: { readonly afterMs: number; readonly action: () => Promise<void> } | undefined;
+  /** How long the queue may take to drain once the kills are over (default 5 min). */
+  readonly drainTimeoutMs?: number;
+  readonly log?: (line: string) => void;
+  /** Keep the work directory (run logs, worker logs) when the run fails (default true). */
+  readonly keepOnFailure?: boolean;
+}
+
+export interface JobsChaosReport extends RunsVerdict {
+  readonly backend: string;
+  readonly enqueued: number;
+  readonly deduplicated: number;
+  /** Distinct jobs enqueued. */
+  readonly jobs: number;
+  readonly kills: number;
+  /** Keys left under `_jobs/<queue>` after the drain (must be none). */
+  readonly leftInStore: string[];
+  /** Locks held after the drain by a live worker, or left by one that was not killed (must be none). */
+  readonly leftLocks: string[];
+  /** Workers that exited by themselves, or did not stop cleanly on SIGTERM (must be none). */
+  readonly workerFailures: string[];
+  readonly seconds: number;
+  /** Where the run logs are, when kept. */
+  readonly workDir?: string | undefined;
+}
+
+/** Every key under a prefix, recursively. */
+export async function everythingUnder(store: MetadataStore, prefix: string): Promise<string[]> {
+  const found: string[] = [];
+  for (const name of await store.list(prefix)) {
+    const path = `${prefix}/${name}`;
+    const below = await everythingUnder(store, path);
+    found.push(...(below.length > 0 ? below : [path]));
+  }
+  return found;
+}
+
+function workerScript(): string {
+  return join(repoRoot(), 'tests', 'robustness', 'dist', 'jobs-chaos-worker.js');
+}
+
+interface Spawned {
+  readonly child: ChildProcess;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Starts the worker script with `config`, its stderr into `logFile`; stdout lines go to `onLine`. */
+function spawnScript(
+  config: ChaosWorkerConfig | ChaosEnqueueConfig,
+  logFile: string,
+  onLine: (line: string) => void,
+): Spawned {
+  const child = spawn(process.execPath, [workerScript(), JSON.stringify(config)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stderr?.pipe(createWriteStream(logFile));
+  let buffered = '';
+  child.stdout?.on('data', (chunk: Buffer) => {
+    buffered += chunk.toString();
+    const lines = buffered.split('\n');
+    buffered = lines.pop() ?? '';
+    for (const line of lines) onLine(line);
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once('exit', (code, signal) => resolve({ code, signal })),
+  );
+  return { child, exited };
+}
+
+async function tail(file: string): Promise<string> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  return text.trimEnd().split('\n').slice(-8).join('\n');
+}
+
+/** One worker slot: a process, replaced by a new one after each kill. */
+class Slot {
+  current: Spawned | undefined;
+  incarnation = 0;
+  killsLeft: number;
+  #expectedExit = false;
+
+  constructor(
+    readonly index: number,
+    readonly config: ChaosWorkerConfig,
+    readonly logsDir: string,
+    killsLeft: number,
+    readonly onFailure: (message: string) => void,
+  ) {
+    this.killsLeft = killsLeft;
+  }
+
+  /** Starts a new process and waits until its runner polls. */
+  async start(): Promise<void> {
+    this.incarnation++;
+    this.#expectedExit = false;
+    const logFile = join(this.logsDir, `worker-${this.index}-${this.incarnation}.log`);
+    let ready: () => void = () => {};
+    const isReady = new Promise<void>((resolve) => {
+      ready = resolve;
+    });
+    const spawned = spawnScript(this.config, logFile, (line) => line === 'ready' && ready());
+    this.current = spawned;
+    void spawned.exited.then(async ({ code, signal }) => {
+      if (!this.#expectedExit)
+        this.onFailure(
+          `worker ${this.index}#${this.incarnation} (pid ${spawned.child.pid}) exited by itself (${signal ?? `exit ${code}`}):\n${await tail(logFile)}`,
+        );
+    });
+    const started = await Promise.race([
+      isReady.then(() => true),
+      spawned.exited.then(() => false),
+      sleep(120_000, undefined, { ref: false }).then(() => false),
+    ]);
+    if (!started) throw new Error(`worker ${this.index} did not start:\n${await tail(logFile)}`);
+  }
+
+  /** SIGKILL; resolves with the time just before the signal (the holder lived until at least then). */
+  async kill(): Promise<{ pid: number; at: number }> {
+    const spawned = this.current as Spawned;
+    this.#expectedExit = true;
+    const pid = spawned.child.pid as number;
+    const at = Date.now();
+    spawned.child.kill('SIGKILL');
+    await spawned.exited;
+    return { pid, at };
+  }
+
+  /** SIGTERM: the runner stops, in-flight jobs finish; the process must exit 0 within the grace. */
+  async stop(): Promise<void> {
+    const spawned = this.current;
+    if (spawned === undefined || spawned.child.exitCode !== null || spawned.child.signalCode !== null) return;
+    this.#expectedExit = true;
+    spawned.child.kill('SIGTERM');
+    const result = await Promise.race([
+      spawned.exited,
+      sleep(40_000, undefined, { ref: false }).then(() => undefined),
+    ]);
+    if (result === undefined) {
+      spawned.child.kill('SIGKILL');
+      await spawned.exited;
+      this.onFailure(`worker ${this.index} did not stop within 40 s of SIGTERM`);
+    } else if (result.code !== 0) {
+      this.onFailure(`worker ${this.index} stopped with ${result.signal ?? `exit ${result.code}`}`);
+    }
+  }
+
+  /** For cleanup after a failure. */
+  forceKill(): void {
+    this.#expectedExit = true;
+    const child = this.current?.child;
+    if (child && child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+  }
+}
+
+/** The lock keys to enqueue: mostly distinct, a fifth drawn from a few shared keys. */
+function lockKeysFor(jobs: number, next: () => number): string[] {
+  const shared = Math.max(2, Math.round(jobs / 40));
+  return Array.from({ length: jobs }, (_, i) =>
+    next() < 0.2 ? `shared:${Math.floor(next() * shared)}` : `job:${i}`,
+  );
+}
+
+/** Locks still present: Redis keys of the prefix, or S3 lock objects not owned by a killed process. */
+async function leftLocks(lock: JobLockSpec, killedPids: ReadonlySet<number>): Promise<string[]> {
+  if (lock.kind === 'redis') {
+    const redis = new Redis(lock.url, { maxRetriesPerRequest: 3 });
+    try {
+      return await redis.keys(`${lock.keyPrefix}:*`);
+    } finally {
+      redis.disconnect();
+    }
+  }
+  // A killed holder's lock object stays until another worker takes that key over; nobody may
+  // hold one now, and every object left must be a killed process's.
+  const client = new S3Client({
+    endpoint: lock.s3.endpoint,
+    region: lock.s3.region,
+    forcePathStyle: true,
+    credentials: { accessKeyId: lock.s3.accessKeyId, secretAccessKey: lock.s3.secretAccessKey },
+    requestChecksumCalculation: 'WHEN_REQUIRED',
+    responseChecksumValidation: 'WHEN_REQUIRED',
+  });
+  try {
+    const left: string[] = [];
+    let token: string | undefined;
+    do {
+      const page = await client.send(
+        new ListObjectsV2Command({
+          Bucket: lock.s3.bucket,
+          Prefix: `${lock.keyPrefix}/_locks/`,
+          ContinuationToken: token,
+        }),
+      );
+      for (const entry of page.Contents ?? []) {
+        // The scratch object of a worker killed while probing the bucket's conditional writes: no lock.
+        if (entry.Key?.includes('/_locks/.probe-')) continue;
+        const object = await client.send(new GetObjectCommand({ Bucket: lock.s3.bucket, Key: entry.Key }));
+        const body = (await object.Body?.transformToString()) ?? '';
+        const owner = (JSON.parse(body) as { owner?: string }).owner ?? '';
+        const pid = Number(owner.split(':').at(-1));
+        if (!killedPids.has(pid)) left.push(`${entry.Key} (owner ${owner})`);
+      }
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token !== undefined);
+    return left;
+  } finally {
+    client.destroy();
+  }
+}
+
+async function readRuns(runDir: string): Promise<RunRecord[]> {
+  const records: RunRecord[] = [];
+  for (const file of await readdir(runDir)) {
+    for (const line of (await readFile(join(runDir, file), 'utf8')).split('\n')) {
+      if (line === '') continue;
+      const [type, run, id, lockKey, pid, at] = line.split(' ');
+      if (type !== 'start' && type !== 'end' && type !== 'abort')
+        throw new Error(`bad run log line: ${line}`);
+      records.push({
+        type,
+        run: run as string,
+        id: id as string,
+        lockKey: lockKey as string,
+        pid: Number(pid),
+        at: Number(at),
+      });
+    }
+  }
+  return records;
+}
+
+export async function jobsChaos(options: JobsChaosOptions): Promise<JobsChaosReport> {
+  const log = options.log ?? (() => {});
+  const next = random(options.seed);
+  const workers = options.workers ?? 3;
+  const queueName = `chaos-${randomBytes(4).toString('hex')}`;
+  const workDir = await mkdtemp(join(tmpdir(), 'angos-jobs-chaos-'));
+  const runDir = join(workDir, 'runs');
+  const logsDir = join(workDir, 'logs');
+  await mkdir(runDir);
+  await mkdir(logsDir);
+  const started = Date.now();
+  const backend = describeBackend(options.store, options.lock);
+  const store = await openJobStore(options.store);
+  const workerFailures: string[] = [];
+  const killed = new Map<number, number>();
+  const workerConfig: ChaosWorkerConfig = {
+    mode: 'worker',
+    store: options.store,
+    lock: options.lock,
+    queue: queueName,
+    concurrency: options.concurrency ?? 2,
+    pollIntervalMs: options.store.kind === 'fs' ? 100 : 250,
+    sleepMs: options.sleepMs ?? [50, 600],
+    runDir,
+  };
+  const slots = Array.from(
+    { length: workers },
+    (_, i) =>
+      new Slot(i, workerConfig, logsDir, options.killsPerWorker, (message) => {
+        workerFailures.push(message);
+        log(message);
+      }),
+  );
+  let failed = true;
+  try {
+    log(`${backend}: starting ${workers} workers (work dir ${workDir})`);
+    await Promise.all(slots.map((slot) => slot.start()));
+
+    // The jobs come from another process: a replica that only enqueues.
+    const lockKeys = lockKeysFor(options.jobs, next);
+    const enqueued: EnqueuedLine[] = [];
+    const enqueuer = spawnScript(
+      { mode: 'enqueue', store: options.store, queue: queueName, lockKeys, batch: 10, pauseMs: 100 },
+      join(logsDir, 'enqueuer.log'),
+      (line) => enqueued.push(JSON.parse(line) as EnqueuedLine),
+    );
+    const enqueueDone = enqueuer.exited.then(async ({ code, signal }) => {
+      if (code !== 0)
+        throw new Error(
+          `the enqueuer failed (${signal ?? `exit ${code}`}):\n${await tail(join(logsDir, 'enqueuer.log'))}`,
+        );
+      log(`${backend}: ${enqueued.length} enqueued`);
+    });
+
+    const midRun = options.midRun;
+    const midRunDone = midRun
+      ? sleep(midRun.afterMs).then(async () => {
+          log(`${backend}: mid-run action`);
+          await midRun.action();
+        })
+      : Promise.resolve();
+
+    // Kills: a random live worker with kills left, after a random gap, then its replacement.
+    const [minGap, maxGap] = options.killGapMs ?? [300, 1500];
+    let kills = 0;
+    for (;;) {
+      const candidates = slots.filter((slot) => slot.killsLeft > 0);
+      if (candidates.length === 0) break;
+      await sleep(minGap + next() * (maxGap - minGap));
+      const slot = candidates[Math.floor(next() * candidates.length)] as Slot;
+      const { pid, at } = await slot.kill();
+      killed.set(pid, at);
+      slot.killsLeft--;
+      kills++;
+      if (kills % 10 === 0 || kills === workers * options.killsPerWorker) log(`${backend}: ${kills} kills`);
+      await slot.start();
+    }
+    await enqueueDone;
+    await midRunDone;
+
+    // Drained: no pending job, claim, lock key marker, failure or quarantined record.
+    const queuePrefix = `_jobs/${queueName}`;
+    const deadline = Date.now() + (options.drainTimeoutMs ?? 300_000);
+    let left = await everythingUnder(store, queuePrefix);
+    while (left.length > 0 && Date.now() < deadline) {
+      if (left.some((key) => key.includes('/failed/') || key.includes('/quarantine/'))) break;
+      await sleep(250);
+      left = await everythingUnder(store, queuePrefix);
+    }
+    log(
+      `${backend}: ${left.length === 0 ? 'drained' : `${left.length} keys left`} after ${((Date.now() - started) / 1000).toFixed(0)} s`,
+    );
+
+    // Idle workers hold no lock. A run's lock is released just after its records are gone, and a
+    // killed worker's Redis lock lapses after the TTL: give both that long, then none may be left.
+    const killedPids = new Set(killed.keys());
+    const lockDeadline = Date.now() + options.lock.ttlSecs * 1000 + 5000;
+    let locksLeft = await leftLocks(options.lock, killedPids);
+    const atDrain = locksLeft.length;
+    while (locksLeft.length > 0 && Date.now() < lockDeadline) {
+      await sleep(500);
+      locksLeft = await leftLocks(options.lock, killedPids);
+    }
+    if (atDrain > 0)
+      log(`${backend}: ${atDrain} locks present at the drain, ${locksLeft.length} after the TTL`);
+    await Promise.all(slots.map((slot) => slot.stop()));
+
+    const records = await readRuns(runDir);
+    const verdict = verifyRuns(records, new Set(enqueued.map((line) => line.id)), killed);
+    const report: JobsChaosReport = {
+      backend,
+      enqueued: enqueued.length,
+      deduplicated: enqueued.filter((line) => line.deduplicated).length,
+      jobs: new Set(enqueued.map((line) => line.id)).size,
+      kills,
+      leftInStore: left,
+      leftLocks: locksLeft,
+      workerFailures,
+      seconds: (Date.now() - started) / 1000,
+      ...verdict,
+    };
+    failed = problems(report).length > 0;
+    return { ...report, workDir: failed && options.keepOnFailure !== false ? workDir : undefined };
+  } finally {
+    for (const slot of slots) slot.forceKill();
+    await store.deletePrefix(`_jobs/${queueName}`).catch(() => {});
+    await store.close?.();
+    if (!failed || options.keepOnFailure === false) await rm(workDir, { recursive: true, force: true });
+    else log(`${backend}: run logs kept in ${workDir}`);
+  }
+}
+
+/** Everything that makes a run fail, one line each. */
+export function problems(report: JobsChaosReport): string[] {
+  return [
+    ...report.lost,
+    ...report.concurrent,
+    ...report.leftInStore.map((key) => `left in the store: ${key}`),
+    ...report.leftLocks.map((lock) => `lock left: ${lock}`),
+    ...report.workerFailures,
+  ];
+}
+
+/** One line of a report. */
+export function summarize(report: JobsChaosReport): string {
+  return (
+    `${report.backend}: ${report.enqueued} enqueued (${report.deduplicated} joined a pending job), ${report.jobs} jobs, ` +
+    `${report.kills} kills (${report.interruptingKills} interrupted a run), ${report.runs} runs ` +
+    `(${report.rerunsAfterKill} again after their holder was killed, ${report.cutOff} cut off from a lost lock), ` +
+    `${report.lost.length} lost, ${report.concurrent.length} concurrent, ${report.leftInStore.length} keys and ${report.leftLocks.length} locks left, ` +
+    `${report.workerFailures.length} worker failures, ${report.seconds.toFixed(0)} s`
+  );
+}
