@@ -2,6 +2,7 @@
 /**
  * `pnpm bench`: runs this registry and CNCF distribution side by side on loopback, with the same
  * client and the same data, and prints the median of each scenario with the ratio ours/theirs.
+ * Then the job queue scenario (jobs.ts, `--jobs N`), on fs and on the same RGW as angos-s3.
  * A benchmark, not a test: it asserts nothing beyond "the registry answered correctly".
  */
 import { execFileSync } from 'node:child_process';

@@ -67,7 +67,10 @@ try {
         drainTimeoutMs: 30 * 60_000,
         midRun:
           values['restart-redis'] && lock.kind === 'redis'
-            ? { afterMs: 20_000, action: () => (redis as RedisServer).restart(1000) }
+            ? {
+                afterStarts: Math.floor(Number(values.jobs) / 3),
+                action: () => (redis as RedisServer).restart(1000),
+              }
             : undefined,
         log,
       });

@@ -108,7 +108,14 @@ async function runEnqueue(config: ChaosEnqueueConfig): Promise<void> {
   await store.close?.();
 }
 
+// The orchestrator holds our stdin open: when it dies, so do we (exit code 2, like a crash).
+process.stdin.on('end', () => process.exit(2));
+process.stdin.on('error', () => process.exit(2));
+process.stdin.resume();
+
 const config = JSON.parse(process.argv[2] ?? '{}') as ChaosWorkerConfig | ChaosEnqueueConfig;
 if (config.mode === 'worker') await runWorker(config);
-else if (config.mode === 'enqueue') await runEnqueue(config);
-else throw new Error('usage: jobs-chaos-worker.js \'{"mode":"worker"|"enqueue",…}\'');
+else if (config.mode === 'enqueue') {
+  await runEnqueue(config);
+  process.exit(0); // stdin would keep the process alive
+} else throw new Error('usage: jobs-chaos-worker.js \'{"mode":"worker"|"enqueue",…}\'');

@@ -13,7 +13,7 @@ import { mkdir, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import type { MetadataStore } from '@angos/storage';
+import { type MetadataStore, NotFoundError } from '@angos/storage';
 import { repoRoot } from '@angos/test-support';
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { Redis } from 'ioredis';
@@ -38,8 +38,11 @@ export interface JobsChaosOptions {
   readonly sleepMs?: readonly [number, number];
   /** Gap between two kills, ms, drawn in this range ([300, 1500]). */
   readonly killGapMs?: readonly [number, number];
-  /** Called once, `afterMs` into the run, while workers run jobs (restart Redis or RGW). */
-  readonly midRun?: { readonly afterMs: number; readonly action: () => Promise<void> } | undefined;
+  /**
+   * Called once, when at least `afterStarts` runs have started and one is in its handler
+   * (restart Redis or RGW under running jobs).
+   */
+  readonly midRun?: { readonly afterStarts: number; readonly action: () => Promise<void> } | undefined;
   /** How long the queue may take to drain once the kills are over (default 5 min). */
   readonly drainTimeoutMs?: number;
   readonly log?: (line: string) => void;
@@ -56,8 +59,12 @@ export interface JobsChaosReport extends RunsVerdict {
   readonly kills: number;
   /** Keys left under `_jobs/<queue>` after the drain (must be none). */
   readonly leftInStore: string[];
+  /** fs: temp files of writers killed mid-write under `_jobs/<queue>` (never listed, never removed). */
+  readonly tempFiles: number | undefined;
   /** Locks held after the drain by a live worker, or left by one that was not killed (must be none). */
   readonly leftLocks: string[];
+  /** Runs in their handlers when the mid-run action began. */
+  readonly inFlightAtMidRun: number | undefined;
   /** Workers that exited by themselves, or did not stop cleanly on SIGTERM (must be none). */
   readonly workerFailures: string[];
   readonly seconds: number;
@@ -65,15 +72,43 @@ export interface JobsChaosReport extends RunsVerdict {
   readonly workDir?: string | undefined;
 }
 
-/** Every key under a prefix, recursively. */
+/**
+ * Every key (value) under a prefix, recursively. A prefix that lists nothing is no key: on fs it
+ * is a directory that holds only the temp files of writers killed mid-write (see tempFilesUnder).
+ */
 export async function everythingUnder(store: MetadataStore, prefix: string): Promise<string[]> {
   const found: string[] = [];
   for (const name of await store.list(prefix)) {
     const path = `${prefix}/${name}`;
     const below = await everythingUnder(store, path);
-    found.push(...(below.length > 0 ? below : [path]));
+    if (below.length > 0) found.push(...below);
+    else if (await isValue(store, path)) found.push(path);
   }
   return found;
+}
+
+async function isValue(store: MetadataStore, path: string): Promise<boolean> {
+  try {
+    await store.get(path);
+    return true;
+  } catch (error) {
+    if (error instanceof NotFoundError) return false;
+    throw error;
+  }
+}
+
+/**
+ * The temp files (`.tmp-*`) under a directory of the fs store: a writer SIGKILLed between writing
+ * its temp file and linking or renaming it leaves one. The store never lists them; nothing
+ * removes them either, and the directory they are in stays.
+ */
+async function tempFilesUnder(dir: string): Promise<number> {
+  let count = 0;
+  for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+    if (entry.isDirectory()) count += await tempFilesUnder(join(dir, entry.name));
+    else if (entry.name.startsWith('.tmp-')) count++;
+  }
+  return count;
 }
 
 function workerScript(): string {
@@ -91,8 +126,10 @@ function spawnScript(
   logFile: string,
   onLine: (line: string) => void,
 ): Spawned {
+  // stdin stays open while this process lives: the script exits when it closes, so that no worker
+  // outlives a run that was interrupted (a test timeout, ^C).
   const child = spawn(process.execPath, [workerScript(), JSON.stringify(config)], {
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: ['pipe', 'pipe', 'pipe'],
   });
   child.stderr?.pipe(createWriteStream(logFile));
   let buffered = '';
@@ -252,8 +289,8 @@ async function leftLocks(lock: JobLockSpec, killedPids: ReadonlySet<number>): Pr
 async function readRuns(runDir: string): Promise<RunRecord[]> {
   const records: RunRecord[] = [];
   for (const file of await readdir(runDir)) {
-    for (const line of (await readFile(join(runDir, file), 'utf8')).split('\n')) {
-      if (line === '') continue;
+    // The part after the last newline is a line still being written (or nothing).
+    for (const line of (await readFile(join(runDir, file), 'utf8')).split('\n').slice(0, -1)) {
       const [type, run, id, lockKey, pid, at] = line.split(' ');
       if (type !== 'start' && type !== 'end' && type !== 'abort')
         throw new Error(`bad run log line: ${line}`);
@@ -325,11 +362,22 @@ export async function jobsChaos(options: JobsChaosOptions): Promise<JobsChaosRep
     });
 
     const midRun = options.midRun;
+    let inFlightAtMidRun: number | undefined;
     const midRunDone = midRun
-      ? sleep(midRun.afterMs).then(async () => {
-          log(`${backend}: mid-run action`);
+      ? (async () => {
+          for (;;) {
+            const records = await readRuns(runDir);
+            const starts = records.filter((record) => record.type === 'start').length;
+            const inFlight = starts - (records.length - starts);
+            if (starts >= midRun.afterStarts && inFlight > 0) {
+              inFlightAtMidRun = inFlight;
+              break;
+            }
+            await sleep(50);
+          }
+          log(`${backend}: mid-run action with ${inFlightAtMidRun} runs in their handlers`);
           await midRun.action();
-        })
+        })()
       : Promise.resolve();
 
     // Kills: a random live worker with kills left, after a random gap, then its replacement.
@@ -386,8 +434,13 @@ export async function jobsChaos(options: JobsChaosOptions): Promise<JobsChaosRep
       jobs: new Set(enqueued.map((line) => line.id)).size,
       kills,
       leftInStore: left,
+      tempFiles:
+        options.store.kind === 'fs'
+          ? await tempFilesUnder(join(options.store.rootDir, queuePrefix))
+          : undefined,
       leftLocks: locksLeft,
       workerFailures,
+      inFlightAtMidRun,
       seconds: (Date.now() - started) / 1000,
       ...verdict,
     };
@@ -417,9 +470,10 @@ export function problems(report: JobsChaosReport): string[] {
 export function summarize(report: JobsChaosReport): string {
   return (
     `${report.backend}: ${report.enqueued} enqueued (${report.deduplicated} joined a pending job), ${report.jobs} jobs, ` +
-    `${report.kills} kills (${report.interruptingKills} interrupted a run), ${report.runs} runs ` +
+    `${report.kills} kills (${report.interruptingKills} interrupted a run), ` +
+    `${report.inFlightAtMidRun === undefined ? '' : `mid-run action under ${report.inFlightAtMidRun} running jobs, `}${report.runs} runs ` +
     `(${report.rerunsAfterKill} again after their holder was killed, ${report.cutOff} cut off from a lost lock), ` +
-    `${report.lost.length} lost, ${report.concurrent.length} concurrent, ${report.leftInStore.length} keys and ${report.leftLocks.length} locks left, ` +
+    `${report.lost.length} lost, ${report.concurrent.length} concurrent, ${report.tempFiles === undefined ? '' : `${report.tempFiles} temp files of killed writers, `}${report.leftInStore.length} keys and ${report.leftLocks.length} locks left, ` +
     `${report.workerFailures.length} worker failures, ${report.seconds.toFixed(0)} s`
   );
 }

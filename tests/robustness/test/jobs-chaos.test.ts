@@ -132,6 +132,8 @@ async function onFsWithRedis(options: Omit<JobsChaosOptions, 'store' | 'lock'>):
       ...options,
       store: { kind: 'fs', rootDir: dir },
       lock: { kind: 'redis', url: redis?.url ?? '', keyPrefix: `chaos-${randomUUID()}`, ttlSecs: 2 },
+      // Below the test's timeout: a queue that does not drain is reported with what is left.
+      drainTimeoutMs: 150_000,
       keepOnFailure: false,
     });
   } finally {
@@ -149,12 +151,14 @@ describe.skipIf(noRedis)('job queue chaos on fs with the Redis lock (short form)
 
   it('loses nothing when Redis restarts (every lock gone) in the middle of the run', async () => {
     const report = await onFsWithRedis({
-      jobs: 60,
+      jobs: 30,
       killsPerWorker: 0,
       seed: 20261205,
-      sleepMs: [200, 800],
-      midRun: { afterMs: 2500, action: () => (redis as RedisServer).restart(1000) },
+      // Runs longer than the lock's renewal period, so that the restart catches some mid-run.
+      sleepMs: [1000, 3000],
+      midRun: { afterStarts: 8, action: () => (redis as RedisServer).restart(1000) },
     });
+    expect(report.inFlightAtMidRun).toBeGreaterThan(0);
     process.stderr.write(`${summarize(report)}\n`);
     // A restarted Redis without persistence forgets every lock at once: a run may be cut off
     // (its next renewal finds the lock gone) while another worker already took its job over.
@@ -174,6 +178,7 @@ describe.skipIf(s3 === null)('job queue chaos on S3 with the S3 lock (short form
       ...options,
       store: { kind: 's3', s3: endpoint, keyPrefix },
       lock: { kind: 's3', s3: endpoint, keyPrefix, ttlSecs: 3 },
+      drainTimeoutMs: 150_000,
       keepOnFailure: false,
     });
   };
