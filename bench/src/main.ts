@@ -2,7 +2,8 @@
 /**
  * `pnpm bench`: runs this registry and CNCF distribution side by side on loopback, with the same
  * client and the same data, and prints the median of each scenario with the ratio ours/theirs.
- * Then the job queue scenario (jobs.ts, `--jobs N`), on fs and on the same RGW as angos-s3.
+ * Then the job queue scenario (jobs.ts, `--jobs N`, `--job-drain-limit SECS`), on fs and on the
+ * same RGW as angos-s3.
  * A benchmark, not a test: it asserts nothing beyond "the registry answered correctly".
  */
 import { execFileSync } from 'node:child_process';
@@ -139,6 +140,7 @@ async function main(): Promise<void> {
       only: { type: 'string' },
       quick: { type: 'boolean', default: false },
       jobs: { type: 'string' },
+      'job-drain-limit': { type: 'string', default: '600' },
     },
   });
   const quick = values.quick ?? false;
@@ -195,9 +197,10 @@ async function main(): Promise<void> {
     if (jobQueueScenario) {
       process.stderr.write(`${JOB_QUEUE_SCENARIO}: ${jobCount} no-op jobs\n`);
       const log = (line: string) => process.stderr.write(`${line}\n`);
-      jobFigures.push(await benchJobQueue('fs', { jobs: jobCount, log }));
+      const jobOptions = { jobs: jobCount, drainLimitMs: Number(values['job-drain-limit']) * 1000, log };
+      jobFigures.push(await benchJobQueue('fs', jobOptions));
       if (available('radosgw') || process.env['ANGOS_TEST_S3_ENDPOINT'])
-        jobFigures.push(await benchJobQueue('s3', { jobs: jobCount, log }, await s3()));
+        jobFigures.push(await benchJobQueue('s3', jobOptions, await s3()));
       else process.stderr.write('radosgw is not installed (see scripts/bench.sh): job queue on fs only\n');
     }
   } finally {

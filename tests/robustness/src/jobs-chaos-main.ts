@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 /**
- * `pnpm chaos [--jobs N] [--kills K] [--seed S] [--backends fs-redis,s3-s3,s3-redis] [--restart-redis]`:
+ * `pnpm chaos [--jobs N] [--kills K] [--seed S] [--backends fs-redis,s3-s3,s3-redis] [--restart-redis] [--restart-rgw]`:
  * the long form of the job queue chaos run: N jobs (1,000) drained by 3 worker processes, each
  * SIGKILLed K times (20), on every backend named. It starts redis-server and a Ceph RGW (or uses
- * ANGOS_TEST_S3_ENDPOINT) as the backends need; --restart-redis also restarts Redis mid-run.
+ * ANGOS_TEST_S3_ENDPOINT) as the backends need. --restart-redis restarts Redis (every lock lost)
+ * and --restart-rgw restarts radosgw (2 s down, data kept) a third of the way in.
  */
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -17,7 +18,7 @@ import {
   startS3TestServer,
 } from '@angos/test-support';
 import type { JobLockSpec, JobStoreSpec } from './jobs-backend.js';
-import { type JobsChaosReport, jobsChaos, problems, summarize } from './jobs-chaos.js';
+import { type JobsChaosOptions, type JobsChaosReport, jobsChaos, problems, summarize } from './jobs-chaos.js';
 
 const BACKENDS = ['fs-redis', 's3-s3', 's3-redis'] as const;
 type Backend = (typeof BACKENDS)[number];
@@ -29,6 +30,7 @@ const { values } = parseArgs({
     seed: { type: 'string', default: String(Date.now() % 100000) },
     backends: { type: 'string', default: BACKENDS.join(',') },
     'restart-redis': { type: 'boolean', default: false },
+    'restart-rgw': { type: 'boolean', default: false },
   },
 });
 const backends = (values.backends ?? '').split(',') as Backend[];
@@ -39,6 +41,28 @@ const log = (line: string) => process.stderr.write(`${line}\n`);
 
 let redis: RedisServer | undefined;
 let s3: S3TestServer | undefined;
+
+const storeOutage = (store: JobStoreSpec) => values['restart-rgw'] === true && store.kind === 's3';
+
+/** --restart-redis and --restart-rgw: a third of the way in, restart what the backend uses. */
+function midRunFor(lock: JobLockSpec, store: JobStoreSpec): JobsChaosOptions['midRun'] {
+  const actions: (() => Promise<void>)[] = [];
+  if (values['restart-redis'] && lock.kind === 'redis')
+    actions.push(() => (redis as RedisServer).restart(1000));
+  if (values['restart-rgw'] && (store.kind === 's3' || lock.kind === 's3')) {
+    const restart = s3?.restartGateway;
+    if (restart === undefined) throw new Error('--restart-rgw needs the Ceph RGW this command starts');
+    actions.push(() => restart(2000));
+  }
+  if (actions.length === 0) return undefined;
+  return {
+    afterStarts: Math.floor(Number(values.jobs) / 3),
+    action: async () => {
+      for (const action of actions) await action();
+    },
+    storeOutage: storeOutage(store),
+  };
+}
 const reports: JobsChaosReport[] = [];
 try {
   if (backends.some((name) => name.endsWith('redis'))) redis = await startRedisServer();
@@ -65,18 +89,13 @@ try {
         store,
         lock,
         drainTimeoutMs: 30 * 60_000,
-        midRun:
-          values['restart-redis'] && lock.kind === 'redis'
-            ? {
-                afterStarts: Math.floor(Number(values.jobs) / 3),
-                action: () => (redis as RedisServer).restart(1000),
-              }
-            : undefined,
+        midRun: midRunFor(lock, store),
         log,
       });
       reports.push(report);
       process.stdout.write(`seed ${values.seed}: ${summarize(report)}\n`);
-      for (const line of problems(report)) process.stdout.write(`  ${line}\n`);
+      for (const line of problems(report, { storeOutage: storeOutage(store) }))
+        process.stdout.write(`  ${line}\n`);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -85,5 +104,8 @@ try {
   await redis?.stop();
   await s3?.stop();
 }
-const failed = reports.some((report) => problems(report).length > 0);
+const failed = reports.some(
+  (report) =>
+    problems(report, { storeOutage: values['restart-rgw'] && report.backend.startsWith('s3') }).length > 0,
+);
 process.exit(failed || reports.length < backends.length ? 1 : 0);

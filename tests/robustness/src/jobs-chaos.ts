@@ -42,7 +42,14 @@ export interface JobsChaosOptions {
    * Called once, when at least `afterStarts` runs have started and one is in its handler
    * (restart Redis or RGW under running jobs).
    */
-  readonly midRun?: { readonly afterStarts: number; readonly action: () => Promise<void> } | undefined;
+  readonly midRun?:
+    | {
+        readonly afterStarts: number;
+        readonly action: () => Promise<void>;
+        /** The action takes the store away (RGW restart): see `problems`. */
+        readonly storeOutage?: boolean | undefined;
+      }
+    | undefined;
   /** How long the queue may take to drain once the kills are over (default 5 min). */
   readonly drainTimeoutMs?: number;
   readonly log?: (line: string) => void;
@@ -444,7 +451,7 @@ export async function jobsChaos(options: JobsChaosOptions): Promise<JobsChaosRep
       seconds: (Date.now() - started) / 1000,
       ...verdict,
     };
-    failed = problems(report).length > 0;
+    failed = problems(report, { storeOutage: options.midRun?.storeOutage }).length > 0;
     return { ...report, workDir: failed && options.keepOnFailure !== false ? workDir : undefined };
   } finally {
     for (const slot of slots) slot.forceKill();
@@ -455,11 +462,18 @@ export async function jobsChaos(options: JobsChaosOptions): Promise<JobsChaosRep
   }
 }
 
-/** Everything that makes a run fail, one line each. */
-export function problems(report: JobsChaosReport): string[] {
+/**
+ * Everything that makes a run fail, one line each. `storeOutage`: the store was restarted, so a
+ * run that ended may not have recorded it, and its job runs again (never at the same time).
+ */
+export function problems(
+  report: JobsChaosReport,
+  { storeOutage = false }: { storeOutage?: boolean | undefined } = {},
+): string[] {
   return [
     ...report.lost,
     ...report.concurrent,
+    ...(storeOutage ? [] : report.rerunsWhileHolderLived),
     ...report.leftInStore.map((key) => `left in the store: ${key}`),
     ...report.leftLocks.map((lock) => `lock left: ${lock}`),
     ...report.workerFailures,
@@ -472,7 +486,8 @@ export function summarize(report: JobsChaosReport): string {
     `${report.backend}: ${report.enqueued} enqueued (${report.deduplicated} joined a pending job), ${report.jobs} jobs, ` +
     `${report.kills} kills (${report.interruptingKills} interrupted a run), ` +
     `${report.inFlightAtMidRun === undefined ? '' : `mid-run action under ${report.inFlightAtMidRun} running jobs, `}${report.runs} runs ` +
-    `(${report.rerunsAfterKill} again after their holder was killed, ${report.cutOff} cut off from a lost lock), ` +
+    `(${report.rerunsAfterKill} again after their holder was killed, ${report.cutOff} cut off from a lost lock, ` +
+    `${report.rerunsWhileHolderLived.length} again after a run that ended on a live worker), ` +
     `${report.lost.length} lost, ${report.concurrent.length} concurrent, ${report.tempFiles === undefined ? '' : `${report.tempFiles} temp files of killed writers, `}${report.leftInStore.length} keys and ${report.leftLocks.length} locks left, ` +
     `${report.workerFailures.length} worker failures, ${report.seconds.toFixed(0)} s`
   );

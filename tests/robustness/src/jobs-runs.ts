@@ -29,8 +29,13 @@ export interface RunsVerdict {
   readonly interruptingKills: number;
   /** Jobs that never completed, and log lines that make no sense (runs of unknown jobs). */
   readonly lost: string[];
-  /** Two runs of a lock key at once, or a job run again while its holder lived: must be none. */
+  /** Two runs of a lock key at once while the earlier holder lived and was not cut off: must be none. */
   readonly concurrent: string[];
+  /**
+   * A job run again after a run that ended, on a worker that lived: must be none, unless the store
+   * was away (an RGW restart), when a run that ended may fail to record it and is taken over.
+   */
+  readonly rerunsWhileHolderLived: string[];
 }
 
 interface Run {
@@ -57,6 +62,7 @@ export function verifyRuns(
 ): RunsVerdict {
   const lost: string[] = [];
   const concurrent: string[] = [];
+  const rerunsWhileHolderLived: string[] = [];
   const runs = new Map<string, Run>();
   for (const record of records) {
     if (record.type === 'start') {
@@ -112,7 +118,7 @@ export function verifyRuns(
       const kill = killedAt.get(previous.pid);
       if (kill !== undefined && kill <= later.start) rerunsAfterKill++;
       else if (previous.abort === undefined)
-        concurrent.push(
+        rerunsWhileHolderLived.push(
           `job ${id} ran again though its holder lived and was not cut off: ${describe(previous)}, then ${describe(later)}`,
         );
     }
@@ -129,7 +135,15 @@ export function verifyRuns(
     )
       interruptingKills++;
   }
-  return { runs: all.length, rerunsAfterKill, cutOff, interruptingKills, lost, concurrent };
+  return {
+    runs: all.length,
+    rerunsAfterKill,
+    cutOff,
+    interruptingKills,
+    lost,
+    concurrent,
+    rerunsWhileHolderLived,
+  };
 }
 
 function groupBy<T>(items: readonly T[], key: (item: T) => string): Map<string, T[]> {
