@@ -50,8 +50,25 @@ export interface EnqueuedLine {
 
 const logger = createLogger({ filter: 'info', format: 'text' });
 
+/**
+ * Opens the store, trying again for a minute while it is unreachable (an RGW restarting as this
+ * process starts): a supervisor would restart a worker that gave up, this one waits instead.
+ */
+async function openStoreWhenUp(spec: JobStoreSpec) {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      return await openJobStore(spec);
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      logger.warn('store unreachable; trying again', { error: String(error) });
+      await sleep(500);
+    }
+  }
+}
+
 async function runWorker(config: ChaosWorkerConfig): Promise<void> {
-  const store = await openJobStore(config.store);
+  const store = await openStoreWhenUp(config.store);
   const locks = openJobLocks(config.lock);
   const fd = openSync(join(config.runDir, `${process.pid}.log`), 'a');
   const record = (line: string) => appendFileSync(fd, `${line}\n`);
@@ -96,12 +113,30 @@ async function runWorker(config: ChaosWorkerConfig): Promise<void> {
   });
 }
 
+/**
+ * One enqueue, tried again for a minute while the store fails (as a client retries a 503). A try
+ * that failed half-way may have left a job of its own that still runs: one that was never
+ * reported enqueued (`JobsChaosReport.unknownRuns`).
+ */
+async function enqueueRetrying(queue: JobQueue, queueName: string, lockKey: string, i: number) {
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      return await queue.enqueue(queueName, CHAOS_KIND, lockKey, { i });
+    } catch (error) {
+      if (Date.now() > deadline) throw error;
+      logger.warn('enqueue failed; trying again', { lock_key: lockKey, error: String(error) });
+      await sleep(500);
+    }
+  }
+}
+
 async function runEnqueue(config: ChaosEnqueueConfig): Promise<void> {
-  const store = await openJobStore(config.store);
+  const store = await openStoreWhenUp(config.store);
   const queue = new JobQueue({ store, logger });
   for (let i = 0; i < config.lockKeys.length; i++) {
     const lockKey = config.lockKeys[i] as string;
-    const { id, deduplicated } = await queue.enqueue(config.queue, CHAOS_KIND, lockKey, { i });
+    const { id, deduplicated } = await enqueueRetrying(queue, config.queue, lockKey, i);
     process.stdout.write(`${JSON.stringify({ id, lockKey, deduplicated } satisfies EnqueuedLine)}\n`);
     if ((i + 1) % config.batch === 0) await sleep(config.pauseMs);
   }

@@ -464,7 +464,8 @@ export async function jobsChaos(options: JobsChaosOptions): Promise<JobsChaosRep
 
 /**
  * Everything that makes a run fail, one line each. `storeOutage`: the store was restarted, so a
- * run that ended may not have recorded it, and its job runs again (never at the same time).
+ * run that ended may not have recorded it, and its job runs again (never at the same time), and
+ * an enqueue that failed half-way may have left a job that was never reported.
  */
 export function problems(
   report: JobsChaosReport,
@@ -473,7 +474,7 @@ export function problems(
   return [
     ...report.lost,
     ...report.concurrent,
-    ...(storeOutage ? [] : report.rerunsWhileHolderLived),
+    ...(storeOutage ? [] : [...report.rerunsWhileHolderLived, ...report.unknownRuns]),
     ...report.leftInStore.map((key) => `left in the store: ${key}`),
     ...report.leftLocks.map((lock) => `lock left: ${lock}`),
     ...report.workerFailures,
@@ -487,7 +488,7 @@ export function summarize(report: JobsChaosReport): string {
     `${report.kills} kills (${report.interruptingKills} interrupted a run), ` +
     `${report.inFlightAtMidRun === undefined ? '' : `mid-run action under ${report.inFlightAtMidRun} running jobs, `}${report.runs} runs ` +
     `(${report.rerunsAfterKill} again after their holder was killed, ${report.cutOff} cut off from a lost lock, ` +
-    `${report.rerunsWhileHolderLived.length} again after a run that ended on a live worker), ` +
+    `${report.rerunsWhileHolderLived.length} again after a run that ended on a live worker, ${report.unknownRuns.length} of jobs not reported enqueued), ` +
     `${report.lost.length} lost, ${report.concurrent.length} concurrent, ${report.tempFiles === undefined ? '' : `${report.tempFiles} temp files of killed writers, `}${report.leftInStore.length} keys and ${report.leftLocks.length} locks left, ` +
     `${report.workerFailures.length} worker failures, ${report.seconds.toFixed(0)} s`
   );

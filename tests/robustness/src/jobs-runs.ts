@@ -27,8 +27,13 @@ export interface RunsVerdict {
   readonly cutOff: number;
   /** Kills that hit a process while one of its runs was in its handler. */
   readonly interruptingKills: number;
-  /** Jobs that never completed, and log lines that make no sense (runs of unknown jobs). */
+  /** Jobs that never completed, and log lines that make no sense. */
   readonly lost: string[];
+  /**
+   * Runs of jobs never reported enqueued: must be none, unless the store was away (an enqueue
+   * that failed half-way and was tried again leaves a job of its own).
+   */
+  readonly unknownRuns: string[];
   /** Two runs of a lock key at once while the earlier holder lived and was not cut off: must be none. */
   readonly concurrent: string[];
   /**
@@ -61,6 +66,7 @@ export function verifyRuns(
   killedAt: ReadonlyMap<number, number>,
 ): RunsVerdict {
   const lost: string[] = [];
+  const unknownRuns: string[] = [];
   const concurrent: string[] = [];
   const rerunsWhileHolderLived: string[] = [];
   const runs = new Map<string, Run>();
@@ -78,7 +84,8 @@ export function verifyRuns(
   }
   const all = [...runs.values()].sort((a, b) => a.start - b.start);
   for (const run of all) {
-    if (!enqueued.has(run.id)) lost.push(`run ${run.run} of job ${run.id}, which was never enqueued`);
+    if (!enqueued.has(run.id))
+      unknownRuns.push(`run ${run.run} of job ${run.id}, which was never reported enqueued`);
   }
 
   // When a run was certainly over: its end or abort, else the kill of its process.
@@ -141,6 +148,7 @@ export function verifyRuns(
     cutOff,
     interruptingKills,
     lost,
+    unknownRuns,
     concurrent,
     rerunsWhileHolderLived,
   };
