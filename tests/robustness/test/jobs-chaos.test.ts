@@ -194,9 +194,9 @@ describe.skipIf(s3 === null)('job queue chaos on S3 with the S3 lock (short form
     expect(report.runs).toBe(report.jobs);
   }, 240_000);
 
-  it('completes every job, never two runs of a lock key at once, across 3 workers SIGKILLed twice each', async () => {
-    const report = await onS3({ jobs: 60, killsPerWorker: 2, seed: 20261206 });
+  it('completes every job, never two runs of a lock key at once, across 3 workers SIGKILLed 3 times each', async () => {
+    const report = await onS3({ jobs: 100, killsPerWorker: 3, seed: 20261206 });
     expectClean(report);
-    expect(report.kills).toBe(6);
+    expect(report.kills).toBe(9);
   }, 300_000);
 });
