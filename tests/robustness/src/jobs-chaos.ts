@@ -279,7 +279,13 @@ async function leftLocks(lock: JobLockSpec, killedPids: ReadonlySet<number>): Pr
       for (const entry of page.Contents ?? []) {
         // The scratch object of a worker killed while probing the bucket's conditional writes: no lock.
         if (entry.Key?.includes('/_locks/.probe-')) continue;
-        const object = await client.send(new GetObjectCommand({ Bucket: lock.s3.bucket, Key: entry.Key }));
+        const object = await client
+          .send(new GetObjectCommand({ Bucket: lock.s3.bucket, Key: entry.Key }))
+          .catch((error: unknown) => {
+            if ((error as Error).name === 'NoSuchKey') return undefined; // released since the listing
+            throw error;
+          });
+        if (object === undefined) continue;
         const body = (await object.Body?.transformToString()) ?? '';
         const owner = (JSON.parse(body) as { owner?: string }).owner ?? '';
         const pid = Number(owner.split(':').at(-1));
@@ -375,7 +381,13 @@ export async function jobsChaos(options: JobsChaosOptions): Promise<JobsChaosRep
           for (;;) {
             const records = await readRuns(runDir);
             const starts = records.filter((record) => record.type === 'start').length;
-            const inFlight = starts - (records.length - starts);
+            // Runs of live processes that have not ended (a killed process's runs never end).
+            const over = new Set(
+              records.filter((record) => record.type !== 'start').map((record) => record.run),
+            );
+            const inFlight = records.filter(
+              (record) => record.type === 'start' && !over.has(record.run) && !killed.has(record.pid),
+            ).length;
             if (starts >= midRun.afterStarts && inFlight > 0) {
               inFlightAtMidRun = inFlight;
               break;
