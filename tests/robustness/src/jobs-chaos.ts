@@ -70,6 +70,14 @@ export interface JobsChaosReport extends RunsVerdict {
   readonly tempFiles: number | undefined;
   /** Locks held after the drain by a live worker, or left by one that was not killed (must be none). */
   readonly leftLocks: string[];
+  /**
+   * S3 lock objects written by a live worker that nobody holds or renews. The likely cause: an
+   * acquisition cut short (its lock wait ran out) while its conditional create was in flight, and
+   * the create landed after the client gave up. The key is blocked until the object is stale
+   * (TTL + 1 s) and taken over; if no job uses the key again the object stays. No job runs twice
+   * for it: reported, not failed on (a limitation of the S3 lock, libs/lock).
+   */
+  readonly orphanedLocks: string[];
   /** Runs in their handlers when the mid-run action began. */
   readonly inFlightAtMidRun: number | undefined;
   /** Workers that exited by themselves, or did not stop cleanly on SIGTERM (must be none). */
@@ -246,11 +254,18 @@ function lockKeysFor(jobs: number, next: () => number): string[] {
 }
 
 /** Locks still present: Redis keys of the prefix, or S3 lock objects not owned by a killed process. */
-async function leftLocks(lock: JobLockSpec, killedPids: ReadonlySet<number>): Promise<string[]> {
+interface LocksLeft {
+  /** Held: Redis keys, or S3 lock objects of live workers renewed within the TTL. */
+  readonly held: string[];
+  /** S3 lock objects of live workers that nobody renews (see JobsChaosReport.orphanedLocks). */
+  readonly orphaned: string[];
+}
+
+async function leftLocks(lock: JobLockSpec, killedPids: ReadonlySet<number>): Promise<LocksLeft> {
   if (lock.kind === 'redis') {
     const redis = new Redis(lock.url, { maxRetriesPerRequest: 3 });
     try {
-      return await redis.keys(`${lock.keyPrefix}:*`);
+      return { held: await redis.keys(`${lock.keyPrefix}:*`), orphaned: [] };
     } finally {
       redis.disconnect();
     }
@@ -266,7 +281,8 @@ async function leftLocks(lock: JobLockSpec, killedPids: ReadonlySet<number>): Pr
     responseChecksumValidation: 'WHEN_REQUIRED',
   });
   try {
-    const left: string[] = [];
+    const held: string[] = [];
+    const orphaned: string[] = [];
     let token: string | undefined;
     do {
       const page = await client.send(
@@ -289,11 +305,16 @@ async function leftLocks(lock: JobLockSpec, killedPids: ReadonlySet<number>): Pr
         const body = (await object.Body?.transformToString()) ?? '';
         const owner = (JSON.parse(body) as { owner?: string }).owner ?? '';
         const pid = Number(owner.split(':').at(-1));
-        if (!killedPids.has(pid)) left.push(`${entry.Key} (owner ${owner})`);
+        if (killedPids.has(pid)) continue;
+        // A held lock is renewed every ttl / 3; one untouched for longer than the TTL is no lease.
+        const age = Date.now() - (object.LastModified?.getTime() ?? Date.now());
+        (age > lock.ttlSecs * 1000 + 1000 ? orphaned : held).push(
+          `${entry.Key} (owner ${owner}, ${Math.round(age / 1000)} s old)`,
+        );
       }
       token = page.IsTruncated ? page.NextContinuationToken : undefined;
     } while (token !== undefined);
-    return left;
+    return { held, orphaned };
   } finally {
     client.destroy();
   }
@@ -399,6 +420,9 @@ export async function jobsChaos(options: JobsChaosOptions): Promise<JobsChaosRep
         })()
       : Promise.resolve();
 
+    // The kills begin once jobs run (enqueues on S3 take a while to arrive).
+    const firstRun = Date.now() + 60_000;
+    while ((await readRuns(runDir)).length === 0 && Date.now() < firstRun) await sleep(100);
     // Kills: a random live worker with kills left, after a random gap, then its replacement.
     const [minGap, maxGap] = options.killGapMs ?? [300, 1500];
     let kills = 0;
@@ -435,13 +459,15 @@ export async function jobsChaos(options: JobsChaosOptions): Promise<JobsChaosRep
     const killedPids = new Set(killed.keys());
     const lockDeadline = Date.now() + options.lock.ttlSecs * 1000 + 5000;
     let locksLeft = await leftLocks(options.lock, killedPids);
-    const atDrain = locksLeft.length;
-    while (locksLeft.length > 0 && Date.now() < lockDeadline) {
+    const atDrain = locksLeft.held.length + locksLeft.orphaned.length;
+    while (locksLeft.held.length + locksLeft.orphaned.length > 0 && Date.now() < lockDeadline) {
       await sleep(500);
       locksLeft = await leftLocks(options.lock, killedPids);
     }
     if (atDrain > 0)
-      log(`${backend}: ${atDrain} locks present at the drain, ${locksLeft.length} after the TTL`);
+      log(
+        `${backend}: ${atDrain} locks present at the drain; after the TTL ${locksLeft.held.length} held, ${locksLeft.orphaned.length} orphaned`,
+      );
     await Promise.all(slots.map((slot) => slot.stop()));
 
     const records = await readRuns(runDir);
@@ -457,7 +483,8 @@ export async function jobsChaos(options: JobsChaosOptions): Promise<JobsChaosRep
         options.store.kind === 'fs'
           ? await tempFilesUnder(join(options.store.rootDir, queuePrefix))
           : undefined,
-      leftLocks: locksLeft,
+      leftLocks: locksLeft.held,
+      orphanedLocks: locksLeft.orphaned,
       workerFailures,
       inFlightAtMidRun,
       seconds: (Date.now() - started) / 1000,
@@ -501,7 +528,7 @@ export function summarize(report: JobsChaosReport): string {
     `${report.inFlightAtMidRun === undefined ? '' : `mid-run action under ${report.inFlightAtMidRun} running jobs, `}${report.runs} runs ` +
     `(${report.rerunsAfterKill} again after their holder was killed, ${report.cutOff} cut off from a lost lock, ` +
     `${report.rerunsWhileHolderLived.length} again after a run that ended on a live worker, ${report.unknownRuns.length} of jobs not reported enqueued), ` +
-    `${report.lost.length} lost, ${report.concurrent.length} concurrent, ${report.tempFiles === undefined ? '' : `${report.tempFiles} temp files of killed writers, `}${report.leftInStore.length} keys and ${report.leftLocks.length} locks left, ` +
+    `${report.lost.length} lost, ${report.concurrent.length} concurrent, ${report.tempFiles === undefined ? '' : `${report.tempFiles} temp files of killed writers, `}${report.leftInStore.length} keys and ${report.leftLocks.length} locks left${report.orphanedLocks.length > 0 ? ` (and ${report.orphanedLocks.length} orphaned lock objects: ${report.orphanedLocks.join(', ')})` : ''}, ` +
     `${report.workerFailures.length} worker failures, ${report.seconds.toFixed(0)} s`
   );
 }
