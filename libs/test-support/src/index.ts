@@ -26,7 +26,7 @@ export { freePort, freePortRange, portIsFree } from './ports.js';
 export { pushLayout } from './push-layout.js';
 export { type RedisServer, startRedisServer } from './redis-server.js';
 export { angosLauncher, cliEntry, moduleTracePreload, repoRoot } from './repo-root.js';
-export { type RgwOptions, rgwDataDir, type S3Endpoint, startRgw, stopRgw } from './rgw.js';
+export { type RgwOptions, restartRgwGateway, rgwDataDir, type S3Endpoint, startRgw, stopRgw } from './rgw.js';
 export { RunError, type RunOptions, type RunResult, run, runOk } from './run.js';
 export { type S3TestServer, skipWithoutS3, startS3ForTests, startS3TestServer } from './s3-server.js';
 export { type TarEntry, tar } from './tar.js';
