@@ -3,7 +3,7 @@ import { type DigestParts, formatDigest } from '@angos/oci';
 import { BlobIndex, blobLockKey, grantLockKey } from '@angos/registry';
 import { keyFor, NotFoundError } from '@angos/storage';
 import { REMOVE_CORRUPT_BLOB } from '../runner.js';
-import type { ScrubAction, ScrubCheck, ScrubContext } from '../types.js';
+import type { ScrubCheck, ScrubContext } from '../types.js';
 import { getValue } from '../walk.js';
 
 const CHECK = 'blobs';
