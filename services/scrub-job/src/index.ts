@@ -24,6 +24,8 @@ export interface ScrubJobRequest extends ScrubSelection {
   readonly dryRun: boolean;
   /** `--uploads <duration>`, in milliseconds. */
   readonly uploadsOlderThanMs?: number | undefined;
+  /** `--orphan-grants <duration>`, in milliseconds. */
+  readonly orphanGrantsOlderThanMs?: number | undefined;
   /** `--blobs`: one garbage-collection pass with this grace period (`[gc] grace_period_secs`). */
   readonly collectGarbage?: { readonly gracePeriodMs: number } | undefined;
 }
@@ -65,7 +67,10 @@ export async function runScrubJob(deps: ScrubJobDeps, request: ScrubJobRequest):
       locks: deps.locks,
       logger: deps.logger,
       now,
-      options: { uploadsOlderThanMs: request.uploadsOlderThanMs },
+      options: {
+        uploadsOlderThanMs: request.uploadsOlderThanMs,
+        orphanGrantsOlderThanMs: request.orphanGrantsOlderThanMs,
+      },
       fsRoots: deps.fsRoots,
     },
     { dryRun: request.dryRun, progress: deps.progress, onAction: deps.onAction, summaryLine: false },
