@@ -1,6 +1,7 @@
 import { Readable } from 'node:stream';
 import { silentLogger } from '@angos/observability';
 import { parseReference } from '@angos/oci';
+import { blobLockKey } from '@angos/registry';
 import { keyFor, NotFoundError } from '@angos/storage';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import {
@@ -165,5 +166,63 @@ describe.each(KINDS)('scrub racing requests on %s', (kind) => {
     await expect(store.metadata.get(keyFor({ kind: 'blobIndex', digest: layer }))).rejects.toBeInstanceOf(
       NotFoundError,
     );
+  });
+
+  it('an upload of a corrupt blob that starts during its removal waits for it, and its bytes are kept', async () => {
+    await upload(store.registry, 'app', 'layer');
+    const layer = digestOf('layer');
+    await store.blobs.deleteBlob(layer);
+    await store.blobs.putBlob(layer, Buffer.from('LAYER'));
+    // The removal's re-hash under the digest lock is held open until the upload has started.
+    let reads = 0;
+    let reached!: () => void;
+    const atRehash = new Promise<void>((resolve) => {
+      reached = resolve;
+    });
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const blobs = Object.create(store.blobs) as typeof store.blobs;
+    blobs.readBlob = async (digest, range) => {
+      reads++;
+      if (reads === 2) {
+        reached();
+        await gate;
+      }
+      return store.blobs.readBlob(digest, range);
+    };
+    const context = { ...ctx(), blobs };
+    const [remove] = await planned(blobsCheck, context);
+    expect(remove?.action).toBe('remove-corrupt-blob');
+    const removing = remove!.apply();
+    await atRehash;
+    // Which comes first for the upload: asking for the digest lock (it found the claim, or, without
+    // compare-and-swap, any index update), or writing its bytes over the corrupt ones' key.
+    let first!: (step: string) => void;
+    const firstStep = new Promise<string>((resolve) => {
+      first = resolve;
+    });
+    const withLocks = store.locks.withLocks.bind(store.locks);
+    store.locks.withLocks = ((keys, work, options) => {
+      if (keys.includes(blobLockKey(layer))) first('waits for the digest lock');
+      return withLocks(keys, work, options);
+    }) as typeof store.locks.withLocks;
+    const commitUpload = store.blobs.commitUpload.bind(store.blobs);
+    store.blobs.commitUpload = (namespace, id, digest) => {
+      first('commits its bytes');
+      return commitUpload(namespace, id, digest);
+    };
+    const uploading = upload(store.registry, 'other', 'layer');
+    const step = await firstStep;
+    release();
+    await removing;
+    await uploading;
+    expect(step).toBe('waits for the digest lock');
+    // The upload committed after the removal: its bytes are the ones stored, and readable.
+    expect((await store.registry.blobs.stat('other', layer)).size).toBe(5);
+    const chunks: Buffer[] = [];
+    for await (const chunk of await store.blobs.readBlob(layer)) chunks.push(chunk as Buffer);
+    expect(Buffer.concat(chunks).toString()).toBe('layer');
   });
 });
