@@ -367,7 +367,7 @@ describe.each(KINDS)('scrub fault matrix on %s', (kind) => {
     const session = await store.registry.uploads.start('old/app');
     const orphanGrant = await upload(store.registry, 'old/app', 'old-unused');
     const namespace = 'old/app';
-    const selection = { orphanNamespaces: { config: REPOSITORIES } };
+    const selection = { ...ALL_CHECKS, orphanNamespaces: { config: REPOSITORIES } };
     const expected = [
       { action: 'delete-tag', key: keyFor({ kind: 'tagLink', namespace, tag: 'v1' }) },
       { action: 'delete-manifest', key: keyFor({ kind: 'revisionLink', namespace, digest: old.digest }) },
