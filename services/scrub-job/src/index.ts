@@ -26,7 +26,10 @@ export interface ScrubJobRequest extends ScrubSelection {
   readonly uploadsOlderThanMs?: number | undefined;
   /** `--orphan-grants <duration>`, in milliseconds. */
   readonly orphanGrantsOlderThanMs?: number | undefined;
-  /** `--blobs`: one garbage-collection pass with this grace period (`[gc] grace_period_secs`). */
+  /**
+   * `--blobs`: one garbage-collection pass with this grace period (`[gc] grace_period_secs`), after
+   * the checks (the selection's `blobs`, the re-hash and index checks, runs last among them).
+   */
   readonly collectGarbage?: { readonly gracePeriodMs: number } | undefined;
 }
 
