@@ -1,4 +1,5 @@
 export { type AngosInstance, type AngosMode, type StartAngosOptions, startAngos } from './angos.js';
+export { exited, terminate, track } from './children.js';
 export { type ContainersEnvOptions, containersEnv } from './containers-env.js';
 export { writeDockerArchive } from './docker-archive.js';
 export { type Dockerd, type StartDockerdOptions, startDockerd } from './dockerd.js';
@@ -15,6 +16,7 @@ export {
   skipWithout,
   startOptional,
 } from './optional.js';
+export { OutputTail } from './output-tail.js';
 export { createTestCa, type Issued, type IssueOptions, type TestCa } from './pki.js';
 export { freePort, freePortRange, portIsFree } from './ports.js';
 export { pushLayout } from './push-layout.js';
