@@ -26,6 +26,15 @@ export interface ScrubSoakOptions {
   readonly pushers?: number;
   /** Concurrent pulling clients (default 3). */
   readonly pullers?: number;
+  /**
+   * Acknowledged pushes per second at most, all pushers together (default 5): the store grows no
+   * faster than scrub's retention can cut it, so an hour-long run stays the same test throughout.
+   */
+  readonly pushesPerSecond?: number;
+  /** Tag pulls per second at most, all pullers together (default 25). */
+  readonly pullsPerSecond?: number;
+  /** Layers shared by the images of every namespace (default 12); fewer means more contention. */
+  readonly sharedLayers?: number;
   /** Namespaces pushed to (default 4). */
   readonly namespaces?: number;
   /** `[gc] grace_period_secs` (default 2). */
@@ -67,13 +76,22 @@ export interface ScrubSoakReport {
 }
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
-const SHARED_LAYERS = 12;
 const SCRUB_ARGS = ['scrub', '-t', '-m', '-b', '-r', '-l'];
 const SCRUB_TIMEOUT_MS = 300_000;
 const MAX_ERRORS = 200;
 
 const sha256 = (data: Buffer) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Spaces calls to `take` so that they happen at most `perSecond` times a second, in all. */
+function pacer(perSecond: number): () => Promise<void> {
+  let nextAt = Date.now();
+  return async () => {
+    const at = Math.max(nextAt, Date.now());
+    nextAt = at + 1000 / perSecond;
+    await sleep(at - Date.now());
+  };
+}
 
 function random(seed: number): () => number {
   let state = seed;
@@ -139,7 +157,7 @@ class ScrubSoak {
     this.#next = random(options.seed);
     this.#namespaces = Array.from({ length: options.namespaces ?? 4 }, (_, index) => `soak-scrub/n${index}`);
     // Layers shared by images of every namespace: the ones garbage collection must keep.
-    this.#layers = Array.from({ length: SHARED_LAYERS }, () =>
+    this.#layers = Array.from({ length: options.sharedLayers ?? 12 }, () =>
       blobOf(
         randomBytes(1024 + Math.floor(this.#next() * 96 * 1024)),
         'application/vnd.oci.image.layer.v1.tar',
@@ -385,11 +403,17 @@ export async function soakScrub(options: ScrubSoakOptions): Promise<ScrubSoakRep
   try {
     const endsAt = Date.now() + options.seconds * 1000;
     const running = () => Date.now() < endsAt && !soak.stopped;
+    const pushPace = pacer(options.pushesPerSecond ?? 5);
+    const pullPace = pacer(options.pullsPerSecond ?? 25);
     const pushers = Array.from({ length: options.pushers ?? 3 }, async (_, worker) => {
-      for (let sequence = 0; running(); sequence++) await soak.push(worker, sequence);
+      for (let sequence = 0; running(); sequence++) {
+        await pushPace();
+        if (running()) await soak.push(worker, sequence);
+      }
     });
     const pullers = Array.from({ length: options.pullers ?? 3 }, async () => {
       while (running()) {
+        await pullPace();
         const tag = soak.nextPull();
         if (tag)
           await soak.pull(
