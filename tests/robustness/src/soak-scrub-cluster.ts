@@ -64,6 +64,12 @@ function commonConfig(options: ClusterOptions): string {
     '[server]',
     'bind_address = "127.0.0.1"',
     '',
+    '[global]',
+    // With the default (true), a push slower than the grace period is acknowledged over a layer
+    // gc reclaimed meanwhile (the content "stays unreadable until it is pushed"): with a 2 s grace
+    // on a loaded machine that is every slow push. Refused instead, the soak judges the protocol.
+    'allow_missing_manifest_references = false',
+    '',
     '[global.access_policy]',
     'default = "allow"',
     '',
@@ -125,7 +131,7 @@ async function startReplica(name: string, configPath: string): Promise<Replica> 
     },
   );
   track(child);
-  const output = new OutputTail(256 * 1024);
+  const output = new OutputTail(16 * 1024 * 1024);
   child.stdout!.on('data', (chunk: Buffer) => output.write(chunk));
   child.stderr!.on('data', (chunk: Buffer) => output.write(chunk));
   const url = `http://127.0.0.1:${port}`;

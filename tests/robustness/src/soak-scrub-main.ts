@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 /**
- * `pnpm soak-scrub [--seconds N] [--seed S] [--setup fs-memory|fs-redis|s3]`: the long form of
- * the scrub soak (default one hour on fs-redis). The s3 setup starts a Ceph RGW, or uses
+ * `pnpm soak-scrub [--seconds N] [--seed S] [--setup fs-memory|fs-redis|s3] [--logs DIR]`: the
+ * long form of the scrub soak (default one hour on fs-redis); --logs keeps every scrub run's log,
+ * the replicas' output and the acknowledged tags in DIR. The s3 setup starts a Ceph RGW, or uses
  * ANGOS_TEST_S3_ENDPOINT. Exits 1 on a broken pull, a 5xx, a failed scrub run or a dead replica.
  */
 import { parseArgs } from 'node:util';
@@ -14,6 +15,7 @@ const { values } = parseArgs({
     seconds: { type: 'string', default: '3600' },
     seed: { type: 'string', default: String(Date.now() % 100000) },
     setup: { type: 'string', default: 'fs-redis' },
+    logs: { type: 'string' },
   },
 });
 const setup = values.setup as ScrubSoakSetup;
@@ -26,6 +28,7 @@ const options: ScrubSoakOptions = {
   seconds: Number(values.seconds),
   seed: Number(values.seed),
   log: (line) => process.stderr.write(`${line}\n`),
+  logDir: values.logs,
 };
 
 let report: ScrubSoakReport;

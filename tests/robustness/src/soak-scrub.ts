@@ -10,6 +10,8 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { cliEntry, OutputTail, terminate, track } from '@angos/test-support';
 import type { S3Location } from './s3-toml.js';
 import { type Cluster, type ScrubSoakSetup, startCluster } from './soak-scrub-cluster.js';
@@ -42,6 +44,8 @@ export interface ScrubSoakOptions {
   /** Tags retention keeps per namespace, `top_pushed(n)` (default 3). */
   readonly keep?: number;
   readonly log?: (line: string) => void;
+  /** Where each scrub run's log and, at the end, each replica's output tail are written. */
+  readonly logDir?: string | undefined;
 }
 
 export interface ScrubSoakReport {
@@ -89,7 +93,7 @@ function pacer(perSecond: number): () => Promise<void> {
   return async () => {
     const at = Math.max(nextAt, Date.now());
     nextAt = at + 1000 / perSecond;
-    await sleep(at - Date.now());
+    await sleep(Math.max(0, at - Date.now()));
   };
 }
 
@@ -104,6 +108,7 @@ function random(seed: number): () => number {
 }
 
 interface Reply {
+  url: string;
   status: number;
   location: string | null;
   body: Buffer;
@@ -125,6 +130,7 @@ async function send(
       signal: AbortSignal.timeout(60_000),
     });
     return {
+      url,
       status: response.status,
       location: response.headers.get('location'),
       body: Buffer.from(await response.arrayBuffer()),
@@ -234,8 +240,9 @@ class ScrubSoak {
           'application/vnd.oci.image.layer.v1.tar',
         ),
       );
+    const how: string[] = [];
     for (const blob of [config, ...layers]) {
-      if (!(await this.#upload(namespace, blob))) {
+      if (!(await this.#upload(namespace, blob, how))) {
         this.report.pushesRefused++;
         return;
       }
@@ -260,7 +267,7 @@ class ScrubSoak {
     if (put.status !== 201) {
       this.report.pushesRefused++;
       this.options.log?.(
-        `push of ${namespace}:${tag} refused: ${put.status} ${put.body.toString('utf8', 0, 200)}`,
+        `push of ${namespace}:${tag} to ${put.url} refused: ${put.status} ${put.body.toString('utf8', 0, 1000).trim()}; blobs: ${how.join(', ')}`,
       );
       return;
     }
@@ -275,14 +282,16 @@ class ScrubSoak {
   }
 
   /** As a client does: HEAD first, then a cross-namespace mount or a monolithic upload. */
-  async #upload(namespace: string, blob: Blob): Promise<boolean> {
+  async #upload(namespace: string, blob: Blob, how: string[]): Promise<boolean> {
     const base = this.#replica();
     const head = await send('HEAD', `${base}/v2/${namespace}/blobs/${blob.digest}`);
     if (!this.#answered(`HEAD blob ${namespace}`, head)) return false;
     if (head.status === 200 || head.status === 307) {
+      how.push(`${blob.digest.slice(7, 19)} HEAD ${head.status} at ${base}`);
       this.report.blobsReused++;
       return true;
     }
+    how.push(`${blob.digest.slice(7, 19)} uploaded to ${base}`);
     if (this.#layers.includes(blob) && this.#next() < 0.3) {
       const from = this.#pick(this.#namespaces.filter((other) => other !== namespace));
       const mount = await send(
@@ -375,7 +384,9 @@ class ScrubSoak {
     );
     clearTimeout(timer);
     const run = ++this.report.scrubRuns;
-    const facts = parseScrubLog(stderr.toString());
+    const text = stderr.toString();
+    if (this.options.logDir) await writeFile(join(this.options.logDir, `scrub-${run}.log`), text);
+    const facts = parseScrubLog(text);
     this.ledger.recordDeletions(facts.deleted, startedAt);
     for (const [what, count] of Object.entries(facts.repairs))
       this.report.repairs[what] = (this.report.repairs[what] ?? 0) + count;
@@ -398,6 +409,7 @@ export async function soakScrub(options: ScrubSoakOptions): Promise<ScrubSoakRep
     gracePeriodSecs,
     keep: options.keep ?? 3,
   });
+  if (options.logDir) await mkdir(options.logDir, { recursive: true });
   const soak = new ScrubSoak(options, cluster);
   const { report } = soak;
   try {
@@ -462,6 +474,14 @@ export async function soakScrub(options: ScrubSoakOptions): Promise<ScrubSoakRep
       for (const replica of cluster.replicas) await soak.pull(tag, replica.url, true);
     }
     report.deadReplicas = [...new Set([...report.deadReplicas, ...cluster.dead()])];
+    if (options.logDir) {
+      for (const replica of cluster.replicas)
+        await writeFile(join(options.logDir, `replica-${replica.name}.log`), replica.output.toString());
+      await writeFile(
+        join(options.logDir, 'acknowledged.json'),
+        JSON.stringify(soak.ledger.acknowledged, null, 1),
+      );
+    }
     if (report.brokenPulls.length + report.serverErrors.length > 0 || report.deadReplicas.length > 0)
       log(cluster.logs().slice(-20_000));
     return report;
