@@ -18,6 +18,8 @@ const { values } = parseArgs({
     logs: { type: 'string' },
   },
 });
+// Interrupted: exit, so that test-support kills the replicas and scrub runs it started.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.once(signal, () => process.exit(130));
 const setup = values.setup as ScrubSoakSetup;
 if (!SCRUB_SOAK_SETUPS.includes(setup)) {
   process.stderr.write(`--setup must be one of ${SCRUB_SOAK_SETUPS.join(', ')}\n`);

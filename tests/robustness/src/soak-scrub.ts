@@ -204,7 +204,8 @@ class ScrubSoak {
     return items[Math.floor(this.#next() * items.length)]!;
   }
 
-  #replica(): string {
+  /** A replica picked at random: clients behind a load balancer. */
+  replica(): string {
     return this.#pick(this.cluster.replicas).url;
   }
 
@@ -259,7 +260,7 @@ class ScrubSoak {
         })),
       }),
     );
-    const put = await send('PUT', `${this.#replica()}/v2/${namespace}/manifests/${tag}`, {
+    const put = await send('PUT', `${this.replica()}/v2/${namespace}/manifests/${tag}`, {
       body: manifest,
       headers: { 'Content-Type': OCI_MANIFEST },
     });
@@ -283,7 +284,7 @@ class ScrubSoak {
 
   /** As a client does: HEAD first, then a cross-namespace mount or a monolithic upload. */
   async #upload(namespace: string, blob: Blob, how: string[]): Promise<boolean> {
-    const base = this.#replica();
+    const base = this.replica();
     const head = await send('HEAD', `${base}/v2/${namespace}/blobs/${blob.digest}`);
     if (!this.#answered(`HEAD blob ${namespace}`, head)) return false;
     if (head.status === 200 || head.status === 307) {
@@ -403,13 +404,13 @@ class ScrubSoak {
 export async function soakScrub(options: ScrubSoakOptions): Promise<ScrubSoakReport> {
   const log = options.log ?? (() => undefined);
   const gracePeriodSecs = options.gracePeriodSecs ?? 2;
+  if (options.logDir) await mkdir(options.logDir, { recursive: true });
   const cluster = await startCluster({
     setup: options.setup,
     s3: options.s3,
     gracePeriodSecs,
     keep: options.keep ?? 3,
   });
-  if (options.logDir) await mkdir(options.logDir, { recursive: true });
   const soak = new ScrubSoak(options, cluster);
   const { report } = soak;
   try {
@@ -427,12 +428,7 @@ export async function soakScrub(options: ScrubSoakOptions): Promise<ScrubSoakRep
       while (running()) {
         await pullPace();
         const tag = soak.nextPull();
-        if (tag)
-          await soak.pull(
-            tag,
-            cluster.replicas[Math.floor(Math.random() * cluster.replicas.length)]!.url,
-            false,
-          );
+        if (tag) await soak.pull(tag, soak.replica(), false);
         else await sleep(50);
       }
     });
