@@ -460,10 +460,9 @@ export async function soakScrub(options: ScrubSoakOptions): Promise<ScrubSoakRep
     await sleep((gracePeriodSecs + 1) * 1000);
     await soak.scrub();
     const judgedAt = Date.now();
-    for (const suspect of soak.ledger.suspects) {
-      if (soak.ledger.deletedBy(suspect.tag, suspect.at)) report.excusedPulls++;
-      else report.brokenPulls.push(suspect.detail);
-    }
+    const unexcused = soak.ledger.unexcused();
+    report.excusedPulls = soak.ledger.suspects.length - unexcused.length;
+    report.brokenPulls.push(...unexcused.map((pull) => pull.detail));
     for (const tag of soak.ledger.acknowledged) {
       if (soak.ledger.deletedBy(tag, judgedAt)) continue;
       report.finalTags++;
