@@ -11,7 +11,7 @@ const SECONDS = 40;
 const s3 = inject('s3');
 
 async function shortForm(setup: ScrubSoakSetup): Promise<ScrubSoakReport> {
-  return soakScrub({
+  const report = await soakScrub({
     setup,
     seconds: SECONDS,
     seed: 20261204,
@@ -20,6 +20,11 @@ async function shortForm(setup: ScrubSoakSetup): Promise<ScrubSoakReport> {
     s3: s3 ?? undefined,
     log: (line) => process.stderr.write(`${line}\n`),
   });
+  const { brokenPulls, serverErrors, scrubFailures, ...figures } = report;
+  process.stderr.write(
+    `${setup}: ${JSON.stringify({ ...figures, brokenPulls: brokenPulls.length, serverErrors: serverErrors.length, scrubFailures: scrubFailures.length })}\n`,
+  );
+  return report;
 }
 
 function expectHealthy(report: ScrubSoakReport): void {
