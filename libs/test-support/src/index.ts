@@ -1,4 +1,5 @@
 export { type AngosInstance, type AngosMode, type StartAngosOptions, startAngos } from './angos.js';
+export { exited, terminate, track } from './children.js';
 export { type ContainersEnvOptions, containersEnv } from './containers-env.js';
 export {
   DISTRIBUTION_USER,
@@ -21,6 +22,7 @@ export {
   skipWithout,
   startOptional,
 } from './optional.js';
+export { OutputTail } from './output-tail.js';
 export { createTestCa, type Issued, type IssueOptions, type TestCa } from './pki.js';
 export { freePort, freePortRange, portIsFree } from './ports.js';
 export { pushLayout } from './push-layout.js';

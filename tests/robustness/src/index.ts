@@ -13,3 +13,6 @@ export {
 export { type RunRecord, type RunsVerdict, verifyRuns } from './jobs-runs.js';
 export { type S3Location, s3StorageToml } from './s3-toml.js';
 export { type SoakOptions, type SoakReport, type SoakSample, soak } from './soak.js';
+export { type ScrubSoakOptions, type ScrubSoakReport, soakScrub } from './soak-scrub.js';
+export { SCRUB_SOAK_SETUPS, type ScrubSoakSetup } from './soak-scrub-cluster.js';
+export { type AcknowledgedTag, Ledger, parseScrubLog, type ScrubLogFacts } from './soak-scrub-ledger.js';
