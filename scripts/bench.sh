@@ -2,7 +2,7 @@
 # `pnpm bench`: installs what the benchmark drives when missing (wrk, ApacheBench, skopeo, CNCF
 # distribution as Debian's docker-registry, Ceph RGW for the S3 subject), builds the workspace, and
 # runs bench/ with the arguments given (--rounds N, --subjects angos,angos-split,angos-s3,distribution,
-# --only TEXT, --quick).
+# --only TEXT, --quick, --jobs N).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sudo=(); [ "$(id -u)" -eq 0 ] || sudo=(sudo)

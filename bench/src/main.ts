@@ -2,6 +2,8 @@
 /**
  * `pnpm bench`: runs this registry and CNCF distribution side by side on loopback, with the same
  * client and the same data, and prints the median of each scenario with the ratio ours/theirs.
+ * Then the job queue scenario (jobs.ts, `--jobs N`, `--job-drain-limit SECS`), on fs and on the
+ * same RGW as angos-s3.
  * A benchmark, not a test: it asserts nothing beyond "the registry answered correctly".
  */
 import { execFileSync } from 'node:child_process';
@@ -9,12 +11,16 @@ import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { repoRoot } from '@angos/test-support';
+import { repoRoot, type S3TestServer, startS3TestServer } from '@angos/test-support';
+import { benchJobQueue, type JobQueueFigures, jobQueueTable } from './jobs.js';
 import { totalRss } from './rss.js';
 import { type Scenario, scenarios, scratchDir, warmUp } from './scenarios.js';
 import { SUBJECT_NAMES, type Subject, type SubjectName, startSubject } from './subjects.js';
 
+type S3Endpoint = Omit<S3TestServer, 'stop'>;
+
 const MiB = 1024 * 1024;
+const JOB_QUEUE_SCENARIO = 'job queue';
 
 interface Figures {
   /** scenario name → subject name → the figure of each round */
@@ -42,8 +48,9 @@ async function measure(
   list: readonly Scenario[],
   rounds: number,
   figures: Figures,
+  s3: () => Promise<S3Endpoint>,
 ): Promise<void> {
-  const subject: Subject = await startSubject(name);
+  const subject: Subject = await startSubject(name, s3);
   try {
     await warmUp(subject);
     await new Promise((resolve) => setTimeout(resolve, 1000));
@@ -132,6 +139,8 @@ async function main(): Promise<void> {
       subjects: { type: 'string', default: SUBJECT_NAMES.join(',') },
       only: { type: 'string' },
       quick: { type: 'boolean', default: false },
+      jobs: { type: 'string' },
+      'job-drain-limit': { type: 'string', default: '600' },
     },
   });
   const quick = values.quick ?? false;
@@ -150,9 +159,6 @@ async function main(): Promise<void> {
     );
     subjects = subjects.filter((name) => name !== 'distribution');
   }
-  for (const tool of ['wrk', 'ab', 'skopeo']) {
-    if (!available(tool)) throw new Error(`${tool} is required: apt-get install ${tool}`);
-  }
   const dataDir = join(tmpdir(), 'angos-bench-data');
   await mkdir(dataDir, { recursive: true });
   const workDir = await scratchDir();
@@ -166,24 +172,59 @@ async function main(): Promise<void> {
   });
   const only = values.only?.toLowerCase();
   const list = only ? all.filter((scenario) => scenario.name.toLowerCase().includes(only)) : all;
+  // The job queue is no registry endpoint: its scenario drives libs/jobs in-process, after the subjects.
+  const jobQueueScenario = only === undefined || JOB_QUEUE_SCENARIO.includes(only);
+  const jobCount = Number(values.jobs ?? (quick ? 2000 : 10_000));
+  if (list.length > 0) {
+    for (const tool of ['wrk', 'ab', 'skopeo']) {
+      if (!available(tool)) throw new Error(`${tool} is required: apt-get install ${tool}`);
+    }
+  }
+  // One Ceph RGW for the run, started when first needed: the angos-s3 subject and the job queue on S3.
+  let s3Server: Promise<S3TestServer> | undefined;
+  const s3 = () => {
+    s3Server ??= startS3TestServer();
+    return s3Server;
+  };
   const figures: Figures = { rounds: {}, memory: {} };
+  const jobFigures: JobQueueFigures[] = [];
   try {
-    for (const name of subjects) {
-      process.stderr.write(`${name}\n`);
-      await measure(name, list, rounds, figures);
+    if (list.length > 0) {
+      for (const name of subjects) {
+        process.stderr.write(`${name}\n`);
+        await measure(name, list, rounds, figures, s3);
+      }
+    }
+    if (jobQueueScenario) {
+      process.stderr.write(`${JOB_QUEUE_SCENARIO}: ${jobCount} no-op jobs\n`);
+      const log = (line: string) => process.stderr.write(`${line}\n`);
+      const jobOptions = { jobs: jobCount, drainLimitMs: Number(values['job-drain-limit']) * 1000, log };
+      jobFigures.push(await benchJobQueue('fs', jobOptions));
+      if (available('radosgw') || process.env['ANGOS_TEST_S3_ENDPOINT'])
+        jobFigures.push(await benchJobQueue('s3', jobOptions, await s3()));
+      else process.stderr.write('radosgw is not installed (see scripts/bench.sh): job queue on fs only\n');
     }
   } finally {
     await rm(workDir, { recursive: true, force: true });
+    await (await s3Server?.catch(() => undefined))?.stop();
   }
   const date = new Date().toISOString();
   const machine = `${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
-  const text = `Benchmark ${date} on ${machine}; ${rounds} rounds, medians${quick ? ' (quick sizes)' : ''}.\n\n${table(list, subjects, figures)}\n`;
+  const sections = [
+    ...(list.length > 0 ? [table(list, subjects, figures)] : []),
+    ...(jobFigures.length > 0
+      ? [
+          `Job queue (libs/jobs in-process, one runner, pool of 4, memory lock, 1 s poll): enqueue and drain ${jobCount} no-op jobs; one pending-gauge refresh at that depth.\n\n${jobQueueTable(jobFigures)}`,
+        ]
+      : []),
+  ];
+  const text = `Benchmark ${date} on ${machine}; ${rounds} rounds, medians${quick ? ' (quick sizes)' : ''}.\n\n${sections.join('\n\n')}\n`;
   process.stdout.write(`${text}\n`);
   const results = join(repoRoot(), 'bench', 'results');
   await mkdir(results, { recursive: true });
   await writeFile(
     join(results, `${date.replace(/[:.]/g, '-')}.json`),
-    JSON.stringify({ date, machine, rounds, quick, figures }, null, 2),
+    JSON.stringify({ date, machine, rounds, quick, figures, jobQueue: jobFigures }, null, 2),
   );
   await writeFile(join(results, 'latest.md'), text);
 }

@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, repoRoot, type S3Endpoint, startS3TestServer } from '@angos/test-support';
+import { freePort, repoRoot, type S3Endpoint } from '@angos/test-support';
 
 /**
  * The identity angos subjects are configured with (`[auth.identity.bench]`), for the scenarios
@@ -29,14 +29,15 @@ export type SubjectName = 'angos' | 'angos-split' | 'angos-s3' | 'distribution';
 
 export const SUBJECT_NAMES: readonly SubjectName[] = ['angos', 'angos-split', 'angos-s3', 'distribution'];
 
-export async function startSubject(name: SubjectName): Promise<Subject> {
+/** `s3` gives the Ceph RGW of the run, started once and shared with the job queue scenario. */
+export async function startSubject(name: SubjectName, s3: () => Promise<S3Endpoint>): Promise<Subject> {
   switch (name) {
     case 'angos':
       return startAngos('fs');
     case 'angos-split':
       return startAngos('split');
     case 'angos-s3':
-      return startAngosOnS3();
+      return startAngos(await s3());
     case 'distribution':
       return startDistribution();
   }
@@ -97,24 +98,6 @@ function storageSection(deployment: Deployment, dir: string): string {
     `secret_key = "${deployment.secretAccessKey}"`,
     `key_prefix = "bench-${Date.now()}"`,
   ].join('\n');
-}
-
-/** `angos server` on S3 (Ceph RGW, started here and stopped with the subject); blob GETs redirect to it. */
-async function startAngosOnS3(): Promise<Subject> {
-  const s3 = await startS3TestServer();
-  try {
-    const subject = await startAngos(s3);
-    return {
-      ...subject,
-      stop: async () => {
-        await subject.stop();
-        await s3.stop();
-      },
-    };
-  } catch (error) {
-    await s3.stop();
-    throw error;
-  }
 }
 
 async function startAngos(deployment: Deployment): Promise<Subject> {

@@ -53,5 +53,6 @@ describe('password checks and storage I/O', () => {
       await rm(dir, { recursive: true, force: true });
       await auth.close();
     }
-  });
+    // 48 Argon2 checks on two low-priority threads take seconds on a loaded 2-core machine.
+  }, 60_000);
 });

@@ -1,7 +1,12 @@
 export {
+  blobsCheck,
   linksCheck,
   manifestsCheck,
   mediaTypesCheck,
+  type OrphanNamespacesSettings,
+  orphanGrantsCheck,
+  orphanNamespacesCheck,
+  reconcileBlobIndexCheck,
   referrersCheck,
   tagsCheck,
   tempFilesCheck,
@@ -11,7 +16,7 @@ export { type RetentionSettings, retentionCheck } from './checks/retention.js';
 export { Progress, type ProgressOutput } from './progress.js';
 export { quarantine } from './repairs.js';
 export * from './retention/index.js';
-export { logSummary, QUARANTINE, type RunScrubOptions, runScrub } from './runner.js';
+export { logSummary, QUARANTINE, REMOVE_CORRUPT_BLOB, type RunScrubOptions, runScrub } from './runner.js';
 export { checksFor, type ScrubSelection } from './selection.js';
 export type {
   FsRoots,

@@ -15,6 +15,8 @@ export interface RunScrubOptions {
 
 /** The action that moves an unknown key to the lost-and-found prefix. */
 export const QUARANTINE = 'quarantine';
+/** The action of `--blobs` that removes bytes not matching their digest (counted as corrupt removed). */
+export const REMOVE_CORRUPT_BLOB = 'remove-corrupt-blob';
 
 /**
  * Runs the checks one after another, in the order given. Each action is logged (`would …` in a
@@ -46,6 +48,7 @@ export async function runScrub(
         progress.clear();
         if (await perform(action, options.dryRun, ctx)) {
           if (action.action === QUARANTINE) summary.quarantined++;
+          else if (action.action === REMOVE_CORRUPT_BLOB) summary.corruptRemoved++;
           else summary.repairs++;
         } else {
           summary.failures++;

@@ -1,7 +1,12 @@
 import {
+  blobsCheck,
   linksCheck,
   manifestsCheck,
   mediaTypesCheck,
+  type OrphanNamespacesSettings,
+  orphanGrantsCheck,
+  orphanNamespacesCheck,
+  reconcileBlobIndexCheck,
   referrersCheck,
   tagsCheck,
   tempFilesCheck,
@@ -12,6 +17,8 @@ import type { ScrubCheck } from './types.js';
 
 /** The checks of one `angos scrub` run, as its flags ask for them. */
 export interface ScrubSelection {
+  /** `--orphan-namespaces`: the configuration whose repositories own the namespaces kept. */
+  readonly orphanNamespaces?: OrphanNamespacesSettings | undefined;
   readonly tags?: boolean | undefined;
   readonly manifests?: boolean | undefined;
   readonly links?: boolean | undefined;
@@ -21,15 +28,25 @@ export interface ScrubSelection {
   readonly uploads?: boolean | undefined;
   /** `--retention`: the retention rules of the configuration, compiled. */
   readonly retention?: RetentionSettings | undefined;
+  readonly reconcileBlobIndex?: boolean | undefined;
+  /** `--orphan-grants <duration>` (the duration is `ScrubOptions.orphanGrantsOlderThanMs`). */
+  readonly orphanGrants?: boolean | undefined;
+  /** `--blobs`: re-hash, un-indexed bytes and stale grants (the garbage-collection pass follows). */
+  readonly blobs?: boolean | undefined;
 }
 
 /**
- * The checks selected, in the one order every run uses: tags before the revisions they point at,
+ * The checks selected, in the one order every run uses: orphan namespaces first (the other checks
+ * then do not plan repairs in namespaces about to go), tags before the revisions they point at,
  * revisions before the referrer links of theirs, so that no check's repair turns up work for an
- * earlier one, and a dry run plans exactly what a real run then does.
+ * earlier one, and a dry run plans exactly what a real run then does. The blob-index checks come
+ * last, once the links they reason on are sound: the index rebuilt from the manifests before
+ * grants are judged orphans, and `--blobs` just before the garbage-collection pass.
  */
 export function checksFor(selection: ScrubSelection): ScrubCheck[] {
+  const { orphanNamespaces, retention } = selection;
   const ordered: Array<[boolean | undefined, ScrubCheck[]]> = [
+    [orphanNamespaces !== undefined, orphanNamespaces ? [orphanNamespacesCheck(orphanNamespaces)] : []],
     [selection.tags, [tagsCheck]],
     [selection.manifests, [manifestsCheck]],
     [selection.links, [linksCheck]],
@@ -37,7 +54,10 @@ export function checksFor(selection: ScrubSelection): ScrubCheck[] {
     [selection.referrers, [referrersCheck]],
     [selection.uploads, [uploadsCheck, tempFilesCheck]],
     // After the repairs, so that it decides on sound links; before the garbage-collection pass.
-    [selection.retention !== undefined, selection.retention ? [retentionCheck(selection.retention)] : []],
+    [retention !== undefined, retention ? [retentionCheck(retention)] : []],
+    [selection.reconcileBlobIndex, [reconcileBlobIndexCheck]],
+    [selection.orphanGrants, [orphanGrantsCheck]],
+    [selection.blobs, [blobsCheck]],
   ];
   return ordered.flatMap(([selected, checks]) => (selected ? checks : []));
 }

@@ -25,6 +25,8 @@ export interface ScrubAction {
 export interface ScrubOptions {
   /** `--uploads <duration>`: sessions (and fs temp files) older than this are removed. */
   readonly uploadsOlderThanMs?: number | undefined;
+  /** `--orphan-grants <duration>`: grants orphaned for longer than this are revoked. */
+  readonly orphanGrantsOlderThanMs?: number | undefined;
 }
 
 /** What every check reads and repairs through. */

@@ -7,7 +7,7 @@ import { parseConfig } from '@angos/config';
 import { MemoryLockManager } from '@angos/lock';
 import { silentLogger } from '@angos/observability';
 import { type DigestParts, parseDigest, parseReference } from '@angos/oci';
-import { createRegistry, encodeLink, type Registry } from '@angos/registry';
+import { createRegistry, encodeLink, type GcReport, type Registry } from '@angos/registry';
 import {
   type BlobStore,
   createStores,
@@ -42,7 +42,10 @@ export function digestOf(data: string | Buffer): DigestParts {
   return parseDigest(`sha256:${createHash('sha256').update(data).digest('hex')}`);
 }
 
-/** Every check of this library, as `-t -m -l -M -R -u <duration>` selects them. */
+/**
+ * Every check of this library that needs no configuration, as
+ * `-t -m -l -M -R -u 1h --reconcile-blob-index --orphan-grants 1h -b` selects them.
+ */
 export const ALL_CHECKS: ScrubSelection = {
   tags: true,
   manifests: true,
@@ -50,7 +53,13 @@ export const ALL_CHECKS: ScrubSelection = {
   mediaTypes: true,
   referrers: true,
   uploads: true,
+  reconcileBlobIndex: true,
+  orphanGrants: true,
+  blobs: true,
 };
+
+/** `[gc] grace_period_secs` of these tests, and the durations of `--uploads` and `--orphan-grants`. */
+export const HOUR_MS = 3600_000;
 
 /** A registry over real stores (fs in a temp directory, or RGW under a fresh prefix), with memory locks. */
 export interface Store {
@@ -69,7 +78,7 @@ export interface Store {
     dryRun: boolean,
     selection?: ScrubSelection,
     now?: () => number,
-  ): Promise<{ summary: ScrubSummary; actions: PlannedAction[] }>;
+  ): Promise<{ summary: ScrubSummary; actions: PlannedAction[]; gc?: GcReport | undefined }>;
   close(): Promise<void>;
 }
 
@@ -161,12 +170,16 @@ export async function openStore(kind: StoreKind): Promise<Store> {
           locks,
           logger: silentLogger,
           now,
-          options: { uploadsOlderThanMs: 3600_000 },
+          options: { uploadsOlderThanMs: HOUR_MS, orphanGrantsOlderThanMs: HOUR_MS },
           fsRoots,
         },
         { dryRun, onAction: (action) => actions.push(action) },
       );
-      return { summary, actions };
+      // `--blobs` ends with the garbage-collection pass, as the scrub job runs it.
+      const gc = selection.blobs
+        ? await registry.collectGarbage({ gracePeriodMs: HOUR_MS, dryRun, now })
+        : undefined;
+      return { summary, actions, gc };
     },
     close,
   };

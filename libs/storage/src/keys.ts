@@ -78,7 +78,6 @@ export type StorageKey =
   | { kind: 'tags'; namespace: string }
   | { kind: 'referrerLink'; namespace: string; subject: DigestParts; referrer: DigestParts }
   | { kind: 'referrers'; namespace: string; subject: DigestParts; algorithm: Algorithm }
-  | { kind: 'referrerSubjects'; namespace: string; algorithm: Algorithm }
   | { kind: 'uploadData'; namespace: string; id: string }
   | { kind: 'uploadState'; namespace: string; id: string }
   | { kind: 'uploadStaging'; namespace: string; id: string }
@@ -139,8 +138,6 @@ export function keyFor(key: StorageKey): string {
       return `${key.namespace}/_manifests/referrers/${key.subject.algorithm}/${key.subject.hex}/${key.referrer.algorithm}/${key.referrer.hex}/link`;
     case 'referrers':
       return `${key.namespace}/_manifests/referrers/${key.subject.algorithm}/${key.subject.hex}/${key.algorithm}`;
-    case 'referrerSubjects':
-      return `${key.namespace}/_manifests/referrers/${key.algorithm}`;
     case 'uploadData':
       return `${key.namespace}/_uploads/${key.id}/data`;
     case 'uploadState':

@@ -1,5 +1,12 @@
 export { type AngosInstance, type AngosMode, type StartAngosOptions, startAngos } from './angos.js';
+export { exited, terminate, track } from './children.js';
 export { type ContainersEnvOptions, containersEnv } from './containers-env.js';
+export {
+  DISTRIBUTION_USER,
+  type Distribution,
+  type StartDistributionOptions,
+  startDistribution,
+} from './distribution.js';
 export { writeDockerArchive } from './docker-archive.js';
 export { type Dockerd, type StartDockerdOptions, startDockerd } from './dockerd.js';
 export { type Listening, listenOnFreePort } from './listen.js';
@@ -15,12 +22,21 @@ export {
   skipWithout,
   startOptional,
 } from './optional.js';
+export { OutputTail } from './output-tail.js';
 export { createTestCa, type Issued, type IssueOptions, type TestCa } from './pki.js';
 export { freePort, freePortRange, portIsFree } from './ports.js';
 export { pushLayout } from './push-layout.js';
 export { type RedisServer, startRedisServer } from './redis-server.js';
 export { angosLauncher, cliEntry, moduleTracePreload, repoRoot } from './repo-root.js';
-export { type RgwOptions, rgwDataDir, type S3Endpoint, startRgw, stopRgw } from './rgw.js';
+export { type RgwOptions, restartRgwGateway, rgwDataDir, type S3Endpoint, startRgw, stopRgw } from './rgw.js';
 export { RunError, type RunOptions, type RunResult, run, runOk } from './run.js';
 export { type S3TestServer, skipWithoutS3, startS3ForTests, startS3TestServer } from './s3-server.js';
 export { type TarEntry, tar } from './tar.js';
+export {
+  startTokenIssuer,
+  type TokenAccess,
+  type TokenIssuer,
+  type TokenIssuerOptions,
+  type TokenIssuerSettings,
+  type TokenRequest,
+} from './token-issuer.js';

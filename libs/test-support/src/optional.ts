@@ -26,6 +26,7 @@ const PACKAGE_OF: Readonly<Record<string, string>> = {
   'ceph-authtool': 'ceph-common',
   docker: 'docker.io',
   dockerd: 'docker.io',
+  'docker-registry': 'docker-registry',
 };
 
 /** The programs a throw-away Ceph RGW needs (see rgw.ts). */

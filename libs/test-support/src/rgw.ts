@@ -178,6 +178,46 @@ export async function stopRgw(dir: string): Promise<void> {
   await rm(dir, { recursive: true, force: true });
 }
 
+/**
+ * SIGKILLs the radosgw of the RGW whose data is in `dir` (a `startRgw` dataDir), waits `downMs`,
+ * and starts it again, resolving once it answers: the S3 endpoint crashes and comes back, its
+ * data intact (the monitor and the OSD keep running).
+ */
+export async function restartRgwGateway(dir: string, downMs = 0): Promise<void> {
+  const pid = readPid(dir, 'client.rgw.s3');
+  if (pid === null) throw new Error(`no radosgw pid in ${dir}`);
+  signal(pid, 'SIGKILL');
+  const gone = Date.now() + 10_000;
+  while (alive(pid) && Date.now() < gone) await sleep(50);
+  if (downMs > 0) await sleep(downMs);
+  const conf = join(dir, 'ceph.conf');
+  const port = Number(/endpoint=127\.0\.0\.1:(\d+)/.exec(readFileSync(conf, 'utf8'))?.[1]);
+  const env = { ...process.env, CEPH_CONF: conf };
+  const deadline = Date.now() + 60_000;
+  // The old process may hold the port for a moment after it died: try again until it binds.
+  for (;;) {
+    await exec('radosgw', ['-n', 'client.rgw.s3'], env, 30_000, join(dir, 'log', 'setup.log'));
+    const answered = await (async () => {
+      while (Date.now() < deadline) {
+        const restarted = readPid(dir, 'client.rgw.s3');
+        if (restarted !== null && restarted !== pid && !alive(restarted)) return false;
+        if (
+          (await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(2000) }).catch(
+            () => null,
+          )) !== null
+        )
+          return true;
+        await sleep(200);
+      }
+      return false;
+    })();
+    if (answered) return;
+    if (Date.now() >= deadline)
+      throw new Error(`radosgw did not come back on port ${port}:\n${await logTails(dir)}`);
+    await sleep(500);
+  }
+}
+
 function cephConf(dir: string, port: number, objectStore: string): string {
   return `[global]
 fsid = ${randomUUID()}

@@ -8,6 +8,7 @@ import {
   RGW_PORTS,
   RGW_REGION,
   RGW_SECRET_KEY,
+  restartRgwGateway,
   type S3Endpoint,
   startRgw,
   stopRgw,
@@ -16,6 +17,8 @@ import {
 export type { S3Endpoint } from './rgw.js';
 
 export interface S3TestServer extends S3Endpoint {
+  /** Kills radosgw and starts it again, data intact (absent for an ANGOS_TEST_S3_ENDPOINT server). */
+  restartGateway?(downMs?: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -44,7 +47,11 @@ export async function startS3TestServer(): Promise<S3TestServer> {
     const dataDir = join(tmpdir(), `angos-rgw-${process.pid}-${port}`);
     try {
       const endpoint = await startRgw({ port, dataDir });
-      return { ...endpoint, stop: () => stopRgw(dataDir) };
+      return {
+        ...endpoint,
+        restartGateway: (downMs) => restartRgwGateway(dataDir, downMs),
+        stop: () => stopRgw(dataDir),
+      };
     } catch (error) {
       // Another process may have taken one of the ports in between: try another range.
       lastError = error;

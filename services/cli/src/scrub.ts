@@ -66,9 +66,10 @@ export async function scrubMultipart(
 }
 
 /** The checks of `angos scrub` that walk the registry's storage (all but `--multipart`). */
-export type StoreScrubRequest = Omit<ScrubJobRequest, 'collectGarbage' | 'retention'> & {
+export type StoreScrubRequest = Omit<ScrubJobRequest, 'collectGarbage' | 'retention' | 'orphanNamespaces'> & {
   readonly blobs?: boolean | undefined;
   readonly retention?: boolean | undefined;
+  readonly orphanNamespaces?: boolean | undefined;
 };
 
 /**
@@ -101,7 +102,7 @@ export async function scrubStore(
     { cacheLinks: false },
   );
   try {
-    const { blobs, retention: _retention, ...selection } = request;
+    const { retention: _retention, orphanNamespaces, ...selection } = request;
     return await runScrubJob(
       {
         registry,
@@ -115,7 +116,9 @@ export async function scrubStore(
       {
         ...selection,
         retention,
-        collectGarbage: blobs ? { gracePeriodMs: config.gc.grace_period_secs * 1000 } : undefined,
+        // The repositories of the configuration own the namespaces kept.
+        orphanNamespaces: orphanNamespaces ? { config } : undefined,
+        collectGarbage: selection.blobs ? { gracePeriodMs: config.gc.grace_period_secs * 1000 } : undefined,
       },
     );
   } finally {

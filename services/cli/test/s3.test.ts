@@ -161,9 +161,9 @@ describe('angos scrub', () => {
     const none = await runAngos(['-c', ws.configPath, 'scrub']);
     expect(none.code).toBe(1);
     expect(none.stderr).toContain('specify which checks to run');
-    const later = await runAngos(['-c', ws.configPath, 'scrub', '-t', '--orphan-namespaces', '-p', '1h']);
+    const later = await runAngos(['-c', ws.configPath, 'scrub', '-t', '--replicate', '-p', '1h']);
     expect(later.code).toBe(1);
-    expect(later.stderr).toContain('not supported yet: scrub --orphan-namespaces\n');
+    expect(later.stderr).toContain('not supported yet: scrub --replicate\n');
     expect(later.stderr).not.toContain('scrub --tags');
     const badDuration = await runAngos(['-c', ws.configPath, 'scrub', '--multipart', '1 hour']);
     expect(badDuration.code).toBe(1);

@@ -24,7 +24,12 @@ export interface ScrubJobRequest extends ScrubSelection {
   readonly dryRun: boolean;
   /** `--uploads <duration>`, in milliseconds. */
   readonly uploadsOlderThanMs?: number | undefined;
-  /** `--blobs`: one garbage-collection pass with this grace period (`[gc] grace_period_secs`). */
+  /** `--orphan-grants <duration>`, in milliseconds. */
+  readonly orphanGrantsOlderThanMs?: number | undefined;
+  /**
+   * `--blobs`: one garbage-collection pass with this grace period (`[gc] grace_period_secs`), after
+   * the checks (the selection's `blobs`, the re-hash and index checks, runs last among them).
+   */
   readonly collectGarbage?: { readonly gracePeriodMs: number } | undefined;
 }
 
@@ -65,7 +70,10 @@ export async function runScrubJob(deps: ScrubJobDeps, request: ScrubJobRequest):
       locks: deps.locks,
       logger: deps.logger,
       now,
-      options: { uploadsOlderThanMs: request.uploadsOlderThanMs },
+      options: {
+        uploadsOlderThanMs: request.uploadsOlderThanMs,
+        orphanGrantsOlderThanMs: request.orphanGrantsOlderThanMs,
+      },
       fsRoots: deps.fsRoots,
     },
     { dryRun: request.dryRun, progress: deps.progress, onAction: deps.onAction, summaryLine: false },

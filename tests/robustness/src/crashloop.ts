@@ -11,6 +11,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cliEntry, freePort } from '@angos/test-support';
+import { random } from './random.js';
 
 export interface CrashLoopOptions {
   /** How many times the registry is killed. */
@@ -62,17 +63,6 @@ const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
 function sha256(data: Buffer): string {
   return `sha256:${createHash('sha256').update(data).digest('hex')}`;
-}
-
-/** mulberry32: small, seeded, good enough for timings and sizes. */
-function random(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 function send(

@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ConnectionOptions, connect as connectTls } from 'node:tls';
 import { cliEntry, freePort } from '@angos/test-support';
+import { random } from './random.js';
 
 export interface FuzzOptions {
   readonly requests: number;
@@ -32,16 +33,6 @@ export interface FuzzCase {
   readonly label: string;
   readonly bytes: Buffer;
   readonly answered: boolean;
-}
-
-export function random(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 const sha256 = (data: string | Buffer) => `sha256:${createHash('sha256').update(data).digest('hex')}`;

@@ -1,6 +1,10 @@
+export { blobsCheck } from './blobs.js';
 export { linksCheck } from './links.js';
 export { manifestsCheck } from './manifests.js';
 export { mediaTypesCheck } from './media-types.js';
+export { orphanGrantsCheck } from './orphan-grants.js';
+export { type OrphanNamespacesSettings, orphanNamespacesCheck } from './orphan-namespaces.js';
+export { reconcileBlobIndexCheck } from './reconcile-blob-index.js';
 export { referrersCheck } from './referrers.js';
 export { tagsCheck } from './tags.js';
 export { tempFilesCheck } from './temp-files.js';

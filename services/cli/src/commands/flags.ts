@@ -103,7 +103,7 @@ const SCRUB_FLAGS: readonly FlagSpec[] = [
     alias: 'b',
     type: 'boolean',
     describe:
-      'Garbage collection: reclaim grants and blobs unreferenced for [gc] grace_period_secs, prune stale blob-index entries',
+      'Check blobs: re-hash every blob and remove corrupt ones, index un-indexed bytes, drop stale blob-index grants; then one garbage-collection pass',
     supported: true,
   },
   {
@@ -127,7 +127,7 @@ const SCRUB_FLAGS: readonly FlagSpec[] = [
     type: 'boolean',
     describe:
       'Rebuild blob-index entries missing relative to the manifests that reference each blob (expensive)',
-    supported: false,
+    supported: true,
   },
   {
     name: 'media-types',
@@ -167,14 +167,14 @@ const SCRUB_FLAGS: readonly FlagSpec[] = [
     type: 'string',
     value: DURATION,
     describe: 'Revoke blob-ownership grants older than the duration that no manifest references',
-    supported: false,
+    supported: true,
   },
   {
     name: 'orphan-namespaces',
     alias: 'n',
     type: 'boolean',
     describe: 'Remove revisions, tags and uploads of namespaces no configured repository owns (destructive)',
-    supported: false,
+    supported: true,
   },
 ];
 

@@ -18,6 +18,9 @@ interface ScrubOptions extends GlobalOptions {
   'media-types'?: boolean;
   referrers?: boolean;
   retention?: boolean;
+  'reconcile-blob-index'?: boolean;
+  'orphan-grants'?: string;
+  'orphan-namespaces'?: boolean;
 }
 
 const SCRUB = commandSpec('scrub');
@@ -44,6 +47,10 @@ async function runScrub(options: ScrubOptions): Promise<void> {
   const multipartSecs =
     options.multipart === undefined ? undefined : parseDuration('multipart', options.multipart);
   const uploadsSecs = options.uploads === undefined ? undefined : parseDuration('uploads', options.uploads);
+  const orphanGrantsSecs =
+    options['orphan-grants'] === undefined
+      ? undefined
+      : parseDuration('orphan-grants', options['orphan-grants']);
   const { config } = await loadConfig(options.config);
   const logger = createLogger({ filter: process.env['RUST_LOG'] }).child('scrub');
   const dryRun = options['dry-run'];
@@ -59,6 +66,10 @@ async function runScrub(options: ScrubOptions): Promise<void> {
     uploads: uploadsSecs !== undefined,
     uploadsOlderThanMs: uploadsSecs === undefined ? undefined : uploadsSecs * 1000,
     blobs: options.blobs,
+    reconcileBlobIndex: options['reconcile-blob-index'],
+    orphanGrants: orphanGrantsSecs !== undefined,
+    orphanGrantsOlderThanMs: orphanGrantsSecs === undefined ? undefined : orphanGrantsSecs * 1000,
+    orphanNamespaces: options['orphan-namespaces'],
   };
   if (!CHECK_FLAGS.some(({ name }) => name !== 'multipart' && asked(name))) return;
   const { summary, exitCode } = await scrubStore(config, request, logger);

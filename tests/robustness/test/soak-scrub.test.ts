@@ -1,0 +1,61 @@
+import { skipWithout } from '@angos/test-support';
+import { describe, expect, inject, it } from 'vitest';
+import { type ScrubSoakReport, type ScrubSoakSetup, soakScrub } from '../src/index.js';
+
+/**
+ * The short form of `pnpm soak-scrub`: 40 s of pushes (layers shared across images and
+ * namespaces), pulls of every acknowledged tag, retention keeping the 3 most recently pushed tags
+ * of each namespace, and `angos scrub -t -m -b -r -l` in a loop beside the servers.
+ */
+const SECONDS = 40;
+const s3 = inject('s3');
+
+async function shortForm(setup: ScrubSoakSetup): Promise<ScrubSoakReport> {
+  const report = await soakScrub({
+    setup,
+    seconds: SECONDS,
+    seed: 20261204,
+    // Two namespaces: retention has tags to delete within 40 s even where pushes are slow (S3).
+    namespaces: 2,
+    s3: s3 ?? undefined,
+    log: (line) => process.stderr.write(`${line}\n`),
+  });
+  const { brokenPulls, serverErrors, scrubFailures, ...figures } = report;
+  process.stderr.write(
+    `${setup}: ${JSON.stringify({ ...figures, brokenPulls: brokenPulls.length, serverErrors: serverErrors.length, scrubFailures: scrubFailures.length })}\n`,
+  );
+  return report;
+}
+
+function expectHealthy(report: ScrubSoakReport): void {
+  expect(report.brokenPulls).toEqual([]);
+  expect(report.serverErrors).toEqual([]);
+  expect(report.scrubFailures).toEqual([]);
+  expect(report.deadReplicas).toEqual([]);
+  // The run really raced everything: pushes, retention deletes seen by pulls, several scrub runs.
+  expect(report.pushes).toBeGreaterThanOrEqual(10);
+  expect(report.pulls).toBeGreaterThan(report.pushes);
+  expect(report.retentionDeletes).toBeGreaterThan(0);
+  expect(report.scrubRuns).toBeGreaterThanOrEqual(4);
+  expect(report.finalTags).toBeGreaterThan(0);
+}
+
+describe('scrub soak (short form)', () => {
+  it.skipIf(skipWithout('the scrub soak on fs + Redis', 'redis-server'))(
+    'fs + the Redis lock, 2 replicas: 0 broken pulls and 0 5xx while scrub runs in a loop',
+    async () => expectHealthy(await shortForm('fs-redis')),
+    300_000,
+  );
+
+  it.skipIf(s3 === null)(
+    'S3 (Ceph RGW) + the S3 lock, 2 replicas: 0 broken pulls and 0 5xx while scrub runs in a loop',
+    async () => expectHealthy(await shortForm('s3')),
+    300_000,
+  );
+
+  it(
+    'fs + the memory lock, scrub as a second process: 0 broken pulls and 0 5xx',
+    async () => expectHealthy(await shortForm('fs-memory')),
+    300_000,
+  );
+});
