@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { isTempName } from '@angos/storage';
 import { cliEntry } from '@angos/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -135,7 +135,7 @@ describe.each(KINDS)('angos scrub killed and resumed, on %s', (kind) => {
   }, 600_000);
   afterAll(async () => {
     for (const copy of copies) await copy.remove();
-    for (const config of configs) await rm(config, { force: true });
+    for (const config of configs) await rm(dirname(config), { recursive: true, force: true });
     await seeded?.close();
   }, 300_000);
 
