@@ -86,6 +86,8 @@ const TIME_MARKS = ['_orphaned', '_revoked', '_empty'];
  */
 function withoutTimes(since: number): (key: string, data: Buffer) => Buffer {
   return (key, data) => {
+    // A temp file a kill left may be empty or half-written; durableTree drops it after this.
+    if (isTempName(basename(key))) return data;
     if (key.startsWith('_blob_index/')) {
       const entry = JSON.parse(data.toString('utf8')) as Record<string, unknown>;
       for (const mark of TIME_MARKS) {
