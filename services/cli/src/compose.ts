@@ -27,7 +27,12 @@ import {
 } from '@angos/storage';
 import { startBackgroundGc } from './background-gc.js';
 import { CliError } from './errors.js';
-import { acquireInstanceLock, type InstanceLock, InstanceLockHeldError } from './instance-lock.js';
+import {
+  acquireInstanceLock,
+  type InstanceLock,
+  InstanceLockHeldError,
+  type InstanceLockOptions,
+} from './instance-lock.js';
 import { type ServerJobs, startServerJobs } from './server-jobs.js';
 
 /**
@@ -208,11 +213,28 @@ const HELD_ADVICE: Readonly<Record<WritingCommand, string>> = {
 export async function holdInstanceLock(
   config: Config,
   command: WritingCommand,
+  logger: Logger,
+  options: InstanceLockOptions = {},
 ): Promise<InstanceLock | undefined> {
   const { store, backend, key } = lockStrategyOf(config);
   if (store.fs === undefined || backend !== 'memory') return undefined;
   try {
-    return await acquireInstanceLock(store.fs.root_dir, `angos ${command}`);
+    return await acquireInstanceLock(store.fs.root_dir, `angos ${command}`, {
+      onWait: (holder, waitMs) =>
+        logger.warn('instance lock held by a process on another host; watching its heartbeat', {
+          key,
+          holder: holder.command,
+          pid: holder.pid,
+          host: holder.hostname,
+          wait_ms: waitMs,
+        }),
+      onLost: (path) =>
+        logger.error('instance lock lost: another process took it over, judging this one gone', {
+          key,
+          path,
+        }),
+      ...options,
+    });
   } catch (error) {
     if (!(error instanceof InstanceLockHeldError)) throw error;
     const { holder, root, path } = error;
@@ -223,9 +245,7 @@ export async function holdInstanceLock(
       HELD_ADVICE[command],
     ];
     if (holder.hostname !== hostname()) {
-      lines.push(
-        `That process runs on another host, where its liveness cannot be checked: if it is gone, remove ${path}.`,
-      );
+      lines.push(`That process runs on another host and still renews its lock (${path}).`);
     }
     throw new CliError(lines);
   }
@@ -340,7 +360,7 @@ async function createRegistryFromConfig(
   command: 'server' | 'registry-api',
 ): Promise<{ registry: Registry; storage: StorageFromConfig; jobs: ServerJobs }> {
   // Before anything is opened: a second process on the directory stops with nothing to undo.
-  const instance = await holdInstanceLock(deps.config(), command);
+  const instance = await holdInstanceLock(deps.config(), command, deps.logger);
   let opened: Awaited<ReturnType<typeof openRegistry>>;
   try {
     opened = await openRegistry(deps);

@@ -1,6 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync, unlinkSync } from 'node:fs';
-import { link, mkdir, readdir, readFile, rmdir, unlink, writeFile } from 'node:fs/promises';
+import {
+  type FileHandle,
+  link,
+  mkdir,
+  open,
+  readdir,
+  readFile,
+  rmdir,
+  unlink,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 
@@ -16,6 +27,11 @@ import { join } from 'node:path';
  * record names its holder: pid, host and the process's start marker. A holder on this host whose
  * pid is gone (ESRCH), or whose pid now belongs to a process that started at another time or boot
  * (pid reuse, a container's pid 1 after a restart), is dead: its lock is stale and taken over.
+ * A holder on another host (a container recreated under a new hostname after a SIGKILL, a
+ * shared filesystem) cannot be asked: the holder renews its file's mtime every few seconds, and a
+ * starter that sees it unchanged for a while takes it over. Only the change is compared, never a
+ * time, so the hosts' clocks do not matter; the mtime is read through a fresh open, which NFS
+ * revalidates (close-to-open), not from a cached stat.
  *
  * Taking over never deletes a file that may be someone else's live lock (POSIX has no
  * compare-and-delete): the locks are numbered generations in one directory, and the holder is the
@@ -59,9 +75,25 @@ export interface InstanceLock {
   release(): Promise<void>;
 }
 
+export interface InstanceLockOptions {
+  /** How often the holder renews its file's mtime (default 5 s). */
+  readonly heartbeatMs?: number;
+  /** How long an unchanged mtime must last for a holder on another host to count as gone (default 30 s). */
+  readonly staleAfterMs?: number;
+  /** Called before a starter watches the heartbeat of a holder on another host. */
+  readonly onWait?: (holder: InstanceLockHolder, waitMs: number) => void;
+  /** Called when the holder finds its file gone: another process judged it dead and took over. */
+  readonly onLost?: (path: string) => void;
+}
+
+const HEARTBEAT_MS = 5_000;
+/** Six missed heartbeats: a busy or briefly paused holder is not taken for dead. */
+const STALE_AFTER_MS = 30_000;
 /** How many generations a starter may see taken under it before it gives up (a storm of starters). */
 const MAX_ATTEMPTS = 50;
 const GENERATION = /^[0-9]+$/;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /**
  * This process's start marker on Linux: the boot id and field 22 of `/proc/<pid>/stat` (start time
@@ -79,9 +111,8 @@ function startMarker(pid: number | 'self'): string | undefined {
   }
 }
 
-/** Whether the holder may still run. A holder on another host cannot be checked: it may. */
-function isAlive(holder: InstanceLockHolder): boolean {
-  if (holder.hostname !== hostname()) return true;
+/** Whether a holder on this host still runs. */
+function isAliveHere(holder: InstanceLockHolder): boolean {
   try {
     process.kill(holder.pid, 0);
   } catch (error) {
@@ -125,12 +156,46 @@ async function generations(dir: string): Promise<number[]> {
   }
 }
 
+/** The file's mtime, read through a fresh open (NFS revalidates attributes on open); undefined when gone. */
+async function freshMtime(path: string): Promise<number | undefined> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, 'r');
+  } catch (error) {
+    if (errnoOf(error) === 'ENOENT') return undefined;
+    throw error;
+  }
+  try {
+    return (await handle.stat()).mtimeMs;
+  } finally {
+    await handle.close();
+  }
+}
+
+/** Watches a lock's heartbeat for `waitMs`: 'beating' as soon as its mtime changes. */
+async function heartbeat(path: string, waitMs: number): Promise<'beating' | 'stopped' | 'gone'> {
+  const first = await freshMtime(path);
+  if (first === undefined) return 'gone';
+  const deadline = Date.now() + waitMs;
+  const pollMs = Math.max(10, Math.min(1000, waitMs / 10));
+  while (Date.now() < deadline) {
+    await sleep(Math.min(pollMs, Math.max(0, deadline - Date.now())));
+    const now = await freshMtime(path);
+    if (now === undefined) return 'gone';
+    if (now !== first) return 'beating';
+  }
+  return 'stopped';
+}
+
 /**
  * The holder of one generation: 'gone' when its file was removed meanwhile (released, or taken
  * over), 'stale' when it names no live process. A record that does not parse is stale too: files
  * appear complete (link), so only a crash before the bytes reached the disk leaves one.
  */
-async function holderOf(path: string): Promise<InstanceLockHolder | 'gone' | 'stale'> {
+async function holderOf(
+  path: string,
+  options: InstanceLockOptions,
+): Promise<InstanceLockHolder | 'gone' | 'stale'> {
   let text: string;
   try {
     text = await readFile(path, 'utf8');
@@ -139,7 +204,13 @@ async function holderOf(path: string): Promise<InstanceLockHolder | 'gone' | 'st
     throw error;
   }
   const holder = parseHolder(text);
-  return holder !== undefined && isAlive(holder) ? holder : 'stale';
+  if (holder === undefined) return 'stale';
+  if (holder.hostname === hostname()) return isAliveHere(holder) ? holder : 'stale';
+  const waitMs = options.staleAfterMs ?? STALE_AFTER_MS;
+  options.onWait?.(holder, waitMs);
+  const beat = await heartbeat(path, waitMs);
+  if (beat === 'beating') return holder;
+  return beat === 'gone' ? 'gone' : 'stale';
 }
 
 /** Creates `dir/<generation>` holding `record` unless it exists; false when another starter made it. */
@@ -165,7 +236,11 @@ async function createGeneration(dir: string, generation: number, record: string)
  * or when the process exits (a crash that skips both leaves a stale lock, which the next starter
  * takes over).
  */
-export async function acquireInstanceLock(root: string, command: string): Promise<InstanceLock> {
+export async function acquireInstanceLock(
+  root: string,
+  command: string,
+  options: InstanceLockOptions = {},
+): Promise<InstanceLock> {
   const dir = join(root, INSTANCE_LOCK_DIR);
   const record = JSON.stringify({
     command,
@@ -179,7 +254,7 @@ export async function acquireInstanceLock(root: string, command: string): Promis
     const top = taken.at(-1);
     if (top !== undefined) {
       const path = join(dir, String(top));
-      const holder = await holderOf(path);
+      const holder = await holderOf(path, options);
       if (holder === 'gone') continue;
       if (holder !== 'stale') throw new InstanceLockHeldError(root, holder, path);
     }
@@ -187,12 +262,12 @@ export async function acquireInstanceLock(root: string, command: string): Promis
     if (!(await createGeneration(dir, mine, record))) continue;
     // Every generation below this one is a dead holder's (or was already released).
     for (const generation of taken) await unlink(join(dir, String(generation))).catch(() => {});
-    return heldLock(dir, join(dir, String(mine)));
+    return heldLock(dir, join(dir, String(mine)), options);
   }
   throw new Error(`${dir}: the instance lock changed hands ${MAX_ATTEMPTS} times while being taken`);
 }
 
-function heldLock(dir: string, path: string): InstanceLock {
+function heldLock(dir: string, path: string, options: InstanceLockOptions): InstanceLock {
   // A process.exit() (a second signal, a fatal error) still removes the file; SIGKILL cannot.
   const onExit = () => {
     try {
@@ -200,10 +275,21 @@ function heldLock(dir: string, path: string): InstanceLock {
     } catch {}
   };
   process.once('exit', onExit);
+  let lost = false;
+  const beat = setInterval(() => {
+    const now = new Date();
+    utimes(path, now, now).catch((error: unknown) => {
+      if (errnoOf(error) !== 'ENOENT' || lost) return;
+      lost = true;
+      options.onLost?.(path);
+    });
+  }, options.heartbeatMs ?? HEARTBEAT_MS);
+  beat.unref();
   let released: Promise<void> | undefined;
   return {
     release() {
       released ??= (async () => {
+        clearInterval(beat);
         process.off('exit', onExit);
         await unlink(path).catch((error: unknown) => {
           if (errnoOf(error) !== 'ENOENT') throw error;

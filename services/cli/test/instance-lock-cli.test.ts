@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseConfig } from '@angos/config';
+import { silentLogger } from '@angos/observability';
 import { type RedisServer, skipWithout, startRedisServer } from '@angos/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { holdInstanceLock } from '../src/compose.js';
@@ -138,7 +139,7 @@ describe('instance lock (fs metadata, memory lock strategy)', () => {
   it('a server does not start while a repairing scrub holds the lock', async () => {
     const { config } = parseConfig(baseConfig(ws().dir, 1));
     // This test process stands in for a scrub in the middle of its run.
-    const scrub = await holdInstanceLock(config, 'scrub');
+    const scrub = await holdInstanceLock(config, 'scrub', silentLogger);
     try {
       const refused = await runAngos([
         '-c',

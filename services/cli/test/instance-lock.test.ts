@@ -1,11 +1,12 @@
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseConfig } from '@angos/config';
+import { type Logger, silentLogger } from '@angos/observability';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { holdInstanceLock } from '../src/compose.js';
 import { CliError } from '../src/errors.js';
@@ -49,6 +50,15 @@ async function leaveLock(generation: number, holder: Partial<InstanceLockHolder>
           ...holder,
         });
   await writeFile(join(lockDir(), String(generation)), record);
+}
+
+/** Renews a lock file's mtime as its holder would, until the returned function is called. */
+function renew(path: string): () => void {
+  const timer = setInterval(() => {
+    const now = new Date();
+    utimes(path, now, now).catch(() => {});
+  }, 50);
+  return () => clearInterval(timer);
 }
 
 /** The pid of a process that has exited (and been reaped): nothing runs under it now. */
@@ -110,11 +120,52 @@ describe('acquireInstanceLock', () => {
     await live.release();
   });
 
-  it('never judges a holder on another host: it may be alive', async () => {
+  it('refuses a holder on another host while it renews its lock (its pid cannot be asked)', async () => {
     await leaveLock(1, { pid: await deadPid(), hostname: `not-${hostname()}` });
-    const refused = await acquireInstanceLock(root, 'angos server').catch((error: unknown) => error);
-    expect(refused).toBeInstanceOf(InstanceLockHeldError);
-    expect((refused as InstanceLockHeldError).path).toBe(join(lockDir(), '1'));
+    const stopRenewing = renew(join(lockDir(), '1'));
+    try {
+      const waits: InstanceLockHolder[] = [];
+      const refused = await acquireInstanceLock(root, 'angos server', {
+        staleAfterMs: 2_000,
+        onWait: (holder) => waits.push(holder),
+      }).catch((error: unknown) => error);
+      expect(refused).toBeInstanceOf(InstanceLockHeldError);
+      expect((refused as InstanceLockHeldError).path).toBe(join(lockDir(), '1'));
+      expect(waits.map((holder) => holder.hostname)).toEqual([`not-${hostname()}`]);
+    } finally {
+      stopRenewing();
+    }
+  });
+
+  it('takes over a holder on another host whose lock is no longer renewed (a recreated container)', async () => {
+    await leaveLock(1, { pid: process.pid, hostname: `not-${hostname()}` });
+    const lock = await acquireInstanceLock(root, 'angos server', { staleAfterMs: 300 });
+    expect(await lockFiles()).toEqual(['2']);
+    await lock.release();
+  });
+
+  it('renews its own lock, so that a starter on another host sees it alive', async () => {
+    const lock = await acquireInstanceLock(root, 'angos server', { heartbeatMs: 50 });
+    try {
+      const path = join(lockDir(), '1');
+      const before = (await stat(path)).mtimeMs;
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      expect((await stat(path)).mtimeMs).not.toBe(before);
+    } finally {
+      await lock.release();
+    }
+  });
+
+  it('says so when another process took its lock over', async () => {
+    const lost: string[] = [];
+    const lock = await acquireInstanceLock(root, 'angos server', {
+      heartbeatMs: 20,
+      onLost: (path) => lost.push(path),
+    });
+    await rm(join(lockDir(), '1'));
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(lost).toEqual([join(lockDir(), '1')]);
+    await lock.release();
   });
 
   it('of starters racing in one process on a stale lock, exactly one wins', async () => {
@@ -169,12 +220,16 @@ describe('acquireInstanceLock', () => {
 
 describe('holdInstanceLock', () => {
   const configOf = (lock = '') =>
-    parseConfig(`[server]\nbind_address = "127.0.0.1"\n[blob_store.fs]\nroot_dir = ${JSON.stringify(root)}\n${lock}`).config;
+    parseConfig(
+      `[server]\nbind_address = "127.0.0.1"\n[blob_store.fs]\nroot_dir = ${JSON.stringify(root)}\n${lock}`,
+    ).config;
 
   it('names the lock strategy key and says what to do, by the command refused', async () => {
-    const server = await holdInstanceLock(configOf(), 'server');
+    const server = await holdInstanceLock(configOf(), 'server', silentLogger);
     try {
-      const refused = await holdInstanceLock(configOf(), 'scrub').catch((error: unknown) => error);
+      const refused = await holdInstanceLock(configOf(), 'scrub', silentLogger).catch(
+        (error: unknown) => error,
+      );
       expect(refused).toBeInstanceOf(CliError);
       const [reason, advice, ...rest] = (refused as CliError).lines;
       expect(reason).toContain('metadata_store.fs.lock_strategy: ');
@@ -183,23 +238,37 @@ describe('holdInstanceLock', () => {
       expect(advice).toContain('[metadata_store.fs.lock_strategy.redis]');
       expect(advice).toContain('--dry-run');
       expect(rest).toEqual([]);
-      const second = await holdInstanceLock(configOf(), 'registry-api').catch((error: unknown) => error);
+      const second = await holdInstanceLock(configOf(), 'registry-api', silentLogger).catch(
+        (error: unknown) => error,
+      );
       expect((second as CliError).lines[1]).toContain('[metadata_store.fs.lock_strategy.redis]');
     } finally {
       await server?.release();
     }
   });
 
-  it('tells the operator which file to remove when the holder runs on another host', async () => {
+  it('says when the holder runs on another host, and logs while it watches its heartbeat', async () => {
     await leaveLock(1, { pid: 1, hostname: `not-${hostname()}` });
-    const refused = await holdInstanceLock(configOf(), 'server').catch((error: unknown) => error);
-    expect((refused as CliError).lines[2]).toContain(`remove ${join(lockDir(), '1')}`);
+    const stopRenewing = renew(join(lockDir(), '1'));
+    const warnings: string[] = [];
+    const logger = { ...silentLogger, warn: (message: string) => warnings.push(message) };
+    try {
+      const refused = await holdInstanceLock(configOf(), 'server', logger as Logger, {
+        staleAfterMs: 2_000,
+      }).catch((error: unknown) => error);
+      expect((refused as CliError).lines[2]).toContain('runs on another host and still renews its lock');
+      expect(warnings).toEqual(['instance lock held by a process on another host; watching its heartbeat']);
+    } finally {
+      stopRenewing();
+    }
   });
 
   it('takes no lock with a shared lock strategy: Redis locks exclude across processes', async () => {
-    const config = configOf('[metadata_store.fs.lock_strategy.redis]\nurl = "redis://127.0.0.1:1"\nttl = 5\n');
-    expect(await holdInstanceLock(config, 'server')).toBeUndefined();
-    expect(await holdInstanceLock(config, 'scrub')).toBeUndefined();
+    const config = configOf(
+      '[metadata_store.fs.lock_strategy.redis]\nurl = "redis://127.0.0.1:1"\nttl = 5\n',
+    );
+    expect(await holdInstanceLock(config, 'server', silentLogger)).toBeUndefined();
+    expect(await holdInstanceLock(config, 'scrub', silentLogger)).toBeUndefined();
     expect(existsSync(lockDir())).toBe(false);
   });
 });

@@ -57,7 +57,7 @@ async function runScrub(options: ScrubOptions): Promise<void> {
   const dryRun = options['dry-run'];
   // A repairing run writes: with the memory lock it must be the directory's only writer, and keeps
   // a server from starting until it ends. A dry run only reads, and runs beside a server.
-  const instance = dryRun ? undefined : await holdInstanceLock(config, 'scrub');
+  const instance = dryRun ? undefined : await holdInstanceLock(config, 'scrub', logger);
   try {
     if (multipartSecs !== undefined) await scrubMultipart(config, multipartSecs, dryRun, logger);
     const request: StoreScrubRequest = {
