@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { readdir, writeFile } from 'node:fs/promises';
@@ -12,6 +13,7 @@ import {
   baseConfig,
   freePort,
   type LongRunning,
+  logRecords,
   runAngos,
   startAngos,
   useWorkspace,
@@ -37,6 +39,23 @@ async function startServer(configPath = ws().configPath): Promise<{ server: Long
   await waitForHttp(`${url}/v2/`, server);
   return { server, url };
 }
+
+/** Every check of this build that walks the metadata store. */
+const EVERY_CHECK = [
+  '-t',
+  '-m',
+  '-b',
+  '-r',
+  '-l',
+  '-M',
+  '-R',
+  '-n',
+  '--uploads',
+  '0s',
+  '--reconcile-blob-index',
+  '--orphan-grants',
+  '0s',
+];
 
 function expectRefusal(stderr: string, advice: string): void {
   expect(stderr).toContain(
@@ -105,6 +124,36 @@ describe('instance lock (fs metadata, memory lock strategy)', () => {
     } finally {
       expect(await server.stop()).toBe(0);
     }
+  }, 60_000);
+
+  it('no scrub check touches the lock: a dry run beside a server plans nothing for it', async () => {
+    const { server, url } = await startServer();
+    try {
+      // Content in the store, so that every check has a namespace to walk.
+      const blob = Buffer.from('instance lock test');
+      const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
+      const put = await fetch(`${url}/v2/lock/app/blobs/uploads/?digest=${digest}`, {
+        method: 'POST',
+        body: blob,
+      });
+      expect(put.status).toBe(201);
+      const dry = await runAngos(['-c', ws().configPath, 'scrub', '-d', ...EVERY_CHECK], {
+        env: { RUST_LOG: 'info' },
+      });
+      expect(dry.code, dry.stderr).toBe(0);
+      const planned = logRecords(dry.stderr).filter((record) => record['message'] === 'would repair');
+      // The blob no manifest holds is an orphan grant: the run did plan repairs, none of the lock.
+      expect(planned.length).toBeGreaterThan(0);
+      expect(planned.filter((record) => String(record['key']).includes(INSTANCE_LOCK_DIR))).toEqual([]);
+      expect(await generations()).toHaveLength(1);
+    } finally {
+      expect(await server.stop()).toBe(0);
+    }
+    // A real run with every check, beside its own lock: nothing moved to lost-and-found.
+    const real = await runAngos(['-c', ws().configPath, 'scrub', ...EVERY_CHECK]);
+    expect(real.code, real.stderr).toBe(0);
+    expect(existsSync(join(ws().dir, 'data', '_lost_and_found'))).toBe(false);
+    expect(existsSync(lockDir())).toBe(false);
   }, 60_000);
 
   it('a server stopped cleanly releases the lock: the directory is as it was, scrub then repairs', async () => {
