@@ -205,10 +205,11 @@ const HELD_ADVICE: Readonly<Record<WritingCommand, string>> = {
 /**
  * The instance lock of a process that writes fs metadata under the `"memory"` lock strategy
  * (instance-lock.ts): one such process per directory. Undefined with a shared lock strategy
- * (Redis: its locks exclude across processes) and on S3 metadata, where the processes of one
- * bucket run on different hosts and a lock's holder cannot be checked for liveness: a crashed one
- * would keep every restart out (the S3 lock strategy expires its locks instead). Throws a CliError
- * naming the lock strategy's key when another live process holds it.
+ * (Redis: its locks exclude across processes) and on S3 metadata: there no pid can be asked (the
+ * processes of a bucket run on different hosts), so the lock would be an object every server
+ * rewrites every few seconds, billed and rate-limited, to tell a crashed holder from a live one;
+ * the S3 lock strategy already does that per lock, and is what runs several processes. Throws a
+ * CliError naming the lock strategy's key when another live process holds it.
  */
 export async function holdInstanceLock(
   config: Config,
