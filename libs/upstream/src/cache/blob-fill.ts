@@ -33,6 +33,8 @@ export class BlobFill {
   #state: FillState = { kind: 'waiting' };
   #size: number | undefined;
   #received = 0;
+  /** The latest chunk, passed on to followers only with the next one, or at the commit. */
+  #held: Buffer | undefined;
   readonly #followers = new Set<Follower>();
   readonly #started: Promise<'streaming' | 'stored'>;
   readonly #done: Promise<void>;
@@ -84,6 +86,8 @@ export class BlobFill {
 
   /** The blob is in storage (committed by this fill, or found there). */
   stored(): void {
+    if (this.#held !== undefined) this.#deliver(this.#held);
+    this.#held = undefined;
     this.#state = { kind: 'stored' };
     this.#resolveStarted('stored');
     this.#resolveDone();
@@ -91,6 +95,7 @@ export class BlobFill {
   }
 
   failed(error: unknown): void {
+    this.#held = undefined;
     this.#state = { kind: 'failed', error };
     this.#rejectStarted(error);
     this.#rejectDone(error);
@@ -101,7 +106,11 @@ export class BlobFill {
   tap(): Transform {
     return new Transform({
       transform: (chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) => {
-        this.#deliver(chunk);
+        // The last chunk reaches followers only once the blob is committed: a client that has
+        // every byte then finds the blob in storage, and none gets all of a blob that failed.
+        if (this.#held !== undefined) this.#deliver(this.#held);
+        this.#held = chunk;
+        this.onBytes(chunk.length);
         callback(null, chunk);
       },
     });
@@ -147,7 +156,9 @@ export class BlobFill {
         yield* await this.readStored(follower.resumeAt, end);
         return;
       }
-      if (follower.next > follower.end || state.kind === 'stored') return;
+      // A range ends with its last byte. The whole blob (no end) ends once it is committed, so a
+      // client that has it all finds it in storage from then on, and sees a failed commit fail.
+      if (state.kind === 'stored' || follower.next > follower.end) return;
       await new Promise<void>((resolve) => {
         follower.wake = resolve;
       });
@@ -158,7 +169,6 @@ export class BlobFill {
   #deliver(chunk: Buffer): void {
     const offset = this.#received;
     this.#received += chunk.length;
-    this.onBytes(chunk.length);
     for (const follower of this.#followers) {
       if (follower.resumeAt !== undefined || follower.next > follower.end) continue;
       const from = Math.max(follower.next, offset) - offset;
