@@ -1,6 +1,6 @@
 import { PassThrough, pipeline, type Readable } from 'node:stream';
 import type { Config } from '@angos/config';
-import type { JobHandler, JobQueue } from '@angos/jobs';
+import { type JobHandler, type JobQueue, TerminalJobError } from '@angos/jobs';
 import type { LockManager } from '@angos/lock';
 import type { Logger } from '@angos/observability';
 import { type DigestParts, formatDigest, OciError, parseDigest } from '@angos/oci';
@@ -88,6 +88,12 @@ export class BlobFiller {
         this.#fills.set(key, fill);
         try {
           await this.#fill(payload.namespace, digest, fill, signal);
+        } catch (error) {
+          // No upstream has the blob (any more): retrying cannot help.
+          if (error instanceof OciError && error.kind === 'BLOB_UNKNOWN') {
+            throw new TerminalJobError(`no upstream has ${payload.digest} for ${payload.namespace}`);
+          }
+          throw error;
         } finally {
           this.#fills.delete(key);
         }

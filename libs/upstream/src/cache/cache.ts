@@ -28,7 +28,7 @@ import { cacheRepositoryOf, staleWarning, UpstreamPool } from './upstreams.js';
 /**
  * The pull-through cache: reads of namespaces under a repository with upstreams. Hits come from
  * storage through the registry core; misses from the repository's upstreams in order, stored
- * (verified) through the core as they are served. See docs/pull-through-cache.md.
+ * (verified) through the core as they are served.
  */
 export class PullThroughCache {
   readonly #metrics: CacheMetrics;
