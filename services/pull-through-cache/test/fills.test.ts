@@ -221,6 +221,73 @@ describe.skipIf(skip)('cache fills', () => {
   });
 });
 
+describe.skipIf(skip)('a cache at max_concurrent_cache_jobs', () => {
+  let upstream: Distribution;
+  let proxy: TestProxy;
+  let first: SeededImage;
+  let second: SeededImage;
+  let cache: TestCache;
+
+  beforeAll(async () => {
+    upstream = await startDistribution();
+    first = await seedImage(upstream, 'library/first', 'v1', ['linux/amd64'], {
+      fillMb: 2,
+      compress: 'none',
+    });
+    second = await seedImage(upstream, 'library/second', 'v1');
+    proxy = await startProxy(upstream.url);
+    cache = await startCache({
+      upstreams: [{ url: proxy.url }],
+      toml: '[global]\nmax_concurrent_cache_jobs = 1',
+    });
+  });
+
+  afterAll(async () => {
+    await cache?.close();
+    await proxy?.close();
+    await upstream?.stop();
+    await first?.remove();
+    await second?.remove();
+  });
+
+  it('leaves a fill beyond the limit to the cache queue, and serves it once the drain stored it', async () => {
+    const busy = await largestBlob(first);
+    const queued = await largestBlob(second);
+    const hold = proxy.hold(64 * 1024, busy.digest);
+    const busyPull = open(`${cache.url}/v2/mirror/library/first/blobs/${busy.digest}`);
+    await until(
+      async () => (await metricValue(cache, 'angos_pull_through_cache_fills_in_flight')) === 1,
+      'the first fill',
+    );
+    const queuedPull = cache.send('GET', `/v2/mirror/library/second/blobs/${queued.digest}`);
+    await until(
+      async () =>
+        (await cache.jobs.listPending('cache')).items.some(
+          (job) => (job.payload as { digest: string }).digest === queued.digest,
+        ),
+      'the queued job',
+    );
+    // The first fill still holds the only slot; the drain (a worker) takes the queued one.
+    const runner = new JobRunner({
+      queue: cache.jobs,
+      locks: new MemoryLockManager(),
+      pools: [{ name: 'cache', concurrency: 1 }],
+      handlers: cache.cache.jobHandlers(),
+      pollIntervalMs: 50,
+    });
+    runner.start();
+    try {
+      const reply = await queuedPull;
+      expect(reply.status).toBe(200);
+      expect(`sha256:${createHash('sha256').update(reply.body).digest('hex')}`).toBe(queued.digest);
+    } finally {
+      await runner.stop();
+    }
+    hold.release();
+    expect(await digestOfBody(await busyPull)).toEqual({ digest: busy.digest, bytes: busy.size });
+  });
+});
+
 describe.skipIf(skip)('several upstreams', () => {
   let empty: Distribution;
   let upstream: Distribution;

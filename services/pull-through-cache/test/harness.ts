@@ -264,17 +264,24 @@ export const MANIFEST_ACCEPT = [
  */
 export interface TestProxy extends Listening {
   intercept: (req: IncomingMessage, res: ServerResponse) => boolean;
-  hold(afterBytes: number): { release(): void };
+  /** Holds blob bodies (only those of `digest`, when given) after `afterBytes` bytes. */
+  hold(afterBytes: number, digest?: string): { release(): void };
 }
 
 export async function startProxy(target: string): Promise<TestProxy> {
-  let held: { afterBytes: number; released: Promise<void> } | undefined;
+  let held: { afterBytes: number; digest: string | undefined; released: Promise<void> } | undefined;
   const proxy = {
     intercept: (_req: IncomingMessage, _res: ServerResponse) => false,
   };
   const server = createServer((req, res) => {
     if (proxy.intercept(req, res)) return;
-    const hold = req.method === 'GET' && /\/blobs\/sha256:/.test(req.url ?? '') ? held : undefined;
+    const url = req.url ?? '';
+    const hold =
+      req.method === 'GET' &&
+      /\/blobs\/sha256:/.test(url) &&
+      (held?.digest === undefined || url.endsWith(held.digest))
+        ? held
+        : undefined;
     const forward = request(
       new URL(req.url ?? '/', target),
       { method: req.method, headers: { ...req.headers, host: new URL(target).host } },
@@ -309,12 +316,12 @@ export async function startProxy(target: string): Promise<TestProxy> {
   });
   const listening = await listenOnFreePort(server);
   return Object.assign(proxy, listening, {
-    hold(afterBytes: number) {
+    hold(afterBytes: number, digest?: string) {
       let release!: () => void;
       const released = new Promise<void>((resolve) => {
         release = resolve;
       });
-      held = { afterBytes, released };
+      held = { afterBytes, digest, released };
       return {
         release: () => {
           held = undefined;

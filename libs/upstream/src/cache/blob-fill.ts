@@ -77,6 +77,11 @@ export class BlobFill {
     return this.#size;
   }
 
+  /** True once the fill is stored or failed. */
+  get settled(): boolean {
+    return this.#state.kind === 'stored' || this.#state.kind === 'failed';
+  }
+
   /** The upstream answered: bytes will pass through `tap()`. */
   begin(size: number | undefined): void {
     this.#size = size;

@@ -50,14 +50,17 @@ export interface BlobFillerDeps {
  * durable `cache` job so that a fill a crash cut short completes later.
  */
 export class BlobFiller {
+  /** Fills clients follow, by namespace and digest: running here, or waiting for a job. */
   readonly #fills = new Map<string, BlobFill>();
+  /** The keys of the fills running in this process. */
+  readonly #filling = new Set<string>();
   #running = 0;
 
   constructor(private readonly deps: BlobFillerDeps) {}
 
   /** The fill of the blob in progress here, or a new one. Never cancelled by the clients that follow it. */
   join(namespace: string, digest: DigestParts): BlobFill {
-    const key = `${namespace}\n${formatDigest(digest)}`;
+    const key = fillKey(namespace, digest);
     const existing = this.#fills.get(key);
     if (existing !== undefined) return existing;
     const fill = this.#newFill(namespace, digest);
@@ -78,14 +81,16 @@ export class BlobFiller {
         const repository = cacheRepositoryOf(this.deps.config(), payload.namespace);
         // The repository is no longer a cache: nothing to fill (scrub --cache-orphans reports these).
         if (repository === undefined) return;
-        const key = `${payload.namespace}\n${payload.digest}`;
-        const inProcess = this.#fills.get(key);
-        if (inProcess !== undefined) {
-          await inProcess.done;
+        const key = fillKey(payload.namespace, digest);
+        if (this.#filling.has(key)) {
+          // This process is filling it already: the job is done when that fill is.
+          await this.#fills.get(key)?.done;
           return;
         }
-        const fill = this.#newFill(payload.namespace, digest);
-        this.#fills.set(key, fill);
+        // Requests waiting for this job (no capacity to fill inline) stream from it.
+        const waiting = this.#fills.get(key);
+        const fill = waiting ?? this.#newFill(payload.namespace, digest);
+        if (waiting === undefined) this.#fills.set(key, fill);
         try {
           await this.#fill(payload.namespace, digest, fill, signal);
         } catch (error) {
@@ -95,7 +100,7 @@ export class BlobFiller {
           }
           throw error;
         } finally {
-          this.#fills.delete(key);
+          if (waiting === undefined) this.#fills.delete(key);
         }
       },
     };
@@ -170,6 +175,8 @@ export class BlobFiller {
   async #awaitStored(namespace: string, digest: DigestParts, fill: BlobFill): Promise<void> {
     const deadline = Date.now() + QUEUED_FILL_WAIT_MS;
     while (Date.now() < deadline) {
+      // A job run in this process may drive this very fill (see handler()).
+      if (fill.settled) return;
       if (await this.#isStored(namespace, digest).catch(() => false)) {
         fill.stored();
         return;
@@ -187,6 +194,8 @@ export class BlobFiller {
   async #fill(namespace: string, digest: DigestParts, fill: BlobFill, signal: AbortSignal | undefined) {
     const repository = cacheRepositoryOf(this.deps.config(), namespace);
     const text = formatDigest(digest);
+    const key = fillKey(namespace, digest);
+    this.#filling.add(key);
     this.#running++;
     this.deps.metrics.fillsInFlight.inc();
     try {
@@ -226,6 +235,7 @@ export class BlobFiller {
       fill.failed(error);
       throw error;
     } finally {
+      this.#filling.delete(key);
       this.#running--;
       this.deps.metrics.fillsInFlight.dec();
     }
@@ -240,6 +250,10 @@ export class BlobFiller {
       throw error;
     }
   }
+}
+
+function fillKey(namespace: string, digest: DigestParts): string {
+  return `${namespace}\n${formatDigest(digest)}`;
 }
 
 /** Every upstream failed: 503 UNAVAILABLE, naming why. */
