@@ -126,17 +126,20 @@ export class BlobFiller {
   async #start(namespace: string, digest: DigestParts, fill: BlobFill): Promise<void> {
     const capacity = this.deps.config().global.max_concurrent_cache_jobs;
     const inline = this.#running < capacity;
-    const job = await this.#enqueue(namespace, digest, inline ? INLINE_JOB_DEFER_MS : 0);
     if (!inline) {
+      await this.#enqueue(namespace, digest, 0);
       await this.#awaitStored(namespace, digest, fill);
       return;
     }
+    // The job is written while the fill starts: the first byte does not wait for it.
+    const queued = this.#enqueue(namespace, digest, INLINE_JOB_DEFER_MS);
     try {
       await this.#fill(namespace, digest, fill, undefined);
     } catch {
       // The followers have the error, and the logs the cause. The job is there for a fill a crash
       // cuts short, not to retry one that failed: the next pull tries again.
     }
+    const job = await queued;
     if (job !== undefined) {
       await this.deps.jobs.deletePending(CACHE_QUEUE, job).catch((error: unknown) =>
         this.deps.logger.warn('cache job of an ended fill not removed', {
@@ -215,12 +218,13 @@ export class BlobFiller {
           const blob = asked.value;
           fill.begin(blob.size);
           const body = pipeline(blob.body, fill.tap(), () => {});
-          const id = await this.deps.registry.uploads.start(namespace);
+          let id: string | undefined;
           try {
+            id = await this.deps.registry.uploads.start(namespace);
             await this.deps.registry.uploads.complete(namespace, id, digest, body, {});
           } catch (error) {
             blob.body.destroy();
-            await this.deps.registry.uploads.cancel(namespace, id).catch(() => {});
+            if (id !== undefined) await this.deps.registry.uploads.cancel(namespace, id).catch(() => {});
             if (isUpstreamError(error)) {
               this.deps.upstreams.record(repository, `blob ${namespace}@${text}`, error);
             }

@@ -4,6 +4,7 @@ import type { JobHandler } from '@angos/jobs';
 import {
   type ByteRange,
   type Descriptor,
+  type DigestParts,
   formatDigest,
   OciError,
   parseDigest,
@@ -181,7 +182,7 @@ export class PullThroughCache {
     return staleWarning(errors);
   }
 
-  async #stat(namespace: string, digest: ReturnType<typeof parseDigest>) {
+  async #stat(namespace: string, digest: DigestParts): Promise<{ size: number } | undefined> {
     try {
       return await this.deps.registry.blobs.stat(namespace, digest);
     } catch (error) {
