@@ -132,5 +132,13 @@ describe.skipIf(skip)('two cache replicas on S3 with the S3 lock', () => {
       expect(`sha256:${createHash('sha256').update(reply.body).digest('hex')}`).toBe(digest);
     }
     expect(accessLogCount(upstream, 'GET', `/v2/library/shared/blobs/${digest}`)).toBe(1);
+
+    // A hit on S3 (enable_blob_redirect defaults to true) is a 307 to S3, which serves the same bytes.
+    for (const replica of replicas) {
+      const hit = await replica.send('GET', path);
+      expect(hit.status).toBe(200);
+      expect(hit.headers['x-test-redirected']).toBe('true');
+      expect(`sha256:${createHash('sha256').update(hit.body).digest('hex')}`).toBe(digest);
+    }
   });
 });
