@@ -28,8 +28,11 @@ import { buildPullThroughCache } from '../src/index.js';
 /** The cache repository of the tests: `mirror/x` is `x` upstream. */
 export const REPOSITORY = 'mirror';
 
-/** Generous on a loaded machine, short enough that a dead upstream fails a test quickly. */
-export const TEST_TIMEOUTS = { responseMs: 15_000, idleMs: 15_000 };
+/**
+ * Generous on a loaded machine: a test holds an upstream body for as long as it needs (a dead
+ * upstream is a closed port, refused at once, so this costs no test any time).
+ */
+export const TEST_TIMEOUTS = { responseMs: 60_000, idleMs: 60_000 };
 
 export interface Reply {
   readonly status: number;

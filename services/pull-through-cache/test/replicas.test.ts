@@ -10,7 +10,7 @@ import {
   startDistribution,
   startS3TestServer,
 } from '@angos/test-support';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import {
   accessLogCount,
   metricValue,
@@ -116,6 +116,7 @@ describe.skipIf(skip)('two cache replicas on S3 with the S3 lock', () => {
       if (length > size) [digest, size] = [candidate, length];
     }
     const hold = proxy.hold(1024 * 1024);
+    onTestFinished(() => hold.release());
     const path = `/v2/mirror/library/shared/blobs/${digest}`;
     const pulls = replicas.flatMap((replica) => [replica.send('GET', path), replica.send('GET', path)]);
     // Both replicas are filling: one holds the digest's lock and streams, the other waits for it.
