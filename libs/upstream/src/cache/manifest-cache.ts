@@ -4,7 +4,7 @@ import {
   type Descriptor,
   type DigestParts,
   formatDigest,
-  MediaType,
+  negotiateManifest,
   OciError,
   parseManifest,
   parseReference,
@@ -15,7 +15,6 @@ import type { UpstreamClient, UpstreamManifest } from '../client.js';
 import { isUpstreamError } from '../errors.js';
 import { unavailable } from './blob-filler.js';
 import type { CacheMetrics } from './metrics.js';
-import { acceptedManifestTypes } from './negotiate.js';
 import type { ManifestAnswer, ManifestRequest } from './types.js';
 import { staleWarning, type UpstreamPool } from './upstreams.js';
 
@@ -243,33 +242,16 @@ export class ManifestCache {
     return started;
   }
 
-  /**
-   * Serves what the client accepts, as registry-api does: the stored manifest when accepted; for
-   * a Docker manifest list asked for by tag by a client that does not accept it, its linux/amd64
-   * image; MANIFEST_UNKNOWN otherwise.
-   */
+  /** What the client accepts of `manifest`, as registry-api serves it (libs/oci negotiateManifest). */
   async #negotiate(
     namespace: string,
     reference: Reference,
     manifest: StoredManifest,
     accept: string | string[] | undefined,
   ): Promise<StoredManifest> {
-    const accepted = acceptedManifestTypes(accept);
-    if (accepted === 'any' || accepted.has(manifest.mediaType)) return manifest;
-    if (manifest.mediaType === MediaType.DockerManifestList && reference.kind === 'tag') {
-      const list = parseManifest(manifest.body, manifest.mediaType);
-      const amd64 = list.manifests.find((child) => {
-        const platform = child.platform as { os?: string; architecture?: string } | undefined;
-        return platform?.os === 'linux' && platform.architecture === 'amd64';
-      });
-      if (amd64 && accepted.has(amd64.mediaType)) {
-        return this.deps.registry.manifests.get(namespace, parseReference(amd64.digest));
-      }
-    }
-    throw new OciError('MANIFEST_UNKNOWN', {
-      mediaType: manifest.mediaType,
-      reason: 'the Accept header does not allow this manifest type',
-    });
+    const choice = negotiateManifest(accept, manifest, reference.kind === 'tag');
+    if (choice.kind === 'stored') return manifest;
+    return this.deps.registry.manifests.get(namespace, parseReference(choice.digest));
   }
 }
 
