@@ -269,6 +269,16 @@ export interface RepositoryConfig {
   authorization_webhook?: string;
   event_webhooks?: string[];
   upstream: UpstreamConfig[];
+  /**
+   * Project-specific, pull-through only: least seconds between two upstream checks (HEAD) of one
+   * mutable tag; a pull in between is served from the cache.
+   */
+  upstream_tag_check_interval_secs: number;
+  /**
+   * Project-specific, pull-through only: how long after its last successful upstream check a
+   * cached tag is still served while every upstream fails. Absent: no limit.
+   */
+  upstream_stale_tag_window_secs?: number;
   downstream: DownstreamConfig[];
   access_policy?: AccessPolicyConfig;
   retention_policy?: RetentionPolicyConfig;
@@ -339,6 +349,8 @@ export interface UiConfig {
 export interface ServicesConfig {
   /** Where the gateway forwards registry API requests in the split deployment. */
   registry_api_url?: string;
+  /** Where the gateway forwards the namespaces of pull-through repositories in the split deployment. */
+  pull_through_cache_url?: string;
   /** Shared secret the gateway presents to vouch for the requests it forwards. */
   internal_token?: string;
 }
