@@ -62,7 +62,9 @@ function canonicalHost(host: string): string | undefined {
  * registry when its FIRST upstream is on that host (`docker.io` and `registry-1.docker.io` are one).
  * The upstream URL's mapping (configuration reference, `upstream.url`) is read backwards: for a bare
  * host `<key>/<name>`; for a path URL `https://host/team`, `team/x` is `<key>/x`, `team` is `<key>`,
- * and names outside `team` are not that repository's. Repositories are tried in key order.
+ * and names outside `team` are not that repository's. Repositories are tried in key order. A name
+ * already under a repository that mirrors the host is returned as it is: the mirror's path then
+ * names the repository (containerd's `override_path = true` with `/v2/<key>`).
  */
 export function mirrorNamespace(
   config: Pick<Config, 'repository'>,
@@ -71,11 +73,16 @@ export function mirrorNamespace(
 ): string | undefined {
   const wanted = canonicalHost(registryHost);
   if (wanted === undefined) return undefined;
+  const mirrors = (repository: RepositoryConfig | undefined) => {
+    const first = repository?.upstream[0];
+    return first !== undefined && canonicalHost(new URL(first.url).host) === wanted;
+  };
+  // Already the local name (containerd's `override_path`, pointing at `/v2/<key>`): kept as it is.
+  if (mirrors(governingRepository(config, name))) return name;
   for (const key of Object.keys(config.repository).sort()) {
     const first = config.repository[key]?.upstream[0];
-    if (first === undefined) continue;
+    if (first === undefined || !mirrors(config.repository[key])) continue;
     const url = new URL(first.url);
-    if (canonicalHost(url.host) !== wanted) continue;
     const prefix = url.pathname.replace(/^\/+|\/+$/g, '');
     if (prefix === '') return `${key}/${name}`;
     if (name === prefix) return key;

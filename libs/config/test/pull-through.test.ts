@@ -103,6 +103,12 @@ url = "http://127.0.0.1:5000"
     expect(mirrorNamespace(config, 'ghcr.io', 'acmecorp/app')).toBeUndefined();
   });
 
+  it('keeps a name already under a repository mirroring the host (override_path set-ups)', () => {
+    expect(mirrorNamespace(config, 'docker.io', 'docker-io/library/alpine')).toBe('docker-io/library/alpine');
+    expect(mirrorNamespace(config, 'ghcr.io', 'gh/app')).toBe('gh/app');
+    expect(mirrorNamespace(config, 'ghcr.io', 'docker-io/x')).toBeUndefined();
+  });
+
   it('matches the first upstream only, and nothing for unknown or malformed hosts', () => {
     expect(mirrorNamespace(config, 'quay.io', 'x')).toBeUndefined();
     expect(mirrorNamespace(config, 'mirror.example.com', 'x')).toBe('quay/x');

@@ -1,6 +1,6 @@
 import { createAuth } from '@angos/auth';
 import type { Config, S3ConnectionConfig } from '@angos/config';
-import { lockBackend } from '@angos/config';
+import { isPullThroughNamespace, lockBackend } from '@angos/config';
 import { buildGateway } from '@angos/gateway';
 import { type Handler, healthHandler } from '@angos/http';
 import {
@@ -329,6 +329,7 @@ export async function composeServer(deps: AppDeps): Promise<App> {
   const auth = createAuth({ config: deps.config, logger: deps.logger, metrics: deps.metrics });
   const handler = buildGateway({
     auth,
+    config: deps.config,
     logger: deps.logger.child('gateway'),
     metrics: deps.metrics,
     upstream: { kind: 'in-process', handler: api },
@@ -365,14 +366,34 @@ export async function composeRegistryApi(deps: AppDeps, internalToken: string): 
   };
 }
 
-/** `angos gateway`: the public edge, forwarding over HTTP to registry-api. */
-export function composeGateway(deps: AppDeps, upstream: { url: string; internalToken: string }): App {
+/** Where the split gateway forwards: registry-api, and the pull-through cache service when configured. */
+export interface GatewayRoutes {
+  readonly registryApiUrl: string;
+  /** Absent: no repository has an upstream (startup checks that). */
+  readonly pullThroughCacheUrl?: string | undefined;
+  readonly internalToken: string;
+}
+
+/**
+ * `angos gateway`: the public edge, forwarding over HTTP to registry-api, and the namespaces of
+ * pull-through repositories to the pull-through cache service; both hops signed alike.
+ */
+export function composeGateway(deps: AppDeps, routes: GatewayRoutes): App {
   const auth = createAuth({ config: deps.config, logger: deps.logger, metrics: deps.metrics });
+  const { internalToken, pullThroughCacheUrl } = routes;
   const handler = buildGateway({
     auth,
+    config: deps.config,
     logger: deps.logger.child('gateway'),
     metrics: deps.metrics,
-    upstream: { kind: 'http', ...upstream },
+    upstream: { kind: 'http', url: routes.registryApiUrl, internalToken },
+    pullThroughCache:
+      pullThroughCacheUrl === undefined
+        ? undefined
+        : {
+            handles: (namespace) => isPullThroughNamespace(deps.config(), namespace),
+            upstream: { kind: 'http', url: pullThroughCacheUrl, internalToken },
+          },
     ready: readiness(deps),
   });
   return { handler, close: () => auth.close() };

@@ -5,6 +5,7 @@ import {
   ConfigError,
   type ConfigIssue,
   type ConfigWarning,
+  hasPullThroughRepositories,
   loadConfig,
   unsupportedFeatures,
   watchConfig,
@@ -47,13 +48,33 @@ export interface RunningService {
 }
 
 /** Options a split service reads once at startup from `[services]`. */
-const SPLIT_SETTINGS = ['services.registry_api_url', 'services.internal_token'] as const;
+const SPLIT_SETTINGS = [
+  'services.registry_api_url',
+  'services.pull_through_cache_url',
+  'services.internal_token',
+] as const;
+
+/**
+ * The split gateway sends the namespaces of repositories with upstreams to the pull-through cache
+ * service: without its address they would reach registry-api, which would take pushes into them.
+ */
+function pullThroughRouteMissing(config: Config, kind: ServiceKind, routed: Config): ConfigIssue[] {
+  if (kind !== 'gateway' || routed.services.pull_through_cache_url !== undefined) return [];
+  if (!hasPullThroughRepositories(config)) return [];
+  return [
+    {
+      path: 'services.pull_through_cache_url',
+      message: 'required for gateway when a repository has an upstream',
+    },
+  ];
+}
 
 function required(config: Config, kind: ServiceKind): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   if (kind === 'gateway' && config.services.registry_api_url === undefined) {
     issues.push({ path: 'services.registry_api_url', message: 'required for gateway' });
   }
+  issues.push(...pullThroughRouteMissing(config, kind, config));
   if (kind !== 'server' && config.services.internal_token === undefined) {
     issues.push({ path: 'services.internal_token', message: `required for ${kind}` });
   }
@@ -87,7 +108,8 @@ async function compose(kind: ServiceKind, deps: AppDeps, config: Config): Promis
       return composeRegistryApi(deps, config.services.internal_token ?? '');
     case 'gateway':
       return composeGateway(deps, {
-        url: config.services.registry_api_url ?? '',
+        registryApiUrl: config.services.registry_api_url ?? '',
+        pullThroughCacheUrl: config.services.pull_through_cache_url,
         internalToken: config.services.internal_token ?? '',
       });
   }
@@ -146,14 +168,21 @@ function watchForChanges(
           logger.error('configuration change rejected: features not supported yet', { keys: unsupported });
           return;
         }
-        const issues = checkLoadable(next.config);
+        // `[services]` is read at startup: the routes are those of the initial configuration.
+        const issues = [
+          ...checkLoadable(next.config),
+          ...pullThroughRouteMissing(next.config, kind, live.initial),
+        ];
         if (issues.length > 0) {
           logger.error('configuration change rejected: invalid configuration', { issues });
           return;
         }
         const keys = [...restartKeys];
         for (const key of SPLIT_SETTINGS) {
-          const [section, option] = key.split('.') as ['services', 'registry_api_url' | 'internal_token'];
+          const [section, option] = key.split('.') as [
+            'services',
+            'registry_api_url' | 'pull_through_cache_url' | 'internal_token',
+          ];
           if (kind !== 'server' && live.initial[section][option] !== next.config[section][option])
             keys.push(key);
         }

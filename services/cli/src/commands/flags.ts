@@ -159,8 +159,9 @@ const SCRUB_FLAGS: readonly FlagSpec[] = [
   {
     name: 'cache-orphans',
     type: 'boolean',
-    describe: 'Delete cache jobs whose repository is no longer configured for pull-through',
-    supported: false,
+    describe:
+      'Delete cache jobs (pending and dead-lettered) whose repository is no longer configured for pull-through',
+    supported: true,
   },
   {
     name: 'orphan-grants',
