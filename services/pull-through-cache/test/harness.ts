@@ -1,0 +1,235 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { type Config, parseConfig } from '@angos/config';
+import { createHttpServer } from '@angos/http';
+import { JobQueue } from '@angos/jobs';
+import { type LockManager, MemoryLockManager } from '@angos/lock';
+import { createMetrics, type Metrics, silentLogger } from '@angos/observability';
+import { createRegistry, type Registry } from '@angos/registry';
+import { type BlobStore, FsBlobStore, FsMetadataStore, type MetadataStore } from '@angos/storage';
+import {
+  DISTRIBUTION_USER,
+  type Distribution,
+  type MkOciOptions,
+  mkOci,
+  OciClient,
+  OciLayout,
+  pushLayout,
+} from '@angos/test-support';
+import { PullThroughCache } from '@angos/upstream';
+import { buildPullThroughCache } from '../src/index.js';
+
+/** The cache repository of the tests: `mirror/x` is `x` upstream. */
+export const REPOSITORY = 'mirror';
+
+/** Generous on a loaded machine, short enough that a dead upstream fails a test quickly. */
+export const TEST_TIMEOUTS = { responseMs: 15_000, idleMs: 15_000 };
+
+export interface Reply {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: Buffer;
+  // biome-ignore lint/suspicious/noExplicitAny: replies are checked field by field
+  json(): any;
+}
+
+/** One `[[repository."mirror".upstream]]` entry. */
+export interface UpstreamEntry {
+  readonly url: string;
+  readonly auth?: 'none' | 'htpasswd' | 'token';
+}
+
+export function upstreamOf(
+  distribution: Distribution,
+  auth: 'none' | 'htpasswd' | 'token' = 'none',
+): UpstreamEntry {
+  return { url: distribution.url, auth };
+}
+
+export interface CacheOptions {
+  readonly upstreams: readonly UpstreamEntry[];
+  /** More `[repository."mirror"]` options (TOML lines). */
+  readonly repositoryToml?: string;
+  /** More top-level TOML. */
+  readonly toml?: string;
+  /** Stores and locks shared with another instance (replicas); fresh fs stores and memory locks otherwise. */
+  readonly shared?: { blobs: BlobStore; metadata: MetadataStore; locks: LockManager };
+}
+
+export interface TestCache {
+  readonly url: string;
+  readonly cache: PullThroughCache;
+  readonly registry: Registry;
+  readonly jobs: JobQueue;
+  readonly metrics: Metrics;
+  readonly config: Config;
+  send(method: string, path: string, headers?: Record<string, string>): Promise<Reply>;
+  close(): Promise<void>;
+}
+
+export function cacheToml(options: CacheOptions, rootDir: string): string {
+  const lines = [
+    '[server]',
+    'bind_address = "127.0.0.1"',
+    '[blob_store.fs]',
+    `root_dir = "${rootDir}"`,
+    options.toml ?? '',
+    `[repository."${REPOSITORY}"]`,
+    options.repositoryToml ?? '',
+  ];
+  for (const upstream of options.upstreams) {
+    lines.push(`[[repository."${REPOSITORY}".upstream]]`, `url = "${upstream.url}"`);
+    if ((upstream.auth ?? 'none') !== 'none') {
+      lines.push(`username = "${DISTRIBUTION_USER.username}"`, `password = "${DISTRIBUTION_USER.password}"`);
+    }
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+/** The engine and its HTTP service on 127.0.0.1, on fs storage in a temp dir (or the shared stores). */
+export async function startCache(options: CacheOptions): Promise<TestCache> {
+  const rootDir = await mkdtemp(join(tmpdir(), 'angos-ptc-'));
+  const { config } = parseConfig(cacheToml(options, rootDir));
+  const blobs = options.shared?.blobs ?? new FsBlobStore(rootDir, { syncToDisk: false });
+  const metadata = options.shared?.metadata ?? new FsMetadataStore(rootDir, { syncToDisk: false });
+  const locks = options.shared?.locks ?? new MemoryLockManager();
+  const registry = createRegistry({ blobs, metadata, locks, config: () => config, logger: silentLogger });
+  const jobs = new JobQueue({ store: metadata });
+  const metrics = createMetrics({ defaultMetrics: false });
+  const cache = new PullThroughCache({
+    registry,
+    locks,
+    jobs,
+    config: () => config,
+    logger: silentLogger,
+    metrics,
+    upstreamTimeouts: TEST_TIMEOUTS,
+  });
+  const handler = buildPullThroughCache({
+    cache,
+    config: () => config,
+    logger: silentLogger,
+    trust: { kind: 'in-process' },
+  });
+  const server: Server = createHttpServer(handler, { logger: silentLogger });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  const url = `http://127.0.0.1:${port}`;
+  return {
+    url,
+    cache,
+    registry,
+    jobs,
+    metrics,
+    config,
+    send: (method, path, headers = {}) => send(url, method, path, headers),
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await cache.close();
+      await rm(rootDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export function send(
+  base: string,
+  method: string,
+  path: string,
+  headers: Record<string, string> = {},
+): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = request(new URL(path, base), { method, headers, agent: false }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('error', reject);
+      res.on('end', () => {
+        if (!res.complete) {
+          reject(new Error(`response of ${method} ${path} cut short`));
+          return;
+        }
+        const body = Buffer.concat(chunks);
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body,
+          json: () => JSON.parse(body.toString('utf8')),
+        });
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+export interface SeededImage {
+  readonly layout: OciLayout;
+  /** The tagged manifest (or index). */
+  readonly digest: string;
+  /** Image manifests by platform (`linux/amd64`), with their config and layer digests. */
+  readonly images: ReadonlyMap<string, { digest: string; blobs: string[] }>;
+  remove(): Promise<void>;
+}
+
+interface Document {
+  manifests?: { digest: string; platform?: { os: string; architecture: string } }[];
+  config?: { digest: string };
+  layers?: { digest: string }[];
+}
+
+/** Pushes a deterministic image (mkOci) to `repository` of a distribution, under `tag`. */
+export async function seedImage(
+  upstream: Distribution,
+  repository: string,
+  tag: string,
+  platforms: readonly string[] = ['linux/amd64'],
+  options: MkOciOptions = {},
+): Promise<SeededImage> {
+  const dir = await mkdtemp(join(tmpdir(), 'angos-ptc-layout-'));
+  const remove = () => rm(dir, { recursive: true, force: true });
+  try {
+    const digest = await mkOci(dir, tag, platforms, { seed: `${repository}-${tag}`, ...options });
+    const layout = new OciLayout(dir);
+    await pushLayout(
+      new OciClient(upstream.url, upstream.pushHeaders(repository)),
+      layout,
+      repository,
+      digest,
+      tag,
+    );
+    const images = new Map<string, { digest: string; blobs: string[] }>();
+    const top = await layout.json<Document>(digest);
+    const entries = top.manifests ?? [{ digest, platform: { os: 'linux', architecture: 'amd64' } }];
+    for (const entry of entries) {
+      const image = await layout.json<Document>(entry.digest);
+      const platform = entry.platform ? `${entry.platform.os}/${entry.platform.architecture}` : 'linux/amd64';
+      images.set(platform, {
+        digest: entry.digest,
+        blobs: [image.config!.digest, ...(image.layers ?? []).map((layer) => layer.digest)],
+      });
+    }
+    return { layout, digest, images, remove };
+  } catch (error) {
+    await remove();
+    throw error;
+  }
+}
+
+/** GET requests of the distribution's access log for `path` (e.g. `/v2/library/x/blobs/<digest>`). */
+export function accessLogCount(upstream: Distribution, method: string, path: string): number {
+  const needle = `"${method} ${path} `;
+  return upstream
+    .output()
+    .split('\n')
+    .filter((line) => line.includes(needle)).length;
+}
+
+export const MANIFEST_ACCEPT = [
+  'application/vnd.oci.image.index.v1+json',
+  'application/vnd.oci.image.manifest.v1+json',
+  'application/vnd.docker.distribution.manifest.list.v2+json',
+  'application/vnd.docker.distribution.manifest.v2+json',
+].join(', ');
