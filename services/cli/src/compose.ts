@@ -11,6 +11,7 @@ import {
   MemoryLockManager,
 } from '@angos/lock';
 import type { Logger, Metrics } from '@angos/observability';
+import { buildPullThroughCache } from '@angos/pull-through-cache';
 import { createRegistry, type Registry } from '@angos/registry';
 import { buildRegistryApi } from '@angos/registry-api';
 import {
@@ -24,6 +25,7 @@ import {
   type S3ConnectionOptions,
   withLinkCache,
 } from '@angos/storage';
+import type { PullThroughCache } from '@angos/upstream';
 import { startBackgroundGc } from './background-gc.js';
 import { CliError } from './errors.js';
 import { type ServerJobs, startServerJobs } from './server-jobs.js';
@@ -288,7 +290,7 @@ export async function openRegistry(
  */
 async function createRegistryFromConfig(
   deps: AppDeps,
-): Promise<{ registry: Registry; storage: StorageFromConfig; jobs: ServerJobs }> {
+): Promise<{ registry: Registry; storage: StorageFromConfig; jobs: ServerJobs; cache: PullThroughCache }> {
   const { registry, storage, locks } = await openRegistry(deps);
   let jobs: ServerJobs;
   try {
@@ -301,11 +303,13 @@ async function createRegistryFromConfig(
   return {
     registry,
     jobs,
+    cache: jobs.cache,
     storage: {
       ...storage,
       async close() {
         await gc.stop();
         await jobs.stop(0); // after quiesce: returns at once; otherwise cancels what still runs
+        await jobs.cache.close();
         await storage.close();
       },
     },
@@ -316,9 +320,12 @@ function readiness(deps: AppDeps, registry?: Registry): () => Promise<boolean> {
   return async () => deps.accepting() && (registry === undefined || (await registry.ready()));
 }
 
-/** `angos server`: gateway and registry-api in one process, no hop between them. */
+/**
+ * `angos server`: gateway, registry-api and the pull-through cache in one process, no hop between
+ * them. The gateway sends the namespaces of repositories with upstreams to the cache.
+ */
 export async function composeServer(deps: AppDeps): Promise<App> {
-  const { registry, storage, jobs } = await createRegistryFromConfig(deps);
+  const { registry, storage, jobs, cache } = await createRegistryFromConfig(deps);
   const api = buildRegistryApi({
     registry,
     jobs: jobs.queue,
@@ -333,6 +340,18 @@ export async function composeServer(deps: AppDeps): Promise<App> {
     logger: deps.logger.child('gateway'),
     metrics: deps.metrics,
     upstream: { kind: 'in-process', handler: api },
+    pullThroughCache: {
+      handles: (namespace) => cache.handles(namespace),
+      upstream: {
+        kind: 'in-process',
+        handler: buildPullThroughCache({
+          cache,
+          config: deps.config,
+          logger: deps.logger,
+          trust: { kind: 'in-process' },
+        }),
+      },
+    },
     ready: readiness(deps, registry),
   });
   return {
@@ -357,6 +376,29 @@ export async function composeRegistryApi(deps: AppDeps, internalToken: string): 
   });
   return {
     handler: healthHandler(api, {
+      metrics: deps.metrics,
+      logger: deps.logger,
+      ready: readiness(deps, registry),
+    }),
+    quiesce: (graceMs) => jobs.stop(graceMs),
+    close: () => storage.close(),
+  };
+}
+
+/**
+ * `angos pull-through-cache`: the namespaces of repositories with upstreams, accepting only requests
+ * the gateway vouches for (split deployment).
+ */
+export async function composePullThroughCache(deps: AppDeps, internalToken: string): Promise<App> {
+  const { registry, storage, jobs, cache } = await createRegistryFromConfig(deps);
+  const service = buildPullThroughCache({
+    cache,
+    config: deps.config,
+    logger: deps.logger,
+    trust: { kind: 'internal-token', token: internalToken },
+  });
+  return {
+    handler: healthHandler(service, {
       metrics: deps.metrics,
       logger: deps.logger,
       ready: readiness(deps, registry),

@@ -13,7 +13,14 @@ import {
 import { createHttpServer, type Handler, type RequestLimits, withObservability } from '@angos/http';
 import { createLogger, createMetrics, type Logger, type Metrics } from '@angos/observability';
 import { checkRetentionConfig, retentionWarnings } from '@angos/scrub';
-import { type App, type AppDeps, composeGateway, composeRegistryApi, composeServer } from './compose.js';
+import {
+  type App,
+  type AppDeps,
+  composeGateway,
+  composePullThroughCache,
+  composeRegistryApi,
+  composeServer,
+} from './compose.js';
 import { drain } from './drain.js';
 import { CliError } from './errors.js';
 import { type ListenAddress, listenOn, parseListen } from './listen.js';
@@ -26,7 +33,18 @@ import {
   watchTlsFiles,
 } from './tls.js';
 
-export type ServiceKind = 'server' | 'registry-api' | 'gateway';
+export type ServiceKind = 'server' | 'registry-api' | 'gateway' | 'pull-through-cache';
+
+/**
+ * The port of `angos pull-through-cache` by default: next to the split deployment's 8000 (gateway),
+ * 8001 (registry-api) and the worker's 8002. The other services default to `[server] port`.
+ */
+export const PULL_THROUGH_CACHE_PORT = 8003;
+
+/** The services behind the gateway: they trust its signature, never speak TLS, and authorize nothing. */
+function isBehindGateway(kind: ServiceKind): boolean {
+  return kind === 'registry-api' || kind === 'pull-through-cache';
+}
 
 export interface StartServiceOptions {
   readonly kind: ServiceKind;
@@ -106,6 +124,8 @@ async function compose(kind: ServiceKind, deps: AppDeps, config: Config): Promis
       return composeServer(deps);
     case 'registry-api':
       return composeRegistryApi(deps, config.services.internal_token ?? '');
+    case 'pull-through-cache':
+      return composePullThroughCache(deps, config.services.internal_token ?? '');
     case 'gateway':
       return composeGateway(deps, {
         registryApiUrl: config.services.registry_api_url ?? '',
@@ -130,7 +150,7 @@ function configWarnings(loaded: { config: Config; warnings: readonly ConfigWarni
  * new setup answers every client 401 or 403 with nothing in the log to say why.
  */
 function warnIfRefusingEverything(logger: Logger, kind: ServiceKind, config: Config): void {
-  if (kind === 'registry-api') return;
+  if (isBehindGateway(kind)) return;
   const reason = refusesEveryRequest(config);
   if (reason !== undefined) {
     logger.warn('access policy refuses every request', { key: GLOBAL_ACCESS_POLICY_KEY, reason });
@@ -219,9 +239,9 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
   checkRunnable(config, kind, configPath);
   warnIfRefusingEverything(logger, kind, config);
 
-  // TLS is the public edge's (`server`, `gateway`); registry-api only ever talks to the gateway.
+  // TLS is the public edge's (`server`, `gateway`); the services behind it only talk to the gateway.
   // Read before anything is built, so a missing certificate stops startup with nothing to undo.
-  const tls = kind === 'registry-api' ? undefined : config.server.tls;
+  const tls = isBehindGateway(kind) ? undefined : config.server.tls;
   const tlsMaterial =
     tls === undefined
       ? undefined
@@ -255,7 +275,10 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
   try {
     address = await listenOn(
       server,
-      listenAt ?? { host: config.server.bind_address, port: config.server.port },
+      listenAt ?? {
+        host: config.server.bind_address,
+        port: kind === 'pull-through-cache' ? PULL_THROUGH_CACHE_PORT : config.server.port,
+      },
     );
   } catch (error) {
     tlsReloader?.close();
