@@ -57,7 +57,8 @@ describe.skipIf(skip).each(MODES)('pull-through cache of angos %s', (mode) => {
     await pushLayout(new OciClient(upstream.url), source, 'team/multi', index, 'v1');
     angos = await startAngos({
       mode,
-      config: `[[repository."mirror".upstream]]\nurl = "${upstream.url}"\n`,
+      // Every pull of the tag asks the upstream (a HEAD): with it stopped, the fallback is exercised.
+      config: `[repository."mirror"]\nupstream_tag_check_interval_secs = 0\n[[repository."mirror".upstream]]\nurl = "${upstream.url}"\n`,
       env: { RUST_LOG: 'debug' },
     });
     env = {
@@ -158,6 +159,13 @@ describe.skipIf(skip).each(MODES)('pull-through cache of angos %s', (mode) => {
 
   it('keeps serving every cached pull once the upstream is stopped', async () => {
     await upstream.stop();
+    // The tag is served from the cache, flagged: the upstream could not be asked.
+    const tag = await fetch(`${angos.url}/v2/mirror/team/multi/manifests/v1`, {
+      headers: { accept: 'application/vnd.oci.image.index.v1+json' },
+    });
+    expect(tag.status).toBe(200);
+    expect(tag.headers.get('docker-content-digest')).toBe(index);
+    expect(tag.headers.get('warning')).toMatch(/^110 /);
     const byTag = await skopeoPull('v1');
     expect((await byTag.descriptor('v1')).digest).toBe(index);
     await expectSameImage(byTag, index);
