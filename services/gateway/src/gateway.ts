@@ -74,10 +74,11 @@ const API_VERSION_HEADER = ['docker-distribution-api-version', 'registry/2.0'] a
 
 /**
  * What a pull-through namespace refuses whoever asks (405 UNSUPPORTED): its content comes from its
- * upstreams only. Answered before authentication, so that a policy refusing pushes does not turn the
- * answer into 401 or 403 and clients are not sent to log in for something no login allows.
+ * upstreams only, so it takes no push and no delete. Answered before authentication, so that a
+ * policy refusing writes does not turn the answer into 401 or 403 and clients are not sent to log
+ * in for something no login allows.
  */
-const PUSH_ACTIONS: ReadonlySet<Action> = new Set<Action>([
+const WRITE_ACTIONS: ReadonlySet<Action> = new Set<Action>([
   'start-upload',
   'mount-blob',
   'update-upload',
@@ -85,9 +86,11 @@ const PUSH_ACTIONS: ReadonlySet<Action> = new Set<Action>([
   'get-upload',
   'cancel-upload',
   'put-manifest',
+  'delete-manifest',
+  'delete-blob',
 ]);
 
-const PULL_THROUGH_IS_READ_ONLY = 'a pull-through cache namespace cannot be pushed to';
+const PULL_THROUGH_IS_READ_ONLY = 'a pull-through cache namespace is read-only';
 
 function isApiPath(path: string): boolean {
   return path === '/v2' || path.startsWith('/v2/');
@@ -223,7 +226,7 @@ export function buildGateway(deps: GatewayDeps): Handler {
       return;
     }
     const cached = isCached(request.namespace);
-    if (cached && PUSH_ACTIONS.has(request.action)) {
+    if (cached && WRITE_ACTIONS.has(request.action)) {
       if (hasUnreadBody(req)) res.setHeader('connection', 'close');
       sendError(
         res,
