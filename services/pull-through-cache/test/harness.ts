@@ -1,18 +1,21 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import { request, type Server } from 'node:http';
+import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { type Config, parseConfig } from '@angos/config';
 import { createHttpServer } from '@angos/http';
 import { JobQueue } from '@angos/jobs';
 import { type LockManager, MemoryLockManager } from '@angos/lock';
-import { createMetrics, type Metrics, silentLogger } from '@angos/observability';
+import { createLogger, createMetrics, type Metrics, silentLogger } from '@angos/observability';
 import { createRegistry, type Registry } from '@angos/registry';
 import { type BlobStore, FsBlobStore, FsMetadataStore, type MetadataStore } from '@angos/storage';
 import {
   DISTRIBUTION_USER,
   type Distribution,
+  type Listening,
+  listenOnFreePort,
   type MkOciOptions,
   mkOci,
   OciClient,
@@ -59,6 +62,11 @@ export interface CacheOptions {
   readonly shared?: { blobs: BlobStore; metadata: MetadataStore; locks: LockManager };
 }
 
+/** Log records the engine wrote (JSON lines). */
+export interface LogCapture {
+  lines(): Array<{ level: string; message: string; [field: string]: unknown }>;
+}
+
 export interface TestCache {
   readonly url: string;
   readonly cache: PullThroughCache;
@@ -66,6 +74,7 @@ export interface TestCache {
   readonly jobs: JobQueue;
   readonly metrics: Metrics;
   readonly config: Config;
+  readonly logs: LogCapture;
   send(method: string, path: string, headers?: Record<string, string>): Promise<Reply>;
   close(): Promise<void>;
 }
@@ -99,12 +108,25 @@ export async function startCache(options: CacheOptions): Promise<TestCache> {
   const registry = createRegistry({ blobs, metadata, locks, config: () => config, logger: silentLogger });
   const jobs = new JobQueue({ store: metadata });
   const metrics = createMetrics({ defaultMetrics: false });
+  const captured: string[] = [];
+  const destination = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      captured.push(
+        ...chunk
+          .toString('utf8')
+          .split('\n')
+          .filter((line) => line !== ''),
+      );
+      done();
+    },
+  });
+  const logger = createLogger({ filter: 'info', format: 'json', destination });
   const cache = new PullThroughCache({
     registry,
     locks,
     jobs,
     config: () => config,
-    logger: silentLogger,
+    logger,
     metrics,
     upstreamTimeouts: TEST_TIMEOUTS,
   });
@@ -125,6 +147,7 @@ export async function startCache(options: CacheOptions): Promise<TestCache> {
     jobs,
     metrics,
     config,
+    logs: { lines: () => captured.map((line) => JSON.parse(line)) },
     send: (method, path, headers = {}) => send(url, method, path, headers),
     async close() {
       server.closeAllConnections();
@@ -233,3 +256,84 @@ export const MANIFEST_ACCEPT = [
   'application/vnd.docker.distribution.manifest.list.v2+json',
   'application/vnd.docker.distribution.manifest.v2+json',
 ].join(', ');
+
+/**
+ * A proxy in front of an upstream that forwards every request, unless `intercept` answers it
+ * itself (returns true). `hold` makes blob bodies stop after their first `afterBytes` bytes until
+ * released: a fill then stays in progress for as long as a test needs.
+ */
+export interface TestProxy extends Listening {
+  intercept: (req: IncomingMessage, res: ServerResponse) => boolean;
+  /** Holds blob bodies (only those of `digest`, when given) after `afterBytes` bytes. */
+  hold(afterBytes: number, digest?: string): { release(): void };
+}
+
+export async function startProxy(target: string): Promise<TestProxy> {
+  let held: { afterBytes: number; digest: string | undefined; released: Promise<void> } | undefined;
+  const proxy = {
+    intercept: (_req: IncomingMessage, _res: ServerResponse) => false,
+  };
+  const server = createServer((req, res) => {
+    if (proxy.intercept(req, res)) return;
+    const url = req.url ?? '';
+    const hold =
+      req.method === 'GET' &&
+      /\/blobs\/sha256:/.test(url) &&
+      (held?.digest === undefined || url.endsWith(held.digest))
+        ? held
+        : undefined;
+    const forward = request(
+      new URL(req.url ?? '/', target),
+      { method: req.method, headers: { ...req.headers, host: new URL(target).host } },
+      (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        if (hold === undefined) {
+          answer.pipe(res);
+          return;
+        }
+        void (async () => {
+          let sent = 0;
+          for await (const chunk of answer) {
+            const data = chunk as Buffer;
+            if (sent < hold.afterBytes && sent + data.length >= hold.afterBytes) {
+              const first = data.subarray(0, hold.afterBytes - sent);
+              res.write(first);
+              sent += first.length;
+              await hold.released;
+              res.write(data.subarray(first.length));
+              sent += data.length - first.length;
+            } else {
+              res.write(data);
+              sent += data.length;
+            }
+          }
+          res.end();
+        })().catch(() => res.destroy());
+      },
+    );
+    forward.on('error', () => res.destroy());
+    req.pipe(forward);
+  });
+  const listening = await listenOnFreePort(server);
+  return Object.assign(proxy, listening, {
+    hold(afterBytes: number, digest?: string) {
+      let release!: () => void;
+      const released = new Promise<void>((resolve) => {
+        release = resolve;
+      });
+      held = { afterBytes, digest, released };
+      return {
+        release: () => {
+          held = undefined;
+          release();
+        },
+      };
+    },
+  });
+}
+
+/** A metric's value in the Prometheus text (0 when the series is absent). */
+export async function metricValue(cache: TestCache, series: string): Promise<number> {
+  const line = (await cache.metrics.render()).body.split('\n').find((l) => l.startsWith(`${series} `));
+  return line === undefined ? 0 : Number(line.slice(series.length + 1));
+}

@@ -115,6 +115,43 @@ describe.skipIf(skip).each(['none', 'htpasswd', 'token'] as const)(
       expect(reply.json()).toEqual({ name: 'mirror/library/hello', tags: ['v1'] });
     });
 
+    it('merges the referrers of the upstream (its tag-schema fallback included)', async () => {
+      const manifest = await single.layout.blob(single.digest);
+      const subject = single.digest;
+      const referrer = {
+        mediaType: 'application/vnd.oci.image.manifest.v1+json',
+        digest: single.digest,
+        size: manifest.length,
+        artifactType: 'application/vnd.example.signature',
+      };
+      const index = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: 'application/vnd.oci.image.index.v1+json',
+          manifests: [referrer],
+        }),
+      );
+      const pushed = await fetch(`${upstream.url}/v2/library/hello/manifests/${subject.replace(':', '-')}`, {
+        method: 'PUT',
+        headers: {
+          ...upstream.pushHeaders('library/hello'),
+          'content-type': 'application/vnd.oci.image.index.v1+json',
+        },
+        body: index,
+      });
+      expect(pushed.status).toBe(201);
+      const reply = await cache.send('GET', `/v2/mirror/library/hello/referrers/${subject}`);
+      expect(reply.status).toBe(200);
+      expect(reply.headers['content-type']).toBe('application/vnd.oci.image.index.v1+json');
+      expect(reply.json().manifests).toEqual([referrer]);
+      const filtered = await cache.send(
+        'GET',
+        `/v2/mirror/library/hello/referrers/${subject}?artifactType=application/vnd.example.other`,
+      );
+      expect(filtered.json().manifests).toEqual([]);
+      expect(filtered.headers['oci-filters-applied']).toBe('artifactType');
+    });
+
     it('answers 404 for what no upstream has', async () => {
       expect((await cache.send('GET', '/v2/mirror/library/hello/manifests/nope')).status).toBe(404);
       const missing = `sha256:${'0'.repeat(64)}`;

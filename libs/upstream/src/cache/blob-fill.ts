@@ -2,7 +2,7 @@ import { Readable, Transform, type TransformCallback } from 'node:stream';
 import type { ByteRange } from '@angos/oci';
 
 /** How many bytes a follower may fall behind the fill before it is cut loose to read storage. */
-export const FOLLOWER_BUFFER_BYTES = 8 * 1024 * 1024;
+export const FOLLOWER_BUFFER_BYTES = 4 * 1024 * 1024;
 
 /** Where a fill stands, as its followers see it. */
 type FillState =
@@ -75,6 +75,11 @@ export class BlobFill {
   /** The blob's size, once `started` resolved with `streaming` (undefined when the upstream did not say). */
   get size(): number | undefined {
     return this.#size;
+  }
+
+  /** True once the fill is stored or failed. */
+  get settled(): boolean {
+    return this.#state.kind === 'stored' || this.#state.kind === 'failed';
   }
 
   /** The upstream answered: bytes will pass through `tap()`. */

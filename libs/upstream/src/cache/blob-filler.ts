@@ -1,6 +1,6 @@
 import { PassThrough, pipeline, type Readable } from 'node:stream';
 import type { Config } from '@angos/config';
-import type { JobHandler, JobQueue } from '@angos/jobs';
+import { type JobHandler, type JobQueue, TerminalJobError } from '@angos/jobs';
 import type { LockManager } from '@angos/lock';
 import type { Logger } from '@angos/observability';
 import { type DigestParts, formatDigest, OciError, parseDigest } from '@angos/oci';
@@ -50,14 +50,17 @@ export interface BlobFillerDeps {
  * durable `cache` job so that a fill a crash cut short completes later.
  */
 export class BlobFiller {
+  /** Fills clients follow, by namespace and digest: running here, or waiting for a job. */
   readonly #fills = new Map<string, BlobFill>();
+  /** The keys of the fills running in this process. */
+  readonly #filling = new Set<string>();
   #running = 0;
 
   constructor(private readonly deps: BlobFillerDeps) {}
 
   /** The fill of the blob in progress here, or a new one. Never cancelled by the clients that follow it. */
   join(namespace: string, digest: DigestParts): BlobFill {
-    const key = `${namespace}\n${formatDigest(digest)}`;
+    const key = fillKey(namespace, digest);
     const existing = this.#fills.get(key);
     if (existing !== undefined) return existing;
     const fill = this.#newFill(namespace, digest);
@@ -78,18 +81,26 @@ export class BlobFiller {
         const repository = cacheRepositoryOf(this.deps.config(), payload.namespace);
         // The repository is no longer a cache: nothing to fill (scrub --cache-orphans reports these).
         if (repository === undefined) return;
-        const key = `${payload.namespace}\n${payload.digest}`;
-        const inProcess = this.#fills.get(key);
-        if (inProcess !== undefined) {
-          await inProcess.done;
+        const key = fillKey(payload.namespace, digest);
+        if (this.#filling.has(key)) {
+          // This process is filling it already: the job is done when that fill is.
+          await this.#fills.get(key)?.done;
           return;
         }
-        const fill = this.#newFill(payload.namespace, digest);
-        this.#fills.set(key, fill);
+        // Requests waiting for this job (no capacity to fill inline) stream from it.
+        const waiting = this.#fills.get(key);
+        const fill = waiting ?? this.#newFill(payload.namespace, digest);
+        if (waiting === undefined) this.#fills.set(key, fill);
         try {
           await this.#fill(payload.namespace, digest, fill, signal);
+        } catch (error) {
+          // No upstream has the blob (any more): retrying cannot help.
+          if (error instanceof OciError && error.kind === 'BLOB_UNKNOWN') {
+            throw new TerminalJobError(`no upstream has ${payload.digest} for ${payload.namespace}`);
+          }
+          throw error;
         } finally {
-          this.#fills.delete(key);
+          if (waiting === undefined) this.#fills.delete(key);
         }
       },
     };
@@ -115,17 +126,20 @@ export class BlobFiller {
   async #start(namespace: string, digest: DigestParts, fill: BlobFill): Promise<void> {
     const capacity = this.deps.config().global.max_concurrent_cache_jobs;
     const inline = this.#running < capacity;
-    const job = await this.#enqueue(namespace, digest, inline ? INLINE_JOB_DEFER_MS : 0);
     if (!inline) {
+      await this.#enqueue(namespace, digest, 0);
       await this.#awaitStored(namespace, digest, fill);
       return;
     }
+    // The job is written while the fill starts: the first byte does not wait for it.
+    const queued = this.#enqueue(namespace, digest, INLINE_JOB_DEFER_MS);
     try {
       await this.#fill(namespace, digest, fill, undefined);
     } catch {
       // The followers have the error, and the logs the cause. The job is there for a fill a crash
       // cuts short, not to retry one that failed: the next pull tries again.
     }
+    const job = await queued;
     if (job !== undefined) {
       await this.deps.jobs.deletePending(CACHE_QUEUE, job).catch((error: unknown) =>
         this.deps.logger.warn('cache job of an ended fill not removed', {
@@ -164,6 +178,8 @@ export class BlobFiller {
   async #awaitStored(namespace: string, digest: DigestParts, fill: BlobFill): Promise<void> {
     const deadline = Date.now() + QUEUED_FILL_WAIT_MS;
     while (Date.now() < deadline) {
+      // A job run in this process may drive this very fill (see handler()).
+      if (fill.settled) return;
       if (await this.#isStored(namespace, digest).catch(() => false)) {
         fill.stored();
         return;
@@ -181,6 +197,8 @@ export class BlobFiller {
   async #fill(namespace: string, digest: DigestParts, fill: BlobFill, signal: AbortSignal | undefined) {
     const repository = cacheRepositoryOf(this.deps.config(), namespace);
     const text = formatDigest(digest);
+    const key = fillKey(namespace, digest);
+    this.#filling.add(key);
     this.#running++;
     this.deps.metrics.fillsInFlight.inc();
     try {
@@ -200,12 +218,13 @@ export class BlobFiller {
           const blob = asked.value;
           fill.begin(blob.size);
           const body = pipeline(blob.body, fill.tap(), () => {});
-          const id = await this.deps.registry.uploads.start(namespace);
+          let id: string | undefined;
           try {
+            id = await this.deps.registry.uploads.start(namespace);
             await this.deps.registry.uploads.complete(namespace, id, digest, body, {});
           } catch (error) {
             blob.body.destroy();
-            await this.deps.registry.uploads.cancel(namespace, id).catch(() => {});
+            if (id !== undefined) await this.deps.registry.uploads.cancel(namespace, id).catch(() => {});
             if (isUpstreamError(error)) {
               this.deps.upstreams.record(repository, `blob ${namespace}@${text}`, error);
             }
@@ -220,6 +239,7 @@ export class BlobFiller {
       fill.failed(error);
       throw error;
     } finally {
+      this.#filling.delete(key);
       this.#running--;
       this.deps.metrics.fillsInFlight.dec();
     }
@@ -234,6 +254,10 @@ export class BlobFiller {
       throw error;
     }
   }
+}
+
+function fillKey(namespace: string, digest: DigestParts): string {
+  return `${namespace}\n${formatDigest(digest)}`;
 }
 
 /** Every upstream failed: 503 UNAVAILABLE, naming why. */

@@ -4,6 +4,7 @@ import type { JobHandler } from '@angos/jobs';
 import {
   type ByteRange,
   type Descriptor,
+  type DigestParts,
   formatDigest,
   OciError,
   parseDigest,
@@ -28,7 +29,7 @@ import { cacheRepositoryOf, staleWarning, UpstreamPool } from './upstreams.js';
 /**
  * The pull-through cache: reads of namespaces under a repository with upstreams. Hits come from
  * storage through the registry core; misses from the repository's upstreams in order, stored
- * (verified) through the core as they are served. See docs/pull-through-cache.md.
+ * (verified) through the core as they are served.
  */
 export class PullThroughCache {
   readonly #metrics: CacheMetrics;
@@ -181,7 +182,7 @@ export class PullThroughCache {
     return staleWarning(errors);
   }
 
-  async #stat(namespace: string, digest: ReturnType<typeof parseDigest>) {
+  async #stat(namespace: string, digest: DigestParts): Promise<{ size: number } | undefined> {
     try {
       return await this.deps.registry.blobs.stat(namespace, digest);
     } catch (error) {
