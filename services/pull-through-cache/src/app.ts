@@ -151,6 +151,15 @@ async function sendBlob(res: ServerResponse, blob: BlobAnswer): Promise<void> {
   if (range !== undefined) headers['Content-Length'] = range.end - range.start + 1;
   else if (blob.size !== undefined) headers['Content-Length'] = blob.size;
   const status = range === undefined ? 200 : 206;
+  if (blob.redirect !== undefined) {
+    res.writeHead(307, {
+      Location: blob.redirect,
+      'Docker-Content-Digest': blob.digest,
+      'Content-Length': 0,
+    });
+    res.end();
+    return;
+  }
   if (blob.bytes === undefined) {
     res.writeHead(status, headers);
     res.end();

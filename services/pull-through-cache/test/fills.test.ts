@@ -4,7 +4,7 @@ import { type IncomingMessage, request } from 'node:http';
 import { JobRunner } from '@angos/jobs';
 import { MemoryLockManager } from '@angos/lock';
 import { type Distribution, freePort, skipWithout, startDistribution } from '@angos/test-support';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import {
   accessLogCount,
   MANIFEST_ACCEPT,
@@ -114,6 +114,7 @@ describe.skipIf(skip)('cache fills', () => {
     const url = `${cache.url}/v2/mirror/library/big/blobs/${blob.digest}`;
     // The upstream's body stops after 1 MiB until released: the fill is in progress for certain.
     const hold = proxy.hold(1024 * 1024);
+    onTestFinished(() => hold.release());
     const responses = await Promise.all(Array.from({ length: 20 }, () => open(url)));
     for (const res of responses) {
       expect(res.statusCode).toBe(200);
@@ -254,6 +255,7 @@ describe.skipIf(skip)('a cache at max_concurrent_cache_jobs', () => {
     const busy = await largestBlob(first);
     const queued = await largestBlob(second);
     const hold = proxy.hold(64 * 1024, busy.digest);
+    onTestFinished(() => hold.release());
     const busyPull = open(`${cache.url}/v2/mirror/library/first/blobs/${busy.digest}`);
     await until(
       async () => (await metricValue(cache, 'angos_pull_through_cache_fills_in_flight')) === 1,

@@ -109,6 +109,25 @@ describe.skipIf(skip).each(['none', 'htpasswd', 'token'] as const)(
       expect(accessLogCount(upstream, 'GET', `/v2/library/multi/manifests/${multi.digest}`)).toBe(0);
     });
 
+    it('answers a HEAD of a manifest and of a cold blob with their headers and no body', async () => {
+      const manifest = await cache.send('HEAD', '/v2/mirror/library/hello/manifests/v1', {
+        accept: MANIFEST_ACCEPT,
+      });
+      expect(manifest.status).toBe(200);
+      expect(manifest.headers['docker-content-digest']).toBe(single.digest);
+      expect(Number(manifest.headers['content-length'])).toBe(
+        (await single.layout.blob(single.digest)).length,
+      );
+      expect(manifest.body.length).toBe(0);
+      const [config] = multi.images.get('linux/amd64')!.blobs;
+      const before = accessLogCount(upstream, 'GET', `/v2/library/multi/blobs/${config}`);
+      const blob = await cache.send('HEAD', `/v2/mirror/library/multi/blobs/${config}`);
+      expect(blob.status).toBe(200);
+      expect(Number(blob.headers['content-length'])).toBe((await multi.layout.blob(config!)).length);
+      // A HEAD fetches nothing.
+      expect(accessLogCount(upstream, 'GET', `/v2/library/multi/blobs/${config}`)).toBe(before);
+    });
+
     it('lists the cached tags merged with the upstream ones', async () => {
       const reply = await cache.send('GET', '/v2/mirror/library/hello/tags/list');
       expect(reply.status).toBe(200);

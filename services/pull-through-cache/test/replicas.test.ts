@@ -10,7 +10,7 @@ import {
   startDistribution,
   startS3TestServer,
 } from '@angos/test-support';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import {
   accessLogCount,
   metricValue,
@@ -116,6 +116,7 @@ describe.skipIf(skip)('two cache replicas on S3 with the S3 lock', () => {
       if (length > size) [digest, size] = [candidate, length];
     }
     const hold = proxy.hold(1024 * 1024);
+    onTestFinished(() => hold.release());
     const path = `/v2/mirror/library/shared/blobs/${digest}`;
     const pulls = replicas.flatMap((replica) => [replica.send('GET', path), replica.send('GET', path)]);
     // Both replicas are filling: one holds the digest's lock and streams, the other waits for it.
@@ -132,5 +133,13 @@ describe.skipIf(skip)('two cache replicas on S3 with the S3 lock', () => {
       expect(`sha256:${createHash('sha256').update(reply.body).digest('hex')}`).toBe(digest);
     }
     expect(accessLogCount(upstream, 'GET', `/v2/library/shared/blobs/${digest}`)).toBe(1);
+
+    // A hit on S3 (enable_blob_redirect defaults to true) is a 307 to S3, which serves the same bytes.
+    for (const replica of replicas) {
+      const hit = await replica.send('GET', path);
+      expect(hit.status).toBe(200);
+      expect(hit.headers['x-test-redirected']).toBe('true');
+      expect(`sha256:${createHash('sha256').update(hit.body).digest('hex')}`).toBe(digest);
+    }
   });
 });

@@ -199,6 +199,11 @@ export class PullThroughCache {
   ): Promise<BlobAnswer> {
     const range = rangeOf(request.range, size);
     if (request.method === 'HEAD') return { digest, size, range };
+    const blobs = this.deps.registry.blobs;
+    if (this.deps.config().global.enable_blob_redirect && blobs.redirects) {
+      const redirect = await blobs.downloadUrl(parseDigest(digest));
+      if (redirect !== undefined) return { digest, size, range, redirect };
+    }
     const copy = await this.deps.registry.blobs.open(namespace, parseDigest(digest), range);
     return { digest, size, range, bytes: copy };
   }

@@ -69,8 +69,13 @@ export interface BlobAnswer extends Served {
   readonly size: number | undefined;
   /** The range served (206), when the request asked for one. */
   readonly range?: ByteRange | undefined;
-  /** Absent for HEAD. */
+  /** Absent for HEAD, and for a redirect. */
   readonly bytes?: BlobBytes | undefined;
+  /**
+   * A hit the client downloads from the storage itself (`enable_blob_redirect` on S3): answer
+   * 307 to this presigned URL, as registry-api does.
+   */
+  readonly redirect?: string | undefined;
 }
 
 export interface TagListAnswer extends Served {
