@@ -36,3 +36,19 @@ export function whenAborted(signal: AbortSignal): { promise: Promise<void>; disp
   });
   return { promise, dispose: () => signal.removeEventListener('abort', onAbort) };
 }
+
+/** `promise`, unless `signal` aborts first: then rejects with the abort reason (the promise runs on). */
+export async function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+  signal.throwIfAborted();
+  const abort = whenAborted(signal);
+  try {
+    return await Promise.race([
+      promise,
+      abort.promise.then(() => {
+        throw signal.reason;
+      }),
+    ]);
+  } finally {
+    abort.dispose();
+  }
+}

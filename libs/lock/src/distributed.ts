@@ -1,8 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '@angos/observability';
 import { acquisitionOrder, runCancellable } from './cancellable.js';
-import { sleep } from './delays.js';
-import type { KeyLockDriver } from './driver.js';
+import { sleep, untilAborted } from './delays.js';
+import type { AcquireContext, KeyLockDriver } from './driver.js';
 import { LockTimeoutError } from './errors.js';
 import { Lease, type LeaseTiming } from './lease.js';
 import type { LockManager, LockObserver, LockOptions, LockWork } from './types.js';
@@ -97,7 +97,7 @@ export class DistributedLockManager<Held extends { readonly key: string }> imple
 
     if (this.policy.parallelFirstAttempt && keys.length > 1) {
       const sentAt = Date.now();
-      const tries = await Promise.allSettled(keys.map((key) => this.driver.tryAcquire(key, token, context)));
+      const tries = await Promise.allSettled(keys.map((key) => this.#tryAcquire(key, token, context)));
       const taken = tries.flatMap((attempt) =>
         attempt.status === 'fulfilled' && attempt.value ? [attempt.value] : [],
       );
@@ -120,13 +120,36 @@ export class DistributedLockManager<Held extends { readonly key: string }> imple
       for (;;) {
         signal.throwIfAborted();
         const sentAt = Date.now();
-        const held = await this.driver.tryAcquire(key, token, context);
+        const held = await this.#tryAcquire(key, token, context);
         if (held) {
           lease.add(held, sentAt);
           break;
         }
         await retryAfterContention(key);
       }
+    }
+  }
+
+  /**
+   * One try at `key`, which the caller stops waiting for as soon as its signal aborts. The try
+   * itself runs on: a write already sent may land whatever the caller does, and only its answer
+   * says whether it did. A key it takes after the caller left is given back at once, in the
+   * background, instead of staying held by nobody until its TTL runs out.
+   */
+  async #tryAcquire(key: string, token: string, context: AcquireContext): Promise<Held | undefined> {
+    const trying = this.driver.tryAcquire(key, token, context);
+    try {
+      return await untilAborted(trying, context.signal);
+    } catch (error) {
+      if (context.signal.aborted) {
+        this.#inBackground(
+          trying.then(
+            (held) => (held ? this.#releaseQuietly([held]) : undefined),
+            () => {}, // nothing taken; a driver cleans up after its own failed writes
+          ),
+        );
+      }
+      throw error;
     }
   }
 
@@ -149,7 +172,11 @@ export class DistributedLockManager<Held extends { readonly key: string }> imple
   }
 
   #releaseLater(lease: Lease<Held>, workStopped: Promise<void>): void {
-    const task = workStopped.then(() => this.#release(lease));
+    this.#inBackground(workStopped.then(() => this.#release(lease)));
+  }
+
+  /** Runs `task` past the caller's return; `close()` waits for it (bounded). */
+  #inBackground(task: Promise<void>): void {
     this.#background.add(task);
     void task.finally(() => this.#background.delete(task));
   }

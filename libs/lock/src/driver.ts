@@ -17,7 +17,14 @@ export interface AcquireContext {
  */
 export interface KeyLockDriver<Held extends { readonly key: string }> {
   readonly backend: 'redis' | 's3';
-  /** One try at taking `key` for `token`: the held key, or undefined while another owner holds it. */
+  /**
+   * One try at taking `key` for `token`: the held key, or undefined while another owner holds it.
+   * `context.signal` says the caller gave up; the manager then stops waiting at once and gives
+   * back whatever the try still takes, so a driver must not abandon a write on that signal with
+   * its outcome unknown. A write that fails with its outcome unknown (timeout, dropped
+   * connection) may have landed: the driver removes what it may have written under `token`
+   * before rejecting, and when it finds `token` already in place it holds the key.
+   */
   tryAcquire(key: string, token: string, context: AcquireContext): Promise<Held | undefined>;
   /**
    * Extends every held key by a TTL. Throws on a transient failure (network, timeout); reports

@@ -24,6 +24,11 @@ afterAll(async () => {
 
 const TTL_SECS = 1;
 
+/** Resolves once a paused server takes writes again (a write of its own waits for that). */
+async function waitForWritesToResume(): Promise<void> {
+  await admin.set(`resume-${randomUUID()}`, '1', 'PX', 1000);
+}
+
 describe.skipIf(skip)('Redis locks', () => {
   describeLockContract(
     'redis',
@@ -79,6 +84,32 @@ describe.skipIf(skip)('Redis locks', () => {
         expect(error).toBeInstanceOf(LockLostError);
         expect((error as LockLostError).reason).toBe('heartbeat_failure');
         expect((error as LockLostError).transient).toBe(true); // 503 at the HTTP edge
+      } finally {
+        await admin.call('CLIENT', 'UNPAUSE');
+        await locks.close();
+      }
+    });
+
+    it('leaves no lock key behind when a SET NX times out on our side and runs later', async () => {
+      const keyPrefix = `late-set-${randomUUID()}`;
+      // ttl 5 s: commands time out after ttl / 3 (1.7 s), well before the key would lapse.
+      const options = { url: server.url, ttlSecs: 5, keyPrefix, maxRetries: 0 };
+      const locks = new RedisLockManager(options);
+      try {
+        // Writes block on the server past the command timeout; the SET runs when they resume.
+        await admin.call('CLIENT', 'PAUSE', '2500', 'WRITE');
+        const error = await locks.withLocks(['k'], async () => 'entered').catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(Error);
+        expect(String(error)).toMatch(/timed out/i);
+        await waitForWritesToResume();
+        await new Promise((resolve) => setTimeout(resolve, 500)); // the paused SET has run by now
+        expect(await admin.exists(`${keyPrefix}:k`)).toBe(0);
+        const next = new RedisLockManager(options);
+        try {
+          expect(await next.withLocks(['k'], async () => 'taken')).toBe('taken');
+        } finally {
+          await next.close();
+        }
       } finally {
         await admin.call('CLIENT', 'UNPAUSE');
         await locks.close();

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import { type S3TestServer, skipWithoutS3, startS3TestServer } from '@angos/test-support';
 import {
   DeleteObjectCommand,
@@ -11,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { LockUnsupportedError } from '../src/index.js';
 import { S3LockManager, type S3LockOptions } from '../src/s3/s3-lock.js';
 import { describeLockContract } from '../src/testing/contract.js';
+import { HeldReplyProxy } from './held-reply-proxy.js';
 
 let server: S3TestServer;
 let admin: S3Client;
@@ -67,6 +69,40 @@ const objectKey = (keyPrefix: string, key: string) => `${keyPrefix}/_locks/${enc
 async function objectsUnder(prefix: string): Promise<string[]> {
   const listed = await admin.send(new ListObjectsV2Command({ Bucket: server.bucket, Prefix: prefix }));
   return (listed.Contents ?? []).map((object) => object.Key!);
+}
+
+/** Whether `request` is the conditional create (`If-None-Match: *`) of the lock object of `key`. */
+function isCreateOf(request: IncomingMessage, key: string): boolean {
+  const path = (request.url ?? '').split('?')[0] ?? '';
+  return (
+    request.method === 'PUT' &&
+    request.headers['if-none-match'] === '*' &&
+    path.endsWith(`/_locks/${encodeURIComponent(key)}`)
+  );
+}
+
+/** Runs `test` with a proxy in front of RGW holding back the answers `hold` selects. */
+async function behindProxy(
+  hold: (request: IncomingMessage) => boolean,
+  test: (proxy: HeldReplyProxy) => Promise<void>,
+): Promise<void> {
+  const proxy = new HeldReplyProxy(server.endpoint, hold);
+  await proxy.start();
+  try {
+    await test(proxy);
+  } finally {
+    await proxy.stop();
+  }
+}
+
+/** Whether another caller takes `key` at its first try (no lock object left in the way). */
+async function takenAtOnce(keyPrefix: string, key: string): Promise<boolean> {
+  const locks = new S3LockManager(lockOptions(keyPrefix, { maxRetries: 0 }));
+  try {
+    return await locks.withLocks([key], async () => true);
+  } finally {
+    await locks.close();
+  }
 }
 
 describe.skipIf(skip)('S3 locks', () => {
@@ -146,6 +182,91 @@ describe.skipIf(skip)('S3 locks', () => {
       } finally {
         await locks.close();
       }
+    });
+
+    // A lock wait that gives up (the job runner's deadline, a client gone) while its create is
+    // on the wire: the create lands all the same, and the object must not outlive the wait.
+    it('leaves no lock object behind when the caller gives up while a create is in flight', async () => {
+      const keyPrefix = `late-create-${randomUUID()}`;
+      await behindProxy(
+        (request) => isCreateOf(request, 'k'),
+        async (proxy) => {
+          const locks = new S3LockManager(lockOptions(keyPrefix, { endpoint: proxy.url }));
+          try {
+            await locks.ready();
+            const cancel = new AbortController();
+            let entered = false;
+            const waiting = locks.withLocks(
+              ['j', 'k'],
+              async () => {
+                entered = true;
+              },
+              { signal: cancel.signal },
+            );
+            const create = await proxy.nextHeld();
+            expect(create.status).toBe(200); // the object is on S3; its client still waits
+            cancel.abort(new Error('lock wait timed out'));
+            await expect(waiting).rejects.toThrow('lock wait timed out');
+            create.deliver();
+            await locks.close(); // waits for the keys to be given back
+            expect(entered).toBe(false);
+            expect(await objectsUnder(`${keyPrefix}/`)).toEqual([]);
+            expect(await takenAtOnce(keyPrefix, 'k')).toBe(true);
+          } finally {
+            await locks.close();
+          }
+        },
+      );
+    });
+
+    it('removes a created lock object whose answer never came', async () => {
+      const keyPrefix = `lost-answer-${randomUUID()}`;
+      await behindProxy(
+        (request) => isCreateOf(request, 'k'),
+        async (proxy) => {
+          const locks = new S3LockManager(
+            lockOptions(keyPrefix, { endpoint: proxy.url, maxAttempts: 1, operationAttemptTimeoutSecs: 1 }),
+          );
+          try {
+            await locks.ready();
+            const waiting = locks.withLocks(['k'], async () => 'entered');
+            expect((await proxy.nextHeld()).status).toBe(200);
+            await expect(waiting).rejects.toThrow(); // the attempt timed out; the create had landed
+            await locks.close();
+            expect(await objectsUnder(`${keyPrefix}/`)).toEqual([]);
+            expect(await takenAtOnce(keyPrefix, 'k')).toBe(true);
+          } finally {
+            await locks.close();
+          }
+        },
+      );
+    });
+
+    it('takes the key when the SDK retries a create whose first attempt landed', async () => {
+      const keyPrefix = `retried-create-${randomUUID()}`;
+      let creates = 0;
+      await behindProxy(
+        (request) => isCreateOf(request, 'k') && ++creates === 1,
+        async (proxy) => {
+          const locks = new S3LockManager(
+            lockOptions(keyPrefix, {
+              endpoint: proxy.url,
+              maxAttempts: 2,
+              operationAttemptTimeoutSecs: 1,
+              maxRetries: 3,
+            }),
+          );
+          try {
+            await locks.ready();
+            // The second attempt finds the object the first wrote: ours, not a contender's.
+            expect(await locks.withLocks(['k'], async () => 'entered')).toBe('entered');
+            expect(creates).toBe(2);
+            expect(await objectsUnder(`${keyPrefix}/`)).toEqual([]);
+          } finally {
+            await locks.close();
+          }
+        },
+      );
     });
 
     it('reports a missing bucket as an S3 error, not as a missing capability', async () => {

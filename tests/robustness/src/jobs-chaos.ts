@@ -71,11 +71,12 @@ export interface JobsChaosReport extends RunsVerdict {
   /** Locks held after the drain by a live worker, or left by one that was not killed (must be none). */
   readonly leftLocks: string[];
   /**
-   * S3 lock objects written by a live worker that nobody holds or renews. The likely cause: an
-   * acquisition cut short (its lock wait ran out) while its conditional create was in flight, and
-   * the create landed after the client gave up. The key is blocked until the object is stale
-   * (TTL + 1 s) and taken over; if no job uses the key again the object stays. No job runs twice
-   * for it: reported, not failed on (a limitation of the S3 lock, libs/lock).
+   * S3 lock objects written by a live worker that nobody holds or renews. An acquisition cut
+   * short while its create was in flight no longer leaves one (libs/lock lets the create finish
+   * and gives the key back). What can remain: a create whose every attempt timed out on the
+   * client, landing on S3 only after the lock looked for it and found nothing. The key is blocked
+   * until the object is stale (TTL + 1 s) and taken over; if no job uses the key again the object
+   * stays. No job runs twice for it: reported, not failed on.
    */
   readonly orphanedLocks: string[];
   /** Runs in their handlers when the mid-run action began. */

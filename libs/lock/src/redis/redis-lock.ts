@@ -30,8 +30,10 @@ class RedisKeyDriver implements KeyLockDriver<RedisHeld> {
   readonly #client: Redis;
   readonly #prefix: string;
   readonly #ttlMs: number;
+  readonly #logger: Logger;
 
   constructor(options: RedisLockOptions, heartbeatMs: number, logger: Logger) {
+    this.#logger = logger;
     this.#prefix = options.keyPrefix ? `${options.keyPrefix}:` : '';
     this.#ttlMs = options.ttlSecs * 1000;
     this.#client = new Redis(options.url, {
@@ -54,8 +56,21 @@ class RedisKeyDriver implements KeyLockDriver<RedisHeld> {
 
   async tryAcquire(key: string, token: string, _context: AcquireContext): Promise<RedisHeld | undefined> {
     const redisKey = this.#prefix + key;
-    const set = await this.#client.set(redisKey, token, 'PX', this.#ttlMs, 'NX');
-    return set === 'OK' ? { key, redisKey, token } : undefined;
+    try {
+      const set = await this.#client.set(redisKey, token, 'PX', this.#ttlMs, 'NX');
+      return set === 'OK' ? { key, redisKey, token } : undefined;
+    } catch (error) {
+      // A SET that timed out on our side may still run on the server. Redis runs one
+      // connection's commands in order, so this compare-and-delete runs after it if it does.
+      await this.release([{ key, redisKey, token }]).catch((cleanup: unknown) => {
+        // Redis is likely away; the key (if the SET ran) expires after its TTL anyway.
+        this.#logger.debug('could not remove the lock key of a failed SET; it lapses after its TTL', {
+          key,
+          error: String(cleanup),
+        });
+      });
+      throw error;
+    }
   }
 
   async renew(held: readonly RedisHeld[]): Promise<RenewOutcome> {

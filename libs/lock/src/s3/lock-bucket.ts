@@ -99,13 +99,16 @@ export class LockBucket {
     return this.#prefix + encodeURIComponent(lockKey);
   }
 
-  /** PUT with `If-None-Match: *`: unmet when the object exists. */
-  async create(objectKey: string, body: string, signal: AbortSignal): Promise<WriteResult> {
+  /**
+   * PUT with `If-None-Match: *`: unmet when the object exists. Without `signal` only the
+   * operation timeout cuts it short.
+   */
+  async create(objectKey: string, body: string, signal?: AbortSignal): Promise<WriteResult> {
     return this.#put(objectKey, body, { IfNoneMatch: '*' }, signal, isConditionUnmet);
   }
 
   /** PUT with `If-Match: <etag>`: unmet when the object changed or is gone (RGW says 412 for both). */
-  async replace(objectKey: string, body: string, etag: string, signal: AbortSignal): Promise<WriteResult> {
+  async replace(objectKey: string, body: string, etag: string, signal?: AbortSignal): Promise<WriteResult> {
     return this.#put(
       objectKey,
       body,
@@ -116,7 +119,7 @@ export class LockBucket {
   }
 
   /** The object with its server-side timestamps, or undefined when absent. */
-  async get(objectKey: string, signal: AbortSignal): Promise<LockObjectState | undefined> {
+  async get(objectKey: string, signal?: AbortSignal): Promise<LockObjectState | undefined> {
     try {
       const reply = await this.#client.send(new GetObjectCommand({ Bucket: this.#bucket, Key: objectKey }), {
         abortSignal: this.#bounded(signal),
@@ -162,7 +165,7 @@ export class LockBucket {
     objectKey: string,
     body: string,
     condition: { IfNoneMatch: string } | { IfMatch: string },
-    signal: AbortSignal,
+    signal: AbortSignal | undefined,
     unmet: (error: unknown) => boolean,
   ): Promise<WriteResult> {
     try {
@@ -187,9 +190,10 @@ export class LockBucket {
     return this.etagForm === 'quoted' ? `"${etag}"` : etag;
   }
 
-  /** The caller's signal, bounded by `operation_timeout_secs`. */
-  #bounded(signal: AbortSignal): AbortSignal {
-    return AbortSignal.any([signal, AbortSignal.timeout(this.#operationTimeoutMs)]);
+  /** The caller's signal, if any, bounded by `operation_timeout_secs`. */
+  #bounded(signal: AbortSignal | undefined): AbortSignal {
+    const timeout = AbortSignal.timeout(this.#operationTimeoutMs);
+    return signal ? AbortSignal.any([signal, timeout]) : timeout;
   }
 }
 

@@ -1,8 +1,8 @@
 import { type Logger, silentLogger } from '@angos/observability';
-import { jitteredDelay, whenAborted } from '../delays.js';
+import { jitteredDelay, untilAborted } from '../delays.js';
 import { DistributedLockManager } from '../distributed.js';
 import type { AcquireContext, KeyLockDriver, RenewOutcome } from '../driver.js';
-import { LockBucket, type LockBucketOptions } from './lock-bucket.js';
+import { LockBucket, type LockBucketOptions, type WriteResult } from './lock-bucket.js';
 import { isStale, lockObjectBody, tokenOf } from './lock-object.js';
 import { type LockSupport, probeLockSupport } from './probe.js';
 
@@ -21,10 +21,14 @@ export interface S3LockOptions extends LockBucketOptions {
   readonly logger?: Logger | undefined;
 }
 
-interface S3Held {
+/** Where a lock object of ours goes and the token that says it is ours. */
+interface OurObject {
   readonly key: string;
   readonly objectKey: string;
   readonly token: string;
+}
+
+interface S3Held extends OurObject {
   /** The ETag of our last write: every renewal and release is conditional on it. */
   etag: string;
   renewals: number;
@@ -35,12 +39,14 @@ class S3KeyDriver implements KeyLockDriver<S3Held> {
   readonly #bucket: LockBucket;
   readonly #ttlMs: number;
   readonly #declaredDeleteIfMatch: boolean | undefined;
+  readonly #logger: Logger;
   #support: Promise<LockSupport> | undefined;
 
   constructor(options: S3LockOptions) {
     this.#bucket = new LockBucket(options);
     this.#ttlMs = options.ttlSecs * 1000;
     this.#declaredDeleteIfMatch = options.deleteIfMatch;
+    this.#logger = options.logger ?? silentLogger;
   }
 
   /** Probes the provider once; a failed probe is tried again on the next call. */
@@ -73,19 +79,23 @@ class S3KeyDriver implements KeyLockDriver<S3Held> {
   ): Promise<S3Held | undefined> {
     await this.support(signal);
     const objectKey = this.#bucket.objectKey(key);
+    const mine = { key, objectKey, token };
     const body = lockObjectBody(token, 0);
-    const created = await this.#bucket.create(objectKey, body, signal);
+    // From here on not on `signal`: a write abandoned on the wire may land all the same, and
+    // only its answer tells (see KeyLockDriver). The operation timeout bounds every call.
+    const created = await this.#write(mine, () => this.#bucket.create(objectKey, body));
     if (created.kind === 'written') return this.#held(key, objectKey, token, created.etag);
 
     // Held by someone: take it over only if its holder stopped renewing it a TTL ago.
-    const current = await this.#bucket.get(objectKey, signal);
+    const current = await this.#bucket.get(objectKey);
     if (current === undefined) return undefined; // released meanwhile: the next try creates it
+    if (tokenOf(current.body) === token) return this.#adopt(mine, current.etag);
     if (!isStale(current.lastModified, current.serverNow, this.#ttlMs)) {
       observer.recovered('not_stale');
       return undefined;
     }
     try {
-      const replaced = await this.#bucket.replace(objectKey, body, current.etag, signal);
+      const replaced = await this.#write(mine, () => this.#bucket.replace(objectKey, body, current.etag));
       if (replaced.kind === 'unmet') {
         observer.recovered('failed'); // renewed, released or recovered by another contender first
         return undefined;
@@ -147,6 +157,49 @@ class S3KeyDriver implements KeyLockDriver<S3Held> {
     }
   }
 
+  /**
+   * The object already holds our token: an earlier attempt of ours landed although its answer
+   * was lost (the SDK retried the create and got 412), or a release of ours failed. It is ours,
+   * but written who knows when: rewriting it restarts its TTL from now, as the lease assumes.
+   */
+  async #adopt(mine: OurObject, etag: string): Promise<S3Held | undefined> {
+    const body = lockObjectBody(mine.token, 1);
+    const rewritten = await this.#write(mine, () => this.#bucket.replace(mine.objectKey, body, etag));
+    if (rewritten.kind === 'unmet') return undefined; // taken over as stale meanwhile
+    const held = this.#held(mine.key, mine.objectKey, mine.token, rewritten.etag);
+    held.renewals = 1;
+    return held;
+  }
+
+  /** A write under our token; when it fails with its outcome unknown, it must not leave an object. */
+  async #write(mine: OurObject, write: () => Promise<WriteResult>): Promise<WriteResult> {
+    try {
+      return await write();
+    } catch (error) {
+      await this.#discardIfOurs(mine);
+      throw error;
+    }
+  }
+
+  /**
+   * Removes the lock object if it holds our token: a write that failed (timed out, connection
+   * dropped) may have landed, and nobody would own what it wrote. A write S3 is still working
+   * on when we look can land after this; that object lapses after its TTL like any other.
+   */
+  async #discardIfOurs(mine: OurObject): Promise<void> {
+    try {
+      const current = await this.#bucket.get(mine.objectKey);
+      if (current === undefined || tokenOf(current.body) !== mine.token) return;
+      const { deleteIfMatch } = await this.support(AbortSignal.timeout(this.#ttlMs));
+      await this.#releaseOne({ ...mine, etag: current.etag, renewals: 0 }, deleteIfMatch);
+    } catch (error) {
+      this.#logger.warn('could not remove the lock object of a failed write; it lapses after its TTL', {
+        key: mine.key,
+        error: String(error),
+      });
+    }
+  }
+
   #held(key: string, objectKey: string, token: string, etag: string | undefined): S3Held {
     if (etag === undefined) {
       // Cannot happen with a conforming provider; without an ETag the lock cannot be renewed.
@@ -188,21 +241,5 @@ export class S3LockManager extends DistributedLockManager<S3Held> {
    */
   async ready(): Promise<LockSupport> {
     return this.#driver.support(AbortSignal.timeout(60_000));
-  }
-}
-
-/** `promise`, unless `signal` aborts first: then rejects with the abort reason (the promise runs on). */
-async function untilAborted<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
-  signal.throwIfAborted();
-  const abort = whenAborted(signal);
-  try {
-    return await Promise.race([
-      promise,
-      abort.promise.then(() => {
-        throw signal.reason;
-      }),
-    ]);
-  } finally {
-    abort.dispose();
   }
 }
