@@ -8,9 +8,11 @@ import {
   OciClient,
   OciLayout,
   pushLayout,
+  type RedisServer,
   sha256,
   skipWithout,
   startDistribution,
+  startRedisServer,
 } from '@angos/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { deployments, skipWithoutClients, useRegistry } from './fixture.js';
@@ -19,7 +21,9 @@ import { deployments, skipWithoutClients, useRegistry } from './fixture.js';
  * Real clients pulling through the pull-through cache of every deployment (`angos server`, and the
  * split one: gateway, registry-api and pull-through-cache; on fs and on S3) from a real CNCF
  * distribution upstream: a multi-platform index by tag and by digest, single platforms, and then
- * the same pulls once the upstream is stopped, served from the cache.
+ * the same pulls once the upstream is stopped, served from the cache. The split deployments run
+ * registry-api and pull-through-cache on one fs metadata directory: two writing processes, so they
+ * share a Redis lock strategy (with the memory lock the second one is refused its instance lock).
  */
 
 interface ImageIndex {
@@ -30,11 +34,12 @@ const CLIENTS = ['skopeo', 'crane', 'podman'];
 
 const skip =
   skipWithoutClients(...CLIENTS) ||
-  skipWithout('pull-through tests against CNCF distribution', 'docker-registry');
+  skipWithout('pull-through tests against CNCF distribution', 'docker-registry', 'redis-server');
 
 describe.skipIf(skip).each(deployments())('pull-through cache of angos $label', (deployment) => {
   let work = '';
   let upstream: Distribution;
+  let redis: RedisServer | undefined;
   let source: OciLayout;
   let index = '';
 
@@ -46,9 +51,11 @@ describe.skipIf(skip).each(deployments())('pull-through cache of angos $label', 
     source = new OciLayout(join(work, 'source'));
     index = await mkOci(source.dir, 'v1', ['linux/amd64', 'linux/arm64'], { seed: randomUUID(), fillMb: 4 });
     await pushLayout(new OciClient(upstream.url), source, 'team/multi', index, 'v1');
+    if (deployment.mode === 'split') redis = await startRedisServer();
   });
   afterAll(async () => {
     await upstream?.stop();
+    await redis?.stop();
     if (work) await rm(work, { recursive: true, force: true });
   });
 
@@ -60,6 +67,9 @@ describe.skipIf(skip).each(deployments())('pull-through cache of angos $label', 
         'upstream_tag_check_interval_secs = 0',
         '[[repository."mirror".upstream]]',
         `url = "${upstream.url}"`,
+        ...(redis === undefined
+          ? []
+          : ['[metadata_store.fs.lock_strategy.redis]', `url = "${redis.url}"`, 'ttl = 10']),
       ].join('\n'),
   });
   const image = (reference: string) => r.image('mirror/team/multi', reference);
