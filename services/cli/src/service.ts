@@ -13,6 +13,7 @@ import {
 import { createHttpServer, type Handler, type RequestLimits, withObservability } from '@angos/http';
 import { createLogger, createMetrics, type Logger, type Metrics } from '@angos/observability';
 import { checkRetentionConfig, retentionWarnings } from '@angos/scrub';
+import { checkUpstreamConfig } from '@angos/upstream';
 import {
   type App,
   type AppDeps,
@@ -101,10 +102,11 @@ function required(config: Config, kind: ServiceKind): ConfigIssue[] {
 
 /**
  * The CEL rules and files that must load for the configuration to be usable: access policy and
- * retention rules that compile and type-check, readable webhook TLS files. Each issue names its key.
+ * retention rules that compile and type-check, readable webhook and upstream TLS files. Each issue
+ * names its key.
  */
 function checkLoadable(config: Config): ConfigIssue[] {
-  return [...checkAuthConfig(config), ...checkRetentionConfig(config)];
+  return [...checkAuthConfig(config), ...checkRetentionConfig(config), ...checkUpstreamConfig(config)];
 }
 
 /**

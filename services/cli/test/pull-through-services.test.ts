@@ -95,3 +95,21 @@ describe('split services of the pull-through cache', () => {
     expect(unsigned.status).toBe(401);
   });
 });
+
+describe('upstream TLS files', () => {
+  it('stop startup, naming the key, when they cannot be read', async () => {
+    const missing = `${ws.dir}/no-such-ca.pem`;
+    await ws.writeConfig(
+      baseConfig(
+        ws.dir,
+        8000,
+        `${ALLOW}[[repository."docker-io".upstream]]\nurl = "https://registry-1.docker.io"\nserver_ca_bundle = "${missing}"\n`,
+      ),
+    );
+    const result = await runAngos(['-c', ws.configPath, 'server']);
+    expect(result.code).toBe(1);
+    expect(result.stderr).toContain(
+      `repository."docker-io".upstream[0].server_ca_bundle: cannot read ${missing}: ENOENT`,
+    );
+  });
+});
