@@ -94,15 +94,21 @@ describe.skipIf(skip)('angos as the Docker Hub mirror of docker and containerd',
     (await source.json<ImageIndex>(index)).manifests.find((m) => m.platform.architecture === architecture)!
       .digest;
 
-  it('docker pulls an official image through registry-mirrors', async () => {
+  it('docker pulls an official image through registry-mirrors, by tag and by digest', async () => {
     const pulled = await runOk('docker', ['pull', '--platform', 'linux/arm64', 'multi:v1'], {
       env: env(),
       timeoutMs: 90_000,
     });
     expect(pulled.stdout).toContain(`Digest: ${index}`);
+    // By digest too: the other platform's manifest (docker 20.10 cannot point the index digest,
+    // already pulled for arm64, at a second image: "Cannot overwrite digest").
+    const amd64 = await platform('amd64');
+    const byDigest = await runOk('docker', ['pull', `multi@${amd64}`], { env: env(), timeoutMs: 90_000 });
+    expect(byDigest.stdout).toContain(`Digest: ${amd64}`);
     // Cached under the repository named after Docker Hub's namespace.
-    const cached = await new OciClient(angos.url).getManifest('library/multi', await platform('arm64'));
-    expect(cached.status).toBe(200);
+    const client = new OciClient(angos.url);
+    expect((await client.getManifest('library/multi', await platform('arm64'))).status).toBe(200);
+    expect((await client.getManifest('library/multi', amd64)).status).toBe(200);
   });
 
   it('ctr pulls through hosts.toml, its ?ns=<registry> mapped to the repository mirroring it', async () => {
