@@ -13,7 +13,9 @@ export type AngosMode = 'server' | 'split';
 export interface StartAngosOptions {
   /**
    * `server`: one `angos server` process; `split`: `angos registry-api` behind `angos gateway`, and
-   * `angos pull-through-cache` beside registry-api when the configuration has an upstream.
+   * `angos pull-through-cache` beside registry-api when the configuration has an upstream. Those two
+   * both write the storage: on fs metadata the configuration must then give them a shared lock
+   * strategy (Redis), or the second is refused the directory's instance lock.
    */
   mode: AngosMode;
   /**
