@@ -4,6 +4,7 @@ export { UNSUPPORTED_FEATURES, unsupportedFeatures } from './features.js';
 export { formatKeyPath, type KeyPath, type PathSegment, type QuotedKey, quoted } from './key-path.js';
 export { namespacesOverlap, remoteNamespace } from './namespace.js';
 export { type LoadedConfig, loadConfig, parseConfig } from './parse.js';
+export { hasPullThroughRepositories, isPullThroughNamespace, mirrorNamespace } from './pull-through.js';
 export { restartRequiredChanges } from './restart.js';
 export { configShape } from './root.js';
 export type { Schema, Shape } from './schema.js';

@@ -11,7 +11,12 @@ import { cliEntry } from './repo-root.js';
 export type AngosMode = 'server' | 'split';
 
 export interface StartAngosOptions {
-  /** `server`: one `angos server` process; `split`: `angos registry-api` behind `angos gateway`. */
+  /**
+   * `server`: one `angos server` process; `split`: `angos registry-api` behind `angos gateway`, and
+   * `angos pull-through-cache` beside registry-api when the configuration has an upstream. Those two
+   * both write the storage: on fs metadata the configuration must then give them a shared lock
+   * strategy (Redis), or the second is refused the directory's instance lock.
+   */
   mode: AngosMode;
   /**
    * Extra TOML, written first in the config file (so its top-level keys stay top-level). The
@@ -46,6 +51,9 @@ interface Spawned {
   child: ChildProcess;
   output: OutputTail;
 }
+
+/** True when the TOML declares a `[[repository."…".upstream]]` (a pull-through cache). */
+const hasUpstream = (toml: string): boolean => /^\s*\[\[\s*repository\..*\.upstream\s*\]\]/m.test(toml);
 
 const hasTable = (toml: string, prefix: string): boolean =>
   toml.split('\n').some((line) => line.trim().replace(/\s+/g, '').startsWith(`[${prefix}`));
@@ -140,15 +148,27 @@ export async function startAngos(options: StartAngosOptions): Promise<AngosInsta
       processes.push(spawnAngos('server', ['-c', configPath, 'server', ...listen(port)], env));
     } else {
       const apiPort = await freePort();
+      const cachePort = hasUpstream(options.config ?? '') ? await freePort() : undefined;
       const services = [
         '[services]',
         `registry_api_url = "http://127.0.0.1:${apiPort}"`,
+        ...(cachePort === undefined ? [] : [`pull_through_cache_url = "http://127.0.0.1:${cachePort}"`]),
         `internal_token = "${randomBytes(24).toString('hex')}"`,
       ].join('\n');
       await writeFile(configPath, configText(options, rootDir, port, services));
       processes.push(spawnAngos('registry-api', ['-c', configPath, 'registry-api', ...listen(apiPort)], env));
       // Any HTTP answer means it listens: it refuses requests the gateway has not vouched for.
       await waitFor(`http://127.0.0.1:${apiPort}/v2/`, () => true, processes, deadline, logs);
+      if (cachePort !== undefined) {
+        processes.push(
+          spawnAngos(
+            'pull-through-cache',
+            ['-c', configPath, 'pull-through-cache', ...listen(cachePort)],
+            env,
+          ),
+        );
+        await waitFor(`http://127.0.0.1:${cachePort}/v2/`, () => true, processes, deadline, logs);
+      }
       processes.push(spawnAngos('gateway', ['-c', configPath, 'gateway', ...listen(port)], env));
     }
     await waitFor(`${url}/v2/`, (status) => status < 500, processes, deadline, logs);

@@ -1,4 +1,5 @@
 export * from './cache/index.js';
+export { checkUpstreamConfig } from './check.js';
 export {
   type ManifestHead,
   type RequestOptions,
