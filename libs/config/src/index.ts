@@ -5,6 +5,7 @@ export { formatKeyPath, type KeyPath, type PathSegment, type QuotedKey, quoted }
 export { namespacesOverlap, remoteNamespace } from './namespace.js';
 export { type LoadedConfig, loadConfig, parseConfig } from './parse.js';
 export { hasPullThroughRepositories, isPullThroughNamespace, mirrorNamespace } from './pull-through.js';
+export { repositoryFor, repositoryKeyFor } from './repository-key.js';
 export { restartRequiredChanges } from './restart.js';
 export { configShape } from './root.js';
 export type { Schema, Shape } from './schema.js';

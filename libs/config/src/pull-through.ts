@@ -1,3 +1,4 @@
+import { repositoryFor } from './repository-key.js';
 import type { Config, RepositoryConfig } from './types.js';
 
 /**
@@ -6,28 +7,9 @@ import type { Config, RepositoryConfig } from './types.js';
  * removes an upstream routes the next request accordingly.
  */
 
-/**
- * The `[repository."<key>"]` that governs `namespace`: the key itself or a path prefix of it at a `/`
- * (`team` governs `team/app`, not `team-b`). Keys never overlap (the loader refuses it), so the
- * namespace's own prefixes, shortest first, find at most one.
- */
-function governingRepository(
-  config: Pick<Config, 'repository'>,
-  namespace: string,
-): RepositoryConfig | undefined {
-  const repositories = config.repository;
-  let end = namespace.indexOf('/');
-  for (;;) {
-    const prefix = end === -1 ? namespace : namespace.slice(0, end);
-    if (Object.hasOwn(repositories, prefix)) return repositories[prefix];
-    if (end === -1) return undefined;
-    end = namespace.indexOf('/', end + 1);
-  }
-}
-
 /** True when `namespace` lies under a repository with at least one `[[…upstream]]`: a pull-through cache. */
 export function isPullThroughNamespace(config: Pick<Config, 'repository'>, namespace: string): boolean {
-  return (governingRepository(config, namespace)?.upstream.length ?? 0) > 0;
+  return (repositoryFor(config, namespace)?.upstream.length ?? 0) > 0;
 }
 
 /** True when some repository of the configuration has an upstream. */
@@ -78,7 +60,7 @@ export function mirrorNamespace(
     return first !== undefined && canonicalHost(new URL(first.url).host) === wanted;
   };
   // Already the local name (containerd's `override_path`, pointing at `/v2/<key>`): kept as it is.
-  if (mirrors(governingRepository(config, name))) return name;
+  if (mirrors(repositoryFor(config, name))) return name;
   for (const key of Object.keys(config.repository).sort()) {
     const first = config.repository[key]?.upstream[0];
     if (first === undefined || !mirrors(config.repository[key])) continue;

@@ -14,5 +14,5 @@ export {
   tagLockKey,
 } from './manifests.js';
 export { createRegistry, type Registry, type RegistryDeps } from './registry.js';
-export { type NamespaceSettings, repositoryKeyFor, settingsFor } from './settings.js';
+export { type NamespaceSettings, settingsFor } from './settings.js';
 export { type ChunkHeaders, type Uploads, uploadLockKey } from './uploads.js';
