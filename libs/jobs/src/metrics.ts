@@ -109,9 +109,9 @@ const UNPUBLISHED_RECHECK_SECS = 15;
 /**
  * Publishes `angos_job_queue_pending` and `angos_job_queue_failed` for each queue, refreshed at
  * once and then every `refreshIntervalSecs`. Each counts up to `GAUGE_COUNT_CAP` (10,000; a
- * deeper queue reads as the cap), so one refresh costs at most 10 listing pages of `pending/` and
- * 10 of `failed/` per queue (on S3, ListObjectsV2 requests of 1,000 keys) and no reads, however
- * deep the queue. A failed refresh keeps the last values and is logged.
+ * deeper queue reads as the cap), so one refresh reads at most 10,000 names of `pending/` and
+ * 10,000 of `failed/` per queue (on S3, 10 ListObjectsV2 requests of 1,000 keys each; on fs, two
+ * readdirs each) and no records, however deep the queue. A failed refresh keeps the last values and is logged.
  */
 export function startQueueGauges(options: QueueGaugeOptions): QueueGauges {
   const m = jobMetrics(options.metrics);

@@ -60,11 +60,12 @@ export interface PendingJob extends JobEnvelope {
 const DEFAULT_PAGE_SIZE = 100;
 /**
  * The most jobs a gauge refresh counts (`angos_job_queue_pending`, `angos_job_queue_failed`): a
- * deeper queue reads as this many. Ten listing pages (on S3, ten ListObjectsV2 requests) at most,
- * however deep the queue; an autoscaler only needs to know that there is more than enough work.
+ * deeper queue reads as this many. Listing this many names costs ten ListObjectsV2 requests on S3
+ * (two readdirs on fs) at most, however deep the queue; an autoscaler only needs to know that
+ * there is more than enough work.
  */
 export const GAUGE_COUNT_CAP = 10_000;
-/** Names per listing page when counting: one ListObjectsV2 request on S3. */
+/** Names of the first listing page when counting: one ListObjectsV2 request on S3. */
 const COUNT_PAGE_SIZE = 1000;
 /** Attempts at an enqueue racing other enqueues and workers of the same lock key. */
 const ENQUEUE_ROUNDS = 8;
@@ -207,8 +208,8 @@ export class JobQueue {
    * Jobs ready to run within `readyHorizonSecs` from now, running ones included
    * (`angos_job_queue_pending`), up to `GAUGE_COUNT_CAP`: a deeper queue reads as the cap. Each
    * key's name starts with its not-before time, so the count reads no values and stops at the
-   * first job beyond the horizon. Cost, however deep the queue: at most cap / 1,000 listing
-   * pages (on S3, ListObjectsV2 requests of 1,000 keys).
+   * first job beyond the horizon. Cost, however deep the queue: at most cap / 1,000
+   * ListObjectsV2 requests of 1,000 keys on S3, two readdirs on fs.
    */
   async pendingCount(queue: string, readyHorizonSecs: number): Promise<number> {
     assertQueueName(queue);
@@ -221,8 +222,8 @@ export class JobQueue {
   }
 
   /**
-   * Dead-lettered jobs (`angos_job_queue_failed`), up to `GAUGE_COUNT_CAP` as `pendingCount`:
-   * at most cap / 1,000 listing pages of the queue's `failed/` prefix.
+   * Dead-lettered jobs (`angos_job_queue_failed`), up to `GAUGE_COUNT_CAP` at the cost
+   * `pendingCount` has, of the queue's `failed/` prefix.
    */
   async failedCount(queue: string): Promise<number> {
     assertQueueName(queue);
@@ -347,21 +348,23 @@ export class JobQueue {
   }
 
   /**
-   * Names under `dir` that `judge` counts, in listing order, until it says stop, the cap is
-   * reached or the cap's worth of listing pages is read (names that are no job's count for
-   * nothing, but are never read past the bound either).
+   * Names under `dir` that `judge` counts, in listing order, until it says stop or the cap's
+   * worth of names is read (names that are no job's count for nothing, and are never read past
+   * the bound either). Two pages: the first 1,000 names, where a count mostly ends, then the
+   * rest of the cap at once (on S3 that is 9 more requests of 1,000 keys; on fs, where every
+   * page reads the whole directory, one more readdir rather than 9).
    */
   async #countUpToCap(dir: string, judge: (name: string) => 'count' | 'skip' | 'stop'): Promise<number> {
     let count = 0;
     let after: string | undefined;
-    for (let pages = 0; pages < GAUGE_COUNT_CAP / COUNT_PAGE_SIZE; pages++) {
-      const names = await this.store.listPage(dir, { after, limit: COUNT_PAGE_SIZE });
+    for (const limit of [COUNT_PAGE_SIZE, GAUGE_COUNT_CAP - COUNT_PAGE_SIZE]) {
+      const names = await this.store.listPage(dir, { after, limit });
       for (const name of names) {
         const verdict = judge(name);
         if (verdict === 'stop') return count;
         if (verdict === 'count') count++;
       }
-      if (names.length < COUNT_PAGE_SIZE) return count;
+      if (names.length < limit) return count;
       after = names.at(-1);
     }
     return count;
