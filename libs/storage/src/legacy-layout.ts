@@ -1,5 +1,11 @@
 import { legacyPathOf } from './keys.js';
-import { type ConditionalWrites, type MetadataStore, NotFoundError, type VersionedValue } from './types.js';
+import {
+  type ConditionalWrites,
+  type ListPageOptions,
+  type MetadataStore,
+  NotFoundError,
+  type VersionedValue,
+} from './types.js';
 
 /**
  * Serves blob index entries that a store wrote before blob directories fanned out
@@ -72,6 +78,10 @@ class LegacyBlobIndexStore implements MetadataStore {
 
   list(prefix: string): Promise<string[]> {
     return this.inner.list(prefix);
+  }
+
+  listPage(prefix: string, options: ListPageOptions): Promise<string[]> {
+    return this.inner.listPage(prefix, options);
   }
 
   deletePrefix(prefix: string): Promise<void> {

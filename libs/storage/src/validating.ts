@@ -1,12 +1,14 @@
 import type { Readable } from 'node:stream';
 import { assertValidDigest, assertValidKey, assertValidPrefix, assertValidUpload } from './key-rules.js';
 import type { DigestParts } from './keys.js';
+import { assertValidPageOptions } from './paging.js';
 import { withExactLength } from './streaming.js';
 import type {
   BlobCopy,
   BlobStore,
   ByteRange,
   ConditionalWrites,
+  ListPageOptions,
   MetadataStore,
   PresignOptions,
   VersionedValue,
@@ -77,6 +79,12 @@ class KeyValidatingMetadataStore implements MetadataStore {
   async list(prefix: string): Promise<string[]> {
     assertValidPrefix(prefix);
     return this.inner.list(prefix);
+  }
+
+  async listPage(prefix: string, options: ListPageOptions): Promise<string[]> {
+    assertValidPrefix(prefix);
+    assertValidPageOptions(options);
+    return this.inner.listPage(prefix, options);
   }
 
   async deletePrefix(prefix: string): Promise<void> {
