@@ -9,10 +9,12 @@ export {
   type Manifests,
   manifestLockKey,
   type PushedManifest,
+  type ReplicatedWrite,
   referrerDescriptor,
   type StoredManifest,
   tagLockKey,
 } from './manifests.js';
+export { clampSourceTime, decideTagPush } from './last-writer-wins.js';
 export { createRegistry, type Registry, type RegistryDeps } from './registry.js';
 export { type NamespaceSettings, repositoryKeyFor, settingsFor } from './settings.js';
 export { type ChunkHeaders, type Uploads, uploadLockKey } from './uploads.js';
