@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
+  EXTENSION_ERROR_CODES,
   errorBody,
   INTERNAL_ERROR_CODE,
   isOciError,
@@ -8,7 +9,6 @@ import {
   OciError,
   type OciErrorKind,
   SPEC_ERROR_CODES,
-  EXTENSION_ERROR_CODES,
 } from '../src/index.js';
 
 // Written out by hand so that adding a kind to the union without a row (or the

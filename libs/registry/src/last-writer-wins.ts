@@ -51,3 +51,16 @@ function superseded(tag: string, current: LinkRecord): OciError {
     ...(current.createdAt === undefined ? {} : { created_at: current.createdAt }),
   });
 }
+
+/** RFC 3339 with a time zone: what senders write (`2026-01-01T00:00:00.000Z`). */
+const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}:\d{2})$/i;
+
+/**
+ * A source timestamp header value in ms since the epoch; undefined when it is not an RFC 3339
+ * time (a malformed timestamp means no last-writer-wins: the write is an ordinary one).
+ */
+export function parseSourceTimestamp(value: string): number | undefined {
+  if (!RFC3339.test(value)) return undefined;
+  const ms = Date.parse(value);
+  return Number.isNaN(ms) ? undefined : ms;
+}

@@ -131,9 +131,11 @@ export class Manifests {
       for (const tag of tags) await this.#assertTagMayMove(namespace, tag, digest, settings);
       // Decided before anything is written: a superseded replicated push leaves no trace but the
       // blobs it uploaded (their grants; `scrub --orphan-grants` reclaims them).
-      const tagsToWrite = tagTime === undefined ? tags : await this.#tagsWinning(namespace, tags, digest, tagTime);
+      const tagsToWrite =
+        tagTime === undefined ? tags : await this.#tagsWinning(namespace, tags, digest, tagTime);
       const revisionKey = keyFor({ kind: 'revisionLink', namespace, digest });
-      const revisionExisted = (await readLink(this.deps.metadata, revisionKey, { fresh: true })) !== undefined;
+      const revisionExisted =
+        (await readLink(this.deps.metadata, revisionKey, { fresh: true })) !== undefined;
       // References, then the manifest's bytes, then the revision, then tags: a crash at any point
       // leaves references without a revision (garbage collection prunes them), never a tag to nothing.
       await this.#addReferences(namespace, digest, referenced, readable, signal);
@@ -218,6 +220,11 @@ export class Manifests {
     const stored = await this.#load(await this.resolve(namespace, reference));
     if (this.deps.settings(namespace).updatePullTime) this.#recordPull(namespace, stored.digest);
     return stored;
+  }
+
+  /** A manifest as `get` serves it, without recording a pull: for replication's reads. */
+  async read(namespace: string, reference: Reference): Promise<StoredManifest> {
+    return this.#load(await this.resolve(namespace, reference));
   }
 
   /** The manifest's body (cached by digest), without recording a pull. */

@@ -157,9 +157,9 @@ describe('last-writer-wins on replicated writes', () => {
     const registry = newRegistry();
     await push(registry, await manifest(registry, 'team/app', 'a'), T0 + 1000);
     const tag = parseReference('v1');
-    expect(
-      await superseded(registry.manifests.delete('team/app', tag, { sourceTimestampMs: T0 })),
-    ).toBe('409 REPLICATION_SUPERSEDED');
+    expect(await superseded(registry.manifests.delete('team/app', tag, { sourceTimestampMs: T0 }))).toBe(
+      '409 REPLICATION_SUPERSEDED',
+    );
     expect(await registry.manifests.delete('team/app', tag, { sourceTimestampMs: T0 + 1000 })).toBe(
       'deleted',
     );
@@ -170,12 +170,12 @@ describe('last-writer-wins on replicated writes', () => {
     const registry = newRegistry();
     const pushed = await push(registry, await manifest(registry, 'team/app', 'a'), T0 + 1000);
     const byDigest = parseReference(formatDigest(pushed.digest));
-    expect(
-      await superseded(registry.manifests.delete('team/app', byDigest, { sourceTimestampMs: T0 })),
-    ).toBe('409 REPLICATION_SUPERSEDED');
+    expect(await superseded(registry.manifests.delete('team/app', byDigest, { sourceTimestampMs: T0 }))).toBe(
+      '409 REPLICATION_SUPERSEDED',
+    );
     expect((await tagState(registry)).digest).toBe(formatDigest(pushed.digest));
-    expect(
-      await registry.manifests.delete('team/app', byDigest, { sourceTimestampMs: T0 + 2000 }),
-    ).toBe('deleted');
+    expect(await registry.manifests.delete('team/app', byDigest, { sourceTimestampMs: T0 + 2000 })).toBe(
+      'deleted',
+    );
   });
 });

@@ -61,7 +61,13 @@ export async function startServerJobs(deps: ServerJobsDeps): Promise<ServerJobs>
     logger,
     async open(config) {
       if (config.global.job_queue !== undefined) return undefined;
-      const handlers = jobHandlers({ config, registry: deps.registry, enqueue, logger });
+      const handlers = jobHandlers({
+        config,
+        registry: deps.registry,
+        enqueue,
+        logger,
+        metrics: deps.metrics,
+      });
       return {
         runner: new JobRunner({
           queue,

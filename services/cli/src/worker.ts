@@ -90,7 +90,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
         queue,
         locks,
         pools: jobPools(generationConfig, queues),
-        handlers: jobHandlers({ config: generationConfig, registry, enqueue, logger: jobsLogger }),
+        handlers: jobHandlers({ config: generationConfig, registry, enqueue, logger: jobsLogger, metrics }),
         pollIntervalMs: options.pollIntervalMs,
         logger: jobsLogger,
         onJobFinished,
