@@ -1,4 +1,4 @@
-import { type Config, remoteNamespace } from '@angos/config';
+import { type Config, downstreamNamespace } from '@angos/config';
 import { type JobContext, type JobHandler, TerminalJobError } from '@angos/jobs';
 import type { Logger, Metrics } from '@angos/observability';
 import { OciError, parseReference } from '@angos/oci';
@@ -58,7 +58,7 @@ export function replicationHandler(deps: ReplicationHandlerDeps): JobHandler<Rep
         registry: deps.registry,
         client: clientFor(`${repository}\u0000${downstream.name}`, downstream),
         namespace: payload.namespace,
-        remote: remoteNamespace(downstream.url, repository, payload.namespace),
+        remote: downstreamNamespace(downstream.url, repository, payload.namespace),
         concurrency: downstream.max_concurrent_pushes,
         signal,
       };

@@ -1,0 +1,163 @@
+/**
+ * Replication between real registries: two `angos server` processes that are each other's
+ * downstream (active-active, filesystem storage, each draining its replication queue in-process),
+ * and CNCF distribution (Debian's `docker-registry`) as a one-way downstream of A.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  type AngosInstance,
+  type Distribution,
+  freePort,
+  OciClient,
+  skipWithout,
+  startAngos,
+  startDistribution,
+} from '@angos/test-support';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Polls `check` until it returns true; throws with `what` when `timeoutMs` passes. */
+async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await sleep(200);
+  }
+  throw new Error(`not in time: ${what}`);
+}
+
+/** Pushes a small image (a config and a layer unique to `label`) and returns its digest. */
+async function pushImage(client: OciClient, repo: string, tag: string, label: string): Promise<string> {
+  const config = Buffer.from(JSON.stringify({ label, architecture: 'amd64', os: 'linux' }));
+  const layer = randomBytes(4096);
+  const configDigest = await client.pushBlob(repo, config);
+  const layerDigest = await client.pushBlob(repo, layer);
+  const manifest = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: OCI_MANIFEST,
+    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layerDigest, size: layer.length }],
+  });
+  const pushed = await client.pushManifest(repo, tag, manifest, OCI_MANIFEST);
+  expect(pushed.status, pushed.text).toBe(201);
+  return pushed.digest as string;
+}
+
+async function digestOf(client: OciClient, repo: string, tag: string): Promise<string | null> {
+  const response = await client.request('HEAD', `/v2/${repo}/manifests/${tag}`, {
+    headers: { accept: OCI_MANIFEST },
+  });
+  await response.arrayBuffer();
+  return response.status === 200 ? response.headers.get('docker-content-digest') : null;
+}
+
+/** Every blob of the manifest `digest` names is readable on `client` (content before manifest). */
+async function holdsContent(client: OciClient, repo: string, digest: string): Promise<boolean> {
+  const manifest = await client.getManifest(repo, digest);
+  if (manifest.status !== 200) return false;
+  const parsed = JSON.parse(manifest.body.toString('utf8')) as {
+    config: { digest: string };
+    layers: Array<{ digest: string }>;
+  };
+  for (const blob of [parsed.config, ...parsed.layers]) {
+    if ((await client.headBlob(repo, blob.digest)) !== 200) return false;
+  }
+  return true;
+}
+
+function peerConfig(peers: ReadonlyArray<{ name: string; url: string; mode?: string }>) {
+  const downstreams = peers.map((peer) =>
+    [
+      '[[repository."nginx".downstream]]',
+      `name = ${JSON.stringify(peer.name)}`,
+      `url = ${JSON.stringify(peer.url)}`,
+      ...(peer.mode === undefined ? [] : [`mode = ${JSON.stringify(peer.mode)}`]),
+    ].join('\n'),
+  );
+  return [
+    '[repository."nginx"]',
+    '[repository."nginx".access_policy]\ndefault = "allow"',
+    ...downstreams,
+  ].join('\n\n');
+}
+
+describe.skipIf(skipWithout('replication to CNCF distribution', 'docker-registry'))(
+  'replication: angos A ⇄ angos B, and A → distribution',
+  () => {
+    let a: AngosInstance;
+    let b: AngosInstance;
+    let distribution: Distribution;
+    let clientA: OciClient;
+    let clientB: OciClient;
+    let clientD: OciClient;
+
+    beforeAll(async () => {
+      distribution = await startDistribution();
+      const portA = await freePort();
+      const portB = await freePort();
+      const urlA = `http://127.0.0.1:${portA}`;
+      const urlB = `http://127.0.0.1:${portB}`;
+      [a, b] = await Promise.all([
+        startAngos({
+          mode: 'server',
+          port: portA,
+          config: peerConfig([
+            { name: 'instance-b', url: urlB },
+            { name: 'distribution', url: distribution.url, mode: 'event-only' },
+          ]),
+        }),
+        startAngos({ mode: 'server', port: portB, config: peerConfig([{ name: 'instance-a', url: urlA }]) }),
+      ]);
+      clientA = new OciClient(a.url);
+      clientB = new OciClient(b.url);
+      clientD = new OciClient(distribution.url);
+    }, 90_000);
+
+    afterAll(async () => {
+      console.log(a?.logs().slice(-6000)); console.log(b?.logs().slice(-3000));
+      await Promise.all([a?.stop(), b?.stop(), distribution?.stop()]);
+    });
+
+    it('a push to A appears on B and on distribution, content before manifest', async () => {
+      const digest = await pushImage(clientA, 'nginx/app', 'v1', 'first');
+      await eventually('v1 on B', async () => (await digestOf(clientB, 'nginx/app', 'v1')) === digest);
+      await eventually('v1 on distribution', async () => (await digestOf(clientD, 'nginx/app', 'v1')) === digest);
+      expect(await holdsContent(clientB, 'nginx/app', digest)).toBe(true);
+      expect(await holdsContent(clientD, 'nginx/app', digest)).toBe(true);
+      // B forwarded it back to A as a no-op: A still holds the same tag at the same digest.
+      expect(await digestOf(clientA, 'nginx/app', 'v1')).toBe(digest);
+    });
+
+    it('a delete on B disappears on A and stays gone', async () => {
+      const digest = await pushImage(clientB, 'nginx/app', 'gone', 'to delete');
+      await eventually('gone on A', async () => (await digestOf(clientA, 'nginx/app', 'gone')) === digest);
+      expect(await clientB.deleteManifest('nginx/app', 'gone')).toBe(202);
+      await eventually('deleted on A', async () => (await digestOf(clientA, 'nginx/app', 'gone')) === null);
+      // Give any echo time to come back; it must not resurrect the tag on either side.
+      await sleep(3000);
+      expect(await digestOf(clientA, 'nginx/app', 'gone')).toBeNull();
+      expect(await digestOf(clientB, 'nginx/app', 'gone')).toBeNull();
+    });
+
+    it('concurrent pushes of one tag converge on both peers to the later write', async () => {
+      // A's write first, B's strictly later: whatever order replication delivers them in, the
+      // later one (B's) must win on both.
+      const first = await pushImage(clientA, 'nginx/app', 'race', 'from A');
+      await sleep(20);
+      const later = await pushImage(clientB, 'nginx/app', 'race', 'from B');
+      expect(later).not.toBe(first);
+      await eventually(
+        'both peers on the later write',
+        async () =>
+          (await digestOf(clientA, 'nginx/app', 'race')) === later &&
+          (await digestOf(clientB, 'nginx/app', 'race')) === later,
+      );
+      // Settled: nothing flips it back.
+      await sleep(3000);
+      expect(await digestOf(clientA, 'nginx/app', 'race')).toBe(later);
+      expect(await digestOf(clientB, 'nginx/app', 'race')).toBe(later);
+    });
+  },
+);
