@@ -129,8 +129,9 @@ export class DownstreamClient {
 
   /**
    * Deletes a tag, or a manifest by digest, dated `sourceTimestamp` (last-writer-wins on Angos):
-   * `converged` when it is gone already, `unsupported` when the downstream does not delete
-   * (405, or UNSUPPORTED: distribution with deletes disabled).
+   * `converged` when it is gone already, `unsupported` when the downstream does not delete it:
+   * 405 or UNSUPPORTED (deletes disabled), or, for a tag, DIGEST_INVALID (CNCF distribution 2.x
+   * deletes manifests by digest only; deleting the digest there would take every other tag of it).
    */
   async deleteManifest(
     remote: string,
@@ -150,6 +151,8 @@ export class DownstreamClient {
     if (error.status === 404) return 'converged';
     if (error.status === 409 && error.code === 'REPLICATION_SUPERSEDED') return 'superseded';
     if (error.status === 405 || (error.status === 400 && error.code === 'UNSUPPORTED')) return 'unsupported';
+    const byTag = !reference.includes(':');
+    if (byTag && error.status === 400 && error.code === 'DIGEST_INVALID') return 'unsupported';
     throw error;
   }
 

@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import {
   type AngosInstance,
   type Distribution,
+  DISTRIBUTION_USER,
   freePort,
   OciClient,
   skipWithout,
@@ -14,6 +15,7 @@ import {
   startDistribution,
 } from '@angos/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ADMIN_HASH, ALICE_HASH } from './identities.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -67,13 +69,19 @@ async function holdsContent(client: OciClient, repo: string, digest: string): Pr
   return true;
 }
 
-function peerConfig(peers: ReadonlyArray<{ name: string; url: string; mode?: string }>) {
+interface Peer {
+  readonly name: string;
+  readonly url: string;
+  readonly mode?: string;
+  readonly username?: string;
+  readonly password?: string;
+}
+
+function peerConfig(peers: readonly Peer[]) {
   const downstreams = peers.map((peer) =>
     [
       '[[repository."nginx".downstream]]',
-      `name = ${JSON.stringify(peer.name)}`,
-      `url = ${JSON.stringify(peer.url)}`,
-      ...(peer.mode === undefined ? [] : [`mode = ${JSON.stringify(peer.mode)}`]),
+      ...Object.entries(peer).map(([key, value]) => `${key} = ${JSON.stringify(value)}`),
     ].join('\n'),
   );
   return [
@@ -84,7 +92,7 @@ function peerConfig(peers: ReadonlyArray<{ name: string; url: string; mode?: str
 }
 
 describe.skipIf(skipWithout('replication to CNCF distribution', 'docker-registry'))(
-  'replication: angos A ⇄ angos B, and A → distribution',
+  'replication: angos A ⇄ angos B, and A → distribution (Basic auth, path prefix)',
   () => {
     let a: AngosInstance;
     let b: AngosInstance;
@@ -94,7 +102,7 @@ describe.skipIf(skipWithout('replication to CNCF distribution', 'docker-registry
     let clientD: OciClient;
 
     beforeAll(async () => {
-      distribution = await startDistribution();
+      distribution = await startDistribution({ auth: 'htpasswd' });
       const portA = await freePort();
       const portB = await freePort();
       const urlA = `http://127.0.0.1:${portA}`;
@@ -105,27 +113,35 @@ describe.skipIf(skipWithout('replication to CNCF distribution', 'docker-registry
           port: portA,
           config: peerConfig([
             { name: 'instance-b', url: urlB },
-            { name: 'distribution', url: distribution.url, mode: 'event-only' },
+            // A path URL: nginx/<x> lands as mirror/<x>.
+            {
+              name: 'distribution',
+              url: `${distribution.url}/mirror`,
+              mode: 'event-only',
+              ...DISTRIBUTION_USER,
+            },
           ]),
         }),
         startAngos({ mode: 'server', port: portB, config: peerConfig([{ name: 'instance-a', url: urlA }]) }),
       ]);
       clientA = new OciClient(a.url);
       clientB = new OciClient(b.url);
-      clientD = new OciClient(distribution.url);
+      const { username, password } = DISTRIBUTION_USER;
+      clientD = new OciClient(distribution.url, {
+        authorization: `Basic ${Buffer.from(`${username}:${password}`).toString('base64')}`,
+      });
     }, 90_000);
 
     afterAll(async () => {
-      console.log(a?.logs().slice(-6000)); console.log(b?.logs().slice(-3000));
       await Promise.all([a?.stop(), b?.stop(), distribution?.stop()]);
     });
 
-    it('a push to A appears on B and on distribution, content before manifest', async () => {
+    it('a push to A appears on B, and on distribution under the path prefix, content first', async () => {
       const digest = await pushImage(clientA, 'nginx/app', 'v1', 'first');
       await eventually('v1 on B', async () => (await digestOf(clientB, 'nginx/app', 'v1')) === digest);
-      await eventually('v1 on distribution', async () => (await digestOf(clientD, 'nginx/app', 'v1')) === digest);
+      await eventually('v1 on distribution', async () => (await digestOf(clientD, 'mirror/app', 'v1')) === digest);
       expect(await holdsContent(clientB, 'nginx/app', digest)).toBe(true);
-      expect(await holdsContent(clientD, 'nginx/app', digest)).toBe(true);
+      expect(await holdsContent(clientD, 'mirror/app', digest)).toBe(true);
       // B forwarded it back to A as a no-op: A still holds the same tag at the same digest.
       expect(await digestOf(clientA, 'nginx/app', 'v1')).toBe(digest);
     });
@@ -161,3 +177,72 @@ describe.skipIf(skipWithout('replication to CNCF distribution', 'docker-registry
     });
   },
 );
+
+describe('replication: X-Angos-Source-Timestamp is honoured for identities allowed to replicate only', () => {
+  let angos: AngosInstance;
+  const basic = (user: string, password: string) => ({
+    authorization: `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`,
+  });
+  const replicator = () => new OciClient(angos.url, basic('admin', 'admin-secret'));
+  const alice = () => new OciClient(angos.url, basic('alice', 'alice-secret'));
+
+  beforeAll(async () => {
+    angos = await startAngos({
+      mode: 'server',
+      config: [
+        `[auth.identity.admin]\nusername = "admin"\npassword = "${ADMIN_HASH}"`,
+        `[auth.identity.alice]\nusername = "alice"\npassword = "${ALICE_HASH}"`,
+        '[global.access_policy]',
+        'default = "deny"',
+        'rules = [',
+        '  "has(identity.username) && request.action != \'replicate\'",',
+        '  "has(identity.username) && identity.username == \'admin\'",',
+        ']',
+      ].join('\n'),
+    });
+  });
+
+  afterAll(async () => {
+    await angos?.stop();
+  });
+
+  /** Pushes `label`'s image to team/app:`tag` as `client`, with the header when `at` is given. */
+  async function push(client: OciClient, tag: string, label: string, at?: string) {
+    const config = Buffer.from(JSON.stringify({ label }));
+    const configDigest = await client.pushBlob('team/app', config);
+    const manifest = JSON.stringify({
+      schemaVersion: 2,
+      mediaType: OCI_MANIFEST,
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
+      layers: [],
+    });
+    const response = await client.request('PUT', `/v2/team/app/manifests/${tag}`, {
+      headers: { 'content-type': OCI_MANIFEST, ...(at === undefined ? {} : { 'x-angos-source-timestamp': at }) },
+      body: Buffer.from(manifest),
+    });
+    const text = await response.text();
+    return { status: response.status, text };
+  }
+
+  it('an ordinary pusher cannot backdate a tag: its header is ignored', async () => {
+    // Honoured, alice's write would be dated 2000 and the replicator's 2020 write would win.
+    expect((await push(alice(), 'backdated', 'alice', '2000-01-01T00:00:00.000Z')).status).toBe(201);
+    const late = await push(replicator(), 'backdated', 'replicator', '2020-01-01T00:00:00.000Z');
+    expect(late.status, late.text).toBe(409);
+    expect(JSON.parse(late.text).errors[0].code).toBe('REPLICATION_SUPERSEDED');
+  });
+
+  it('the replicator timestamp decides: an older replicated write loses, a newer one wins', async () => {
+    expect((await push(replicator(), 'dated', 'one', '2020-01-01T00:00:00.000Z')).status).toBe(201);
+    const older = await push(replicator(), 'dated', 'two', '2019-01-01T00:00:00.000Z');
+    expect(older.status, older.text).toBe(409);
+    expect((await push(replicator(), 'dated', 'three', '2021-01-01T00:00:00.000Z')).status).toBe(201);
+    // An ordinary push is dated now and always moves the tag.
+    expect((await push(alice(), 'dated', 'four')).status).toBe(201);
+  });
+
+  it('a malformed timestamp means no last-writer-wins', async () => {
+    expect((await push(replicator(), 'loose', 'one', '2030-01-01T00:00:00.000Z')).status).toBe(201);
+    expect((await push(replicator(), 'loose', 'two', 'yesterday')).status).toBe(201);
+  });
+});
