@@ -144,6 +144,16 @@ describe.skipIf(skipWithout('replication to CNCF distribution', 'docker-registry
       expect(await holdsContent(clientD, 'mirror/app', digest)).toBe(true);
       // B forwarded it back to A as a no-op: A still holds the same tag at the same digest.
       expect(await digestOf(clientA, 'nginx/app', 'v1')).toBe(digest);
+      // Counted once each job has finished (just after the downstream answered).
+      const expected = [
+        /^angos_replication_push_total\{downstream="instance-b",outcome="pushed"\} [1-9]/m,
+        /^angos_replication_push_total\{downstream="distribution",outcome="pushed"\} [1-9]/m,
+        /^angos_replication_last_success_timestamp_seconds\{downstream="instance-b"\} \d/m,
+      ];
+      await eventually('replication metrics on A', async () => {
+        const metrics = await (await fetch(`${a.url}/metrics`)).text();
+        return expected.every((pattern) => pattern.test(metrics));
+      });
     });
 
     it('a delete on B disappears on A and stays gone', async () => {
