@@ -6,8 +6,8 @@
 import { randomBytes } from 'node:crypto';
 import {
   type AngosInstance,
-  type Distribution,
   DISTRIBUTION_USER,
+  type Distribution,
   freePort,
   OciClient,
   skipWithout,
@@ -39,8 +39,14 @@ async function pushImage(client: OciClient, repo: string, tag: string, label: st
   const manifest = JSON.stringify({
     schemaVersion: 2,
     mediaType: OCI_MANIFEST,
-    config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
-    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layerDigest, size: layer.length }],
+    config: {
+      mediaType: 'application/vnd.oci.image.config.v1+json',
+      digest: configDigest,
+      size: config.length,
+    },
+    layers: [
+      { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layerDigest, size: layer.length },
+    ],
   });
   const pushed = await client.pushManifest(repo, tag, manifest, OCI_MANIFEST);
   expect(pushed.status, pushed.text).toBe(201);
@@ -139,7 +145,10 @@ describe.skipIf(skipWithout('replication to CNCF distribution', 'docker-registry
     it('a push to A appears on B, and on distribution under the path prefix, content first', async () => {
       const digest = await pushImage(clientA, 'nginx/app', 'v1', 'first');
       await eventually('v1 on B', async () => (await digestOf(clientB, 'nginx/app', 'v1')) === digest);
-      await eventually('v1 on distribution', async () => (await digestOf(clientD, 'mirror/app', 'v1')) === digest);
+      await eventually(
+        'v1 on distribution',
+        async () => (await digestOf(clientD, 'mirror/app', 'v1')) === digest,
+      );
       expect(await holdsContent(clientB, 'nginx/app', digest)).toBe(true);
       expect(await holdsContent(clientD, 'mirror/app', digest)).toBe(true);
       // B forwarded it back to A as a no-op: A still holds the same tag at the same digest.
@@ -223,11 +232,18 @@ describe('replication: X-Angos-Source-Timestamp is honoured for identities allow
     const manifest = JSON.stringify({
       schemaVersion: 2,
       mediaType: OCI_MANIFEST,
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: config.length },
+      config: {
+        mediaType: 'application/vnd.oci.image.config.v1+json',
+        digest: configDigest,
+        size: config.length,
+      },
       layers: [],
     });
     const response = await client.request('PUT', `/v2/team/app/manifests/${tag}`, {
-      headers: { 'content-type': OCI_MANIFEST, ...(at === undefined ? {} : { 'x-angos-source-timestamp': at }) },
+      headers: {
+        'content-type': OCI_MANIFEST,
+        ...(at === undefined ? {} : { 'x-angos-source-timestamp': at }),
+      },
       body: Buffer.from(manifest),
     });
     const text = await response.text();
