@@ -1,7 +1,8 @@
 /**
- * Replication between real registries: two `angos server` processes that are each other's
- * downstream (active-active, filesystem storage, each draining its replication queue in-process),
- * and CNCF distribution (Debian's `docker-registry`) as a one-way downstream of A.
+ * Replication between real registries: two Angos instances that are each other's downstream
+ * (active-active, filesystem storage, each draining its replication queue in-process): A one
+ * `angos server`, B split into gateway and registry-api; and CNCF distribution (Debian's
+ * `docker-registry`, Basic auth, under a path prefix) as a one-way downstream of A.
  */
 import { randomBytes } from 'node:crypto';
 import {
@@ -128,7 +129,8 @@ describe.skipIf(skipWithout('replication to CNCF distribution', 'docker-registry
             },
           ]),
         }),
-        startAngos({ mode: 'server', port: portB, config: peerConfig([{ name: 'instance-a', url: urlA }]) }),
+        // B split (gateway + registry-api): the honoured source timestamp crosses the signed hop.
+        startAngos({ mode: 'split', port: portB, config: peerConfig([{ name: 'instance-a', url: urlA }]) }),
       ]);
       clientA = new OciClient(a.url);
       clientB = new OciClient(b.url);
@@ -207,7 +209,7 @@ describe('replication: X-Angos-Source-Timestamp is honoured for identities allow
 
   beforeAll(async () => {
     angos = await startAngos({
-      mode: 'server',
+      mode: 'split', // the gateway decides, registry-api applies: across the signed hop
       config: [
         `[auth.identity.admin]\nusername = "admin"\npassword = "${ADMIN_HASH}"`,
         `[auth.identity.alice]\nusername = "alice"\npassword = "${ALICE_HASH}"`,
