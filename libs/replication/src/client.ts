@@ -75,8 +75,22 @@ export class DownstreamClient {
   }
 
   /**
-   * Uploads a blob: a session (POST), then one PUT of its bytes, written by `body`. 201 is
-   * success.
+   * Mounts a blob the downstream holds in `from` into `remote` (201: true). Otherwise the upload
+   * session the downstream opened instead (202) is returned, for the bytes.
+   */
+  async mountBlob(remote: string, digest: string, from: string, signal?: AbortSignal): Promise<true | URL> {
+    const query = `?mount=${encodeURIComponent(digest)}&from=${encodeURIComponent(from)}`;
+    const what = `mount of ${digest} into ${remote}`;
+    const response = await this.#exchange('POST', remote, `blobs/uploads/${query}`, { headers: {}, signal });
+    response.resume();
+    if (response.statusCode === 201) return true;
+    await this.#expect(response, [202], what);
+    return this.#location(response, what);
+  }
+
+  /**
+   * Uploads a blob: a session (POST, unless a refused mount opened one), then one PUT of its
+   * bytes, written by `body`. 201 is success.
    */
   async uploadBlob(
     remote: string,
@@ -84,12 +98,16 @@ export class DownstreamClient {
     size: number,
     body: (request: Writable) => Promise<void>,
     signal?: AbortSignal,
+    opened?: URL,
   ): Promise<void> {
     const what = `upload of ${digest} into ${remote}`;
-    const started = await this.#exchange('POST', remote, 'blobs/uploads/', { headers: {}, signal });
-    started.resume();
-    await this.#expect(started, [202], what);
-    const session = this.#location(started, what);
+    let session = opened;
+    if (session === undefined) {
+      const started = await this.#exchange('POST', remote, 'blobs/uploads/', { headers: {}, signal });
+      started.resume();
+      await this.#expect(started, [202], what);
+      session = this.#location(started, what);
+    }
     session.searchParams.set('digest', digest);
     const response = await this.#send('PUT', session, remote, {
       headers: { 'content-type': 'application/octet-stream', 'content-length': String(size) },

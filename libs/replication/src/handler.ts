@@ -1,7 +1,7 @@
 import { type Config, downstreamNamespace } from '@angos/config';
 import { type JobContext, type JobHandler, TerminalJobError } from '@angos/jobs';
 import type { Logger, Metrics } from '@angos/observability';
-import { OciError, parseReference } from '@angos/oci';
+import { OciError, parseDigest, parseReference } from '@angos/oci';
 import type { Registry } from '@angos/registry';
 import { isUpstreamError } from '@angos/upstream';
 import { DownstreamClient, type WriteOutcome } from './client.js';
@@ -54,12 +54,23 @@ export function replicationHandler(deps: ReplicationHandlerDeps): JobHandler<Rep
       }
       const { repository, downstream } = found;
       if (!matchesFilter(downstream, payload.namespace)) return;
+      const remote = downstreamNamespace(downstream.url, repository, payload.namespace);
       const replication: Replication = {
         registry: deps.registry,
         client: clientFor(`${repository}\u0000${downstream.name}`, downstream),
         namespace: payload.namespace,
-        remote: downstreamNamespace(downstream.url, repository, payload.namespace),
+        remote,
         concurrency: downstream.max_concurrent_pushes,
+        async mountSources(digest) {
+          const sources = new Set<string>();
+          for (const holder of await deps.registry.blobs.holders(parseDigest(digest))) {
+            const other = findDownstream(deps.config, holder, downstream.name);
+            if (other?.repository !== repository || !matchesFilter(other.downstream, holder)) continue;
+            const there = downstreamNamespace(downstream.url, repository, holder);
+            if (there !== remote) sources.add(there);
+          }
+          return [...sources];
+        },
         signal,
       };
       let outcome: WriteOutcome;

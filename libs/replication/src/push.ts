@@ -21,6 +21,11 @@ export interface Replication {
   readonly remote: string;
   /** `max_concurrent_pushes`: blob pushes in flight per manifest. */
   readonly concurrency: number;
+  /**
+   * Where on the downstream a blob may be already: the namespaces that other local holders of it
+   * replicate to (same downstream). A mount from the first spares the upload.
+   */
+  readonly mountSources: (digest: string) => Promise<string[]>;
   readonly signal: AbortSignal;
 }
 
@@ -68,6 +73,14 @@ async function pushContent(replication: Replication, body: Buffer, mediaType: st
 async function pushBlob(replication: Replication, blob: Descriptor): Promise<void> {
   const { registry, client, namespace, remote, signal } = replication;
   if (await client.hasBlob(remote, blob.digest, signal)) return;
+  let session: URL | undefined;
+  const [from] = await replication.mountSources(blob.digest);
+  if (from !== undefined) {
+    const mounted = await client.mountBlob(remote, blob.digest, from, signal);
+    if (mounted === true) return;
+    // Refused (the downstream lacks it there): the session it opened takes the bytes instead.
+    session = mounted;
+  }
   const digest = parseDigest(blob.digest);
   let size: number;
   try {
@@ -90,6 +103,7 @@ async function pushBlob(replication: Replication, blob: Descriptor): Promise<voi
       }
     },
     signal,
+    session,
   );
 }
 

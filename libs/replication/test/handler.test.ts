@@ -168,6 +168,49 @@ describe.skipIf(skipWithout('replication to CNCF distribution', 'docker-registry
       expect(rendered).toMatch(/angos_replication_push_total\{downstream="mirror",outcome="converged"\} 1/);
     });
 
+    it('mounts a blob the downstream holds in a sibling namespace instead of uploading it', async () => {
+      const config = configFor(distribution.url);
+      const registry = newRegistry(config);
+      const handler = replicationHandler({ config, registry, logger: silentLogger });
+      const layer = randomBytes(8192);
+      const image = async (namespace: string) => {
+        const cfg = Buffer.from(JSON.stringify({ os: 'linux', namespace }));
+        const body = JSON.stringify({
+          schemaVersion: 2,
+          mediaType: OCI_MANIFEST,
+          config: {
+            mediaType: 'application/vnd.oci.image.config.v1+json',
+            digest: await upload(registry, namespace, cfg),
+            size: cfg.length,
+          },
+          layers: [
+            {
+              mediaType: 'application/vnd.oci.image.layer.v1.tar',
+              digest: await upload(registry, namespace, layer),
+              size: layer.length,
+            },
+          ],
+        });
+        await registry.manifests.put(namespace, parseReference('v1'), Buffer.from(body), OCI_MANIFEST, []);
+      };
+      await image('team/first');
+      await image('team/second');
+      const payload = (namespace: string): ReplicationPayload => ({
+        namespace,
+        downstream: 'mirror',
+        tag: 'v1',
+        change: 'push',
+        sourceTimestamp: new Date().toISOString(),
+      });
+      await handler.run(job(payload('team/first')));
+      await handler.run(job(payload('team/second')));
+      expect(await client.headBlob('team/second', sha(layer))).toBe(200);
+      const mounts = distribution
+        .output()
+        .match(/"POST \/v2\/team\/second\/blobs\/uploads\/\?mount=[^"]*from=team%2Ffirst[^"]*" 201/g);
+      expect(mounts).toHaveLength(1);
+    });
+
     it('a refused credential dead-letters the job at once', async () => {
       const config = configFor(distribution.url, 'wrong');
       const registry = newRegistry(config);
