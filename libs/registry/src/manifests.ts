@@ -81,7 +81,7 @@ export class Manifests {
   /**
    * Stores a manifest and points its tags at it. `reference` is the tag or
    * digest of the URL; `extraTags` are the `?tag=` values of a push by digest.
-   * `replicated.sourceTimestampMs` makes it a replicated write (last-writer-wins.ts): a tag that
+   * `options.sourceTimestampMs` makes it a replicated write (last-writer-wins.ts): a tag that
    * holds a later write answers REPLICATION_SUPERSEDED before anything is written.
    */
   async put(
@@ -90,7 +90,7 @@ export class Manifests {
     body: Buffer,
     contentType: string | undefined,
     extraTags: readonly string[],
-    replicated: ReplicatedWrite = {},
+    options: ReplicatedWrite = {},
   ): Promise<PushedManifest> {
     const settings = this.deps.settings(namespace);
     if (body.length > settings.maxManifestSize) {
@@ -125,7 +125,7 @@ export class Manifests {
     // manifest (and garbage collection's pruning of its references) out, and the tag locks keep
     // tag moves apart.
     const lockKeys = [manifestLockKey(namespace, digest), ...tags.map((tag) => tagLockKey(namespace, tag))];
-    const sourceMs = replicated.sourceTimestampMs;
+    const sourceMs = options.sourceTimestampMs;
     const tagTime = sourceMs === undefined ? undefined : new Date(clampSourceTime(sourceMs)).toISOString();
     const changed = await this.deps.locks.withLocks(lockKeys, async (signal) => {
       for (const tag of tags) await this.#assertTagMayMove(namespace, tag, digest, settings);
