@@ -269,6 +269,13 @@ export interface RepositoryConfig {
   authorization_webhook?: string;
   event_webhooks?: string[];
   upstream: UpstreamConfig[];
+  /** Pull-through cache: a mutable tag is checked upstream (HEAD) at most once per this many seconds. */
+  upstream_tag_check_interval_secs: number;
+  /**
+   * Pull-through cache: how long after its last upstream check a cached tag may still be served
+   * while every upstream fails. Absent: no limit.
+   */
+  upstream_stale_tag_window_secs?: number;
   downstream: DownstreamConfig[];
   access_policy?: AccessPolicyConfig;
   retention_policy?: RetentionPolicyConfig;

@@ -164,6 +164,7 @@ url = "http://127.0.0.1:8001/team"
     });
     expect(config.repository['docker-io']).toEqual({
       upstream: [{ url: 'https://registry-1.docker.io', max_redirect: 5 }],
+      upstream_tag_check_interval_secs: 60,
       downstream: [
         {
           name: 'mirror',

@@ -81,8 +81,12 @@ export class Manifests {
   /**
    * Stores a manifest and points its tags at it. `reference` is the tag or
    * digest of the URL; `extraTags` are the `?tag=` values of a push by digest.
-   * `options.sourceTimestampMs` makes it a replicated write (last-writer-wins.ts): a tag that
-   * holds a later write answers REPLICATION_SUPERSEDED before anything is written.
+   * `allowMissingReferences` stores it over blobs the namespace does not hold yet whatever
+   * `allow_missing_manifest_references` says: the pull-through cache stores a manifest before the
+   * layers it fetches only when a client asks for them. The references are recorded all the same,
+   * so the blobs it fills later are held by the manifest.
+   * `sourceTimestampMs` makes it a replicated write (last-writer-wins.ts): a tag that holds a
+   * later write answers REPLICATION_SUPERSEDED before anything is written.
    */
   async put(
     namespace: string,
@@ -90,7 +94,7 @@ export class Manifests {
     body: Buffer,
     contentType: string | undefined,
     extraTags: readonly string[],
-    options: ReplicatedWrite = {},
+    options: { readonly allowMissingReferences?: boolean } & ReplicatedWrite = {},
   ): Promise<PushedManifest> {
     const settings = this.deps.settings(namespace);
     if (body.length > settings.maxManifestSize) {
@@ -116,7 +120,8 @@ export class Manifests {
       if (await this.deps.grants.canRead(namespace, child)) readable.push(child);
       else missing.push(formatDigest(child));
     }
-    if (missing.length > 0 && !settings.allowMissingManifestReferences) {
+    const allowMissing = options.allowMissingReferences ?? settings.allowMissingManifestReferences;
+    if (missing.length > 0 && !allowMissing) {
       throw new OciError('MANIFEST_BLOB_UNKNOWN', { missing });
     }
     const subject = manifest.subject ? parseDigest(manifest.subject.digest) : undefined;

@@ -1,6 +1,7 @@
 // The transport and authorization of one remote registry, shared with replication (libs/replication)
 // for its downstreams: TLS files, mTLS, max_redirect, Basic and Bearer.
 export { basicAuthorization, type IssuedToken, type TokenEndpoint, UpstreamAuth } from './auth.js';
+export * from './cache/index.js';
 export {
   type ManifestHead,
   type RequestOptions,

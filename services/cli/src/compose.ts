@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { createAuth } from '@angos/auth';
 import type { Config, S3ConnectionConfig } from '@angos/config';
 import { lockBackend } from '@angos/config';
@@ -27,6 +28,12 @@ import {
 } from '@angos/storage';
 import { startBackgroundGc } from './background-gc.js';
 import { CliError } from './errors.js';
+import {
+  acquireInstanceLock,
+  type InstanceLock,
+  InstanceLockHeldError,
+  type InstanceLockOptions,
+} from './instance-lock.js';
 import { type ServerJobs, startServerJobs } from './server-jobs.js';
 
 /**
@@ -122,10 +129,10 @@ export interface StorageFromConfig {
 
 /**
  * How long links (tags, revisions, grants) and listings read from fs metadata stay cached when
- * this process is their only writer (the memory lock strategy allows one registry process). Its
- * own writes invalidate at once; the bound is for `angos scrub`, the one other process that edits
- * the tree. Shared filesystems (Redis locks) are not cached: another replica's tag push must show
- * at once.
+ * this process is their only writer (the memory lock strategy allows one writing process, and the
+ * instance lock keeps a second one out: holdInstanceLock). Its own writes invalidate at once; the
+ * bound is for what edits the tree behind the registry's back (an operator's hands). Shared
+ * filesystems (Redis locks) are not cached: another replica's tag push must show at once.
  */
 const SINGLE_WRITER_LINK_CACHE_TTL_SECS = 5;
 
@@ -181,6 +188,69 @@ function lockStrategyOf(config: Config) {
   const backend = lockBackend(strategy);
   const key = `metadata_store.${store.fs !== undefined ? 'fs' : 's3'}.lock_strategy${backend === 'memory' ? '' : `.${backend}`}`;
   return { store, strategy, backend, key };
+}
+
+/** The processes that write the storage, as the instance lock names its holder. */
+export type WritingCommand = 'server' | 'registry-api' | 'scrub';
+
+/** What the operator can do when the instance lock is held, by the command refused. */
+const HELD_ADVICE: Readonly<Record<WritingCommand, string>> = {
+  server:
+    'Stop that process first, or configure [metadata_store.fs.lock_strategy.redis] on every process to run several on one directory.',
+  'registry-api':
+    'Stop that process first, or configure [metadata_store.fs.lock_strategy.redis] on every process to run several on one directory.',
+  scrub:
+    'Stop the server while scrub repairs, or configure [metadata_store.fs.lock_strategy.redis] to scrub beside it; `angos scrub --dry-run` only reads and runs beside a server.',
+};
+
+/**
+ * The instance lock of a process that writes fs metadata under the `"memory"` lock strategy
+ * (instance-lock.ts): one such process per directory. Undefined with a shared lock strategy
+ * (Redis: its locks exclude across processes) and on S3 metadata: there no pid can be asked (the
+ * processes of a bucket run on different hosts), so the lock would be an object every server
+ * rewrites every few seconds, billed and rate-limited, to tell a crashed holder from a live one;
+ * the S3 lock strategy already does that per lock, and is what runs several processes. Throws a
+ * CliError naming the lock strategy's key when another live process holds it.
+ */
+export async function holdInstanceLock(
+  config: Config,
+  command: WritingCommand,
+  logger: Logger,
+  options: InstanceLockOptions = {},
+): Promise<InstanceLock | undefined> {
+  const { store, backend, key } = lockStrategyOf(config);
+  if (store.fs === undefined || backend !== 'memory') return undefined;
+  try {
+    return await acquireInstanceLock(store.fs.root_dir, `angos ${command}`, {
+      onWait: (holder, waitMs) =>
+        logger.warn('instance lock held by a process on another host; watching its heartbeat', {
+          key,
+          holder: holder.command,
+          pid: holder.pid,
+          host: holder.hostname,
+          wait_ms: waitMs,
+        }),
+      onLost: (path) =>
+        logger.error('instance lock lost: another process took it over, judging this one gone', {
+          key,
+          path,
+        }),
+      ...options,
+    });
+  } catch (error) {
+    if (!(error instanceof InstanceLockHeldError)) throw error;
+    const { holder, root, path } = error;
+    const since = holder.since === '' ? '' : `, since ${holder.since}`;
+    const lines = [
+      `${key}: the "memory" lock strategy allows one angos process to write ${root}, and ` +
+        `${holder.command} (pid ${holder.pid} on ${holder.hostname}${since}) holds it`,
+      HELD_ADVICE[command],
+    ];
+    if (holder.hostname !== hostname()) {
+      lines.push(`That process runs on another host and still renews its lock (${path}).`);
+    }
+    throw new CliError(lines);
+  }
 }
 
 /**
@@ -289,13 +359,24 @@ export async function openRegistry(
  */
 async function createRegistryFromConfig(
   deps: AppDeps,
+  command: 'server' | 'registry-api',
 ): Promise<{ registry: Registry; storage: StorageFromConfig; jobs: ServerJobs }> {
-  const { registry, storage, locks } = await openRegistry(deps);
+  // Before anything is opened: a second process on the directory stops with nothing to undo.
+  const instance = await holdInstanceLock(deps.config(), command, deps.logger);
+  let opened: Awaited<ReturnType<typeof openRegistry>>;
+  try {
+    opened = await openRegistry(deps);
+  } catch (error) {
+    await instance?.release();
+    throw error;
+  }
+  const { registry, storage, locks } = opened;
   let jobs: ServerJobs;
   try {
     jobs = await startServerJobs({ ...deps, registry, metadata: storage.metadata, locks });
   } catch (error) {
     await storage.close();
+    await instance?.release();
     throw error;
   }
   const gc = startBackgroundGc(registry, deps.config, deps.logger.child('angos::gc'));
@@ -308,6 +389,8 @@ async function createRegistryFromConfig(
         await gc.stop();
         await jobs.stop(0); // after quiesce: returns at once; otherwise cancels what still runs
         await storage.close();
+        // Last: deferred writes (pull times) are on disk before another process may start.
+        await instance?.release();
       },
     },
   };
@@ -319,7 +402,7 @@ function readiness(deps: AppDeps, registry?: Registry): () => Promise<boolean> {
 
 /** `angos server`: gateway and registry-api in one process, no hop between them. */
 export async function composeServer(deps: AppDeps): Promise<App> {
-  const { registry, storage, jobs } = await createRegistryFromConfig(deps);
+  const { registry, storage, jobs } = await createRegistryFromConfig(deps, 'server');
   const api = buildRegistryApi({
     registry,
     jobs: jobs.queue,
@@ -348,7 +431,7 @@ export async function composeServer(deps: AppDeps): Promise<App> {
 
 /** `angos registry-api`: the OCI API, accepting only requests the gateway vouches for. */
 export async function composeRegistryApi(deps: AppDeps, internalToken: string): Promise<App> {
-  const { registry, storage, jobs } = await createRegistryFromConfig(deps);
+  const { registry, storage, jobs } = await createRegistryFromConfig(deps, 'registry-api');
   const api = buildRegistryApi({
     registry,
     jobs: jobs.queue,

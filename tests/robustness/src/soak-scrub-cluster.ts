@@ -1,7 +1,8 @@
 /**
  * The registries the scrub soak runs against, one per setup of issue 2.5's "safe online" item:
- * - `fs-memory`: one `angos server` on a directory with the memory lock; scrub, a second process,
- *   cannot take the server's locks (they only exclude within one process);
+ * - `fs-single`: one `angos server` on a directory, scrub a second process beside it: the
+ *   single-node setup that scrubs online. It takes the Redis lock: with the memory lock (locks
+ *   that exclude within one process only) a repairing scrub refuses to run beside the server;
  * - `fs-redis`: two `angos server` replicas on one directory with the Redis lock (a real
  *   redis-server), scrub taking the same Redis locks;
  * - `s3`: two replicas on S3 (Ceph RGW) with the S3 lock.
@@ -24,7 +25,7 @@ import {
 } from '@angos/test-support';
 import type { S3Location } from './s3-toml.js';
 
-export const SCRUB_SOAK_SETUPS = ['fs-memory', 'fs-redis', 's3'] as const;
+export const SCRUB_SOAK_SETUPS = ['fs-single', 'fs-redis', 's3'] as const;
 export type ScrubSoakSetup = (typeof SCRUB_SOAK_SETUPS)[number];
 
 export interface ClusterOptions {
@@ -171,10 +172,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     let storage: string;
     let count: number;
     switch (options.setup) {
-      case 'fs-memory':
-        storage = fsConfig(root, 'lock_strategy = "memory"\n');
-        count = 1;
-        break;
+      case 'fs-single':
       case 'fs-redis':
         redis = await startRedisServer();
         storage = fsConfig(
@@ -188,7 +186,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
             '',
           ].join('\n'),
         );
-        count = 2;
+        count = options.setup === 'fs-single' ? 1 : 2;
         break;
       case 's3':
         if (!options.s3) throw new Error('the s3 setup needs an S3 server');

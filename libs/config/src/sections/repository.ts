@@ -80,6 +80,8 @@ export const repositoryEntrySchema = table<RepositoryConfig>(
     authorization_webhook: optional(string()),
     event_webhooks: optional(stringList()),
     upstream: withDefault(arrayOf(upstreamSchema, { expected: 'expected array of tables' }), () => []),
+    upstream_tag_check_interval_secs: withDefault(integer('u64'), 60),
+    upstream_stale_tag_window_secs: optional(integer('u64')),
     downstream: withDefault(arrayOf(downstreamSchema, { expected: 'expected array of tables' }), () => []),
     access_policy: optional(accessPolicySchema),
     retention_policy: optional(retentionPolicySchema),

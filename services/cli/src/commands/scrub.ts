@@ -1,6 +1,7 @@
 import { loadConfig } from '@angos/config';
 import { createLogger } from '@angos/observability';
 import type { Argv, CommandModule } from 'yargs';
+import { holdInstanceLock } from '../compose.js';
 import { CliError } from '../errors.js';
 import { parseDuration, type StoreScrubRequest, scrubMultipart, scrubStore } from '../scrub.js';
 import { commandSpec } from './flags.js';
@@ -54,27 +55,34 @@ async function runScrub(options: ScrubOptions): Promise<void> {
   const { config } = await loadConfig(options.config);
   const logger = createLogger({ filter: process.env['RUST_LOG'] }).child('scrub');
   const dryRun = options['dry-run'];
-  if (multipartSecs !== undefined) await scrubMultipart(config, multipartSecs, dryRun, logger);
-  const request: StoreScrubRequest = {
-    dryRun,
-    tags: options.tags,
-    manifests: options.manifests,
-    links: options.links,
-    mediaTypes: options['media-types'],
-    referrers: options.referrers,
-    retention: options.retention,
-    uploads: uploadsSecs !== undefined,
-    uploadsOlderThanMs: uploadsSecs === undefined ? undefined : uploadsSecs * 1000,
-    blobs: options.blobs,
-    reconcileBlobIndex: options['reconcile-blob-index'],
-    orphanGrants: orphanGrantsSecs !== undefined,
-    orphanGrantsOlderThanMs: orphanGrantsSecs === undefined ? undefined : orphanGrantsSecs * 1000,
-    orphanNamespaces: options['orphan-namespaces'],
-  };
-  if (!CHECK_FLAGS.some(({ name }) => name !== 'multipart' && asked(name))) return;
-  const { summary, exitCode } = await scrubStore(config, request, logger);
-  // Every failure was logged with its key; the run went on with the rest.
-  if (exitCode !== 0) throw new CliError([`scrub: ${summary.failures} check(s) or repair(s) failed`]);
+  // A repairing run writes: with the memory lock it must be the directory's only writer, and keeps
+  // a server from starting until it ends. A dry run only reads, and runs beside a server.
+  const instance = dryRun ? undefined : await holdInstanceLock(config, 'scrub', logger);
+  try {
+    if (multipartSecs !== undefined) await scrubMultipart(config, multipartSecs, dryRun, logger);
+    const request: StoreScrubRequest = {
+      dryRun,
+      tags: options.tags,
+      manifests: options.manifests,
+      links: options.links,
+      mediaTypes: options['media-types'],
+      referrers: options.referrers,
+      retention: options.retention,
+      uploads: uploadsSecs !== undefined,
+      uploadsOlderThanMs: uploadsSecs === undefined ? undefined : uploadsSecs * 1000,
+      blobs: options.blobs,
+      reconcileBlobIndex: options['reconcile-blob-index'],
+      orphanGrants: orphanGrantsSecs !== undefined,
+      orphanGrantsOlderThanMs: orphanGrantsSecs === undefined ? undefined : orphanGrantsSecs * 1000,
+      orphanNamespaces: options['orphan-namespaces'],
+    };
+    if (!CHECK_FLAGS.some(({ name }) => name !== 'multipart' && asked(name))) return;
+    const { summary, exitCode } = await scrubStore(config, request, logger);
+    // Every failure was logged with its key; the run went on with the rest.
+    if (exitCode !== 0) throw new CliError([`scrub: ${summary.failures} check(s) or repair(s) failed`]);
+  } finally {
+    await instance?.release();
+  }
 }
 
 export const scrubCommand: CommandModule<GlobalOptions, ScrubOptions> = {

@@ -1,10 +1,9 @@
 import {
+  acceptsManifestType,
   formatDigest,
-  MANIFEST_MEDIA_TYPES,
-  MediaType,
+  negotiateManifest,
   OciError,
   parseLookupReference,
-  parseManifest,
   parseReference,
   type Reference,
 } from '@angos/oci';
@@ -130,8 +129,7 @@ async function redirectToStorage(
 ): Promise<boolean> {
   if (!ctx.config.global.enable_manifest_redirect || !ctx.registry.blobs.redirects) return false;
   const info = await ctx.registry.manifests.resolve(namespace, reference);
-  const accepted = acceptedManifestTypes(ctx.req.headers.accept);
-  if (accepted !== 'any' && !accepted.has(info.mediaType)) return false;
+  if (!acceptsManifestType(ctx.req.headers.accept, info.mediaType)) return false;
   const url = await ctx.registry.manifests.downloadUrl(namespace, info);
   if (url === undefined) return false;
   sendEmpty(ctx.res, 307, { Location: url, 'Docker-Content-Digest': formatDigest(info.digest) });
@@ -157,45 +155,14 @@ export async function deleteManifest(
   sendEmpty(ctx.res, 202, {});
 }
 
-/**
- * Serves what the client accepts. With no Accept header, or a wildcard, the
- * stored manifest is served as is. A client that lists manifest types but not
- * the stored one gets MANIFEST_UNKNOWN — except that a Docker manifest list
- * asked for by tag is resolved to its linux/amd64 image, as distribution does
- * for old clients.
- */
+/** What the client accepts of `manifest` (libs/oci negotiateManifest). */
 async function negotiate(
   ctx: RouteContext,
   namespace: string,
   reference: Reference,
   manifest: StoredManifest,
 ): Promise<StoredManifest> {
-  const accepted = acceptedManifestTypes(ctx.req.headers.accept);
-  if (accepted === 'any' || accepted.has(manifest.mediaType)) return manifest;
-  if (manifest.mediaType === MediaType.DockerManifestList && reference.kind === 'tag') {
-    const list = parseManifest(manifest.body, manifest.mediaType);
-    const amd64 = list.manifests.find((child) => {
-      const platform = child.platform as { os?: string; architecture?: string } | undefined;
-      return platform?.os === 'linux' && platform.architecture === 'amd64';
-    });
-    if (amd64 && accepted.has(amd64.mediaType)) {
-      return ctx.registry.manifests.get(namespace, parseReference(amd64.digest));
-    }
-  }
-  throw new OciError('MANIFEST_UNKNOWN', {
-    mediaType: manifest.mediaType,
-    reason: 'the Accept header does not allow this manifest type',
-  });
-}
-
-function acceptedManifestTypes(header: string | string[] | undefined): Set<string> | 'any' {
-  if (header === undefined) return 'any';
-  const values = (Array.isArray(header) ? header.join(',') : header)
-    .split(',')
-    .map((item) => item.split(';')[0]!.trim().toLowerCase())
-    .filter((item) => item !== '');
-  if (values.some((value) => value === '*/*' || value === 'application/*')) return 'any';
-  const manifestTypes = values.filter((value) => MANIFEST_MEDIA_TYPES.includes(value));
-  // An Accept header naming no manifest type at all (e.g. `application/json`) is not a negotiation.
-  return manifestTypes.length === 0 ? 'any' : new Set(manifestTypes);
+  const choice = negotiateManifest(ctx.req.headers.accept, manifest, reference.kind === 'tag');
+  if (choice.kind === 'stored') return manifest;
+  return ctx.registry.manifests.get(namespace, parseReference(choice.digest));
 }

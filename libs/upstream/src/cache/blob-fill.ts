@@ -1,0 +1,200 @@
+import { Readable, Transform, type TransformCallback } from 'node:stream';
+import type { ByteRange } from '@angos/oci';
+
+/** How many bytes a follower may fall behind the fill before it is cut loose to read storage. */
+export const FOLLOWER_BUFFER_BYTES = 4 * 1024 * 1024;
+
+/** Where a fill stands, as its followers see it. */
+type FillState =
+  | { readonly kind: 'waiting' }
+  | { readonly kind: 'streaming' }
+  | { readonly kind: 'stored' }
+  | { readonly kind: 'failed'; readonly error: unknown };
+
+/** A client reading a fill: the bytes `[next, end]` still to deliver, queued or to come. */
+interface Follower {
+  next: number;
+  readonly end: number;
+  readonly queue: Buffer[];
+  queued: number;
+  /** Set when the follower fell too far behind (or joined late): it reads storage from here. */
+  resumeAt: number | undefined;
+  wake: (() => void) | undefined;
+}
+
+/**
+ * One blob being fetched from an upstream into storage, shared by every client that asks for it
+ * meanwhile. The fill's own pace is storage's: each follower gets the bytes as they pass, into a
+ * queue of its own bounded by FOLLOWER_BUFFER_BYTES, so a slow client never stalls the fill or the
+ * others, and memory never grows with the blob. A follower that falls further behind, or joins
+ * after its first byte has passed, reads the rest from storage once the fill is committed.
+ */
+export class BlobFill {
+  #state: FillState = { kind: 'waiting' };
+  #size: number | undefined;
+  #received = 0;
+  /** The latest chunk, passed on to followers only with the next one, or at the commit. */
+  #held: Buffer | undefined;
+  readonly #followers = new Set<Follower>();
+  readonly #started: Promise<'streaming' | 'stored'>;
+  readonly #done: Promise<void>;
+  #resolveStarted!: (value: 'streaming' | 'stored') => void;
+  #rejectStarted!: (error: unknown) => void;
+  #resolveDone!: () => void;
+  #rejectDone!: (error: unknown) => void;
+
+  constructor(
+    /** Reads the committed blob from storage, from `start` to `end` (inclusive; undefined: its end). */
+    private readonly readStored: (start: number, end: number | undefined) => Promise<Readable>,
+    /** Called with the length of each chunk received (metrics). */
+    private readonly onBytes: (bytes: number) => void = () => {},
+  ) {
+    this.#started = new Promise((resolve, reject) => {
+      this.#resolveStarted = resolve;
+      this.#rejectStarted = reject;
+    });
+    this.#done = new Promise((resolve, reject) => {
+      this.#resolveDone = resolve;
+      this.#rejectDone = reject;
+    });
+    // Nobody may be waiting on either when the fill fails: that is not an unhandled rejection.
+    this.#started.catch(() => {});
+    this.#done.catch(() => {});
+  }
+
+  /** Resolves once bytes flow (`streaming`, size known if the upstream gave it) or the blob was already stored. */
+  get started(): Promise<'streaming' | 'stored'> {
+    return this.#started;
+  }
+
+  /** Resolves when the blob is committed to storage; rejects when the fill failed. */
+  get done(): Promise<void> {
+    return this.#done;
+  }
+
+  /** The blob's size, once `started` resolved with `streaming` (undefined when the upstream did not say). */
+  get size(): number | undefined {
+    return this.#size;
+  }
+
+  /** True once the fill is stored or failed. */
+  get settled(): boolean {
+    return this.#state.kind === 'stored' || this.#state.kind === 'failed';
+  }
+
+  /** The upstream answered: bytes will pass through `tap()`. */
+  begin(size: number | undefined): void {
+    this.#size = size;
+    this.#state = { kind: 'streaming' };
+    this.#resolveStarted('streaming');
+  }
+
+  /** The blob is in storage (committed by this fill, or found there). */
+  stored(): void {
+    if (this.#held !== undefined) this.#deliver(this.#held);
+    this.#held = undefined;
+    this.#state = { kind: 'stored' };
+    this.#resolveStarted('stored');
+    this.#resolveDone();
+    this.#wakeAll();
+  }
+
+  failed(error: unknown): void {
+    this.#held = undefined;
+    this.#state = { kind: 'failed', error };
+    this.#rejectStarted(error);
+    this.#rejectDone(error);
+    this.#wakeAll();
+  }
+
+  /** The stream the verified upstream bytes pass through on their way to storage. */
+  tap(): Transform {
+    return new Transform({
+      transform: (chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) => {
+        // The last chunk reaches followers only once the blob is committed: a client that has
+        // every byte then finds the blob in storage, and none gets all of a blob that failed.
+        if (this.#held !== undefined) this.#deliver(this.#held);
+        this.#held = chunk;
+        this.onBytes(chunk.length);
+        callback(null, chunk);
+      },
+    });
+  }
+
+  /**
+   * The bytes `[range]` (the whole blob without one) as they arrive, then from storage for
+   * whatever this follower could not keep up with. Fails when the fill fails.
+   */
+  follow(range: ByteRange | undefined): Readable {
+    const start = range?.start ?? 0;
+    const follower: Follower = {
+      next: start,
+      end: range?.end ?? Number.POSITIVE_INFINITY,
+      queue: [],
+      queued: 0,
+      // Bytes before `#received` have passed: they are read back from storage after the commit.
+      resumeAt: this.#received > start ? start : undefined,
+      wake: undefined,
+    };
+    if (follower.resumeAt === undefined) this.#followers.add(follower);
+    const iterator = this.#read(follower);
+    return Readable.from(iterator, { objectMode: false }).on('close', () => {
+      this.#followers.delete(follower);
+      follower.queue.length = 0;
+      follower.queued = 0;
+    });
+  }
+
+  async *#read(follower: Follower): AsyncGenerator<Buffer> {
+    for (;;) {
+      const chunk = follower.queue.shift();
+      if (chunk !== undefined) {
+        follower.queued -= chunk.length;
+        yield chunk;
+        continue;
+      }
+      const state = this.#state;
+      if (state.kind === 'failed') throw state.error;
+      if (follower.resumeAt !== undefined) {
+        await this.#done;
+        const end = follower.end === Number.POSITIVE_INFINITY ? undefined : follower.end;
+        yield* await this.readStored(follower.resumeAt, end);
+        return;
+      }
+      // A range ends with its last byte. The whole blob (no end) ends once it is committed, so a
+      // client that has it all finds it in storage from then on, and sees a failed commit fail.
+      if (state.kind === 'stored' || follower.next > follower.end) return;
+      await new Promise<void>((resolve) => {
+        follower.wake = resolve;
+      });
+      follower.wake = undefined;
+    }
+  }
+
+  #deliver(chunk: Buffer): void {
+    const offset = this.#received;
+    this.#received += chunk.length;
+    for (const follower of this.#followers) {
+      if (follower.resumeAt !== undefined || follower.next > follower.end) continue;
+      const from = Math.max(follower.next, offset) - offset;
+      const to = Math.min(follower.end + 1, this.#received) - offset;
+      if (to <= from) continue;
+      const part = from === 0 && to === chunk.length ? chunk : chunk.subarray(from, to);
+      follower.queue.push(part);
+      follower.queued += part.length;
+      follower.next = offset + to;
+      if (follower.queued > FOLLOWER_BUFFER_BYTES) {
+        // Too far behind: drop what it holds and let it read storage from there after the commit.
+        follower.resumeAt = follower.next - follower.queued;
+        follower.queue.length = 0;
+        follower.queued = 0;
+        this.#followers.delete(follower);
+      }
+      follower.wake?.();
+    }
+  }
+
+  #wakeAll(): void {
+    for (const follower of this.#followers) follower.wake?.();
+  }
+}

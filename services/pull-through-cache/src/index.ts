@@ -1,0 +1,1 @@
+export { buildPullThroughCache, type PullThroughCacheServiceDeps, type Trust } from './app.js';
