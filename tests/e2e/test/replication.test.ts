@@ -274,3 +274,49 @@ describe('replication: X-Angos-Source-Timestamp is honoured for identities allow
     expect((await push(replicator(), 'loose', 'two', 'yesterday')).status).toBe(201);
   });
 });
+
+describe('replication: a ring A → B → C → A has no loop', () => {
+  const instances: AngosInstance[] = [];
+
+  beforeAll(async () => {
+    const ports = [await freePort(), await freePort(), await freePort()];
+    const names = ['a', 'b', 'c'];
+    instances.push(
+      ...(await Promise.all(
+        ports.map((port, i) => {
+          const next = (i + 1) % ports.length;
+          return startAngos({
+            mode: 'server',
+            port,
+            config: peerConfig([{ name: names[next] as string, url: `http://127.0.0.1:${ports[next]}` }]),
+          });
+        }),
+      )),
+    );
+  }, 90_000);
+
+  afterAll(async () => {
+    await Promise.all(instances.map((instance) => instance.stop()));
+  });
+
+  /** `angos_replication_push_total` series of one instance, as `downstream/outcome value`. */
+  async function pushCounts(instance: AngosInstance): Promise<string[]> {
+    const metrics = await (await fetch(`${instance.url}/metrics`)).text();
+    return [
+      ...metrics.matchAll(/^angos_replication_push_total\{downstream="(\w+)",outcome="(\w+)"\} (\d+)/gm),
+    ].map((match) => `${match[1]}/${match[2]} ${match[3]}`);
+  }
+
+  it('each change crosses each edge once, and the edge back to its origin as one no-op', async () => {
+    const [a, b, c] = instances as [AngosInstance, AngosInstance, AngosInstance];
+    const digest = await pushImage(new OciClient(a.url), 'nginx/ring', 'v1', 'ring');
+    await eventually('C answered back to A', async () => (await pushCounts(c)).length > 0);
+    expect(await digestOf(new OciClient(b.url), 'nginx/ring', 'v1')).toBe(digest);
+    expect(await digestOf(new OciClient(c.url), 'nginx/ring', 'v1')).toBe(digest);
+    // Give a loop, if there were one, time to go round again.
+    await sleep(3000);
+    expect(await pushCounts(a)).toEqual(['b/pushed 1']);
+    expect(await pushCounts(b)).toEqual(['c/pushed 1']);
+    expect(await pushCounts(c)).toEqual(['a/converged 1']);
+  });
+});
