@@ -85,7 +85,6 @@ enabled = true
     expect(unsupportedFeatures(config)).toEqual([
       'global.event_webhooks',
       'repository."docker-io".upstream',
-      'repository."x".downstream',
       'repository."docker-io".event_webhooks',
       'event_webhook.audit',
       'observability.tracing',
