@@ -84,7 +84,6 @@ enabled = true
 `);
     expect(unsupportedFeatures(config)).toEqual([
       'global.event_webhooks',
-      'repository."x".downstream',
       'repository."docker-io".event_webhooks',
       'event_webhook.audit',
       'observability.tracing',

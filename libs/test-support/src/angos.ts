@@ -29,6 +29,11 @@ export interface StartAngosOptions {
   rootDir?: string;
   /** Extra environment variables for the registry processes. */
   env?: Record<string, string>;
+  /**
+   * The port clients talk to (the server, or the gateway); default a free one. For peers that
+   * must name each other in their configuration before either starts (replication).
+   */
+  port?: number;
   /** How long to wait for `GET /v2/` to answer; default 20 s. */
   startTimeoutMs?: number;
 }
@@ -129,7 +134,7 @@ export async function startAngos(options: StartAngosOptions): Promise<AngosInsta
   const rootDir = options.rootDir ?? join(workDir, 'data');
   const configPath = join(workDir, 'config.toml');
   const env = { ...process.env, ...options.env };
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const listen = (p: number) => ['--listen', `127.0.0.1:${p}`];
   const processes: Spawned[] = [];
   const logs = () =>

@@ -15,6 +15,7 @@ import type { Logger, Metrics } from '@angos/observability';
 import { buildPullThroughCache } from '@angos/pull-through-cache';
 import { createRegistry, type Registry } from '@angos/registry';
 import { buildRegistryApi } from '@angos/registry-api';
+import { createReplicationEvents } from '@angos/replication';
 import {
   type BlobBackendOptions,
   type BlobStore,
@@ -417,6 +418,7 @@ export async function composeServer(deps: AppDeps): Promise<App> {
     config: deps.config,
     logger: deps.logger,
     trust: { kind: 'in-process' },
+    replication: createReplicationEvents({ config: deps.config, enqueue: jobs.enqueue, logger: deps.logger }),
   });
   const auth = createAuth({ config: deps.config, logger: deps.logger, metrics: deps.metrics });
   const handler = buildGateway({
@@ -458,6 +460,7 @@ export async function composeRegistryApi(deps: AppDeps, internalToken: string): 
     config: deps.config,
     logger: deps.logger,
     trust: { kind: 'internal-token', token: internalToken },
+    replication: createReplicationEvents({ config: deps.config, enqueue: jobs.enqueue, logger: deps.logger }),
   });
   return {
     handler: healthHandler(api, {

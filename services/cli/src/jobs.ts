@@ -7,8 +7,9 @@ import {
   type JobQueueName,
   type QueuePool,
 } from '@angos/jobs';
-import type { Logger } from '@angos/observability';
+import type { Logger, Metrics } from '@angos/observability';
 import type { Registry } from '@angos/registry';
+import { replicationHandler } from '@angos/replication';
 import type { PullThroughCache } from '@angos/upstream';
 
 /**
@@ -46,16 +47,19 @@ export interface JobHandlerDeps {
   readonly logger: Logger;
   /** The pull-through cache whose fills the `cache` jobs are. */
   readonly cache: PullThroughCache;
+  /** Where handlers count what they did (`angos_replication_push_total`…). */
+  readonly metrics?: Metrics | undefined;
 }
 
 /**
  * Every job kind this build runs. A job of a kind not listed here is dead-lettered by the runner
- * with `unknown job kind "<kind>"`, so a job written by a newer version is kept, not lost. The
- * pull-through cache's fills (queue `cache`) so far; replication and event delivery add theirs here.
+ * with `unknown job kind "<kind>"`, so a job written by a newer version is kept, not lost: the
+ * pull-through cache's fills (queue `cache`) and replication pushes (queue `replication`); event
+ * delivery adds its kinds here.
  */
 // biome-ignore lint/suspicious/noExplicitAny: a registry of handlers of different payload types
 export function jobHandlers(deps: JobHandlerDeps): JobHandler<any>[] {
-  return [...deps.cache.jobHandlers()];
+  return [...deps.cache.jobHandlers(), replicationHandler(deps)];
 }
 
 /** The `[global.job_queue]` gauge settings of a configuration; undefined without the table. */

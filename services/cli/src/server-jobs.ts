@@ -64,7 +64,14 @@ export async function startServerJobs(deps: ServerJobsDeps): Promise<ServerJobs>
     logger,
     async open(config) {
       if (config.global.job_queue !== undefined) return undefined;
-      const handlers = jobHandlers({ config, registry: deps.registry, enqueue, logger, cache });
+      const handlers = jobHandlers({
+        config,
+        registry: deps.registry,
+        enqueue,
+        logger,
+        cache,
+        metrics: deps.metrics,
+      });
       return {
         runner: new JobRunner({
           queue,

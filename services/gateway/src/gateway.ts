@@ -39,6 +39,7 @@ import { createHttpForwarder } from './forward-http.js';
 import { type Forwarder, inProcessForwarder } from './forwarder.js';
 import { contextIdentity } from './identity-context.js';
 import { mirroredRoute } from './mirror.js';
+import { honouredSourceTimestamp, takeSourceTimestamp } from './source-timestamp.js';
 
 export type Upstream =
   | { readonly kind: 'in-process'; readonly handler: Handler }
@@ -269,8 +270,12 @@ export function buildGateway(deps: GatewayDeps): Handler {
     }
 
     const mountAllowedFrom = await mountSources(identity, request, client);
-    const context: RequestContext =
-      mountAllowedFrom === undefined ? authenticated : { ...authenticated, mountAllowedFrom };
+    const sourceTimestamp = await honouredSourceTimestamp(req, deps, identity, request, client);
+    const context: RequestContext = {
+      ...authenticated,
+      ...(mountAllowedFrom === undefined ? {} : { mountAllowedFrom }),
+      ...(sourceTimestamp === undefined ? {} : { sourceTimestamp }),
+    };
     return cached && forwardToCache !== undefined
       ? forwardToCache(req, res, context)
       : forwardToApi(req, res, context);
@@ -282,6 +287,7 @@ export function buildGateway(deps: GatewayDeps): Handler {
     ...(deps.ready === undefined ? {} : { ready: deps.ready }),
   });
   return (req, res) => {
+    takeSourceTimestamp(req);
     stripInternalHeaders(req);
     return withHealth(req, res);
   };
