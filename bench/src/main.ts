@@ -242,7 +242,7 @@ async function main(): Promise<void> {
     ...(list.length > 0 ? [table(list, subjects, figures)] : []),
     ...(cacheFigures.length > 0
       ? [
-          `Pull-through cache: an upstream distribution holds two images, each a ${quick ? 16 : 256} MiB layer, three ${quick ? 1 : 4} MiB layers and a config; every round starts the cache empty. Cold and warm pull: one client pulls the first image twice, as docker does (manifest by tag, then 3 blobs at a time). Then ${cacheClients} clients pull the second image at once. Upstream figures from its access log; GET and request counts are the range over rounds.\n\n${pullThroughTable(cacheFigures, cacheClients)}`,
+          `Pull-through cache: an upstream distribution holds two images, each a ${quick ? 16 : 256} MiB layer, three ${quick ? 1 : 4} MiB layers and a config; every round starts the cache empty. Cold and warm pull: one client pulls the first image twice, as docker does (manifest by tag, then 3 blobs at a time). Then ${cacheClients} clients pull the second image at once. Upstream figures from its access log; GET and request counts are the range over rounds.\n\n${pullThroughTable(cacheFigures, { clients: cacheClients, layerMiB: quick ? 16 : 256 })}`,
         ]
       : []),
     ...(jobFigures.length > 0

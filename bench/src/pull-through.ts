@@ -198,13 +198,17 @@ class AccessLog {
   }
 
   /** The most upstream GETs any blob of `image` had since `mark`, and the MiB those GETs sent. */
-  async blobGets(mark: number, image: Image): Promise<{ most: number; mib: number; each: string }> {
-    const gets = (await this.requestsSince(mark)).filter((r) => r.method === 'GET');
-    const counts = image.blobs.map(
-      (blob) => gets.filter((r) => r.path === `/v2/${image.name}/blobs/${blob.digest}`).length,
-    );
-    const mib = gets.filter((r) => r.path.includes('/blobs/')).reduce((sum, r) => sum + r.bytes, 0) / MiB;
-    return { most: Math.max(...counts), mib, each: counts.join(', ') };
+  async blobGets(mark: number, image: Image): Promise<{ most: number; mib: number }> {
+    const requests = await this.requestsSince(mark);
+    let most = 0;
+    let bytes = 0;
+    for (const blob of image.blobs) {
+      const path = `/v2/${image.name}/blobs/${blob.digest}`;
+      const gets = requests.filter((r) => r.method === 'GET' && r.path === path);
+      most = Math.max(most, gets.length);
+      bytes += gets.reduce((sum, r) => sum + r.bytes, 0);
+    }
+    return { most, mib: bytes / MiB };
   }
 }
 
@@ -247,7 +251,7 @@ async function measureRound(
     await settleDisk();
     mark = await log.mark();
     const warmSeconds = await timed(() => withDeadline(dockerPull(cache, images.single), 'warm pull'));
-    await log.settle();
+    // What a warm pull asks the upstream, it asks before it answers: no settling needed.
     const warmUpstreamRequests = (await log.requestsSince(mark)).length;
 
     await settleDisk();
@@ -314,12 +318,16 @@ export async function benchPullThrough(
 }
 
 /** The pull-through figures as a Markdown table: medians, and counts as the range over rounds. */
-export function pullThroughTable(figures: readonly PullThroughFigures[], clients: number): string {
+export function pullThroughTable(
+  figures: readonly PullThroughFigures[],
+  options: { readonly clients: number; readonly layerMiB: number },
+): string {
+  const { clients, layerMiB } = options;
   const subjects = figures.map((f) => f.subject);
   const compare = subjects.includes('angos') && subjects.includes('distribution');
   const rows: Array<[string, string, (r: PullThroughRound) => number, 'median' | 'range']> = [
     ['cold pull', 's', (r) => r.coldSeconds, 'median'],
-    ['first byte of the cold big layer', 'ms', (r) => r.firstByteMs, 'median'],
+    [`first byte of the cold ${layerMiB} MiB layer`, 'ms', (r) => r.firstByteMs, 'median'],
     ['upstream GETs per blob, cold pull', 'GETs', (r) => r.coldGetsPerBlob, 'range'],
     ['upstream bytes sent, cold pull', 'MiB', (r) => r.coldUpstreamMiB, 'median'],
     ['warm pull', 's', (r) => r.warmSeconds, 'median'],
