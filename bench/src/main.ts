@@ -211,7 +211,9 @@ async function main(): Promise<void> {
           `docker-registry is not installed (apt-get install docker-registry): skipping the ${PULL_THROUGH_SCENARIO}, which needs it as the upstream\n`,
         );
       } else {
-        process.stderr.write(`${PULL_THROUGH_SCENARIO}: ${cacheSubjects.join(', ')}\n`);
+        const without = subjects.filter((name) => !cacheSubjects.includes(name));
+        const note = without.length > 0 ? ` (${without.join(', ')}: no cache form here)` : '';
+        process.stderr.write(`${PULL_THROUGH_SCENARIO}: ${cacheSubjects.join(', ')}${note}\n`);
         cacheFigures = await benchPullThrough(cacheSubjects, {
           layerMiB: quick ? 16 : 256,
           smallLayerMiB: quick ? 1 : 4,
