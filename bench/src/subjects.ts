@@ -129,29 +129,29 @@ export async function startAngos(deployment: Deployment, extras: AngosExtras = {
   const cachePort = await freePort();
   const token = randomBytes(24).toString('hex');
   const redis = withCacheService ? await startRedisServer() : undefined;
-  const config = join(dir, 'config.toml');
-  await writeFile(
-    config,
-    [
-      `[server]\nbind_address = "127.0.0.1"\nport = ${port}`,
-      storageSection(deployment, dir),
-      redis
-        ? `[metadata_store.fs]\nroot_dir = "${join(dir, 'data')}"\n[metadata_store.fs.lock_strategy.redis]\nurl = "${redis.url}"\nttl = 10`
-        : '',
-      '[global.access_policy]\ndefault = "allow"',
-      `[auth.identity.bench]\nusername = "${BENCH_USER.username}"\npassword = "${BENCH_USER.hash}"`,
-      split
-        ? `[services]\nregistry_api_url = "http://127.0.0.1:${apiPort}"\ninternal_token = "${token}"`
-        : '',
-      withCacheService ? `pull_through_cache_url = "http://127.0.0.1:${cachePort}"` : '',
-      extras.toml ?? '',
-    ].join('\n'),
-  );
   // The `angos` command as users run it, with the Node flags it ships with.
   const angos = join(repoRoot(), 'services', 'cli', 'bin', 'angos');
   const children: ChildProcess[] = [];
   const stop = () => stopAll(children, dir, redis?.stop);
   try {
+    const config = join(dir, 'config.toml');
+    await writeFile(
+      config,
+      [
+        `[server]\nbind_address = "127.0.0.1"\nport = ${port}`,
+        storageSection(deployment, dir),
+        redis
+          ? `[metadata_store.fs]\nroot_dir = "${join(dir, 'data')}"\n[metadata_store.fs.lock_strategy.redis]\nurl = "${redis.url}"\nttl = 10`
+          : '',
+        '[global.access_policy]\ndefault = "allow"',
+        `[auth.identity.bench]\nusername = "${BENCH_USER.username}"\npassword = "${BENCH_USER.hash}"`,
+        split
+          ? `[services]\nregistry_api_url = "http://127.0.0.1:${apiPort}"\ninternal_token = "${token}"`
+          : '',
+        withCacheService ? `pull_through_cache_url = "http://127.0.0.1:${cachePort}"` : '',
+        extras.toml ?? '',
+      ].join('\n'),
+    );
     if (split) {
       children.push(launch(angos, ['-c', config, 'registry-api', '--listen', `127.0.0.1:${apiPort}`]));
       await waitForPort(apiPort);
