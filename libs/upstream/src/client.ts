@@ -63,18 +63,33 @@ export interface UpstreamManifest extends ManifestHead {
 /**
  * A blob body. `verified: true`: the whole blob, whose stream fails with a `digest-mismatch`
  * UpstreamError at the end (before its last chunk) unless the bytes hash to the digest. A 206
- * answer to a range request is `verified: false`: a part of a blob cannot be checked, so it may be
- * passed on to a client that asked for that range but never stored.
+ * answer to a range request is `verified: false` with its `range`: a part of a blob cannot be
+ * checked, so it may be passed on to a client that asked for that range but never stored. The
+ * whole blob asked for with `verify: false` is `verified: false` without a range: the caller
+ * checks the digest itself (the cache's upload path does, and refuses to commit a mismatch).
  */
 export type UpstreamBlob =
   | { readonly verified: true; readonly body: Readable; readonly size: number | undefined }
   | {
       readonly verified: false;
       readonly body: Readable;
-      readonly range: ByteRange;
-      /** The blob's full size, when the Content-Range gave it. */
+      /** The part of the blob this is; undefined: the whole blob, unchecked (`verify: false`). */
+      readonly range: ByteRange | undefined;
+      /** The blob's full size, when the Content-Length or Content-Range gave it. */
       readonly size: number | undefined;
     };
+
+/** Options of a blob GET. */
+export interface BlobRequestOptions extends RequestOptions {
+  /** Only these bytes (the upstream may answer the whole blob instead). */
+  readonly range?: ByteRange;
+  /**
+   * Whether to hash the whole blob against its digest as it streams (default true). A caller that
+   * hashes the bytes on their way anyway (the upload path a cache fill stores them through) turns
+   * it off rather than hash every byte twice.
+   */
+  readonly verify?: boolean;
+}
 
 export interface UpstreamReferrers {
   readonly manifests: Descriptor[];
@@ -235,11 +250,7 @@ export class UpstreamClient {
    * ignored) is verified while it streams: see UpstreamBlob. Redirects (to object storage) are
    * followed without the upstream's Authorization.
    */
-  async getBlob(
-    namespace: string,
-    digest: string,
-    options: RequestOptions & { readonly range?: ByteRange } = {},
-  ): Promise<UpstreamBlob> {
+  async getBlob(namespace: string, digest: string, options: BlobRequestOptions = {}): Promise<UpstreamBlob> {
     const remote = this.remoteNamespace(namespace);
     const expected = parseDigest(digest);
     const what = `blob ${remote}@${digest}`;
@@ -260,6 +271,9 @@ export class UpstreamClient {
     }
     const length = Number(header(response.headers, 'content-length') ?? Number.NaN);
     const size = Number.isSafeInteger(length) ? length : undefined;
+    if (options.verify === false) {
+      return { verified: false, body: this.relay(response, new PassThrough(), what), range: undefined, size };
+    }
     const verifier = new VerifyingStream(expected, size, (reason) =>
       this.transport.error('digest-mismatch', `${what}: ${reason}`),
     );

@@ -4,6 +4,7 @@ export { basicAuthorization, type IssuedToken, type TokenEndpoint, UpstreamAuth 
 export * from './cache/index.js';
 export { checkUpstreamConfig } from './check.js';
 export {
+  type BlobRequestOptions,
   type ManifestHead,
   type RequestOptions,
   type UpstreamBlob,

@@ -77,6 +77,21 @@ describe.skipIf(skip)('an upstream serving corrupted bytes', () => {
     }
   });
 
+  it('a blob asked for with verify: false streams whole, unchecked, for a caller that checks it itself', async () => {
+    const layer = image.blobs.at(-1)!;
+    const size = (await image.layout.blob(layer)).length;
+    await corrupt(upstream.blobDataPath(layer), 2000);
+    const client = clientFor(upstream.url);
+    try {
+      const blob = await client.getBlob('mirror/app', layer, { verify: false });
+      expect(blob).toMatchObject({ verified: false, range: undefined, size });
+      // Every byte, bad or not, and no error: the cache's upload path is what refuses them.
+      expect((await readAll(blob.body)).length).toBe(size);
+    } finally {
+      client.close();
+    }
+  });
+
   it('a manifest whose bytes do not hash to its digest is refused, by digest and by tag', async () => {
     const client = clientFor(upstream.url);
     try {

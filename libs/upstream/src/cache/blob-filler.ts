@@ -5,7 +5,7 @@ import { LockLostError, type LockManager } from '@angos/lock';
 import type { Logger } from '@angos/observability';
 import { type DigestParts, formatDigest, OciError, parseDigest } from '@angos/oci';
 import type { Registry } from '@angos/registry';
-import { isUpstreamError } from '../errors.js';
+import { isUpstreamError, UpstreamError } from '../errors.js';
 import { BlobFill } from './blob-fill.js';
 import type { CacheMetrics } from './metrics.js';
 import type { BlobBytes, BlobFillPayload } from './types.js';
@@ -253,8 +253,10 @@ export class BlobFiller {
       fill.stored();
       return;
     }
+    // The upload path hashes every byte and refuses to commit a mismatch, and the fill passes
+    // the last chunk on only after the commit: hashing in the client as well would be done twice.
     const asked = await this.deps.upstreams.ask(repository, `blob ${namespace}@${text}`, (client) =>
-      client.getBlob(namespace, text, signal === undefined ? {} : { signal }),
+      client.getBlob(namespace, text, signal === undefined ? { verify: false } : { signal, verify: false }),
     );
     if (asked.kind === 'not-found') throw new OciError('BLOB_UNKNOWN', { digest: text });
     if (asked.kind === 'failed') throw unavailable(asked.errors);
@@ -265,9 +267,10 @@ export class BlobFiller {
     try {
       id = await this.deps.registry.uploads.start(namespace);
       await this.deps.registry.uploads.complete(namespace, id, digest, body, {});
-    } catch (error) {
+    } catch (caught) {
       blob.body.destroy();
       if (id !== undefined) await this.deps.registry.uploads.cancel(namespace, id).catch(() => {});
+      const error = badBytes(caught, asked.upstream.url, text) ?? caught;
       if (isUpstreamError(error)) {
         this.deps.upstreams.record(repository, `blob ${namespace}@${text}`, error);
       }
@@ -290,6 +293,17 @@ export class BlobFiller {
 
 function fillKey(namespace: string, digest: DigestParts): string {
   return `${namespace}\n${formatDigest(digest)}`;
+}
+
+/**
+ * The upload refused the fetched bytes (DIGEST_INVALID: they do not hash to the digest): the
+ * upstream served bad bytes, reported (logged, counted) as the client's own check would.
+ */
+function badBytes(error: unknown, upstream: string, digest: string): UpstreamError | undefined {
+  if (!(error instanceof OciError) || error.kind !== 'DIGEST_INVALID') return undefined;
+  const actual = (error.detail as { actual?: unknown } | undefined)?.actual;
+  const reason = typeof actual === 'string' ? `content hashes to ${actual}` : 'content does not match';
+  return new UpstreamError('digest-mismatch', `blob ${digest}: ${reason}`, { upstream, cause: error });
 }
 
 /** Every upstream failed: 503 UNAVAILABLE, naming why. */
