@@ -1,4 +1,4 @@
-import { PassThrough, pipeline, type Readable } from 'node:stream';
+import { pipeline, type Readable, Transform, type TransformCallback } from 'node:stream';
 import type { Config } from '@angos/config';
 import { type JobHandler, type JobQueue, TerminalJobError } from '@angos/jobs';
 import { LockLostError, type LockManager } from '@angos/lock';
@@ -323,9 +323,16 @@ function parseBlobFillPayload(payload: unknown): BlobFillPayload {
   return { namespace: value.namespace, digest: value.digest };
 }
 
-/** A storage BlobCopy as a Readable. */
+/**
+ * A storage BlobCopy as a Readable. The copy reuses its buffers as soon as a write is taken (the
+ * write callback), which a stream calls while the bytes still wait in it for a slow reader: each
+ * chunk is copied on the way in, or the reader would get bytes the next read overwrote.
+ */
 function copyAsStream(copy: BlobBytes): Readable {
-  const out = new PassThrough();
+  const out = new Transform({
+    transform: (chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) =>
+      callback(null, Buffer.from(chunk)),
+  });
   copy
     .copyTo(out)
     .then(

@@ -220,7 +220,13 @@ function rangeOf(header: string | undefined, size: number): ByteRange | undefine
 /** A fill's follower stream as BlobBytes. */
 function streamBytes(stream: Readable): BlobBytes {
   return {
-    copyTo: (destination: Writable) => pipeline(stream, destination, { end: false }),
+    copyTo: (destination: Writable) => {
+      // An HTTP response sends its headers with the first bytes, and a client that joined after
+      // the fill's first bytes passed gets none before the commit: it would wait that long (a
+      // multi-GiB layer from a slow upstream: past its own timeout) to learn the blob is coming.
+      (destination as Writable & { flushHeaders?: () => void }).flushHeaders?.();
+      return pipeline(stream, destination, { end: false });
+    },
     close: async () => {
       stream.destroy();
     },
