@@ -118,9 +118,26 @@ describe.skipIf(skip)('cache fills', () => {
     expect(blob.size).toBeGreaterThanOrEqual(64 * 1024 * 1024);
     const url = `${cache.url}/v2/mirror/library/big/blobs/${blob.digest}`;
     // The upstream's body stops after 1 MiB until released: the fill is in progress for certain.
-    const hold = proxy.hold(1024 * 1024);
-    onTestFinished(() => hold.release());
-    const responses = await Promise.all(Array.from({ length: 20 }, () => open(url)));
+    // Its GET waits for all 20 clients to have joined: one that joined after the first bytes
+    // passed would read storage after the commit, with no first chunk to see before the release.
+    let start!: () => void;
+    const started = new Promise<void>((resolve) => {
+      start = resolve;
+    });
+    const hold = proxy.hold(1024 * 1024, undefined, started);
+    onTestFinished(() => {
+      start();
+      hold.release();
+    });
+    const misses = 'angos_pull_through_cache_misses_total{kind="blob"}';
+    const missesBefore = await metricValue(cache, misses);
+    const opening = Array.from({ length: 20 }, () => open(url));
+    await until(
+      async () => (await metricValue(cache, misses)) >= missesBefore + 20,
+      'the 20 clients to join',
+    );
+    start();
+    const responses = await Promise.all(opening);
     for (const res of responses) {
       expect(res.statusCode).toBe(200);
       expect(Number(res.headers['content-length'])).toBe(blob.size);

@@ -287,12 +287,18 @@ export const MANIFEST_ACCEPT = [
  */
 export interface TestProxy extends Listening {
   intercept: (req: IncomingMessage, res: ServerResponse) => boolean;
-  /** Holds blob bodies (only those of `digest`, when given) after `afterBytes` bytes. */
-  hold(afterBytes: number, digest?: string): { release(): void };
+  /**
+   * Holds blob bodies (only those of `digest`, when given) after `afterBytes` bytes. With `start`,
+   * such a blob's GET reaches the upstream only once `start` resolves: every client a test sends
+   * meanwhile has joined the fill before its first byte.
+   */
+  hold(afterBytes: number, digest?: string, start?: Promise<void>): { release(): void };
 }
 
 export async function startProxy(target: string): Promise<TestProxy> {
-  let held: { afterBytes: number; digest: string | undefined; released: Promise<void> } | undefined;
+  let held:
+    | { afterBytes: number; digest: string | undefined; released: Promise<void>; start: Promise<void> }
+    | undefined;
   const proxy = {
     intercept: (_req: IncomingMessage, _res: ServerResponse) => false,
   };
@@ -305,6 +311,13 @@ export async function startProxy(target: string): Promise<TestProxy> {
       (held?.digest === undefined || url.endsWith(held.digest))
         ? held
         : undefined;
+    if (hold !== undefined) {
+      void hold.start.then(() => forwardTo(req, res, hold));
+      return;
+    }
+    forwardTo(req, res, hold);
+  });
+  const forwardTo = (req: IncomingMessage, res: ServerResponse, hold: typeof held) => {
     const forward = request(
       new URL(req.url ?? '/', target),
       { method: req.method, headers: { ...req.headers, host: new URL(target).host } },
@@ -336,15 +349,15 @@ export async function startProxy(target: string): Promise<TestProxy> {
     );
     forward.on('error', () => res.destroy());
     req.pipe(forward);
-  });
+  };
   const listening = await listenOnFreePort(server);
   return Object.assign(proxy, listening, {
-    hold(afterBytes: number, digest?: string) {
+    hold(afterBytes: number, digest?: string, start: Promise<void> = Promise.resolve()) {
       let release!: () => void;
       const released = new Promise<void>((resolve) => {
         release = resolve;
       });
-      held = { afterBytes, digest, released };
+      held = { afterBytes, digest, released, start };
       return {
         release: () => {
           held = undefined;
