@@ -1,7 +1,7 @@
-import { Readable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
 import { BlobFill, FOLLOWER_BUFFER_BYTES } from '../src/cache/blob-fill.js';
+import type { BlobBytes } from '../src/cache/types.js';
 
 /** A blob of `size` bytes whose byte i is i mod 251, so any slice is recognisable. */
 function blobOf(size: number): Buffer {
@@ -15,7 +15,12 @@ function fillOf(blob: Buffer) {
   let committed = false;
   const fill = new BlobFill(async (start, end) => {
     if (!committed) throw new Error('read from storage before the commit');
-    return Readable.from([blob.subarray(start, (end ?? blob.length - 1) + 1)]);
+    const bytes = blob.subarray(start, (end ?? blob.length - 1) + 1);
+    return {
+      copyTo: (destination: Writable) =>
+        new Promise<void>((resolve, reject) => destination.write(bytes, (e) => (e ? reject(e) : resolve()))),
+      close: async () => {},
+    };
   });
   const tap = fill.tap();
   tap.resume();
@@ -32,10 +37,20 @@ function fillOf(blob: Buffer) {
   };
 }
 
-async function readAll(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
+/** Copies a follower into memory; `received` sees each chunk as it arrives. */
+async function readAll(bytes: BlobBytes, received: Buffer[] = []): Promise<Buffer> {
+  const sink = new Writable({
+    write(chunk: Buffer, _encoding, callback) {
+      received.push(Buffer.from(chunk));
+      callback();
+    },
+  });
+  try {
+    await bytes.copyTo(sink);
+  } finally {
+    await bytes.close();
+  }
+  return Buffer.concat(received);
 }
 
 describe('BlobFill', () => {
@@ -80,9 +95,7 @@ describe('BlobFill', () => {
     fill.begin(blob.length);
     const follower = fill.follow(undefined);
     const received: Buffer[] = [];
-    const reading = pipeline(follower, async (source: AsyncIterable<Buffer>) => {
-      for await (const chunk of source) received.push(chunk);
-    });
+    const reading = readAll(follower, received);
     await write(0, 50);
     await write(50, 100);
     fill.failed(new Error('digest mismatch'));

@@ -1,5 +1,7 @@
-import { Readable, Transform, type TransformCallback } from 'node:stream';
+import { Readable, Transform, type TransformCallback, type Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import type { ByteRange } from '@angos/oci';
+import type { BlobBytes } from './types.js';
 
 /** How many bytes a follower may fall behind the fill before it is cut loose to read storage. */
 export const FOLLOWER_BUFFER_BYTES = 4 * 1024 * 1024;
@@ -44,8 +46,13 @@ export class BlobFill {
   #rejectDone!: (error: unknown) => void;
 
   constructor(
-    /** Reads the committed blob from storage, from `start` to `end` (inclusive; undefined: its end). */
-    private readonly readStored: (start: number, end: number | undefined) => Promise<Readable>,
+    /**
+     * Opens the committed blob in storage, from `start` to `end` (inclusive; undefined: its end),
+     * for copying into the follower's destination. A storage copy reuses its buffers once a write
+     * is taken, so it writes straight into the destination (the socket), never into a stream
+     * that would hold the bytes for a slower reader.
+     */
+    private readonly openStored: (start: number, end: number | undefined) => Promise<BlobBytes>,
     /** Called with the length of each chunk received (metrics). */
     private readonly onBytes: (bytes: number) => void = () => {},
   ) {
@@ -123,9 +130,9 @@ export class BlobFill {
 
   /**
    * The bytes `[range]` (the whole blob without one) as they arrive, then from storage for
-   * whatever this follower could not keep up with. Fails when the fill fails.
+   * whatever this follower could not keep up with. Its copy fails when the fill fails.
    */
-  follow(range: ByteRange | undefined): Readable {
+  follow(range: ByteRange | undefined): BlobBytes {
     const start = range?.start ?? 0;
     const follower: Follower = {
       next: start,
@@ -137,15 +144,39 @@ export class BlobFill {
       wake: undefined,
     };
     if (follower.resumeAt === undefined) this.#followers.add(follower);
-    const iterator = this.#read(follower);
-    return Readable.from(iterator, { objectMode: false }).on('close', () => {
+    const forget = () => {
       this.#followers.delete(follower);
       follower.queue.length = 0;
       follower.queued = 0;
-    });
+    };
+    const live = Readable.from(this.#live(follower), { objectMode: false }).on('close', forget);
+    let stored: BlobBytes | undefined;
+    let closed = false;
+    return {
+      copyTo: async (destination: Writable) => {
+        await pipeline(live, destination, { end: false });
+        if (follower.resumeAt === undefined) return;
+        await this.#done;
+        if (closed) return;
+        const end = follower.end === Number.POSITIVE_INFINITY ? undefined : follower.end;
+        stored = await this.openStored(follower.resumeAt, end);
+        if (closed) {
+          await stored.close();
+          return;
+        }
+        await stored.copyTo(destination);
+      },
+      close: async () => {
+        closed = true;
+        live.destroy();
+        forget();
+        await stored?.close();
+      },
+    };
   }
 
-  async *#read(follower: Follower): AsyncGenerator<Buffer> {
+  /** The bytes that reach this follower as they pass; ends early when it is to read storage. */
+  async *#live(follower: Follower): AsyncGenerator<Buffer> {
     for (;;) {
       const chunk = follower.queue.shift();
       if (chunk !== undefined) {
@@ -155,12 +186,7 @@ export class BlobFill {
       }
       const state = this.#state;
       if (state.kind === 'failed') throw state.error;
-      if (follower.resumeAt !== undefined) {
-        await this.#done;
-        const end = follower.end === Number.POSITIVE_INFINITY ? undefined : follower.end;
-        yield* await this.readStored(follower.resumeAt, end);
-        return;
-      }
+      if (follower.resumeAt !== undefined) return;
       // A range ends with its last byte. The whole blob (no end) ends once it is committed, so a
       // client that has it all finds it in storage from then on, and sees a failed commit fail.
       if (state.kind === 'stored' || follower.next > follower.end) return;

@@ -1,4 +1,4 @@
-import { pipeline, type Readable, Transform, type TransformCallback } from 'node:stream';
+import { pipeline } from 'node:stream';
 import type { Config } from '@angos/config';
 import { type JobHandler, type JobQueue, TerminalJobError } from '@angos/jobs';
 import { LockLostError, type LockManager } from '@angos/lock';
@@ -8,7 +8,7 @@ import type { Registry } from '@angos/registry';
 import { isUpstreamError, UpstreamError } from '../errors.js';
 import { BlobFill } from './blob-fill.js';
 import type { CacheMetrics } from './metrics.js';
-import type { BlobBytes, BlobFillPayload } from './types.js';
+import type { BlobFillPayload } from './types.js';
 import { cacheRepositoryOf, type UpstreamPool } from './upstreams.js';
 
 /** The durable queue of fills. */
@@ -111,8 +111,7 @@ export class BlobFiller {
     return new BlobFill(
       async (start, end) => {
         const last = end ?? (await this.deps.registry.blobs.stat(namespace, digest)).size - 1;
-        const copy = await this.deps.registry.blobs.open(namespace, digest, { start, end: last });
-        return copyAsStream(copy);
+        return this.deps.registry.blobs.open(namespace, digest, { start, end: last });
       },
       (bytes) => this.deps.metrics.bytesFetched.inc({ repository }, bytes),
     );
@@ -321,24 +320,4 @@ function parseBlobFillPayload(payload: unknown): BlobFillPayload {
   }
   parseDigest(value.digest);
   return { namespace: value.namespace, digest: value.digest };
-}
-
-/**
- * A storage BlobCopy as a Readable. The copy reuses its buffers as soon as a write is taken (the
- * write callback), which a stream calls while the bytes still wait in it for a slow reader: each
- * chunk is copied on the way in, or the reader would get bytes the next read overwrote.
- */
-function copyAsStream(copy: BlobBytes): Readable {
-  const out = new Transform({
-    transform: (chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) =>
-      callback(null, Buffer.from(chunk)),
-  });
-  copy
-    .copyTo(out)
-    .then(
-      () => out.end(),
-      (error: unknown) => out.destroy(error as Error),
-    )
-    .finally(() => void copy.close());
-  return out;
 }

@@ -1,5 +1,4 @@
-import type { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import type { Writable } from 'node:stream';
 import type { JobHandler } from '@angos/jobs';
 import {
   type ByteRange,
@@ -110,7 +109,7 @@ export class PullThroughCache {
       return this.#storedAnswer(namespace, text, size, request);
     }
     const range = size === undefined ? undefined : rangeOf(request.range, size);
-    return { digest: text, size, range, bytes: streamBytes(fill.follow(range)) };
+    return { digest: text, size, range, bytes: followerBytes(fill.follow(range)) };
   }
 
   /** The tag list: the cached tags, merged with the first upstream's that answers. */
@@ -217,19 +216,17 @@ function rangeOf(header: string | undefined, size: number): ByteRange | undefine
   return range;
 }
 
-/** A fill's follower stream as BlobBytes. */
-function streamBytes(stream: Readable): BlobBytes {
+/** A fill's follower as the answer's bytes. */
+function followerBytes(follower: BlobBytes): BlobBytes {
   return {
     copyTo: (destination: Writable) => {
       // An HTTP response sends its headers with the first bytes, and a client that joined after
       // the fill's first bytes passed gets none before the commit: it would wait that long (a
       // multi-GiB layer from a slow upstream: past its own timeout) to learn the blob is coming.
       (destination as Writable & { flushHeaders?: () => void }).flushHeaders?.();
-      return pipeline(stream, destination, { end: false });
+      return follower.copyTo(destination);
     },
-    close: async () => {
-      stream.destroy();
-    },
+    close: () => follower.close(),
   };
 }
 
