@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `pnpm soak-scrub [--seconds N] [--seed S] [--setup fs-single|fs-redis|s3] [--logs DIR]`: the
+ * `pnpm soak-scrub [--seconds N] [--seed S] [--setup fs-memory|fs-single|fs-redis|s3] [--logs DIR]`: the
  * long form of the scrub soak (default one hour on fs-redis); --logs keeps every scrub run's log,
  * the replicas' output and the acknowledged tags in DIR. The s3 setup starts a Ceph RGW, or uses
  * ANGOS_TEST_S3_ENDPOINT. Exits 1 on a broken pull, a 5xx, a failed scrub run or a dead replica.
