@@ -47,6 +47,19 @@ export interface HandoffRequest {
 type HandoffExit = { exit: 0 | 1; lines?: readonly string[] };
 type HandoffFrame = { stderr: string } | HandoffExit;
 
+function isHandoffRequest(frame: unknown): frame is HandoffRequest {
+  if (typeof frame !== 'object' || frame === null) return false;
+  const request = frame as Partial<HandoffRequest>;
+  return (
+    typeof request.flags === 'object' &&
+    request.flags !== null &&
+    typeof request.configHash === 'string' &&
+    typeof request.configPath === 'string' &&
+    typeof request.tty === 'boolean' &&
+    (request.logFilter === undefined || typeof request.logFilter === 'string')
+  );
+}
+
 /** The hand-off socket of a metadata root, or why there can be none. */
 export function handoffSocketPath(root: string): { path: string } | { unusable: string } {
   const path = join(resolve(root), INSTANCE_LOCK_DIR, SOCKET_NAME);
@@ -148,9 +161,14 @@ export async function startHandoffServer(deps: HandoffServerDeps): Promise<Hando
         socket.end();
         return;
       }
+      if (!isHandoffRequest(frame)) {
+        send(socket, { exit: 1, lines: ['scrub: the hand-off request does not parse'] });
+        socket.end();
+        return;
+      }
       const abort = new AbortController();
       socket.once('close', () => abort.abort(new Error('the scrub client went away')));
-      const done = runHandoff(frame as HandoffRequest, socket, abort.signal, deps, logger).finally(() => {
+      const done = runHandoff(frame, socket, abort.signal, deps, logger).finally(() => {
         current = undefined;
       });
       current = { abort, done };
@@ -225,7 +243,7 @@ async function runHandoff(
   let outcome: HandoffFrame;
   try {
     const flags = Object.fromEntries(
-      Object.entries(request.flags ?? {}).filter(([name]) => SCRUB_FLAG_NAMES.includes(name)),
+      Object.entries(request.flags).filter(([name]) => SCRUB_FLAG_NAMES.includes(name)),
     );
     const plan = planScrub(flags);
     if (plan.dryRun) throw new CliError(['scrub: a dry run reads, and runs in its own process']);

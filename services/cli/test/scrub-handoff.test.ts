@@ -3,6 +3,7 @@ import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { connect } from 'node:net';
 import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { INSTANCE_LOCK_DIR } from '../src/instance-lock.js';
@@ -248,6 +249,27 @@ describe('scrub handed off to a live memory-lock server', () => {
     const run = await runAngos(['-c', configPath, 'scrub', '-t'], { env });
     expect(run.code, run.stderr).toBe(0);
     expect(actionsOf(run.stderr, 'repaired')).toHaveLength(2);
+  }, 90_000);
+
+  it('a request that does not parse is answered with exit 1; the server goes on', async () => {
+    const { root, configPath } = await store('garbage');
+    const server = await startServer(configPath);
+    for (const request of ['{"flags":1}\n', 'null\n', 'not json\n']) {
+      const socket = connect(socketOf(root));
+      let reply = '';
+      socket.setEncoding('utf8');
+      socket.on('data', (chunk: string) => {
+        reply += chunk;
+      });
+      socket.write(request);
+      await once(socket, 'close');
+      if (request !== 'not json\n') expect(JSON.parse(reply)).toMatchObject({ exit: 1 });
+    }
+    await seedFaults(root, 1);
+    const run = await runAngos(['-c', configPath, 'scrub', '-t'], { env });
+    expect(run.code, run.stderr).toBe(0);
+    expect(actionsOf(run.stderr, 'repaired')).toHaveLength(2);
+    expect(server.child.exitCode).toBe(null);
   }, 90_000);
 
   it('a socket path over 107 bytes: the server says so at start, scrub refuses naming why', async () => {

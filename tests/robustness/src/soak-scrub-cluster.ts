@@ -45,6 +45,8 @@ export interface Replica {
   readonly url: string;
   readonly child: ChildProcess;
   readonly output: OutputTail;
+  /** Scrub runs handed off to this replica (its `scrub handed off` log lines). */
+  handoffs(): number;
 }
 
 export interface Cluster {
@@ -135,8 +137,16 @@ async function startReplica(name: string, configPath: string): Promise<Replica> 
   );
   track(child);
   const output = new OutputTail(16 * 1024 * 1024);
-  child.stdout!.on('data', (chunk: Buffer) => output.write(chunk));
-  child.stderr!.on('data', (chunk: Buffer) => output.write(chunk));
+  let handoffs = 0;
+  let partial = '';
+  const watch = (chunk: Buffer) => {
+    output.write(chunk);
+    const lines = (partial + chunk.toString()).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) if (line.includes('"message":"scrub handed off"')) handoffs++;
+  };
+  child.stdout!.on('data', watch);
+  child.stderr!.on('data', watch);
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   for (;;) {
@@ -152,7 +162,7 @@ async function startReplica(name: string, configPath: string): Promise<Replica> 
         return reply.status;
       })
       .catch(() => undefined);
-    if (status !== undefined && status < 500) return { name, url, child, output };
+    if (status !== undefined && status < 500) return { name, url, child, output, handoffs: () => handoffs };
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }

@@ -48,7 +48,7 @@ process.stdout.write(
   `seed ${values.seed} on ${setup}: ${values.seconds} s\n` +
     `  pushes ${report.pushes} acknowledged, ${report.pushesRefused} refused, ${report.blobsReused} blobs reused\n` +
     `  pulls ${report.pulls} (${report.blobPulls} blobs), ${report.excusedPulls} of deleted manifests\n` +
-    `  scrub runs ${report.scrubRuns}, ${report.scrubFailures.length} failed; retention deleted ${report.retentionDeletes} manifests\n` +
+    `  scrub runs ${report.scrubRuns} (${report.handedOffRuns} handed off to a server), ${report.scrubFailures.length} failed; retention deleted ${report.retentionDeletes} manifests\n` +
     `  repairs ${JSON.stringify(report.repairs)}\n` +
     `  final: ${report.finalTags} kept tags pulled from every replica\n` +
     `  ${report.brokenPulls.length} broken pulls, ${report.serverErrors.length} server errors, dead replicas [${report.deadReplicas.join(', ')}]\n`,
