@@ -86,6 +86,8 @@ async function handOff(
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     if (code === 'ENOENT' || code === 'ECONNREFUSED') return refuse(`nothing listens on ${socket.path}`);
+    if (code === 'EACCES')
+      return refuse(`${socket.path} is the server's user's only: run scrub as that user`);
     throw error;
   }
 }
