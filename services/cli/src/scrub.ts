@@ -13,9 +13,9 @@ import {
 import { runScrubJob, type ScrubJobRequest, type ScrubJobResult } from '@angos/scrub-job';
 import type { BlobStore, MetadataStore } from '@angos/storage';
 import { commandSpec } from './commands/flags.js';
-import { openRegistry, storesOptions } from './compose.js';
 import { parseDurationMs } from './duration.js';
 import { CliError } from './errors.js';
+import { openRegistry, storesOptions } from './open-storage.js';
 
 /** Seconds in a scrub `<duration>` (`1h`, `30m`, `2d`, `1h30m`); CliError naming the flag otherwise. */
 export function parseDuration(flag: string, text: string): number {

@@ -7,8 +7,8 @@ import { parseConfig } from '@angos/config';
 import { silentLogger } from '@angos/observability';
 import { type RedisServer, skipWithout, startRedisServer } from '@angos/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { holdInstanceLock } from '../src/compose.js';
 import { INSTANCE_LOCK_DIR } from '../src/instance-lock.js';
+import { holdInstanceLock } from '../src/open-storage.js';
 import {
   baseConfig,
   freePort,

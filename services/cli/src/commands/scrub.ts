@@ -1,8 +1,8 @@
 import { type Config, loadConfig } from '@angos/config';
 import { createLogger } from '@angos/observability';
 import type { Argv, CommandModule } from 'yargs';
-import { holdInstanceLock, InstanceLockRefusal } from '../compose.js';
 import { CliError } from '../errors.js';
+import { holdInstanceLock, InstanceLockRefusal } from '../open-storage.js';
 import { executeScrub, planScrub, SCRUB_FLAG_NAMES } from '../scrub.js';
 import { configHash, handOffScrub, handoffSocketPath } from '../scrub-handoff.js';
 import { commandSpec } from './flags.js';
