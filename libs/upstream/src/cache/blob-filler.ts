@@ -1,14 +1,15 @@
-import { PassThrough, pipeline, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream';
 import type { Config } from '@angos/config';
 import { type JobHandler, type JobQueue, TerminalJobError } from '@angos/jobs';
 import { LockLostError, type LockManager } from '@angos/lock';
 import type { Logger } from '@angos/observability';
 import { type DigestParts, formatDigest, OciError, parseDigest } from '@angos/oci';
 import type { Registry } from '@angos/registry';
+import { blobCopyStream } from '@angos/storage';
 import { isUpstreamError } from '../errors.js';
 import { BlobFill } from './blob-fill.js';
 import type { CacheMetrics } from './metrics.js';
-import type { BlobBytes, BlobFillPayload } from './types.js';
+import type { BlobFillPayload } from './types.js';
 import { cacheRepositoryOf, type UpstreamPool } from './upstreams.js';
 
 /** The durable queue of fills. */
@@ -112,7 +113,7 @@ export class BlobFiller {
       async (start, end) => {
         const last = end ?? (await this.deps.registry.blobs.stat(namespace, digest)).size - 1;
         const copy = await this.deps.registry.blobs.open(namespace, digest, { start, end: last });
-        return copyAsStream(copy);
+        return blobCopyStream(copy);
       },
       (bytes) => this.deps.metrics.bytesFetched.inc({ repository }, bytes),
     );
@@ -307,17 +308,4 @@ function parseBlobFillPayload(payload: unknown): BlobFillPayload {
   }
   parseDigest(value.digest);
   return { namespace: value.namespace, digest: value.digest };
-}
-
-/** A storage BlobCopy as a Readable. */
-function copyAsStream(copy: BlobBytes): Readable {
-  const out = new PassThrough();
-  copy
-    .copyTo(out)
-    .then(
-      () => out.end(),
-      (error: unknown) => out.destroy(error as Error),
-    )
-    .finally(() => void copy.close());
-  return out;
 }
