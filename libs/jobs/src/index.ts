@@ -6,6 +6,7 @@ export {
   isJobId,
   isQueueName,
   type JobEnvelope,
+  type ParsedPendingName,
 } from './envelope.js';
 export { TerminalJobError } from './errors.js';
 export {

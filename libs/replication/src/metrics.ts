@@ -32,3 +32,21 @@ export function recordOutcome(metrics: Metrics, downstream: string, outcome: Rep
   m.pushes.inc({ downstream, outcome });
   if (outcome !== 'failed') m.lastSuccess.set({ downstream }, Date.now() / 1000);
 }
+
+/**
+ * What `angos scrub --replicate` found for one tag of one downstream (`outcome` of
+ * angos_replication_reconcile_total): `in_sync` (the same digest there), `push` (missing or
+ * diverging there: a push enqueued), `delete` (only there, on a `prune` downstream: a delete
+ * enqueued); `failed` counts a namespace whose downstream could not be compared.
+ */
+export type ReconcileOutcome = 'in_sync' | 'push' | 'delete' | 'failed';
+
+export function recordReconcile(metrics: Metrics, outcome: ReconcileOutcome, count = 1): void {
+  metrics
+    .counter({
+      name: 'angos_replication_reconcile_total',
+      help: 'Tags compared by angos scrub --replicate, by outcome (in_sync, push, delete; failed: a namespace whose downstream could not be compared)',
+      labelNames: ['outcome'],
+    })
+    .inc({ outcome }, count);
+}

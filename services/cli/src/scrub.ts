@@ -1,5 +1,6 @@
 import { RuleFailureLog } from '@angos/auth/cel';
 import { type Config, formatIssue } from '@angos/config';
+import { JobQueue } from '@angos/jobs';
 import type { Logger } from '@angos/observability';
 import { createMetrics } from '@angos/observability';
 import { compileRetentionPolicies, RetentionCompileError, type RetentionSettings } from '@angos/scrub';
@@ -7,6 +8,7 @@ import { runScrubJob, type ScrubJobRequest, type ScrubJobResult } from '@angos/s
 import { openRegistry, storesOptions } from './compose.js';
 import { parseDurationMs } from './duration.js';
 import { CliError } from './errors.js';
+import { drainReplication, TrackedEnqueue } from './replication-drain.js';
 
 /** Seconds in a scrub `<duration>` (`1h`, `30m`, `2d`, `1h30m`); CliError naming the flag otherwise. */
 export function parseDuration(flag: string, text: string): number {
@@ -68,12 +70,14 @@ export async function scrubMultipart(
 /** The checks of `angos scrub` that walk the registry's storage (all but `--multipart`). */
 export type StoreScrubRequest = Omit<
   ScrubJobRequest,
-  'collectGarbage' | 'retention' | 'orphanNamespaces' | 'cacheOrphans'
+  'collectGarbage' | 'retention' | 'orphanNamespaces' | 'cacheOrphans' | 'replicationOrphans' | 'replicate'
 > & {
   readonly blobs?: boolean | undefined;
   readonly retention?: boolean | undefined;
   readonly orphanNamespaces?: boolean | undefined;
   readonly cacheOrphans?: boolean | undefined;
+  readonly replicationOrphans?: boolean | undefined;
+  readonly replicate?: boolean | undefined;
 };
 
 /**
@@ -93,7 +97,9 @@ function retentionSettings(config: Config, logger: Logger): RetentionSettings {
  * The checks that walk the storage, and `--blobs` (one garbage-collection pass, the protocol
  * `angos server` runs in the background): run by the scrub job (services/scrub-job) over the
  * storage and locks the configuration names, so every repair takes the locks the servers take
- * and is safe beside them. Returns the job's outcome; the caller turns it into the exit status.
+ * and is safe beside them. A `--replicate` run that enqueued jobs then drains them (end-of-run
+ * drain): a failed replication job counts as a failure. Returns the job's outcome; the caller
+ * turns it into the exit status.
  */
 export async function scrubStore(
   config: Config,
@@ -101,13 +107,22 @@ export async function scrubStore(
   logger: Logger,
 ): Promise<ScrubJobResult> {
   const retention = request.retention ? retentionSettings(config, logger) : undefined;
+  const metrics = createMetrics();
   const { registry, storage, locks } = await openRegistry(
-    { config: () => config, logger, metrics: createMetrics() },
+    { config: () => config, logger, metrics },
     { cacheLinks: false },
   );
   try {
-    const { retention: _retention, orphanNamespaces, cacheOrphans, ...selection } = request;
-    return await runScrubJob(
+    const {
+      retention: _retention,
+      orphanNamespaces,
+      cacheOrphans,
+      replicationOrphans,
+      replicate,
+      ...selection
+    } = request;
+    const tracked = new TrackedEnqueue(new JobQueue({ store: storage.metadata, logger }));
+    const result = await runScrubJob(
       {
         registry,
         blobs: storage.blobs,
@@ -124,9 +139,20 @@ export async function scrubStore(
         orphanNamespaces: orphanNamespaces ? { config } : undefined,
         // The repositories with upstreams keep their cache jobs.
         cacheOrphans: cacheOrphans ? { config } : undefined,
+        // The downstreams of the configuration keep their replication jobs.
+        replicationOrphans: replicationOrphans ? { config } : undefined,
+        replicate: replicate ? { config, enqueue: tracked.enqueue, metrics } : undefined,
         collectGarbage: selection.blobs ? { gracePeriodMs: config.gc.grace_period_secs * 1000 } : undefined,
       },
     );
+    if (tracked.ids.size === 0) return result;
+    const drained = await drainReplication(
+      { config, registry, metadata: storage.metadata, locks, logger, metrics },
+      tracked.ids,
+    );
+    if (drained.failed === 0) return result;
+    result.summary.failures += drained.failed;
+    return { summary: result.summary, exitCode: 1 };
   } finally {
     await storage.close();
   }

@@ -23,6 +23,8 @@ interface ScrubOptions extends GlobalOptions {
   'orphan-grants'?: string;
   'orphan-namespaces'?: boolean;
   'cache-orphans'?: boolean;
+  'replication-orphans'?: boolean;
+  replicate?: boolean;
 }
 
 const SCRUB = commandSpec('scrub');
@@ -77,6 +79,8 @@ async function runScrub(options: ScrubOptions): Promise<void> {
       orphanGrantsOlderThanMs: orphanGrantsSecs === undefined ? undefined : orphanGrantsSecs * 1000,
       orphanNamespaces: options['orphan-namespaces'],
       cacheOrphans: options['cache-orphans'],
+      replicationOrphans: options['replication-orphans'],
+      replicate: options.replicate,
     };
     if (!CHECK_FLAGS.some(({ name }) => name !== 'multipart' && asked(name))) return;
     const { summary, exitCode } = await scrubStore(config, request, logger);

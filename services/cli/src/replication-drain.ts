@@ -1,0 +1,99 @@
+import type { Config } from '@angos/config';
+import { type Enqueue, type JobOutcome, JobQueue, JobRunner } from '@angos/jobs';
+import type { LockManager } from '@angos/lock';
+import type { Logger, Metrics } from '@angos/observability';
+import type { Registry } from '@angos/registry';
+import { REPLICATION_QUEUE, replicationHandler } from '@angos/replication';
+import type { MetadataStore } from '@angos/storage';
+import { jobPools } from './jobs.js';
+
+/** Between two looks at the queue for jobs another process runs. */
+const SETTLE_CHECK_MS = 1000;
+/** How long the jobs in flight get once every tracked job is settled (they are others' jobs). */
+const STOP_GRACE_MS = 60_000;
+
+export interface ReplicationDrainDeps {
+  readonly config: Config;
+  readonly registry: Registry;
+  readonly metadata: MetadataStore;
+  readonly locks: LockManager;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+}
+
+/** The jobs a `scrub --replicate` run enqueued (or joined), by id. */
+export class TrackedEnqueue {
+  readonly ids = new Set<string>();
+  readonly enqueue: Enqueue;
+
+  constructor(queue: JobQueue) {
+    this.enqueue = async (...args) => {
+      const result = await queue.enqueue(...args);
+      this.ids.add(result.id);
+      return result;
+    };
+  }
+}
+
+export interface ReplicationDrainResult {
+  /** Runs here that failed: retried later, or dead-lettered. */
+  readonly failed: number;
+  readonly outcomes: Readonly<Partial<Record<JobOutcome, number>>>;
+}
+
+/**
+ * The end-of-run drain of `angos scrub --replicate`: runs the replication queue, as a worker
+ * does (pool of `max_concurrent_replication_jobs`), until every job the run enqueued or joined
+ * is settled: run here (completed, retried, dead-lettered), or no longer ready in the queue
+ * (another worker or server ran it, or it waits for a retry). Other ready jobs of the queue are
+ * run too, in queue order. With `[global.job_queue]` and workers running, they share the work.
+ */
+export async function drainReplication(
+  deps: ReplicationDrainDeps,
+  ids: ReadonlySet<string>,
+): Promise<ReplicationDrainResult> {
+  const logger = deps.logger.child('angos::replication');
+  const queue = new JobQueue({ store: deps.metadata, logger });
+  const settled = new Set<string>();
+  const outcomes: Partial<Record<JobOutcome, number>> = {};
+  const runner = new JobRunner({
+    queue,
+    locks: deps.locks,
+    pools: jobPools(deps.config, [REPLICATION_QUEUE]),
+    handlers: [
+      replicationHandler({ config: deps.config, registry: deps.registry, logger, metrics: deps.metrics }),
+    ],
+    pollIntervalMs: 250,
+    maxIdleWaitMs: SETTLE_CHECK_MS,
+    logger,
+    onJobFinished: ({ id, outcome }) => {
+      outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
+      if (outcome !== 'cancelled') settled.add(id);
+    },
+  });
+  logger.info('replication drain started', { jobs: ids.size });
+  runner.start();
+  try {
+    while ([...ids].some((id) => !settled.has(id))) {
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_CHECK_MS));
+      const ready = await readyIds(queue);
+      for (const id of ids) {
+        if (!ready.has(id)) settled.add(id);
+      }
+    }
+  } finally {
+    await runner.stop(STOP_GRACE_MS);
+  }
+  logger.info('replication drain finished', { jobs: ids.size, ...outcomes });
+  return { failed: (outcomes.retried ?? 0) + (outcomes.dead_lettered ?? 0), outcomes };
+}
+
+/** Ids of the pending jobs that are ready now (running ones included): one listing of names. */
+async function readyIds(queue: JobQueue): Promise<Set<string>> {
+  const now = queue.now();
+  const ready = new Set<string>();
+  for (const { id, notBeforeMs } of await queue.pendingNames(REPLICATION_QUEUE)) {
+    if (notBeforeMs <= now) ready.add(id);
+  }
+  return ready;
+}
