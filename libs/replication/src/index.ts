@@ -14,6 +14,7 @@ export {
   type ReplicationOutcome,
   recordOutcome,
   recordReconcile,
+  replicationLagGauge,
 } from './metrics.js';
 export {
   parseReplicationPayload,
