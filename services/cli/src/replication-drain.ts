@@ -36,7 +36,7 @@ export class TrackedEnqueue {
 }
 
 export interface ReplicationDrainResult {
-  /** Runs here that failed: retried later, or dead-lettered. */
+  /** Jobs of the run whose run here failed: retried later, or dead-lettered. */
   readonly failed: number;
   readonly outcomes: Readonly<Partial<Record<JobOutcome, number>>>;
 }
@@ -55,6 +55,7 @@ export async function drainReplication(
   const logger = deps.logger.child('angos::replication');
   const queue = new JobQueue({ store: deps.metadata, logger });
   const settled = new Set<string>();
+  const failed = new Set<string>();
   const outcomes: Partial<Record<JobOutcome, number>> = {};
   const runner = new JobRunner({
     queue,
@@ -69,6 +70,7 @@ export async function drainReplication(
     onJobFinished: ({ id, outcome }) => {
       outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
       if (outcome !== 'cancelled') settled.add(id);
+      if (ids.has(id) && (outcome === 'retried' || outcome === 'dead_lettered')) failed.add(id);
     },
   });
   logger.info('replication drain started', { jobs: ids.size });
@@ -85,7 +87,7 @@ export async function drainReplication(
     await runner.stop(STOP_GRACE_MS);
   }
   logger.info('replication drain finished', { jobs: ids.size, ...outcomes });
-  return { failed: (outcomes.retried ?? 0) + (outcomes.dead_lettered ?? 0), outcomes };
+  return { failed: failed.size, outcomes };
 }
 
 /** Ids of the pending jobs that are ready now (running ones included): one listing of names. */
