@@ -9,6 +9,12 @@ import { jobPools } from './jobs.js';
 
 /** Between two looks at the queue for jobs another process runs. */
 const SETTLE_CHECK_MS = 1000;
+/**
+ * A job of the run that waits for a retry due within this long is waited for (it was joined
+ * while backing off after its downstream failed: the downstream is likely back); a later one is
+ * left to its retry.
+ */
+const RETRY_WAIT_MS = 30_000;
 /** How long the jobs in flight get once every tracked job is settled (they are others' jobs). */
 const STOP_GRACE_MS = 60_000;
 
@@ -44,9 +50,10 @@ export interface ReplicationDrainResult {
 /**
  * The end-of-run drain of `angos scrub --replicate`: runs the replication queue, as a worker
  * does (pool of `max_concurrent_replication_jobs`), until every job the run enqueued or joined
- * is settled: run here (completed, retried, dead-lettered), or no longer ready in the queue
- * (another worker or server ran it, or it waits for a retry). Other ready jobs of the queue are
- * run too, in queue order. With `[global.job_queue]` and workers running, they share the work.
+ * is settled: run here (completed, retried, dead-lettered), or no longer due in the queue
+ * (another worker or server ran it, or it waits for a retry more than `RETRY_WAIT_MS` away).
+ * Other ready jobs of the queue are run too, in queue order. With `[global.job_queue]` and
+ * workers running, they share the work.
  */
 export async function drainReplication(
   deps: ReplicationDrainDeps,
@@ -78,9 +85,9 @@ export async function drainReplication(
   try {
     while ([...ids].some((id) => !settled.has(id))) {
       await new Promise((resolve) => setTimeout(resolve, SETTLE_CHECK_MS));
-      const ready = await readyIds(queue);
+      const due = await dueIds(queue, RETRY_WAIT_MS);
       for (const id of ids) {
-        if (!ready.has(id)) settled.add(id);
+        if (!due.has(id)) settled.add(id);
       }
     }
   } finally {
@@ -90,12 +97,12 @@ export async function drainReplication(
   return { failed: failed.size, outcomes };
 }
 
-/** Ids of the pending jobs that are ready now (running ones included): one listing of names. */
-async function readyIds(queue: JobQueue): Promise<Set<string>> {
-  const now = queue.now();
-  const ready = new Set<string>();
+/** Ids of the pending jobs due within `withinMs` (running ones included): one listing of names. */
+async function dueIds(queue: JobQueue, withinMs: number): Promise<Set<string>> {
+  const horizon = queue.now() + withinMs;
+  const due = new Set<string>();
   for (const { id, notBeforeMs } of await queue.pendingNames(REPLICATION_QUEUE)) {
-    if (notBeforeMs <= now) ready.add(id);
+    if (notBeforeMs <= horizon) due.add(id);
   }
-  return ready;
+  return due;
 }

@@ -1,7 +1,13 @@
 import type { Config } from '@angos/config';
 import { type Enqueue, JobQueue } from '@angos/jobs';
 import type { Metrics } from '@angos/observability';
-import { REPLICATION_JOB_KIND, REPLICATION_QUEUE, Reconciler, replicationLockKey } from '@angos/replication';
+import {
+  REPLICATION_JOB_KIND,
+  REPLICATION_QUEUE,
+  Reconciler,
+  reconciles,
+  replicationLockKey,
+} from '@angos/replication';
 import type { ScrubCheck } from '../types.js';
 import { namespaces } from '../walk.js';
 
@@ -30,6 +36,11 @@ export function replicateCheck(settings: ReplicateSettings): ScrubCheck {
   return {
     name: CHECK,
     async *plan(ctx) {
+      // Nothing to reconcile: no walk of the namespaces.
+      const reconciling = Object.values(settings.config.repository).some((repository) =>
+        repository.downstream.some(reconciles),
+      );
+      if (!reconciling) return;
       const enqueue: Enqueue =
         settings.enqueue ??
         ((...args) => new JobQueue({ store: ctx.metadata, logger: ctx.logger }).enqueue(...args));
