@@ -60,7 +60,7 @@ export type Enqueue = (
  * (with `dedup`) or, when it throws, `angos_job_queue_enqueue_failures_total` (the error is
  * rethrown: the caller decides whether its request fails).
  */
-export function instrumentedEnqueue(queue: JobQueue, metrics: Metrics): Enqueue {
+export function instrumentedEnqueue(queue: Pick<JobQueue, 'enqueue'>, metrics: Metrics): Enqueue {
   const m = jobMetrics(metrics);
   return async (name, kind, lockKey, payload, options) => {
     let result: EnqueueResult;

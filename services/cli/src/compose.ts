@@ -36,6 +36,7 @@ import {
   InstanceLockHeldError,
   type InstanceLockOptions,
 } from './instance-lock.js';
+import { type HandoffServer, startHandoffServer } from './scrub-handoff.js';
 import { type ServerJobs, startServerJobs } from './server-jobs.js';
 
 /**
@@ -207,6 +208,18 @@ const HELD_ADVICE: Readonly<Record<WritingCommand, string>> = {
     'Stop the server while scrub repairs, or configure [metadata_store.fs.lock_strategy.redis] to scrub beside it; `angos scrub --dry-run` only reads and runs beside a server.',
 };
 
+/** The instance lock refused a process: the lines to print, and who holds it. */
+export class InstanceLockRefusal extends CliError {
+  constructor(
+    lines: readonly string[],
+    readonly held: InstanceLockHeldError,
+    /** Whether the holder runs on this host (a scrub can hand its run only to such a one). */
+    readonly onThisHost: boolean,
+  ) {
+    super(lines);
+  }
+}
+
 /**
  * The instance lock of a process that writes fs metadata under the `"memory"` lock strategy
  * (instance-lock.ts): one such process per directory. Undefined with a shared lock strategy
@@ -214,7 +227,7 @@ const HELD_ADVICE: Readonly<Record<WritingCommand, string>> = {
  * processes of a bucket run on different hosts), so the lock would be an object every server
  * rewrites every few seconds, billed and rate-limited, to tell a crashed holder from a live one;
  * the S3 lock strategy already does that per lock, and is what runs several processes. Throws a
- * CliError naming the lock strategy's key when another live process holds it.
+ * CliError (InstanceLockRefusal) naming the lock strategy's key when another live process holds it.
  */
 export async function holdInstanceLock(
   config: Config,
@@ -250,10 +263,11 @@ export async function holdInstanceLock(
         `${holder.command} (pid ${holder.pid} on ${holder.hostname}${since}) holds it`,
       HELD_ADVICE[command],
     ];
-    if (holder.hostname !== hostname()) {
+    const onThisHost = holder.hostname === hostname();
+    if (!onThisHost) {
       lines.push(`That process runs on another host and still renews its lock (${path}).`);
     }
-    throw new CliError(lines);
+    throw new InstanceLockRefusal(lines, error, onThisHost);
   }
 }
 
@@ -376,8 +390,24 @@ async function createRegistryFromConfig(
   }
   const { registry, storage, locks } = opened;
   let jobs: ServerJobs;
+  let handoff: HandoffServer | undefined;
   try {
     jobs = await startServerJobs({ ...deps, registry, metadata: storage.metadata, locks });
+    // The only writer of the directory takes the repairing scrubs started beside it (scrub-handoff.ts).
+    const root = deps.config().metadata_store.fs?.root_dir;
+    if (instance !== undefined && root !== undefined) {
+      handoff = await startHandoffServer({
+        root,
+        config: deps.config,
+        stores: { registry, blobs: storage.blobs, metadata: storage.metadata, locks },
+        logger: deps.logger,
+        command: `angos ${command}`,
+      }).catch(async (error: unknown) => {
+        await jobs.stop(0);
+        await jobs.cache.close();
+        throw error;
+      });
+    }
   } catch (error) {
     await storage.close();
     await instance?.release();
@@ -391,6 +421,8 @@ async function createRegistryFromConfig(
     storage: {
       ...storage,
       async close() {
+        // First: a handed-off scrub stops (its client is told) before the storage it uses closes.
+        await handoff?.close();
         await gc.stop();
         await jobs.stop(0); // after quiesce: returns at once; otherwise cancels what still runs
         await jobs.cache.close();

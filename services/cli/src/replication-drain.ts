@@ -25,6 +25,8 @@ export interface ReplicationDrainDeps {
   readonly locks: LockManager;
   readonly logger: Logger;
   readonly metrics: Metrics;
+  /** Stops the drain (a handed-off run whose client went away): the jobs left run later. */
+  readonly signal?: AbortSignal | undefined;
 }
 
 /** The jobs a `scrub --replicate` run enqueued (or joined), by id. */
@@ -83,7 +85,7 @@ export async function drainReplication(
   logger.info('replication drain started', { jobs: ids.size });
   runner.start();
   try {
-    while ([...ids].some((id) => !settled.has(id))) {
+    while (deps.signal?.aborted !== true && [...ids].some((id) => !settled.has(id))) {
       await new Promise((resolve) => setTimeout(resolve, SETTLE_CHECK_MS));
       const due = await dueIds(queue, RETRY_WAIT_MS);
       for (const id of ids) {

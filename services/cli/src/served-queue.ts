@@ -13,9 +13,11 @@ export class ServedJobQueue extends JobQueue {
 
   constructor(options: JobQueueOptions, metrics: Metrics) {
     super(options);
-    // instrumentedEnqueue only calls `enqueue`: handed the plain one, so the count is taken once.
-    const plain = { enqueue: (...args: Parameters<JobQueue['enqueue']>) => super.enqueue(...args) };
-    this.#counted = instrumentedEnqueue(plain as JobQueue, metrics);
+    // Handed the plain `enqueue`, not this override, so each enqueue is counted once.
+    this.#counted = instrumentedEnqueue(
+      { enqueue: (...args: Parameters<JobQueue['enqueue']>) => super.enqueue(...args) },
+      metrics,
+    );
   }
 
   /** Who hears of each enqueue (the drain, once it is started). */
