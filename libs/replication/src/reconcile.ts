@@ -4,6 +4,7 @@ import { formatDigest, OciError, parseReference } from '@angos/oci';
 import type { Registry } from '@angos/registry';
 import { DownstreamClient } from './client.js';
 import { type DownstreamOf, reconcileDownstreams } from './downstreams.js';
+import { forEachLimited } from './limited.js';
 import { type ReconcileOutcome, recordReconcile } from './metrics.js';
 import type { ReplicationPayload } from './payload.js';
 
@@ -26,7 +27,7 @@ export interface ReconcilerDeps {
 /**
  * `angos scrub --replicate`: compares each namespace's tag→digest map with each downstream that
  * reconciles it (`mode` `event+reconcile` or `reconcile-only`, `namespace_filter` matched), from
- * the downstream's tag list and a `HEAD` of each tag both hold. It decides a push for every tag
+ * the downstream's tag list and a `HEAD` of each tag both hold (`max_concurrent_pushes` at once). It decides a push for every tag
  * missing or naming another digest there, and, on a `prune = true` downstream (a one-way
  * mirror), a delete of every tag only the downstream holds; it never decides anything else.
  * Deciding writes nothing: the caller enqueues (or, in a dry run, lists) the decisions, and the
@@ -114,8 +115,14 @@ export class Reconciler {
     const there = new Set(await client.listTags(remote, signal));
     const decisions: ReconcileDecision[] = [];
     const base = { namespace, downstream: downstream.name } as const;
-    for (const [tag, digest] of [...local].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) {
-      const remoteDigest = there.has(tag) ? await client.manifestDigest(remote, tag, signal) : undefined;
+    const tags = [...local].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    // The HEADs, `max_concurrent_pushes` at once; the decisions then in tag order.
+    const remoteDigests: Array<string | undefined> = [];
+    await forEachLimited(tags, downstream.max_concurrent_pushes, async ([tag], index) => {
+      remoteDigests[index] = there.has(tag) ? await client.manifestDigest(remote, tag, signal) : undefined;
+    });
+    for (const [index, [tag, digest]] of tags.entries()) {
+      const remoteDigest = remoteDigests[index];
       if (remoteDigest === digest) {
         this.#count('in_sync');
         continue;
