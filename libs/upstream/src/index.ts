@@ -5,6 +5,7 @@ export * from './cache/index.js';
 export { checkUpstreamConfig } from './check.js';
 export {
   type ManifestHead,
+  nextTagListPage,
   type RequestOptions,
   type UpstreamBlob,
   UpstreamClient,

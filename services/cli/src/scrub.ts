@@ -1,5 +1,6 @@
 import { RuleFailureLog } from '@angos/auth/cel';
 import { type Config, formatIssue } from '@angos/config';
+import { JobQueue } from '@angos/jobs';
 import type { LockManager } from '@angos/lock';
 import type { Logger } from '@angos/observability';
 import { createMetrics } from '@angos/observability';
@@ -16,6 +17,7 @@ import { commandSpec } from './commands/flags.js';
 import { parseDurationMs } from './duration.js';
 import { CliError } from './errors.js';
 import { openRegistry, storesOptions } from './open-storage.js';
+import { drainReplication, TrackedEnqueue } from './replication-drain.js';
 
 /** Seconds in a scrub `<duration>` (`1h`, `30m`, `2d`, `1h30m`); CliError naming the flag otherwise. */
 export function parseDuration(flag: string, text: string): number {
@@ -79,12 +81,14 @@ export async function scrubMultipart(
 /** The checks of `angos scrub` that walk the registry's storage (all but `--multipart`). */
 export type StoreScrubRequest = Omit<
   ScrubJobRequest,
-  'collectGarbage' | 'retention' | 'orphanNamespaces' | 'cacheOrphans'
+  'collectGarbage' | 'retention' | 'orphanNamespaces' | 'cacheOrphans' | 'replicationOrphans' | 'replicate'
 > & {
   readonly blobs?: boolean | undefined;
   readonly retention?: boolean | undefined;
   readonly orphanNamespaces?: boolean | undefined;
   readonly cacheOrphans?: boolean | undefined;
+  readonly replicationOrphans?: boolean | undefined;
+  readonly replicate?: boolean | undefined;
 };
 
 /**
@@ -124,8 +128,9 @@ export interface ScrubTarget {
  * The checks that walk the storage, and `--blobs` (one garbage-collection pass, the protocol
  * `angos server` runs in the background): run by the scrub job (services/scrub-job) over the
  * storage and locks the configuration names, so every repair takes the locks the servers take
- * and is safe beside them. Returns the job's outcome; the caller turns it into the exit status.
- * With `target.stores` (a run handed off to a server) it runs over those, in that process: the
+ * and is safe beside them. A `--replicate` run that enqueued jobs then drains them (end-of-run
+ * drain): a job of the run that failed counts as a failure. Returns the job's outcome; the caller
+ * turns it into the exit status. With `target.stores` (a run handed off to a server) it runs over those, in that process: the
  * server's link cache sees every repair, and its memory locks exclude its own requests.
  */
 export async function scrubStore(request: StoreScrubRequest, target: ScrubTarget): Promise<ScrubJobResult> {
@@ -144,15 +149,25 @@ export async function scrubStore(request: StoreScrubRequest, target: ScrubTarget
   }
 }
 
-function runStoreScrub(
+async function runStoreScrub(
   request: StoreScrubRequest,
   target: ScrubTarget,
   stores: ScrubStores,
   retention: RetentionSettings | undefined,
 ): Promise<ScrubJobResult> {
   const { config, logger } = target;
-  const { retention: _retention, orphanNamespaces, cacheOrphans, ...selection } = request;
-  return runScrubJob(
+  const {
+    retention: _retention,
+    orphanNamespaces,
+    cacheOrphans,
+    replicationOrphans,
+    replicate,
+    ...selection
+  } = request;
+  // Where the reconcile and replication counts go (the scrub's log has them too).
+  const metrics = createMetrics();
+  const tracked = new TrackedEnqueue(new JobQueue({ store: stores.metadata, logger }));
+  const result = await runScrubJob(
     {
       ...stores,
       logger,
@@ -167,9 +182,20 @@ function runStoreScrub(
       orphanNamespaces: orphanNamespaces ? { config } : undefined,
       // The repositories with upstreams keep their cache jobs.
       cacheOrphans: cacheOrphans ? { config } : undefined,
+      // The downstreams of the configuration keep their replication jobs.
+      replicationOrphans: replicationOrphans ? { config } : undefined,
+      replicate: replicate ? { config, enqueue: tracked.enqueue, metrics } : undefined,
       collectGarbage: selection.blobs ? { gracePeriodMs: config.gc.grace_period_secs * 1000 } : undefined,
     },
   );
+  if (tracked.ids.size === 0) return result;
+  const drained = await drainReplication(
+    { config, ...stores, logger, metrics, signal: target.signal },
+    tracked.ids,
+  );
+  if (drained.failed === 0) return result;
+  result.summary.failures += drained.failed;
+  return { summary: result.summary, exitCode: 1 };
 }
 
 const SCRUB = commandSpec('scrub');
@@ -238,6 +264,8 @@ export function planScrub(flags: ScrubFlags): ScrubPlan {
           orphanGrantsOlderThanMs: orphanGrantsSecs === undefined ? undefined : orphanGrantsSecs * 1000,
           orphanNamespaces: flag('orphan-namespaces'),
           cacheOrphans: flag('cache-orphans'),
+          replicationOrphans: flag('replication-orphans'),
+          replicate: flag('replicate'),
         }
       : undefined,
   };

@@ -3,6 +3,7 @@ import { type Config, ConfigError, loadConfig, unsupportedFeatures, watchConfig 
 import { createHttpServer, type Handler, healthHandler, sendText } from '@angos/http';
 import { type Enqueue, type JobQueue, JobRunner, recordJobFinished, startQueueGauges } from '@angos/jobs';
 import { createLogger, createMetrics, type Logger } from '@angos/observability';
+import { replicationLagGauge } from '@angos/replication';
 import { PullThroughCache } from '@angos/upstream';
 import { drain } from './drain.js';
 import { CliError } from './errors.js';
@@ -123,6 +124,9 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
     settings: () => gaugeSettings(live.get()),
     metrics,
     logger: jobsLogger,
+    pendingAges: queues.includes('replication')
+      ? [replicationLagGauge({ config: () => live.get(), metrics })]
+      : [],
   });
 
   let accepting = true;

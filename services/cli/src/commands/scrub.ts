@@ -24,6 +24,8 @@ interface ScrubOptions extends GlobalOptions {
   'orphan-grants'?: string;
   'orphan-namespaces'?: boolean;
   'cache-orphans'?: boolean;
+  'replication-orphans'?: boolean;
+  replicate?: boolean;
 }
 
 const SCRUB = commandSpec('scrub');
