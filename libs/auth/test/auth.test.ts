@@ -1,12 +1,12 @@
 import type { IncomingMessage } from 'node:http';
 import type { Config } from '@angos/config';
 import { createMetrics, silentLogger } from '@angos/observability';
-import { skipWithout } from '@angos/test-support';
+import { configOf, skipWithout } from '@angos/test-support';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Auth, createAuth } from '../src/auth.js';
 import type { AccessRequest } from '../src/request.js';
 import type { ClientRequestDetails } from '../src/webhook/headers.js';
-import { configOf, type Running, serve, startIssuer, type TestIssuer } from './helpers.js';
+import { type Running, serve, startIssuer, type TestIssuer } from './helpers.js';
 import { type RedisServer, startRedis } from './redis-server.js';
 
 const ALICE_HASH =

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Config } from '@angos/config';
 import { createMetrics, type Logger, silentLogger } from '@angos/observability';
-import { skipWithout } from '@angos/test-support';
+import { captureLogger, configOf, skipWithout } from '@angos/test-support';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Auth, createAuth } from '../src/auth.js';
 import { AuthenticatedCache } from '../src/cache/authenticated.js';
@@ -10,15 +10,7 @@ import { MemoryCache } from '../src/cache/memory.js';
 import type { Identity } from '../src/identity.js';
 import type { AccessRequest } from '../src/request.js';
 import { type ClientRequestDetails, webhookHeaders } from '../src/webhook/headers.js';
-import {
-  captureLogger,
-  configOf,
-  type Running,
-  type SigningKey,
-  serve,
-  startIssuer,
-  type TestIssuer,
-} from './helpers.js';
+import { type Running, type SigningKey, serve, startIssuer, type TestIssuer } from './helpers.js';
 import { type RedisServer, startRedis } from './redis-server.js';
 
 /**
