@@ -28,6 +28,7 @@ export {
 export { OutputTail } from './output-tail.js';
 export { createTestCa, type Issued, type IssueOptions, type TestCa } from './pki.js';
 export { freePort, freePortRange, portIsFree } from './ports.js';
+export { type SeenRequest, startProxy, type TestProxy } from './proxy.js';
 export { pushLayout } from './push-layout.js';
 export { type RedisServer, startRedisServer } from './redis-server.js';
 export { angosLauncher, cliEntry, moduleTracePreload, repoRoot } from './repo-root.js';
