@@ -1,12 +1,6 @@
-import {
-  captureLogger,
-  eventually,
-  type RedisServer,
-  skipWithout,
-  startRedisServer,
-} from '@angos/test-support';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { baseConfig, freePort, runAngos, startAngos, waitForHttp } from './helpers.js';
+import { captureLogger, eventually, skipWithout } from '@angos/test-support';
+import { describe, expect, it } from 'vitest';
+import { baseConfig, freePort, runAngos, startAngos, useRedisServer, waitForHttp } from './helpers.js';
 import { useInProcessServer } from './in-process.js';
 
 const { ws, start } = useInProcessServer();
@@ -68,13 +62,7 @@ describe('access policy rules at startup and reload', () => {
 });
 
 describe.skipIf(skipWithout('the [cache.redis] test', 'redis-server'))('[cache.redis] (redis-server)', () => {
-  let redis: RedisServer;
-  beforeAll(async () => {
-    redis = await startRedisServer();
-  }, 15_000);
-  afterAll(async () => {
-    await redis?.stop();
-  });
+  const redis = useRedisServer();
 
   it('runs angos server with the token cache in Redis and stops cleanly', async () => {
     const port = await freePort();
@@ -82,7 +70,7 @@ describe.skipIf(skipWithout('the [cache.redis] test', 'redis-server'))('[cache.r
       baseConfig(
         ws().dir,
         port,
-        `[cache.redis]\nurl = "${redis.url}"\nkey_prefix = "angos:"\nhmac_key = "0123456789abcdef0123"\n${policy(['true'])}`,
+        `[cache.redis]\nurl = "${redis().url}"\nkey_prefix = "angos:"\nhmac_key = "0123456789abcdef0123"\n${policy(['true'])}`,
       ),
     );
     const server = startAngos(['-c', ws().configPath, 'server']);

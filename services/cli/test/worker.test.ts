@@ -2,14 +2,15 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { JobQueue } from '@angos/jobs';
 import { createMetadataStore } from '@angos/storage';
-import { type RedisServer, skipWithout, startRedisServer } from '@angos/test-support';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { skipWithout } from '@angos/test-support';
+import { describe, expect, it } from 'vitest';
 import {
   baseConfig,
   freePort,
   type LongRunning,
   runAngos,
   startAngos,
+  useRedisServer,
   useWorkspace,
   waitForHttp,
   waitForRecord,
@@ -100,19 +101,13 @@ describe('angos server without [global.job_queue]', () => {
 });
 
 describe.skipIf(skipWithout('the angos worker test', 'redis-server'))('angos worker (redis-server)', () => {
-  let redis: RedisServer;
-  beforeAll(async () => {
-    redis = await startRedisServer();
-  }, 30_000);
-  afterAll(async () => {
-    await redis?.stop();
-  });
+  const redis = useRedisServer();
 
   it('leaves the jobs to workers when the server has [global.job_queue]; a worker drains them, reloads, and stops on SIGTERM', async () => {
     const serverPort = await freePort();
     const workerPort = await freePort();
     const config = (extra = '') =>
-      baseConfig(ws().dir, serverPort, `${JOB_QUEUE}${extra}${REDIS_LOCK(redis.url)}`);
+      baseConfig(ws().dir, serverPort, `${JOB_QUEUE}${extra}${REDIS_LOCK(redis().url)}`);
     await ws().writeConfig(config());
     const queue = queueOf();
     const { id } = await queue.enqueue('cache', 'from-the-future', 'worker', {});
