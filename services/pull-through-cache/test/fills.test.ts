@@ -3,7 +3,7 @@ import { stat, writeFile } from 'node:fs/promises';
 import { type IncomingMessage, request } from 'node:http';
 import { JobRunner } from '@angos/jobs';
 import { MemoryLockManager } from '@angos/lock';
-import { type Distribution, freePort, skipWithout, startDistribution } from '@angos/test-support';
+import { type Distribution, freePort, sha256, skipWithout, startDistribution } from '@angos/test-support';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import {
   accessLogCount,
@@ -281,7 +281,7 @@ describe.skipIf(skip)('a cache at max_concurrent_cache_jobs', () => {
     try {
       const reply = await queuedPull;
       expect(reply.status).toBe(200);
-      expect(`sha256:${createHash('sha256').update(reply.body).digest('hex')}`).toBe(queued.digest);
+      expect(sha256(reply.body)).toBe(queued.digest);
     } finally {
       await runner.stop();
     }
@@ -322,7 +322,7 @@ describe.skipIf(skip)('several upstreams', () => {
     for (const blob of image.images.get('linux/amd64')!.blobs) {
       const reply = await cache.send('GET', `/v2/mirror/library/app/blobs/${blob}`);
       expect(reply.status).toBe(200);
-      expect(`sha256:${createHash('sha256').update(reply.body).digest('hex')}`).toBe(blob);
+      expect(sha256(reply.body)).toBe(blob);
     }
     expect(accessLogCount(empty, 'GET', '/v2/library/app/manifests/v1')).toBe(1);
     expect(

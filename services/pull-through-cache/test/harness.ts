@@ -14,7 +14,13 @@ import { captureLogger, DISTRIBUTION_USER, type Distribution } from '@angos/test
 import { PullThroughCache } from '@angos/upstream';
 import { buildPullThroughCache } from '../src/index.js';
 
-export { type SeededImage, seedImage, startProxy, type TestProxy } from '@angos/test-support';
+export {
+  MANIFEST_ACCEPT,
+  type SeededImage,
+  seedImage,
+  startProxy,
+  type TestProxy,
+} from '@angos/test-support';
 
 /** The cache repository of the tests: `mirror/x` is `x` upstream. */
 export const REPOSITORY = 'mirror';
@@ -198,13 +204,6 @@ export function accessLogCount(upstream: Distribution, method: string, path: str
     .split('\n')
     .filter((line) => line.includes(needle)).length;
 }
-
-export const MANIFEST_ACCEPT = [
-  'application/vnd.oci.image.index.v1+json',
-  'application/vnd.oci.image.manifest.v1+json',
-  'application/vnd.docker.distribution.manifest.list.v2+json',
-  'application/vnd.docker.distribution.manifest.v2+json',
-].join(', ');
 
 /** A metric's value in the Prometheus text (0 when the series is absent). */
 export async function metricValue(cache: TestCache, series: string): Promise<number> {
