@@ -3,7 +3,14 @@ import { stat, writeFile } from 'node:fs/promises';
 import { type IncomingMessage, request } from 'node:http';
 import { JobRunner } from '@angos/jobs';
 import { MemoryLockManager } from '@angos/lock';
-import { type Distribution, freePort, sha256, skipWithout, startDistribution } from '@angos/test-support';
+import {
+  type Distribution,
+  eventually,
+  freePort,
+  sha256,
+  skipWithout,
+  startDistribution,
+} from '@angos/test-support';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import {
   accessLogCount,
@@ -74,13 +81,9 @@ function firstChunk(res: IncomingMessage): Promise<Buffer> {
   });
 }
 
-async function until(condition: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+/** Generous: a fill of a loaded machine takes its time. */
+const until = (condition: () => Promise<boolean>, what: string) =>
+  eventually(condition, { timeoutMs: 30_000, what });
 
 describe.skipIf(skip)('cache fills', () => {
   let upstream: Distribution;
