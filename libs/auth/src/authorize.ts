@@ -1,8 +1,9 @@
 import type { Config } from '@angos/config';
+import { repositoryKeyFor } from '@angos/config';
 import type { Identity } from './identity.js';
 import type { CompiledPolicies } from './policy/compile.js';
 import { evaluatePolicy, type PolicyDecision, type RuleFailureLog } from './policy/evaluate.js';
-import { repositoryKeyFor, webhookNameFor } from './repository.js';
+import { webhookNameFor } from './repository.js';
 import type { AccessRequest } from './request.js';
 import type { WebhookAuthorizer } from './webhook/authorizer.js';
 import type { ClientRequestDetails } from './webhook/headers.js';

@@ -61,7 +61,7 @@ export {
   RuleFailureLog,
 } from './policy/evaluate.js';
 export { GLOBAL_ACCESS_POLICY_KEY, refusesEveryRequest } from './policy/refuses-all.js';
-export { repositoryKeyFor, webhookNameFor } from './repository.js';
+export { webhookNameFor } from './repository.js';
 export { type AccessRequest, describeRequest, mountFallbackRequest, mountSourceRequest } from './request.js';
 export {
   type AuthResources,

@@ -33,14 +33,6 @@ const NOT_YET_SUPPORTED: readonly FeatureRow[] = [
     enabledAt: (c) => when(c.global.event_webhooks.length > 0, ['global', 'event_webhooks']),
   },
   {
-    feature: 'repository."<namespace>".upstream',
-    enabledAt: perRepository(['upstream'], (r) => r.upstream.length > 0),
-  },
-  {
-    feature: 'repository."<namespace>".downstream',
-    enabledAt: perRepository(['downstream'], (r) => r.downstream.length > 0),
-  },
-  {
     feature: 'repository."<namespace>".event_webhooks',
     enabledAt: perRepository(['event_webhooks'], (r) => (r.event_webhooks?.length ?? 0) > 0),
   },

@@ -22,3 +22,18 @@ export function remoteNamespace(url: string, key: string, namespace: string): st
   const rest = namespace.slice(key.length + 1);
   return prefix === '' ? rest : `${prefix}/${rest}`;
 }
+
+/**
+ * Where `namespace`, governed by `[repository."<key>"]`, lands on a downstream `url` (the
+ * configuration reference's downstream mapping). Unlike an upstream, a bare host mirrors the
+ * namespace verbatim (`<key>/x` → `<key>/x`), so two peers hold the same names; a URL with a path
+ * maps as `remoteNamespace` does (`https://host/team`: `<key>/x` → `team/x`, `<key>` → `team`).
+ */
+export function downstreamNamespace(url: string, key: string, namespace: string): string {
+  const prefix = new URL(url).pathname.replace(/^\/+|\/+$/g, '');
+  if (prefix === '') {
+    remoteNamespace(url, key, namespace); // the same check: `namespace` is `key` or under it
+    return namespace;
+  }
+  return remoteNamespace(url, key, namespace);
+}

@@ -269,11 +269,14 @@ export interface RepositoryConfig {
   authorization_webhook?: string;
   event_webhooks?: string[];
   upstream: UpstreamConfig[];
-  /** Pull-through cache: a mutable tag is checked upstream (HEAD) at most once per this many seconds. */
+  /**
+   * Project-specific, pull-through only: least seconds between two upstream checks (HEAD) of one
+   * mutable tag; a pull in between is served from the cache.
+   */
   upstream_tag_check_interval_secs: number;
   /**
-   * Pull-through cache: how long after its last upstream check a cached tag may still be served
-   * while every upstream fails. Absent: no limit.
+   * Project-specific, pull-through only: how long after its last successful upstream check a
+   * cached tag is still served while every upstream fails. Absent: no limit.
    */
   upstream_stale_tag_window_secs?: number;
   downstream: DownstreamConfig[];
@@ -346,6 +349,8 @@ export interface UiConfig {
 export interface ServicesConfig {
   /** Where the gateway forwards registry API requests in the split deployment. */
   registry_api_url?: string;
+  /** Where the gateway forwards the namespaces of pull-through repositories in the split deployment. */
+  pull_through_cache_url?: string;
   /** Shared secret the gateway presents to vouch for the requests it forwards. */
   internal_token?: string;
 }

@@ -84,13 +84,19 @@ enabled = true
 `);
     expect(unsupportedFeatures(config)).toEqual([
       'global.event_webhooks',
-      'repository."docker-io".upstream',
-      'repository."x".downstream',
       'repository."docker-io".event_webhooks',
       'event_webhook.audit',
       'observability.tracing',
       'ui',
     ]);
+  });
+
+  it('supports pull-through caches (repository upstreams)', () => {
+    const { config } = parseWith(`
+[[repository."docker-io".upstream]]
+url = "https://registry-1.docker.io"
+`);
+    expect(unsupportedFeatures(config)).toEqual([]);
   });
 
   it('supports S3 blob and metadata stores and every lock strategy', () => {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { remoteNamespace } from '../src/namespace.js';
+import { downstreamNamespace, remoteNamespace } from '../src/namespace.js';
 
-describe('remoteNamespace (upstream and downstream url mapping)', () => {
+describe('remoteNamespace (upstream url mapping, and downstream path URLs)', () => {
   it('a bare host drops the repository key', () => {
     expect(remoteNamespace('https://registry-1.docker.io', 'docker-io', 'docker-io/library/nginx')).toBe(
       'library/nginx',
@@ -22,5 +22,21 @@ describe('remoteNamespace (upstream and downstream url mapping)', () => {
   it('refuses a namespace outside the repository', () => {
     expect(() => remoteNamespace('https://host', 'team', 'teamster/x')).toThrow(/not under repository/);
     expect(() => remoteNamespace('https://host', 'team', 'other')).toThrow(/not under repository/);
+  });
+});
+
+describe('downstreamNamespace (downstream url mapping)', () => {
+  it('a bare host mirrors the namespace verbatim, so peers hold the same names', () => {
+    expect(downstreamNamespace('http://angos-b:8000', 'nginx', 'nginx/app')).toBe('nginx/app');
+    expect(downstreamNamespace('http://angos-b:8000/', 'nginx', 'nginx')).toBe('nginx');
+  });
+
+  it('a path URL replaces the repository prefix', () => {
+    expect(downstreamNamespace('http://host:8000/team-a', 'team', 'team/app')).toBe('team-a/app');
+    expect(downstreamNamespace('http://host:8000/team-a', 'team', 'team')).toBe('team-a');
+  });
+
+  it('refuses a namespace outside the repository', () => {
+    expect(() => downstreamNamespace('http://host', 'team', 'teamster/x')).toThrow(/not under repository/);
   });
 });

@@ -31,6 +31,11 @@ export interface RequestContext {
    * request (`POST …/blobs/uploads/?mount=<digest>&from=<ns>`). Absent means none.
    */
   readonly mountAllowedFrom?: readonly string[];
+  /**
+   * The request's `X-Angos-Source-Timestamp`, as sent, when the gateway judged the caller allowed
+   * to replicate (`replicate` action). Absent otherwise: registry-api never reads the header itself.
+   */
+  readonly sourceTimestamp?: string;
 }
 
 const contexts = new WeakMap<IncomingMessage, RequestContext>();
@@ -58,6 +63,7 @@ export function encodeContext(context: RequestContext): string {
   const wire: Record<string, unknown> = { clientIp: context.clientIp };
   if (context.identity !== undefined) wire['identity'] = context.identity;
   if (context.mountAllowedFrom !== undefined) wire['mountAllowedFrom'] = context.mountAllowedFrom;
+  if (context.sourceTimestamp !== undefined) wire['sourceTimestamp'] = context.sourceTimestamp;
   return Buffer.from(JSON.stringify(wire), 'utf8').toString('base64url');
 }
 
@@ -128,7 +134,9 @@ export function decodeContext(header: string): RequestContext {
   if (!isRecord(parsed)) throw new InvalidContextError('context must be an object');
   const clientIp = parsed['clientIp'];
   if (typeof clientIp !== 'string') throw new InvalidContextError('context clientIp must be a string');
+  const sourceTimestamp = optionalString(parsed, 'sourceTimestamp');
   return {
+    ...(sourceTimestamp === undefined ? {} : { sourceTimestamp }),
     clientIp,
     ...(parsed['identity'] === undefined ? {} : { identity: decodeIdentity(parsed['identity']) }),
     ...(parsed['mountAllowedFrom'] === undefined

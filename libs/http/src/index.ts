@@ -24,6 +24,7 @@ export {
   INTERNAL_HEADER_PREFIX,
   type InternalRequestVerifier,
   type RequestSigner,
+  SOURCE_TIMESTAMP_HEADER,
   stripInternalHeaders,
 } from './internal.js';
 export {

@@ -18,6 +18,12 @@ import { ReplayGuard, type ReplayGuardOptions } from './replay-guard.js';
  */
 export const INTERNAL_HEADER_PREFIX = 'x-angos-';
 export const CONTEXT_HEADER = 'x-angos-context';
+/**
+ * The time the author of a replicated write wrote it (RFC 3339), sent by replication senders on
+ * manifest pushes and deletes. A client header like any `x-angos-*`: the gateway reads it before
+ * stripping them and forwards it, in the signed context, only for callers allowed to replicate.
+ */
+export const SOURCE_TIMESTAMP_HEADER = 'x-angos-source-timestamp';
 
 /** Removes every `x-angos-*` header a client sent (they could otherwise forge trust). */
 export function stripInternalHeaders(req: IncomingMessage): void {

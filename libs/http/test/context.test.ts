@@ -39,6 +39,11 @@ describe('request context', () => {
       identity: { oidc: { providerName: 'github', subject: 'repo:org/app:ref:main' } },
     },
     { clientIp: '10.0.0.4', identity: { oidc: { providerName: 'corp' } } },
+    {
+      clientIp: '10.0.0.5',
+      identity: { username: 'replicator' },
+      sourceTimestamp: '2026-01-01T00:00:00.000Z',
+    },
   ])('round-trips %j', (context) => {
     const encoded = encodeContext(context);
     expect(encoded).toMatch(/^[A-Za-z0-9_-]+$/);
@@ -53,6 +58,7 @@ describe('request context', () => {
     ['an identity string', b64('{"clientIp":"x","identity":"admin"}')],
     ['a numeric username', b64('{"clientIp":"x","identity":{"username":1}}')],
     ['mount sources not strings', b64('{"clientIp":"x","mountAllowedFrom":[1]}')],
+    ['a numeric source timestamp', b64('{"clientIp":"x","sourceTimestamp":1}')],
     ['a certificate without lists', b64('{"clientIp":"x","identity":{"certificate":{"commonNames":"a"}}}')],
     [
       'an organization not a string',

@@ -15,7 +15,10 @@ export interface JobEnvelope {
   /** The key locked for the whole run; enqueues of a lock key with a pending job join it. */
   readonly lockKey: string;
   readonly createdAt: string;
-  /** Runs that ended in a failure so far (a run cancelled by a lost lock does not count). */
+  /**
+   * Runs started so far, each counted (durably) as it starts, before its handler runs: a run cut
+   * off by a kill or a lost lock counts as a failed one does. A handler sees its own run counted.
+   */
   readonly attempts: number;
   /** The attempt budget; the runner's default when absent. */
   readonly maxAttempts?: number | undefined;

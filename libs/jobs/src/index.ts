@@ -20,6 +20,7 @@ export {
 export {
   type EnqueueOptions,
   type EnqueueResult,
+  GAUGE_COUNT_CAP,
   JobQueue,
   type JobQueueOptions,
   type Page,

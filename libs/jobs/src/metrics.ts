@@ -1,5 +1,5 @@
 import { type Logger, type Metrics, silentLogger } from '@angos/observability';
-import type { EnqueueOptions, EnqueueResult, JobQueue } from './queue.js';
+import { type EnqueueOptions, type EnqueueResult, GAUGE_COUNT_CAP, type JobQueue } from './queue.js';
 import type { JobFinished } from './runner.js';
 
 /** Seconds; from a no-op job to a multi-gigabyte replication push. */
@@ -13,12 +13,12 @@ function jobMetrics(metrics: Metrics) {
   return {
     pending: metrics.gauge({
       name: 'angos_job_queue_pending',
-      help: 'Jobs ready to run within [global.job_queue] pending_ready_horizon_secs, running ones included',
+      help: `Jobs ready to run within [global.job_queue] pending_ready_horizon_secs, running ones included; counts up to ${GAUGE_COUNT_CAP}, deeper queues read as ${GAUGE_COUNT_CAP}`,
       labelNames: ['queue'],
     }),
     failed: metrics.gauge({
       name: 'angos_job_queue_failed',
-      help: 'Dead-lettered jobs',
+      help: `Dead-lettered jobs; counts up to ${GAUGE_COUNT_CAP}, more read as ${GAUGE_COUNT_CAP}`,
       labelNames: ['queue'],
     }),
     enqueued: metrics.counter({
@@ -59,7 +59,7 @@ export type Enqueue = (
  * (with `dedup`) or, when it throws, `angos_job_queue_enqueue_failures_total` (the error is
  * rethrown: the caller decides whether its request fails).
  */
-export function instrumentedEnqueue(queue: JobQueue, metrics: Metrics): Enqueue {
+export function instrumentedEnqueue(queue: Pick<JobQueue, 'enqueue'>, metrics: Metrics): Enqueue {
   const m = jobMetrics(metrics);
   return async (name, kind, lockKey, payload, options) => {
     let result: EnqueueResult;
@@ -108,9 +108,10 @@ const UNPUBLISHED_RECHECK_SECS = 15;
 
 /**
  * Publishes `angos_job_queue_pending` and `angos_job_queue_failed` for each queue, refreshed at
- * once and then every `refreshIntervalSecs`. Cost of one refresh, however deep the queue: per
- * queue, one listing of `pending/` and one of `failed/` (on S3, ceil(N / 1000) ListObjectsV2
- * pages each) and no reads. A failed refresh keeps the last values and is logged.
+ * once and then every `refreshIntervalSecs`. Each counts up to `GAUGE_COUNT_CAP` (10,000; a
+ * deeper queue reads as the cap), so one refresh reads at most 10,000 names of `pending/` and
+ * 10,000 of `failed/` per queue (on S3, 10 ListObjectsV2 requests of 1,000 keys each; on fs, two
+ * readdirs each) and no records, however deep the queue. A failed refresh keeps the last values and is logged.
  */
 export function startQueueGauges(options: QueueGaugeOptions): QueueGauges {
   const m = jobMetrics(options.metrics);

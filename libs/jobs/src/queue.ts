@@ -58,6 +58,15 @@ export interface PendingJob extends JobEnvelope {
 }
 
 const DEFAULT_PAGE_SIZE = 100;
+/**
+ * The most jobs a gauge refresh counts (`angos_job_queue_pending`, `angos_job_queue_failed`): a
+ * deeper queue reads as this many. Listing this many names costs ten ListObjectsV2 requests on S3
+ * (two readdirs on fs) at most, however deep the queue; an autoscaler only needs to know that
+ * there is more than enough work.
+ */
+export const GAUGE_COUNT_CAP = 10_000;
+/** Names of the first listing page when counting: one ListObjectsV2 request on S3. */
+const COUNT_PAGE_SIZE = 1000;
 /** Attempts at an enqueue racing other enqueues and workers of the same lock key. */
 const ENQUEUE_ROUNDS = 8;
 
@@ -134,9 +143,9 @@ export class JobQueue {
   /** Pending jobs in not-before order (ready ones first), `n` at a time. */
   async listPending(queue: string, page: PageOptions = {}): Promise<Page<PendingJob>> {
     assertQueueName(queue);
-    const names = await this.store.list(paths.pendingDir(queue));
+    // Claims are few (one per running job), so they are listed whole.
     const claims = new Set(await this.store.list(paths.claimsDir(queue)));
-    return this.#page(names, page, async (name) => {
+    return this.#page(paths.pendingDir(queue), page, async (name) => {
       const envelope = await this.readPending(queue, name);
       return envelope && { ...envelope, claimed: claims.has(envelope.id) };
     });
@@ -145,8 +154,7 @@ export class JobQueue {
   /** Dead-lettered jobs in id (creation) order, `n` at a time. */
   async listFailed(queue: string, page: PageOptions = {}): Promise<Page<FailedJob>> {
     assertQueueName(queue);
-    const ids = await this.store.list(paths.failedDir(queue));
-    return this.#page(ids, page, (id) => this.#readFailed(queue, id));
+    return this.#page(paths.failedDir(queue), page, (id) => this.#readFailed(queue, id));
   }
 
   /** Puts a dead-lettered job back in the queue, its attempts reset; false if there is none. */
@@ -198,30 +206,38 @@ export class JobQueue {
 
   /**
    * Jobs ready to run within `readyHorizonSecs` from now, running ones included
-   * (`angos_job_queue_pending`). Cost, however deep the queue: one listing of the queue's
-   * `pending/` prefix (one readdir on fs; ceil(N / 1000) ListObjectsV2 pages on S3) and no
-   * reads, because each key's name starts with its not-before time.
+   * (`angos_job_queue_pending`), up to `GAUGE_COUNT_CAP`: a deeper queue reads as the cap. Each
+   * key's name starts with its not-before time, so the count reads no values and stops at the
+   * first job beyond the horizon. Cost, however deep the queue: at most cap / 1,000
+   * ListObjectsV2 requests of 1,000 keys on S3, two readdirs on fs.
    */
   async pendingCount(queue: string, readyHorizonSecs: number): Promise<number> {
     assertQueueName(queue);
     const horizon = this.now() + readyHorizonSecs * 1000;
-    let count = 0;
-    for (const name of await this.store.list(paths.pendingDir(queue))) {
+    return this.#countUpToCap(paths.pendingDir(queue), (name) => {
       const parsed = parsePendingName(name);
-      if (parsed !== undefined && parsed.notBeforeMs <= horizon) count++;
-    }
-    return count;
+      if (parsed === undefined) return 'skip';
+      return parsed.notBeforeMs <= horizon ? 'count' : 'stop';
+    });
   }
 
-  /** Dead-lettered jobs (`angos_job_queue_failed`): one listing of the queue's `failed/` prefix. */
+  /**
+   * Dead-lettered jobs (`angos_job_queue_failed`), up to `GAUGE_COUNT_CAP` at the cost
+   * `pendingCount` has, of the queue's `failed/` prefix.
+   */
   async failedCount(queue: string): Promise<number> {
     assertQueueName(queue);
-    return (await this.store.list(paths.failedDir(queue))).filter(isJobId).length;
+    return this.#countUpToCap(paths.failedDir(queue), (id) => (isJobId(id) ? 'count' : 'skip'));
   }
 
-  /** The queues that hold anything. */
+  /**
+   * The queues that hold anything. A queue directory left holding only the temp file of a write
+   * a kill cut short (fs) holds nothing: the listings skip temp names, so it is not listed.
+   */
   async queues(): Promise<string[]> {
-    return (await this.store.list(paths.queues())).filter(isQueueName);
+    const names = (await this.store.list(paths.queues())).filter(isQueueName);
+    const holding = await Promise.all(names.map((name) => this.#holdsAnything(paths.queue(name))));
+    return names.filter((_, i) => holding[i]);
   }
 
   /**
@@ -303,25 +319,63 @@ export class JobQueue {
     }
   }
 
+  /**
+   * A page of the records under `dir` after `last`: read one listing page at a time (one more
+   * name than `n`, to know whether more follow), so that a page deep into a long queue costs
+   * about what the first one does.
+   */
   async #page<T>(
-    names: string[],
+    dir: string,
     { n = DEFAULT_PAGE_SIZE, last }: PageOptions,
     read: (name: string) => Promise<T | undefined>,
   ): Promise<Page<T>> {
     if (!Number.isSafeInteger(n) || n < 1) throw new RangeError('n must be a positive integer');
-    const start = last === undefined ? 0 : names.findIndex((name) => name > last);
     const items: T[] = [];
     let cursor: string | undefined;
-    if (start >= 0) {
-      for (const name of names.slice(start)) {
+    let after = last;
+    for (;;) {
+      const names = await this.store.listPage(dir, { after, limit: n + 1 });
+      for (const name of names) {
         if (items.length === n) return { items, last: cursor };
         const item = await read(name);
-        if (item === undefined) continue;
+        after = name;
+        if (item === undefined) continue; // gone, or quarantined
         items.push(item);
         cursor = name;
       }
+      if (names.length <= n) return { items };
     }
-    return { items };
+  }
+
+  /**
+   * Names under `dir` that `judge` counts, in listing order, until it says stop or the cap's
+   * worth of names is read (names that are no job's count for nothing, and are never read past
+   * the bound either). Two pages: the first 1,000 names, where a count mostly ends, then the
+   * rest of the cap at once (on S3 that is 9 more requests of 1,000 keys; on fs, where every
+   * page reads the whole directory, one more readdir rather than 9).
+   */
+  async #countUpToCap(dir: string, judge: (name: string) => 'count' | 'skip' | 'stop'): Promise<number> {
+    let count = 0;
+    let after: string | undefined;
+    for (const limit of [COUNT_PAGE_SIZE, GAUGE_COUNT_CAP - COUNT_PAGE_SIZE]) {
+      const names = await this.store.listPage(dir, { after, limit });
+      for (const name of names) {
+        const verdict = judge(name);
+        if (verdict === 'stop') return count;
+        if (verdict === 'count') count++;
+      }
+      if (names.length < limit) return count;
+      after = names.at(-1);
+    }
+    return count;
+  }
+
+  /** Whether anything but temp files lies under a queue's directory (its state prefixes are one level deep). */
+  async #holdsAnything(dir: string): Promise<boolean> {
+    for (const child of await this.store.listPage(dir, { limit: 10 })) {
+      if ((await this.store.listPage(`${dir}/${child}`, { limit: 1 })).length > 0) return true;
+    }
+    return false;
   }
 
   async #get(path: string): Promise<Buffer | undefined> {

@@ -91,6 +91,14 @@ export interface JobRunnerOptions {
 const ABORT_WAIT_MS = 5000;
 /** Stored errors are cut to this length: a record stays small. */
 const MAX_ERROR_LENGTH = 2000;
+/**
+ * Names of `pending/` a poll reads beyond the claims and its free slots: the head of the queue
+ * holds the running jobs (claimed ones stay in `pending/` until done) and then the next ready
+ * ones, so this is about one listing request however deep the queue is.
+ */
+const POLL_HEAD_SLACK = 32;
+/** The most names one listing request returns on S3. */
+const MAX_POLL_PAGE = 1000;
 
 /**
  * Drains queues: claims ready envelopes (`putIfAbsent` of a claim record, so two workers never
@@ -213,41 +221,52 @@ export class JobRunner {
   }
 
   /**
-   * One look at a queue: one listing of `pending/` and one of `claims/`, reads only of what it
-   * starts. Resolves with how long to wait before the next look (see `maxIdleWaitMs`).
+   * One look at a queue: one listing of `claims/` (one claim per running job), and the head of
+   * `pending/`, a page at a time, until the free slots are filled or a job not yet due is
+   * reached. Envelope names start with their not-before time, so the ready jobs come first: the
+   * cost does not grow with the depth of the queue (a page covers the claims, the free slots and
+   * `POLL_HEAD_SLACK`; more pages only while the jobs it holds are all claimed or unreadable).
+   * Reads only of what it starts. Resolves with how long to wait before the next look (see
+   * `maxIdleWaitMs`).
    */
   async #poll(pool: QueuePool): Promise<number> {
     const queue = pool.name;
     const running = this.#inFlight.get(queue) as Map<string, Promise<void>>;
     if (running.size >= pool.concurrency) return this.#pollIntervalMs; // a finishing job wakes the loop
     const store = this.#queue.store;
-    const names = await store.list(paths.pendingDir(queue));
     const claimIds = await store.list(paths.claimsDir(queue));
     const claimed = new Set(claimIds);
-    // A crash half-way through a reschedule can leave two keys of one id: the newest counts.
+    const pageSize = Math.min(MAX_POLL_PAGE, claimIds.length + pool.concurrency + POLL_HEAD_SLACK);
+    // A crash half-way through a reschedule can leave two keys of one id: the newest seen counts.
     const namesById = new Map<string, string[]>();
-    for (const name of names) {
-      const id = parsePendingName(name)?.id;
-      if (id !== undefined) namesById.set(id, [...(namesById.get(id) ?? []), name]);
-    }
     const nowMs = this.#queue.now();
     let anyReady = false;
     let soonestMs: number | undefined;
-    for (const name of names) {
-      if (this.#stopping || running.size >= pool.concurrency) break;
-      const parsed = parsePendingName(name);
-      if (parsed === undefined) continue; // not a job key; never read, never blocks anything
-      if (parsed.notBeforeMs > nowMs) {
-        soonestMs = parsed.notBeforeMs;
-        break; // names sort by not-before: nothing further is ready
+    let after: string | undefined;
+    scan: for (;;) {
+      const names = await store.listPage(paths.pendingDir(queue), { after, limit: pageSize });
+      for (const name of names) {
+        const id = parsePendingName(name)?.id;
+        if (id !== undefined) namesById.set(id, [...(namesById.get(id) ?? []), name]);
       }
-      anyReady = true;
-      const { id } = parsed;
-      if (running.has(id) || claimed.has(id)) continue;
-      const versions = namesById.get(id) as string[];
-      const newest = versions.at(-1) as string;
-      if ((parsePendingName(newest)?.notBeforeMs ?? 0) > nowMs) continue;
-      this.#track(queue, id, () => this.#claimAndRun(queue, id, newest, versions.slice(0, -1)));
+      for (const name of names) {
+        if (this.#stopping || running.size >= pool.concurrency) break scan;
+        const parsed = parsePendingName(name);
+        if (parsed === undefined) continue; // not a job key; never read, never blocks anything
+        if (parsed.notBeforeMs > nowMs) {
+          soonestMs = parsed.notBeforeMs;
+          break scan; // names sort by not-before: nothing further is ready
+        }
+        anyReady = true;
+        const { id } = parsed;
+        if (running.has(id) || claimed.has(id)) continue;
+        const versions = namesById.get(id) as string[];
+        const newest = versions.at(-1) as string;
+        if ((parsePendingName(newest)?.notBeforeMs ?? 0) > nowMs) continue;
+        this.#track(queue, id, () => this.#claimAndRun(queue, id, newest, versions.slice(0, -1)));
+      }
+      if (names.length < pageSize) break;
+      after = names.at(-1);
     }
     this.#maybeTakeOver(pool, claimIds);
     // Only backed-off jobs: nothing can start before the soonest is due. With claims about, the
@@ -459,10 +478,24 @@ export class JobRunner {
       finish('dead_lettered', message);
       return;
     }
+    const budget = envelope.maxAttempts ?? this.#retry.maxAttempts;
+    if (envelope.attempts >= budget) {
+      // Every run so far started and never reached an outcome: a job that kills its worker (or
+      // always loses its lock) would otherwise run forever.
+      const message = `${envelope.attempts} runs started and none finished (the worker died or lost the job's lock)${envelope.lastError === undefined ? '' : `; last error: ${envelope.lastError}`}`;
+      await this.#deadLetter(queue, name, envelope, envelope.attempts, messageOf(message));
+      finish('dead_lettered', message);
+      return;
+    }
+    const started = await this.#countRunStart(queue, name, envelope);
+    if (started === undefined) {
+      await this.#queue.store.delete(paths.claim(queue, envelope.id)); // deleted through the API meanwhile
+      return finish('deleted');
+    }
     let failure: unknown;
     let failed = false;
     try {
-      await handler.run({ job: envelope, payload, signal });
+      await handler.run({ job: started, payload, signal });
     } catch (error) {
       failed = true;
       failure = error;
@@ -480,8 +513,7 @@ export class JobRunner {
       await this.#queue.store.delete(paths.claim(queue, envelope.id)); // deleted through the API meanwhile
       return finish('deleted', error);
     }
-    const attempts = envelope.attempts + 1;
-    const budget = envelope.maxAttempts ?? this.#retry.maxAttempts;
+    const { attempts } = started; // this run included, counted as it started
     if (failure instanceof TerminalJobError || attempts >= budget) {
       await this.#deadLetter(queue, name, envelope, attempts, error);
       return finish('dead_lettered', error);
@@ -489,7 +521,7 @@ export class JobRunner {
     const notBeforeMs = this.#queue.now() + retryDelayMs(attempts, this.#retry);
     const next = pendingName(notBeforeMs, envelope.id);
     const retried: JobEnvelope = {
-      ...envelope,
+      ...started,
       attempts,
       notBefore: new Date(notBeforeMs).toISOString(),
       lastError: error,
@@ -511,6 +543,26 @@ export class JobRunner {
       error,
     });
     finish('retried', error);
+  }
+
+  /**
+   * Counts the run about to start in its envelope, durably, before the handler runs: a run cut
+   * off by a kill or a lost lock then counts toward the attempt budget as a failed one does.
+   * Undefined when the envelope is gone (deleted through the API since it was read); with
+   * compare-and-swap, a deletion racing this write wins, without it the write follows a read.
+   */
+  async #countRunStart(queue: string, name: string, envelope: JobEnvelope): Promise<JobEnvelope | undefined> {
+    const path = paths.pending(queue, name);
+    const started: JobEnvelope = { ...envelope, attempts: envelope.attempts + 1 };
+    const cas = this.#queue.store.conditional;
+    if (cas !== undefined) {
+      const current = await cas.getVersioned(path);
+      if (current === undefined) return undefined;
+      return (await cas.putIfVersion(path, encodeEnvelope(started), current.version)) ? started : undefined;
+    }
+    if ((await this.#queue.read(path)) === undefined) return undefined;
+    await this.#queue.store.put(path, encodeEnvelope(started));
+    return started;
   }
 
   async #deadLetter(

@@ -207,7 +207,8 @@ export function describeJobQueueContract(name: string, open: () => Promise<JobBa
       ]);
       await waitFor('completion', () => outcomes().includes('completed'));
       expect(outcomes()).toEqual(['retried', 'retried', 'completed']);
-      expect(seen.map((job) => job.attempts)).toEqual([0, 1, 2]);
+      // Each run is counted as it starts: a handler sees its own run among the attempts.
+      expect(seen.map((job) => job.attempts)).toEqual([1, 2, 3]);
       expect(seen.map((job) => job.lastError)).toEqual([undefined, 'boom 1', 'boom 2']);
       expect(new Set(seen.map((job) => job.id)).size).toBe(1);
       const notBefore = seen.map((job) => Date.parse(job.notBefore));
@@ -260,6 +261,40 @@ export function describeJobQueueContract(name: string, open: () => Promise<JobBa
       expect(await queue.failedCount(q)).toBe(1);
       expect(await queue.deleteFailed(q, second.id)).toBe(true);
       expect(await queue.deleteFailed(q, second.id)).toBe(false);
+    });
+
+    it('dead-letters a job whose every run is cut off before it finishes, after its attempt budget', async () => {
+      // As a job that SIGKILLs its worker: each run is abandoned without an outcome (here the
+      // worker stops at once, cancelling it), its claim left behind for the next worker to take
+      // over. Counted as each run starts, such runs spend the budget; uncounted, it ran forever.
+      const { id } = await queue.enqueue(q, 'kills', 'repo:kills', { n: 1 }, { maxAttempts: 2 });
+      let runs = 0;
+      let worker: JobRunner | undefined;
+      const handler: JobHandler = {
+        kind: 'kills',
+        async run({ signal }) {
+          runs++;
+          void worker?.stop(0);
+          await untilAborted(signal);
+        },
+      };
+      for (let round = 0; round < 4 && (await queue.failedCount(q)) === 0; round++) {
+        worker = startWorker([handler]);
+        await waitFor(
+          'a run or the dead letter',
+          async () => runs > round || (await queue.failedCount(q)) === 1,
+          backend.lockTtlMs * 3 + 30_000,
+        );
+        await worker.stop(0);
+      }
+      expect(runs).toBe(2);
+      expect(outcomes()).toEqual(['cancelled', 'cancelled', 'dead_lettered']);
+      const failed = (await queue.listFailed(q)).items;
+      expect(failed).toHaveLength(1);
+      expect(failed[0]).toMatchObject({ id, attempts: 2 });
+      expect(failed[0]?.lastError).toMatch(/2 runs started and none finished/);
+      expect(await queue.pendingCount(q, 3600)).toBe(0);
+      expect(await queue.deleteFailed(q, id)).toBe(true);
     });
 
     it('dead-letters at once on a terminal error, an unparseable payload or an unknown kind', async () => {

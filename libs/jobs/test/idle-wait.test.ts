@@ -1,29 +1,30 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MemoryLockManager } from '@angos/lock';
-import { createMetadataStore, type MetadataStore } from '@angos/storage';
+import { createMetadataStore, type ListPageOptions, type MetadataStore } from '@angos/storage';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type JobFinished, JobQueue, JobRunner } from '../src/index.js';
 import { paths } from '../src/layout.js';
 
 /**
  * `angos worker --poll-interval`: a queue holding only backed-off jobs is looked at again when the
- * soonest one is due (capped by maxIdleWaitMs), not every poll interval. Counted in listings of
- * `pending/`, one per look; a loaded machine makes fewer looks, never more.
+ * soonest one is due (capped by maxIdleWaitMs), not every poll interval. Counted in first pages
+ * of `pending/`, one per look; a loaded machine makes fewer looks, never more.
  */
 
 const Q = 'idle';
 const POLL_MS = 50;
 
-/** The in-memory store, counting the listings of the queue's `pending/`. */
+/** The in-memory store, counting the looks at the head of the queue's `pending/`. */
 function countingStore(): { store: MetadataStore; looks: () => number } {
   const inner = createMetadataStore({ kind: 'memory' });
   let looks = 0;
   const store = new Proxy(inner, {
     get(target, property, receiver) {
-      if (property === 'list') {
-        return (prefix: string) => {
-          if (prefix === paths.pendingDir(Q)) looks++;
-          return target.list(prefix);
+      if (property === 'listPage') {
+        return (prefix: string, options: ListPageOptions) => {
+          // A look reads the head of `pending/`: its first page starts at the beginning.
+          if (prefix === paths.pendingDir(Q) && options.after === undefined) looks++;
+          return target.listPage(prefix, options);
         };
       }
       const value = Reflect.get(target, property, receiver);

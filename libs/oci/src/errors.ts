@@ -33,6 +33,7 @@ export type OciErrorKind =
   | 'RANGE_INVALID'
   | 'RANGE_NOT_SATISFIABLE'
   | 'TAG_IMMUTABLE'
+  | 'REPLICATION_SUPERSEDED'
   | 'METHOD_NOT_ALLOWED'
   | 'ROUTE_UNKNOWN'
   | 'REQUEST_INVALID'
@@ -67,6 +68,12 @@ export const SPEC_ERROR_CODES: readonly string[] = [
   'UNSUPPORTED',
   'TOOMANYREQUESTS',
 ];
+
+/**
+ * Wire codes outside the distribution-spec table that the product documents for its own
+ * extensions: answered only to Angos' own replication senders.
+ */
+export const EXTENSION_ERROR_CODES: readonly string[] = ['REPLICATION_SUPERSEDED'];
 
 /** Wire code of the 5xx fallback: outside the spec's set, as a 5xx may be (same spelling as Angos). */
 export const INTERNAL_ERROR_CODE = 'INTERNAL_ERROR';
@@ -136,6 +143,15 @@ export const OCI_ERRORS: Readonly<Record<OciErrorKind, OciErrorSpec>> = Object.f
   RANGE_NOT_SATISFIABLE: { code: 'SIZE_INVALID', status: 416, message: 'requested range not satisfiable' },
   // Moving an immutable tag: a refused write, 409 with DENIED as Angos does.
   TAG_IMMUTABLE: { code: 'DENIED', status: 409, message: 'tag is immutable' },
+  // A replicated write (X-Angos-Source-Timestamp) older than the tag it would change: the tag
+  // holds a later write (last-writer-wins). The replication guide names this code and status; the
+  // sender counts it as convergence. Only replication senders ever see it: the header is honoured
+  // for identities allowed to replicate only.
+  REPLICATION_SUPERSEDED: {
+    code: 'REPLICATION_SUPERSEDED',
+    status: 409,
+    message: 'a newer write of this tag exists (last-writer-wins)',
+  },
   // The route exists but not with this method; the edge adds an Allow header.
   METHOD_NOT_ALLOWED: { code: 'UNSUPPORTED', status: 405, message: 'method not allowed' },
   // A /v2/ path that names no endpoint of the API: 404 with an OCI-shaped body.

@@ -136,7 +136,15 @@ export type Action =
   | 'list-pending-jobs'
   | 'list-failed-jobs'
   | 'retry-job'
-  | 'delete-job';
+  | 'delete-job'
+  | 'replicate';
+
+/**
+ * Not a route's action: asked of the policy, beside `put-manifest` or `delete-manifest`, when such
+ * a request carries `X-Angos-Source-Timestamp`. Only when allowed is the timestamp honoured (the
+ * write is decided by last-writer-wins and dated by its author); otherwise it is ignored and logged.
+ */
+export const REPLICATE_ACTION = 'replicate' satisfies Action;
 
 /** The routes that name an endpoint (every kind but `extension`). */
 type EndpointKind = Exclude<RouteKind, 'extension'>;

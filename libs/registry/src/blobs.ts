@@ -2,6 +2,7 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { type DigestParts, OciError } from '@angos/oci';
 import { type BlobCopy, type BlobStore, type ByteRange, NotFoundError } from '@angos/storage';
+import type { BlobIndex } from './blob-index.js';
 import type { Grants } from './grants.js';
 
 /**
@@ -16,8 +17,17 @@ export class Blobs {
     private readonly deps: {
       blobs: BlobStore;
       grants: Grants;
+      index: BlobIndex;
     },
   ) {}
+
+  /**
+   * The namespaces that hold the blob now (a grant or a reference), from its index entry: where
+   * replication looks for a copy the downstream may already have, to mount instead of upload.
+   */
+  async holders(digest: DigestParts): Promise<string[]> {
+    return Object.keys(await this.deps.index.references(digest));
+  }
 
   /** True when downloads can be redirected to the storage itself (S3 presigned URLs). */
   get redirects(): boolean {

@@ -2,6 +2,7 @@ export { BlobIndex, type BlobReference, manifestRef } from './blob-index.js';
 export { blobLockKey, grantLockKey } from './blob-locks.js';
 export type { Blobs } from './blobs.js';
 export type { GcOptions, GcReport } from './gc.js';
+export { clampSourceTime, decideTagPush, parseSourceTimestamp } from './last-writer-wins.js';
 export { decodeLink, encodeLink, type LinkRecord, linkCreatedAtMs, readLink } from './links.js';
 export {
   type DeleteOutcome,
@@ -9,10 +10,11 @@ export {
   type Manifests,
   manifestLockKey,
   type PushedManifest,
+  type ReplicatedWrite,
   referrerDescriptor,
   type StoredManifest,
   tagLockKey,
 } from './manifests.js';
 export { createRegistry, type Registry, type RegistryDeps } from './registry.js';
-export { type NamespaceSettings, repositoryKeyFor, settingsFor } from './settings.js';
+export { type NamespaceSettings, settingsFor } from './settings.js';
 export { type ChunkHeaders, type Uploads, uploadLockKey } from './uploads.js';

@@ -20,6 +20,7 @@ import { DOWNLOAD_URL_TTL_SECS } from './blobs.js';
 import { ByteCache } from './byte-cache.js';
 import { holdsManifest } from './catalog.js';
 import type { Grants } from './grants.js';
+import { assertTagDeletable, clampSourceTime, decideTagPush } from './last-writer-wins.js';
 import { encodeLink, linkCreatedAtMs, readLink } from './links.js';
 import type { NamespaceSettings } from './settings.js';
 
@@ -39,6 +40,21 @@ export type DeleteOutcome = 'deleted' | 'pushed-since' | 'referenced';
 export interface PushedManifest {
   readonly digest: DigestParts;
   readonly subject?: DigestParts;
+  /**
+   * False when the push changed nothing: the manifest was stored already and every tag already
+   * held this write (a replicated write replayed). Replication forwards only changes, so a write
+   * relayed back to the peer it came from stops there.
+   */
+  readonly changed: boolean;
+}
+
+/** What a replicated write carries: the time its author wrote it (`X-Angos-Source-Timestamp`). */
+export interface ReplicatedWrite {
+  /**
+   * Ms since the epoch. Present only for a write of an identity allowed to replicate: the tag's
+   * time becomes this (clamped to now), and last-writer-wins decides against the tag's own time.
+   */
+  readonly sourceTimestampMs?: number | undefined;
 }
 
 /** Manifests, tags and referrers of namespaces. */
@@ -69,6 +85,8 @@ export class Manifests {
    * `allow_missing_manifest_references` says: the pull-through cache stores a manifest before the
    * layers it fetches only when a client asks for them. The references are recorded all the same,
    * so the blobs it fills later are held by the manifest.
+   * `sourceTimestampMs` makes it a replicated write (last-writer-wins.ts): a tag that holds a
+   * later write answers REPLICATION_SUPERSEDED before anything is written.
    */
   async put(
     namespace: string,
@@ -76,7 +94,7 @@ export class Manifests {
     body: Buffer,
     contentType: string | undefined,
     extraTags: readonly string[],
-    options: { readonly allowMissingReferences?: boolean } = {},
+    options: { readonly allowMissingReferences?: boolean } & ReplicatedWrite = {},
   ): Promise<PushedManifest> {
     const settings = this.deps.settings(namespace);
     if (body.length > settings.maxManifestSize) {
@@ -112,8 +130,17 @@ export class Manifests {
     // manifest (and garbage collection's pruning of its references) out, and the tag locks keep
     // tag moves apart.
     const lockKeys = [manifestLockKey(namespace, digest), ...tags.map((tag) => tagLockKey(namespace, tag))];
-    await this.deps.locks.withLocks(lockKeys, async (signal) => {
+    const sourceMs = options.sourceTimestampMs;
+    const tagTime = sourceMs === undefined ? undefined : new Date(clampSourceTime(sourceMs)).toISOString();
+    const changed = await this.deps.locks.withLocks(lockKeys, async (signal) => {
       for (const tag of tags) await this.#assertTagMayMove(namespace, tag, digest, settings);
+      // Decided before anything is written: a superseded replicated push leaves no trace but the
+      // blobs it uploaded (their grants; `scrub --orphan-grants` reclaims them).
+      const tagsToWrite =
+        tagTime === undefined ? tags : await this.#tagsWinning(namespace, tags, digest, tagTime);
+      const revisionKey = keyFor({ kind: 'revisionLink', namespace, digest });
+      const revisionExisted =
+        (await readLink(this.deps.metadata, revisionKey, { fresh: true })) !== undefined;
       // References, then the manifest's bytes, then the revision, then tags: a crash at any point
       // leaves references without a revision (garbage collection prunes them), never a tag to nothing.
       await this.#addReferences(namespace, digest, referenced, readable, signal);
@@ -124,7 +151,7 @@ export class Manifests {
       await this.deps.blobs.putBlob(digest, body);
       signal.throwIfAborted();
       await this.deps.metadata.put(
-        keyFor({ kind: 'revisionLink', namespace, digest }),
+        revisionKey,
         encodeLink({ digest, mediaType: manifest.mediaType, size: body.length }),
       );
       if (subject) {
@@ -134,13 +161,44 @@ export class Manifests {
           JSON.stringify(referrerDescriptor(manifest, digest, body.length)),
         );
       }
-      for (const tag of tags) {
+      for (const tag of tagsToWrite) {
         signal.throwIfAborted();
-        await this.deps.metadata.put(keyFor({ kind: 'tagLink', namespace, tag }), encodeLink({ digest }));
+        await this.deps.metadata.put(
+          keyFor({ kind: 'tagLink', namespace, tag }),
+          encodeLink(tagTime === undefined ? { digest } : { digest, createdAt: tagTime }),
+        );
       }
+      return !revisionExisted || tagsToWrite.length > 0;
     });
-    this.deps.logger.debug('manifest stored', { namespace, digest: formatDigest(digest), tags });
-    return subject ? { digest, subject } : { digest };
+    this.deps.logger.debug('manifest stored', { namespace, digest: formatDigest(digest), tags, changed });
+    return subject ? { digest, subject, changed } : { digest, changed };
+  }
+
+  /**
+   * The tags a replicated push at `tagTime` moves (or sets again): those whose current write it
+   * beats. Throws REPLICATION_SUPERSEDED when one holds a later write. Under the tag locks, fresh.
+   */
+  async #tagsWinning(
+    namespace: string,
+    tags: readonly string[],
+    digest: DigestParts,
+    tagTime: string,
+  ): Promise<string[]> {
+    const atMs = Date.parse(tagTime);
+    const winning: string[] = [];
+    for (const tag of tags) {
+      const current = await readLink(this.deps.metadata, keyFor({ kind: 'tagLink', namespace, tag }), {
+        fresh: true,
+      });
+      if (decideTagPush(tag, current, digest, atMs) === 'write') winning.push(tag);
+    }
+    return winning;
+  }
+
+  /** The time of the write a tag holds (its link's `created_at`), or undefined without the tag. */
+  async tagTime(namespace: string, tag: string): Promise<string | undefined> {
+    const link = await readLink(this.deps.metadata, keyFor({ kind: 'tagLink', namespace, tag }));
+    return link?.createdAt;
   }
 
   /** What a tag or digest names in the namespace; MANIFEST_UNKNOWN otherwise. */
@@ -167,6 +225,11 @@ export class Manifests {
     const stored = await this.#load(await this.resolve(namespace, reference));
     if (this.deps.settings(namespace).updatePullTime) this.#recordPull(namespace, stored.digest);
     return stored;
+  }
+
+  /** A manifest as `get` serves it, without recording a pull: for replication's reads. */
+  async read(namespace: string, reference: Reference): Promise<StoredManifest> {
+    return this.#load(await this.resolve(namespace, reference));
   }
 
   /** The manifest's body (cached by digest), without recording a pull. */
@@ -216,13 +279,21 @@ export class Manifests {
   async delete(
     namespace: string,
     reference: Reference,
-    options: { unlessPushedAfter?: number; unlessReferenced?: boolean } = {},
+    options: { unlessPushedAfter?: number; unlessReferenced?: boolean } & ReplicatedWrite = {},
   ): Promise<DeleteOutcome> {
+    const sourceMs = options.sourceTimestampMs;
+    const atMs = sourceMs === undefined ? undefined : clampSourceTime(sourceMs);
     if (reference.kind === 'tag') {
       const tag = reference.tag;
       const removed = await this.deps.locks.withLocks([tagLockKey(namespace, tag)], async (signal) => {
+        const key = keyFor({ kind: 'tagLink', namespace, tag });
+        if (atMs !== undefined) {
+          const current = await readLink(this.deps.metadata, key, { fresh: true });
+          if (current === undefined) return false;
+          assertTagDeletable(tag, current, atMs);
+        }
         signal.throwIfAborted();
-        return this.deps.metadata.delete(keyFor({ kind: 'tagLink', namespace, tag }));
+        return this.deps.metadata.delete(key);
       });
       if (!removed) throw new OciError('MANIFEST_UNKNOWN', { tag });
       return 'deleted';
@@ -242,6 +313,9 @@ export class Manifests {
       if (!link) throw new OciError('MANIFEST_UNKNOWN', { digest: formatDigest(digest) });
       const { unlessPushedAfter } = options;
       if (unlessPushedAfter !== undefined && linkCreatedAtMs(link) > unlessPushedAfter) return 'pushed-since';
+      // A replicated delete loses to any tag of the manifest written after it; under the
+      // manifest's lock no tag can move to it meanwhile, so the check stands until the delete.
+      if (atMs !== undefined) await this.#assertTagsDeletable(namespace, digest, atMs);
       if (options.unlessReferenced && (await this.#dropHoldUnlessReferenced(namespace, digest, signal))) {
         return 'referenced';
       }
@@ -354,6 +428,18 @@ export class Manifests {
     });
     if (current && current.digest.hex !== digest.hex) {
       throw new OciError('TAG_IMMUTABLE', { tag, current: formatDigest(current.digest) });
+    }
+  }
+
+  /** REPLICATION_SUPERSEDED when a tag pointing at `digest` holds a write later than `atMs`. */
+  async #assertTagsDeletable(namespace: string, digest: DigestParts, atMs: number): Promise<void> {
+    for (const tag of await this.deps.metadata.list(keyFor({ kind: 'tags', namespace }))) {
+      const link = await readLink(this.deps.metadata, keyFor({ kind: 'tagLink', namespace, tag }), {
+        fresh: true,
+      });
+      if (link?.digest.algorithm === digest.algorithm && link.digest.hex === digest.hex) {
+        assertTagDeletable(tag, link, atMs);
+      }
     }
   }
 

@@ -1,4 +1,4 @@
-import type { Config } from '@angos/config';
+import { type Config, repositoryKeyFor } from '@angos/config';
 
 /** The options of the configuration that the registry core obeys, resolved for one namespace. */
 export interface NamespaceSettings {
@@ -28,18 +28,6 @@ function exclusionsFor(config: Config, scope: string, patterns: readonly string[
     perConfig.set(scope, compiled);
   }
   return compiled;
-}
-
-/**
- * The `[repository."<key>"]` table that governs a namespace: the key equal to
- * the namespace or a path prefix of it (`team` governs `team/app`). Keys never
- * overlap (the loader rejects that), so at most one matches.
- */
-export function repositoryKeyFor(config: Config, namespace: string): string | undefined {
-  for (const key of Object.keys(config.repository)) {
-    if (namespace === key || namespace.startsWith(`${key}/`)) return key;
-  }
-  return undefined;
 }
 
 export function settingsFor(config: Config, namespace: string): NamespaceSettings {

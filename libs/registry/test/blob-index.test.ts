@@ -23,6 +23,7 @@ function interleaving(inner: MemoryMetadataStore): MetadataStore {
     putIfAbsent: (path, data) => inner.putIfAbsent(path, data),
     delete: (path) => inner.delete(path),
     list: (prefix) => inner.list(prefix),
+    listPage: (prefix, options) => inner.listPage(prefix, options),
     deletePrefix: (prefix) => inner.deletePrefix(prefix),
     conditional: {
       getVersioned: async (path) => {
@@ -45,6 +46,7 @@ function withoutCas(inner: MetadataStore): MetadataStore {
     putIfAbsent: (path, data) => inner.putIfAbsent(path, data),
     delete: (path) => inner.delete(path),
     list: (prefix) => inner.list(prefix),
+    listPage: (prefix, options) => inner.listPage(prefix, options),
     deletePrefix: (prefix) => inner.deletePrefix(prefix),
   };
 }

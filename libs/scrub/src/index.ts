@@ -1,5 +1,7 @@
 export {
   blobsCheck,
+  type CacheOrphansSettings,
+  cacheOrphansCheck,
   linksCheck,
   manifestsCheck,
   mediaTypesCheck,

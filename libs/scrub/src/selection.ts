@@ -1,5 +1,7 @@
 import {
   blobsCheck,
+  type CacheOrphansSettings,
+  cacheOrphansCheck,
   linksCheck,
   manifestsCheck,
   mediaTypesCheck,
@@ -33,6 +35,8 @@ export interface ScrubSelection {
   readonly orphanGrants?: boolean | undefined;
   /** `--blobs`: re-hash, un-indexed bytes and stale grants (the garbage-collection pass follows). */
   readonly blobs?: boolean | undefined;
+  /** `--cache-orphans`: the configuration whose pull-through repositories keep their cache jobs. */
+  readonly cacheOrphans?: CacheOrphansSettings | undefined;
 }
 
 /**
@@ -44,7 +48,7 @@ export interface ScrubSelection {
  * grants are judged orphans, and `--blobs` just before the garbage-collection pass.
  */
 export function checksFor(selection: ScrubSelection): ScrubCheck[] {
-  const { orphanNamespaces, retention } = selection;
+  const { orphanNamespaces, retention, cacheOrphans } = selection;
   const ordered: Array<[boolean | undefined, ScrubCheck[]]> = [
     [orphanNamespaces !== undefined, orphanNamespaces ? [orphanNamespacesCheck(orphanNamespaces)] : []],
     [selection.tags, [tagsCheck]],
@@ -58,6 +62,8 @@ export function checksFor(selection: ScrubSelection): ScrubCheck[] {
     [selection.reconcileBlobIndex, [reconcileBlobIndexCheck]],
     [selection.orphanGrants, [orphanGrantsCheck]],
     [selection.blobs, [blobsCheck]],
+    // The job queue only: independent of the storage checks above.
+    [cacheOrphans !== undefined, cacheOrphans ? [cacheOrphansCheck(cacheOrphans)] : []],
   ];
   return ordered.flatMap(([selected, checks]) => (selected ? checks : []));
 }

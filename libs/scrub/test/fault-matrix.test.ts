@@ -1,4 +1,4 @@
-import { utimes, writeFile } from 'node:fs/promises';
+import { mkdir, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseConfig } from '@angos/config';
 import type { DigestParts } from '@angos/oci';
@@ -218,13 +218,24 @@ describe.each(KINDS)('scrub fault matrix on %s', (kind) => {
     const root = store.fsRoots.metadata!;
     const stale = join(root, 'team/app/_manifests/tags/v1/.tmp-deadbeef-1');
     const fresh = join(root, 'lib/_manifests/.tmp-deadbeef-2');
+    // A job queue worker SIGKILLed while writing a claim: the queue's directory holds only this.
+    const claims = join(root, keyFor({ kind: 'jobClaims', queue: 'cache' }));
+    const staleClaim = join(claims, '.tmp-deadbeef-3');
+    await mkdir(claims, { recursive: true });
     await writeFile(stale, 'half a link');
     await writeFile(fresh, 'a write in flight');
+    await writeFile(staleClaim, '{"token":');
     await utimes(stale, TWO_HOURS_AGO(), TWO_HOURS_AGO());
-    await scrubRepairs([{ action: 'delete-temp', key: 'team/app/_manifests/tags/v1/.tmp-deadbeef-1' }]);
+    await utimes(staleClaim, TWO_HOURS_AGO(), TWO_HOURS_AGO());
+    await scrubRepairs([
+      { action: 'delete-temp', key: 'team/app/_manifests/tags/v1/.tmp-deadbeef-1' },
+      { action: 'delete-temp', key: '_jobs/cache/claims/.tmp-deadbeef-3' },
+    ]);
     expect(Object.keys(Object.fromEntries(await store.snapshot()))).toContain(
       'lib/_manifests/.tmp-deadbeef-2',
     );
+    // The directories the temp file alone kept are gone with it: no job queue is listed.
+    expect(await store.metadata.list(keyFor({ kind: 'jobQueues' }))).toEqual([]);
   });
 
   it('a manifest link without a media type: backfilled from the manifest', async () => {

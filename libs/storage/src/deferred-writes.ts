@@ -1,5 +1,5 @@
 import type { StorageLogger } from './s3/options.js';
-import type { ConditionalWrites, MetadataStore } from './types.js';
+import type { ConditionalWrites, ListPageOptions, MetadataStore } from './types.js';
 
 /** Writes of one flush in flight at once. */
 const FLUSH_CONCURRENCY = 16;
@@ -95,6 +95,11 @@ class DeferredWritesMetadataStore implements MetadataStore {
 
   list(prefix: string): Promise<string[]> {
     return this.inner.list(prefix);
+  }
+
+  /** Like `list`, sees a deferred key only once written. */
+  listPage(prefix: string, options: ListPageOptions): Promise<string[]> {
+    return this.inner.listPage(prefix, options);
   }
 
   async deletePrefix(prefix: string): Promise<void> {

@@ -18,7 +18,7 @@ export {
   type Stores,
   type StoresOptions,
 } from './factory.js';
-export { FsBlobStore, FsMetadataStore, type FsStoreOptions } from './fs/index.js';
+export { FsBlobStore, FsMetadataStore, FsRoot, type FsStoreOptions } from './fs/index.js';
 export { isTempName, isValidKey } from './key-rules.js';
 export * from './keys.js';
 export { withLegacyBlobIndex } from './legacy-layout.js';

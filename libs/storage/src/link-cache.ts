@@ -1,4 +1,4 @@
-import type { ConditionalWrites, MetadataStore, VersionedValue } from './types.js';
+import type { ConditionalWrites, ListPageOptions, MetadataStore, VersionedValue } from './types.js';
 
 /** Bounds the memory the cache can take; the oldest entries go first. */
 const MAX_ENTRIES = 10_000;
@@ -140,6 +140,14 @@ class LinkCachingMetadataStore implements MetadataStore {
       this.#listings.set(prefix, { names: [...names], expiresAt: this.now() + this.ttlMs });
     }
     return names;
+  }
+
+  /**
+   * Never cached: pages are read where a listing is too long to read whole (a deep job queue),
+   * and each reader moves on through it rather than re-reading one.
+   */
+  listPage(prefix: string, options: ListPageOptions): Promise<string[]> {
+    return this.inner.listPage(prefix, options);
   }
 
   async deletePrefix(prefix: string): Promise<void> {

@@ -1,4 +1,4 @@
-import type { ConditionalWrites, MetadataStore } from './types.js';
+import type { ConditionalWrites, ListPageOptions, MetadataStore } from './types.js';
 
 type GetUncached = (path: string) => Promise<Buffer>;
 type PutDeferred = (path: string, data: string) => void;
@@ -60,6 +60,10 @@ export abstract class MetadataStoreWrapper implements MetadataStore {
 
   list(prefix: string): Promise<string[]> {
     return this.inner.list(prefix);
+  }
+
+  listPage(prefix: string, options: ListPageOptions): Promise<string[]> {
+    return this.inner.listPage(prefix, options);
   }
 
   deletePrefix(prefix: string): Promise<void> {

@@ -103,6 +103,15 @@ export interface MetadataStore {
    */
   list(prefix: string): Promise<string[]>;
   /**
+   * One page of `list(prefix)`: the names that sort after `options.after` (all of them when it is
+   * absent), in the same order, at most `options.limit` of them. Fewer than `limit` means the
+   * listing ended. Its cost is bounded by `limit`, not by the size of the prefix, on the backends
+   * where that matters (S3: ListObjectsV2 `StartAfter` and `MaxKeys`; fs reads the directory and
+   * slices it). The names of the layout are ASCII, where every backend's order is `a < b`.
+   * `limit` must be a positive integer (RangeError otherwise).
+   */
+  listPage(prefix: string, options: ListPageOptions): Promise<string[]>;
+  /**
    * Removes the value at `prefix`, if any, and everything under `prefix/`
    * (recursive); never siblings that merely share the spelling (`ns` spares
    * `ns2`). Empty parents disappear. No error if absent. `''` is an InvalidKeyError.
@@ -135,6 +144,14 @@ export interface MetadataStore {
   check?(): Promise<void>;
   /** Optional: writes what is deferred and releases connections and timers (shutdown). */
   close?(): Promise<void>;
+}
+
+/** Where a page of a listing starts and how long it is (`MetadataStore.listPage`). */
+export interface ListPageOptions {
+  /** Only names after this one; the listing's first names when absent. */
+  readonly after?: string | undefined;
+  /** At most this many names: a positive integer. */
+  readonly limit: number;
 }
 
 /** A value and the opaque version it had when read. */

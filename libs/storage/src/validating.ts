@@ -2,12 +2,14 @@ import type { Readable } from 'node:stream';
 import { assertValidDigest, assertValidKey, assertValidPrefix, assertValidUpload } from './key-rules.js';
 import type { DigestParts } from './keys.js';
 import { MetadataStoreWrapper } from './metadata-wrapper.js';
+import { assertValidPageOptions } from './paging.js';
 import { withExactLength } from './streaming.js';
 import type {
   BlobCopy,
   BlobStore,
   ByteRange,
   ConditionalWrites,
+  ListPageOptions,
   MetadataStore,
   PresignOptions,
   VersionedValue,
@@ -64,6 +66,12 @@ class KeyValidatingMetadataStore extends MetadataStoreWrapper {
   override async list(prefix: string): Promise<string[]> {
     assertValidPrefix(prefix);
     return this.inner.list(prefix);
+  }
+
+  override async listPage(prefix: string, options: ListPageOptions): Promise<string[]> {
+    assertValidPrefix(prefix);
+    assertValidPageOptions(options);
+    return this.inner.listPage(prefix, options);
   }
 
   override async deletePrefix(prefix: string): Promise<void> {

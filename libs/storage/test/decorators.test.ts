@@ -55,6 +55,7 @@ function overriding(inner: MetadataStore, overrides: Partial<MetadataStore>): Me
     putIfAbsent: (path, data) => inner.putIfAbsent(path, data),
     delete: (path) => inner.delete(path),
     list: (prefix) => inner.list(prefix),
+    listPage: (prefix, options) => inner.listPage(prefix, options),
     deletePrefix: (prefix) => inner.deletePrefix(prefix),
     ...overrides,
   };

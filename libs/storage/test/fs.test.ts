@@ -281,6 +281,8 @@ describe('fs driver', () => {
     await writeFile(join(rootDir, 'ns', '.tmp-deadbeef-1'), 'half a value');
     await metadata.put('ns/link', 'x');
     expect(await metadata.list('ns')).toEqual(['link']);
+    expect(await metadata.listPage('ns', { limit: 1 })).toEqual(['link']);
+    expect(await metadata.listPage('ns', { after: '.tmp-deadbeef-0', limit: 5 })).toEqual(['link']);
     const digest = digestOf('blob');
     await blobs.putBlob(digest, Buffer.from('blob'));
     await writeFile(join(rootDir, '_blobs', 'sha256', '.tmp-deadbeef-2'), 'half a blob');

@@ -11,7 +11,12 @@ import { cliEntry } from './repo-root.js';
 export type AngosMode = 'server' | 'split';
 
 export interface StartAngosOptions {
-  /** `server`: one `angos server` process; `split`: `angos registry-api` behind `angos gateway`. */
+  /**
+   * `server`: one `angos server` process; `split`: `angos registry-api` behind `angos gateway`, and
+   * `angos pull-through-cache` beside registry-api when the configuration has an upstream. Those two
+   * both write the storage: on fs metadata the configuration must then give them a shared lock
+   * strategy (Redis), or the second is refused the directory's instance lock.
+   */
   mode: AngosMode;
   /**
    * Extra TOML, written first in the config file (so its top-level keys stay top-level). The
@@ -24,6 +29,11 @@ export interface StartAngosOptions {
   rootDir?: string;
   /** Extra environment variables for the registry processes. */
   env?: Record<string, string>;
+  /**
+   * The port clients talk to (the server, or the gateway); default a free one. For peers that
+   * must name each other in their configuration before either starts (replication).
+   */
+  port?: number;
   /** How long to wait for `GET /v2/` to answer; default 20 s. */
   startTimeoutMs?: number;
 }
@@ -46,6 +56,9 @@ interface Spawned {
   child: ChildProcess;
   output: OutputTail;
 }
+
+/** True when the TOML declares a `[[repository."…".upstream]]` (a pull-through cache). */
+const hasUpstream = (toml: string): boolean => /^\s*\[\[\s*repository\..*\.upstream\s*\]\]/m.test(toml);
 
 const hasTable = (toml: string, prefix: string): boolean =>
   toml.split('\n').some((line) => line.trim().replace(/\s+/g, '').startsWith(`[${prefix}`));
@@ -121,7 +134,7 @@ export async function startAngos(options: StartAngosOptions): Promise<AngosInsta
   const rootDir = options.rootDir ?? join(workDir, 'data');
   const configPath = join(workDir, 'config.toml');
   const env = { ...process.env, ...options.env };
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const listen = (p: number) => ['--listen', `127.0.0.1:${p}`];
   const processes: Spawned[] = [];
   const logs = () =>
@@ -140,15 +153,27 @@ export async function startAngos(options: StartAngosOptions): Promise<AngosInsta
       processes.push(spawnAngos('server', ['-c', configPath, 'server', ...listen(port)], env));
     } else {
       const apiPort = await freePort();
+      const cachePort = hasUpstream(options.config ?? '') ? await freePort() : undefined;
       const services = [
         '[services]',
         `registry_api_url = "http://127.0.0.1:${apiPort}"`,
+        ...(cachePort === undefined ? [] : [`pull_through_cache_url = "http://127.0.0.1:${cachePort}"`]),
         `internal_token = "${randomBytes(24).toString('hex')}"`,
       ].join('\n');
       await writeFile(configPath, configText(options, rootDir, port, services));
       processes.push(spawnAngos('registry-api', ['-c', configPath, 'registry-api', ...listen(apiPort)], env));
       // Any HTTP answer means it listens: it refuses requests the gateway has not vouched for.
       await waitFor(`http://127.0.0.1:${apiPort}/v2/`, () => true, processes, deadline, logs);
+      if (cachePort !== undefined) {
+        processes.push(
+          spawnAngos(
+            'pull-through-cache',
+            ['-c', configPath, 'pull-through-cache', ...listen(cachePort)],
+            env,
+          ),
+        );
+        await waitFor(`http://127.0.0.1:${cachePort}/v2/`, () => true, processes, deadline, logs);
+      }
       processes.push(spawnAngos('gateway', ['-c', configPath, 'gateway', ...listen(port)], env));
     }
     await waitFor(`${url}/v2/`, (status) => status < 500, processes, deadline, logs);

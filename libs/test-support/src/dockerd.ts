@@ -12,6 +12,8 @@ export interface StartDockerdOptions {
   env?: NodeJS.ProcessEnv;
   /** How long to wait for the daemon to answer `/_ping`; default 60 s. */
   startTimeoutMs?: number;
+  /** Docker Hub mirrors (`--registry-mirror`, daemon.json's `registry-mirrors`). */
+  registryMirrors?: readonly string[];
 }
 
 export interface Dockerd {
@@ -21,6 +23,8 @@ export interface Dockerd {
   stop(): Promise<void>;
   /** What the daemon printed so far. */
   logs(): string;
+  /** The socket of the containerd the daemon started (for `ctr -a`). */
+  containerdSocket: string;
 }
 
 /** Status of `GET /_ping` on a unix socket, or undefined while nothing answers. */
@@ -66,6 +70,7 @@ export async function startDockerd(options: StartDockerdOptions): Promise<Docker
     join(dir, 'dockerd.pid'),
     '--host',
     `unix://${socket}`,
+    ...(options.registryMirrors ?? []).flatMap((mirror) => ['--registry-mirror', mirror]),
   ];
   const child = spawn('dockerd', args, {
     env: options.env ?? process.env,
@@ -115,5 +120,6 @@ export async function startDockerd(options: StartDockerdOptions): Promise<Docker
     env: { DOCKER_HOST: `unix://${socket}`, DOCKER_CONFIG: join(dir, 'client-config') },
     stop,
     logs: () => output.toString(),
+    containerdSocket: join(execRoot, 'containerd', 'containerd.sock'),
   };
 }

@@ -1,4 +1,8 @@
+// The transport and authorization of one remote registry, shared with replication (libs/replication)
+// for its downstreams: TLS files, mTLS, max_redirect, Basic and Bearer.
+export { basicAuthorization, type IssuedToken, type TokenEndpoint, UpstreamAuth } from './auth.js';
 export * from './cache/index.js';
+export { checkUpstreamConfig } from './check.js';
 export {
   type ManifestHead,
   type RequestOptions,
@@ -15,5 +19,13 @@ export {
   type UpstreamErrorKind,
   UpstreamSetupError,
 } from './errors.js';
-export { DEFAULT_UPSTREAM_TIMEOUTS, type UpstreamTimeouts } from './transport.js';
+export {
+  DEFAULT_UPSTREAM_TIMEOUTS,
+  header,
+  type RequestBody,
+  readBody,
+  type SendOptions,
+  Transport,
+  type UpstreamTimeouts,
+} from './transport.js';
 export { VerifyingStream } from './verify.js';

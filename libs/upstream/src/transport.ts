@@ -7,6 +7,7 @@ import {
   type IncomingMessage,
 } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Writable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import type { UpstreamConfig } from '@angos/config';
 import { UpstreamError, UpstreamSetupError } from './errors.js';
@@ -26,9 +27,17 @@ const IDLE_SOCKET_TIMEOUT_MS = 30_000;
 
 const REDIRECT_STATUSES = new Set([301, 302, 303, 307, 308]);
 
+/**
+ * A request body: bytes, or a writer that streams it into the request (called once per attempt,
+ * so a redirected request is sent again in full). The request is ended after it resolves.
+ */
+export type RequestBody = Buffer | ((request: Writable) => Promise<void>);
+
 export interface SendOptions {
-  readonly method: 'GET' | 'HEAD';
+  /** GET and HEAD for pulls; replication also pushes (POST, PUT, PATCH) and deletes. */
+  readonly method: 'GET' | 'HEAD' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
   readonly url: URL;
+  readonly body?: RequestBody | undefined;
   readonly headers: Readonly<Record<string, string>>;
   /**
    * The `Authorization` header, sent to `url`'s origin only: a redirect to another origin (blob
@@ -109,7 +118,7 @@ export class Transport {
         options.authorization !== undefined && url.origin === authorizedOrigin
           ? { ...options.headers, authorization: options.authorization }
           : options.headers;
-      const response = await this.once(options.method, url, headers, options.signal);
+      const response = await this.once(options.method, url, headers, options.signal, options.body);
       if (!REDIRECT_STATUSES.has(response.statusCode ?? 0)) return response;
       response.resume();
       const location = response.headers.location;
@@ -174,6 +183,7 @@ export class Transport {
     url: URL,
     headers: Readonly<Record<string, string>>,
     signal: AbortSignal | undefined,
+    body?: RequestBody,
   ): Promise<IncomingMessage> {
     const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
     return new Promise<IncomingMessage>((resolve, reject) => {
@@ -205,7 +215,14 @@ export class Transport {
         clearTimeout(deadline);
         reject(this.failure(error, `cannot reach ${url.host}`));
       });
-      request.end();
+      if (body === undefined || Buffer.isBuffer(body)) {
+        request.end(body);
+        return;
+      }
+      body(request).then(
+        () => request.end(),
+        (error: unknown) => request.destroy(error instanceof Error ? error : new Error(String(error))),
+      );
     });
   }
 }

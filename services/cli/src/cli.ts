@@ -32,6 +32,7 @@ function parser(args: readonly string[]) {
     .command(serviceCommand('server'))
     .command(serviceCommand('registry-api'))
     .command(serviceCommand('gateway'))
+    .command(serviceCommand('pull-through-cache'))
     .command(scrubCommand)
     .command(workerCommand)
     .command(argonCommand)

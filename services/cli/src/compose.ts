@@ -1,7 +1,7 @@
 import { hostname } from 'node:os';
 import { createAuth } from '@angos/auth';
 import type { Config, S3ConnectionConfig } from '@angos/config';
-import { lockBackend } from '@angos/config';
+import { isPullThroughNamespace, lockBackend } from '@angos/config';
 import { buildGateway } from '@angos/gateway';
 import { type Handler, healthHandler } from '@angos/http';
 import {
@@ -12,8 +12,10 @@ import {
   MemoryLockManager,
 } from '@angos/lock';
 import type { Logger, Metrics } from '@angos/observability';
+import { buildPullThroughCache } from '@angos/pull-through-cache';
 import { createRegistry, type Registry } from '@angos/registry';
 import { buildRegistryApi } from '@angos/registry-api';
+import { createReplicationEvents } from '@angos/replication';
 import {
   type BlobBackendOptions,
   type BlobStore,
@@ -25,6 +27,7 @@ import {
   type S3ConnectionOptions,
   withLinkCache,
 } from '@angos/storage';
+import type { PullThroughCache } from '@angos/upstream';
 import { startBackgroundGc } from './background-gc.js';
 import { CliError } from './errors.js';
 import {
@@ -190,13 +193,15 @@ function lockStrategyOf(config: Config) {
 }
 
 /** The processes that write the storage, as the instance lock names its holder. */
-export type WritingCommand = 'server' | 'registry-api' | 'scrub';
+export type WritingCommand = 'server' | 'registry-api' | 'pull-through-cache' | 'scrub';
 
 /** What the operator can do when the instance lock is held, by the command refused. */
 const HELD_ADVICE: Readonly<Record<WritingCommand, string>> = {
   server:
     'Stop that process first, or configure [metadata_store.fs.lock_strategy.redis] on every process to run several on one directory.',
   'registry-api':
+    'Stop that process first, or configure [metadata_store.fs.lock_strategy.redis] on every process to run several on one directory.',
+  'pull-through-cache':
     'Stop that process first, or configure [metadata_store.fs.lock_strategy.redis] on every process to run several on one directory.',
   scrub:
     'Stop the server while scrub repairs, or configure [metadata_store.fs.lock_strategy.redis] to scrub beside it; `angos scrub --dry-run` only reads and runs beside a server.',
@@ -358,8 +363,8 @@ export async function openRegistry(
  */
 async function createRegistryFromConfig(
   deps: AppDeps,
-  command: 'server' | 'registry-api',
-): Promise<{ registry: Registry; storage: StorageFromConfig; jobs: ServerJobs }> {
+  command: 'server' | 'registry-api' | 'pull-through-cache',
+): Promise<{ registry: Registry; storage: StorageFromConfig; jobs: ServerJobs; cache: PullThroughCache }> {
   // Before anything is opened: a second process on the directory stops with nothing to undo.
   const instance = await holdInstanceLock(deps.config(), command, deps.logger);
   let opened: Awaited<ReturnType<typeof openRegistry>>;
@@ -382,11 +387,13 @@ async function createRegistryFromConfig(
   return {
     registry,
     jobs,
+    cache: jobs.cache,
     storage: {
       ...storage,
       async close() {
         await gc.stop();
         await jobs.stop(0); // after quiesce: returns at once; otherwise cancels what still runs
+        await jobs.cache.close();
         await storage.close();
         // Last: deferred writes (pull times) are on disk before another process may start.
         await instance?.release();
@@ -399,22 +406,39 @@ function readiness(deps: AppDeps, registry?: Registry): () => Promise<boolean> {
   return async () => deps.accepting() && (registry === undefined || (await registry.ready()));
 }
 
-/** `angos server`: gateway and registry-api in one process, no hop between them. */
+/**
+ * `angos server`: gateway, registry-api and the pull-through cache in one process, no hop between
+ * them. The gateway sends the namespaces of repositories with upstreams to the cache.
+ */
 export async function composeServer(deps: AppDeps): Promise<App> {
-  const { registry, storage, jobs } = await createRegistryFromConfig(deps, 'server');
+  const { registry, storage, jobs, cache } = await createRegistryFromConfig(deps, 'server');
   const api = buildRegistryApi({
     registry,
     jobs: jobs.queue,
     config: deps.config,
     logger: deps.logger,
     trust: { kind: 'in-process' },
+    replication: createReplicationEvents({ config: deps.config, enqueue: jobs.enqueue, logger: deps.logger }),
   });
   const auth = createAuth({ config: deps.config, logger: deps.logger, metrics: deps.metrics });
   const handler = buildGateway({
     auth,
+    config: deps.config,
     logger: deps.logger.child('gateway'),
     metrics: deps.metrics,
     upstream: { kind: 'in-process', handler: api },
+    pullThroughCache: {
+      handles: (namespace) => cache.handles(namespace),
+      upstream: {
+        kind: 'in-process',
+        handler: buildPullThroughCache({
+          cache,
+          config: deps.config,
+          logger: deps.logger,
+          trust: { kind: 'in-process' },
+        }),
+      },
+    },
     ready: readiness(deps, registry),
   });
   return {
@@ -436,6 +460,7 @@ export async function composeRegistryApi(deps: AppDeps, internalToken: string): 
     config: deps.config,
     logger: deps.logger,
     trust: { kind: 'internal-token', token: internalToken },
+    replication: createReplicationEvents({ config: deps.config, enqueue: jobs.enqueue, logger: deps.logger }),
   });
   return {
     handler: healthHandler(api, {
@@ -448,14 +473,57 @@ export async function composeRegistryApi(deps: AppDeps, internalToken: string): 
   };
 }
 
-/** `angos gateway`: the public edge, forwarding over HTTP to registry-api. */
-export function composeGateway(deps: AppDeps, upstream: { url: string; internalToken: string }): App {
+/**
+ * `angos pull-through-cache`: the namespaces of repositories with upstreams, accepting only requests
+ * the gateway vouches for (split deployment).
+ */
+export async function composePullThroughCache(deps: AppDeps, internalToken: string): Promise<App> {
+  const { registry, storage, jobs, cache } = await createRegistryFromConfig(deps, 'pull-through-cache');
+  const service = buildPullThroughCache({
+    cache,
+    config: deps.config,
+    logger: deps.logger,
+    trust: { kind: 'internal-token', token: internalToken },
+  });
+  return {
+    handler: healthHandler(service, {
+      metrics: deps.metrics,
+      logger: deps.logger,
+      ready: readiness(deps, registry),
+    }),
+    quiesce: (graceMs) => jobs.stop(graceMs),
+    close: () => storage.close(),
+  };
+}
+
+/** Where the split gateway forwards: registry-api, and the pull-through cache service when configured. */
+export interface GatewayRoutes {
+  readonly registryApiUrl: string;
+  /** Absent: no repository has an upstream (startup checks that). */
+  readonly pullThroughCacheUrl?: string | undefined;
+  readonly internalToken: string;
+}
+
+/**
+ * `angos gateway`: the public edge, forwarding over HTTP to registry-api, and the namespaces of
+ * pull-through repositories to the pull-through cache service; both hops signed alike.
+ */
+export function composeGateway(deps: AppDeps, routes: GatewayRoutes): App {
   const auth = createAuth({ config: deps.config, logger: deps.logger, metrics: deps.metrics });
+  const { internalToken, pullThroughCacheUrl } = routes;
   const handler = buildGateway({
     auth,
+    config: deps.config,
     logger: deps.logger.child('gateway'),
     metrics: deps.metrics,
-    upstream: { kind: 'http', ...upstream },
+    upstream: { kind: 'http', url: routes.registryApiUrl, internalToken },
+    pullThroughCache:
+      pullThroughCacheUrl === undefined
+        ? undefined
+        : {
+            handles: (namespace) => isPullThroughNamespace(deps.config(), namespace),
+            upstream: { kind: 'http', url: pullThroughCacheUrl, internalToken },
+          },
     ready: readiness(deps),
   });
   return { handler, close: () => auth.close() };

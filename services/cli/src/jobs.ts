@@ -7,8 +7,10 @@ import {
   type JobQueueName,
   type QueuePool,
 } from '@angos/jobs';
-import type { Logger } from '@angos/observability';
+import type { Logger, Metrics } from '@angos/observability';
 import type { Registry } from '@angos/registry';
+import { replicationHandler } from '@angos/replication';
+import type { PullThroughCache } from '@angos/upstream';
 
 /**
  * The durable job queues and the job kinds this build runs, in one place: `angos worker`, the
@@ -43,16 +45,21 @@ export interface JobHandlerDeps {
   /** Where a job that causes more work puts it (counted in the enqueue metrics). */
   readonly enqueue: Enqueue;
   readonly logger: Logger;
+  /** The pull-through cache whose fills the `cache` jobs are. */
+  readonly cache: PullThroughCache;
+  /** Where handlers count what they did (`angos_replication_push_total`…). */
+  readonly metrics?: Metrics | undefined;
 }
 
 /**
  * Every job kind this build runs. A job of a kind not listed here is dead-lettered by the runner
- * with `unknown job kind "<kind>"`, so a job written by a newer version is kept, not lost. None
- * yet: the pull-through cache, replication and event delivery add their kinds here.
+ * with `unknown job kind "<kind>"`, so a job written by a newer version is kept, not lost: the
+ * pull-through cache's fills (queue `cache`) and replication pushes (queue `replication`); event
+ * delivery adds its kinds here.
  */
 // biome-ignore lint/suspicious/noExplicitAny: a registry of handlers of different payload types
-export function jobHandlers(_deps: JobHandlerDeps): JobHandler<any>[] {
-  return [];
+export function jobHandlers(deps: JobHandlerDeps): JobHandler<any>[] {
+  return [...deps.cache.jobHandlers(), replicationHandler(deps)];
 }
 
 /** The `[global.job_queue]` gauge settings of a configuration; undefined without the table. */

@@ -66,10 +66,14 @@ export async function scrubMultipart(
 }
 
 /** The checks of `angos scrub` that walk the registry's storage (all but `--multipart`). */
-export type StoreScrubRequest = Omit<ScrubJobRequest, 'collectGarbage' | 'retention' | 'orphanNamespaces'> & {
+export type StoreScrubRequest = Omit<
+  ScrubJobRequest,
+  'collectGarbage' | 'retention' | 'orphanNamespaces' | 'cacheOrphans'
+> & {
   readonly blobs?: boolean | undefined;
   readonly retention?: boolean | undefined;
   readonly orphanNamespaces?: boolean | undefined;
+  readonly cacheOrphans?: boolean | undefined;
 };
 
 /**
@@ -102,7 +106,7 @@ export async function scrubStore(
     { cacheLinks: false },
   );
   try {
-    const { retention: _retention, orphanNamespaces, ...selection } = request;
+    const { retention: _retention, orphanNamespaces, cacheOrphans, ...selection } = request;
     return await runScrubJob(
       {
         registry,
@@ -118,6 +122,8 @@ export async function scrubStore(
         retention,
         // The repositories of the configuration own the namespaces kept.
         orphanNamespaces: orphanNamespaces ? { config } : undefined,
+        // The repositories with upstreams keep their cache jobs.
+        cacheOrphans: cacheOrphans ? { config } : undefined,
         collectGarbage: selection.blobs ? { gracePeriodMs: config.gc.grace_period_secs * 1000 } : undefined,
       },
     );

@@ -1,18 +1,13 @@
 import type { Config } from '@angos/config';
-import {
-  type Enqueue,
-  instrumentedEnqueue,
-  JobQueue,
-  JobRunner,
-  recordJobFinished,
-  startQueueGauges,
-} from '@angos/jobs';
+import { type Enqueue, type JobQueue, JobRunner, recordJobFinished, startQueueGauges } from '@angos/jobs';
 import type { LockManager } from '@angos/lock';
 import type { Logger, Metrics } from '@angos/observability';
 import type { Registry } from '@angos/registry';
 import type { MetadataStore } from '@angos/storage';
+import { PullThroughCache } from '@angos/upstream';
 import { startJobDrain } from './job-drain.js';
 import { gaugeSettings, JOB_QUEUE_NAMES, jobHandlers, jobPools } from './jobs.js';
+import { ServedJobQueue } from './served-queue.js';
 
 /**
  * Between two looks at a queue by a server's own drain. Longer than a worker's 1 s: every look
@@ -30,11 +25,17 @@ export interface ServerJobsDeps {
   readonly locks: LockManager;
 }
 
-/** The job queue as a serving process (`angos server`, `angos registry-api`) has it. */
+/** The job queue as a serving process (`angos server`, `angos registry-api`, `angos pull-through-cache`) has it. */
 export interface ServerJobs {
   readonly queue: JobQueue;
   /** Enqueue, counted in `angos_job_queue_enqueued_total` and `…_enqueue_failures_total`. */
   readonly enqueue: Enqueue;
+  /**
+   * The pull-through cache over this process's registry and queue: it serves the pull-through
+   * namespaces where the process does, and its job handlers run the `cache` jobs the drain claims
+   * (a fill this process has in flight is then joined, not fetched twice). Closed by the caller.
+   */
+  readonly cache: PullThroughCache;
   /** Stops draining (waiting up to `graceMs` for the jobs in flight) and refreshing the gauges. */
   stop(graceMs: number): Promise<void>;
 }
@@ -47,21 +48,30 @@ export interface ServerJobs {
  */
 export async function startServerJobs(deps: ServerJobsDeps): Promise<ServerJobs> {
   const logger = deps.logger.child('angos::jobs');
-  const queue = new JobQueue({ store: deps.metadata, logger });
-  const counted = instrumentedEnqueue(queue, deps.metrics);
-  // A job enqueued here runs at once; the slower poll only finds those of other replicas.
-  const enqueue: Enqueue = async (name, ...rest) => {
-    const result = await counted(name, ...rest);
-    drain.poke(name);
-    return result;
-  };
+  const queue = new ServedJobQueue({ store: deps.metadata, logger }, deps.metrics);
+  const enqueue: Enqueue = (...args) => queue.enqueue(...args);
+  const cache = new PullThroughCache({
+    registry: deps.registry,
+    locks: deps.locks,
+    jobs: queue,
+    config: deps.config,
+    logger: deps.logger,
+    metrics: deps.metrics,
+  });
   const onJobFinished = recordJobFinished(deps.metrics);
   const drain = await startJobDrain({
     config: deps.config,
     logger,
     async open(config) {
       if (config.global.job_queue !== undefined) return undefined;
-      const handlers = jobHandlers({ config, registry: deps.registry, enqueue, logger });
+      const handlers = jobHandlers({
+        config,
+        registry: deps.registry,
+        enqueue,
+        logger,
+        cache,
+        metrics: deps.metrics,
+      });
       return {
         runner: new JobRunner({
           queue,
@@ -75,6 +85,8 @@ export async function startServerJobs(deps: ServerJobsDeps): Promise<ServerJobs>
       };
     },
   });
+  // A job enqueued here runs at once; the slower poll only finds those of other replicas.
+  queue.onEnqueued((name) => drain.poke(name));
   const gauges = startQueueGauges({
     queue: () => queue,
     queues: JOB_QUEUE_NAMES,
@@ -86,6 +98,7 @@ export async function startServerJobs(deps: ServerJobsDeps): Promise<ServerJobs>
   return {
     queue,
     enqueue,
+    cache,
     stop(graceMs) {
       stopping ??= Promise.all([gauges.stop(), drain.stop(graceMs)]).then(() => {});
       return stopping;

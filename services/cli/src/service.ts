@@ -5,6 +5,7 @@ import {
   ConfigError,
   type ConfigIssue,
   type ConfigWarning,
+  hasPullThroughRepositories,
   loadConfig,
   unsupportedFeatures,
   watchConfig,
@@ -12,7 +13,15 @@ import {
 import { createHttpServer, type Handler, type RequestLimits, withObservability } from '@angos/http';
 import { createLogger, createMetrics, type Logger, type Metrics } from '@angos/observability';
 import { checkRetentionConfig, retentionWarnings } from '@angos/scrub';
-import { type App, type AppDeps, composeGateway, composeRegistryApi, composeServer } from './compose.js';
+import { checkUpstreamConfig } from '@angos/upstream';
+import {
+  type App,
+  type AppDeps,
+  composeGateway,
+  composePullThroughCache,
+  composeRegistryApi,
+  composeServer,
+} from './compose.js';
 import { drain } from './drain.js';
 import { CliError } from './errors.js';
 import { type ListenAddress, listenOn, parseListen } from './listen.js';
@@ -25,7 +34,18 @@ import {
   watchTlsFiles,
 } from './tls.js';
 
-export type ServiceKind = 'server' | 'registry-api' | 'gateway';
+export type ServiceKind = 'server' | 'registry-api' | 'gateway' | 'pull-through-cache';
+
+/**
+ * The port of `angos pull-through-cache` by default: next to the split deployment's 8000 (gateway),
+ * 8001 (registry-api) and the worker's 8002. The other services default to `[server] port`.
+ */
+export const PULL_THROUGH_CACHE_PORT = 8003;
+
+/** The services behind the gateway: they trust its signature, never speak TLS, and authorize nothing. */
+function isBehindGateway(kind: ServiceKind): boolean {
+  return kind === 'registry-api' || kind === 'pull-through-cache';
+}
 
 export interface StartServiceOptions {
   readonly kind: ServiceKind;
@@ -47,13 +67,33 @@ export interface RunningService {
 }
 
 /** Options a split service reads once at startup from `[services]`. */
-const SPLIT_SETTINGS = ['services.registry_api_url', 'services.internal_token'] as const;
+const SPLIT_SETTINGS = [
+  'services.registry_api_url',
+  'services.pull_through_cache_url',
+  'services.internal_token',
+] as const;
+
+/**
+ * The split gateway sends the namespaces of repositories with upstreams to the pull-through cache
+ * service: without its address they would reach registry-api, which would take pushes into them.
+ */
+function pullThroughRouteMissing(config: Config, kind: ServiceKind, routed: Config): ConfigIssue[] {
+  if (kind !== 'gateway' || routed.services.pull_through_cache_url !== undefined) return [];
+  if (!hasPullThroughRepositories(config)) return [];
+  return [
+    {
+      path: 'services.pull_through_cache_url',
+      message: 'required for gateway when a repository has an upstream',
+    },
+  ];
+}
 
 function required(config: Config, kind: ServiceKind): ConfigIssue[] {
   const issues: ConfigIssue[] = [];
   if (kind === 'gateway' && config.services.registry_api_url === undefined) {
     issues.push({ path: 'services.registry_api_url', message: 'required for gateway' });
   }
+  issues.push(...pullThroughRouteMissing(config, kind, config));
   if (kind !== 'server' && config.services.internal_token === undefined) {
     issues.push({ path: 'services.internal_token', message: `required for ${kind}` });
   }
@@ -62,10 +102,11 @@ function required(config: Config, kind: ServiceKind): ConfigIssue[] {
 
 /**
  * The CEL rules and files that must load for the configuration to be usable: access policy and
- * retention rules that compile and type-check, readable webhook TLS files. Each issue names its key.
+ * retention rules that compile and type-check, readable webhook and upstream TLS files. Each issue
+ * names its key.
  */
 function checkLoadable(config: Config): ConfigIssue[] {
-  return [...checkAuthConfig(config), ...checkRetentionConfig(config)];
+  return [...checkAuthConfig(config), ...checkRetentionConfig(config), ...checkUpstreamConfig(config)];
 }
 
 /**
@@ -85,9 +126,12 @@ async function compose(kind: ServiceKind, deps: AppDeps, config: Config): Promis
       return composeServer(deps);
     case 'registry-api':
       return composeRegistryApi(deps, config.services.internal_token ?? '');
+    case 'pull-through-cache':
+      return composePullThroughCache(deps, config.services.internal_token ?? '');
     case 'gateway':
       return composeGateway(deps, {
-        url: config.services.registry_api_url ?? '',
+        registryApiUrl: config.services.registry_api_url ?? '',
+        pullThroughCacheUrl: config.services.pull_through_cache_url,
         internalToken: config.services.internal_token ?? '',
       });
   }
@@ -108,7 +152,7 @@ function configWarnings(loaded: { config: Config; warnings: readonly ConfigWarni
  * new setup answers every client 401 or 403 with nothing in the log to say why.
  */
 function warnIfRefusingEverything(logger: Logger, kind: ServiceKind, config: Config): void {
-  if (kind === 'registry-api') return;
+  if (isBehindGateway(kind)) return;
   const reason = refusesEveryRequest(config);
   if (reason !== undefined) {
     logger.warn('access policy refuses every request', { key: GLOBAL_ACCESS_POLICY_KEY, reason });
@@ -146,14 +190,21 @@ function watchForChanges(
           logger.error('configuration change rejected: features not supported yet', { keys: unsupported });
           return;
         }
-        const issues = checkLoadable(next.config);
+        // `[services]` is read at startup: the routes are those of the initial configuration.
+        const issues = [
+          ...checkLoadable(next.config),
+          ...pullThroughRouteMissing(next.config, kind, live.initial),
+        ];
         if (issues.length > 0) {
           logger.error('configuration change rejected: invalid configuration', { issues });
           return;
         }
         const keys = [...restartKeys];
         for (const key of SPLIT_SETTINGS) {
-          const [section, option] = key.split('.') as ['services', 'registry_api_url' | 'internal_token'];
+          const [section, option] = key.split('.') as [
+            'services',
+            'registry_api_url' | 'pull_through_cache_url' | 'internal_token',
+          ];
           if (kind !== 'server' && live.initial[section][option] !== next.config[section][option])
             keys.push(key);
         }
@@ -190,9 +241,9 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
   checkRunnable(config, kind, configPath);
   warnIfRefusingEverything(logger, kind, config);
 
-  // TLS is the public edge's (`server`, `gateway`); registry-api only ever talks to the gateway.
+  // TLS is the public edge's (`server`, `gateway`); the services behind it only talk to the gateway.
   // Read before anything is built, so a missing certificate stops startup with nothing to undo.
-  const tls = kind === 'registry-api' ? undefined : config.server.tls;
+  const tls = isBehindGateway(kind) ? undefined : config.server.tls;
   const tlsMaterial =
     tls === undefined
       ? undefined
@@ -226,7 +277,10 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
   try {
     address = await listenOn(
       server,
-      listenAt ?? { host: config.server.bind_address, port: config.server.port },
+      listenAt ?? {
+        host: config.server.bind_address,
+        port: kind === 'pull-through-cache' ? PULL_THROUGH_CACHE_PORT : config.server.port,
+      },
     );
   } catch (error) {
     tlsReloader?.close();

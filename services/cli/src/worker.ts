@@ -1,8 +1,9 @@
 import type { Server } from 'node:http';
 import { type Config, ConfigError, loadConfig, unsupportedFeatures, watchConfig } from '@angos/config';
 import { createHttpServer, type Handler, healthHandler, sendText } from '@angos/http';
-import { instrumentedEnqueue, JobQueue, JobRunner, recordJobFinished, startQueueGauges } from '@angos/jobs';
+import { type Enqueue, type JobQueue, JobRunner, recordJobFinished, startQueueGauges } from '@angos/jobs';
 import { createLogger, createMetrics, type Logger } from '@angos/observability';
+import { PullThroughCache } from '@angos/upstream';
 import { openRegistry } from './compose.js';
 import { drain } from './drain.js';
 import { CliError } from './errors.js';
@@ -10,6 +11,7 @@ import { startJobDrain } from './job-drain.js';
 import { gaugeSettings, JOB_QUEUE_NAMES, type JobQueueName, jobHandlers, jobPools } from './jobs.js';
 import { type ListenAddress, listenOn, parseListen } from './listen.js';
 import { createLiveConfig } from './live-config.js';
+import { ServedJobQueue } from './served-queue.js';
 import { logWarning } from './service.js';
 
 /** The port of `/healthz`, `/readyz` and `/metrics` by default: next to the split deployment's 8000 and 8001. */
@@ -84,19 +86,35 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
     async open(generationConfig) {
       const frozen = () => generationConfig;
       const { registry, storage, locks } = await openRegistry({ config: frozen, logger, metrics });
-      const queue = new JobQueue({ store: storage.metadata, logger: jobsLogger });
-      const enqueue = instrumentedEnqueue(queue, metrics);
+      const queue = new ServedJobQueue({ store: storage.metadata, logger: jobsLogger }, metrics);
+      const enqueue: Enqueue = (...args) => queue.enqueue(...args);
+      // The fills of `cache` jobs, with this generation's storage, locks and configuration.
+      const cache = new PullThroughCache({ registry, locks, jobs: queue, config: frozen, logger, metrics });
       const runner = new JobRunner({
         queue,
         locks,
         pools: jobPools(generationConfig, queues),
-        handlers: jobHandlers({ config: generationConfig, registry, enqueue, logger: jobsLogger }),
+        handlers: jobHandlers({
+          config: generationConfig,
+          registry,
+          enqueue,
+          logger: jobsLogger,
+          cache,
+          metrics,
+        }),
         pollIntervalMs: options.pollIntervalMs,
         logger: jobsLogger,
         onJobFinished,
       });
+      queue.onEnqueued((name) => runner.poke(name));
       latestQueue = queue;
-      return { runner, close: () => storage.close() };
+      return {
+        runner,
+        async close() {
+          await cache.close();
+          await storage.close();
+        },
+      };
     },
   });
   const gauges = startQueueGauges({

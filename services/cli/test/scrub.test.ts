@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { JobQueue } from '@angos/jobs';
+import { createStores } from '@angos/storage';
 import { describe, expect, it } from 'vitest';
 import { baseConfig, freePort, logRecords, runAngos, useWorkspace } from './helpers.js';
 
@@ -26,6 +28,34 @@ const actionsOf = (stderr: string, message: string) =>
     .map(({ check, action, key, reason }) => ({ check, action, key, reason }));
 
 describe('angos scrub', () => {
+  it('--cache-orphans deletes the cache jobs of repositories no longer configured for pull-through', async () => {
+    const upstream = '[[repository."docker-io".upstream]]\nurl = "https://registry-1.docker.io"\n';
+    await ws().writeConfig(baseConfig(ws().dir, await freePort(), upstream));
+    const root = join(ws().dir, 'data');
+    const { metadata } = createStores({
+      blob: { kind: 'fs', rootDir: root, syncToDisk: false },
+      metadata: { kind: 'fs', rootDir: root, syncToDisk: false },
+    });
+    const queue = new JobQueue({ store: metadata });
+    const kept = await queue.enqueue('cache', 'fill', 'k1', { namespace: 'docker-io/library/alpine' });
+    const orphan = await queue.enqueue('cache', 'fill', 'k2', { namespace: 'quay/app' });
+    const env = { RUST_LOG: 'info' };
+
+    const dry = await runAngos(['-c', ws().configPath, 'scrub', '--dry-run', '--cache-orphans'], { env });
+    expect(dry.code, dry.stderr).toBe(0);
+    const planned = actionsOf(dry.stderr, 'would repair');
+    expect(planned).toHaveLength(1);
+    expect(planned[0]).toMatchObject({ check: 'cache-orphans', action: 'delete-pending-job' });
+    expect(String(planned[0]?.key)).toContain(orphan.id);
+    expect((await queue.listPending('cache')).items).toHaveLength(2);
+
+    const real = await runAngos(['-c', ws().configPath, 'scrub', '--cache-orphans'], { env });
+    expect(real.code, real.stderr).toBe(0);
+    expect(actionsOf(real.stderr, 'repaired')).toEqual(planned);
+    expect((await queue.listPending('cache')).items.map((job) => job.id)).toEqual([kept.id]);
+    await queue.deletePending('cache', kept.id);
+  });
+
   it('--dry-run reports the repairs and changes nothing; the real run makes exactly those', async () => {
     await ws().writeConfig(baseConfig(ws().dir, await freePort()));
     const tagLink = 'app/_manifests/tags/v1/link';

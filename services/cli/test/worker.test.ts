@@ -1,8 +1,11 @@
+import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { JobQueue } from '@angos/jobs';
-import { createMetadataStore } from '@angos/storage';
-import { skipWithout } from '@angos/test-support';
+import { parseDigest } from '@angos/oci';
+import { createBlobStore, createMetadataStore } from '@angos/storage';
+import { OciClient, skipWithout, startDistribution } from '@angos/test-support';
+import { BLOB_FILL_JOB, CACHE_QUEUE } from '@angos/upstream';
 import { describe, expect, it } from 'vitest';
 import {
   baseConfig,
@@ -18,8 +21,9 @@ import {
 
 /**
  * `angos worker` and the in-process drain, spawned. The tests enqueue straight into the metadata
- * store (a JobQueue on the same directory, as another replica would); no job kind exists yet, so
- * a drained job ends in the dead letter with "unknown job kind": proof that something drained it.
+ * store (a JobQueue on the same directory, as another replica would); a job of a kind this build
+ * does not know ends in the dead letter with "unknown job kind": proof that something drained it.
+ * The pull-through cache's fills (`cache` queue, kind `blob`) are run for real.
  */
 
 const ws = useWorkspace();
@@ -166,4 +170,53 @@ describe.skipIf(skipWithout('the angos worker test', 'redis-server'))('angos wor
     await waitForRecord(worker, (record) => record['message'] === 'stopped');
     expect(await server.stop()).toBe(0);
   }, 120_000);
+
+  it.skipIf(skipWithout('the cache worker test', 'docker-registry'))(
+    'angos worker --queue cache runs the fills of the pull-through cache',
+    async () => {
+      const upstream = await startDistribution();
+      try {
+        const data = randomBytes(256 * 1024);
+        const digest = await new OciClient(upstream.url).pushBlob('team/app', data);
+        const workerPort = await freePort();
+        const mirror = `[[repository."mirror".upstream]]\nurl = "${upstream.url}"\n`;
+        await ws().writeConfig(baseConfig(ws().dir, 0, `${JOB_QUEUE}${mirror}${REDIS_LOCK(redis().url)}`));
+        const queue = queueOf();
+        // What a fill of a cold blob leaves queued when its process dies before finishing it.
+        const { id } = await queue.enqueue(CACHE_QUEUE, BLOB_FILL_JOB, `worker-test:${digest}`, {
+          namespace: 'mirror/team/app',
+          digest,
+        });
+        const worker = startAngos([
+          '-c',
+          ws().configPath,
+          'worker',
+          '--queue',
+          'cache',
+          '--listen',
+          `127.0.0.1:${workerPort}`,
+          '--poll-interval',
+          '200ms',
+        ]);
+        await waitForHttp(`http://127.0.0.1:${workerPort}/healthz`, worker);
+        const ours = (jobs: { id: string }[]) => jobs.some((job) => job.id === id);
+        await until(
+          `job ${id} done`,
+          async () => (ours((await queue.listPending(CACHE_QUEUE)).items) ? undefined : true),
+          worker,
+        );
+        // (The workspace is shared: earlier tests left jobs of their own in the dead letter.)
+        expect(ours((await queue.listFailed(CACHE_QUEUE)).items)).toBe(false);
+        const blobs = createBlobStore({ kind: 'fs', rootDir: join(ws().dir, 'data'), syncToDisk: false });
+        expect(await blobs.statBlob(parseDigest(digest))).toEqual({ size: data.length });
+        expect(await metricsText(workerPort)).toContain(
+          `angos_jobs_finished_total{queue="cache",kind="${BLOB_FILL_JOB}",outcome="completed"} 1`,
+        );
+        expect(await worker.stop(15_000)).toBe(0);
+      } finally {
+        await upstream.stop();
+      }
+    },
+    120_000,
+  );
 });

@@ -12,6 +12,7 @@ import {
   mountSourceRequest,
   normalizeClientIp,
 } from '@angos/auth';
+import type { Config } from '@angos/config';
 import {
   announcesBody,
   type Handler,
@@ -25,21 +26,43 @@ import {
   stripInternalHeaders,
 } from '@angos/http';
 import type { Logger, Metrics } from '@angos/observability';
-import { allowedMethods, errorBody, isValidNamespace, OciError, parseRoute, type Route } from '@angos/oci';
+import {
+  type Action,
+  allowedMethods,
+  errorBody,
+  isValidNamespace,
+  OciError,
+  parseRoute,
+  type Route,
+} from '@angos/oci';
 import { createHttpForwarder } from './forward-http.js';
 import { type Forwarder, inProcessForwarder } from './forwarder.js';
 import { contextIdentity } from './identity-context.js';
+import { mirroredRoute } from './mirror.js';
+import { honouredSourceTimestamp, takeSourceTimestamp } from './source-timestamp.js';
 
 export type Upstream =
   | { readonly kind: 'in-process'; readonly handler: Handler }
   | { readonly kind: 'http'; readonly url: string; readonly internalToken: string };
 
+/** Where the namespaces of pull-through repositories go instead of registry-api. */
+export interface PullThroughRoute {
+  /** True when `namespace` lies under a repository with upstreams; asked per request, so reloads apply. */
+  handles(namespace: string): boolean;
+  readonly upstream: Upstream;
+}
+
 export interface GatewayDeps {
   /** Authentication and authorization (`createAuth` of @angos/auth), following configuration reloads. */
   readonly auth: Auth;
+  /** The configuration now (containerd's `?ns=` mirror mapping reads the repositories). */
+  readonly config: () => Config;
   readonly logger: Logger;
   readonly metrics: Metrics;
+  /** registry-api: every request but those of pull-through namespaces. */
   readonly upstream: Upstream;
+  /** The pull-through cache service; absent when the process serves no pull-through repository. */
+  readonly pullThroughCache?: PullThroughRoute | undefined;
   /** Readiness for /readyz (ready when absent). */
   readonly ready?: () => boolean | Promise<boolean>;
 }
@@ -49,6 +72,26 @@ export const AUTHENTICATE_CHALLENGE = 'Basic realm="Angos"';
 
 /** Distribution sets it on every /v2 response; clients use it to recognise a v2 registry. */
 const API_VERSION_HEADER = ['docker-distribution-api-version', 'registry/2.0'] as const;
+
+/**
+ * What a pull-through namespace refuses whoever asks (405 UNSUPPORTED): its content comes from its
+ * upstreams only, so it takes no push and no delete. Answered before authentication, so that a
+ * policy refusing writes does not turn the answer into 401 or 403 and clients are not sent to log
+ * in for something no login allows.
+ */
+const WRITE_ACTIONS: ReadonlySet<Action> = new Set<Action>([
+  'start-upload',
+  'mount-blob',
+  'update-upload',
+  'complete-upload',
+  'get-upload',
+  'cancel-upload',
+  'put-manifest',
+  'delete-manifest',
+  'delete-blob',
+]);
+
+const PULL_THROUGH_IS_READ_ONLY = 'a pull-through cache namespace is read-only';
 
 function isApiPath(path: string): boolean {
   return path === '/v2' || path.startsWith('/v2/');
@@ -87,12 +130,13 @@ function describe(
   req: IncomingMessage,
   res: ServerResponse,
   route: Route | undefined,
+  query: URLSearchParams,
 ): AccessRequest | OciError {
   if (route === undefined) return new OciError('ROUTE_UNKNOWN');
   const namespace = namespaceOf(route);
   if (namespace !== undefined && !isValidNamespace(namespace)) return new OciError('NAME_INVALID');
   const method = req.method ?? '';
-  const request = describeRequest(route, method, requestQuery(req));
+  const request = describeRequest(route, method, query);
   if (request !== undefined) return request;
   const allowed = allowedMethods(route);
   if (allowed === undefined) return new OciError('ROUTE_UNKNOWN');
@@ -109,7 +153,12 @@ function describe(
  */
 export function buildGateway(deps: GatewayDeps): Handler {
   const { logger, auth } = deps;
-  const forward = forwarderFor(deps.upstream, logger);
+  const forwardToApi = forwarderFor(deps.upstream, logger);
+  const cache = deps.pullThroughCache;
+  const forwardToCache = cache && forwarderFor(cache.upstream, logger);
+  /** The service of a namespace: the pull-through cache for its namespaces, registry-api otherwise. */
+  const isCached = (namespace: string | undefined) =>
+    cache !== undefined && namespace !== undefined && cache.handles(namespace);
 
   const refuse = (
     req: IncomingMessage,
@@ -170,9 +219,21 @@ export function buildGateway(deps: GatewayDeps): Handler {
       return;
     }
     res.setHeader(...API_VERSION_HEADER);
-    const request = describe(req, res, parseRoute(path));
+    const query = requestQuery(req);
+    const route = mirroredRoute(req, path, query, parseRoute(path), deps.config());
+    const request = describe(req, res, route, requestQuery(req));
     if (request instanceof OciError) {
       sendError(res, request, logger);
+      return;
+    }
+    const cached = isCached(request.namespace);
+    if (cached && WRITE_ACTIONS.has(request.action)) {
+      if (hasUnreadBody(req)) res.setHeader('connection', 'close');
+      sendError(
+        res,
+        new OciError('UNSUPPORTED', { namespace: request.namespace }, PULL_THROUGH_IS_READ_ONLY),
+        logger,
+      );
       return;
     }
 
@@ -209,9 +270,15 @@ export function buildGateway(deps: GatewayDeps): Handler {
     }
 
     const mountAllowedFrom = await mountSources(identity, request, client);
-    const context: RequestContext =
-      mountAllowedFrom === undefined ? authenticated : { ...authenticated, mountAllowedFrom };
-    return forward(req, res, context);
+    const sourceTimestamp = await honouredSourceTimestamp(req, deps, identity, request, client);
+    const context: RequestContext = {
+      ...authenticated,
+      ...(mountAllowedFrom === undefined ? {} : { mountAllowedFrom }),
+      ...(sourceTimestamp === undefined ? {} : { sourceTimestamp }),
+    };
+    return cached && forwardToCache !== undefined
+      ? forwardToCache(req, res, context)
+      : forwardToApi(req, res, context);
   };
 
   const withHealth = healthHandler(api, {
@@ -220,6 +287,7 @@ export function buildGateway(deps: GatewayDeps): Handler {
     ...(deps.ready === undefined ? {} : { ready: deps.ready }),
   });
   return (req, res) => {
+    takeSourceTimestamp(req);
     stripInternalHeaders(req);
     return withHealth(req, res);
   };

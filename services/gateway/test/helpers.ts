@@ -62,7 +62,7 @@ export async function startGateway(
   const fixed = typeof config === 'string' ? configOf(config) : undefined;
   const current = typeof config === 'function' ? config : () => fixed as Config;
   const auth = createAuth({ config: current, logger: silentLogger, metrics });
-  const handler = buildGateway({ auth, logger: silentLogger, metrics, upstream, ...extra });
+  const handler = buildGateway({ auth, config: current, logger: silentLogger, metrics, upstream, ...extra });
   const running = await listen(createHttpServer(handler, { logger: silentLogger }));
   return {
     ...running,

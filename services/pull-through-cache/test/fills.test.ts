@@ -142,7 +142,8 @@ describe.skipIf(skip)('cache fills', () => {
     expect(await metricValue(cache, 'angos_pull_through_cache_fills_in_flight')).toBe(0);
     // The inline fill's durable job goes once the fill committed.
     await until(async () => (await cache.jobs.listPending('cache')).items.length === 0, 'the fill job to go');
-  });
+    // 20 x 64 MiB through loopback: seconds alone, minutes on a busy 2-core machine.
+  }, 240_000);
 
   it('serves a Range of a cold blob, and caches the whole blob', async () => {
     const blob = await largestBlob(small);

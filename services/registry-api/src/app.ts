@@ -11,6 +11,7 @@ import type { JobQueue } from '@angos/jobs';
 import type { Logger } from '@angos/observability';
 import { allowedMethods, OciError, parseRoute, type Route } from '@angos/oci';
 import type { Registry } from '@angos/registry';
+import type { ReplicationEvents } from '@angos/replication';
 import { assertNamespace, parseUrl } from './request.js';
 import type { RouteContext } from './route-context.js';
 import { deleteBlob, getBlob } from './routes/blobs.js';
@@ -39,6 +40,11 @@ export interface RegistryApiDeps {
   config: () => Config;
   logger: Logger;
   trust: Trust;
+  /**
+   * Queues the replication of manifest pushes and deletes to the configured downstreams; without
+   * it nothing is replicated (tests, tools).
+   */
+  replication?: ReplicationEvents | undefined;
 }
 
 /** The OCI distribution API over the registry core, and the extension API under `/v2/_ext/`. */
@@ -61,6 +67,8 @@ export function buildRegistryApi(deps: RegistryApiDeps): Handler {
         config: deps.config(),
         logger,
         mountAllowedFrom: context.mountAllowedFrom ?? [],
+        sourceTimestamp: context.sourceTimestamp,
+        replication: deps.replication,
       };
       await dispatch(ctx, route, req.method ?? 'GET');
     } catch (error) {

@@ -3,6 +3,7 @@ import type { Config } from '@angos/config';
 import type { JobQueue } from '@angos/jobs';
 import type { Logger } from '@angos/observability';
 import type { Registry } from '@angos/registry';
+import type { ReplicationEvents } from '@angos/replication';
 
 /** What every route handler receives. */
 export interface RouteContext {
@@ -16,6 +17,13 @@ export interface RouteContext {
   readonly logger: Logger;
   /** Namespaces the gateway judged readable for a cross-repository mount in this request. */
   readonly mountAllowedFrom: readonly string[];
+  /**
+   * `X-Angos-Source-Timestamp` of a manifest push or delete, when the gateway judged the caller
+   * allowed to replicate; undefined otherwise.
+   */
+  readonly sourceTimestamp: string | undefined;
+  /** Where manifest pushes and deletes that changed something are queued for the downstreams. */
+  readonly replication: ReplicationEvents | undefined;
 }
 
 /** Ends a response with no body. */

@@ -147,11 +147,23 @@ export interface Registry {
   attempt(cmd: string, ...args: string[]): Promise<RunResult>;
 }
 
+export interface RegistryOptions {
+  /**
+   * More configuration, read when the registry starts (in the suite's beforeAll, after the
+   * beforeAll hooks declared before `useRegistry`): a pull-through upstream started by one of those.
+   */
+  readonly config?: () => string;
+}
+
 /**
  * Starts Angos in `mode` for the enclosing describe block, with a scratch directory and a client
  * environment; prints the registry's log when a test fails; stops everything afterwards.
  */
-export function useRegistry(deployment: Deployment, clients: readonly string[]): Registry {
+export function useRegistry(
+  deployment: Deployment,
+  clients: readonly string[],
+  options: RegistryOptions = {},
+): Registry {
   const { mode } = deployment;
   let work = '';
   let counter = 0;
@@ -164,7 +176,7 @@ export function useRegistry(deployment: Deployment, clients: readonly string[]):
     // Debug logs: what a failing test prints (see beforeEach) should show the requests.
     const angos = await startAngos({
       mode,
-      config: storageConfig(deployment, work),
+      config: [storageConfig(deployment, work), options.config?.() ?? ''].join('\n'),
       env: { RUST_LOG: 'debug' },
     });
     const env = {

@@ -73,6 +73,9 @@ export const downstreamSchema = table<DownstreamConfig>(
   },
 );
 
+/** `upstream_tag_check_interval_secs` when left out: a mutable tag is asked about once a minute. */
+const DEFAULT_TAG_CHECK_INTERVAL_SECS = 60;
+
 export const repositoryEntrySchema = table<RepositoryConfig>(
   {
     immutable_tags: optional(boolean()),
@@ -80,7 +83,7 @@ export const repositoryEntrySchema = table<RepositoryConfig>(
     authorization_webhook: optional(string()),
     event_webhooks: optional(stringList()),
     upstream: withDefault(arrayOf(upstreamSchema, { expected: 'expected array of tables' }), () => []),
-    upstream_tag_check_interval_secs: withDefault(integer('u64'), 60),
+    upstream_tag_check_interval_secs: withDefault(integer('u64'), DEFAULT_TAG_CHECK_INTERVAL_SECS),
     upstream_stale_tag_window_secs: optional(integer('u64')),
     downstream: withDefault(arrayOf(downstreamSchema, { expected: 'expected array of tables' }), () => []),
     access_policy: optional(accessPolicySchema),

@@ -7,17 +7,20 @@ const MIN_RECOMMENDED_TOKEN_LENGTH = 16;
 
 /**
  * `[services]` (project-specific, not in the configuration reference): how the split deployment's
- * gateway reaches registry-api and proves to it that a request passed the gateway.
+ * gateway reaches registry-api (and pull-through-cache) and proves to it that a request passed the gateway.
  */
 export const servicesSchema = table<ServicesConfig>(
   {
     registry_api_url: optional(httpUrl()),
+    pull_through_cache_url: optional(httpUrl()),
     internal_token: optional(nonEmptyString()),
   },
   {
     check(services, at) {
-      if (services.registry_api_url !== undefined && services.internal_token === undefined) {
-        at.error('internal_token', 'required when registry_api_url is set');
+      for (const url of ['registry_api_url', 'pull_through_cache_url'] as const) {
+        if (services[url] !== undefined && services.internal_token === undefined) {
+          at.error('internal_token', `required when ${url} is set`);
+        }
       }
       if (
         services.internal_token !== undefined &&

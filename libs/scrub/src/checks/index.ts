@@ -1,4 +1,5 @@
 export { blobsCheck } from './blobs.js';
+export { type CacheOrphansSettings, cacheOrphansCheck } from './cache-orphans.js';
 export { linksCheck } from './links.js';
 export { manifestsCheck } from './manifests.js';
 export { mediaTypesCheck } from './media-types.js';

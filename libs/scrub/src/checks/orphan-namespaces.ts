@@ -1,6 +1,6 @@
-import type { Config } from '@angos/config';
+import { type Config, repositoryKeyFor } from '@angos/config';
 import { type DigestParts, OciError, parseDigest } from '@angos/oci';
-import { BlobIndex, repositoryKeyFor, uploadLockKey } from '@angos/registry';
+import { BlobIndex, uploadLockKey } from '@angos/registry';
 import { keyFor } from '@angos/storage';
 import { deleteRevisionWithoutBytes, deleteTagWhile } from '../repairs.js';
 import type { ScrubAction, ScrubCheck, ScrubContext } from '../types.js';

@@ -1,7 +1,7 @@
 import type { Dirent } from 'node:fs';
 import { lstat, opendir, unlink } from 'node:fs/promises';
-import { join, relative } from 'node:path';
-import { isTempName } from '@angos/storage';
+import { dirname, join, relative } from 'node:path';
+import { FsRoot, isTempName } from '@angos/storage';
 import type { ScrubAction, ScrubCheck, ScrubContext } from '../types.js';
 
 const CHECK = 'temp-files';
@@ -11,8 +11,10 @@ const CHECK = 'temp-files';
  * publishes its bytes by renaming or linking a temp file into place, and a process killed in
  * between leaves the temp file behind, unlisted. Each is a small document's write (metadata,
  * manifests), which takes milliseconds: one older than the `--uploads` duration belongs to a
- * write that is over, and goes (`delete-temp`). Runs with `--uploads`; nothing to do off the
- * filesystem.
+ * write that is over, and goes (`delete-temp`), with the directories that leaves empty, as the
+ * store's own deletes do (a job queue's directory held only by a temp file would stay listed).
+ * Every directory of the roots is walked, `_jobs/` included. Runs with `--uploads`; nothing to
+ * do off the filesystem.
  */
 export const tempFilesCheck: ScrubCheck = {
   name: CHECK,
@@ -40,6 +42,7 @@ function deleteTemp(ctx: ScrubContext, root: string, path: string, olderThanMs: 
       await unlink(path).catch((error: NodeJS.ErrnoException) => {
         if (error.code !== 'ENOENT') throw error;
       });
+      await new FsRoot(root).pruneEmptyDirectories(dirname(path));
     },
   };
 }

@@ -6,8 +6,8 @@ import {
   formatKeyPath,
   type KeyPath,
   quoted,
+  repositoryKeyFor,
 } from '@angos/config';
-import { repositoryKeyFor } from '@angos/registry';
 import { retentionEnvironment } from './environment.js';
 
 /** The rules of one `retention_policy` table, compiled. */

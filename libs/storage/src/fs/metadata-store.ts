@@ -1,7 +1,8 @@
 import { readdir, readFile, rm, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { isTempName } from '../key-rules.js';
-import { InvalidKeyError, type MetadataStore, NotFoundError } from '../types.js';
+import { pageOf } from '../paging.js';
+import { InvalidKeyError, type ListPageOptions, type MetadataStore, NotFoundError } from '../types.js';
 import { createFileIfAbsent, replaceFile } from './atomic-file.js';
 import { asStorageFailure, errnoCode, isMissing } from './errors.js';
 import { FsRoot } from './root.js';
@@ -100,6 +101,11 @@ export class FsMetadataStore implements MetadataStore {
       // the ASCII names of the layout, and the same order S3 lists in.
       return children.sort();
     });
+  }
+
+  /** A directory has no order on disk: the whole of it is read and sorted, then sliced (no I/O per name). */
+  async listPage(prefix: string, options: ListPageOptions): Promise<string[]> {
+    return pageOf(await this.list(prefix), options);
   }
 
   async deletePrefix(prefix: string): Promise<void> {

@@ -1,6 +1,8 @@
+import { pageOf } from '../paging.js';
 import {
   type ConditionalWrites,
   InvalidKeyError,
+  type ListPageOptions,
   type MetadataStore,
   NotFoundError,
   type VersionedValue,
@@ -63,6 +65,10 @@ export class MemoryMetadataStore implements MetadataStore {
     const node = prefix === '' ? this.#root : this.#find(prefix);
     if (!(node instanceof Directory)) return [];
     return [...node.children.keys()].sort();
+  }
+
+  async listPage(prefix: string, options: ListPageOptions): Promise<string[]> {
+    return pageOf(await this.list(prefix), options);
   }
 
   async deletePrefix(prefix: string): Promise<void> {

@@ -279,7 +279,14 @@ export class S3Bucket {
   /** One page of a listing under `prefix` (a storage key prefix, `''` for the root of the key prefix). */
   async listPage(
     prefix: string,
-    options: { delimiter?: string; continuationToken?: string | undefined },
+    options: {
+      delimiter?: string;
+      continuationToken?: string | undefined;
+      /** Only keys after this storage key (ignored with a continuation token). */
+      startAfter?: string | undefined;
+      /** At most this many keys and common prefixes together (S3's ceiling is 1,000). */
+      maxKeys?: number | undefined;
+    },
   ): Promise<ListPage & { next: string | undefined }> {
     return this.#run('ListObjectsV2', prefix, async (client, abortSignal) => {
       const reply = await client.send(
@@ -288,6 +295,8 @@ export class S3Bucket {
           Prefix: this.objectKey(prefix),
           Delimiter: options.delimiter,
           ContinuationToken: options.continuationToken,
+          StartAfter: options.startAfter === undefined ? undefined : this.objectKey(options.startAfter),
+          MaxKeys: options.maxKeys,
         }),
         { abortSignal },
       );

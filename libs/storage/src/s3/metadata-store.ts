@@ -1,4 +1,5 @@
-import type { ConditionalWrites, MetadataStore, VersionedValue } from '../types.js';
+import { assertValidPageOptions } from '../paging.js';
+import type { ConditionalWrites, ListPageOptions, MetadataStore, VersionedValue } from '../types.js';
 import { NotFoundError } from '../types.js';
 import type { S3Bucket } from './bucket.js';
 import type { S3Capabilities } from './options.js';
@@ -9,6 +10,8 @@ import type { S3Capabilities } from './options.js';
  * AWS answers 409 to the loser of such a race).
  */
 const CREATE_ATTEMPTS = 5;
+/** The most keys one ListObjectsV2 returns. */
+const MAX_KEYS_PER_LIST = 1000;
 
 /**
  * Metadata as one S3 object per key, under the bucket's key prefix. S3 has no
@@ -89,6 +92,35 @@ export class S3MetadataStore implements MetadataStore {
     } while (continuationToken !== undefined);
     // S3 lists in UTF-8 byte order; the contract (and fs) say UTF-16 code unit order.
     return [...names].sort();
+  }
+
+  /**
+   * ListObjectsV2 from `StartAfter` `<prefix>/<after>` with `MaxKeys` one more than the page: a
+   * prefix `after/` sorts after that key and comes back as a common prefix, which is dropped. One
+   * request for a page of up to 999 names.
+   */
+  async listPage(prefix: string, options: ListPageOptions): Promise<string[]> {
+    assertValidPageOptions(options);
+    const { after, limit } = options;
+    const listed = prefix === '' ? '' : `${prefix}/`;
+    const names = new Set<string>();
+    const keep = (name: string) => {
+      if (after === undefined || name > after) names.add(name);
+    };
+    let continuationToken: string | undefined;
+    do {
+      const page = await this.#bucket.listPage(listed, {
+        delimiter: '/',
+        continuationToken,
+        startAfter: after === undefined ? undefined : `${listed}${after}`,
+        maxKeys: Math.min(limit + 1, MAX_KEYS_PER_LIST),
+      });
+      for (const key of page.keys) keep(key.slice(listed.length));
+      for (const sub of page.prefixes) keep(sub.slice(listed.length, -1));
+      continuationToken = page.next;
+    } while (continuationToken !== undefined && names.size < limit);
+    // S3 lists in UTF-8 byte order; the contract (and fs) say UTF-16 code unit order.
+    return [...names].sort().slice(0, limit);
   }
 
   async deletePrefix(prefix: string): Promise<void> {

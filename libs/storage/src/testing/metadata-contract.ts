@@ -160,6 +160,63 @@ export function describeMetadataStoreContract(name: string, factory: StoreFactor
       });
     });
 
+    describe('listPage', () => {
+      /** Every page of `prefix`, `limit` names at a time, each page starting after the last name. */
+      async function pages(prefix: string, limit: number): Promise<string[][]> {
+        const found: string[][] = [];
+        let after: string | undefined;
+        for (;;) {
+          const page = await store().listPage(prefix, { after, limit });
+          expect(page.length).toBeLessThanOrEqual(limit);
+          if (page.length > 0) found.push(page);
+          if (page.length < limit) return found;
+          after = page.at(-1);
+        }
+      }
+
+      it('pages through what list returns, in the same order, whatever the page size', async () => {
+        for (const key of ['p/b/deep/link', 'p/a', 'p/a-b/x', 'p/C', 'p/_z', 'p/10', 'p/9', 'p/b/other']) {
+          await store().put(key, 'x');
+        }
+        const all = ['10', '9', 'C', '_z', 'a', 'a-b', 'b'];
+        for (const limit of [1, 2, 3, 7, 1500]) {
+          const found = await pages('p', limit);
+          expect(found.flat(), `pages of ${limit}`).toEqual(all);
+          for (const page of found.slice(0, -1)) expect(page).toHaveLength(limit);
+        }
+        expect(await store().listPage('p/b', { limit: 10 })).toEqual(['deep', 'other']);
+        await store().deletePrefix('p');
+      });
+
+      it('starts after a name that is absent, a value or a prefix, never repeating what lies below it', async () => {
+        for (const key of ['q/1-a', 'q/2-b/x', 'q/2-b/y/z', 'q/3-c', 'q/4-d/w']) await store().put(key, 'x');
+        expect(await store().listPage('q', { after: '2-b', limit: 2 })).toEqual(['3-c', '4-d']);
+        expect(await store().listPage('q', { after: '1-a', limit: 1 })).toEqual(['2-b']);
+        expect(await store().listPage('q', { after: '1-z', limit: 5 })).toEqual(['2-b', '3-c', '4-d']);
+        expect(await store().listPage('q', { after: '0', limit: 5 })).toEqual(['1-a', '2-b', '3-c', '4-d']);
+        expect(await store().listPage('q', { after: '4-d', limit: 5 })).toEqual([]);
+        expect(await store().listPage('q', { after: '9', limit: 5 })).toEqual([]);
+        await store().deletePrefix('q');
+      });
+
+      it('returns [] for an absent prefix and for a value, and lists the top level with the prefix ""', async () => {
+        expect(await store().listPage('nothing/here', { limit: 5 })).toEqual([]);
+        await store().put('zeta/link', 'x');
+        await store().put('alpha/link', 'x');
+        expect(await store().listPage('zeta/link', { limit: 5 })).toEqual([]);
+        expect(await store().listPage('', { limit: 1 })).toEqual(['alpha']);
+        expect(await store().listPage('', { after: 'alpha', limit: 5 })).toEqual(['zeta']);
+        await store().deletePrefix('zeta');
+        await store().deletePrefix('alpha');
+      });
+
+      it('rejects a limit that is not a positive integer with a RangeError', async () => {
+        for (const limit of [0, -1, 1.5, Number.NaN]) {
+          await expect(store().listPage('ns', { limit })).rejects.toBeInstanceOf(RangeError);
+        }
+      });
+    });
+
     describe('deletePrefix', () => {
       it('removes everything below the prefix, but not siblings that share its spelling', async () => {
         await store().put('ns/_manifests/tags/v1/link', 'x');
@@ -282,6 +339,7 @@ export function describeMetadataStoreContract(name: string, factory: StoreFactor
           await expect(s.delete(key)).rejects.toBeInstanceOf(InvalidKeyError);
           await expect(s.deletePrefix(key)).rejects.toBeInstanceOf(InvalidKeyError);
           if (key !== '') await expect(s.list(key)).rejects.toBeInstanceOf(InvalidKeyError);
+          if (key !== '') await expect(s.listPage(key, { limit: 1 })).rejects.toBeInstanceOf(InvalidKeyError);
           expect(await s.list('')).toEqual([]);
         },
       );

@@ -1,7 +1,7 @@
 import { PassThrough, pipeline, type Readable } from 'node:stream';
 import type { Config } from '@angos/config';
 import { type JobHandler, type JobQueue, TerminalJobError } from '@angos/jobs';
-import type { LockManager } from '@angos/lock';
+import { LockLostError, type LockManager } from '@angos/lock';
 import type { Logger } from '@angos/observability';
 import { type DigestParts, formatDigest, OciError, parseDigest } from '@angos/oci';
 import type { Registry } from '@angos/registry';
@@ -203,38 +203,29 @@ export class BlobFiller {
     this.deps.metrics.fillsInFlight.inc();
     try {
       if (repository === undefined) throw new OciError('BLOB_UNKNOWN', { digest: text });
-      await this.deps.locks.withLocks(
-        [blobFillLockKey(digest)],
-        async (lockSignal) => {
-          if (await this.#isStored(namespace, digest)) {
-            fill.stored();
-            return;
-          }
-          const asked = await this.deps.upstreams.ask(repository, `blob ${namespace}@${text}`, (client) =>
-            client.getBlob(namespace, text, { signal: lockSignal }),
-          );
-          if (asked.kind === 'not-found') throw new OciError('BLOB_UNKNOWN', { digest: text });
-          if (asked.kind === 'failed') throw unavailable(asked.errors);
-          const blob = asked.value;
-          fill.begin(blob.size);
-          const body = pipeline(blob.body, fill.tap(), () => {});
-          let id: string | undefined;
-          try {
-            id = await this.deps.registry.uploads.start(namespace);
-            await this.deps.registry.uploads.complete(namespace, id, digest, body, {});
-          } catch (error) {
-            blob.body.destroy();
-            if (id !== undefined) await this.deps.registry.uploads.cancel(namespace, id).catch(() => {});
-            if (isUpstreamError(error)) {
-              this.deps.upstreams.record(repository, `blob ${namespace}@${text}`, error);
-            }
-            throw error;
-          }
-          this.deps.logger.info('blob cached', { namespace, digest: text, upstream: asked.upstream.url });
-          fill.stored();
-        },
-        signal === undefined ? {} : { signal },
-      );
+      // The fill lock only keeps replicas from fetching one blob twice: what a fill stores is
+      // verified and committed atomically, whoever else fetches it. So a fill that outlives its
+      // lock (S3's max_hold_secs against a multi-GiB layer from a slow upstream) goes on to the end
+      // instead of failing every client streaming from it; at worst another replica fetches too.
+      let fetching: Promise<void> | undefined;
+      try {
+        await this.deps.locks.withLocks(
+          [blobFillLockKey(digest)],
+          () => {
+            fetching = this.#fetchAndStore(namespace, repository, digest, fill, signal);
+            return fetching;
+          },
+          signal === undefined ? {} : { signal },
+        );
+      } catch (error) {
+        if (!(error instanceof LockLostError) || fetching === undefined) throw error;
+        this.deps.logger.warn('blob fill outlived its lock; it goes on', {
+          namespace,
+          digest: text,
+          reason: error.message,
+        });
+        await fetching;
+      }
     } catch (error) {
       fill.failed(error);
       throw error;
@@ -243,6 +234,47 @@ export class BlobFiller {
       this.#running--;
       this.deps.metrics.fillsInFlight.dec();
     }
+  }
+
+  /**
+   * Nothing to do when the namespace already holds the blob (another replica filled it while this
+   * one waited for the lock); otherwise the first upstream that has it streams it, verified,
+   * through the core's upload path into storage.
+   */
+  async #fetchAndStore(
+    namespace: string,
+    repository: string,
+    digest: DigestParts,
+    fill: BlobFill,
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    const text = formatDigest(digest);
+    if (await this.#isStored(namespace, digest)) {
+      fill.stored();
+      return;
+    }
+    const asked = await this.deps.upstreams.ask(repository, `blob ${namespace}@${text}`, (client) =>
+      client.getBlob(namespace, text, signal === undefined ? {} : { signal }),
+    );
+    if (asked.kind === 'not-found') throw new OciError('BLOB_UNKNOWN', { digest: text });
+    if (asked.kind === 'failed') throw unavailable(asked.errors);
+    const blob = asked.value;
+    fill.begin(blob.size);
+    const body = pipeline(blob.body, fill.tap(), () => {});
+    let id: string | undefined;
+    try {
+      id = await this.deps.registry.uploads.start(namespace);
+      await this.deps.registry.uploads.complete(namespace, id, digest, body, {});
+    } catch (error) {
+      blob.body.destroy();
+      if (id !== undefined) await this.deps.registry.uploads.cancel(namespace, id).catch(() => {});
+      if (isUpstreamError(error)) {
+        this.deps.upstreams.record(repository, `blob ${namespace}@${text}`, error);
+      }
+      throw error;
+    }
+    this.deps.logger.info('blob cached', { namespace, digest: text, upstream: asked.upstream.url });
+    fill.stored();
   }
 
   async #isStored(namespace: string, digest: DigestParts): Promise<boolean> {

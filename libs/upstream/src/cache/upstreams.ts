@@ -1,6 +1,5 @@
-import type { Config, UpstreamConfig } from '@angos/config';
+import { type Config, repositoryKeyFor, type UpstreamConfig } from '@angos/config';
 import type { Logger } from '@angos/observability';
-import { repositoryKeyFor } from '@angos/registry';
 import { UpstreamClient } from '../client.js';
 import { isUpstreamError, type UpstreamError } from '../errors.js';
 import type { UpstreamTimeouts } from '../transport.js';

@@ -53,6 +53,17 @@ const SERVICE_FLAGS: readonly FlagSpec[] = [
   },
 ];
 
+/** `angos pull-through-cache`: the service flags, with its own default port. */
+const PULL_THROUGH_CACHE_FLAGS: readonly FlagSpec[] = [
+  {
+    name: 'listen',
+    type: 'string',
+    value: '<host:port>',
+    describe: 'Address to listen on, HOST:PORT (default: [server] bind_address, port 8003)',
+    supported: true,
+  },
+];
+
 const DURATION = '<duration>';
 
 /** `angos scrub`, in the order of the CLI reference. */
@@ -159,8 +170,9 @@ const SCRUB_FLAGS: readonly FlagSpec[] = [
   {
     name: 'cache-orphans',
     type: 'boolean',
-    describe: 'Delete cache jobs whose repository is no longer configured for pull-through',
-    supported: false,
+    describe:
+      'Delete cache jobs (pending and dead-lettered) whose repository is no longer configured for pull-through',
+    supported: true,
   },
   {
     name: 'orphan-grants',
@@ -218,6 +230,11 @@ export const COMMANDS: readonly CommandSpec[] = [
     name: 'gateway',
     describe: 'Run the gateway in front of registry-api (split deployment)',
     flags: SERVICE_FLAGS,
+  },
+  {
+    name: 'pull-through-cache',
+    describe: 'Run the pull-through cache service behind a gateway (split deployment)',
+    flags: PULL_THROUGH_CACHE_FLAGS,
   },
   {
     name: 'scrub',

@@ -22,6 +22,7 @@ interface ScrubOptions extends GlobalOptions {
   'reconcile-blob-index'?: boolean;
   'orphan-grants'?: string;
   'orphan-namespaces'?: boolean;
+  'cache-orphans'?: boolean;
 }
 
 const SCRUB = commandSpec('scrub');
@@ -75,6 +76,7 @@ async function runScrub(options: ScrubOptions): Promise<void> {
       orphanGrants: orphanGrantsSecs !== undefined,
       orphanGrantsOlderThanMs: orphanGrantsSecs === undefined ? undefined : orphanGrantsSecs * 1000,
       orphanNamespaces: options['orphan-namespaces'],
+      cacheOrphans: options['cache-orphans'],
     };
     if (!CHECK_FLAGS.some(({ name }) => name !== 'multipart' && asked(name))) return;
     const { summary, exitCode } = await scrubStore(config, request, logger);

@@ -7,9 +7,45 @@ import {
   parseReference,
   type Reference,
 } from '@angos/oci';
-import type { StoredManifest } from '@angos/registry';
+import { parseSourceTimestamp, type StoredManifest } from '@angos/registry';
+import type { LocalChange } from '@angos/replication';
 import { readBoundedBody } from '../request.js';
 import { type RouteContext, sendEmpty } from '../route-context.js';
+
+/**
+ * The honoured `X-Angos-Source-Timestamp` of a replicated write (the gateway forwards it only for
+ * callers allowed to replicate): its text and ms. A malformed one means no last-writer-wins.
+ */
+function sourceTime(ctx: RouteContext): { text: string; ms: number } | undefined {
+  const text = ctx.sourceTimestamp;
+  if (text === undefined) return undefined;
+  const ms = parseSourceTimestamp(text);
+  if (ms !== undefined) return { text, ms };
+  ctx.logger.warn('source timestamp ignored', { reason: 'not an RFC 3339 time', value: text.slice(0, 64) });
+  return undefined;
+}
+
+/**
+ * Queues the replication of a durable change. A failure to queue answers 503 (the write itself
+ * stands): a client pushes again, and that push, dated now, is queued afresh.
+ */
+async function announce(ctx: RouteContext, change: LocalChange): Promise<void> {
+  if (ctx.replication === undefined) return;
+  try {
+    await ctx.replication.changed(change);
+  } catch (error) {
+    ctx.logger.error('replication not queued', {
+      namespace: change.namespace,
+      change: change.change,
+      tags: change.tags,
+      digest: change.digest,
+      error: String(error),
+    });
+    throw new OciError('UNAVAILABLE', {
+      reason: 'the write is stored, but its replication could not be queued: repeat it',
+    });
+  }
+}
 
 /** PUT /v2/<name>/manifests/<reference>[?tag=…] */
 export async function putManifest(
@@ -21,14 +57,27 @@ export async function putManifest(
   const limit = ctx.config.global.max_manifest_size;
   const body = await readBoundedBody(ctx.req, limit, () => new OciError('MANIFEST_TOO_LARGE', { limit }));
   const tagParams = ctx.query.getAll('tag');
+  const source = sourceTime(ctx);
   const pushed = await ctx.registry.manifests.put(
     namespace,
     reference,
     body,
     ctx.req.headers['content-type'],
     tagParams,
+    { sourceTimestampMs: source?.ms },
   );
   const digest = formatDigest(pushed.digest);
+  // A write that changed nothing (a replicated write replayed, or echoed back by a peer) is not
+  // forwarded: each change crosses each replication edge once, plus one no-op.
+  if (pushed.changed) {
+    await announce(ctx, {
+      namespace,
+      change: 'push',
+      tags: reference.kind === 'tag' ? [reference.tag] : [...new Set(tagParams)],
+      digest,
+      sourceTimestamp: source?.text,
+    });
+  }
   const headers: Record<string, string> = {
     Location: `/v2/${namespace}/manifests/${digest}`,
     'Docker-Content-Digest': digest,
@@ -93,7 +142,16 @@ export async function deleteManifest(
   namespace: string,
   referenceText: string,
 ): Promise<void> {
-  await ctx.registry.manifests.delete(namespace, parseLookupReference(referenceText));
+  const reference = parseLookupReference(referenceText);
+  const source = sourceTime(ctx);
+  await ctx.registry.manifests.delete(namespace, reference, { sourceTimestampMs: source?.ms });
+  await announce(ctx, {
+    namespace,
+    change: 'delete',
+    tags: reference.kind === 'tag' ? [reference.tag] : [],
+    digest: reference.kind === 'digest' ? formatDigest(reference.digest) : undefined,
+    sourceTimestamp: source?.text,
+  });
   sendEmpty(ctx.res, 202, {});
 }
 

@@ -1,0 +1,12 @@
+export { DownstreamClient, type WriteOutcome } from './client.js';
+export { eventDownstreams, findDownstream, matchesFilter, pushesOnEvents } from './downstreams.js';
+export { createReplicationEvents, type LocalChange, type ReplicationEvents } from './enqueue.js';
+export { type ReplicationHandlerDeps, replicationHandler } from './handler.js';
+export { type ReplicationOutcome, recordOutcome } from './metrics.js';
+export {
+  parseReplicationPayload,
+  REPLICATION_JOB_KIND,
+  REPLICATION_QUEUE,
+  type ReplicationPayload,
+  replicationLockKey,
+} from './payload.js';
