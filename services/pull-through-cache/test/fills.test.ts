@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { stat, writeFile } from 'node:fs/promises';
-import { type IncomingMessage, request } from 'node:http';
+import { type IncomingMessage, } from 'node:http';
 import { JobRunner } from '@angos/jobs';
 import { MemoryLockManager } from '@angos/lock';
 import {
@@ -16,6 +16,7 @@ import {
   accessLogCount,
   MANIFEST_ACCEPT,
   metricValue,
+  open,
   type SeededImage,
   seedImage,
   startCache,
@@ -46,15 +47,6 @@ async function isCached(cache: TestCache, namespace: string, digest: string): Pr
     () => true,
     () => false,
   );
-}
-
-/** A streaming GET: the response, once its headers are in. */
-function open(url: string, headers: Record<string, string> = {}): Promise<IncomingMessage> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { headers, agent: false }, resolve);
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 /** Hashes a response to its end; rejects when it is cut short. */

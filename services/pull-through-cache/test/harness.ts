@@ -1,5 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import { request, type Server } from 'node:http';
+import { type IncomingMessage, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -191,6 +191,15 @@ function sendOnce(
         });
       });
     });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** A streaming GET: the response, once its headers are in. */
+export function open(url: string, headers: Record<string, string> = {}): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { headers, agent: false }, resolve);
     req.on('error', reject);
     req.end();
   });
