@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { stat, writeFile } from 'node:fs/promises';
-import { type IncomingMessage, } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { JobRunner } from '@angos/jobs';
 import { MemoryLockManager } from '@angos/lock';
 import {
