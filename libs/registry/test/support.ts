@@ -15,6 +15,7 @@ import { silentLogger } from '@angos/observability';
 import { type DigestParts, parseDigest, parseReference } from '@angos/oci';
 import {
   type BlobStore,
+  createStores,
   FsBlobStore,
   FsMetadataStore,
   MemoryBlobStore,
@@ -31,6 +32,18 @@ export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
 export function digestOf(data: string): DigestParts {
   return parseDigest(`sha256:${createHash('sha256').update(data).digest('hex')}`);
+}
+
+/** A registry on memory stores, with memory locks unless given others, and the smallest configuration. */
+export function memoryRegistry(locks: LockManager = new MemoryLockManager()): Registry {
+  const config = configOf();
+  return createRegistry({
+    // createStores: key-validated, as `angos server` opens them.
+    ...createStores({ blob: { kind: 'memory' }, metadata: { kind: 'memory' } }),
+    locks,
+    config: () => config,
+    logger: silentLogger,
+  });
 }
 
 /** One call to hold: it runs, then waits before returning until `release()`. */
