@@ -30,6 +30,7 @@ export { createTestCa, type Issued, type IssueOptions, type TestCa } from './pki
 export { freePort, freePortRange, portIsFree } from './ports.js';
 export { type SeenRequest, startProxy, type TestProxy } from './proxy.js';
 export { pushLayout } from './push-layout.js';
+export { random } from './random.js';
 export { type RedisServer, startRedisServer } from './redis-server.js';
 export { angosLauncher, cliEntry, moduleTracePreload, repoRoot } from './repo-root.js';
 export { type RgwOptions, restartRgwGateway, rgwDataDir, type S3Endpoint, startRgw, stopRgw } from './rgw.js';
