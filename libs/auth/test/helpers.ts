@@ -4,6 +4,7 @@ import { type CryptoKey, exportJWK, generateKeyPair, type JWK, type JWTPayload, 
 import { Argon2Pool, type Argon2PoolLimits } from '../src/authenticate/argon2-pool.js';
 import { FailedPasswords, type PasswordChecks, VerifiedPasswords } from '../src/authenticate/basic.js';
 import { FailedAttempts } from '../src/authenticate/failed-attempts.js';
+import type { ClientRequestDetails } from '../src/webhook/headers.js';
 
 export interface Running {
   readonly url: string;
@@ -15,6 +16,15 @@ export function serve(
 ): Promise<Running & { server: Server }> {
   return listenOnFreePort(createServer(handler));
 }
+
+/** The client details of a plain pull request, as the gateway hands them to authorization. */
+export const CLIENT: ClientRequestDetails = {
+  method: 'GET',
+  uri: '/v2/team/manifests/v1',
+  host: 'h',
+  proto: 'http',
+  headers: {},
+};
 
 export interface SigningKey {
   readonly kid: string;
