@@ -160,5 +160,6 @@ rules = ["has(identity.certificate) && 'Platform' in identity.certificate.organi
     const mismatch = await runAngos(['-c', ws().configPath, 'server', '--listen', '127.0.0.1:0']);
     expect(mismatch.code).toBe(1);
     expect(mismatch.stderr).toContain('server.tls: unusable certificate or key');
-  });
+    // Two `angos` processes start and exit: seconds each on a loaded machine.
+  }, 60_000);
 });
