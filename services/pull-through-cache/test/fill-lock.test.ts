@@ -61,9 +61,8 @@ class FillLockLostAfter implements LockManager {
     });
   }
 
-  observe(observer: LockObserver): void {
-    this.#inner.observe(observer);
-  }
+  /** The memory manager has no retries or recoveries to report. */
+  observe(_observer: LockObserver): void {}
 
   close(): Promise<void> {
     return this.#inner.close();
