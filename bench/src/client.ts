@@ -26,6 +26,8 @@ export function send(
     agent?: Agent;
     /** The source address to connect from (any 127.0.0.0/8 address reaches a loopback server). */
     localAddress?: string;
+    /** Called when the first byte of the response body arrives. */
+    onFirstByte?: () => void;
   } = {},
 ): Promise<Reply & { bytes: number }> {
   return new Promise((resolve, reject) => {
@@ -39,6 +41,8 @@ export function send(
       const chunks: Buffer[] = [];
       let bytes = 0;
       res.on('data', (chunk: Buffer) => {
+        // A redirect's body is not the blob.
+        if (bytes === 0 && (res.statusCode ?? 0) < 300) options.onFirstByte?.();
         bytes += chunk.length;
         if (!options.discard) chunks.push(chunk);
       });
@@ -148,16 +152,20 @@ export async function pushChunked(
   );
 }
 
-/** GETs a blob, counting bytes; follows a redirect to the storage (S3) as clients do. */
+/**
+ * GETs a blob, counting bytes; follows a redirect to the storage (S3) as clients do.
+ * `onFirstByte` is called when the first byte of the blob arrives.
+ */
 export async function pullBlob(
   base: string,
   namespace: string,
   digest: string,
   headers: Record<string, string> = {},
+  onFirstByte?: () => void,
 ): Promise<number> {
-  let reply = await send(`${base}/v2/${namespace}/blobs/${digest}`, 'GET', { discard: true, headers });
-  if (reply.status === 307)
-    reply = await send(absolute(base, reply.headers.location), 'GET', { discard: true });
+  const options = { discard: true, ...(onFirstByte === undefined ? {} : { onFirstByte }) };
+  let reply = await send(`${base}/v2/${namespace}/blobs/${digest}`, 'GET', { ...options, headers });
+  if (reply.status === 307) reply = await send(absolute(base, reply.headers.location), 'GET', options);
   expectStatus(reply, 200, 'pull');
   return reply.bytes;
 }

@@ -2,8 +2,10 @@
 /**
  * `pnpm bench`: runs this registry and CNCF distribution side by side on loopback, with the same
  * client and the same data, and prints the median of each scenario with the ratio ours/theirs.
- * Then the job queue scenario (jobs.ts, `--jobs N`, `--job-drain-limit SECS`), on fs and on the
- * same RGW as angos-s3.
+ * Then the pull-through cache scenario (pull-through.ts, `--cache-clients N`): the angos subjects
+ * as caches and distribution in proxy mode, in front of one upstream distribution. Then the job
+ * queue scenario (jobs.ts, `--jobs N`, `--job-drain-limit SECS`), on fs and on the same RGW as
+ * angos-s3.
  * A benchmark, not a test: it asserts nothing beyond "the registry answered correctly".
  */
 import { execFileSync } from 'node:child_process';
@@ -13,8 +15,16 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { repoRoot, type S3TestServer, startS3TestServer } from '@angos/test-support';
 import { benchJobQueue, type JobQueueFigures, jobQueueTable } from './jobs.js';
+import {
+  benchPullThrough,
+  PULL_THROUGH_SCENARIO,
+  PULL_THROUGH_SUBJECTS,
+  type PullThroughFigures,
+  pullThroughTable,
+} from './pull-through.js';
 import { totalRss } from './rss.js';
 import { type Scenario, scenarios, scratchDir, warmUp } from './scenarios.js';
+import { median } from './stats.js';
 import { SUBJECT_NAMES, type Subject, type SubjectName, startSubject } from './subjects.js';
 
 type S3Endpoint = Omit<S3TestServer, 'stop'>;
@@ -26,12 +36,6 @@ interface Figures {
   /** scenario name → subject name → the figure of each round */
   rounds: Record<string, Record<string, number[]>>;
   memory: Record<string, { idleMiB: number; peakMiB: number; afterLoadMiB: number }>;
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = Math.floor(sorted.length / 2);
-  return sorted.length % 2 ? sorted[middle]! : (sorted[middle - 1]! + sorted[middle]!) / 2;
 }
 
 function available(command: string): boolean {
@@ -141,6 +145,7 @@ async function main(): Promise<void> {
       quick: { type: 'boolean', default: false },
       jobs: { type: 'string' },
       'job-drain-limit': { type: 'string', default: '600' },
+      'cache-clients': { type: 'string', default: '10' },
     },
   });
   const quick = values.quick ?? false;
@@ -175,6 +180,10 @@ async function main(): Promise<void> {
   // The job queue is no registry endpoint: its scenario drives libs/jobs in-process, after the subjects.
   const jobQueueScenario = only === undefined || JOB_QUEUE_SCENARIO.includes(only);
   const jobCount = Number(values.jobs ?? (quick ? 2000 : 10_000));
+  // The pull-through cache is measured on subjects of its own (caches in front of an upstream).
+  const pullThroughScenario = only === undefined || PULL_THROUGH_SCENARIO.includes(only);
+  const cacheSubjects = subjects.filter((name) => PULL_THROUGH_SUBJECTS.includes(name));
+  const cacheClients = Number(values['cache-clients']);
   if (list.length > 0) {
     for (const tool of ['wrk', 'ab', 'skopeo']) {
       if (!available(tool)) throw new Error(`${tool} is required: apt-get install ${tool}`);
@@ -188,11 +197,32 @@ async function main(): Promise<void> {
   };
   const figures: Figures = { rounds: {}, memory: {} };
   const jobFigures: JobQueueFigures[] = [];
+  let cacheFigures: PullThroughFigures[] = [];
   try {
     if (list.length > 0) {
       for (const name of subjects) {
         process.stderr.write(`${name}\n`);
         await measure(name, list, rounds, figures, s3);
+      }
+    }
+    if (pullThroughScenario && cacheSubjects.length > 0) {
+      if (!available('docker-registry')) {
+        process.stderr.write(
+          `docker-registry is not installed (apt-get install docker-registry): skipping the ${PULL_THROUGH_SCENARIO}, which needs it as the upstream\n`,
+        );
+      } else {
+        const without = subjects.filter((name) => !cacheSubjects.includes(name));
+        const note = without.length > 0 ? ` (${without.join(', ')}: no cache form here)` : '';
+        process.stderr.write(`${PULL_THROUGH_SCENARIO}: ${cacheSubjects.join(', ')}${note}\n`);
+        cacheFigures = await benchPullThrough(cacheSubjects, {
+          layerMiB: quick ? 16 : 256,
+          smallLayerMiB: quick ? 1 : 4,
+          clients: cacheClients,
+          rounds,
+          dataDir,
+          workDir,
+          log: (line) => process.stderr.write(`${line}\n`),
+        });
       }
     }
     if (jobQueueScenario) {
@@ -212,6 +242,11 @@ async function main(): Promise<void> {
   const machine = `${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
   const sections = [
     ...(list.length > 0 ? [table(list, subjects, figures)] : []),
+    ...(cacheFigures.length > 0
+      ? [
+          `Pull-through cache: an upstream distribution holds two images, each a ${quick ? 16 : 256} MiB layer, three ${quick ? 1 : 4} MiB layers and a config; every round starts the cache empty. Cold and warm pull: one client pulls the first image twice, as docker does (manifest by tag, then 3 blobs at a time). Then ${cacheClients} clients pull the second image at once. Upstream figures from its access log; GET and request counts are the range over rounds.\n\n${pullThroughTable(cacheFigures, { clients: cacheClients, layerMiB: quick ? 16 : 256 })}`,
+        ]
+      : []),
     ...(jobFigures.length > 0
       ? [
           `Job queue (libs/jobs in-process, one runner, pool of 4, memory lock, 1 s poll): enqueue and drain ${jobCount} no-op jobs; one pending-gauge refresh at that depth.\n\n${jobQueueTable(jobFigures)}`,
@@ -224,7 +259,11 @@ async function main(): Promise<void> {
   await mkdir(results, { recursive: true });
   await writeFile(
     join(results, `${date.replace(/[:.]/g, '-')}.json`),
-    JSON.stringify({ date, machine, rounds, quick, figures, jobQueue: jobFigures }, null, 2),
+    JSON.stringify(
+      { date, machine, rounds, quick, figures, pullThrough: cacheFigures, jobQueue: jobFigures },
+      null,
+      2,
+    ),
   );
   await writeFile(join(results, 'latest.md'), text);
 }

@@ -16,3 +16,22 @@ export async function totalRss(pids: readonly number[]): Promise<number> {
   for (const pid of pids) total += await rssOf(pid);
   return total;
 }
+
+/** Samples the total RSS of `pids` every 100 ms until `stop`, which gives the peak in bytes. */
+export function sampleRss(pids: readonly number[]): { stop(): Promise<number> } {
+  let peak = 0;
+  let sampling = true;
+  const sampler = (async () => {
+    while (sampling) {
+      peak = Math.max(peak, await totalRss(pids));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  })();
+  return {
+    async stop() {
+      sampling = false;
+      await sampler;
+      return peak;
+    },
+  };
+}

@@ -45,7 +45,7 @@ export interface ScenarioOptions {
   readonly workDir: string;
 }
 
-async function timed(work: () => Promise<unknown>): Promise<number> {
+export async function timed(work: () => Promise<unknown>): Promise<number> {
   const start = process.hrtime.bigint();
   await work();
   return Number(process.hrtime.bigint() - start) / 1e9;
@@ -73,7 +73,7 @@ async function abHeadRate(url: string, seconds: number): Promise<number> {
  * Writes dirty pages back before a timed transfer: otherwise the previous round's gigabyte is
  * flushed during this one, and whichever subject ran after the bigger write looks slower.
  */
-async function settleDisk(): Promise<void> {
+export async function settleDisk(): Promise<void> {
   await run('sync', []);
 }
 

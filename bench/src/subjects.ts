@@ -1,9 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, repoRoot, type S3Endpoint } from '@angos/test-support';
+import { freePort, repoRoot, type S3Endpoint, startRedisServer } from '@angos/test-support';
 
 /**
  * The identity angos subjects are configured with (`[auth.identity.bench]`), for the scenarios
@@ -43,7 +43,7 @@ export async function startSubject(name: SubjectName, s3: () => Promise<S3Endpoi
   }
 }
 
-async function waitReady(url: string, children: ChildProcess[]): Promise<void> {
+export async function waitReady(url: string, children: ChildProcess[]): Promise<void> {
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {
     if (children.some((child) => child.exitCode !== null)) throw new Error(`${url}: process exited`);
@@ -58,15 +58,22 @@ async function waitReady(url: string, children: ChildProcess[]): Promise<void> {
   throw new Error(`${url}: not ready after 20 s`);
 }
 
-function launch(command: string, args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
+function launch(
+  command: string,
+  args: string[],
+  env: NodeJS.ProcessEnv = process.env,
+  stdout?: number,
+): ChildProcess {
   // Logs are discarded: a benchmark measures, it does not debug (RUST_LOG=warn keeps angos quiet).
+  // `stdout`, a file descriptor, keeps what a process writes there (distribution's access log).
+  const discard = process.env.BENCH_DEBUG ? 'inherit' : 'ignore';
   return spawn(command, args, {
-    stdio: process.env.BENCH_DEBUG ? 'inherit' : 'ignore',
+    stdio: ['ignore', stdout ?? discard, discard],
     env: { ...env, RUST_LOG: 'warn' },
   });
 }
 
-async function stopAll(children: ChildProcess[], dir: string): Promise<void> {
+async function stopAll(children: ChildProcess[], dir: string, after?: () => Promise<void>): Promise<void> {
   await Promise.all(
     children.map(
       (child) =>
@@ -81,10 +88,23 @@ async function stopAll(children: ChildProcess[], dir: string): Promise<void> {
         }),
     ),
   );
+  await after?.();
   await rm(dir, { recursive: true, force: true });
 }
 
 type Deployment = 'fs' | 'split' | S3Endpoint;
+
+/** What the pull-through cache scenario adds to a subject. */
+export interface AngosExtras {
+  /** More TOML: the repositories with upstreams. */
+  readonly toml?: string;
+  /**
+   * Split only: `angos pull-through-cache` beside registry-api, the gateway routing the cache
+   * namespaces to it. Both write the fs metadata, so they share a Redis lock (a redis-server the
+   * subject starts and stops; it is not among the measured processes).
+   */
+  readonly pullThroughCache?: boolean;
+}
 
 /** `[blob_store.*]`: the fs root under `dir`, or the S3 bucket (metadata goes along with the blob store). */
 function storageSection(deployment: Deployment, dir: string): string {
@@ -100,44 +120,64 @@ function storageSection(deployment: Deployment, dir: string): string {
   ].join('\n');
 }
 
-async function startAngos(deployment: Deployment): Promise<Subject> {
+export async function startAngos(deployment: Deployment, extras: AngosExtras = {}): Promise<Subject> {
   const split = deployment === 'split';
+  const withCacheService = split && extras.pullThroughCache === true;
   const dir = await mkdtemp(join(tmpdir(), 'angos-bench-'));
   const port = await freePort();
   const apiPort = await freePort();
+  const cachePort = await freePort();
   const token = randomBytes(24).toString('hex');
-  const config = join(dir, 'config.toml');
-  await writeFile(
-    config,
-    [
-      `[server]\nbind_address = "127.0.0.1"\nport = ${port}`,
-      storageSection(deployment, dir),
-      '[global.access_policy]\ndefault = "allow"',
-      `[auth.identity.bench]\nusername = "${BENCH_USER.username}"\npassword = "${BENCH_USER.hash}"`,
-      split
-        ? `[services]\nregistry_api_url = "http://127.0.0.1:${apiPort}"\ninternal_token = "${token}"`
-        : '',
-    ].join('\n'),
-  );
+  const redis = withCacheService ? await startRedisServer() : undefined;
   // The `angos` command as users run it, with the Node flags it ships with.
   const angos = join(repoRoot(), 'services', 'cli', 'bin', 'angos');
   const children: ChildProcess[] = [];
-  if (split) {
-    children.push(launch(angos, ['-c', config, 'registry-api', '--listen', `127.0.0.1:${apiPort}`]));
-    await waitForPort(apiPort);
-    children.push(launch(angos, ['-c', config, 'gateway']));
-  } else {
-    children.push(launch(angos, ['-c', config, 'server']));
+  const stop = () => stopAll(children, dir, redis?.stop);
+  try {
+    const config = join(dir, 'config.toml');
+    await writeFile(
+      config,
+      [
+        `[server]\nbind_address = "127.0.0.1"\nport = ${port}`,
+        storageSection(deployment, dir),
+        redis
+          ? `[metadata_store.fs]\nroot_dir = "${join(dir, 'data')}"\n[metadata_store.fs.lock_strategy.redis]\nurl = "${redis.url}"\nttl = 10`
+          : '',
+        '[global.access_policy]\ndefault = "allow"',
+        `[auth.identity.bench]\nusername = "${BENCH_USER.username}"\npassword = "${BENCH_USER.hash}"`,
+        split
+          ? `[services]\nregistry_api_url = "http://127.0.0.1:${apiPort}"\ninternal_token = "${token}"`
+          : '',
+        withCacheService ? `pull_through_cache_url = "http://127.0.0.1:${cachePort}"` : '',
+        extras.toml ?? '',
+      ].join('\n'),
+    );
+    if (split) {
+      children.push(launch(angos, ['-c', config, 'registry-api', '--listen', `127.0.0.1:${apiPort}`]));
+      await waitForPort(apiPort);
+      if (withCacheService) {
+        children.push(
+          launch(angos, ['-c', config, 'pull-through-cache', '--listen', `127.0.0.1:${cachePort}`]),
+        );
+        await waitForPort(cachePort);
+      }
+      children.push(launch(angos, ['-c', config, 'gateway']));
+    } else {
+      children.push(launch(angos, ['-c', config, 'server']));
+    }
+    const url = `http://127.0.0.1:${port}`;
+    await waitReady(url, children);
+    return {
+      name: split ? 'angos-split' : typeof deployment === 'string' ? 'angos' : 'angos-s3',
+      url,
+      host: `127.0.0.1:${port}`,
+      pids: children.map((child) => child.pid!),
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
   }
-  const url = `http://127.0.0.1:${port}`;
-  await waitReady(url, children);
-  return {
-    name: split ? 'angos-split' : typeof deployment === 'string' ? 'angos' : 'angos-s3',
-    url,
-    host: `127.0.0.1:${port}`,
-    pids: children.map((child) => child.pid!),
-    stop: () => stopAll(children, dir),
-  };
 }
 
 async function waitForPort(port: number): Promise<void> {
@@ -153,8 +193,15 @@ async function waitForPort(port: number): Promise<void> {
   throw new Error(`port ${port}: not listening after 20 s`);
 }
 
+export interface DistributionOptions {
+  /** `proxy: remoteurl:`: distribution's pull-through mode, in front of this registry. */
+  readonly proxyOf?: string;
+  /** Appends the access log (distribution writes it to stdout) to this file, to count requests. */
+  readonly accessLogPath?: string;
+}
+
 /** CNCF distribution 2.8 (Debian's docker-registry) on fs, configured as plainly as possible. */
-async function startDistribution(): Promise<Subject> {
+export async function startDistribution(options: DistributionOptions = {}): Promise<Subject> {
   const dir = await mkdtemp(join(tmpdir(), 'distribution-bench-'));
   const port = await freePort();
   const config = join(dir, 'config.yml');
@@ -165,7 +212,7 @@ async function startDistribution(): Promise<Subject> {
       'log:',
       '  level: error',
       '  accesslog:',
-      '    disabled: true',
+      `    disabled: ${options.accessLogPath === undefined}`,
       'storage:',
       '  filesystem:',
       `    rootdirectory: ${join(dir, 'data')}`,
@@ -173,19 +220,29 @@ async function startDistribution(): Promise<Subject> {
       '    enabled: true',
       'http:',
       `  addr: 127.0.0.1:${port}`,
+      ...(options.proxyOf === undefined ? [] : ['proxy:', `  remoteurl: ${options.proxyOf}`]),
       '',
     ].join('\n'),
   );
   // It reads REGISTRY_* variables as configuration overrides; keep the environment out.
   const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('REGISTRY_')));
-  const children = [launch('docker-registry', ['serve', config], env)];
+  const accessLog = options.accessLogPath === undefined ? undefined : await open(options.accessLogPath, 'a');
+  const children = [launch('docker-registry', ['serve', config], env, accessLog?.fd)];
+  // The child has its own copy of the descriptor.
+  await accessLog?.close();
+  const stop = () => stopAll(children, dir);
   const url = `http://127.0.0.1:${port}`;
-  await waitReady(url, children);
+  try {
+    await waitReady(url, children);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
   return {
     name: 'distribution',
     url,
     host: `127.0.0.1:${port}`,
     pids: children.map((c) => c.pid!),
-    stop: () => stopAll(children, dir),
+    stop,
   };
 }

@@ -4,13 +4,13 @@ import { createHttpServer, type Handler, healthHandler, sendText } from '@angos/
 import { type Enqueue, type JobQueue, JobRunner, recordJobFinished, startQueueGauges } from '@angos/jobs';
 import { createLogger, createMetrics, type Logger } from '@angos/observability';
 import { PullThroughCache } from '@angos/upstream';
-import { openRegistry } from './compose.js';
 import { drain } from './drain.js';
 import { CliError } from './errors.js';
 import { startJobDrain } from './job-drain.js';
 import { gaugeSettings, JOB_QUEUE_NAMES, type JobQueueName, jobHandlers, jobPools } from './jobs.js';
 import { type ListenAddress, listenOn, parseListen } from './listen.js';
 import { createLiveConfig } from './live-config.js';
+import { openRegistry } from './open-storage.js';
 import { ServedJobQueue } from './served-queue.js';
 import { logWarning } from './service.js';
 

@@ -63,6 +63,8 @@ export interface ScrubSoakReport {
   excusedPulls: number;
   /** `angos scrub` runs, the two final ones included. */
   scrubRuns: number;
+  /** Of those, the runs handed off to a server (`fs-memory`: every one). */
+  handedOffRuns: number;
   /** Runs that exited non-zero or logged a failed repair or check. */
   scrubFailures: string[];
   /** Repairs the runs logged, by `check action`. */
@@ -168,6 +170,7 @@ class ScrubSoak {
       blobPulls: 0,
       excusedPulls: 0,
       scrubRuns: 0,
+      handedOffRuns: 0,
       scrubFailures: [],
       repairs: {},
       retentionDeletes: 0,
@@ -459,6 +462,7 @@ export async function soakScrub(options: ScrubSoakOptions): Promise<ScrubSoakRep
       for (const replica of cluster.replicas) await soak.pull(tag, replica.url, true);
     }
     report.deadReplicas = [...new Set([...report.deadReplicas, ...cluster.dead()])];
+    report.handedOffRuns = cluster.replicas.reduce((sum, replica) => sum + replica.handoffs(), 0);
     if (options.logDir) {
       for (const replica of cluster.replicas)
         await writeFile(join(options.logDir, `replica-${replica.name}.log`), replica.output.toString());
