@@ -5,8 +5,8 @@ import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseConfig } from '@angos/config';
 import { silentLogger } from '@angos/observability';
-import { type RedisServer, skipWithout, startRedisServer } from '@angos/test-support';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { skipWithout } from '@angos/test-support';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { INSTANCE_LOCK_DIR } from '../src/instance-lock.js';
 import { holdInstanceLock } from '../src/open-storage.js';
 import {
@@ -16,6 +16,7 @@ import {
   logRecords,
   runAngos,
   startAngos,
+  useRedisServer,
   useWorkspace,
   waitForHttp,
 } from './helpers.js';
@@ -214,13 +215,7 @@ describe('instance lock (fs metadata, memory lock strategy)', () => {
 const skipRedis = skipWithout('the instance lock test with the Redis lock', 'redis-server');
 
 describe.skipIf(skipRedis)('no instance lock with the Redis lock strategy', () => {
-  let redis: RedisServer;
-  beforeAll(async () => {
-    redis = await startRedisServer();
-  }, 30_000);
-  afterAll(async () => {
-    await redis?.stop();
-  });
+  const redis = useRedisServer();
 
   it('two servers and a repairing scrub share the directory', async () => {
     const configPath = join(ws().dir, 'redis.toml');
@@ -233,7 +228,7 @@ describe.skipIf(skipRedis)('no instance lock with the Redis lock strategy', () =
           '[global.access_policy]',
           'default = "allow"',
           '[metadata_store.fs.lock_strategy.redis]',
-          `url = "${redis.url}"`,
+          `url = "${redis().url}"`,
           'ttl = 5',
           'key_prefix = "instance-lock-test"',
         ].join('\n'),
