@@ -1,12 +1,11 @@
 import type { IncomingMessage } from 'node:http';
 import type { Config } from '@angos/config';
 import { createMetrics, silentLogger } from '@angos/observability';
-import { skipWithout } from '@angos/test-support';
+import { configOf, skipWithout } from '@angos/test-support';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Auth, createAuth } from '../src/auth.js';
 import type { AccessRequest } from '../src/request.js';
-import type { ClientRequestDetails } from '../src/webhook/headers.js';
-import { configOf, type Running, serve, startIssuer, type TestIssuer } from './helpers.js';
+import { CLIENT, type Running, serve, startIssuer, type TestIssuer } from './helpers.js';
 import { type RedisServer, startRedis } from './redis-server.js';
 
 const ALICE_HASH =
@@ -36,13 +35,6 @@ function request(authorization?: string): IncomingMessage {
   } as unknown as IncomingMessage;
 }
 
-const client: ClientRequestDetails = {
-  method: 'GET',
-  uri: '/v2/team/manifests/v1',
-  host: 'h',
-  proto: 'http',
-  headers: {},
-};
 const pull: AccessRequest = { action: 'get-manifest', namespace: 'team', reference: 'v1' };
 const basic = (user: string, password: string) =>
   `Basic ${Buffer.from(`${user}:${password}`).toString('base64')}`;
@@ -53,7 +45,7 @@ describe('createAuth', () => {
     const auth = authFor(() => config);
     const before = await auth.authenticate(request(basic('alice', 'alice-secret')));
     expect(before.username).toBeUndefined();
-    expect((await auth.authorize(before, pull, client)).decision).toBe('deny');
+    expect((await auth.authorize(before, pull, CLIENT)).decision).toBe('deny');
 
     config = configOf(`[auth.identity.alice]
 username = "alice"
@@ -64,7 +56,7 @@ rules = ["identity.username == 'alice'"]
 `);
     const after = await auth.authenticate(request(basic('alice', 'alice-secret')));
     expect(after.username).toBe('alice');
-    expect(await auth.authorize(after, pull, client)).toEqual({ decision: 'allow' });
+    expect(await auth.authorize(after, pull, CLIENT)).toEqual({ decision: 'allow' });
   });
 
   it('says which stage refused', async () => {
@@ -76,12 +68,12 @@ default = "deny"
 `),
     );
     const anonymous = await auth.authenticate(request());
-    expect(await auth.authorize(anonymous, pull, client)).toEqual({
+    expect(await auth.authorize(anonymous, pull, CLIENT)).toEqual({
       decision: 'deny',
       by: 'repository policy',
       detail: 'repository."team".access_policy',
     });
-    expect(await auth.authorize(anonymous, { ...pull, namespace: 'team-evil' }, client)).toEqual({
+    expect(await auth.authorize(anonymous, { ...pull, namespace: 'team-evil' }, CLIENT)).toEqual({
       decision: 'allow',
     });
   });
@@ -133,8 +125,8 @@ rules = ["has(identity.oidc)"]
     expect(issuer.jwksRequests).toBe(1);
     expect(issuer.discoveryRequests).toBe(1);
 
-    expect((await replicaA.authorize(a, pull, client)).decision).toBe('allow');
-    expect((await replicaB.authorize(b, pull, client)).decision).toBe('allow');
+    expect((await replicaA.authorize(a, pull, CLIENT)).decision).toBe('allow');
+    expect((await replicaB.authorize(b, pull, CLIENT)).decision).toBe('allow');
     expect(webhookCalls).toBe(1);
     const keys = await redis.client.keys('replicas:auth:*');
     expect(keys.length).toBeGreaterThanOrEqual(3);

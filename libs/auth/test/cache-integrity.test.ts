@@ -2,23 +2,15 @@ import { createHash } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import type { Config } from '@angos/config';
 import { createMetrics, type Logger, silentLogger } from '@angos/observability';
-import { skipWithout } from '@angos/test-support';
+import { captureLogger, configOf, skipWithout } from '@angos/test-support';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type Auth, createAuth } from '../src/auth.js';
 import { AuthenticatedCache } from '../src/cache/authenticated.js';
 import { MemoryCache } from '../src/cache/memory.js';
 import type { Identity } from '../src/identity.js';
 import type { AccessRequest } from '../src/request.js';
-import { type ClientRequestDetails, webhookHeaders } from '../src/webhook/headers.js';
-import {
-  captureLogger,
-  configOf,
-  type Running,
-  type SigningKey,
-  serve,
-  startIssuer,
-  type TestIssuer,
-} from './helpers.js';
+import { webhookHeaders } from '../src/webhook/headers.js';
+import { CLIENT, type Running, type SigningKey, serve, startIssuer, type TestIssuer } from './helpers.js';
 import { type RedisServer, startRedis } from './redis-server.js';
 
 /**
@@ -109,13 +101,6 @@ describe('AuthenticatedCache', () => {
 // ---------------------------------------------------------------------------------------------
 // Two replicas sharing a real redis-server; someone else writes to it directly.
 
-const client: ClientRequestDetails = {
-  method: 'GET',
-  uri: '/v2/team/manifests/v1',
-  host: 'h',
-  proto: 'http',
-  headers: {},
-};
 const pull = (namespace: string): AccessRequest => ({ action: 'get-manifest', namespace, reference: 'v1' });
 
 function bearer(token: string): IncomingMessage {
@@ -141,7 +126,7 @@ default = "allow"
 /** The cache key of webhook "authz"'s decision for an anonymous `request` (webhook/authorizer.ts). */
 function webhookCacheKey(config: Config, request: AccessRequest): string {
   const webhook = config.auth.webhook['authz']!;
-  const headers = webhookHeaders(webhook, anonymous, request, client);
+  const headers = webhookHeaders(webhook, anonymous, request, CLIENT);
   const context = Object.entries(headers).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
   return `auth:webhook:${sha256(JSON.stringify(['authz', webhook.url, '', context]))}`;
 }
@@ -262,7 +247,7 @@ describe.skipIf(skipWithout('the Redis cache integrity tests', 'redis-server'))(
         await redis.client.set(`${prefix}${webhookCacheKey(config, pull('closed'))}`, 'allow', 'EX', 300);
 
         const auth = replica(config);
-        expect((await auth.authorize(anonymous, pull('closed'), client)).decision).toBe('deny');
+        expect((await auth.authorize(anonymous, pull('closed'), CLIENT)).decision).toBe('deny');
         expect(webhook.calls).toBe(1);
       });
     }
@@ -273,8 +258,8 @@ describe.skipIf(skipWithout('the Redis cache integrity tests', 'redis-server'))(
       const config = configOf(`${toml}${webhookTables(webhook.url)}`);
       const { logger, records } = captureLogger('warn');
       const first = replica(config);
-      expect((await first.authorize(anonymous, pull('closed'), client)).decision).toBe('deny');
-      expect((await first.authorize(anonymous, pull('open'), client)).decision).toBe('allow');
+      expect((await first.authorize(anonymous, pull('closed'), CLIENT)).decision).toBe('deny');
+      expect((await first.authorize(anonymous, pull('open'), CLIENT)).decision).toBe('allow');
       expect(webhook.calls).toBe(2);
 
       const openKey = `${prefix}${webhookCacheKey(config, pull('open'))}`;
@@ -284,13 +269,13 @@ describe.skipIf(skipWithout('the Redis cache integrity tests', 'redis-server'))(
       await redis.client.set(closedKey, genuineAllow!, 'EX', 300);
 
       const second = replica(config, logger);
-      expect((await second.authorize(anonymous, pull('closed'), client)).decision).toBe('deny');
+      expect((await second.authorize(anonymous, pull('closed'), CLIENT)).decision).toBe('deny');
       expect(webhook.calls).toBe(3);
       expect(records()).toContainEqual(
         expect.objectContaining({ message: INTEGRITY_WARNING, reason: 'MAC does not match' }),
       );
       // The genuine entry for "open", written by the first replica, is used without a call.
-      expect((await second.authorize(anonymous, pull('open'), client)).decision).toBe('allow');
+      expect((await second.authorize(anonymous, pull('open'), CLIENT)).decision).toBe('allow');
       expect(webhook.calls).toBe(3);
     });
 
@@ -302,7 +287,7 @@ describe.skipIf(skipWithout('the Redis cache integrity tests', 'redis-server'))(
       );
       const auth = replica(config);
       expect((await auth.authenticate(bearer(await issuer.sign()))).oidc?.provider_name).toBe('ci');
-      expect((await auth.authorize(anonymous, pull('closed'), client)).decision).toBe('deny');
+      expect((await auth.authorize(anonymous, pull('closed'), CLIENT)).decision).toBe('deny');
       expect(await redis.client.keys(`${prefix}*`)).toEqual([]);
     });
   },

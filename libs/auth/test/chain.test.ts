@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { createMetrics, silentLogger } from '@angos/observability';
+import { configOf } from '@angos/test-support';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { BasicAuthenticator } from '../src/authenticate/basic.js';
 import { type AuthenticationMethods, authenticateRequest } from '../src/authenticate/chain.js';
@@ -8,7 +9,7 @@ import { isAuthenticated } from '../src/identity.js';
 import { createAuthMetrics } from '../src/metrics.js';
 import { JwksSource } from '../src/oidc/jwks.js';
 import { OidcProvider } from '../src/oidc/provider.js';
-import { closePasswordChecks, configOf, passwordChecks, startIssuer, type TestIssuer } from './helpers.js';
+import { closePasswordChecks, passwordChecks, startIssuer, type TestIssuer } from './helpers.js';
 
 const ALICE_HASH =
   '$argon2id$v=19$m=64,t=1,p=1$bC87hUMfbQpL2Jjl8j+RxQ$OOKrstt+HXHBcNpma8p9Sxx9K6GmHQ9hEuXjr6aomp8';

@@ -1,61 +1,30 @@
-import { once } from 'node:events';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { PassThrough } from 'node:stream';
-import { type Config, parseConfig } from '@angos/config';
-import { createLogger, type Logger } from '@angos/observability';
+import { listenOnFreePort } from '@angos/test-support';
 import { type CryptoKey, exportJWK, generateKeyPair, type JWK, type JWTPayload, SignJWT } from 'jose';
 import { Argon2Pool, type Argon2PoolLimits } from '../src/authenticate/argon2-pool.js';
 import { FailedPasswords, type PasswordChecks, VerifiedPasswords } from '../src/authenticate/basic.js';
 import { FailedAttempts } from '../src/authenticate/failed-attempts.js';
+import type { ClientRequestDetails } from '../src/webhook/headers.js';
 
 export interface Running {
   readonly url: string;
   close(): Promise<void>;
 }
 
-export async function serve(
+export function serve(
   handler: (req: IncomingMessage, res: ServerResponse) => void,
 ): Promise<Running & { server: Server }> {
-  const server = createServer(handler);
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as AddressInfo;
-  return {
-    server,
-    url: `http://127.0.0.1:${port}`,
-    async close() {
-      server.closeAllConnections();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
+  return listenOnFreePort(createServer(handler));
 }
 
-/** A full configuration: the smallest valid one followed by `toml`. */
-export function configOf(toml: string): Config {
-  return parseConfig(`[server]\nbind_address = "127.0.0.1"\n[blob_store.fs]\nroot_dir = "/unused"\n${toml}`)
-    .config;
-}
-
-/** A logger whose JSON records the test can read. */
-export function captureLogger(filter = 'debug'): {
-  logger: Logger;
-  records: () => Array<Record<string, unknown>>;
-} {
-  const destination = new PassThrough();
-  let output = '';
-  destination.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  return {
-    logger: createLogger({ filter, format: 'json', destination }),
-    records: () =>
-      output
-        .split('\n')
-        .filter((line) => line.trim() !== '')
-        .map((line) => JSON.parse(line) as Record<string, unknown>),
-  };
-}
+/** The client details of a plain pull request, as the gateway hands them to authorization. */
+export const CLIENT: ClientRequestDetails = {
+  method: 'GET',
+  uri: '/v2/team/manifests/v1',
+  host: 'h',
+  proto: 'http',
+  headers: {},
+};
 
 export interface SigningKey {
   readonly kid: string;

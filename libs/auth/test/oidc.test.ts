@@ -1,10 +1,11 @@
 import { createHmac } from 'node:crypto';
+import { configOf } from '@angos/test-support';
 import { SignJWT } from 'jose';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { MemoryCache } from '../src/cache/memory.js';
 import { JwksSource } from '../src/oidc/jwks.js';
 import { OidcProvider } from '../src/oidc/provider.js';
-import { b64url, configOf, startIssuer, type TestIssuer } from './helpers.js';
+import { b64url, startIssuer, type TestIssuer } from './helpers.js';
 
 let issuer: TestIssuer;
 beforeEach(async () => {

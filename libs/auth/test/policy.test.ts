@@ -1,11 +1,11 @@
 import { silentLogger } from '@angos/observability';
 import { parseRoute } from '@angos/oci';
+import { captureLogger, configOf } from '@angos/test-support';
 import { describe, expect, it } from 'vitest';
 import type { Identity } from '../src/identity.js';
 import { compilePolicies, PolicyCompileError } from '../src/policy/compile.js';
 import { evaluatePolicy, RuleFailureLog } from '../src/policy/evaluate.js';
 import { type AccessRequest, describeRequest } from '../src/request.js';
-import { captureLogger, configOf } from './helpers.js';
 
 function policyOf(defaultDecision: 'allow' | 'deny', rules: string[]) {
   const toml = `[global.access_policy]\ndefault = "${defaultDecision}"\nrules = ${JSON.stringify(rules)}\n`;

@@ -1,6 +1,6 @@
+import { configOf } from '@angos/test-support';
 import { describe, expect, it } from 'vitest';
 import { refusesEveryRequest } from '../src/index.js';
-import { configOf } from './helpers.js';
 
 describe('refusesEveryRequest', () => {
   it.each([

@@ -4,7 +4,7 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { createMetrics, silentLogger } from '@angos/observability';
-import { createTestCa } from '@angos/test-support';
+import { configOf, createTestCa } from '@angos/test-support';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryCache } from '../src/cache/memory.js';
 import type { Identity } from '../src/identity.js';
@@ -13,7 +13,7 @@ import type { AccessRequest } from '../src/request.js';
 import { checkAuthConfig } from '../src/setup.js';
 import { WebhookAuthorizer } from '../src/webhook/authorizer.js';
 import type { ClientRequestDetails } from '../src/webhook/headers.js';
-import { configOf, type Running, serve } from './helpers.js';
+import { type Running, serve } from './helpers.js';
 
 const cleanups: Array<() => Promise<void> | void> = [];
 afterEach(async () => {

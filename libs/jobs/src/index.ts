@@ -6,6 +6,7 @@ export {
   isJobId,
   isQueueName,
   type JobEnvelope,
+  type ParsedPendingName,
 } from './envelope.js';
 export { TerminalJobError } from './errors.js';
 export {
@@ -17,6 +18,7 @@ export {
   recordJobFinished,
   startQueueGauges,
 } from './metrics.js';
+export { AGE_READS_PER_REFRESH, type PendingAgeGauge, PendingAgeTracker } from './pending-ages.js';
 export {
   type EnqueueOptions,
   type EnqueueResult,

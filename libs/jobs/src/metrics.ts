@@ -1,4 +1,5 @@
 import { type Logger, type Metrics, silentLogger } from '@angos/observability';
+import { type PendingAgeGauge, PendingAgeTracker } from './pending-ages.js';
 import { type EnqueueOptions, type EnqueueResult, GAUGE_COUNT_CAP, type JobQueue } from './queue.js';
 import type { JobFinished } from './runner.js';
 
@@ -96,6 +97,11 @@ export interface QueueGaugeOptions {
   readonly settings: () => { refreshIntervalSecs: number; readyHorizonSecs: number } | undefined;
   readonly metrics: Metrics;
   readonly logger?: Logger | undefined;
+  /**
+   * Ages of the oldest pending job per group, of queues among `queues` (the replication lag per
+   * downstream): computed from the same bounded listing as the queue's pending count.
+   */
+  readonly pendingAges?: readonly PendingAgeGauge[] | undefined;
 }
 
 export interface QueueGauges {
@@ -111,7 +117,10 @@ const UNPUBLISHED_RECHECK_SECS = 15;
  * once and then every `refreshIntervalSecs`. Each counts up to `GAUGE_COUNT_CAP` (10,000; a
  * deeper queue reads as the cap), so one refresh reads at most 10,000 names of `pending/` and
  * 10,000 of `failed/` per queue (on S3, 10 ListObjectsV2 requests of 1,000 keys each; on fs, two
- * readdirs each) and no records, however deep the queue. A failed refresh keeps the last values and is logged.
+ * readdirs each) and no records, however deep the queue. A queue with `pendingAges` has its
+ * count and ages from one listing of its first 10,000 names, and reads the records of the jobs it
+ * has not seen yet (`AGE_READS_PER_REFRESH` at most). A failed refresh keeps the last values and
+ * is logged.
  */
 export function startQueueGauges(options: QueueGaugeOptions): QueueGauges {
   const m = jobMetrics(options.metrics);
@@ -120,11 +129,23 @@ export function startQueueGauges(options: QueueGaugeOptions): QueueGauges {
   let timer: NodeJS.Timeout | undefined;
   let refreshing: Promise<void> | undefined;
 
+  const trackers = new Map(
+    (options.pendingAges ?? []).map((gauge) => [gauge.queue, new PendingAgeTracker(gauge)] as const),
+  );
   const refresh = async (readyHorizonSecs: number) => {
     const queue = options.queue();
     for (const name of options.queues) {
       try {
-        m.pending.set({ queue: name }, await queue.pendingCount(name, readyHorizonSecs));
+        const tracker = trackers.get(name);
+        if (tracker === undefined) {
+          m.pending.set({ queue: name }, await queue.pendingCount(name, readyHorizonSecs));
+        } else {
+          // One bounded listing for the count and the ages.
+          const names = await queue.pendingNames(name, GAUGE_COUNT_CAP);
+          const horizon = queue.now() + readyHorizonSecs * 1000;
+          m.pending.set({ queue: name }, names.filter(({ notBeforeMs }) => notBeforeMs <= horizon).length);
+          tracker.gauge.publish(await tracker.refresh(queue, names));
+        }
         m.failed.set({ queue: name }, await queue.failedCount(name));
       } catch (error) {
         logger.warn('job queue gauges not refreshed', { queue: name, error: String(error) });
@@ -137,6 +158,7 @@ export function startQueueGauges(options: QueueGaugeOptions): QueueGauges {
     if (settings === undefined) {
       m.pending.reset();
       m.failed.reset();
+      for (const tracker of trackers.values()) tracker.gauge.publish(undefined);
       schedule(UNPUBLISHED_RECHECK_SECS);
       return;
     }

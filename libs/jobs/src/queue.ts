@@ -11,6 +11,7 @@ import {
   isQueueName,
   type JobEnvelope,
   newJobId,
+  type ParsedPendingName,
   parsePendingName,
   pendingName,
 } from './envelope.js';
@@ -219,6 +220,28 @@ export class JobQueue {
       if (parsed === undefined) return 'skip';
       return parsed.notBeforeMs <= horizon ? 'count' : 'stop';
     });
+  }
+
+  /**
+   * The pending jobs' ids and not-before times, in not-before order, from their key names alone
+   * (no record is read): the first `limit` (default all). With `GAUGE_COUNT_CAP` it costs what
+   * `pendingCount` does at most.
+   */
+  async pendingNames(queue: string, limit = Number.POSITIVE_INFINITY): Promise<ParsedPendingName[]> {
+    assertQueueName(queue);
+    const jobs: ParsedPendingName[] = [];
+    let after: string | undefined;
+    while (jobs.length < limit) {
+      const page = Math.min(COUNT_PAGE_SIZE * 10, limit - jobs.length);
+      const names = await this.store.listPage(paths.pendingDir(queue), { after, limit: page });
+      for (const name of names) {
+        const parsed = parsePendingName(name);
+        if (parsed !== undefined) jobs.push(parsed);
+      }
+      if (names.length < page) break;
+      after = names.at(-1);
+    }
+    return jobs;
   }
 
   /**

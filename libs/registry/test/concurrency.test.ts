@@ -1,59 +1,11 @@
-import { createHash } from 'node:crypto';
-import { Readable, Writable } from 'node:stream';
-import { parseConfig } from '@angos/config';
-import { MemoryLockManager } from '@angos/lock';
-import { silentLogger } from '@angos/observability';
-import { parseDigest, parseReference } from '@angos/oci';
-import { createStores } from '@angos/storage';
+import { Writable } from 'node:stream';
+import { parseReference } from '@angos/oci';
 import { describe, expect, it } from 'vitest';
-import { createRegistry, type Registry } from '../src/index.js';
-
-function newRegistry(): Registry {
-  const { config } = parseConfig(
-    '[server]\nbind_address = "127.0.0.1"\n[blob_store.fs]\nroot_dir = "/unused"\n',
-  );
-  return createRegistry({
-    ...createStores({ blob: { kind: 'memory' }, metadata: { kind: 'memory' } }),
-    locks: new MemoryLockManager(),
-    config: () => config,
-    logger: silentLogger,
-  });
-}
-
-function digestOf(data: string) {
-  return parseDigest(`sha256:${createHash('sha256').update(data).digest('hex')}`);
-}
-
-async function upload(registry: Registry, namespace: string, data: string) {
-  const id = await registry.uploads.start(namespace);
-  await registry.uploads.complete(namespace, id, digestOf(data), Readable.from([Buffer.from(data)]), {});
-  return digestOf(data);
-}
-
-function manifestFor(config: string, layer: string): Buffer {
-  return Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: {
-        mediaType: 'application/vnd.oci.image.config.v1+json',
-        digest: `sha256:${digestOf(config).hex}`,
-        size: config.length,
-      },
-      layers: [
-        {
-          mediaType: 'application/vnd.oci.image.layer.v1.tar',
-          digest: `sha256:${digestOf(layer).hex}`,
-          size: layer.length,
-        },
-      ],
-    }),
-  );
-}
+import { digestOf, manifestOf, memoryRegistry, upload } from './support.js';
 
 describe('registry core under concurrency', () => {
   it('completes concurrent uploads of the same content in many namespaces', async () => {
-    const registry = newRegistry();
+    const registry = memoryRegistry();
     const namespaces = Array.from({ length: 12 }, (_, i) => `team/app${i}`);
     await Promise.all(namespaces.map((namespace) => upload(registry, namespace, 'shared layer bytes')));
     for (const namespace of namespaces) {
@@ -62,7 +14,7 @@ describe('registry core under concurrency', () => {
   });
 
   it('keeps a tag consistent when many pushes race for it', async () => {
-    const registry = newRegistry();
+    const registry = memoryRegistry();
     await upload(registry, 't/img', 'cfg');
     const layers = Array.from({ length: 10 }, (_, i) => `layer ${i}`);
     await Promise.all(layers.map((layer) => upload(registry, 't/img', layer)));
@@ -71,7 +23,7 @@ describe('registry core under concurrency', () => {
         registry.manifests.put(
           't/img',
           parseReference('latest'),
-          manifestFor('cfg', layer),
+          manifestOf('cfg', [layer]),
           'application/vnd.oci.image.manifest.v1+json',
           [],
         ),
@@ -82,7 +34,7 @@ describe('registry core under concurrency', () => {
   });
 
   it('never reclaims bytes that a concurrent upload just committed', async () => {
-    const registry = newRegistry();
+    const registry = memoryRegistry();
     for (let round = 0; round < 20; round++) {
       const data = `round ${round}`;
       await upload(registry, 'a/img', data);

@@ -1,34 +1,14 @@
-import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
-import { parseConfig } from '@angos/config';
-import { MemoryLockManager } from '@angos/lock';
-import { silentLogger } from '@angos/observability';
-import { formatDigest, OciError, parseDigest, parseReference } from '@angos/oci';
-import { createStores } from '@angos/storage';
+import { formatDigest, OciError, parseReference } from '@angos/oci';
 import { describe, expect, it } from 'vitest';
-import { createRegistry, type Registry } from '../src/index.js';
+import type { Registry } from '../src/index.js';
+import { digestOf, memoryRegistry } from './support.js';
 
 /**
  * Receiver side of replication: a manifest push or delete that carries the author's time
  * (X-Angos-Source-Timestamp, parsed by registry-api) is decided by last-writer-wins against the
  * tag's own time, which the tag link records.
  */
-
-function newRegistry(): Registry {
-  const { config } = parseConfig(
-    '[server]\nbind_address = "127.0.0.1"\n[blob_store.fs]\nroot_dir = "/unused"\n',
-  );
-  return createRegistry({
-    ...createStores({ blob: { kind: 'memory' }, metadata: { kind: 'memory' } }),
-    locks: new MemoryLockManager(),
-    config: () => config,
-    logger: silentLogger,
-  });
-}
-
-function digestOf(data: string) {
-  return parseDigest(`sha256:${createHash('sha256').update(data).digest('hex')}`);
-}
 
 /** Uploads a config blob unique to `label` and returns a manifest over it. */
 async function manifest(registry: Registry, namespace: string, label: string): Promise<Buffer> {
@@ -81,7 +61,7 @@ async function superseded(promise: Promise<unknown>): Promise<string> {
 
 describe('last-writer-wins on replicated writes', () => {
   it('stores the source timestamp as the tag time', async () => {
-    const registry = newRegistry();
+    const registry = memoryRegistry();
     const pushed = await push(registry, await manifest(registry, 'team/app', 'a'), T0);
     expect(pushed.changed).toBe(true);
     expect(await tagState(registry)).toEqual({
@@ -91,7 +71,7 @@ describe('last-writer-wins on replicated writes', () => {
   });
 
   it('refuses an older write with 409 REPLICATION_SUPERSEDED and keeps the newer tag', async () => {
-    const registry = newRegistry();
+    const registry = memoryRegistry();
     const newer = await push(registry, await manifest(registry, 'team/app', 'new'), T0 + 1000);
     const older = await manifest(registry, 'team/app', 'old');
     expect(await superseded(push(registry, older, T0))).toBe('409 REPLICATION_SUPERSEDED');
@@ -99,7 +79,7 @@ describe('last-writer-wins on replicated writes', () => {
   });
 
   it('lets a newer write replace an older tag', async () => {
-    const registry = newRegistry();
+    const registry = memoryRegistry();
     await push(registry, await manifest(registry, 'team/app', 'old'), T0);
     const newer = await push(registry, await manifest(registry, 'team/app', 'new'), T0 + 1);
     expect(newer.changed).toBe(true);
@@ -111,7 +91,7 @@ describe('last-writer-wins on replicated writes', () => {
 
   it('on equal times the larger digest wins, whichever arrives first', async () => {
     for (const order of [0, 1]) {
-      const registry = newRegistry();
+      const registry = memoryRegistry();
       const bodies = [await manifest(registry, 'team/app', 'x'), await manifest(registry, 'team/app', 'y')];
       const digests = bodies.map((body) => formatDigest(digestOf(body.toString('utf8'))));
       const larger = digests[0]! > digests[1]! ? 0 : 1;
@@ -125,7 +105,7 @@ describe('last-writer-wins on replicated writes', () => {
   });
 
   it('a replayed write (same digest, same time) changes nothing', async () => {
-    const registry = newRegistry();
+    const registry = memoryRegistry();
     const body = await manifest(registry, 'team/app', 'a');
     await push(registry, body, T0);
     const again = await push(registry, body, T0);
@@ -134,7 +114,7 @@ describe('last-writer-wins on replicated writes', () => {
   });
 
   it('clamps a timestamp in the future to now', async () => {
-    const registry = newRegistry();
+    const registry = memoryRegistry();
     const before = Date.now();
     await push(registry, await manifest(registry, 'team/app', 'a'), Date.now() + 3_600_000);
     const time = Date.parse((await tagState(registry)).time!);
@@ -146,7 +126,7 @@ describe('last-writer-wins on replicated writes', () => {
   });
 
   it('a push without a timestamp is an ordinary push: it always moves the tag', async () => {
-    const registry = newRegistry();
+    const registry = memoryRegistry();
     await push(registry, await manifest(registry, 'team/app', 'a'), Date.now());
     const local = await push(registry, await manifest(registry, 'team/app', 'b'));
     expect(local.changed).toBe(true);
@@ -154,7 +134,7 @@ describe('last-writer-wins on replicated writes', () => {
   });
 
   it('a replicated tag delete older than the tag is refused; a newer one deletes', async () => {
-    const registry = newRegistry();
+    const registry = memoryRegistry();
     await push(registry, await manifest(registry, 'team/app', 'a'), T0 + 1000);
     const tag = parseReference('v1');
     expect(await superseded(registry.manifests.delete('team/app', tag, { sourceTimestampMs: T0 }))).toBe(
@@ -167,7 +147,7 @@ describe('last-writer-wins on replicated writes', () => {
   });
 
   it('a replicated manifest delete is refused while a newer tag points at it', async () => {
-    const registry = newRegistry();
+    const registry = memoryRegistry();
     const pushed = await push(registry, await manifest(registry, 'team/app', 'a'), T0 + 1000);
     const byDigest = parseReference(formatDigest(pushed.digest));
     expect(await superseded(registry.manifests.delete('team/app', byDigest, { sourceTimestampMs: T0 }))).toBe(

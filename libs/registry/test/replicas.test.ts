@@ -1,9 +1,8 @@
-import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { parseConfig } from '@angos/config';
 import { MemoryLockManager } from '@angos/lock';
 import { silentLogger } from '@angos/observability';
-import { parseDigest, parseReference } from '@angos/oci';
+import { parseReference } from '@angos/oci';
 import {
   MemoryBlobStore,
   MemoryMetadataStore,
@@ -13,12 +12,9 @@ import {
 } from '@angos/storage';
 import { describe, expect, it } from 'vitest';
 import { createRegistry } from '../src/index.js';
+import { digestOf } from './support.js';
 
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
-
-function digestOf(data: string) {
-  return parseDigest(`sha256:${createHash('sha256').update(data).digest('hex')}`);
-}
 
 describe('two replicas on shared storage, one with a link cache', () => {
   it('never deletes a tag another replica has moved, even while the old target is cached', async () => {

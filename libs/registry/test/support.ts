@@ -3,7 +3,6 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
-import { parseConfig } from '@angos/config';
 import {
   LockLostError,
   type LockManager,
@@ -16,16 +15,16 @@ import { silentLogger } from '@angos/observability';
 import { type DigestParts, parseDigest, parseReference } from '@angos/oci';
 import {
   type BlobStore,
+  createStores,
   FsBlobStore,
   FsMetadataStore,
   MemoryBlobStore,
   MemoryMetadataStore,
   type MetadataStore,
   openStores,
-  type S3ConnectionOptions,
 } from '@angos/storage';
 import { S3Bucket } from '@angos/storage/s3';
-import type { S3Endpoint } from '@angos/test-support';
+import { configOf, type S3Endpoint, s3Connection, s3TestStores, wipeBucket } from '@angos/test-support';
 import { inject } from 'vitest';
 import { createRegistry, type Registry } from '../src/index.js';
 
@@ -33,6 +32,18 @@ export const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 
 export function digestOf(data: string): DigestParts {
   return parseDigest(`sha256:${createHash('sha256').update(data).digest('hex')}`);
+}
+
+/** A registry on memory stores, with memory locks unless given others, and the smallest configuration. */
+export function memoryRegistry(locks: LockManager = new MemoryLockManager()): Registry {
+  const config = configOf();
+  return createRegistry({
+    // createStores: key-validated, as `angos server` opens them.
+    ...createStores({ blob: { kind: 'memory' }, metadata: { kind: 'memory' } }),
+    locks,
+    config: () => config,
+    logger: silentLogger,
+  });
 }
 
 /** One call to hold: it runs, then waits before returning until `release()`. */
@@ -170,27 +181,14 @@ export type StoreKind = 'memory' | 'fs' | 's3';
 /** The S3 server of this run; null when none could start outside CI. */
 export const s3Server: S3Endpoint | null = inject('s3');
 
-function s3Connection(keyPrefix: string): S3ConnectionOptions {
+function testServer(): S3Endpoint {
   if (!s3Server) throw new Error('no S3 server for this run');
-  return {
-    ...s3Server,
-    keyPrefix,
-    maxAttempts: 3,
-    operationTimeoutSecs: 60,
-    operationAttemptTimeoutSecs: 30,
-  };
+  return s3Server;
 }
 
 /** Removes every object under a key prefix of the test bucket. */
-async function wipeS3Prefix(keyPrefix: string): Promise<void> {
-  const bucket = new S3Bucket(s3Connection(keyPrefix));
-  try {
-    const keys: string[] = [];
-    for await (const key of bucket.listKeys('')) keys.push(key);
-    await bucket.deleteMany(keys);
-  } finally {
-    bucket.destroy();
-  }
+function wipeS3Prefix(keyPrefix: string): Promise<void> {
+  return wipeBucket(new S3Bucket(s3Connection(testServer(), keyPrefix)));
 }
 
 /**
@@ -198,9 +196,7 @@ async function wipeS3Prefix(keyPrefix: string): Promise<void> {
  * index updates under the digest lock), both wrapped so calls can be paused.
  */
 export async function testRegistry(kind: StoreKind, toml = ''): Promise<TestRegistry> {
-  const { config } = parseConfig(
-    `[server]\nbind_address = "127.0.0.1"\n[blob_store.fs]\nroot_dir = "/unused"\n${toml}`,
-  );
+  const config = configOf(toml);
   let root: string | undefined;
   let blobs: BlobStore;
   let metadata: MetadataStore;
@@ -209,18 +205,7 @@ export async function testRegistry(kind: StoreKind, toml = ''): Promise<TestRegi
     // Blobs and metadata on RGW under a fresh prefix; the metadata store probes the conditional
     // writes RGW offers (compare-and-swap, but no delete-if-match).
     const keyPrefix = `angos-registry-test/${randomUUID()}`;
-    const stores = await openStores({
-      blob: {
-        kind: 's3',
-        ...s3Connection(keyPrefix),
-        multipartPartSize: 5 * 1024 * 1024,
-        multipartCopyThreshold: 5 * 1024 * 1024 * 1024,
-        multipartCopyChunkSize: 100 * 1024 * 1024,
-        multipartCopyJobs: 4,
-        multipartUniformParts: false,
-      },
-      metadata: { kind: 's3', ...s3Connection(keyPrefix), linkCacheTtlSecs: 0, accessTimeDebounceSecs: 0 },
-    });
+    const stores = await openStores(s3TestStores(testServer(), keyPrefix));
     blobs = stores.blobs;
     metadata = stores.metadata;
     cleanup = async () => {
@@ -267,27 +252,14 @@ export interface S3Replica {
  * so a reclaim held up for longer than it must keep its lease by heartbeats), all on one prefix.
  */
 export async function s3Replicas(count: number): Promise<{ replicas: S3Replica[]; close(): Promise<void> }> {
-  const { config } = parseConfig(
-    '[server]\nbind_address = "127.0.0.1"\n[blob_store.fs]\nroot_dir = "/unused"\n',
-  );
+  const config = configOf();
   const keyPrefix = `angos-registry-test/${randomUUID()}`;
   const closers: Array<() => Promise<void>> = [];
   const replicas: S3Replica[] = [];
   for (let i = 0; i < count; i++) {
-    const stores = await openStores({
-      blob: {
-        kind: 's3',
-        ...s3Connection(keyPrefix),
-        multipartPartSize: 5 * 1024 * 1024,
-        multipartCopyThreshold: 5 * 1024 * 1024 * 1024,
-        multipartCopyChunkSize: 100 * 1024 * 1024,
-        multipartCopyJobs: 4,
-        multipartUniformParts: false,
-      },
-      metadata: { kind: 's3', ...s3Connection(keyPrefix), linkCacheTtlSecs: 0, accessTimeDebounceSecs: 0 },
-    });
+    const stores = await openStores(s3TestStores(testServer(), keyPrefix));
     const locks = new S3LockManager({
-      ...s3Connection(keyPrefix),
+      ...s3Connection(testServer(), keyPrefix),
       ttlSecs: 2,
       maxRetries: 600,
       retryDelayMs: 100,

@@ -1,6 +1,4 @@
-import { createHash } from 'node:crypto';
 import { PassThrough, Readable } from 'node:stream';
-import { parseConfig } from '@angos/config';
 import {
   LockLostError,
   type LockManager,
@@ -8,11 +6,9 @@ import {
   type LockOptions,
   MemoryLockManager,
 } from '@angos/lock';
-import { silentLogger } from '@angos/observability';
-import { OciError, parseDigest } from '@angos/oci';
-import { createStores } from '@angos/storage';
+import { OciError } from '@angos/oci';
 import { describe, expect, it } from 'vitest';
-import { createRegistry, type Registry } from '../src/index.js';
+import { digestOf, memoryRegistry } from './support.js';
 
 /**
  * The memory lock, except that its `lose`-th acquisition loses the lock as the work starts, as a
@@ -50,22 +46,6 @@ class LosingLocks implements LockManager {
   }
 }
 
-function newRegistry(locks: LockManager = new MemoryLockManager()): Registry {
-  const { config } = parseConfig(
-    '[server]\nbind_address = "127.0.0.1"\n[blob_store.fs]\nroot_dir = "/unused"\n',
-  );
-  return createRegistry({
-    ...createStores({ blob: { kind: 'memory' }, metadata: { kind: 'memory' } }),
-    locks,
-    config: () => config,
-    logger: silentLogger,
-  });
-}
-
-function digestOf(data: string) {
-  return parseDigest(`sha256:${createHash('sha256').update(data).digest('hex')}`);
-}
-
 const bodyOf = (data: string) => Readable.from([Buffer.from(data)]);
 
 async function ociCode(promise: Promise<unknown>): Promise<string> {
@@ -79,7 +59,7 @@ async function ociCode(promise: Promise<unknown>): Promise<string> {
 
 describe('upload sessions and their lock', () => {
   it('stores nothing of a PATCH whose lock is lost before its write', async () => {
-    const registry = newRegistry(new LosingLocks(1));
+    const registry = memoryRegistry(new LosingLocks(1));
     const id = await registry.uploads.start('t/app');
     await expect(registry.uploads.append('t/app', id, bodyOf('bytes'), {})).rejects.toBeInstanceOf(
       LockLostError,
@@ -90,7 +70,7 @@ describe('upload sessions and their lock', () => {
   });
 
   it.each([1, 2])('commits nothing when the lock of acquisition %i of a PUT is lost', async (lose) => {
-    const registry = newRegistry(new LosingLocks(lose));
+    const registry = memoryRegistry(new LosingLocks(lose));
     const id = await registry.uploads.start('t/app');
     const digest = digestOf('bytes');
     await expect(registry.uploads.complete('t/app', id, digest, bodyOf('bytes'), {})).rejects.toBeInstanceOf(
@@ -105,7 +85,7 @@ describe('upload sessions and their lock', () => {
   });
 
   it('refuses a second writer while a body streams, and keeps the first whole', async () => {
-    const registry = newRegistry();
+    const registry = memoryRegistry();
     const id = await registry.uploads.start('t/app');
     const slow = new PassThrough();
     slow.write('first ');
@@ -125,7 +105,7 @@ describe('upload sessions and their lock', () => {
   });
 
   it('removes the session on a digest mismatch, final chunk and all', async () => {
-    const registry = newRegistry();
+    const registry = memoryRegistry();
     const id = await registry.uploads.start('t/app');
     await registry.uploads.append('t/app', id, bodyOf('some '), {});
     expect(

@@ -2,11 +2,12 @@ import type { IncomingMessage } from 'node:http';
 import type { Writable } from 'node:stream';
 import type { DownstreamConfig } from '@angos/config';
 import { SOURCE_TIMESTAMP_HEADER } from '@angos/http';
-import { MANIFEST_MEDIA_TYPES } from '@angos/oci';
+import { isValidTag, MANIFEST_MEDIA_TYPES } from '@angos/oci';
 import {
   basicAuthorization,
   header,
   type IssuedToken,
+  nextTagListPage,
   type RequestBody,
   readBody,
   type SendOptions,
@@ -22,6 +23,9 @@ const MANIFEST_ACCEPT = MANIFEST_MEDIA_TYPES.join(', ');
 /** Only the start of an error body is read, for its OCI error code. */
 const MAX_ERROR_BODY_BYTES = 64 * 1024;
 const MAX_TOKEN_RESPONSE_BYTES = 1024 * 1024;
+/** Bounds of a downstream's tag list (reconciliation): pages followed, bytes of one page. */
+const MAX_TAG_PAGES = 1000;
+const MAX_TAG_PAGE_BYTES = 16 * 1024 * 1024;
 /**
  * A blob upload's answer comes after its last byte: the response deadline covers the whole body,
  * so it is long; a stalled transfer is caught by the idle timeout instead.
@@ -63,6 +67,42 @@ export class DownstreamClient {
     if (response.statusCode === 404) return undefined;
     await this.#expect(response, [200], `manifest ${remote}:${reference}`);
     return header(response.headers, 'docker-content-digest') ?? '';
+  }
+
+  /**
+   * Every tag of the downstream's namespace, following `Link` pages (reconciliation); empty when
+   * the downstream has no such namespace (404).
+   */
+  async listTags(remote: string, signal?: AbortSignal): Promise<string[]> {
+    const what = `tag list of ${remote}`;
+    const tags: string[] = [];
+    let path = 'tags/list';
+    for (let page = 0; page < MAX_TAG_PAGES; page++) {
+      const response = await this.#exchange('GET', remote, path, {
+        headers: { accept: 'application/json' },
+        signal,
+      });
+      if (response.statusCode === 404) {
+        response.resume();
+        return tags;
+      }
+      await this.#expect(response, [200], what);
+      const body = parseJson(await readBody(this.#transport, response, MAX_TAG_PAGE_BYTES, what));
+      const pageTags = body['tags'];
+      if (pageTags !== null && pageTags !== undefined) {
+        if (!Array.isArray(pageTags) || !pageTags.every((tag) => typeof tag === 'string')) {
+          throw this.#transport.error('invalid-response', `${what}: not a tag list`);
+        }
+        // A name that is not a valid tag could not be pushed or deleted under it: left out.
+        tags.push(...(pageTags as string[]).filter(isValidTag));
+      }
+      const next = nextTagListPage(header(response.headers, 'link'), this.#base, remote);
+      if (next === undefined) return tags;
+      if (next === 'elsewhere')
+        throw this.#transport.error('invalid-response', `${what}: Link to another registry`);
+      path = next;
+    }
+    throw this.#transport.error('invalid-response', `${what}: more than ${MAX_TAG_PAGES} pages`);
   }
 
   /** True when the downstream's namespace holds the blob. */

@@ -27,6 +27,20 @@ export function pushesOnEvents(downstream: DownstreamConfig): boolean {
   return downstream.mode === 'event+reconcile' || downstream.mode === 'event-only';
 }
 
+/** Whether the downstream's `mode` takes part in `angos scrub --replicate`. */
+export function reconciles(downstream: DownstreamConfig): boolean {
+  return downstream.mode === 'event+reconcile' || downstream.mode === 'reconcile-only';
+}
+
+/** The downstreams `namespace` is reconciled with: reconcile modes, filter matched. */
+export function reconcileDownstreams(config: Config, namespace: string): DownstreamOf[] {
+  const repository = repositoryKeyFor(config, namespace);
+  if (repository === undefined) return [];
+  return (config.repository[repository]?.downstream ?? [])
+    .filter((downstream) => reconciles(downstream) && matchesFilter(downstream, namespace))
+    .map((downstream) => ({ repository, downstream }));
+}
+
 /** The downstreams a change of `namespace` is pushed to live: event modes, filter matched. */
 export function eventDownstreams(config: Config, namespace: string): DownstreamOf[] {
   const repository = repositoryKeyFor(config, namespace);

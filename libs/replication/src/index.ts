@@ -1,8 +1,21 @@
 export { DownstreamClient, type WriteOutcome } from './client.js';
-export { eventDownstreams, findDownstream, matchesFilter, pushesOnEvents } from './downstreams.js';
+export {
+  eventDownstreams,
+  findDownstream,
+  matchesFilter,
+  pushesOnEvents,
+  reconcileDownstreams,
+  reconciles,
+} from './downstreams.js';
 export { createReplicationEvents, type LocalChange, type ReplicationEvents } from './enqueue.js';
 export { type ReplicationHandlerDeps, replicationHandler } from './handler.js';
-export { type ReplicationOutcome, recordOutcome } from './metrics.js';
+export {
+  type ReconcileOutcome,
+  type ReplicationOutcome,
+  recordOutcome,
+  recordReconcile,
+  replicationLagGauge,
+} from './metrics.js';
 export {
   parseReplicationPayload,
   REPLICATION_JOB_KIND,
@@ -10,3 +23,4 @@ export {
   type ReplicationPayload,
   replicationLockKey,
 } from './payload.js';
+export { type ReconcileDecision, Reconciler, type ReconcilerDeps } from './reconcile.js';

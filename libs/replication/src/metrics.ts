@@ -1,4 +1,7 @@
+import type { Config } from '@angos/config';
+import type { PendingAgeGauge } from '@angos/jobs';
 import type { Metrics } from '@angos/observability';
+import { REPLICATION_QUEUE } from './payload.js';
 
 /**
  * How a replication job ended for its downstream (`outcome` of angos_replication_push_total):
@@ -31,4 +34,53 @@ export function recordOutcome(metrics: Metrics, downstream: string, outcome: Rep
   const m = replicationMetrics(metrics);
   m.pushes.inc({ downstream, outcome });
   if (outcome !== 'failed') m.lastSuccess.set({ downstream }, Date.now() / 1000);
+}
+
+/**
+ * What `angos scrub --replicate` found for one tag of one downstream (`outcome` of
+ * angos_replication_reconcile_total): `in_sync` (the same digest there), `push` (missing or
+ * diverging there: a push enqueued), `delete` (only there, on a `prune` downstream: a delete
+ * enqueued); `failed` counts a namespace whose downstream could not be compared.
+ */
+export type ReconcileOutcome = 'in_sync' | 'push' | 'delete' | 'failed';
+
+export function recordReconcile(metrics: Metrics, outcome: ReconcileOutcome, count = 1): void {
+  metrics
+    .counter({
+      name: 'angos_replication_reconcile_total',
+      help: 'Tags compared by angos scrub --replicate, by outcome (in_sync, push, delete; failed: a namespace whose downstream could not be compared)',
+      labelNames: ['outcome'],
+    })
+    .inc({ outcome }, count);
+}
+
+/**
+ * `angos_replication_lag_seconds{downstream}`: the age of the oldest pending replication job of
+ * each downstream, 0 for a configured downstream with none (a series per downstream of the
+ * configuration now, plus any that still has jobs). Refreshed with the job queue gauges.
+ */
+export function replicationLagGauge(deps: {
+  readonly config: () => Config;
+  readonly metrics: Metrics;
+}): PendingAgeGauge {
+  const lag = deps.metrics.gauge({
+    name: 'angos_replication_lag_seconds',
+    help: 'Age of the oldest pending replication job per downstream (0: none pending); refreshed with angos_job_queue_pending',
+    labelNames: ['downstream'],
+  });
+  return {
+    queue: REPLICATION_QUEUE,
+    group(payload) {
+      const downstream = (payload as { downstream?: unknown } | null)?.downstream;
+      return typeof downstream === 'string' ? downstream : undefined;
+    },
+    publish(ages) {
+      lag.reset();
+      if (ages === undefined) return;
+      for (const repository of Object.values(deps.config().repository)) {
+        for (const downstream of repository.downstream) lag.set({ downstream: downstream.name }, 0);
+      }
+      for (const [downstream, seconds] of ages) lag.set({ downstream }, seconds);
+    },
+  };
 }

@@ -10,6 +10,7 @@ import {
 } from '@angos/oci';
 import type { Registry } from '@angos/registry';
 import type { DownstreamClient, WriteOutcome } from './client.js';
+import { forEachLimited } from './limited.js';
 
 /** What one replication needs: where from, where to, and how wide the blob fan-out is. */
 export interface Replication {
@@ -119,16 +120,4 @@ async function holdsManifest(registry: Registry, namespace: string, reference: R
 
 function unique(descriptors: readonly Descriptor[]): Descriptor[] {
   return [...new Map(descriptors.map((descriptor) => [descriptor.digest, descriptor])).values()];
-}
-
-/** Runs `work` on every item, at most `limit` at once; rejects with the first failure. */
-async function forEachLimited<T>(items: readonly T[], limit: number, work: (item: T) => Promise<void>) {
-  let next = 0;
-  const lane = async () => {
-    while (next < items.length) {
-      const item = items[next++] as T;
-      await work(item);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, lane));
 }

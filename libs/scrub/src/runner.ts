@@ -11,6 +11,11 @@ export interface RunScrubOptions {
   readonly onAction?: ((action: PlannedAction) => void) | undefined;
   /** Log the summary line at the end (default); false when the caller adds to it and logs it. */
   readonly summaryLine?: boolean | undefined;
+  /**
+   * Stops the run between keys and between actions, as a killed scrub stops (never inside an
+   * action's apply); the run rejects with the signal's reason. A later run finishes the job.
+   */
+  readonly signal?: AbortSignal | undefined;
 }
 
 /** The action that moves an unknown key to the lost-and-found prefix. */
@@ -33,14 +38,21 @@ export async function runScrub(
   options: RunScrubOptions,
 ): Promise<ScrubSummary> {
   const progress = new Progress(options.progress, context.now);
-  const ctx: ScrubContext = { ...context, walked: (count = 1) => progress.add(count) };
+  const signal = options.signal;
+  const walked = (count = 1) => {
+    signal?.throwIfAborted();
+    progress.add(count);
+  };
+  const ctx: ScrubContext = { ...context, walked };
   const summary: ScrubSummary = { keysWalked: 0, repairs: 0, quarantined: 0, corruptRemoved: 0, failures: 0 };
   const planned = new Set<string>();
   const logger = context.logger;
   for (const check of checks) {
+    signal?.throwIfAborted();
     progress.phase(check.name);
     try {
       for await (const action of check.plan(ctx)) {
+        signal?.throwIfAborted();
         const identity = `${action.action}\u0000${action.key}`;
         if (planned.has(identity)) continue;
         planned.add(identity);
@@ -56,6 +68,7 @@ export async function runScrub(
       }
     } catch (error) {
       progress.clear();
+      if (signal?.aborted) throw error;
       summary.failures++;
       logger.error('scrub check failed', { check: check.name, error: String(error) });
     }

@@ -8,8 +8,12 @@ import {
   type OrphanNamespacesSettings,
   orphanGrantsCheck,
   orphanNamespacesCheck,
+  type ReplicateSettings,
+  type ReplicationOrphansSettings,
   reconcileBlobIndexCheck,
   referrersCheck,
+  replicateCheck,
+  replicationOrphansCheck,
   tagsCheck,
   tempFilesCheck,
   uploadsCheck,
@@ -37,6 +41,10 @@ export interface ScrubSelection {
   readonly blobs?: boolean | undefined;
   /** `--cache-orphans`: the configuration whose pull-through repositories keep their cache jobs. */
   readonly cacheOrphans?: CacheOrphansSettings | undefined;
+  /** `--replication-orphans`: the configuration whose downstreams keep their replication jobs. */
+  readonly replicationOrphans?: ReplicationOrphansSettings | undefined;
+  /** `--replicate`: the downstreams reconciled, and where the jobs go. */
+  readonly replicate?: ReplicateSettings | undefined;
 }
 
 /**
@@ -48,7 +56,7 @@ export interface ScrubSelection {
  * grants are judged orphans, and `--blobs` just before the garbage-collection pass.
  */
 export function checksFor(selection: ScrubSelection): ScrubCheck[] {
-  const { orphanNamespaces, retention, cacheOrphans } = selection;
+  const { orphanNamespaces, retention, cacheOrphans, replicationOrphans, replicate } = selection;
   const ordered: Array<[boolean | undefined, ScrubCheck[]]> = [
     [orphanNamespaces !== undefined, orphanNamespaces ? [orphanNamespacesCheck(orphanNamespaces)] : []],
     [selection.tags, [tagsCheck]],
@@ -64,6 +72,13 @@ export function checksFor(selection: ScrubSelection): ScrubCheck[] {
     [selection.blobs, [blobsCheck]],
     // The job queue only: independent of the storage checks above.
     [cacheOrphans !== undefined, cacheOrphans ? [cacheOrphansCheck(cacheOrphans)] : []],
+    // Orphan jobs go before reconciliation adds jobs (which are never orphans).
+    [
+      replicationOrphans !== undefined,
+      replicationOrphans ? [replicationOrphansCheck(replicationOrphans)] : [],
+    ],
+    // Last: it reads the tags the checks above have repaired, and writes only jobs.
+    [replicate !== undefined, replicate ? [replicateCheck(replicate)] : []],
   ];
   return ordered.flatMap(([selected, checks]) => (selected ? checks : []));
 }

@@ -99,4 +99,29 @@ describe('runScrub', () => {
     });
     expect(pipe).toEqual([]);
   });
+  it('stops at the signal between actions, never counting the abort as a failure of a check', async () => {
+    const applied: string[] = [];
+    const abort = new AbortController();
+    const checks = [
+      check('first', () => [
+        action('first', 'a', async () => {
+          applied.push('a');
+          abort.abort(new Error('client gone'));
+        }),
+        action('first', 'b', async () => {
+          applied.push('b');
+        }),
+      ]),
+      check('second', () => [
+        action('second', 'c', async () => {
+          applied.push('c');
+        }),
+      ]),
+    ];
+    await expect(runScrub(checks, context(), { dryRun: false, signal: abort.signal })).rejects.toThrow(
+      'client gone',
+    );
+    // The action in progress ended; nothing after it ran.
+    expect(applied).toEqual(['a']);
+  });
 });

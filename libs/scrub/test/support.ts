@@ -3,21 +3,20 @@ import { cp, mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/p
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
-import { parseConfig } from '@angos/config';
 import { MemoryLockManager } from '@angos/lock';
 import { silentLogger } from '@angos/observability';
 import { type DigestParts, parseDigest, parseReference } from '@angos/oci';
 import { createRegistry, encodeLink, type GcReport, type Registry } from '@angos/registry';
-import {
-  type BlobStore,
-  createStores,
-  keyFor,
-  type MetadataStore,
-  openStores,
-  type S3ConnectionOptions,
-} from '@angos/storage';
+import { type BlobStore, createStores, keyFor, type MetadataStore, openStores } from '@angos/storage';
 import { S3Bucket } from '@angos/storage/s3';
-import type { S3Endpoint } from '@angos/test-support';
+import {
+  configOf,
+  type S3Endpoint,
+  s3Connection,
+  s3Table,
+  s3TestStores,
+  wipeBucket,
+} from '@angos/test-support';
 import { inject } from 'vitest';
 import {
   checksFor,
@@ -94,21 +93,13 @@ export interface StoreCopy {
   remove(): Promise<void>;
 }
 
-function s3Connection(keyPrefix: string): S3ConnectionOptions {
+function testServer(): S3Endpoint {
   if (!s3Server) throw new Error('no S3 server for this run');
-  return {
-    ...s3Server,
-    keyPrefix,
-    maxAttempts: 3,
-    operationTimeoutSecs: 60,
-    operationAttemptTimeoutSecs: 30,
-  };
+  return s3Server;
 }
 
 export async function openStore(kind: StoreKind): Promise<Store> {
-  const { config } = parseConfig(
-    '[server]\nbind_address = "127.0.0.1"\n[blob_store.fs]\nroot_dir = "/unused"\n',
-  );
+  const config = configOf();
   let blobs: BlobStore;
   let metadata: MetadataStore;
   let fsRoots: FsRoots = {};
@@ -127,25 +118,14 @@ export async function openStore(kind: StoreKind): Promise<Store> {
     close = () => rm(root, { recursive: true, force: true });
   } else {
     const keyPrefix = `angos-scrub-test/${randomUUID()}`;
-    const stores = await openStores({
-      blob: {
-        kind: 's3',
-        ...s3Connection(keyPrefix),
-        multipartPartSize: 5 * 1024 * 1024,
-        multipartCopyThreshold: 5 * 1024 * 1024 * 1024,
-        multipartCopyChunkSize: 100 * 1024 * 1024,
-        multipartCopyJobs: 4,
-        multipartUniformParts: false,
-      },
-      metadata: { kind: 's3', ...s3Connection(keyPrefix), linkCacheTtlSecs: 0, accessTimeDebounceSecs: 0 },
-    });
+    const stores = await openStores(s3TestStores(testServer(), keyPrefix));
     ({ blobs, metadata } = stores);
-    const bucket = new S3Bucket(s3Connection(keyPrefix));
+    const bucket = new S3Bucket(s3Connection(testServer(), keyPrefix));
     snapshot = () => hashBucket(bucket);
     copy = () => copyS3Store(bucket);
     close = async () => {
       await stores.close();
-      await emptyBucket(bucket);
+      await wipeBucket(bucket);
     };
   }
   const locks = new MemoryLockManager();
@@ -195,13 +175,6 @@ async function hashBucket(bucket: S3Bucket, normalize: Normalize = (_key, data) 
   return tree;
 }
 
-async function emptyBucket(bucket: S3Bucket): Promise<void> {
-  const keys: string[] = [];
-  for await (const key of bucket.listKeys('')) keys.push(key);
-  await bucket.deleteMany(keys);
-  bucket.destroy();
-}
-
 async function copyFsStore(source: string): Promise<StoreCopy> {
   const dir = await mkdtemp(join(tmpdir(), 'angos-scrub-copy-'));
   const root = join(dir, 'data');
@@ -216,27 +189,16 @@ async function copyFsStore(source: string): Promise<StoreCopy> {
 
 async function copyS3Store(source: S3Bucket): Promise<StoreCopy> {
   const keyPrefix = `angos-scrub-test/${randomUUID()}`;
-  const target = new S3Bucket(s3Connection(keyPrefix));
+  const server = testServer();
+  const target = new S3Bucket(s3Connection(server, keyPrefix));
   for await (const key of source.listKeys('')) {
     const found = await source.getBuffer(key);
     if (found !== undefined) await target.put(key, found.data);
   }
-  const server = s3Server!;
-  const table = (section: string) =>
-    [
-      `[${section}]`,
-      `access_key_id = ${JSON.stringify(server.accessKeyId)}`,
-      `secret_key = ${JSON.stringify(server.secretAccessKey)}`,
-      `endpoint = ${JSON.stringify(server.endpoint)}`,
-      `bucket = ${JSON.stringify(server.bucket)}`,
-      `region = ${JSON.stringify(server.region)}`,
-      `key_prefix = ${JSON.stringify(keyPrefix)}`,
-      '',
-    ].join('\n');
   return {
-    storeConfig: `${table('blob_store.s3')}${table('metadata_store.s3')}`,
+    storeConfig: `${s3Table('blob_store.s3', server, keyPrefix)}${s3Table('metadata_store.s3', server, keyPrefix)}`,
     tree: (normalize) => hashBucket(target, normalize),
-    remove: () => emptyBucket(target),
+    remove: () => wipeBucket(target),
   };
 }
 

@@ -1,11 +1,6 @@
 import { legacyPathOf } from './keys.js';
-import {
-  type ConditionalWrites,
-  type ListPageOptions,
-  type MetadataStore,
-  NotFoundError,
-  type VersionedValue,
-} from './types.js';
+import { MetadataStoreWrapper } from './metadata-wrapper.js';
+import { type ConditionalWrites, type MetadataStore, NotFoundError, type VersionedValue } from './types.js';
 
 /**
  * Serves blob index entries that a store wrote before blob directories fanned out
@@ -32,41 +27,25 @@ export function withLegacyBlobIndex(store: MetadataStore): MetadataStore {
 /** Marks a version read from a legacy key; never the start of a version a backend hands out. */
 const LEGACY = 'legacy-layout:';
 
-class LegacyBlobIndexStore implements MetadataStore {
-  readonly backend: string;
-  readonly conditional: ConditionalWrites | undefined;
-  // Optional members exist on the wrapper exactly when the driver has them.
-  readonly putDeferred?: (path: string, data: string) => void;
-  readonly getUncached?: (path: string) => Promise<Buffer>;
-  readonly check?: () => Promise<void>;
-  readonly close?: () => Promise<void>;
-
-  constructor(private readonly inner: MetadataStore) {
-    this.backend = inner.backend;
-    this.conditional = inner.conditional && new LegacyBlobIndexConditionalWrites(inner.conditional);
-    const { putDeferred, getUncached, check, close } = inner;
-    if (getUncached)
-      this.getUncached = (path) => readEitherLayout(path, (key) => getUncached.call(inner, key));
-    if (putDeferred) this.putDeferred = (path, data) => putDeferred.call(inner, path, data);
-    if (check) this.check = () => check.call(inner);
-    if (close) this.close = () => close.call(inner);
+class LegacyBlobIndexStore extends MetadataStoreWrapper {
+  constructor(inner: MetadataStore) {
+    super(inner, {
+      conditional: (conditional) => new LegacyBlobIndexConditionalWrites(conditional),
+      getUncached: (getUncached) => (path) => readEitherLayout(path, getUncached),
+    });
   }
 
-  get(path: string): Promise<Buffer> {
+  override get(path: string): Promise<Buffer> {
     return readEitherLayout(path, (key) => this.inner.get(key));
   }
 
-  put(path: string, data: Uint8Array | string): Promise<void> {
-    return this.inner.put(path, data);
-  }
-
-  async putIfAbsent(path: string, data: Uint8Array | string): Promise<boolean> {
+  override async putIfAbsent(path: string, data: Uint8Array | string): Promise<boolean> {
     const legacy = legacyPathOf(path);
     if (legacy !== undefined && (await this.#has(legacy))) return false;
     return this.inner.putIfAbsent(path, data);
   }
 
-  async delete(path: string): Promise<boolean> {
+  override async delete(path: string): Promise<boolean> {
     const legacy = legacyPathOf(path);
     if (legacy === undefined) return this.inner.delete(path);
     // The legacy value first: while the fanned-out one exists it shadows it, so no reader ever
@@ -74,18 +53,6 @@ class LegacyBlobIndexStore implements MetadataStore {
     const legacyDeleted = await this.inner.delete(legacy);
     const deleted = await this.inner.delete(path);
     return legacyDeleted || deleted;
-  }
-
-  list(prefix: string): Promise<string[]> {
-    return this.inner.list(prefix);
-  }
-
-  listPage(prefix: string, options: ListPageOptions): Promise<string[]> {
-    return this.inner.listPage(prefix, options);
-  }
-
-  deletePrefix(prefix: string): Promise<void> {
-    return this.inner.deletePrefix(prefix);
   }
 
   async #has(path: string): Promise<boolean> {

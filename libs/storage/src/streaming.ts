@@ -1,5 +1,5 @@
-import { Readable } from 'node:stream';
-import { BodyLengthError } from './types.js';
+import { Readable, Transform } from 'node:stream';
+import { type BlobCopy, BodyLengthError } from './types.js';
 
 /**
  * Size of the chunks blob bytes move in (read streams, write buffering). Large
@@ -27,4 +27,27 @@ async function* checkedChunks(body: Readable, length: number): AsyncGenerator<Bu
     yield bytes;
   }
   if (received !== length) throw new BodyLengthError(length, received);
+}
+
+/**
+ * A BlobCopy as a Readable, for consumers that are not a socket. `copyTo` reuses its few read
+ * buffers as soon as the destination's write callback fires, which a socket does once the kernel
+ * has the bytes, but an in-memory stream (a PassThrough, a generator, a response queued behind a
+ * slow client) does while it still holds the chunk: each chunk is therefore copied out first.
+ * The copy is released when it ends, fails, or the stream is destroyed.
+ */
+export function blobCopyStream(copy: BlobCopy): Readable {
+  const out = new Transform({
+    transform(chunk: Buffer, _encoding, done) {
+      done(null, Buffer.from(chunk));
+    },
+  });
+  copy
+    .copyTo(out)
+    .then(
+      () => out.end(),
+      (error: unknown) => out.destroy(error as Error),
+    )
+    .finally(() => void copy.close());
+  return out;
 }

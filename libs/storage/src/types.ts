@@ -188,7 +188,9 @@ export interface PresignOptions {
 export interface BlobCopy {
   /**
    * Writes every byte into `destination`, without ending it, and releases the blob. Rejects if
-   * the blob cannot be read or `destination` fails or closes first.
+   * the blob cannot be read or `destination` fails or closes first. A chunk's buffer may be
+   * reused once its write callback fires: right for a socket (the kernel has the bytes); an
+   * in-memory consumer reads through `blobCopyStream`, which copies each chunk.
    */
   copyTo(destination: Writable): Promise<void>;
   /** Releases the blob without copying (idempotent; copyTo does it when it ends). */

@@ -1,6 +1,7 @@
 import type { Readable } from 'node:stream';
 import { assertValidDigest, assertValidKey, assertValidPrefix, assertValidUpload } from './key-rules.js';
 import type { DigestParts } from './keys.js';
+import { MetadataStoreWrapper } from './metadata-wrapper.js';
 import { assertValidPageOptions } from './paging.js';
 import { withExactLength } from './streaming.js';
 import type {
@@ -27,67 +28,53 @@ export function withBlobKeyValidation(store: BlobStore): BlobStore {
   return new KeyValidatingBlobStore(store);
 }
 
-class KeyValidatingMetadataStore implements MetadataStore {
-  readonly backend: string;
-  readonly conditional: ConditionalWrites | undefined;
-  // Optional members exist on the wrapper exactly when the driver has them.
-  readonly putDeferred?: (path: string, data: string) => void;
-  readonly getUncached?: (path: string) => Promise<Buffer>;
-  readonly check?: () => Promise<void>;
-  readonly close?: () => Promise<void>;
-
-  constructor(private readonly inner: MetadataStore) {
-    this.backend = inner.backend;
-    this.conditional = inner.conditional && new KeyValidatingConditionalWrites(inner.conditional);
-    const { putDeferred, getUncached, check, close } = inner;
-    if (getUncached) {
-      this.getUncached = async (path) => {
+class KeyValidatingMetadataStore extends MetadataStoreWrapper {
+  constructor(inner: MetadataStore) {
+    super(inner, {
+      conditional: (conditional) => new KeyValidatingConditionalWrites(conditional),
+      getUncached: (getUncached) => async (path) => {
         assertValidKey(path);
-        return getUncached.call(inner, path);
-      };
-    }
-    if (putDeferred) {
-      this.putDeferred = (path, data) => {
+        return getUncached(path);
+      },
+      putDeferred: (putDeferred) => (path, data) => {
         assertValidKey(path);
-        putDeferred.call(inner, path, data);
-      };
-    }
-    if (check) this.check = () => check.call(inner);
-    if (close) this.close = () => close.call(inner);
+        putDeferred(path, data);
+      },
+    });
   }
 
-  async get(path: string): Promise<Buffer> {
+  override async get(path: string): Promise<Buffer> {
     assertValidKey(path);
     return this.inner.get(path);
   }
 
-  async put(path: string, data: Uint8Array | string): Promise<void> {
+  override async put(path: string, data: Uint8Array | string): Promise<void> {
     assertValidKey(path);
     return this.inner.put(path, data);
   }
 
-  async putIfAbsent(path: string, data: Uint8Array | string): Promise<boolean> {
+  override async putIfAbsent(path: string, data: Uint8Array | string): Promise<boolean> {
     assertValidKey(path);
     return this.inner.putIfAbsent(path, data);
   }
 
-  async delete(path: string): Promise<boolean> {
+  override async delete(path: string): Promise<boolean> {
     assertValidKey(path);
     return this.inner.delete(path);
   }
 
-  async list(prefix: string): Promise<string[]> {
+  override async list(prefix: string): Promise<string[]> {
     assertValidPrefix(prefix);
     return this.inner.list(prefix);
   }
 
-  async listPage(prefix: string, options: ListPageOptions): Promise<string[]> {
+  override async listPage(prefix: string, options: ListPageOptions): Promise<string[]> {
     assertValidPrefix(prefix);
     assertValidPageOptions(options);
     return this.inner.listPage(prefix, options);
   }
 
-  async deletePrefix(prefix: string): Promise<void> {
+  override async deletePrefix(prefix: string): Promise<void> {
     // Deliberately not assertValidPrefix: '' (everything) is never a valid target.
     assertValidKey(prefix);
     return this.inner.deletePrefix(prefix);

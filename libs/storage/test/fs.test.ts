@@ -2,9 +2,11 @@ import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { replaceFile } from '../src/fs/atomic-file.js';
 import {
+  blobCopyStream,
   createBlobStore,
   createMetadataStore,
   type DigestParts,
@@ -197,6 +199,26 @@ describe('fs driver', () => {
       const none = slowSink(0);
       await (await blobs.openBlobCopy!(empty)).copyTo(none.sink);
       expect(none.bytes().length).toBe(0);
+    });
+
+    it('reaches an in-memory consumer intact through blobCopyStream, however long it holds each chunk', async () => {
+      const blobs = createBlobStore({ kind: 'fs', rootDir, syncToDisk: false });
+      const big = Buffer.alloc(5 * 1024 * 1024 + 123);
+      for (let i = 0; i + 4 <= big.length; i += 4) big.writeUInt32LE(i, i);
+      const digest = digestOf(big);
+      await blobs.putBlob(digest, big);
+      // Keeps every chunk it is given, by reference, the way a response queued behind a slow
+      // client does: a buffer the copy reused meanwhile would change under it.
+      const held: Buffer[] = [];
+      const keeper = new Writable({
+        highWaterMark: 1,
+        write(chunk: Buffer, _encoding, done) {
+          held.push(chunk);
+          setTimeout(done, 2);
+        },
+      });
+      await pipeline(blobCopyStream(await blobs.openBlobCopy!(digest)), keeper);
+      expect(Buffer.concat(held).equals(big)).toBe(true);
     });
 
     it('fails before writing for an absent blob, and stops when the destination goes away', async () => {

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { s3Connection, wipeBucket } from '@angos/test-support';
 import { expect, inject } from 'vitest';
 import {
   type BlobStore,
@@ -27,18 +28,7 @@ export function connection(
   overrides: Partial<S3ConnectionOptions> = {},
 ): S3ConnectionOptions {
   if (!s3) throw new Error('no S3 server');
-  return {
-    endpoint: s3.endpoint,
-    region: s3.region,
-    bucket: s3.bucket,
-    accessKeyId: s3.accessKeyId,
-    secretAccessKey: s3.secretAccessKey,
-    keyPrefix,
-    maxAttempts: 3,
-    operationTimeoutSecs: 60,
-    operationAttemptTimeoutSecs: 30,
-    ...overrides,
-  };
+  return { ...s3Connection(s3, keyPrefix), ...overrides };
 }
 
 export function blobOptions(
@@ -83,18 +73,8 @@ export async function leftovers(keyPrefix: string): Promise<string[]> {
 }
 
 /** Removes everything under the prefix (after a failed test). */
-export async function wipe(keyPrefix: string): Promise<void> {
-  const bucket = rawBucket(keyPrefix);
-  try {
-    const keys: string[] = [];
-    for await (const key of bucket.listKeys('')) keys.push(key);
-    await bucket.deleteMany(keys);
-    for await (const upload of bucket.listMultipartUploads('')) {
-      await bucket.abortMultipartUpload(upload.key, upload.uploadId);
-    }
-  } finally {
-    bucket.destroy();
-  }
+export function wipe(keyPrefix: string): Promise<void> {
+  return wipeBucket(rawBucket(keyPrefix));
 }
 
 /**

@@ -304,7 +304,7 @@ export class UpstreamClient {
         // A name that is not a valid tag could not be served under it: left out, not fatal.
         tags.push(...(pageTags as string[]).filter(isValidTag));
       }
-      const next = nextPage(header(response.headers, 'link'), this.base, remote);
+      const next = nextTagListPage(header(response.headers, 'link'), this.base, remote);
       if (next === undefined) return tags;
       if (next === 'elsewhere')
         throw this.transport.error('invalid-response', `${what}: Link to another registry`);
@@ -550,8 +550,13 @@ function parseContentRangeHeader(
 /**
  * The next page of a tag list from its `Link: </v2/<name>/tags/list?last=x&n=y>; rel="next"`, as
  * a path under `/v2/<remote>/`; 'elsewhere' when it points outside that; undefined when none.
+ * Also the downstream tag lists of replication's reconciliation.
  */
-function nextPage(link: string | undefined, base: URL, remote: string): string | 'elsewhere' | undefined {
+export function nextTagListPage(
+  link: string | undefined,
+  base: URL,
+  remote: string,
+): string | 'elsewhere' | undefined {
   if (link === undefined) return undefined;
   const match = /<([^>]*)>\s*;\s*rel="?next"?/i.exec(link);
   if (match === null) return undefined;

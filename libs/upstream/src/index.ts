@@ -6,6 +6,7 @@ export { checkUpstreamConfig } from './check.js';
 export {
   type BlobRequestOptions,
   type ManifestHead,
+  nextTagListPage,
   type RequestOptions,
   type UpstreamBlob,
   UpstreamClient,

@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { BlobFill, FOLLOWER_BUFFER_BYTES } from '../src/cache/blob-fill.js';
+import { BlobFill, FILL_HEAD_BYTES, FOLLOWER_BUFFER_BYTES } from '../src/cache/blob-fill.js';
 import type { BlobBytes } from '../src/cache/types.js';
 
 /** A blob of `size` bytes whose byte i is i mod 251, so any slice is recognisable. */
@@ -75,15 +75,37 @@ describe('BlobFill', () => {
     expect((await wholeRead).equals(blob)).toBe(true);
   });
 
-  it('sends a late joiner and a follower that falls too far behind to storage after the commit', async () => {
+  it('streams to a client joining within the first FILL_HEAD_BYTES from the fill, before the commit', async () => {
+    const size = FILL_HEAD_BYTES * 2;
+    const blob = blobOf(size);
+    const { fill, write, commit } = fillOf(blob);
+    fill.begin(size);
+    const first = readAll(fill.follow(undefined));
+    await write(0, 1024);
+    await write(1024, 300_000);
+    await write(300_000, 310_000); // each chunk passes on when the next arrives
+    // Join after 300,000 bytes passed: those come from the head, the rest as it arrives.
+    const late = fill.follow(undefined);
+    const lateRange = fill.follow({ start: 200_000, end: 400_000 });
+    for (let at = 310_000; at < size; at += 1024 * 1024) await write(at, Math.min(size, at + 1024 * 1024));
+    // Every byte of the range has passed: it ends with no commit, so not through storage.
+    expect((await readAll(lateRange)).equals(blob.subarray(200_000, 400_001))).toBe(true);
+    commit();
+    expect((await readAll(late)).equals(blob)).toBe(true);
+    expect((await first).equals(blob)).toBe(true);
+  });
+
+  it('sends a client joining past the head, and one that falls too far behind, to storage after the commit', async () => {
     const size = FOLLOWER_BUFFER_BYTES * 2;
     const blob = blobOf(size);
     const { fill, write, commit } = fillOf(blob);
     fill.begin(size);
     const laggard = fill.follow(undefined); // never read until the commit
-    await write(0, 1024);
+    await write(0, FILL_HEAD_BYTES + 1024);
     const late = fill.follow(undefined);
-    for (let at = 1024; at < size; at += 1024 * 1024) await write(at, Math.min(size, at + 1024 * 1024));
+    for (let at = FILL_HEAD_BYTES + 1024; at < size; at += 1024 * 1024) {
+      await write(at, Math.min(size, at + 1024 * 1024));
+    }
     commit();
     expect((await readAll(late)).equals(blob)).toBe(true);
     expect((await readAll(laggard)).equals(blob)).toBe(true);

@@ -13,13 +13,12 @@ export {
   composeGateway,
   composeRegistryApi,
   composeServer,
-  createLocks,
-  storesOptions,
 } from './compose.js';
 export { CliError, failureLines } from './errors.js';
 export { isJobQueueName, JOB_QUEUE_NAMES, type JobQueueName } from './jobs.js';
 export { formatAddress, type ListenAddress, listenOn, parseListen } from './listen.js';
 export { createLiveConfig, type LiveConfig, retainKeys } from './live-config.js';
+export { createLocks, storesOptions } from './open-storage.js';
 export { type RunningService, type ServiceKind, type StartServiceOptions, startService } from './service.js';
 export { signalExitStatus } from './shutdown.js';
 export { type BuildInfo, buildInfo, versionLine } from './version.js';

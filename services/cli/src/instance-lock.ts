@@ -41,7 +41,8 @@ import { join } from 'node:path';
  *
  * The directory is a dotfile at the metadata root: no storage key starts with `.` there (key-rules),
  * the registry's catalog and every scrub walk skip it, and its temp files are the `.tmp-*` files
- * the fs driver and `scrub --uploads` already know.
+ * the fs driver and `scrub --uploads` already know. A serving holder also listens there for scrub
+ * runs handed to it (`scrub.sock`, scrub-handoff.ts); only numbered names are generations.
  */
 export const INSTANCE_LOCK_DIR = '.angos-instance-lock';
 

@@ -3,6 +3,7 @@ import { type Enqueue, type JobQueue, JobRunner, recordJobFinished, startQueueGa
 import type { LockManager } from '@angos/lock';
 import type { Logger, Metrics } from '@angos/observability';
 import type { Registry } from '@angos/registry';
+import { replicationLagGauge } from '@angos/replication';
 import type { MetadataStore } from '@angos/storage';
 import { PullThroughCache } from '@angos/upstream';
 import { startJobDrain } from './job-drain.js';
@@ -93,6 +94,7 @@ export async function startServerJobs(deps: ServerJobsDeps): Promise<ServerJobs>
     settings: () => gaugeSettings(deps.config()),
     metrics: deps.metrics,
     logger,
+    pendingAges: [replicationLagGauge({ config: deps.config, metrics: deps.metrics })],
   });
   let stopping: Promise<void> | undefined;
   return {

@@ -3,14 +3,15 @@ import { type Config, ConfigError, loadConfig, unsupportedFeatures, watchConfig 
 import { createHttpServer, type Handler, healthHandler, sendText } from '@angos/http';
 import { type Enqueue, type JobQueue, JobRunner, recordJobFinished, startQueueGauges } from '@angos/jobs';
 import { createLogger, createMetrics, type Logger } from '@angos/observability';
+import { replicationLagGauge } from '@angos/replication';
 import { PullThroughCache } from '@angos/upstream';
-import { openRegistry } from './compose.js';
 import { drain } from './drain.js';
 import { CliError } from './errors.js';
 import { startJobDrain } from './job-drain.js';
 import { gaugeSettings, JOB_QUEUE_NAMES, type JobQueueName, jobHandlers, jobPools } from './jobs.js';
 import { type ListenAddress, listenOn, parseListen } from './listen.js';
 import { createLiveConfig } from './live-config.js';
+import { openRegistry } from './open-storage.js';
 import { ServedJobQueue } from './served-queue.js';
 import { logWarning } from './service.js';
 
@@ -123,6 +124,9 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
     settings: () => gaugeSettings(live.get()),
     metrics,
     logger: jobsLogger,
+    pendingAges: queues.includes('replication')
+      ? [replicationLagGauge({ config: () => live.get(), metrics })]
+      : [],
   });
 
   let accepting = true;

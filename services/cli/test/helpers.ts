@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { type RedisServer, startRedisServer } from '@angos/test-support';
 import { afterAll, afterEach, beforeAll } from 'vitest';
 
 export const MAIN = join(dirname(fileURLToPath(import.meta.url)), '..', 'dist', 'main.js');
@@ -147,6 +148,24 @@ export function useWorkspace(): () => Workspace {
   return () => {
     if (ws === undefined) throw new Error('useWorkspace(): no workspace outside the tests');
     return ws;
+  };
+}
+
+/**
+ * A redis-server for the tests of the enclosing describe (skip it with `skipWithout(…,
+ * 'redis-server')`): started before them, stopped after them. Returns a getter.
+ */
+export function useRedisServer(): () => RedisServer {
+  let redis: RedisServer | undefined;
+  beforeAll(async () => {
+    redis = await startRedisServer();
+  }, 30_000);
+  afterAll(async () => {
+    await redis?.stop();
+  });
+  return () => {
+    if (redis === undefined) throw new Error('useRedisServer(): no redis-server outside the tests');
+    return redis;
   };
 }
 

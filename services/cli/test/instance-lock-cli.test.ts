@@ -5,10 +5,10 @@ import { readdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseConfig } from '@angos/config';
 import { silentLogger } from '@angos/observability';
-import { type RedisServer, skipWithout, startRedisServer } from '@angos/test-support';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { holdInstanceLock } from '../src/compose.js';
+import { skipWithout } from '@angos/test-support';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { INSTANCE_LOCK_DIR } from '../src/instance-lock.js';
+import { holdInstanceLock } from '../src/open-storage.js';
 import {
   baseConfig,
   freePort,
@@ -16,6 +16,7 @@ import {
   logRecords,
   runAngos,
   startAngos,
+  useRedisServer,
   useWorkspace,
   waitForHttp,
 } from './helpers.js';
@@ -109,13 +110,12 @@ describe('instance lock (fs metadata, memory lock strategy)', () => {
     }
   }, 60_000);
 
-  it('a repairing scrub refuses beside a live server (exit 1); a dry run reads beside it', async () => {
+  it('a repairing scrub beside a live server is handed to it (scrub-handoff.test.ts); a dry run reads beside it', async () => {
     const { server } = await startServer();
     try {
       const real = await runAngos(['-c', ws().configPath, 'scrub', '-t', '-m', '-b']);
-      expect(real.code).toBe(1);
-      expectRefusal(real.stderr, 'Stop the server while scrub repairs');
-      expect(real.stderr).toContain('--dry-run');
+      expect(real.stderr).not.toContain('lock_strategy');
+      expect(real.code).toBe(0);
       const dry = await runAngos(['-c', ws().configPath, 'scrub', '-d', '-t', '-m', '-b']);
       expect(dry.stderr).not.toContain('lock_strategy');
       expect(dry.code).toBe(0);
@@ -146,6 +146,12 @@ describe('instance lock (fs metadata, memory lock strategy)', () => {
       expect(planned.length).toBeGreaterThan(0);
       expect(planned.filter((record) => String(record['key']).includes(INSTANCE_LOCK_DIR))).toEqual([]);
       expect(await generations()).toHaveLength(1);
+      // A real run with every check, handed off to the server: the lock and its socket stay.
+      const handed = await runAngos(['-c', ws().configPath, 'scrub', ...EVERY_CHECK]);
+      expect(handed.code, handed.stderr).toBe(0);
+      expect(await generations()).toHaveLength(1);
+      expect(existsSync(join(lockDir(), 'scrub.sock'))).toBe(true);
+      expect(existsSync(join(ws().dir, 'data', '_lost_and_found'))).toBe(false);
     } finally {
       expect(await server.stop()).toBe(0);
     }
@@ -209,13 +215,7 @@ describe('instance lock (fs metadata, memory lock strategy)', () => {
 const skipRedis = skipWithout('the instance lock test with the Redis lock', 'redis-server');
 
 describe.skipIf(skipRedis)('no instance lock with the Redis lock strategy', () => {
-  let redis: RedisServer;
-  beforeAll(async () => {
-    redis = await startRedisServer();
-  }, 30_000);
-  afterAll(async () => {
-    await redis?.stop();
-  });
+  const redis = useRedisServer();
 
   it('two servers and a repairing scrub share the directory', async () => {
     const configPath = join(ws().dir, 'redis.toml');
@@ -228,7 +228,7 @@ describe.skipIf(skipRedis)('no instance lock with the Redis lock strategy', () =
           '[global.access_policy]',
           'default = "allow"',
           '[metadata_store.fs.lock_strategy.redis]',
-          `url = "${redis.url}"`,
+          `url = "${redis().url}"`,
           'ttl = 5',
           'key_prefix = "instance-lock-test"',
         ].join('\n'),

@@ -8,7 +8,6 @@ import { fileURLToPath } from 'node:url';
 import { parseConfig } from '@angos/config';
 import { type Logger, silentLogger } from '@angos/observability';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { holdInstanceLock } from '../src/compose.js';
 import { CliError } from '../src/errors.js';
 import {
   acquireInstanceLock,
@@ -16,6 +15,7 @@ import {
   InstanceLockHeldError,
   type InstanceLockHolder,
 } from '../src/instance-lock.js';
+import { holdInstanceLock } from '../src/open-storage.js';
 
 /**
  * The instance lock itself, on a real directory: who holds it, what is stale, and that of several

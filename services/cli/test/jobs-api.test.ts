@@ -1,23 +1,11 @@
 import { join } from 'node:path';
 import { JobQueue } from '@angos/jobs';
-import { silentLogger } from '@angos/observability';
 import { openMetadataStore } from '@angos/storage';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type RunningService, startServer } from '../src/index.js';
-import { baseConfig, type Workspace, workspace } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { baseConfig } from './helpers.js';
+import { useInProcessServer } from './in-process.js';
 
-let ws: Workspace;
-let service: RunningService | undefined;
-beforeAll(async () => {
-  ws = await workspace();
-});
-afterEach(async () => {
-  await service?.close();
-  service = undefined;
-});
-afterAll(async () => {
-  await ws.remove();
-});
+const { ws, start } = useInProcessServer();
 
 const ALICE_HASH =
   '$argon2id$v=19$m=64,t=1,p=1$bC87hUMfbQpL2Jjl8j+RxQ$OOKrstt+HXHBcNpma8p9Sxx9K6GmHQ9hEuXjr6aomp8';
@@ -26,7 +14,7 @@ const ALICE = `Basic ${Buffer.from('alice:alice-secret').toString('base64')}`;
 describe('the jobs API through angos server', () => {
   it('lets a policy grant listing jobs without deleting them', async () => {
     // Seeded before the server starts, on the metadata store it will open (the blob store's root).
-    const store = await openMetadataStore({ kind: 'fs', rootDir: join(ws.dir, 'data'), syncToDisk: false });
+    const store = await openMetadataStore({ kind: 'fs', rootDir: join(ws().dir, 'data'), syncToDisk: false });
     // Due in a day: the server's own drain (no [global.job_queue]) leaves it pending meanwhile.
     const { id } = await new JobQueue({ store }).enqueue(
       'replication',
@@ -36,9 +24,9 @@ describe('the jobs API through angos server', () => {
       { notBefore: new Date(Date.now() + 86_400_000) },
     );
     await store.close?.();
-    await ws.writeConfig(
+    await ws().writeConfig(
       baseConfig(
-        ws.dir,
+        ws().dir,
         1,
         [
           '[auth.identity.alice]',
@@ -51,7 +39,7 @@ describe('the jobs API through angos server', () => {
         ].join('\n'),
       ),
     );
-    service = await startServer({ configPath: ws.configPath, listen: '127.0.0.1:0', logger: silentLogger });
+    const service = await start();
     const base = `http://127.0.0.1:${service.address.port}/v2/_ext/jobs`;
     const as = (authorization?: string) => (authorization === undefined ? {} : { authorization });
 

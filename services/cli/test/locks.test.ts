@@ -4,8 +4,8 @@ import { parseConfig } from '@angos/config';
 import { createMetrics, silentLogger } from '@angos/observability';
 import { type RedisServer, skipWithout, startRedisServer } from '@angos/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLocks } from '../src/compose.js';
 import { CliError } from '../src/errors.js';
+import { createLocks } from '../src/open-storage.js';
 
 const BASE = '[server]\nbind_address = "127.0.0.1"\n[blob_store.fs]\nroot_dir = "/tmp/angos-unused"\n';
 

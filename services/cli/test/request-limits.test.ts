@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createLogger } from '@angos/observability';
+import { eventually } from '@angos/test-support';
 import { afterEach, describe, expect, it } from 'vitest';
 import { type RunningService, startServer } from '../src/index.js';
 import { baseConfig, useWorkspace } from './helpers.js';
@@ -50,15 +51,6 @@ function monolithicUploadHead(body: Buffer): string {
   );
 }
 
-async function eventually(check: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await sleep(50);
-  }
-  throw new Error('condition not met in time');
-}
-
 describe('request limits of a running server', () => {
   it('accepts an upload that keeps sending for longer than query_timeout + grace', async () => {
     await start('', 'query_timeout = 1\nquery_timeout_grace_period = 1\n');
@@ -84,7 +76,7 @@ describe('request limits of a running server', () => {
     socket.write(monolithicUploadHead(body));
     socket.write(body.subarray(0, 10));
 
-    await eventually(async () => (await fetch(`${url}/v2/`)).status === 503);
+    await eventually(async () => (await fetch(`${url}/v2/`)).status === 503, { timeoutMs: 10_000 });
     const refused = await fetch(`${url}/v2/`);
     expect(refused.status).toBe(503);
     expect(refused.headers.get('retry-after')).toBe('1');
@@ -96,12 +88,12 @@ describe('request limits of a running server', () => {
 
     // A reload raises the limit for the next request.
     await ws().writeConfig(config('[global]\nmax_concurrent_requests = 2\n'));
-    await eventually(async () => (await fetch(`${url}/v2/`)).status === 200);
+    await eventually(async () => (await fetch(`${url}/v2/`)).status === 200, { timeoutMs: 10_000 });
 
     // The abandoned upload frees its slot.
     await ws().writeConfig(config('[global]\nmax_concurrent_requests = 1\n'));
-    await eventually(async () => (await fetch(`${url}/v2/`)).status === 503);
+    await eventually(async () => (await fetch(`${url}/v2/`)).status === 503, { timeoutMs: 10_000 });
     socket.destroy();
-    await eventually(async () => (await fetch(`${url}/v2/`)).status === 200);
+    await eventually(async () => (await fetch(`${url}/v2/`)).status === 200, { timeoutMs: 10_000 });
   }, 60_000);
 });

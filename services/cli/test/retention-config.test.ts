@@ -1,45 +1,24 @@
-import { PassThrough } from 'node:stream';
-import { createLogger } from '@angos/observability';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type RunningService, startServer } from '../src/index.js';
-import { baseConfig, runAngos, type Workspace, workspace } from './helpers.js';
+import { captureLogger, eventually } from '@angos/test-support';
+import { describe, expect, it } from 'vitest';
+import { baseConfig, runAngos } from './helpers.js';
+import { useInProcessServer } from './in-process.js';
 
-let ws: Workspace;
-let service: RunningService | undefined;
-beforeAll(async () => {
-  ws = await workspace();
-});
-afterEach(async () => {
-  await service?.close();
-  service = undefined;
-});
-afterAll(async () => {
-  await ws.remove();
-});
+const { ws, start } = useInProcessServer();
 
 const ALLOW = '[global.access_policy]\ndefault = "allow"\n';
 const retention = (rules: string[]) =>
   `${ALLOW}[global.retention_policy]\nrules = ${JSON.stringify(rules)}\n`;
 
-async function eventually(check: () => boolean, timeoutMs = 8000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error('condition not met in time');
-}
-
 describe('retention rules at startup and reload', () => {
   it('refuses to start with a retention rule that does not compile, naming it', async () => {
-    await ws.writeConfig(
+    await ws().writeConfig(
       baseConfig(
-        ws.dir,
+        ws().dir,
         1,
         `${retention(['top_pushed(10)', 'image.pushed_at > now() - days(30)', 'image.pushed > 3'])}[repository."team".retention_policy]\nrules = ["image.tag != null"]\n`,
       ),
     );
-    const result = await runAngos(['-c', ws.configPath, 'server', '--listen', '127.0.0.1:0']);
+    const result = await runAngos(['-c', ws().configPath, 'server', '--listen', '127.0.0.1:0']);
     expect(result.code).toBe(1);
     expect(result.stderr).not.toContain('not supported yet');
     expect(result.stderr).toContain(
@@ -51,33 +30,23 @@ describe('retention rules at startup and reload', () => {
   });
 
   it('starts with valid retention rules, and rejects a reload with a bad one', async () => {
-    await ws.writeConfig(baseConfig(ws.dir, 1, retention(["has(image.tag) && image.tag == 'latest'"])));
-    const destination = new PassThrough();
-    let output = '';
-    destination.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-    const logger = createLogger({ filter: 'info', format: 'json', destination });
-    service = await startServer({ configPath: ws.configPath, listen: '127.0.0.1:0', logger });
+    await ws().writeConfig(baseConfig(ws().dir, 1, retention(["has(image.tag) && image.tag == 'latest'"])));
+    const { logger, output } = captureLogger('info');
+    const service = await start(logger);
     expect((await fetch(`http://127.0.0.1:${service.address.port}/v2/`)).status).toBe(200);
 
-    await ws.writeConfig(baseConfig(ws.dir, 1, retention(['top_pulled()'])));
-    await eventually(() => output.includes('configuration change rejected: invalid configuration'));
-    expect(output).toContain('global.retention_policy.rules[0]');
+    await ws().writeConfig(baseConfig(ws().dir, 1, retention(['top_pulled()'])));
+    await eventually(() => output().includes('configuration change rejected: invalid configuration'));
+    expect(output()).toContain('global.retention_policy.rules[0]');
   });
 
   it('warns at startup about rules that read pull times while they are not recorded', async () => {
-    await ws.writeConfig(
-      baseConfig(ws.dir, 1, retention(['top_pushed(3)', 'image.last_pulled_at > now() - days(7)'])),
+    await ws().writeConfig(
+      baseConfig(ws().dir, 1, retention(['top_pushed(3)', 'image.last_pulled_at > now() - days(7)'])),
     );
-    const destination = new PassThrough();
-    let output = '';
-    destination.on('data', (chunk: Buffer) => {
-      output += chunk.toString();
-    });
-    const logger = createLogger({ filter: 'info', format: 'json', destination });
-    service = await startServer({ configPath: ws.configPath, listen: '127.0.0.1:0', logger });
-    const warnings = output
+    const { logger, output } = captureLogger('info');
+    await start(logger);
+    const warnings = output()
       .split('\n')
       .filter((line) => line.includes('configuration warning'))
       .map((line) => JSON.parse(line) as Record<string, unknown>);

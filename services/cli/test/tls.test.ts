@@ -1,41 +1,23 @@
 import { copyFileSync, renameSync } from 'node:fs';
 import { type Agent, Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
-import { PassThrough } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
-import { createLogger } from '@angos/observability';
-import { createTestCa, type Issued, type TestCa } from '@angos/test-support';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { type RunningService, startServer } from '../src/index.js';
-import { baseConfig, runAngos, type Workspace, workspace } from './helpers.js';
+import { captureLogger, createTestCa, eventually, type Issued, type TestCa } from '@angos/test-support';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { baseConfig, runAngos } from './helpers.js';
+import { useInProcessServer } from './in-process.js';
 
-let ws: Workspace;
+const { ws, start } = useInProcessServer();
 let ca: TestCa;
 let otherCa: TestCa;
-let service: RunningService | undefined;
 beforeAll(async () => {
-  ws = await workspace();
   ca = createTestCa('Angos Test CA');
   otherCa = createTestCa('Someone Else');
 });
-afterEach(async () => {
-  await service?.close();
-  service = undefined;
-});
 afterAll(async () => {
-  await ws.remove();
   ca.remove();
   otherCa.remove();
 });
-
-function quietLogger() {
-  const destination = new PassThrough();
-  let output = '';
-  destination.on('data', (chunk: Buffer) => {
-    output += chunk.toString();
-  });
-  return { logger: createLogger({ filter: 'info', format: 'json', destination }), output: () => output };
-}
 
 interface Answer {
   status: number;
@@ -75,15 +57,6 @@ function get(
   });
 }
 
-async function eventually(check: () => Promise<boolean>, timeoutMs = 8000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  throw new Error('condition not met in time');
-}
-
 describe('[server.tls]', () => {
   it('serves HTTPS and identifies mTLS clients by their verified certificate', async () => {
     const server = ca.issue('server-mtls', { subject: '/CN=localhost', usage: 'server' });
@@ -96,9 +69,9 @@ describe('[server.tls]', () => {
       startdate: '20200101000000Z',
       enddate: '20200102000000Z',
     });
-    await ws.writeConfig(
+    await ws().writeConfig(
       baseConfig(
-        ws.dir,
+        ws().dir,
         1,
         `[server.tls]
 server_certificate_bundle = "${server.certPath}"
@@ -110,8 +83,8 @@ rules = ["has(identity.certificate) && 'Platform' in identity.certificate.organi
 `,
       ),
     );
-    const { logger } = quietLogger();
-    service = await startServer({ configPath: ws.configPath, listen: '127.0.0.1:0', logger });
+    const { logger } = captureLogger('info');
+    const service = await start(logger);
     const port = service.address.port;
 
     expect((await get(port, '/v2/', { client: robot })).status).toBe(200);
@@ -129,19 +102,19 @@ rules = ["has(identity.certificate) && 'Platform' in identity.certificate.organi
   it('reloads renewed certificate files without a restart and without dropping connections', async () => {
     const first = ca.issue('server-first', { subject: '/CN=localhost', usage: 'server' });
     const second = ca.issue('server-second', { subject: '/CN=localhost', usage: 'server' });
-    const certPath = join(ws.dir, 'tls.crt');
-    const keyPath = join(ws.dir, 'tls.key');
+    const certPath = join(ws().dir, 'tls.crt');
+    const keyPath = join(ws().dir, 'tls.key');
     copyFileSync(first.certPath, certPath);
     copyFileSync(first.keyPath, keyPath);
-    await ws.writeConfig(
+    await ws().writeConfig(
       baseConfig(
-        ws.dir,
+        ws().dir,
         1,
         `[server.tls]\nserver_certificate_bundle = "${certPath}"\nserver_private_key = "${keyPath}"\n[global.access_policy]\ndefault = "allow"\n`,
       ),
     );
-    const { logger, output } = quietLogger();
-    service = await startServer({ configPath: ws.configPath, listen: '127.0.0.1:0', logger });
+    const { logger, output } = captureLogger('info');
+    const service = await start(logger);
     const port = service.address.port;
     const keepAlive = new HttpsAgent({ keepAlive: true, maxSockets: 1, ca: ca.cert });
     const before = await get(port, '/v2/', { agent: keepAlive });
@@ -165,27 +138,28 @@ rules = ["has(identity.certificate) && 'Platform' in identity.certificate.organi
   it('refuses to start when the certificate files cannot be read or do not match', async () => {
     const server = ca.issue('server-mismatch', { subject: '/CN=localhost', usage: 'server' });
     const other = ca.issue('server-other', { subject: '/CN=localhost', usage: 'server' });
-    await ws.writeConfig(
+    await ws().writeConfig(
       baseConfig(
-        ws.dir,
+        ws().dir,
         1,
-        `[server.tls]\nserver_certificate_bundle = "${join(ws.dir, 'missing.crt')}"\nserver_private_key = "${server.keyPath}"\n`,
+        `[server.tls]\nserver_certificate_bundle = "${join(ws().dir, 'missing.crt')}"\nserver_private_key = "${server.keyPath}"\n`,
       ),
     );
-    const missing = await runAngos(['-c', ws.configPath, 'server', '--listen', '127.0.0.1:0']);
+    const missing = await runAngos(['-c', ws().configPath, 'server', '--listen', '127.0.0.1:0']);
     expect(missing.code).toBe(1);
     expect(missing.stderr).toContain('server.tls.server_certificate_bundle: cannot read');
     expect(missing.stderr).toContain('ENOENT');
 
-    await ws.writeConfig(
+    await ws().writeConfig(
       baseConfig(
-        ws.dir,
+        ws().dir,
         1,
         `[server.tls]\nserver_certificate_bundle = "${server.certPath}"\nserver_private_key = "${other.keyPath}"\n`,
       ),
     );
-    const mismatch = await runAngos(['-c', ws.configPath, 'server', '--listen', '127.0.0.1:0']);
+    const mismatch = await runAngos(['-c', ws().configPath, 'server', '--listen', '127.0.0.1:0']);
     expect(mismatch.code).toBe(1);
     expect(mismatch.stderr).toContain('server.tls: unusable certificate or key');
-  });
+    // Two `angos` processes start and exit: seconds each on a loaded machine.
+  }, 60_000);
 });

@@ -4,21 +4,16 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { JobQueue } from '@angos/jobs';
 import { parseDigest } from '@angos/oci';
 import { createBlobStore, createMetadataStore } from '@angos/storage';
-import {
-  OciClient,
-  type RedisServer,
-  skipWithout,
-  startDistribution,
-  startRedisServer,
-} from '@angos/test-support';
+import { OciClient, skipWithout, startDistribution } from '@angos/test-support';
 import { BLOB_FILL_JOB, CACHE_QUEUE } from '@angos/upstream';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   baseConfig,
   freePort,
   type LongRunning,
   runAngos,
   startAngos,
+  useRedisServer,
   useWorkspace,
   waitForHttp,
   waitForRecord,
@@ -110,19 +105,13 @@ describe('angos server without [global.job_queue]', () => {
 });
 
 describe.skipIf(skipWithout('the angos worker test', 'redis-server'))('angos worker (redis-server)', () => {
-  let redis: RedisServer;
-  beforeAll(async () => {
-    redis = await startRedisServer();
-  }, 30_000);
-  afterAll(async () => {
-    await redis?.stop();
-  });
+  const redis = useRedisServer();
 
   it('leaves the jobs to workers when the server has [global.job_queue]; a worker drains them, reloads, and stops on SIGTERM', async () => {
     const serverPort = await freePort();
     const workerPort = await freePort();
     const config = (extra = '') =>
-      baseConfig(ws().dir, serverPort, `${JOB_QUEUE}${extra}${REDIS_LOCK(redis.url)}`);
+      baseConfig(ws().dir, serverPort, `${JOB_QUEUE}${extra}${REDIS_LOCK(redis().url)}`);
     await ws().writeConfig(config());
     const queue = queueOf();
     const { id } = await queue.enqueue('cache', 'from-the-future', 'worker', {});
@@ -191,7 +180,7 @@ describe.skipIf(skipWithout('the angos worker test', 'redis-server'))('angos wor
         const digest = await new OciClient(upstream.url).pushBlob('team/app', data);
         const workerPort = await freePort();
         const mirror = `[[repository."mirror".upstream]]\nurl = "${upstream.url}"\n`;
-        await ws().writeConfig(baseConfig(ws().dir, 0, `${JOB_QUEUE}${mirror}${REDIS_LOCK(redis.url)}`));
+        await ws().writeConfig(baseConfig(ws().dir, 0, `${JOB_QUEUE}${mirror}${REDIS_LOCK(redis().url)}`));
         const queue = queueOf();
         // What a fill of a cold blob leaves queued when its process dies before finishing it.
         const { id } = await queue.enqueue(CACHE_QUEUE, BLOB_FILL_JOB, `worker-test:${digest}`, {

@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
-import { type IncomingMessage, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -16,6 +15,7 @@ import { type Distribution, skipWithout, startDistribution } from '@angos/test-s
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import {
   accessLogCount,
+  open,
   type SeededImage,
   seedImage,
   startCache,
@@ -67,14 +67,6 @@ class FillLockLostAfter implements LockManager {
   close(): Promise<void> {
     return this.#inner.close();
   }
-}
-
-function open(url: string): Promise<IncomingMessage> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { agent: false }, resolve);
-    req.on('error', reject);
-    req.end();
-  });
 }
 
 describe.skipIf(skip)('a fill that outlives its lock', () => {

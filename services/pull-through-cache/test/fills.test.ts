@@ -1,14 +1,22 @@
 import { createHash } from 'node:crypto';
 import { stat, writeFile } from 'node:fs/promises';
-import { type IncomingMessage, request } from 'node:http';
+import type { IncomingMessage } from 'node:http';
 import { JobRunner } from '@angos/jobs';
 import { MemoryLockManager } from '@angos/lock';
-import { type Distribution, freePort, skipWithout, startDistribution } from '@angos/test-support';
+import {
+  type Distribution,
+  eventually,
+  freePort,
+  sha256,
+  skipWithout,
+  startDistribution,
+} from '@angos/test-support';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import {
   accessLogCount,
   MANIFEST_ACCEPT,
   metricValue,
+  open,
   type SeededImage,
   seedImage,
   startCache,
@@ -41,15 +49,6 @@ async function isCached(cache: TestCache, namespace: string, digest: string): Pr
   );
 }
 
-/** A streaming GET: the response, once its headers are in. */
-function open(url: string, headers: Record<string, string> = {}): Promise<IncomingMessage> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { headers, agent: false }, resolve);
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 /** Hashes a response to its end; rejects when it is cut short. */
 async function digestOfBody(
   res: IncomingMessage,
@@ -79,13 +78,9 @@ function firstChunk(res: IncomingMessage): Promise<Buffer> {
   });
 }
 
-async function until(condition: () => Promise<boolean>, what: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
+/** Generous: a fill of a loaded machine takes its time. */
+const until = (condition: () => Promise<boolean>, what: string) =>
+  eventually(condition, { timeoutMs: 30_000, what });
 
 describe.skipIf(skip)('cache fills', () => {
   let upstream: Distribution;
@@ -332,7 +327,7 @@ describe.skipIf(skip)('a cache at max_concurrent_cache_jobs', () => {
     try {
       const reply = await queuedPull;
       expect(reply.status).toBe(200);
-      expect(`sha256:${createHash('sha256').update(reply.body).digest('hex')}`).toBe(queued.digest);
+      expect(sha256(reply.body)).toBe(queued.digest);
     } finally {
       await runner.stop();
     }
@@ -373,7 +368,7 @@ describe.skipIf(skip)('several upstreams', () => {
     for (const blob of image.images.get('linux/amd64')!.blobs) {
       const reply = await cache.send('GET', `/v2/mirror/library/app/blobs/${blob}`);
       expect(reply.status).toBe(200);
-      expect(`sha256:${createHash('sha256').update(reply.body).digest('hex')}`).toBe(blob);
+      expect(sha256(reply.body)).toBe(blob);
     }
     expect(accessLogCount(empty, 'GET', '/v2/library/app/manifests/v1')).toBe(1);
     expect(

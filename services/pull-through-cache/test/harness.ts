@@ -1,29 +1,26 @@
 import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer, type IncomingMessage, request, type Server, type ServerResponse } from 'node:http';
+import { type IncomingMessage, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { type Config, parseConfig } from '@angos/config';
 import { createHttpServer } from '@angos/http';
 import { JobQueue } from '@angos/jobs';
 import { type LockManager, MemoryLockManager } from '@angos/lock';
-import { createLogger, createMetrics, type Metrics, silentLogger } from '@angos/observability';
+import { createMetrics, type Metrics, silentLogger } from '@angos/observability';
 import { createRegistry, type Registry } from '@angos/registry';
 import { type BlobStore, FsBlobStore, FsMetadataStore, type MetadataStore } from '@angos/storage';
-import {
-  DISTRIBUTION_USER,
-  type Distribution,
-  type Listening,
-  listenOnFreePort,
-  type MkOciOptions,
-  mkOci,
-  OciClient,
-  OciLayout,
-  pushLayout,
-} from '@angos/test-support';
+import { captureLogger, DISTRIBUTION_USER, type Distribution } from '@angos/test-support';
 import { PullThroughCache } from '@angos/upstream';
 import { buildPullThroughCache } from '../src/index.js';
+
+export {
+  MANIFEST_ACCEPT,
+  type SeededImage,
+  seedImage,
+  startProxy,
+  type TestProxy,
+} from '@angos/test-support';
 
 /** The cache repository of the tests: `mirror/x` is `x` upstream. */
 export const REPOSITORY = 'mirror';
@@ -111,19 +108,7 @@ export async function startCache(options: CacheOptions): Promise<TestCache> {
   const registry = createRegistry({ blobs, metadata, locks, config: () => config, logger: silentLogger });
   const jobs = new JobQueue({ store: metadata });
   const metrics = createMetrics({ defaultMetrics: false });
-  const captured: string[] = [];
-  const destination = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      captured.push(
-        ...chunk
-          .toString('utf8')
-          .split('\n')
-          .filter((line) => line !== ''),
-      );
-      done();
-    },
-  });
-  const logger = createLogger({ filter: 'info', format: 'json', destination });
+  const { logger, records } = captureLogger('info');
   const cache = new PullThroughCache({
     registry,
     locks,
@@ -150,7 +135,7 @@ export async function startCache(options: CacheOptions): Promise<TestCache> {
     jobs,
     metrics,
     config,
-    logs: { lines: () => captured.map((line) => JSON.parse(line)) },
+    logs: { lines: () => records() as ReturnType<LogCapture['lines']> },
     send: (method, path, headers = {}) => send(url, method, path, headers),
     async close() {
       server.closeAllConnections();
@@ -211,57 +196,13 @@ function sendOnce(
   });
 }
 
-export interface SeededImage {
-  readonly layout: OciLayout;
-  /** The tagged manifest (or index). */
-  readonly digest: string;
-  /** Image manifests by platform (`linux/amd64`), with their config and layer digests. */
-  readonly images: ReadonlyMap<string, { digest: string; blobs: string[] }>;
-  remove(): Promise<void>;
-}
-
-interface Document {
-  manifests?: { digest: string; platform?: { os: string; architecture: string } }[];
-  config?: { digest: string };
-  layers?: { digest: string }[];
-}
-
-/** Pushes a deterministic image (mkOci) to `repository` of a distribution, under `tag`. */
-export async function seedImage(
-  upstream: Distribution,
-  repository: string,
-  tag: string,
-  platforms: readonly string[] = ['linux/amd64'],
-  options: MkOciOptions = {},
-): Promise<SeededImage> {
-  const dir = await mkdtemp(join(tmpdir(), 'angos-ptc-layout-'));
-  const remove = () => rm(dir, { recursive: true, force: true });
-  try {
-    const digest = await mkOci(dir, tag, platforms, { seed: `${repository}-${tag}`, ...options });
-    const layout = new OciLayout(dir);
-    await pushLayout(
-      new OciClient(upstream.url, upstream.pushHeaders(repository)),
-      layout,
-      repository,
-      digest,
-      tag,
-    );
-    const images = new Map<string, { digest: string; blobs: string[] }>();
-    const top = await layout.json<Document>(digest);
-    const entries = top.manifests ?? [{ digest, platform: { os: 'linux', architecture: 'amd64' } }];
-    for (const entry of entries) {
-      const image = await layout.json<Document>(entry.digest);
-      const platform = entry.platform ? `${entry.platform.os}/${entry.platform.architecture}` : 'linux/amd64';
-      images.set(platform, {
-        digest: entry.digest,
-        blobs: [image.config!.digest, ...(image.layers ?? []).map((layer) => layer.digest)],
-      });
-    }
-    return { layout, digest, images, remove };
-  } catch (error) {
-    await remove();
-    throw error;
-  }
+/** A streaming GET: the response, once its headers are in. */
+export function open(url: string, headers: Record<string, string> = {}): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const req = request(url, { headers, agent: false }, resolve);
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /** GET requests of the distribution's access log for `path` (e.g. `/v2/library/x/blobs/<digest>`). */
@@ -271,101 +212,6 @@ export function accessLogCount(upstream: Distribution, method: string, path: str
     .output()
     .split('\n')
     .filter((line) => line.includes(needle)).length;
-}
-
-export const MANIFEST_ACCEPT = [
-  'application/vnd.oci.image.index.v1+json',
-  'application/vnd.oci.image.manifest.v1+json',
-  'application/vnd.docker.distribution.manifest.list.v2+json',
-  'application/vnd.docker.distribution.manifest.v2+json',
-].join(', ');
-
-/**
- * A proxy in front of an upstream that forwards every request, unless `intercept` answers it
- * itself (returns true). `hold` makes blob bodies stop after their first `afterBytes` bytes until
- * released: a fill then stays in progress for as long as a test needs.
- */
-export interface TestProxy extends Listening {
-  intercept: (req: IncomingMessage, res: ServerResponse) => boolean;
-  /**
-   * Holds blob bodies (only those of `digest`, when given) after `afterBytes` bytes. With `start`,
-   * such a blob's GET reaches the upstream only once `start` resolves: every client a test sends
-   * meanwhile has joined the fill before its first byte.
-   */
-  hold(afterBytes: number, digest?: string, start?: Promise<void>): { release(): void };
-}
-
-export async function startProxy(target: string): Promise<TestProxy> {
-  let held:
-    | { afterBytes: number; digest: string | undefined; released: Promise<void>; start: Promise<void> }
-    | undefined;
-  const proxy = {
-    intercept: (_req: IncomingMessage, _res: ServerResponse) => false,
-  };
-  const server = createServer((req, res) => {
-    if (proxy.intercept(req, res)) return;
-    const url = req.url ?? '';
-    const hold =
-      req.method === 'GET' &&
-      /\/blobs\/sha256:/.test(url) &&
-      (held?.digest === undefined || url.endsWith(held.digest))
-        ? held
-        : undefined;
-    if (hold !== undefined) {
-      void hold.start.then(() => forwardTo(req, res, hold));
-      return;
-    }
-    forwardTo(req, res, hold);
-  });
-  const forwardTo = (req: IncomingMessage, res: ServerResponse, hold: typeof held) => {
-    const forward = request(
-      new URL(req.url ?? '/', target),
-      { method: req.method, headers: { ...req.headers, host: new URL(target).host } },
-      (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        if (hold === undefined) {
-          answer.pipe(res);
-          return;
-        }
-        void (async () => {
-          let sent = 0;
-          for await (const chunk of answer) {
-            const data = chunk as Buffer;
-            if (sent < hold.afterBytes && sent + data.length >= hold.afterBytes) {
-              const first = data.subarray(0, hold.afterBytes - sent);
-              res.write(first);
-              sent += first.length;
-              await hold.released;
-              res.write(data.subarray(first.length));
-              sent += data.length - first.length;
-            } else {
-              res.write(data);
-              sent += data.length;
-            }
-          }
-          res.end();
-        })().catch(() => res.destroy());
-      },
-    );
-    forward.on('error', () => res.destroy());
-    req.pipe(forward);
-  };
-  const listening = await listenOnFreePort(server);
-  return Object.assign(proxy, listening, {
-    hold(afterBytes: number, digest?: string, start: Promise<void> = Promise.resolve()) {
-      let release!: () => void;
-      const released = new Promise<void>((resolve) => {
-        release = resolve;
-      });
-      held = { afterBytes, digest, released, start };
-      return {
-        release: () => {
-          held = undefined;
-          release();
-        },
-      };
-    },
-  });
 }
 
 /** A metric's value in the Prometheus text (0 when the series is absent). */

@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { type Distribution, skipWithout, startDistribution } from '@angos/test-support';
+import { type Distribution, sha256, skipWithout, startDistribution } from '@angos/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   accessLogCount,
@@ -12,8 +11,6 @@ import {
 } from './harness.js';
 
 const skip = skipWithout('pull-through cache tests against CNCF distribution', 'docker-registry', 'openssl');
-
-const sha256 = (bytes: Buffer) => `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 
 describe.skipIf(skip).each(['none', 'htpasswd', 'token'] as const)(
   'pull through the cache (upstream auth: %s)',

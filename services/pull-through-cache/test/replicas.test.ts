@@ -1,14 +1,18 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { S3LockManager } from '@angos/lock/s3';
-import { openStores, type S3ConnectionOptions } from '@angos/storage';
+import { openStores } from '@angos/storage';
 import { S3Bucket } from '@angos/storage/s3';
 import {
   type Distribution,
   type S3TestServer,
+  s3Connection,
+  s3TestStores,
+  sha256,
   skipWithout,
   skipWithoutS3,
   startDistribution,
   startS3TestServer,
+  wipeBucket,
 } from '@angos/test-support';
 import { afterAll, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
 import {
@@ -35,18 +39,6 @@ describe.skipIf(skip)('two cache replicas on S3 with the S3 lock', () => {
   const replicas: TestCache[] = [];
   const closers: Array<() => Promise<void>> = [];
 
-  const connection = (): S3ConnectionOptions => ({
-    endpoint: s3.endpoint,
-    region: s3.region,
-    bucket: s3.bucket,
-    accessKeyId: s3.accessKeyId,
-    secretAccessKey: s3.secretAccessKey,
-    keyPrefix,
-    maxAttempts: 3,
-    operationTimeoutSecs: 60,
-    operationAttemptTimeoutSecs: 30,
-  });
-
   beforeAll(async () => {
     s3 = await startS3TestServer();
     upstream = await startDistribution();
@@ -56,20 +48,9 @@ describe.skipIf(skip)('two cache replicas on S3 with the S3 lock', () => {
     });
     proxy = await startProxy(upstream.url);
     for (let i = 0; i < 2; i++) {
-      const stores = await openStores({
-        blob: {
-          kind: 's3',
-          ...connection(),
-          multipartPartSize: 5 * 1024 * 1024,
-          multipartCopyThreshold: 5 * 1024 * 1024 * 1024,
-          multipartCopyChunkSize: 100 * 1024 * 1024,
-          multipartCopyJobs: 4,
-          multipartUniformParts: false,
-        },
-        metadata: { kind: 's3', ...connection(), linkCacheTtlSecs: 0, accessTimeDebounceSecs: 0 },
-      });
+      const stores = await openStores(s3TestStores(s3, keyPrefix));
       const locks = new S3LockManager({
-        ...connection(),
+        ...s3Connection(s3, keyPrefix),
         ttlSecs: 3,
         maxRetries: 600,
         retryDelayMs: 100,
@@ -95,14 +76,7 @@ describe.skipIf(skip)('two cache replicas on S3 with the S3 lock', () => {
     await upstream?.stop();
     await image?.remove();
     if (s3 !== undefined) {
-      const bucket = new S3Bucket(connection());
-      try {
-        const keys: string[] = [];
-        for await (const key of bucket.listKeys('')) keys.push(key);
-        await bucket.deleteMany(keys);
-      } finally {
-        bucket.destroy();
-      }
+      await wipeBucket(new S3Bucket(s3Connection(s3, keyPrefix)));
       await s3.stop();
     }
   }, 60_000);
@@ -130,7 +104,7 @@ describe.skipIf(skip)('two cache replicas on S3 with the S3 lock', () => {
     hold.release();
     for (const reply of await Promise.all(pulls)) {
       expect(reply.status).toBe(200);
-      expect(`sha256:${createHash('sha256').update(reply.body).digest('hex')}`).toBe(digest);
+      expect(sha256(reply.body)).toBe(digest);
     }
     expect(accessLogCount(upstream, 'GET', `/v2/library/shared/blobs/${digest}`)).toBe(1);
 
@@ -139,7 +113,7 @@ describe.skipIf(skip)('two cache replicas on S3 with the S3 lock', () => {
       const hit = await replica.send('GET', path);
       expect(hit.status).toBe(200);
       expect(hit.headers['x-test-redirected']).toBe('true');
-      expect(`sha256:${createHash('sha256').update(hit.body).digest('hex')}`).toBe(digest);
+      expect(sha256(hit.body)).toBe(digest);
     }
   });
 });

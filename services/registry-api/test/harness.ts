@@ -19,7 +19,7 @@ import {
   type S3ConnectionOptions,
 } from '@angos/storage';
 import { S3Bucket } from '@angos/storage/s3';
-import type { S3Endpoint } from '@angos/test-support';
+import { type S3Endpoint, s3Connection, s3Table, wipeBucket } from '@angos/test-support';
 import { inject } from 'vitest';
 import { buildRegistryApi, type Trust } from '../src/index.js';
 
@@ -87,26 +87,15 @@ export interface Api {
 
 /** The `[blob_store]` / `[metadata_store]` tables of a backend: a temp dir, or a fresh key prefix of the test bucket. */
 function storageToml(backend: Backend, rootDir: string, keyPrefix: string): string {
-  const s3 = () => {
+  const s3 = (section: string) => {
     if (!s3Server) throw new Error('no S3 server for this run');
-    return [
-      `access_key_id = "${s3Server.accessKeyId}"`,
-      `secret_key = "${s3Server.secretAccessKey}"`,
-      `endpoint = "${s3Server.endpoint}"`,
-      `bucket = "${s3Server.bucket}"`,
-      `region = "${s3Server.region}"`,
-      `key_prefix = "${keyPrefix}"`,
-      '',
-    ].join('\n');
+    return s3Table(section, s3Server, keyPrefix);
   };
-  const blob =
-    backend.blob === 'fs' ? `[blob_store.fs]\nroot_dir = "${rootDir}"\n` : `[blob_store.s3]\n${s3()}`;
+  const blob = backend.blob === 'fs' ? `[blob_store.fs]\nroot_dir = "${rootDir}"\n` : s3('blob_store.s3');
   // All-S3 leaves [metadata_store] out: it defaults to the blob store's bucket and prefix.
   if (backend.metadata === backend.blob) return blob;
   const metadata =
-    backend.metadata === 'fs'
-      ? `[metadata_store.fs]\nroot_dir = "${rootDir}"\n`
-      : `[metadata_store.s3]\n${s3()}`;
+    backend.metadata === 'fs' ? `[metadata_store.fs]\nroot_dir = "${rootDir}"\n` : s3('metadata_store.s3');
   return blob + metadata;
 }
 
@@ -158,24 +147,7 @@ function storesOptions(config: Config): { blob: BlobBackendOptions; metadata: Me
 
 /** Removes every object and multipart upload under a key prefix of the test bucket. */
 async function wipeS3Prefix(keyPrefix: string): Promise<void> {
-  if (!s3Server) return;
-  const bucket = new S3Bucket({
-    ...s3Server,
-    keyPrefix,
-    maxAttempts: 3,
-    operationTimeoutSecs: 60,
-    operationAttemptTimeoutSecs: 30,
-  });
-  try {
-    const keys: string[] = [];
-    for await (const key of bucket.listKeys('')) keys.push(key);
-    await bucket.deleteMany(keys);
-    for await (const upload of bucket.listMultipartUploads('')) {
-      await bucket.abortMultipartUpload(upload.key, upload.uploadId);
-    }
-  } finally {
-    bucket.destroy();
-  }
+  if (s3Server) await wipeBucket(new S3Bucket(s3Connection(s3Server, keyPrefix)));
 }
 
 /**

@@ -1,17 +1,7 @@
 import { connect } from 'node:net';
+import { random } from '@angos/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Api, OCI_MANIFEST, pushImage, sha256, startApi } from './harness.js';
-
-/** A small deterministic PRNG (mulberry32), so a failure replays with the same seed. */
-function random(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const NAMES = [
   't/img',

@@ -46,6 +46,8 @@ export interface ScrubJobDeps {
   readonly now?: (() => number) | undefined;
   /** Hears every action planned (tests). */
   readonly onAction?: ((action: PlannedAction) => void) | undefined;
+  /** Stops the run as a killed scrub stops (a hand-off whose client went away); it then rejects. */
+  readonly signal?: AbortSignal | undefined;
 }
 
 export interface ScrubJobResult {
@@ -76,7 +78,13 @@ export async function runScrubJob(deps: ScrubJobDeps, request: ScrubJobRequest):
       },
       fsRoots: deps.fsRoots,
     },
-    { dryRun: request.dryRun, progress: deps.progress, onAction: deps.onAction, summaryLine: false },
+    {
+      dryRun: request.dryRun,
+      progress: deps.progress,
+      onAction: deps.onAction,
+      summaryLine: false,
+      signal: deps.signal,
+    },
   );
   if (request.collectGarbage) {
     const report = await collectGarbage(deps, request.collectGarbage.gracePeriodMs, request.dryRun, now);
@@ -95,10 +103,12 @@ async function collectGarbage(
   now: () => number,
 ): Promise<GcReport> {
   try {
-    const report = await deps.registry.collectGarbage({ gracePeriodMs, dryRun, now });
+    const report = await deps.registry.collectGarbage({ gracePeriodMs, dryRun, now, signal: deps.signal });
+    deps.signal?.throwIfAborted();
     deps.logger.info('blob scrub finished', { ...report, dry_run: dryRun });
     return report;
   } catch (error) {
+    if (deps.signal?.aborted) throw error;
     deps.logger.error('scrub check failed', { check: 'blobs', error: String(error) });
     return { entriesScanned: 0, grantsRevoked: 0, blobsDeleted: 0, refsPruned: 0, errors: 1 };
   }

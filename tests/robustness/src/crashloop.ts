@@ -10,8 +10,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cliEntry, freePort } from '@angos/test-support';
-import { random } from './random.js';
+import { cliEntry, freePort, random } from '@angos/test-support';
 
 export interface CrashLoopOptions {
   /** How many times the registry is killed. */

@@ -15,9 +15,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
-import { createTestCa, freePort } from '@angos/test-support';
+import { createTestCa, freePort, random } from '@angos/test-support';
 import { exchange, type FuzzCase, type FuzzReport, startServer } from './fuzz.js';
-import { random } from './random.js';
 
 export interface AuthFuzzOptions {
   /** Seeded mutations of valid credentials, sent after the fixed cases. */

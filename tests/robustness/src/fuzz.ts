@@ -12,8 +12,7 @@ import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type ConnectionOptions, connect as connectTls } from 'node:tls';
-import { cliEntry, freePort } from '@angos/test-support';
-import { random } from './random.js';
+import { cliEntry, freePort, random } from '@angos/test-support';
 
 export interface FuzzOptions {
   readonly requests: number;

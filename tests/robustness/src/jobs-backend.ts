@@ -6,7 +6,7 @@ import type { LockManager } from '@angos/lock';
 import { RedisLockManager } from '@angos/lock/redis';
 import { S3LockManager } from '@angos/lock/s3';
 import { createMetadataStore, type MetadataStore, openMetadataStore } from '@angos/storage';
-import type { S3Endpoint } from '@angos/test-support';
+import { type S3Endpoint, s3Connection } from '@angos/test-support';
 
 export type JobStoreSpec =
   | { readonly kind: 'fs'; readonly rootDir: string }
@@ -17,18 +17,8 @@ export type JobLockSpec =
   | { readonly kind: 's3'; readonly s3: S3Endpoint; readonly keyPrefix: string; readonly ttlSecs: number };
 
 function connection(s3: S3Endpoint, keyPrefix: string) {
-  return {
-    endpoint: s3.endpoint,
-    region: s3.region,
-    bucket: s3.bucket,
-    accessKeyId: s3.accessKeyId,
-    secretAccessKey: s3.secretAccessKey,
-    keyPrefix,
-    // Generous: RGW on a loaded two-core machine, possibly restarting.
-    maxAttempts: 5,
-    operationTimeoutSecs: 60,
-    operationAttemptTimeoutSecs: 15,
-  };
+  // More attempts, each shorter: RGW on a loaded two-core machine, possibly restarting.
+  return { ...s3Connection(s3, keyPrefix), maxAttempts: 5, operationAttemptTimeoutSecs: 15 };
 }
 
 export function openJobStore(spec: JobStoreSpec): Promise<MetadataStore> {

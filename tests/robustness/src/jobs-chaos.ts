@@ -14,13 +14,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type MetadataStore, NotFoundError } from '@angos/storage';
-import { repoRoot } from '@angos/test-support';
+import { random, repoRoot } from '@angos/test-support';
 import { GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { Redis } from 'ioredis';
 import { describeBackend, type JobLockSpec, type JobStoreSpec, openJobStore } from './jobs-backend.js';
 import type { ChaosEnqueueConfig, ChaosWorkerConfig, EnqueuedLine } from './jobs-chaos-worker.js';
 import { type RunRecord, type RunsVerdict, verifyRuns } from './jobs-runs.js';
-import { random } from './random.js';
 
 export interface JobsChaosOptions {
   /** Enqueues (some share a lock key and join a pending job, so the jobs may be fewer). */

@@ -1,13 +1,8 @@
 import { randomUUID } from 'node:crypto';
+import { type S3Endpoint, s3Table } from '@angos/test-support';
 
-/** Where an S3 server is: the fields of `@angos/test-support`'s S3Endpoint. */
-export interface S3Location {
-  readonly endpoint: string;
-  readonly region: string;
-  readonly bucket: string;
-  readonly accessKeyId: string;
-  readonly secretAccessKey: string;
-}
+/** Where an S3 server is (test-support's S3Endpoint). */
+export type S3Location = S3Endpoint;
 
 /**
  * A storage section putting blobs and metadata (the default: same backend as blobs) on S3, under
@@ -16,15 +11,5 @@ export interface S3Location {
  */
 export function s3StorageToml(s3: S3Location, label: string): (rootDir: string) => string {
   const prefix = `${label}-${randomUUID().slice(0, 8)}/`;
-  return () =>
-    [
-      '[blob_store.s3]',
-      `access_key_id = ${JSON.stringify(s3.accessKeyId)}`,
-      `secret_key = ${JSON.stringify(s3.secretAccessKey)}`,
-      `endpoint = ${JSON.stringify(s3.endpoint)}`,
-      `bucket = ${JSON.stringify(s3.bucket)}`,
-      `region = ${JSON.stringify(s3.region)}`,
-      `key_prefix = ${JSON.stringify(prefix)}`,
-      '',
-    ].join('\n');
+  return () => s3Table('blob_store.s3', s3, prefix);
 }

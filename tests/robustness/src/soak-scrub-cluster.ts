@@ -1,8 +1,10 @@
 /**
  * The registries the scrub soak runs against, one per setup of issue 2.5's "safe online" item:
- * - `fs-single`: one `angos server` on a directory, scrub a second process beside it: the
- *   single-node setup that scrubs online. It takes the Redis lock: with the memory lock (locks
- *   that exclude within one process only) a repairing scrub refuses to run beside the server;
+ * - `fs-memory`: one `angos server` on a directory with the default memory lock, scrub a second
+ *   process beside it: the single-node setup that scrubs online. The memory lock excludes within
+ *   one process only, so each repairing `angos scrub` hands its run to the server (services/cli
+ *   scrub-handoff.ts), which runs it over its own registry, link cache and locks;
+ * - `fs-single`: the same with the Redis lock: scrub runs in its own process, taking Redis locks;
  * - `fs-redis`: two `angos server` replicas on one directory with the Redis lock (a real
  *   redis-server), scrub taking the same Redis locks;
  * - `s3`: two replicas on S3 (Ceph RGW) with the S3 lock.
@@ -25,7 +27,7 @@ import {
 } from '@angos/test-support';
 import type { S3Location } from './s3-toml.js';
 
-export const SCRUB_SOAK_SETUPS = ['fs-single', 'fs-redis', 's3'] as const;
+export const SCRUB_SOAK_SETUPS = ['fs-memory', 'fs-single', 'fs-redis', 's3'] as const;
 export type ScrubSoakSetup = (typeof SCRUB_SOAK_SETUPS)[number];
 
 export interface ClusterOptions {
@@ -43,6 +45,8 @@ export interface Replica {
   readonly url: string;
   readonly child: ChildProcess;
   readonly output: OutputTail;
+  /** Scrub runs handed off to this replica (its `scrub handed off` log lines). */
+  handoffs(): number;
 }
 
 export interface Cluster {
@@ -133,8 +137,16 @@ async function startReplica(name: string, configPath: string): Promise<Replica> 
   );
   track(child);
   const output = new OutputTail(16 * 1024 * 1024);
-  child.stdout!.on('data', (chunk: Buffer) => output.write(chunk));
-  child.stderr!.on('data', (chunk: Buffer) => output.write(chunk));
+  let handoffs = 0;
+  let partial = '';
+  const watch = (chunk: Buffer) => {
+    output.write(chunk);
+    const lines = (partial + chunk.toString()).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) if (line.includes('"message":"scrub handed off"')) handoffs++;
+  };
+  child.stdout!.on('data', watch);
+  child.stderr!.on('data', watch);
   const url = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 60_000;
   for (;;) {
@@ -150,7 +162,7 @@ async function startReplica(name: string, configPath: string): Promise<Replica> 
         return reply.status;
       })
       .catch(() => undefined);
-    if (status !== undefined && status < 500) return { name, url, child, output };
+    if (status !== undefined && status < 500) return { name, url, child, output, handoffs: () => handoffs };
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
 }
@@ -172,6 +184,11 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
     let storage: string;
     let count: number;
     switch (options.setup) {
+      case 'fs-memory':
+        // No lock strategy: the default memory lock.
+        storage = fsConfig(root, '');
+        count = 1;
+        break;
       case 'fs-single':
       case 'fs-redis':
         redis = await startRedisServer();

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * `pnpm soak-scrub [--seconds N] [--seed S] [--setup fs-single|fs-redis|s3] [--logs DIR]`: the
+ * `pnpm soak-scrub [--seconds N] [--seed S] [--setup fs-memory|fs-single|fs-redis|s3] [--logs DIR]`: the
  * long form of the scrub soak (default one hour on fs-redis); --logs keeps every scrub run's log,
  * the replicas' output and the acknowledged tags in DIR. The s3 setup starts a Ceph RGW, or uses
  * ANGOS_TEST_S3_ENDPOINT. Exits 1 on a broken pull, a 5xx, a failed scrub run or a dead replica.
@@ -48,7 +48,7 @@ process.stdout.write(
   `seed ${values.seed} on ${setup}: ${values.seconds} s\n` +
     `  pushes ${report.pushes} acknowledged, ${report.pushesRefused} refused, ${report.blobsReused} blobs reused\n` +
     `  pulls ${report.pulls} (${report.blobPulls} blobs), ${report.excusedPulls} of deleted manifests\n` +
-    `  scrub runs ${report.scrubRuns}, ${report.scrubFailures.length} failed; retention deleted ${report.retentionDeletes} manifests\n` +
+    `  scrub runs ${report.scrubRuns} (${report.handedOffRuns} handed off to a server), ${report.scrubFailures.length} failed; retention deleted ${report.retentionDeletes} manifests\n` +
     `  repairs ${JSON.stringify(report.repairs)}\n` +
     `  final: ${report.finalTags} kept tags pulled from every replica\n` +
     `  ${report.brokenPulls.length} broken pulls, ${report.serverErrors.length} server errors, dead replicas [${report.deadReplicas.join(', ')}]\n`,

@@ -12,7 +12,7 @@ import { spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { cliEntry, OutputTail, terminate, track } from '@angos/test-support';
+import { cliEntry, OutputTail, random, terminate, track } from '@angos/test-support';
 import type { S3Location } from './s3-toml.js';
 import { type Cluster, type ScrubSoakSetup, startCluster } from './soak-scrub-cluster.js';
 import { type AcknowledgedTag, Ledger, parseScrubLog } from './soak-scrub-ledger.js';
@@ -63,6 +63,8 @@ export interface ScrubSoakReport {
   excusedPulls: number;
   /** `angos scrub` runs, the two final ones included. */
   scrubRuns: number;
+  /** Of those, the runs handed off to a server (`fs-memory`: every one). */
+  handedOffRuns: number;
   /** Runs that exited non-zero or logged a failed repair or check. */
   scrubFailures: string[];
   /** Repairs the runs logged, by `check action`. */
@@ -94,16 +96,6 @@ function pacer(perSecond: number): () => Promise<void> {
     const at = Math.max(nextAt, Date.now());
     nextAt = at + 1000 / perSecond;
     await sleep(Math.max(0, at - Date.now()));
-  };
-}
-
-function random(seed: number): () => number {
-  let state = seed;
-  return () => {
-    state = (state + 0x6d2b79f5) | 0;
-    let t = Math.imul(state ^ (state >>> 15), 1 | state);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
 }
 
@@ -178,6 +170,7 @@ class ScrubSoak {
       blobPulls: 0,
       excusedPulls: 0,
       scrubRuns: 0,
+      handedOffRuns: 0,
       scrubFailures: [],
       repairs: {},
       retentionDeletes: 0,
@@ -469,6 +462,7 @@ export async function soakScrub(options: ScrubSoakOptions): Promise<ScrubSoakRep
       for (const replica of cluster.replicas) await soak.pull(tag, replica.url, true);
     }
     report.deadReplicas = [...new Set([...report.deadReplicas, ...cluster.dead()])];
+    report.handedOffRuns = cluster.replicas.reduce((sum, replica) => sum + replica.handoffs(), 0);
     if (options.logDir) {
       for (const replica of cluster.replicas)
         await writeFile(join(options.logDir, `replica-${replica.name}.log`), replica.output.toString());

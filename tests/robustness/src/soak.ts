@@ -12,8 +12,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { angosLauncher, freePort } from '@angos/test-support';
-import { random } from './random.js';
+import { angosLauncher, freePort, random } from '@angos/test-support';
 
 export interface SoakOptions {
   /** How long the load runs. */

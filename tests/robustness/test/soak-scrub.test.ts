@@ -53,8 +53,15 @@ describe('scrub soak (short form)', () => {
     300_000,
   );
 
-  // With the memory lock a repairing scrub refuses beside a server (services/cli instance lock):
-  // one server scrubbed online takes the Redis lock.
+  // With the memory lock each repairing scrub hands its run to the server (services/cli
+  // scrub-handoff.ts): a refused or failed hand-off is a scrub failure (exit 1).
+  it('fs + the memory lock, one server, scrub as a second process (handed off): 0 broken pulls and 0 5xx', async () => {
+    const report = await shortForm('fs-memory');
+    expectHealthy(report);
+    // Every run was the server's: none ran beside it with locks of its own.
+    expect(report.handedOffRuns).toBe(report.scrubRuns);
+  }, 300_000);
+
   it.skipIf(skipWithout('the scrub soak on fs + Redis', 'redis-server'))(
     'fs + the Redis lock, one server, scrub as a second process: 0 broken pulls and 0 5xx',
     async () => expectHealthy(await shortForm('fs-single')),

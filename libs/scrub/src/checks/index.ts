@@ -7,6 +7,8 @@ export { orphanGrantsCheck } from './orphan-grants.js';
 export { type OrphanNamespacesSettings, orphanNamespacesCheck } from './orphan-namespaces.js';
 export { reconcileBlobIndexCheck } from './reconcile-blob-index.js';
 export { referrersCheck } from './referrers.js';
+export { type ReplicateSettings, replicateCheck } from './replicate.js';
+export { type ReplicationOrphansSettings, replicationOrphansCheck } from './replication-orphans.js';
 export { tagsCheck } from './tags.js';
 export { tempFilesCheck } from './temp-files.js';
 export { uploadsCheck } from './uploads.js';

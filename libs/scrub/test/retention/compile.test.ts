@@ -1,4 +1,5 @@
 import { quoted } from '@angos/config';
+import { configOf } from '@angos/test-support';
 import { describe, expect, it } from 'vitest';
 import {
   checkRetentionConfig,
@@ -7,7 +8,6 @@ import {
   RetentionCompileError,
   retentionPoliciesFor,
 } from '../../src/index.js';
-import { configOf } from './helpers.js';
 
 describe('compileRetentionPolicy', () => {
   it('compiles the documented variables and functions', () => {

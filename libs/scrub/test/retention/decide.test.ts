@@ -1,6 +1,7 @@
 import { RuleFailureLog } from '@angos/auth/cel';
 import { quoted } from '@angos/config';
 import { MediaType } from '@angos/oci';
+import { captureLogger } from '@angos/test-support';
 import { describe, expect, it } from 'vitest';
 import {
   type CompiledRetentionPolicy,
@@ -8,7 +9,6 @@ import {
   decideRetention,
   type ImageFacts,
 } from '../../src/index.js';
-import { captureLogger } from './helpers.js';
 
 const NOW = Date.parse('2026-06-01T00:00:00Z');
 const DAY = 86_400_000;

@@ -1,9 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { configOf } from '@angos/test-support';
 import { describe, expect, it } from 'vitest';
 import { checkRetentionConfig } from '../../src/index.js';
-import { configOf } from './helpers.js';
 
 const REFERENCE = join(
   dirname(fileURLToPath(import.meta.url)),

@@ -22,6 +22,8 @@ import {
   collectImageFacts,
   compileRetentionPolicies,
   planRetention,
+  type RetentionPlan,
+  type RetentionPlanOptions,
   removeManifest,
 } from '../../src/index.js';
 
@@ -38,6 +40,17 @@ function configWith(toml: string): Config {
   return parseConfig(
     `[server]\nbind_address = "127.0.0.1"\n[blob_store.fs]\nroot_dir = "${dir}"\n[global]\nupdate_pull_time = true\n${toml}`,
   ).config;
+}
+
+/** The retention plan of NAMESPACE under the current `config`. */
+function planForNamespace(options: Partial<RetentionPlanOptions> = {}): Promise<RetentionPlan> {
+  return planRetention({
+    stores: { metadata, blobs },
+    config,
+    policies: compileRetentionPolicies(config),
+    namespace: NAMESPACE,
+    ...options,
+  });
 }
 
 // fs, and memory, whose compare-and-swap takes the other path through blob-index updates.
@@ -157,13 +170,7 @@ describe.each(['fs', 'memory'])('on %s', (STORE) => {
       config = configWith(
         `[gc]\ngrace_period_secs = 0\n[repository."team".retention_policy]\nrules = ["has(image.tag) && image.tag == 'release'"]\n`,
       );
-      const plan = await planRetention({
-        stores: { metadata, blobs },
-        config,
-        policies: compileRetentionPolicies(config),
-        namespace: NAMESPACE,
-        failures: new RuleFailureLog(silentLogger),
-      });
+      const plan = await planForNamespace({ failures: new RuleFailureLog(silentLogger) });
       expect(plan.remove.map((entry) => entry.digest).sort()).toEqual(
         [image, untagged, signatureOfImage].sort(),
       );
@@ -186,24 +193,14 @@ describe.each(['fs', 'memory'])('on %s', (STORE) => {
       config = configWith(
         `[gc]\ngrace_period_secs = 0\n[repository."other".retention_policy]\nrules = ["false"]\n`,
       );
-      const plan = await planRetention({
-        stores: { metadata, blobs },
-        config,
-        policies: compileRetentionPolicies(config),
-        namespace: NAMESPACE,
-      });
+      const plan = await planForNamespace();
       expect(plan).toMatchObject({ images: [], remove: [] });
     });
 
     it('keeps what was pushed within the grace period', async () => {
       const image = await pushImage('app', ['v1']);
       config = configWith(`[global.retention_policy]\nrules = ["false"]\n`);
-      const plan = await planRetention({
-        stores: { metadata, blobs },
-        config,
-        policies: compileRetentionPolicies(config),
-        namespace: NAMESPACE,
-      });
+      const plan = await planForNamespace();
       expect(plan.remove).toEqual([]);
       expect(plan.keptBecause.get(image)).toBe('pushed within the grace period');
     });
@@ -216,12 +213,7 @@ describe.each(['fs', 'memory'])('on %s', (STORE) => {
       const retagged = await body('retagged');
       const untouched = await body('untouched');
       config = configWith(`[gc]\ngrace_period_secs = 0\n[global.retention_policy]\nrules = ["false"]\n`);
-      const plan = await planRetention({
-        stores: { metadata, blobs },
-        config,
-        policies: compileRetentionPolicies(config),
-        namespace: NAMESPACE,
-      });
+      const plan = await planForNamespace();
       expect(plan.remove.map((entry) => entry.digest).sort()).toEqual([retagged, untouched].sort());
 
       // A client tags the manifest again between the decision and the delete.
@@ -253,12 +245,7 @@ describe.each(['fs', 'memory'])('on %s', (STORE) => {
       const oldChild = await pushImage('old-child');
       const oldIndex = await pushIndex([oldChild], ['old']);
       config = configWith(`[gc]\ngrace_period_secs = 0\n[global.retention_policy]\nrules = ["false"]\n`);
-      const plan = await planRetention({
-        stores: { metadata, blobs },
-        config,
-        policies: compileRetentionPolicies(config),
-        namespace: NAMESPACE,
-      });
+      const plan = await planForNamespace();
       expect(plan.remove.map((entry) => entry.digest).indexOf(oldIndex)).toBeLessThan(
         plan.remove.map((entry) => entry.digest).indexOf(oldChild),
       );

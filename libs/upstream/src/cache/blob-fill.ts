@@ -6,6 +6,13 @@ import type { BlobBytes } from './types.js';
 /** How many bytes a follower may fall behind the fill before it is cut loose to read storage. */
 export const FOLLOWER_BUFFER_BYTES = 4 * 1024 * 1024;
 
+/**
+ * How much of the blob's start a fill keeps while it runs, so that a client who asks a moment
+ * after another (docker and CI fleets pull the same image at once) still streams from the fill
+ * rather than waiting for its commit. Later joiners read storage once the fill is committed.
+ */
+export const FILL_HEAD_BYTES = FOLLOWER_BUFFER_BYTES;
+
 /** Where a fill stands, as its followers see it. */
 type FillState =
   | { readonly kind: 'waiting' }
@@ -28,13 +35,16 @@ interface Follower {
  * One blob being fetched from an upstream into storage, shared by every client that asks for it
  * meanwhile. The fill's own pace is storage's: each follower gets the bytes as they pass, into a
  * queue of its own bounded by FOLLOWER_BUFFER_BYTES, so a slow client never stalls the fill or the
- * others, and memory never grows with the blob. A follower that falls further behind, or joins
- * after its first byte has passed, reads the rest from storage once the fill is committed.
+ * others, and memory never grows with the blob. A follower that joins while the fill is still
+ * within its first FILL_HEAD_BYTES gets those from memory and follows on; one that falls further
+ * behind, or joins later, reads the rest from storage once the fill is committed.
  */
 export class BlobFill {
   #state: FillState = { kind: 'waiting' };
   #size: number | undefined;
   #received = 0;
+  /** The chunks of the blob's first FILL_HEAD_BYTES, while no more has passed; then dropped. */
+  #head: Buffer[] | undefined = [];
   /** The latest chunk, passed on to followers only with the next one, or at the commit. */
   #held: Buffer | undefined;
   readonly #followers = new Set<Follower>();
@@ -100,6 +110,7 @@ export class BlobFill {
   stored(): void {
     if (this.#held !== undefined) this.#deliver(this.#held);
     this.#held = undefined;
+    this.#head = undefined;
     this.#state = { kind: 'stored' };
     this.#resolveStarted('stored');
     this.#resolveDone();
@@ -108,6 +119,7 @@ export class BlobFill {
 
   failed(error: unknown): void {
     this.#held = undefined;
+    this.#head = undefined;
     this.#state = { kind: 'failed', error };
     this.#rejectStarted(error);
     this.#rejectDone(error);
@@ -134,15 +146,18 @@ export class BlobFill {
    */
   follow(range: ByteRange | undefined): BlobBytes {
     const start = range?.start ?? 0;
+    const passed = this.#received > start;
     const follower: Follower = {
       next: start,
       end: range?.end ?? Number.POSITIVE_INFINITY,
       queue: [],
       queued: 0,
-      // Bytes before `#received` have passed: they are read back from storage after the commit.
-      resumeAt: this.#received > start ? start : undefined,
+      // Bytes before `#received` have passed: from the head while the fill keeps it, otherwise
+      // read back from storage after the commit.
+      resumeAt: passed && this.#head === undefined ? start : undefined,
       wake: undefined,
     };
+    if (passed && this.#head !== undefined) this.#queueHead(follower);
     if (follower.resumeAt === undefined) this.#followers.add(follower);
     const forget = () => {
       this.#followers.delete(follower);
@@ -197,9 +212,28 @@ export class BlobFill {
     }
   }
 
+  /** Queues for a follower joining late what of the kept head it asks for. */
+  #queueHead(follower: Follower): void {
+    let offset = 0;
+    for (const chunk of this.#head ?? []) {
+      const from = Math.max(follower.next - offset, 0);
+      const to = Math.min(chunk.length, follower.end + 1 - offset);
+      if (to > from) {
+        follower.queue.push(from === 0 && to === chunk.length ? chunk : chunk.subarray(from, to));
+        follower.queued += to - from;
+      }
+      offset += chunk.length;
+    }
+    follower.next = Math.min(this.#received, follower.end + 1);
+  }
+
   #deliver(chunk: Buffer): void {
     const offset = this.#received;
     this.#received += chunk.length;
+    if (this.#head !== undefined) {
+      if (this.#received <= FILL_HEAD_BYTES) this.#head.push(chunk);
+      else this.#head = undefined;
+    }
     for (const follower of this.#followers) {
       if (follower.resumeAt !== undefined || follower.next > follower.end) continue;
       const from = Math.max(follower.next, offset) - offset;

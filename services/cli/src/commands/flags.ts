@@ -159,13 +159,14 @@ const SCRUB_FLAGS: readonly FlagSpec[] = [
     name: 'replicate',
     type: 'boolean',
     describe: 'Reconcile every replicated namespace against its downstreams (with --dry-run: preview)',
-    supported: false,
+    supported: true,
   },
   {
     name: 'replication-orphans',
     type: 'boolean',
-    describe: 'Delete replication jobs whose downstream or repository is no longer configured',
-    supported: false,
+    describe:
+      'Delete replication jobs (pending and dead-lettered) whose downstream or repository is no longer configured',
+    supported: true,
   },
   {
     name: 'cache-orphans',

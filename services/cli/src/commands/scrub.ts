@@ -1,9 +1,10 @@
-import { loadConfig } from '@angos/config';
+import { type Config, loadConfig } from '@angos/config';
 import { createLogger } from '@angos/observability';
 import type { Argv, CommandModule } from 'yargs';
-import { holdInstanceLock } from '../compose.js';
 import { CliError } from '../errors.js';
-import { parseDuration, type StoreScrubRequest, scrubMultipart, scrubStore } from '../scrub.js';
+import { holdInstanceLock, InstanceLockRefusal } from '../open-storage.js';
+import { executeScrub, planScrub, SCRUB_FLAG_NAMES } from '../scrub.js';
+import { configHash, handOffScrub, handoffSocketPath } from '../scrub-handoff.js';
 import { commandSpec } from './flags.js';
 import type { GlobalOptions } from './global.js';
 import { withFlags } from './yargs-flags.js';
@@ -23,67 +24,73 @@ interface ScrubOptions extends GlobalOptions {
   'orphan-grants'?: string;
   'orphan-namespaces'?: boolean;
   'cache-orphans'?: boolean;
+  'replication-orphans'?: boolean;
+  replicate?: boolean;
 }
 
 const SCRUB = commandSpec('scrub');
 
-/**
- * The checks of the CLI reference this build cannot run yet: recognised, so that asking for one
- * says so instead of being rejected as an unknown option.
- */
-const LATER_CHECKS = SCRUB.flags.filter((flag) => !flag.supported);
-
-/** The flags that select a check (every supported one but `--dry-run`). */
-const CHECK_FLAGS = SCRUB.flags.filter((flag) => flag.supported && flag.name !== 'dry-run');
+/** The processes that take a scrub handed off to them (compose.ts starts the socket in each). */
+const SERVING_HOLDERS = ['angos server', 'angos registry-api', 'angos pull-through-cache'];
 
 async function runScrub(options: ScrubOptions): Promise<void> {
   const raw = options as unknown as Record<string, unknown>;
-  const asked = (name: string) => raw[name] !== undefined && raw[name] !== false;
-  const later = LATER_CHECKS.filter(({ name }) => asked(name));
-  if (later.length > 0) throw new CliError(later.map(({ name }) => `not supported yet: scrub --${name}`));
-  if (!CHECK_FLAGS.some(({ name }) => asked(name))) {
-    throw new CliError([
-      'specify which checks to run (e.g. -t -m -b, --uploads 1h, --multipart 24h); see `angos scrub --help`',
-    ]);
-  }
-  const multipartSecs =
-    options.multipart === undefined ? undefined : parseDuration('multipart', options.multipart);
-  const uploadsSecs = options.uploads === undefined ? undefined : parseDuration('uploads', options.uploads);
-  const orphanGrantsSecs =
-    options['orphan-grants'] === undefined
-      ? undefined
-      : parseDuration('orphan-grants', options['orphan-grants']);
+  const flags = Object.fromEntries(SCRUB_FLAG_NAMES.map((name) => [name, raw[name]]));
+  const plan = planScrub(flags);
   const { config } = await loadConfig(options.config);
   const logger = createLogger({ filter: process.env['RUST_LOG'] }).child('scrub');
-  const dryRun = options['dry-run'];
+  const target = { config, logger, progress: process.stderr };
+  // A dry run only reads, and runs beside a server.
+  if (plan.dryRun) return executeScrub(plan, target);
   // A repairing run writes: with the memory lock it must be the directory's only writer, and keeps
-  // a server from starting until it ends. A dry run only reads, and runs beside a server.
-  const instance = dryRun ? undefined : await holdInstanceLock(config, 'scrub', logger);
+  // a server from starting until it ends; beside a live server it is handed to that server.
+  let instance: Awaited<ReturnType<typeof holdInstanceLock>>;
   try {
-    if (multipartSecs !== undefined) await scrubMultipart(config, multipartSecs, dryRun, logger);
-    const request: StoreScrubRequest = {
-      dryRun,
-      tags: options.tags,
-      manifests: options.manifests,
-      links: options.links,
-      mediaTypes: options['media-types'],
-      referrers: options.referrers,
-      retention: options.retention,
-      uploads: uploadsSecs !== undefined,
-      uploadsOlderThanMs: uploadsSecs === undefined ? undefined : uploadsSecs * 1000,
-      blobs: options.blobs,
-      reconcileBlobIndex: options['reconcile-blob-index'],
-      orphanGrants: orphanGrantsSecs !== undefined,
-      orphanGrantsOlderThanMs: orphanGrantsSecs === undefined ? undefined : orphanGrantsSecs * 1000,
-      orphanNamespaces: options['orphan-namespaces'],
-      cacheOrphans: options['cache-orphans'],
-    };
-    if (!CHECK_FLAGS.some(({ name }) => name !== 'multipart' && asked(name))) return;
-    const { summary, exitCode } = await scrubStore(config, request, logger);
-    // Every failure was logged with its key; the run went on with the rest.
-    if (exitCode !== 0) throw new CliError([`scrub: ${summary.failures} check(s) or repair(s) failed`]);
+    instance = await holdInstanceLock(config, 'scrub', logger);
+  } catch (error) {
+    if (!(error instanceof InstanceLockRefusal)) throw error;
+    return handOff(flags, config, options.config, error);
+  }
+  try {
+    await executeScrub(plan, target);
   } finally {
     await instance?.release();
+  }
+}
+
+/**
+ * Hands the run to the live server on this host that holds the instance lock (scrub-handoff.ts).
+ * When that cannot be done (another kind of holder, another host, no socket) it refuses as the
+ * lock does, saying why the hand-off was not made.
+ */
+async function handOff(
+  flags: Record<string, unknown>,
+  config: Config,
+  configPath: string,
+  refusal: InstanceLockRefusal,
+): Promise<void> {
+  const { holder, root } = refusal.held;
+  const refuse = (why: string): never => {
+    throw new CliError([...refusal.lines, `scrub could not hand its run to that process: ${why}`]);
+  };
+  if (!SERVING_HOLDERS.includes(holder.command)) return refuse(`${holder.command} does not take scrub runs`);
+  if (!refusal.onThisHost) return refuse('it runs on another host');
+  const socket = handoffSocketPath(root);
+  if (!('path' in socket)) return refuse(socket.unusable);
+  try {
+    await handOffScrub(socket.path, {
+      flags,
+      configHash: configHash(config),
+      configPath,
+      logFilter: process.env['RUST_LOG'],
+      tty: process.stderr.isTTY === true,
+    });
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ECONNREFUSED') return refuse(`nothing listens on ${socket.path}`);
+    if (code === 'EACCES')
+      return refuse(`${socket.path} is the server's user's only: run scrub as that user`);
+    throw error;
   }
 }
 

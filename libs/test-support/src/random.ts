@@ -1,4 +1,4 @@
-/** mulberry32: small, seeded, good enough for timings, sizes and choices, so that a failing run replays. */
+/** mulberry32: a small seeded PRNG, good enough for timings, sizes and choices, so that a failing run replays. */
 export function random(seed: number): () => number {
   let state = seed;
   return () => {
