@@ -27,8 +27,8 @@ import {
   startRedisServer,
 } from '@angos/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { OCI_MANIFEST, until } from './replication-fixtures.js';
 
-const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
 const REPO = 'nginx/app';
 
 /** Pushes a small image (a config and a layer unique to the call) and returns its digest and layer. */
@@ -84,16 +84,6 @@ async function tagMap(client: OciClient): Promise<Record<string, string>> {
     if (head.status === 200) map[tag] = head.headers.get('docker-content-digest') ?? '';
   }
   return map;
-}
-
-/** Polls `check` until it returns true; throws with `what` after 30 s. */
-async function eventually(what: string, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + 30_000;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await new Promise((resolve) => setTimeout(resolve, 250));
-  }
-  throw new Error(`not in time: ${what}`);
 }
 
 interface ScrubLine {
@@ -276,11 +266,11 @@ describe.skipIf(skipWithout('the reconciliation tests', 'redis-server'))(
         ...((await (await fetch(`${a.url}/metrics`)).text()).match(/^angos_replication_lag_seconds\{.*$/gm) ??
           []),
       ];
-      await eventually('the lag of gone', async () =>
+      await until('the lag of gone', async () =>
         (await lag()).some((line) => /downstream="gone"\} [1-9]/.test(line)),
       );
       // The mirror's job for `for-gone` runs at once, but on a loaded machine not necessarily yet.
-      await eventually('the mirror caught up', async () =>
+      await until('the mirror caught up', async () =>
         (await lag()).includes('angos_replication_lag_seconds{downstream="mirror"} 0'),
       );
 
@@ -294,7 +284,7 @@ describe.skipIf(skipWithout('the reconciliation tests', 'redis-server'))(
       expect(await ofGone()).toEqual([]);
       expect((await jobs(a, 'failed')).length + (await jobs(a, 'pending')).length).toBe(others);
       // `gone` is still configured on the running A: its lag falls to 0.
-      await eventually('no lag of gone', async () =>
+      await until('no lag of gone', async () =>
         (await lag()).includes('angos_replication_lag_seconds{downstream="gone"} 0'),
       );
     }, 120_000);

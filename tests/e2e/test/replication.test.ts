@@ -4,7 +4,6 @@
  * `angos server`, B split into gateway and registry-api; and CNCF distribution (Debian's
  * `docker-registry`, Basic auth, under a path prefix) as a one-way downstream of A.
  */
-import { randomBytes } from 'node:crypto';
 import {
   type AngosInstance,
   DISTRIBUTION_USER,
@@ -17,86 +16,15 @@ import {
 } from '@angos/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ADMIN_HASH, ALICE_HASH } from './identities.js';
-
-const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json';
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Polls `check` until it returns true; throws with `what` when `timeoutMs` passes. */
-async function eventually(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await sleep(200);
-  }
-  throw new Error(`not in time: ${what}`);
-}
-
-/** Pushes a small image (a config and a layer unique to `label`) and returns its digest. */
-async function pushImage(client: OciClient, repo: string, tag: string, label: string): Promise<string> {
-  const config = Buffer.from(JSON.stringify({ label, architecture: 'amd64', os: 'linux' }));
-  const layer = randomBytes(4096);
-  const configDigest = await client.pushBlob(repo, config);
-  const layerDigest = await client.pushBlob(repo, layer);
-  const manifest = JSON.stringify({
-    schemaVersion: 2,
-    mediaType: OCI_MANIFEST,
-    config: {
-      mediaType: 'application/vnd.oci.image.config.v1+json',
-      digest: configDigest,
-      size: config.length,
-    },
-    layers: [
-      { mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: layerDigest, size: layer.length },
-    ],
-  });
-  const pushed = await client.pushManifest(repo, tag, manifest, OCI_MANIFEST);
-  expect(pushed.status, pushed.text).toBe(201);
-  return pushed.digest as string;
-}
-
-async function digestOf(client: OciClient, repo: string, tag: string): Promise<string | null> {
-  const response = await client.request('HEAD', `/v2/${repo}/manifests/${tag}`, {
-    headers: { accept: OCI_MANIFEST },
-  });
-  await response.arrayBuffer();
-  return response.status === 200 ? response.headers.get('docker-content-digest') : null;
-}
-
-/** Every blob of the manifest `digest` names is readable on `client` (content before manifest). */
-async function holdsContent(client: OciClient, repo: string, digest: string): Promise<boolean> {
-  const manifest = await client.getManifest(repo, digest);
-  if (manifest.status !== 200) return false;
-  const parsed = JSON.parse(manifest.body.toString('utf8')) as {
-    config: { digest: string };
-    layers: Array<{ digest: string }>;
-  };
-  for (const blob of [parsed.config, ...parsed.layers]) {
-    if ((await client.headBlob(repo, blob.digest)) !== 200) return false;
-  }
-  return true;
-}
-
-interface Peer {
-  readonly name: string;
-  readonly url: string;
-  readonly mode?: string;
-  readonly username?: string;
-  readonly password?: string;
-}
-
-function peerConfig(peers: readonly Peer[]) {
-  const downstreams = peers.map((peer) =>
-    [
-      '[[repository."nginx".downstream]]',
-      ...Object.entries(peer).map(([key, value]) => `${key} = ${JSON.stringify(value)}`),
-    ].join('\n'),
-  );
-  return [
-    '[repository."nginx"]',
-    '[repository."nginx".access_policy]\ndefault = "allow"',
-    ...downstreams,
-  ].join('\n\n');
-}
+import {
+  digestOf,
+  holdsContent,
+  OCI_MANIFEST,
+  peerConfig,
+  pushImage,
+  sleep,
+  until,
+} from './replication-fixtures.js';
 
 describe.skipIf(skipWithout('replication to CNCF distribution', 'docker-registry'))(
   'replication: angos A ⇄ angos B, and A → distribution (Basic auth, path prefix)',
@@ -146,11 +74,8 @@ describe.skipIf(skipWithout('replication to CNCF distribution', 'docker-registry
 
     it('a push to A appears on B, and on distribution under the path prefix, content first', async () => {
       const digest = await pushImage(clientA, 'nginx/app', 'v1', 'first');
-      await eventually('v1 on B', async () => (await digestOf(clientB, 'nginx/app', 'v1')) === digest);
-      await eventually(
-        'v1 on distribution',
-        async () => (await digestOf(clientD, 'mirror/app', 'v1')) === digest,
-      );
+      await until('v1 on B', async () => (await digestOf(clientB, 'nginx/app', 'v1')) === digest);
+      await until('v1 on distribution', async () => (await digestOf(clientD, 'mirror/app', 'v1')) === digest);
       expect(await holdsContent(clientB, 'nginx/app', digest)).toBe(true);
       expect(await holdsContent(clientD, 'mirror/app', digest)).toBe(true);
       // B forwarded it back to A as a no-op: A still holds the same tag at the same digest.
@@ -161,7 +86,7 @@ describe.skipIf(skipWithout('replication to CNCF distribution', 'docker-registry
         /^angos_replication_push_total\{downstream="distribution",outcome="pushed"\} [1-9]/m,
         /^angos_replication_last_success_timestamp_seconds\{downstream="instance-b"\} \d/m,
       ];
-      await eventually('replication metrics on A', async () => {
+      await until('replication metrics on A', async () => {
         const metrics = await (await fetch(`${a.url}/metrics`)).text();
         return expected.every((pattern) => pattern.test(metrics));
       });
@@ -169,9 +94,9 @@ describe.skipIf(skipWithout('replication to CNCF distribution', 'docker-registry
 
     it('a delete on B disappears on A and stays gone', async () => {
       const digest = await pushImage(clientB, 'nginx/app', 'gone', 'to delete');
-      await eventually('gone on A', async () => (await digestOf(clientA, 'nginx/app', 'gone')) === digest);
+      await until('gone on A', async () => (await digestOf(clientA, 'nginx/app', 'gone')) === digest);
       expect(await clientB.deleteManifest('nginx/app', 'gone')).toBe(202);
-      await eventually('deleted on A', async () => (await digestOf(clientA, 'nginx/app', 'gone')) === null);
+      await until('deleted on A', async () => (await digestOf(clientA, 'nginx/app', 'gone')) === null);
       // Give any echo time to come back; it must not resurrect the tag on either side.
       await sleep(3000);
       expect(await digestOf(clientA, 'nginx/app', 'gone')).toBeNull();
@@ -185,7 +110,7 @@ describe.skipIf(skipWithout('replication to CNCF distribution', 'docker-registry
       await sleep(20);
       const later = await pushImage(clientB, 'nginx/app', 'race', 'from B');
       expect(later).not.toBe(first);
-      await eventually(
+      await until(
         'both peers on the later write',
         async () =>
           (await digestOf(clientA, 'nginx/app', 'race')) === later &&
@@ -310,7 +235,7 @@ describe('replication: a ring A → B → C → A has no loop', () => {
   it('each change crosses each edge once, and the edge back to its origin as one no-op', async () => {
     const [a, b, c] = instances as [AngosInstance, AngosInstance, AngosInstance];
     const digest = await pushImage(new OciClient(a.url), 'nginx/ring', 'v1', 'ring');
-    await eventually('C answered back to A', async () => (await pushCounts(c)).length > 0);
+    await until('C answered back to A', async () => (await pushCounts(c)).length > 0);
     expect(await digestOf(new OciClient(b.url), 'nginx/ring', 'v1')).toBe(digest);
     expect(await digestOf(new OciClient(c.url), 'nginx/ring', 'v1')).toBe(digest);
     // Give a loop, if there were one, time to go round again.
