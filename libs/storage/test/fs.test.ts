@@ -1,10 +1,10 @@
-import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, rmdir, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { replaceFile } from '../src/fs/atomic-file.js';
+import { ensureDirectory, replaceFile } from '../src/fs/atomic-file.js';
 import {
   blobCopyStream,
   createBlobStore,
@@ -337,6 +337,33 @@ describe('fs driver', () => {
       expect(await treeOf(rootDir)).toEqual([]);
     },
   );
+
+  it('creates a directory while a prune removes it and its parents (mkdir -p answers ENOTDIR then)', async () => {
+    // Node's recursive mkdir stats a directory it found existing; pruned in between, it answers
+    // ENOTDIR (an upload start answered 500 under load). The race is timing-bound: 1.5 s of it
+    // hit it tens of times on the 2-core development machine before the fix.
+    const target = join(rootDir, 'ns', 'app', '_uploads');
+    const prunable = [target, dirname(target), dirname(dirname(target))];
+    const failures: string[] = [];
+    let created = 0;
+    const stopAt = Date.now() + 1500;
+    const makers = Array.from({ length: 4 }, async () => {
+      while (Date.now() < stopAt) {
+        await ensureDirectory(target, false).then(
+          () => created++,
+          (error: NodeJS.ErrnoException) => failures.push(String(error.code)),
+        );
+      }
+    });
+    const pruners = Array.from({ length: 3 }, async () => {
+      while (Date.now() < stopAt) {
+        for (const dir of prunable) await rmdir(dir).catch(() => undefined);
+      }
+    });
+    await Promise.all([...makers, ...pruners]);
+    expect(failures).toEqual([]);
+    expect(created).toBeGreaterThan(0);
+  });
 
   it('shares one root between blob and metadata stores without either deleting the other’s files', async () => {
     const metadata = createMetadataStore({ kind: 'fs', rootDir, syncToDisk: false });

@@ -53,7 +53,10 @@ export async function syncDirectory(dir: string): Promise<void> {
 /**
  * mkdir -p; when syncing, also makes each newly created directory's entry
  * durable. mkdir -p itself fails with ENOENT when a concurrent prune removes a
- * parent between its steps: that is retried like any vanished directory.
+ * parent between its steps, and with ENOTDIR when the prune removes a directory
+ * it found existing (EEXIST) before it stats it to check that it is one: both
+ * are retried like any vanished directory. A file really in the way still fails
+ * with ENOTDIR, from the level-by-level mkdir or from the open that follows.
  */
 export async function ensureDirectory(dir: string, syncToDisk: boolean): Promise<void> {
   let firstCreated: string | undefined;
@@ -62,7 +65,8 @@ export async function ensureDirectory(dir: string, syncToDisk: boolean): Promise
       firstCreated = await mkdir(dir, { recursive: true });
       break;
     } catch (error) {
-      if (errnoCode(error) !== 'ENOENT' || attempt >= MAX_ATTEMPTS) throw error;
+      const code = errnoCode(error);
+      if ((code !== 'ENOENT' && code !== 'ENOTDIR') || attempt >= MAX_ATTEMPTS) throw error;
     }
     // Node's recursive mkdir answers ENOENT whatever failed below an existing parent (EROFS,
     // ENOSPC, EACCES…): one level at a time says what it was, or succeeds after a prune.
