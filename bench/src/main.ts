@@ -5,7 +5,9 @@
  * Then the pull-through cache scenario (pull-through.ts, `--cache-clients N`): the angos subjects
  * as caches and distribution in proxy mode, in front of one upstream distribution. Then the job
  * queue scenario (jobs.ts, `--jobs N`, `--job-drain-limit SECS`), on fs and on the same RGW as
- * angos-s3.
+ * angos-s3. Then the replication scenario (replication.ts, `--replication-tags N`,
+ * `--replication-seconds S`): catch-up of a fresh downstream and steady-state lag, to Angos and to
+ * distribution.
  * A benchmark, not a test: it asserts nothing beyond "the registry answered correctly".
  */
 import { execFileSync } from 'node:child_process';
@@ -22,6 +24,14 @@ import {
   type PullThroughFigures,
   pullThroughTable,
 } from './pull-through.js';
+import {
+  benchReplication,
+  type DownstreamKind,
+  REPLICATION_SCENARIO,
+  type ReplicationFigures,
+  type ReplicationOptions,
+  replicationTable,
+} from './replication.js';
 import { totalRss } from './rss.js';
 import { type Scenario, scenarios, scratchDir, warmUp } from './scenarios.js';
 import { median } from './stats.js';
@@ -146,6 +156,8 @@ async function main(): Promise<void> {
       jobs: { type: 'string' },
       'job-drain-limit': { type: 'string', default: '600' },
       'cache-clients': { type: 'string', default: '10' },
+      'replication-tags': { type: 'string' },
+      'replication-seconds': { type: 'string' },
     },
   });
   const quick = values.quick ?? false;
@@ -184,6 +196,14 @@ async function main(): Promise<void> {
   const pullThroughScenario = only === undefined || PULL_THROUGH_SCENARIO.includes(only);
   const cacheSubjects = subjects.filter((name) => PULL_THROUGH_SUBJECTS.includes(name));
   const cacheClients = Number(values['cache-clients']);
+  const replicationScenario = only === undefined || REPLICATION_SCENARIO.includes(only);
+  const replicationOptions: ReplicationOptions = {
+    tags: Number(values['replication-tags'] ?? (quick ? 200 : 1000)),
+    rate: 10,
+    seconds: Number(values['replication-seconds'] ?? (quick ? 15 : 60)),
+    rounds,
+    log: (line) => process.stderr.write(`${line}\n`),
+  };
   if (list.length > 0) {
     for (const tool of ['wrk', 'ab', 'skopeo']) {
       if (!available(tool)) throw new Error(`${tool} is required: apt-get install ${tool}`);
@@ -198,6 +218,7 @@ async function main(): Promise<void> {
   const figures: Figures = { rounds: {}, memory: {} };
   const jobFigures: JobQueueFigures[] = [];
   let cacheFigures: PullThroughFigures[] = [];
+  let replicationFigures: ReplicationFigures[] = [];
   try {
     if (list.length > 0) {
       for (const name of subjects) {
@@ -234,6 +255,19 @@ async function main(): Promise<void> {
         jobFigures.push(await benchJobQueue('s3', jobOptions, await s3()));
       else process.stderr.write('radosgw is not installed (see scripts/bench.sh): job queue on fs only\n');
     }
+    if (replicationScenario) {
+      if (!available('redis-server')) {
+        process.stderr.write(
+          `redis-server is not installed (apt-get install redis-server): skipping the ${REPLICATION_SCENARIO} scenario, whose worker needs a shared lock\n`,
+        );
+      } else {
+        const downstreams: DownstreamKind[] = available('docker-registry')
+          ? ['angos', 'distribution']
+          : ['angos'];
+        process.stderr.write(`${REPLICATION_SCENARIO}: angos → ${downstreams.join(', ')}\n`);
+        replicationFigures = await benchReplication(downstreams, replicationOptions);
+      }
+    }
   } finally {
     await rm(workDir, { recursive: true, force: true });
     await (await s3Server?.catch(() => undefined))?.stop();
@@ -252,6 +286,11 @@ async function main(): Promise<void> {
           `Job queue (libs/jobs in-process, one runner, pool of 4, memory lock, 1 s poll): enqueue and drain ${jobCount} no-op jobs; one pending-gauge refresh at that depth.\n\n${jobQueueTable(jobFigures)}`,
         ]
       : []),
+    ...(replicationFigures.length > 0
+      ? [
+          `Replication: a source \`angos server\` (fs) replicates \`bench/app\` to a downstream, each image a config and a 4 KiB layer of its own; default \`max_concurrent_replication_jobs\` (4) and \`max_concurrent_pushes\` (4). Catch-up: the source holds ${replicationOptions.tags} tags, the downstream (fresh each round) none; one \`angos scrub --replicate\` queues a job per tag and drains them (handed to the source server, fs with the memory lock) until the downstream holds them all. Steady state (one run of ${replicationOptions.seconds} s): the source with \`[global.job_queue]\` and an \`angos worker\` (Redis lock, 1 s poll); ${replicationOptions.rate} new tags pushed per second, each timed from its 201 to a HEAD on the downstream finding it (every 50 ms); the lag gauge scraped from the source every second (refreshed every 5 s).\n\n${replicationTable(replicationFigures, replicationOptions)}`,
+        ]
+      : []),
   ];
   const text = `Benchmark ${date} on ${machine}; ${rounds} rounds, medians${quick ? ' (quick sizes)' : ''}.\n\n${sections.join('\n\n')}\n`;
   process.stdout.write(`${text}\n`);
@@ -260,7 +299,16 @@ async function main(): Promise<void> {
   await writeFile(
     join(results, `${date.replace(/[:.]/g, '-')}.json`),
     JSON.stringify(
-      { date, machine, rounds, quick, figures, pullThrough: cacheFigures, jobQueue: jobFigures },
+      {
+        date,
+        machine,
+        rounds,
+        quick,
+        figures,
+        pullThrough: cacheFigures,
+        jobQueue: jobFigures,
+        replication: replicationFigures,
+      },
       null,
       2,
     ),

@@ -22,6 +22,8 @@ export interface Subject {
   readonly url: string;
   readonly host: string;
   readonly pids: readonly number[];
+  /** The angos subjects' configuration file (for `angos scrub` beside them). */
+  readonly configPath?: string;
   stop(): Promise<void>;
 }
 
@@ -104,6 +106,12 @@ export interface AngosExtras {
    * subject starts and stops; it is not among the measured processes).
    */
   readonly pullThroughCache?: boolean;
+  /**
+   * fs only: `[global.job_queue]`, so the server only queues its replication jobs, and an
+   * `angos worker --queue replication` beside it runs them (measured with the subject). They
+   * share a Redis lock, as the job queue requires (a redis-server the subject starts and stops).
+   */
+  readonly replicationWorker?: boolean;
 }
 
 /** `[blob_store.*]`: the fs root under `dir`, or the S3 bucket (metadata goes along with the blob store). */
@@ -123,12 +131,14 @@ function storageSection(deployment: Deployment, dir: string): string {
 export async function startAngos(deployment: Deployment, extras: AngosExtras = {}): Promise<Subject> {
   const split = deployment === 'split';
   const withCacheService = split && extras.pullThroughCache === true;
+  const withWorker = deployment === 'fs' && extras.replicationWorker === true;
   const dir = await mkdtemp(join(tmpdir(), 'angos-bench-'));
   const port = await freePort();
   const apiPort = await freePort();
   const cachePort = await freePort();
   const token = randomBytes(24).toString('hex');
-  const redis = withCacheService ? await startRedisServer() : undefined;
+  const workerPort = await freePort();
+  const redis = withCacheService || withWorker ? await startRedisServer() : undefined;
   // The `angos` command as users run it, with the Node flags it ships with.
   const angos = join(repoRoot(), 'services', 'cli', 'bin', 'angos');
   const children: ChildProcess[] = [];
@@ -149,6 +159,7 @@ export async function startAngos(deployment: Deployment, extras: AngosExtras = {
           ? `[services]\nregistry_api_url = "http://127.0.0.1:${apiPort}"\ninternal_token = "${token}"`
           : '',
         withCacheService ? `pull_through_cache_url = "http://127.0.0.1:${cachePort}"` : '',
+        withWorker ? '[global.job_queue]\npending_refresh_interval_secs = 5' : '',
         extras.toml ?? '',
       ].join('\n'),
     );
@@ -167,11 +178,17 @@ export async function startAngos(deployment: Deployment, extras: AngosExtras = {
     }
     const url = `http://127.0.0.1:${port}`;
     await waitReady(url, children);
+    if (withWorker) {
+      const listen = `127.0.0.1:${workerPort}`;
+      children.push(launch(angos, ['-c', config, 'worker', '--queue', 'replication', '--listen', listen]));
+      await waitForPort(workerPort);
+    }
     return {
       name: split ? 'angos-split' : typeof deployment === 'string' ? 'angos' : 'angos-s3',
       url,
       host: `127.0.0.1:${port}`,
       pids: children.map((child) => child.pid!),
+      configPath: config,
       stop,
     };
   } catch (error) {
