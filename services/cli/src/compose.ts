@@ -1,6 +1,7 @@
 import { createAuth } from '@angos/auth';
 import type { Config } from '@angos/config';
 import { isPullThroughNamespace } from '@angos/config';
+import { createEventDispatcher } from '@angos/events';
 import { buildGateway } from '@angos/gateway';
 import { type Handler, healthHandler } from '@angos/http';
 import type { Logger, Metrics } from '@angos/observability';
@@ -119,6 +120,12 @@ export async function composeServer(deps: AppDeps): Promise<App> {
     logger: deps.logger,
     trust: { kind: 'in-process' },
     replication: createReplicationEvents({ config: deps.config, enqueue: jobs.enqueue, logger: deps.logger }),
+    events: createEventDispatcher({
+      config: deps.config,
+      enqueue: jobs.enqueue,
+      logger: deps.logger,
+      metrics: deps.metrics,
+    }),
   });
   const auth = createAuth({ config: deps.config, logger: deps.logger, metrics: deps.metrics });
   const handler = buildGateway({
@@ -161,6 +168,12 @@ export async function composeRegistryApi(deps: AppDeps, internalToken: string): 
     logger: deps.logger,
     trust: { kind: 'internal-token', token: internalToken },
     replication: createReplicationEvents({ config: deps.config, enqueue: jobs.enqueue, logger: deps.logger }),
+    events: createEventDispatcher({
+      config: deps.config,
+      enqueue: jobs.enqueue,
+      logger: deps.logger,
+      metrics: deps.metrics,
+    }),
   });
   return {
     handler: healthHandler(api, {

@@ -81,7 +81,7 @@ describe('angos worker refuses to start', () => {
     await ws().writeConfig(baseConfig(ws().dir, 0));
     const queue = await runAngos(['-c', ws().configPath, 'worker', '--queue', 'cache', '--queue', 'nope']);
     expect(queue.code).toBe(1);
-    expect(queue.stderr).toContain('--queue: unknown queue "nope" (expected cache or replication)');
+    expect(queue.stderr).toContain('--queue: unknown queue "nope" (expected cache, replication or events)');
     const poll = await runAngos(['-c', ws().configPath, 'worker', '--poll-interval', 'soon']);
     expect(poll.code).toBe(1);
     expect(poll.stderr).toContain('--poll-interval: invalid duration "soon"');

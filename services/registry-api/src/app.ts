@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from '@angos/config';
+import type { EventDispatcher } from '@angos/events';
 import {
   createInternalVerifier,
   getContext,
@@ -12,6 +13,7 @@ import type { Logger } from '@angos/observability';
 import { allowedMethods, OciError, parseRoute, type Route } from '@angos/oci';
 import type { Registry } from '@angos/registry';
 import type { ReplicationEvents } from '@angos/replication';
+import { actorOf } from './events.js';
 import { assertNamespace, parseUrl } from './request.js';
 import type { RouteContext } from './route-context.js';
 import { deleteBlob, getBlob } from './routes/blobs.js';
@@ -45,6 +47,11 @@ export interface RegistryApiDeps {
    * it nothing is replicated (tests, tools).
    */
   replication?: ReplicationEvents | undefined;
+  /**
+   * Delivers the events of committed changes and served pulls to the configured event webhooks;
+   * without it no event is emitted (tests, tools).
+   */
+  events?: EventDispatcher | undefined;
 }
 
 /** The OCI distribution API over the registry core, and the extension API under `/v2/_ext/`. */
@@ -69,6 +76,8 @@ export function buildRegistryApi(deps: RegistryApiDeps): Handler {
         mountAllowedFrom: context.mountAllowedFrom ?? [],
         sourceTimestamp: context.sourceTimestamp,
         replication: deps.replication,
+        events: deps.events,
+        actor: actorOf(context),
       };
       await dispatch(ctx, route, req.method ?? 'GET');
     } catch (error) {

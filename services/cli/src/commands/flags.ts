@@ -197,7 +197,7 @@ const WORKER_FLAGS: readonly FlagSpec[] = [
     name: 'queue',
     type: 'string',
     value: '<name>',
-    describe: 'Queue to drain: cache or replication; repeatable (default: both)',
+    describe: 'Queue to drain: cache, replication or events; repeatable (default: all)',
     supported: true,
   },
   {

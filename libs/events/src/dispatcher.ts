@@ -1,0 +1,126 @@
+import type { Config } from '@angos/config';
+import type { Enqueue } from '@angos/jobs';
+import type { Logger, Metrics } from '@angos/observability';
+import { type Delivery, deliverWithRetries } from './delivery.js';
+import { createEvent, type EventActor, type EventInput, encodeEvent } from './event.js';
+import { EVENT_DELIVERY_JOB, EVENTS_QUEUE, type EventDeliveryPayload, eventDeliveryLockKey } from './job.js';
+import { webhooksFor } from './selection.js';
+
+/** A `required` webhook did not take the event after its retries. */
+export class RequiredWebhookError extends Error {
+  override readonly name = 'RequiredWebhookError';
+  constructor(
+    /** The webhooks that failed, by name. */
+    readonly webhooks: readonly string[],
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** The `async` deliveries of an event could not be written to the durable queue. */
+export class EventQueueError extends Error {
+  override readonly name = 'EventQueueError';
+}
+
+/** Where the services report what they committed (or served). */
+export interface EventDispatcher {
+  /**
+   * Builds one event per input (fresh id, dated now) and hands it to the webhooks that select it:
+   * `async` ones are enqueued on the durable `events` queue (all of them before anything else),
+   * then `required` and `optional` ones are delivered, with their retries, before this resolves.
+   * Rejects with an `EventQueueError` when an enqueue failed, or a `RequiredWebhookError` when a
+   * `required` webhook failed; an `optional` webhook's failure is logged only. Call it only once
+   * the change is committed: an event never describes a change that then failed.
+   */
+  emit(inputs: readonly EventInput[], actor: EventActor | undefined): Promise<void>;
+}
+
+export interface EventDispatcherDeps {
+  /** Read at each emit: a reload's webhooks apply to the next operation. */
+  readonly config: () => Config;
+  readonly enqueue: Enqueue;
+  readonly logger: Logger;
+  readonly metrics?: Metrics | undefined;
+}
+
+export function createEventDispatcher(deps: EventDispatcherDeps): EventDispatcher {
+  const logger = deps.logger.child('angos::events');
+  return {
+    async emit(inputs, actor) {
+      const config = deps.config();
+      const queued: EventDeliveryPayload[] = [];
+      const immediate: Array<Delivery & { required: boolean; maxRetries: number; eventId: string }> = [];
+      for (const input of inputs) {
+        const webhooks = webhooksFor(config, input.namespace, input.kind);
+        if (webhooks.length === 0) continue;
+        const event = createEvent(config, input, actor);
+        const body = encodeEvent(event);
+        for (const { name, webhook } of webhooks) {
+          if (webhook.policy === 'async') {
+            queued.push({ webhook: name, kind: event.kind, eventId: event.id, body });
+          } else {
+            immediate.push({
+              name,
+              webhook,
+              kind: event.kind,
+              body,
+              eventId: event.id,
+              required: webhook.policy === 'required',
+              maxRetries: webhook.max_retries,
+            });
+          }
+        }
+      }
+      await enqueueAll(deps, config, queued, logger);
+      if (immediate.length === 0) return;
+      const failures = await Promise.all(
+        immediate.map(async (delivery) => {
+          try {
+            await deliverWithRetries(delivery, delivery.maxRetries, deps.metrics);
+            return undefined;
+          } catch (error) {
+            const fields = {
+              webhook: delivery.name,
+              event: delivery.kind,
+              event_id: delivery.eventId,
+              attempts: delivery.maxRetries + 1,
+              error: String(error),
+            };
+            if (delivery.required) logger.error('required event delivery failed', fields);
+            else logger.warn('optional event delivery failed', fields);
+            return delivery.required ? { name: delivery.name, error } : undefined;
+          }
+        }),
+      );
+      const failed = failures.filter((failure) => failure !== undefined);
+      if (failed.length > 0) {
+        const names = [...new Set(failed.map((failure) => failure.name))];
+        throw new RequiredWebhookError(names, failed.map((failure) => String(failure.error)).join('; '));
+      }
+    },
+  };
+}
+
+/** Every `async` delivery on the durable queue, each with its webhook's attempt budget. */
+async function enqueueAll(
+  deps: EventDispatcherDeps,
+  config: Config,
+  queued: readonly EventDeliveryPayload[],
+  logger: Logger,
+): Promise<void> {
+  if (queued.length === 0) return;
+  try {
+    await Promise.all(
+      queued.map((payload) =>
+        deps.enqueue(EVENTS_QUEUE, EVENT_DELIVERY_JOB, eventDeliveryLockKey(payload), payload, {
+          maxAttempts: (config.event_webhook[payload.webhook]?.max_retries ?? 0) + 1,
+        }),
+      ),
+    );
+  } catch (error) {
+    logger.error('event deliveries not queued', { error: String(error), deliveries: queued.length });
+    throw new EventQueueError(`event deliveries could not be queued: ${String(error)}`);
+  }
+  logger.debug('event deliveries queued', { deliveries: queued.length });
+}
