@@ -5,7 +5,8 @@
  * Then the pull-through cache scenario (pull-through.ts, `--cache-clients N`): the angos subjects
  * as caches and distribution in proxy mode, in front of one upstream distribution. Then the job
  * queue scenario (jobs.ts, `--jobs N`, `--job-drain-limit SECS`), on fs and on the same RGW as
- * angos-s3.
+ * angos-s3. Then the event webhook scenario (events.ts, `--event-pushes N`): push p99 of `angos
+ * server` with an async webhook that answers and with one that is down.
  * A benchmark, not a test: it asserts nothing beyond "the registry answered correctly".
  */
 import { execFileSync } from 'node:child_process';
@@ -14,6 +15,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { repoRoot, type S3TestServer, startS3TestServer } from '@angos/test-support';
+import { benchEvents, EVENTS_SCENARIO, type EventFigures, eventsTable } from './events.js';
 import { benchJobQueue, type JobQueueFigures, jobQueueTable } from './jobs.js';
 import {
   benchPullThrough,
@@ -146,6 +148,7 @@ async function main(): Promise<void> {
       jobs: { type: 'string' },
       'job-drain-limit': { type: 'string', default: '600' },
       'cache-clients': { type: 'string', default: '10' },
+      'event-pushes': { type: 'string' },
     },
   });
   const quick = values.quick ?? false;
@@ -184,6 +187,8 @@ async function main(): Promise<void> {
   const pullThroughScenario = only === undefined || PULL_THROUGH_SCENARIO.includes(only);
   const cacheSubjects = subjects.filter((name) => PULL_THROUGH_SUBJECTS.includes(name));
   const cacheClients = Number(values['cache-clients']);
+  const eventsScenario = only === undefined || EVENTS_SCENARIO.includes(only);
+  const eventPushes = Number(values['event-pushes'] ?? (quick ? 300 : 2000));
   if (list.length > 0) {
     for (const tool of ['wrk', 'ab', 'skopeo']) {
       if (!available(tool)) throw new Error(`${tool} is required: apt-get install ${tool}`);
@@ -198,6 +203,7 @@ async function main(): Promise<void> {
   const figures: Figures = { rounds: {}, memory: {} };
   const jobFigures: JobQueueFigures[] = [];
   let cacheFigures: PullThroughFigures[] = [];
+  let eventFigures: EventFigures[] = [];
   try {
     if (list.length > 0) {
       for (const name of subjects) {
@@ -234,6 +240,14 @@ async function main(): Promise<void> {
         jobFigures.push(await benchJobQueue('s3', jobOptions, await s3()));
       else process.stderr.write('radosgw is not installed (see scripts/bench.sh): job queue on fs only\n');
     }
+    if (eventsScenario) {
+      process.stderr.write(`${EVENTS_SCENARIO}: ${eventPushes} manifest pushes, 8 clients\n`);
+      eventFigures = await benchEvents({
+        pushes: eventPushes,
+        clients: 8,
+        log: (line) => process.stderr.write(`${line}\n`),
+      });
+    }
   } finally {
     await rm(workDir, { recursive: true, force: true });
     await (await s3Server?.catch(() => undefined))?.stop();
@@ -252,6 +266,11 @@ async function main(): Promise<void> {
           `Job queue (libs/jobs in-process, one runner, pool of 4, memory lock, 1 s poll): enqueue and drain ${jobCount} no-op jobs; one pending-gauge refresh at that depth.\n\n${jobQueueTable(jobFigures)}`,
         ]
       : []),
+    ...(eventFigures.length > 0
+      ? [
+          `Event webhooks: angos server on fs, ${eventPushes} manifest pushes by tag from 8 clients at once (each writes two async delivery jobs, manifest.push and tag.create), with no webhook, an async webhook that answers, and one whose port is closed (max_retries = 3, so its deliveries are retried and then dead-lettered meanwhile).\n\n${eventsTable(eventFigures)}`,
+        ]
+      : []),
   ];
   const text = `Benchmark ${date} on ${machine}; ${rounds} rounds, medians${quick ? ' (quick sizes)' : ''}.\n\n${sections.join('\n\n')}\n`;
   process.stdout.write(`${text}\n`);
@@ -260,7 +279,16 @@ async function main(): Promise<void> {
   await writeFile(
     join(results, `${date.replace(/[:.]/g, '-')}.json`),
     JSON.stringify(
-      { date, machine, rounds, quick, figures, pullThrough: cacheFigures, jobQueue: jobFigures },
+      {
+        date,
+        machine,
+        rounds,
+        quick,
+        figures,
+        pullThrough: cacheFigures,
+        jobQueue: jobFigures,
+        events: eventFigures,
+      },
       null,
       2,
     ),
