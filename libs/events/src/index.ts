@@ -13,6 +13,7 @@ export {
   EventQueueError,
   RequiredWebhookError,
 } from './dispatcher.js';
+export { actorOf, emitForRequest } from './emit.js';
 export {
   createEvent,
   type EventActor,

@@ -113,6 +113,12 @@ function readiness(deps: AppDeps, registry?: Registry): () => Promise<boolean> {
  */
 export async function composeServer(deps: AppDeps): Promise<App> {
   const { registry, storage, jobs, cache } = await createRegistryFromConfig(deps, 'server');
+  const events = createEventDispatcher({
+    config: deps.config,
+    enqueue: jobs.enqueue,
+    logger: deps.logger,
+    metrics: deps.metrics,
+  });
   const api = buildRegistryApi({
     registry,
     jobs: jobs.queue,
@@ -120,12 +126,7 @@ export async function composeServer(deps: AppDeps): Promise<App> {
     logger: deps.logger,
     trust: { kind: 'in-process' },
     replication: createReplicationEvents({ config: deps.config, enqueue: jobs.enqueue, logger: deps.logger }),
-    events: createEventDispatcher({
-      config: deps.config,
-      enqueue: jobs.enqueue,
-      logger: deps.logger,
-      metrics: deps.metrics,
-    }),
+    events,
   });
   const auth = createAuth({ config: deps.config, logger: deps.logger, metrics: deps.metrics });
   const handler = buildGateway({
@@ -143,6 +144,7 @@ export async function composeServer(deps: AppDeps): Promise<App> {
           config: deps.config,
           logger: deps.logger,
           trust: { kind: 'in-process' },
+          events,
         }),
       },
     },
@@ -197,6 +199,12 @@ export async function composePullThroughCache(deps: AppDeps, internalToken: stri
     config: deps.config,
     logger: deps.logger,
     trust: { kind: 'internal-token', token: internalToken },
+    events: createEventDispatcher({
+      config: deps.config,
+      enqueue: jobs.enqueue,
+      logger: deps.logger,
+      metrics: deps.metrics,
+    }),
   });
   return {
     handler: healthHandler(service, {

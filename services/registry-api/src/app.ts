@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from '@angos/config';
-import type { EventDispatcher } from '@angos/events';
+import { actorOf, type EventDispatcher } from '@angos/events';
 import {
   createInternalVerifier,
   getContext,
@@ -13,7 +13,6 @@ import type { Logger } from '@angos/observability';
 import { allowedMethods, OciError, parseRoute, type Route } from '@angos/oci';
 import type { Registry } from '@angos/registry';
 import type { ReplicationEvents } from '@angos/replication';
-import { actorOf } from './events.js';
 import { assertNamespace, parseUrl } from './request.js';
 import type { RouteContext } from './route-context.js';
 import { deleteBlob, getBlob } from './routes/blobs.js';
