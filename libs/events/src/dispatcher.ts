@@ -3,7 +3,13 @@ import type { Enqueue } from '@angos/jobs';
 import type { Logger, Metrics } from '@angos/observability';
 import { type Delivery, deliverWithRetries } from './delivery.js';
 import { createEvent, type EventActor, type EventInput, encodeEvent } from './event.js';
-import { EVENT_DELIVERY_JOB, EVENTS_QUEUE, type EventDeliveryPayload, eventDeliveryLockKey } from './job.js';
+import {
+  EVENT_DELIVERY_JOB,
+  EVENTS_QUEUE,
+  type EventDeliveryPayload,
+  eventDeliveryLockKey,
+  type QueuedEvent,
+} from './job.js';
 import { webhooksFor } from './selection.js';
 
 /** A `required` webhook did not take the event after its retries. */
@@ -49,7 +55,8 @@ export function createEventDispatcher(deps: EventDispatcherDeps): EventDispatche
   return {
     async emit(inputs, actor) {
       const config = deps.config();
-      const queued: EventDeliveryPayload[] = [];
+      // One job per async webhook, holding every event of this operation for it.
+      const queued = new Map<string, QueuedEvent[]>();
       const immediate: Array<Delivery & { required: boolean; maxRetries: number; eventId: string }> = [];
       for (const input of inputs) {
         const webhooks = webhooksFor(config, input.namespace, input.kind);
@@ -58,7 +65,9 @@ export function createEventDispatcher(deps: EventDispatcherDeps): EventDispatche
         const body = encodeEvent(event);
         for (const { name, webhook } of webhooks) {
           if (webhook.policy === 'async') {
-            queued.push({ webhook: name, kind: event.kind, eventId: event.id, body });
+            const events = queued.get(name) ?? [];
+            events.push({ kind: event.kind, eventId: event.id, body });
+            queued.set(name, events);
           } else {
             immediate.push({
               name,
@@ -72,7 +81,8 @@ export function createEventDispatcher(deps: EventDispatcherDeps): EventDispatche
           }
         }
       }
-      await enqueueAll(deps, config, queued, logger);
+      const jobs = [...queued].map(([webhook, events]): EventDeliveryPayload => ({ webhook, events }));
+      await enqueueAll(deps, config, jobs, logger);
       if (immediate.length === 0) return;
       const failures = await Promise.all(
         immediate.map(async (delivery) => {
@@ -119,8 +129,8 @@ async function enqueueAll(
       ),
     );
   } catch (error) {
-    logger.error('event deliveries not queued', { error: String(error), deliveries: queued.length });
+    logger.error('event deliveries not queued', { error: String(error), jobs: queued.length });
     throw new EventQueueError(`event deliveries could not be queued: ${String(error)}`);
   }
-  logger.debug('event deliveries queued', { deliveries: queued.length });
+  logger.debug('event deliveries queued', { jobs: queued.length });
 }

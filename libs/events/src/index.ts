@@ -30,6 +30,7 @@ export {
   eventDeliveryHandler,
   eventDeliveryLockKey,
   parseEventDeliveryPayload,
+  type QueuedEvent,
 } from './job.js';
 export { recordDeliveryAttempt } from './metrics.js';
 export { matchesRepositoryFilter, type NamedWebhook, wantsEvent, webhooksFor } from './selection.js';

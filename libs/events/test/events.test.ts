@@ -210,9 +210,9 @@ ${webhook('later', `${bad.url}/async`, 'policy = "async"\nevents = ["manifest.pu
     const [pending] = (await queue.listPending(EVENTS_QUEUE)).items;
     expect(pending?.kind).toBe(EVENT_DELIVERY_JOB);
     expect(pending?.maxAttempts).toBe(4);
-    expect((pending?.payload as { eventId?: string } | undefined)?.eventId).toBe(
-      good.deliveries[0]?.event['id'],
-    );
+    expect(
+      (pending?.payload as { events?: Array<{ eventId: string }> } | undefined)?.events?.[0]?.eventId,
+    ).toBe(good.deliveries[0]?.event['id']);
 
     const failing = events.emit(
       [{ kind: 'tag.create', namespace: 'a/b', digest: DIGEST, tag: 'v1' }],

@@ -227,12 +227,14 @@ describe('registry-api events', () => {
     );
     expect((await uploadBlob(api.url)).status).toBe(201);
     expect((await putManifest(api.url, 'v1')).status).toBe(201);
+    // One job for the push's two events (one operation, one webhook).
     const pending = (await api.jobs.listPending(EVENTS_QUEUE)).items;
-    expect(pending.map((job) => (job.payload as { kind: string }).kind).sort()).toEqual([
-      'manifest.push',
-      'tag.create',
-    ]);
-    expect(pending.every((job) => job.maxAttempts === 5)).toBe(true);
+    expect(pending).toHaveLength(1);
+    const payload = pending[0]?.payload as { webhook: string; events: Array<{ kind: string; body: string }> };
+    expect(payload.webhook).toBe('later');
+    expect(payload.events.map((event) => event.kind)).toEqual(['manifest.push', 'tag.create']);
+    expect(JSON.parse(payload.events[1]?.body ?? '{}')).toMatchObject({ kind: 'tag.create', tag: 'v1' });
+    expect(pending[0]?.maxAttempts).toBe(5);
   });
 
   it('applies a reloaded webhook configuration to the next operation', async () => {
