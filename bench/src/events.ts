@@ -2,7 +2,7 @@
  * The event webhook scenario: push latency of `angos server` with an `async` webhook whose
  * endpoint answers, and with one that is down (connection refused, every delivery retried), next
  * to no webhook at all. Each push is a manifest `PUT` by a new tag (a `manifest.push` and a
- * `tag.create` event, so two delivery jobs written before the answer); several clients push at
+ * `tag.create` event, in one delivery job written before the answer); several clients push at
  * once. The point: a dead endpoint must not move the p99.
  */
 import { createHash, randomBytes } from 'node:crypto';

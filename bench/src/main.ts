@@ -268,7 +268,7 @@ async function main(): Promise<void> {
       : []),
     ...(eventFigures.length > 0
       ? [
-          `Event webhooks: angos server on fs, ${eventPushes} manifest pushes by tag from 8 clients at once (each writes two async delivery jobs, manifest.push and tag.create), with no webhook, an async webhook that answers, and one whose port is closed (max_retries = 3, so its deliveries are retried and then dead-lettered meanwhile).\n\n${eventsTable(eventFigures)}`,
+          `Event webhooks: angos server on fs, ${eventPushes} manifest pushes by tag from 8 clients at once (each writes one async delivery job holding its manifest.push and tag.create events), with no webhook, an async webhook that answers, and one whose port is closed (max_retries = 3, so its deliveries are retried and then dead-lettered meanwhile).\n\n${eventsTable(eventFigures)}`,
         ]
       : []),
   ];
