@@ -10,6 +10,7 @@ import {
   eventDeliveryLockKey,
   type QueuedEvent,
 } from './job.js';
+import { registerDeliveryMetrics } from './metrics.js';
 import { webhooksFor } from './selection.js';
 
 /** A `required` webhook did not take the event after its retries. */
@@ -52,6 +53,7 @@ export interface EventDispatcherDeps {
 
 export function createEventDispatcher(deps: EventDispatcherDeps): EventDispatcher {
   const logger = deps.logger.child('angos::events');
+  if (deps.metrics !== undefined) registerDeliveryMetrics(deps.metrics);
   return {
     async emit(inputs, actor) {
       const config = deps.config();

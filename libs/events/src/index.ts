@@ -32,6 +32,6 @@ export {
   parseEventDeliveryPayload,
   type QueuedEvent,
 } from './job.js';
-export { recordDeliveryAttempt } from './metrics.js';
+export { recordDeliveryAttempt, registerDeliveryMetrics } from './metrics.js';
 export { matchesRepositoryFilter, type NamedWebhook, wantsEvent, webhooksFor } from './selection.js';
 export { SIGNATURE_HEADER, signBody, verifySignature } from './signature.js';

@@ -3,6 +3,7 @@ import { EVENT_KINDS } from '@angos/config';
 import { type JobHandler, TerminalJobError } from '@angos/jobs';
 import type { Logger, Metrics } from '@angos/observability';
 import { deliverOnce } from './delivery.js';
+import { registerDeliveryMetrics } from './metrics.js';
 
 /** The queue and job kind of `async` deliveries (`angos worker --queue events`). */
 export const EVENTS_QUEUE = 'events';
@@ -69,6 +70,7 @@ export interface EventDeliveryHandlerDeps {
  */
 export function eventDeliveryHandler(deps: EventDeliveryHandlerDeps): JobHandler<EventDeliveryPayload> {
   const logger = deps.logger.child('angos::events');
+  if (deps.metrics !== undefined) registerDeliveryMetrics(deps.metrics);
   return {
     kind: EVENT_DELIVERY_JOB,
     parse: parseEventDeliveryPayload,

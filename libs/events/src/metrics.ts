@@ -20,6 +20,14 @@ function deliveryMetrics(metrics: Metrics) {
   };
 }
 
+/**
+ * Registers both metrics, so `/metrics` lists them (with no samples) before the first delivery:
+ * every process that can deliver calls it when it wires the dispatcher or the job handler.
+ */
+export function registerDeliveryMetrics(metrics: Metrics): void {
+  deliveryMetrics(metrics);
+}
+
 /** One delivery attempt: counted by result, and timed. */
 export function recordDeliveryAttempt(
   metrics: Metrics,
