@@ -235,6 +235,13 @@ describe('registry-api events', () => {
     expect(payload.events.map((event) => event.kind)).toEqual(['manifest.push', 'tag.create']);
     expect(JSON.parse(payload.events[1]?.body ?? '{}')).toMatchObject({ kind: 'tag.create', tag: 'v1' });
     expect(pending[0]?.maxAttempts).toBe(5);
+    // The jobs API lists the queue (and its dead letter) like any other.
+    const listed = await fetch(`${api.url}/v2/_ext/jobs/pending?queue=events`);
+    expect(listed.status).toBe(200);
+    expect(((await listed.json()) as { jobs: Array<{ kind: string }> }).jobs.map((job) => job.kind)).toEqual([
+      'event.delivery',
+    ]);
+    expect((await fetch(`${api.url}/v2/_ext/jobs/failed?queue=events`)).status).toBe(200);
   });
 
   it('applies a reloaded webhook configuration to the next operation', async () => {
