@@ -86,29 +86,38 @@ export function createEventDispatcher(deps: EventDispatcherDeps): EventDispatche
       const jobs = [...queued].map(([webhook, events]): EventDeliveryPayload => ({ webhook, events }));
       await enqueueAll(deps, config, jobs, logger);
       if (immediate.length === 0) return;
-      const failures = await Promise.all(
-        immediate.map(async (delivery) => {
-          try {
-            await deliverWithRetries(delivery, delivery.maxRetries, deps.metrics);
-            return undefined;
-          } catch (error) {
-            const fields = {
-              webhook: delivery.name,
-              event: delivery.kind,
-              event_id: delivery.eventId,
-              attempts: delivery.maxRetries + 1,
-              error: String(error),
-            };
-            if (delivery.required) logger.error('required event delivery failed', fields);
-            else logger.warn('optional event delivery failed', fields);
-            return delivery.required ? { name: delivery.name, error } : undefined;
-          }
-        }),
-      );
-      const failed = failures.filter((failure) => failure !== undefined);
-      if (failed.length > 0) {
-        const names = [...new Set(failed.map((failure) => failure.name))];
-        throw new RequiredWebhookError(names, failed.map((failure) => String(failure.error)).join('; '));
+      // Webhooks in parallel; the events of one webhook in order (`manifest.push` before its
+      // `tag.create`).
+      const byWebhook = new Map<string, typeof immediate>();
+      for (const delivery of immediate)
+        byWebhook.set(delivery.name, [...(byWebhook.get(delivery.name) ?? []), delivery]);
+      const failures = (
+        await Promise.all(
+          [...byWebhook.values()].map(async (deliveries) => {
+            const failed: Array<{ name: string; error: unknown }> = [];
+            for (const delivery of deliveries) {
+              try {
+                await deliverWithRetries(delivery, delivery.maxRetries, deps.metrics);
+              } catch (error) {
+                const fields = {
+                  webhook: delivery.name,
+                  event: delivery.kind,
+                  event_id: delivery.eventId,
+                  attempts: delivery.maxRetries + 1,
+                  error: String(error),
+                };
+                if (delivery.required) logger.error('required event delivery failed', fields);
+                else logger.warn('optional event delivery failed', fields);
+                if (delivery.required) failed.push({ name: delivery.name, error });
+              }
+            }
+            return failed;
+          }),
+        )
+      ).flat();
+      if (failures.length > 0) {
+        const names = [...new Set(failures.map((failure) => failure.name))];
+        throw new RequiredWebhookError(names, failures.map((failure) => String(failure.error)).join('; '));
       }
     },
   };
