@@ -43,7 +43,16 @@ export interface WebhookReceiver {
  * independently of the registry's code, records it, and answers as told.
  */
 export async function startWebhookReceiver(
-  options: { token?: string; port?: number; mode?: ReceiverMode } = {},
+  options: {
+    token?: string;
+    port?: number;
+    mode?: ReceiverMode;
+    /**
+     * Runs before each request is answered (the sender is still waiting): to look at the
+     * registry while it delivers, as a receiver reacting to the event would.
+     */
+    beforeAnswer?: (delivery: ReceivedDelivery) => Promise<void>;
+  } = {},
 ): Promise<WebhookReceiver> {
   let mode: ReceiverMode = options.mode ?? 'ok';
   let failures = 0;
@@ -65,13 +74,15 @@ export async function startWebhookReceiver(
     } catch {
       // Recorded as is: the test looks at `body`.
     }
-    deliveries.push({
+    const delivery: ReceivedDelivery = {
       headers: req.headers,
       body: raw.toString('utf8'),
       event,
       signatureValid: options.token === undefined ? undefined : signatureMatches(options.token, raw, req),
       status,
-    });
+    };
+    deliveries.push(delivery);
+    await options.beforeAnswer?.(delivery);
     if (answer === 'hang') {
       hanging.add(res);
       res.on('close', () => hanging.delete(res));

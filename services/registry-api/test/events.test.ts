@@ -177,6 +177,35 @@ describe('registry-api events', () => {
     expect(new Set(hook.deliveries.map((d) => d.event['id'])).size).toBe(hook.deliveries.length);
   });
 
+  it('delivers after the commit: what an event names is already readable when it arrives', async () => {
+    let apiUrl = '';
+    const seen: Array<[string, number]> = [];
+    const hook = await receiver({
+      async beforeAnswer({ event }) {
+        const path =
+          event['kind'] === 'blob.push'
+            ? `/v2/team/app/blobs/${String(event['digest'])}`
+            : `/v2/team/app/manifests/${String(event['tag'] ?? event['reference'])}`;
+        const response = await fetch(`${apiUrl}${path}`, {
+          method: 'HEAD',
+          headers: { accept: OCI_MANIFEST },
+        });
+        seen.push([String(event['kind']), response.status]);
+      },
+    });
+    const api = await start(
+      `[global]\nevent_webhooks = ["audit"]\n${webhookToml('audit', hook.url, 'policy = "required"\nevents = ["blob.push", "manifest.push", "tag.create"]')}`,
+    );
+    apiUrl = api.url;
+    expect((await uploadBlob(api.url)).status).toBe(201);
+    expect((await putManifest(api.url, 'v1')).status).toBe(201);
+    expect(seen).toEqual([
+      ['blob.push', 200],
+      ['manifest.push', 200],
+      ['tag.create', 200],
+    ]);
+  });
+
   it('required: a refused push answers 503 naming the webhook, and the push stays committed', async () => {
     const hook = await receiver({ mode: 'fail' });
     const api = await start(
