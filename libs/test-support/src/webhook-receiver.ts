@@ -47,6 +47,8 @@ export async function startWebhookReceiver(
     token?: string;
     port?: number;
     mode?: ReceiverMode;
+    /** Answers the first this many requests 500 (as `failNext`). */
+    failFirst?: number;
     /**
      * Runs before each request is answered (the sender is still waiting): to look at the
      * registry while it delivers, as a receiver reacting to the event would.
@@ -55,7 +57,7 @@ export async function startWebhookReceiver(
   } = {},
 ): Promise<WebhookReceiver> {
   let mode: ReceiverMode = options.mode ?? 'ok';
-  let failures = 0;
+  let failures = options.failFirst ?? 0;
   const deliveries: ReceivedDelivery[] = [];
   const hanging = new Set<ServerResponse>();
   const server = createServer(async (req, res) => {
