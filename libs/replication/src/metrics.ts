@@ -13,27 +13,33 @@ import { REPLICATION_QUEUE } from './payload.js';
  */
 export type ReplicationOutcome = 'pushed' | 'converged' | 'superseded' | 'unsupported' | 'failed';
 
-/** The replication metrics of the replication guide, with its names and labels. */
-function replicationMetrics(metrics: Metrics) {
-  return {
-    pushes: metrics.counter({
-      name: 'angos_replication_push_total',
-      help: 'Replication jobs run, by downstream and outcome (pushed, converged, superseded, unsupported, failed)',
-      labelNames: ['downstream', 'outcome'],
-    }),
-    lastSuccess: metrics.gauge({
-      name: 'angos_replication_last_success_timestamp_seconds',
-      help: 'Unix time of the last successful replication job per downstream',
-      labelNames: ['downstream'],
-    }),
-  };
-}
+/** The outcomes that mean the downstream converged: they move the last-success time. */
+const CONVERGED: ReadonlySet<ReplicationOutcome> = new Set(['pushed', 'converged', 'superseded']);
 
-/** Records one job's outcome. Every outcome but `failed` is a success: the downstream converged. */
-export function recordOutcome(metrics: Metrics, downstream: string, outcome: ReplicationOutcome): void {
-  const m = replicationMetrics(metrics);
-  m.pushes.inc({ downstream, outcome });
-  if (outcome !== 'failed') m.lastSuccess.set({ downstream }, Date.now() / 1000);
+/** Counts one replication job's outcome for its downstream. */
+export type OutcomeRecorder = (downstream: string, outcome: ReplicationOutcome) => void;
+
+/**
+ * The replication metrics of the replication guide, with its names and labels, registered at once
+ * (a process that runs replication jobs lists them on /metrics before the first job), and the
+ * recorder of one job's outcome. `pushed`, `converged` and `superseded` move the last-success
+ * time; `unsupported` (the downstream cannot do it) and `failed` do not.
+ */
+export function outcomeRecorder(metrics: Metrics): OutcomeRecorder {
+  const pushes = metrics.counter({
+    name: 'angos_replication_push_total',
+    help: 'Replication jobs run, by downstream and outcome (pushed, converged, superseded, unsupported, failed)',
+    labelNames: ['downstream', 'outcome'],
+  });
+  const lastSuccess = metrics.gauge({
+    name: 'angos_replication_last_success_timestamp_seconds',
+    help: 'Unix time of the last replication job per downstream that ended pushed, converged or superseded',
+    labelNames: ['downstream'],
+  });
+  return (downstream, outcome) => {
+    pushes.inc({ downstream, outcome });
+    if (CONVERGED.has(outcome)) lastSuccess.set({ downstream }, Date.now() / 1000);
+  };
 }
 
 /**
