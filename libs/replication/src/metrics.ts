@@ -43,18 +43,19 @@ export function outcomeRecorder(metrics: Metrics): OutcomeRecorder {
 }
 
 /**
- * What `angos scrub --replicate` found for one tag of one downstream (`outcome` of
- * angos_replication_reconcile_total): `in_sync` (the same digest there), `push` (missing or
- * diverging there: a push enqueued), `delete` (only there, on a `prune` downstream: a delete
- * enqueued); `failed` counts a namespace whose downstream could not be compared.
+ * What `angos scrub --replicate` did about one divergence (`outcome` of
+ * angos_replication_reconcile_total), as the metrics reference names it: `enqueued` (its push, or
+ * its prune delete, was queued), `failed` (queueing it failed), `skipped` (a downstream could not
+ * be compared, so the tags of the namespace there wait for the next run; counted once per
+ * namespace and downstream).
  */
-export type ReconcileOutcome = 'in_sync' | 'push' | 'delete' | 'failed';
+export type ReconcileOutcome = 'enqueued' | 'failed' | 'skipped';
 
 export function recordReconcile(metrics: Metrics, outcome: ReconcileOutcome, count = 1): void {
   metrics
     .counter({
       name: 'angos_replication_reconcile_total',
-      help: 'Tags compared by angos scrub --replicate, by outcome (in_sync, push, delete; failed: a namespace whose downstream could not be compared)',
+      help: 'Reconciliation by angos scrub --replicate, by outcome (enqueued, failed: the enqueue failed, skipped: a downstream that could not be compared)',
       labelNames: ['outcome'],
     })
     .inc({ outcome }, count);
