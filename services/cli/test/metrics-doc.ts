@@ -106,6 +106,21 @@ export function documentedMetrics(text = readFileSync(METRICS_DOC, 'utf8')): Doc
   return metrics;
 }
 
+/** The values of the `route` label, from the reference's route table (header `route | Request`). */
+export function documentedRoutes(text = readFileSync(METRICS_DOC, 'utf8')): string[] {
+  const routes: string[] = [];
+  let inTable = false;
+  let previous = '';
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('|')) inTable = false;
+    else if (/^\|(\s*:?-+:?\s*\|)+$/.test(line.trim()))
+      inTable = cellsOf(previous).join('|') === '`route`|Request';
+    else if (inTable) routes.push(...codeSpans(cellsOf(line)[0] ?? ''));
+    previous = line;
+  }
+  return routes;
+}
+
 /** The series names a metric exposes (a histogram's `_bucket`, `_sum` and `_count`). */
 export function seriesNames(metric: Pick<DocumentedMetric, 'name' | 'type'>): string[] {
   return metric.type === 'histogram'

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { silentLogger } from '@angos/observability';
+import { ROUTE_ACTIONS } from '@angos/oci';
 import { OciClient, skipWithout } from '@angos/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningService, type RunningWorker, startService, startWorker } from '../src/index.js';
@@ -9,6 +10,7 @@ import { baseConfig, useRedisServer, useWorkspace } from './helpers.js';
 import {
   type DocumentedMetric,
   documentedMetrics,
+  documentedRoutes,
   isProcessMetric,
   LANDING_WITH_ANOTHER_CHANGE,
   type Publisher,
@@ -26,12 +28,13 @@ import {
 
 const ws = useWorkspace();
 const documented = documentedMetrics();
+const routes = new Set(documentedRoutes());
 
 interface Scraped {
   /** `# TYPE` lines: name → type. */
   readonly types: Map<string, string>;
-  /** Sample lines: series name and its label names (sorted, `le` left out). */
-  readonly samples: { series: string; labels: string[] }[];
+  /** Sample lines: series name, its label names (sorted, `le` left out) and their values. */
+  readonly samples: { series: string; labels: string[]; values: Record<string, string> }[];
 }
 
 function parseExposition(text: string): Scraped {
@@ -43,8 +46,17 @@ function parseExposition(text: string): Scraped {
     if (line === '' || line.startsWith('#')) continue;
     const sample = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? /.exec(line);
     if (!sample) throw new Error(`unparsable sample: ${line}`);
-    const labels = [...(sample[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="/g)].map((m) => m[1] ?? '');
-    samples.push({ series: sample[1] ?? '', labels: labels.filter((label) => label !== 'le').sort() });
+    const pairs = [...(sample[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map(
+      (m) => [m[1] ?? '', m[2] ?? ''] as const,
+    );
+    samples.push({
+      series: sample[1] ?? '',
+      labels: pairs
+        .map(([label]) => label)
+        .filter((label) => label !== 'le')
+        .sort(),
+      values: Object.fromEntries(pairs),
+    });
   }
   return { types, samples };
 }
@@ -76,12 +88,15 @@ function drift(publisher: Publisher, scraped: Scraped): string[] {
   const bySeries = new Map<string, DocumentedMetric>();
   for (const metric of expected.values())
     for (const series of seriesNames(metric)) bySeries.set(series, metric);
-  for (const { series, labels } of scraped.samples) {
+  for (const { series, labels, values } of scraped.samples) {
     const metric = bySeries.get(series);
     if (metric === undefined) continue; // process metrics, or reported above
     if (labels.join(',') !== metric.labels.join(',')) {
       problems.push(`${series} has labels [${labels}], documented [${metric.labels}]`);
     }
+    const route = values['route'];
+    if (route !== undefined && !routes.has(route))
+      problems.push(`${series} has route="${route}", not a documented route`);
   }
   return [...new Set(problems)];
 }
@@ -124,9 +139,13 @@ function closeStarted(): void {
   });
 }
 
-it('docs/metrics.md names every publisher of each metric it lists', () => {
+it('docs/metrics.md names every publisher of each metric it lists, and the routes', () => {
   expect(documented.length).toBeGreaterThan(30);
   expect(documented.filter((metric) => metric.publishedBy.length === 0)).toEqual([]);
+  // Every action a request can perform (a mount is a start-upload with ?mount=), and the rest.
+  const actions = Object.values(ROUTE_ACTIONS).flatMap((row) => Object.values(row));
+  const labels = new Set([...actions, 'mount-blob', 'healthz', 'readyz', 'metrics', 'unknown']);
+  expect([...routes].sort()).toEqual([...labels].sort());
 });
 
 describe('angos server', () => {
