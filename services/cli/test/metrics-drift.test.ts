@@ -211,8 +211,17 @@ describe.skipIf(skipWithout('the split services metrics drift test', 'redis-serv
       expect(drift('pull-through-cache', await scrape(backends.cache.address))).toEqual([]);
     });
 
-    it('worker', async () => {
-      expect(drift('worker', await scrape(backends.worker.address))).toEqual([]);
+    it('worker, which counts its own requests like every service', async () => {
+      const { host, port } = backends.worker.address;
+      expect((await fetch(`http://${host}:${port}/healthz`)).status).toBe(200);
+      const scraped = await scrape(backends.worker.address);
+      expect(drift('worker', scraped)).toEqual([]);
+      expect(scraped.samples).toContainEqual(
+        expect.objectContaining({
+          series: 'http_requests_total',
+          values: { method: 'GET', route: 'healthz', status: '200' },
+        }),
+      );
     });
   },
 );
