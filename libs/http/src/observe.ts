@@ -13,7 +13,7 @@ const SERVICE_ROUTES: Readonly<Record<string, string>> = {
 };
 
 /** A path no route matches, or a method its route does not allow. */
-export const UNKNOWN_ROUTE = 'unknown';
+const UNKNOWN_ROUTE = 'unknown';
 
 /**
  * The `route` label: the action the request performs (`get-manifest`, `start-upload`… the names
