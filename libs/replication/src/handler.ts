@@ -6,7 +6,7 @@ import type { Registry } from '@angos/registry';
 import { isUpstreamError } from '@angos/upstream';
 import { DownstreamClient, type WriteOutcome } from './client.js';
 import { findDownstream, matchesFilter } from './downstreams.js';
-import { recordOutcome } from './metrics.js';
+import { outcomeRecorder } from './metrics.js';
 import { parseReplicationPayload, REPLICATION_JOB_KIND, type ReplicationPayload } from './payload.js';
 import { pushManifest, type Replication } from './push.js';
 
@@ -28,6 +28,7 @@ export interface ReplicationHandlerDeps {
  */
 export function replicationHandler(deps: ReplicationHandlerDeps): JobHandler<ReplicationPayload> {
   const logger = deps.logger.child('angos::replication');
+  const recordOutcome = deps.metrics === undefined ? () => {} : outcomeRecorder(deps.metrics);
   const clients = new Map<string, DownstreamClient>();
   const clientFor = (key: string, config: ConstructorParameters<typeof DownstreamClient>[0]) => {
     let client = clients.get(key);
@@ -77,13 +78,13 @@ export function replicationHandler(deps: ReplicationHandlerDeps): JobHandler<Rep
       try {
         outcome = await replicate(replication, payload);
       } catch (error) {
-        if (deps.metrics) recordOutcome(deps.metrics, downstream.name, 'failed');
+        recordOutcome(downstream.name, 'failed');
         if (isUpstreamError(error, 'unauthorized') || isUpstreamError(error, 'forbidden')) {
           throw new TerminalJobError(`${error.message} (check the downstream's credentials and policy)`);
         }
         throw error;
       }
-      if (deps.metrics) recordOutcome(deps.metrics, downstream.name, outcome);
+      recordOutcome(downstream.name, outcome);
       logger.debug('replicated', {
         namespace: payload.namespace,
         downstream: downstream.name,
