@@ -3,7 +3,7 @@
 # distribution as Debian's docker-registry, Ceph RGW for the S3 subject, redis-server for the split
 # pull-through cache), builds the workspace, and runs bench/ with the arguments given (--rounds N,
 # --subjects angos,angos-split,angos-s3,distribution, --only TEXT, --quick, --jobs N,
-# --cache-clients N).
+# --cache-clients N, --event-pushes N).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sudo=(); [ "$(id -u)" -eq 0 ] || sudo=(sudo)

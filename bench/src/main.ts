@@ -5,9 +5,10 @@
  * Then the pull-through cache scenario (pull-through.ts, `--cache-clients N`): the angos subjects
  * as caches and distribution in proxy mode, in front of one upstream distribution. Then the job
  * queue scenario (jobs.ts, `--jobs N`, `--job-drain-limit SECS`), on fs and on the same RGW as
- * angos-s3. Then the replication scenario (replication.ts, `--replication-tags N`,
- * `--replication-seconds S`): catch-up of a fresh downstream and steady-state lag, to Angos and to
- * distribution.
+ * angos-s3. Then the event webhook scenario (events.ts, `--event-pushes N`): push p99 of `angos
+ * server` with an async webhook that answers and with one that is down. Then the replication
+ * scenario (replication.ts, `--replication-tags N`, `--replication-seconds S`): catch-up of a fresh
+ * downstream and steady-state lag, to Angos and to distribution.
  * A benchmark, not a test: it asserts nothing beyond "the registry answered correctly".
  */
 import { execFileSync } from 'node:child_process';
@@ -16,6 +17,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { repoRoot, type S3TestServer, startS3TestServer } from '@angos/test-support';
+import { benchEvents, EVENTS_SCENARIO, type EventFigures, eventsTable } from './events.js';
 import { benchJobQueue, type JobQueueFigures, jobQueueTable } from './jobs.js';
 import {
   benchPullThrough,
@@ -158,6 +160,7 @@ async function main(): Promise<void> {
       'cache-clients': { type: 'string', default: '10' },
       'replication-tags': { type: 'string' },
       'replication-seconds': { type: 'string' },
+      'event-pushes': { type: 'string' },
     },
   });
   const quick = values.quick ?? false;
@@ -204,6 +207,8 @@ async function main(): Promise<void> {
     rounds,
     log: (line) => process.stderr.write(`${line}\n`),
   };
+  const eventsScenario = only === undefined || EVENTS_SCENARIO.includes(only);
+  const eventPushes = Number(values['event-pushes'] ?? (quick ? 300 : 2000));
   if (list.length > 0) {
     for (const tool of ['wrk', 'ab', 'skopeo']) {
       if (!available(tool)) throw new Error(`${tool} is required: apt-get install ${tool}`);
@@ -219,6 +224,7 @@ async function main(): Promise<void> {
   const jobFigures: JobQueueFigures[] = [];
   let cacheFigures: PullThroughFigures[] = [];
   let replicationFigures: ReplicationFigures[] = [];
+  let eventFigures: EventFigures[] = [];
   try {
     if (list.length > 0) {
       for (const name of subjects) {
@@ -268,6 +274,14 @@ async function main(): Promise<void> {
         replicationFigures = await benchReplication(downstreams, replicationOptions);
       }
     }
+    if (eventsScenario) {
+      process.stderr.write(`${EVENTS_SCENARIO}: ${eventPushes} manifest pushes, 8 clients\n`);
+      eventFigures = await benchEvents({
+        pushes: eventPushes,
+        clients: 8,
+        log: (line) => process.stderr.write(`${line}\n`),
+      });
+    }
   } finally {
     await rm(workDir, { recursive: true, force: true });
     await (await s3Server?.catch(() => undefined))?.stop();
@@ -291,6 +305,11 @@ async function main(): Promise<void> {
           `Replication: a source \`angos server\` (fs) replicates \`bench/app\` to a downstream, each image a config and a 4 KiB layer of its own; default \`max_concurrent_replication_jobs\` (4) and \`max_concurrent_pushes\` (4). Catch-up: the source holds ${replicationOptions.tags} tags, the downstream (fresh each round) none; one \`angos scrub --replicate\` queues a job per tag and drains them (handed to the source server, fs with the memory lock) until the downstream holds them all. Steady state (one run of ${replicationOptions.seconds} s): the source with \`[global.job_queue]\` and an \`angos worker\` (Redis lock, 1 s poll); ${replicationOptions.rate} new tags pushed per second, each timed from its 201 to a HEAD on the downstream finding it (every 50 ms); the lag gauge scraped from the source every second (refreshed every 5 s).\n\n${replicationTable(replicationFigures, replicationOptions)}`,
         ]
       : []),
+    ...(eventFigures.length > 0
+      ? [
+          `Event webhooks: angos server on fs, ${eventPushes} manifest pushes by tag from 8 clients at once (each writes one async delivery job holding its manifest.push and tag.create events), with no webhook, an async webhook that answers, and one whose port is closed (max_retries = 3, so its deliveries are retried and then dead-lettered meanwhile).\n\n${eventsTable(eventFigures)}`,
+        ]
+      : []),
   ];
   const text = `Benchmark ${date} on ${machine}; ${rounds} rounds, medians${quick ? ' (quick sizes)' : ''}.\n\n${sections.join('\n\n')}\n`;
   process.stdout.write(`${text}\n`);
@@ -308,6 +327,7 @@ async function main(): Promise<void> {
         pullThrough: cacheFigures,
         jobQueue: jobFigures,
         replication: replicationFigures,
+        events: eventFigures,
       },
       null,
       2,

@@ -1,4 +1,4 @@
-import { formatKeyPath, type KeyPath, quoted } from './key-path.js';
+import { formatKeyPath, type KeyPath } from './key-path.js';
 import type { Config } from './types.js';
 
 /**
@@ -15,28 +15,7 @@ interface FeatureRow {
 
 const when = (on: boolean, path: KeyPath): KeyPath[] => (on ? [path] : []);
 
-/** One key per named entry: `auth.identity.alice`, `event_webhook.ci`. */
-const each = (entries: Readonly<Record<string, unknown>>, prefix: KeyPath): KeyPath[] =>
-  Object.keys(entries).map((name) => [...prefix, name]);
-
-/** One key per repository for which `on` holds: `repository."docker-io".upstream`. */
-const perRepository =
-  (option: KeyPath, on: (repository: Config['repository'][string]) => boolean) =>
-  (config: Config): KeyPath[] =>
-    Object.entries(config.repository)
-      .filter(([, repository]) => on(repository))
-      .map(([namespace]) => ['repository', quoted(namespace), ...option]);
-
 const NOT_YET_SUPPORTED: readonly FeatureRow[] = [
-  {
-    feature: 'global.event_webhooks',
-    enabledAt: (c) => when(c.global.event_webhooks.length > 0, ['global', 'event_webhooks']),
-  },
-  {
-    feature: 'repository."<namespace>".event_webhooks',
-    enabledAt: perRepository(['event_webhooks'], (r) => (r.event_webhooks?.length ?? 0) > 0),
-  },
-  { feature: 'event_webhook.<name>', enabledAt: (c) => each(c.event_webhook, ['event_webhook']) },
   {
     feature: 'observability.tracing',
     enabledAt: (c) => when(c.observability.tracing !== undefined, ['observability', 'tracing']),

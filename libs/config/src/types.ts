@@ -315,7 +315,14 @@ export interface DownstreamConfig {
 // --- [event_webhook.<name>] ---------------------------------------------------------------------
 
 export type EventWebhookPolicy = 'required' | 'optional' | 'async';
-export type EventKind = 'manifest.push' | 'manifest.delete' | 'blob.push' | 'tag.create' | 'tag.delete';
+export type EventKind =
+  | 'manifest.push'
+  | 'manifest.pull'
+  | 'manifest.delete'
+  | 'blob.push'
+  | 'blob.pull'
+  | 'tag.create'
+  | 'tag.delete';
 
 export interface EventWebhookConfig {
   url: string;

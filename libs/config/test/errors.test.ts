@@ -511,7 +511,7 @@ describe('webhooks', () => {
     expectIssues(
       `${BASE}[event_webhook.x]\nurl = "https://x.example.com"\npolicy = "required"\nevents = ["image.push"]\n`,
       [
-        'event_webhook.x.events[0]: expected "manifest.push", "manifest.delete", "blob.push", "tag.create" or "tag.delete"',
+        'event_webhook.x.events[0]: expected "manifest.push", "manifest.pull", "manifest.delete", "blob.push", "blob.pull", "tag.create" or "tag.delete"',
       ],
     );
   });

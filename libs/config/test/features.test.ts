@@ -82,13 +82,22 @@ sampling_rate = 0.1
 [ui]
 enabled = true
 `);
-    expect(unsupportedFeatures(config)).toEqual([
-      'global.event_webhooks',
-      'repository."docker-io".event_webhooks',
-      'event_webhook.audit',
-      'observability.tracing',
-      'ui',
-    ]);
+    expect(unsupportedFeatures(config)).toEqual(['observability.tracing', 'ui']);
+  });
+
+  it('supports event webhooks, global and per repository', () => {
+    const { config } = parseWith(`
+[global]
+event_webhooks = ["audit"]
+[repository."team"]
+event_webhooks = ["audit"]
+[event_webhook.audit]
+url = "https://audit.example.com"
+policy = "async"
+events = ["manifest.push", "manifest.pull", "blob.pull"]
+`);
+    expect(unsupportedFeatures(config)).toEqual([]);
+    expect(UNSUPPORTED_FEATURES.filter((feature) => feature.includes('event_webhook'))).toEqual([]);
   });
 
   it('supports pull-through caches (repository upstreams)', () => {

@@ -1,23 +1,30 @@
 import type { Logger, Metrics } from '@angos/observability';
-import { parseRoute } from '@angos/oci';
+import { actionFor, parseRoute } from '@angos/oci';
 import { ACCESS_LOG_TARGET, authMethod, bytesIn, bytesOut, identityName } from './access-log.js';
 import { getContext } from './context.js';
-import { type Handler, requestPath } from './handler.js';
+import { type Handler, requestPath, requestQuery } from './handler.js';
 import { assignRequestId } from './request-id.js';
 
-/** Endpoints served outside the OCI API, labelled by name. */
+/** Endpoints served outside the OCI API, labelled by their name (`healthz`, `readyz`, `metrics`). */
 const SERVICE_ROUTES: Readonly<Record<string, string>> = {
-  '/healthz': 'health',
-  '/readyz': 'health',
+  '/healthz': 'healthz',
+  '/readyz': 'readyz',
   '/metrics': 'metrics',
 };
 
+/** A path no route matches, or a method its route does not allow. */
+const UNKNOWN_ROUTE = 'unknown';
+
 /**
- * The `route` label: the kind of endpoint (`manifest`, `blob`, `upload`…), never the raw path,
- * so the number of series stays bounded whatever clients send.
+ * The `route` label: the action the request performs (`get-manifest`, `start-upload`… the names
+ * access policies use), the service endpoint's name, or `unknown`; never the raw path, so the
+ * number of series stays bounded whatever clients send.
  */
-export function routeLabel(pathname: string): string {
-  return SERVICE_ROUTES[pathname] ?? parseRoute(pathname)?.kind ?? 'other';
+export function routeLabel(pathname: string, method: string, query: URLSearchParams): string {
+  const service = SERVICE_ROUTES[pathname];
+  if (service !== undefined) return service;
+  const route = parseRoute(pathname);
+  return (route && actionFor(route, method, query)) ?? UNKNOWN_ROUTE;
 }
 
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE', 'OPTIONS']);
@@ -52,17 +59,17 @@ export function withObservability(handler: Handler, options: ObservabilityOption
   return (req, res) => {
     const started = performance.now();
     const path = requestPath(req);
-    const route = routeLabel(path);
+    const route = routeLabel(path, req.method ?? '', requestQuery(req));
     const method = methodLabel(req.method);
     const requestId = assignRequestId(req, res);
-    requestsInFlight.inc({ route });
+    requestsInFlight.inc();
 
     res.once('close', () => {
-      requestsInFlight.dec({ route });
-      const seconds = (performance.now() - started) / 1000;
+      requestsInFlight.dec();
+      const milliseconds = performance.now() - started;
       const status = res.writableFinished ? res.statusCode : CLIENT_CLOSED_STATUS;
       requestsTotal.inc({ method, route, status: String(status) });
-      requestDuration.observe({ method, route }, seconds);
+      requestDuration.observe({ method, route }, milliseconds);
       if (!logging) return;
       const context = getContext(req);
       access.info('request', {
@@ -73,7 +80,7 @@ export function withObservability(handler: Handler, options: ObservabilityOption
         status,
         bytes_in: bytesIn(req.socket),
         bytes_out: bytesOut(req.socket),
-        duration_ms: Math.round(seconds * 1e6) / 1e3,
+        duration_ms: Math.round(milliseconds * 1e3) / 1e3,
         auth: authMethod(context.identity),
         identity: identityName(context.identity),
         client_ip: context.clientIp,

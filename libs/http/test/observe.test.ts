@@ -10,25 +10,47 @@ afterEach(async () => {
 });
 
 describe('routeLabel', () => {
+  const none = new URLSearchParams();
   it.each([
-    ['/v2/', 'apiVersion'],
-    ['/v2/team/app/manifests/latest', 'manifest'],
-    ['/v2/team/app/blobs/sha256:abc', 'blob'],
-    ['/v2/team/app/blobs/uploads/', 'uploads'],
-    ['/v2/team/app/blobs/uploads/1234', 'upload'],
-    ['/v2/_catalog', 'catalog'],
-    ['/healthz', 'health'],
-    ['/readyz', 'health'],
-    ['/metrics', 'metrics'],
-    ['/favicon.ico', 'other'],
-    ['/v2/only-a-name', 'other'],
-  ])('%s → %s', (path, label) => {
-    expect(routeLabel(path)).toBe(label);
+    ['GET', '/v2/', 'get-api-version'],
+    ['GET', '/v2/team/app/manifests/latest', 'get-manifest'],
+    ['HEAD', '/v2/team/app/manifests/latest', 'get-manifest'],
+    ['PUT', '/v2/team/app/manifests/latest', 'put-manifest'],
+    ['DELETE', '/v2/team/app/manifests/latest', 'delete-manifest'],
+    ['GET', '/v2/team/app/blobs/sha256:abc', 'get-blob'],
+    ['DELETE', '/v2/team/app/blobs/sha256:abc', 'delete-blob'],
+    ['POST', '/v2/team/app/blobs/uploads/', 'start-upload'],
+    ['GET', '/v2/team/app/blobs/uploads/1234', 'get-upload'],
+    ['PATCH', '/v2/team/app/blobs/uploads/1234', 'update-upload'],
+    ['PUT', '/v2/team/app/blobs/uploads/1234', 'complete-upload'],
+    ['DELETE', '/v2/team/app/blobs/uploads/1234', 'cancel-upload'],
+    ['GET', '/v2/team/app/tags/list', 'list-tags'],
+    ['GET', '/v2/team/app/referrers/sha256:abc', 'get-referrers'],
+    ['GET', '/v2/_catalog', 'list-catalog'],
+    ['GET', '/v2/_ext/jobs/pending', 'list-pending-jobs'],
+    ['GET', '/v2/_ext/jobs/failed', 'list-failed-jobs'],
+    ['POST', '/v2/_ext/jobs/failed/cache/1/retry', 'retry-job'],
+    ['DELETE', '/v2/_ext/jobs/pending/cache/1', 'delete-job'],
+    ['GET', '/healthz', 'healthz'],
+    ['GET', '/readyz', 'readyz'],
+    ['GET', '/metrics', 'metrics'],
+    ['GET', '/favicon.ico', 'unknown'],
+    ['GET', '/v2/only-a-name', 'unknown'],
+    ['GET', '/v2/_ext/nothing-here', 'unknown'],
+    ['POST', '/v2/team/app/manifests/latest', 'unknown'],
+  ])('%s %s → %s', (method, path, label) => {
+    expect(routeLabel(path, method, none)).toBe(label);
+  });
+
+  it('names a mount by its own action', () => {
+    expect(routeLabel('/v2/team/app/blobs/uploads/', 'POST', new URLSearchParams('mount=sha256:abc'))).toBe(
+      'mount-blob',
+    );
   });
 });
 
 describe('withObservability and healthHandler', () => {
-  it('counts requests by method, route kind and status and exposes them on /metrics', async () => {
+  it('counts requests by method, route action and status and exposes them on /metrics', async () => {
     const metrics = createMetrics({ defaultMetrics: false });
     const { logger, records } = captureLogger('debug');
     const app = withObservability(
@@ -41,15 +63,17 @@ describe('withObservability and healthHandler', () => {
     await (
       await fetch(`${running.url}/whatever/path`, { method: 'BREW' }).catch(() => new Response())
     ).text();
+    // A method the route does not allow performs no action.
+    await (await fetch(`${running.url}/v2/a/manifests/v1`, { method: 'POST' })).text();
 
     const body = await (await fetch(`${running.url}/metrics`)).text();
-    expect(body).toContain('http_requests_total{method="GET",route="manifest",status="404"} 1');
-    expect(body).toContain('http_requests_total{method="HEAD",route="manifest",status="404"} 1');
-    expect(body).toContain('http_request_duration_seconds_count{method="GET",route="manifest"} 1');
+    expect(body).toContain('http_requests_total{method="GET",route="get-manifest",status="404"} 1');
+    expect(body).toContain('http_requests_total{method="HEAD",route="get-manifest",status="404"} 1');
+    expect(body).toContain('http_requests_total{method="POST",route="unknown",status="404"} 1');
+    expect(body).toContain('http_request_duration_ms_count{method="GET",route="get-manifest"} 1');
     expect(body).not.toContain('/v2/a/manifests');
-    // The /metrics request itself is still in flight while it renders.
-    expect(body).toContain('http_requests_in_flight{route="metrics"} 1');
-    expect(body).toMatch(/http_requests_in_flight\{route="manifest"\} 0/);
+    // The /metrics request itself is still in flight while it renders; the gauge has no labels.
+    expect(body).toMatch(/^http_requests_in_flight 1$/m);
 
     const access = (await records()).filter((r) => r['target'] === 'angos::access');
     expect(access[0]).toMatchObject({
@@ -87,8 +111,8 @@ describe('withObservability and healthHandler', () => {
     await pending;
     await gone;
     const { body } = await metrics.render();
-    expect(body).toContain('http_requests_total{method="GET",route="blob",status="499"} 1');
-    expect(body).toContain('http_requests_in_flight{route="blob"} 0');
+    expect(body).toContain('http_requests_total{method="GET",route="get-blob",status="499"} 1');
+    expect(body).toMatch(/^http_requests_in_flight 0$/m);
   });
 
   it('serves /healthz and /readyz, 503 when not ready or when the check throws', async () => {

@@ -24,7 +24,7 @@ function jobMetrics(metrics: Metrics) {
     }),
     enqueued: metrics.counter({
       name: 'angos_job_queue_enqueued_total',
-      help: 'Jobs enqueued; dedup="true" when the enqueue joined a pending job of the same lock key',
+      help: 'Jobs enqueued; dedup="hit" when the enqueue joined a pending job of the same lock key, "miss" otherwise',
       labelNames: ['queue', 'dedup'],
     }),
     enqueueFailures: metrics.counter({
@@ -70,7 +70,7 @@ export function instrumentedEnqueue(queue: Pick<JobQueue, 'enqueue'>, metrics: M
       m.enqueueFailures.inc({ queue: name });
       throw error;
     }
-    m.enqueued.inc({ queue: name, dedup: String(result.deduplicated) });
+    m.enqueued.inc({ queue: name, dedup: result.deduplicated ? 'hit' : 'miss' });
     return result;
   };
 }

@@ -35,8 +35,8 @@ describe('job queue metrics', () => {
     await enqueue('cache', 'k', 'b', {});
     await expect(enqueue('cache', 'k', 'c', { big: 1n })).rejects.toThrow();
     const { body } = await metrics.render();
-    expect(body).toContain('angos_job_queue_enqueued_total{queue="cache",dedup="false"} 2');
-    expect(body).toContain('angos_job_queue_enqueued_total{queue="cache",dedup="true"} 1');
+    expect(body).toContain('angos_job_queue_enqueued_total{queue="cache",dedup="miss"} 2');
+    expect(body).toContain('angos_job_queue_enqueued_total{queue="cache",dedup="hit"} 1');
     expect(body).toContain('angos_job_queue_enqueue_failures_total{queue="cache"} 1');
   });
 

@@ -13,8 +13,10 @@ export interface HistogramDefinition<L extends string> extends MetricDefinition<
 /** The request metrics every HTTP service records (see @angos/http withObservability). */
 export interface HttpMetrics {
   readonly requestsTotal: Counter<'method' | 'route' | 'status'>;
+  /** `http_request_duration_ms`: milliseconds, as the metrics reference names it. */
   readonly requestDuration: Histogram<'method' | 'route'>;
-  readonly requestsInFlight: Gauge<'route'>;
+  /** `http_requests_in_flight`: one gauge for the process, no labels (the reference's). */
+  readonly requestsInFlight: Gauge<string>;
   /** Requests the server's limits refused or cut off (see @angos/http withRequestLimits). */
   readonly requestsRefused: Counter<'reason'>;
 }
@@ -35,9 +37,9 @@ export interface Metrics {
   render(): Promise<{ contentType: string; body: string }>;
 }
 
-/** Seconds; from sub-millisecond manifest hits to multi-minute blob transfers. */
+/** Milliseconds; from sub-millisecond manifest hits to multi-minute blob transfers. */
 export const HTTP_DURATION_BUCKETS = [
-  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900,
+  1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 30_000, 60_000, 300_000, 900_000,
 ] as const;
 
 type MetricClass = typeof Counter | typeof Gauge | typeof Histogram;
@@ -86,19 +88,18 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
   const http: HttpMetrics = {
     requestsTotal: counter({
       name: 'http_requests_total',
-      help: 'HTTP requests answered, by method, route kind and status code',
+      help: 'HTTP requests answered, by method, route action and status code',
       labelNames: ['method', 'route', 'status'],
     }),
     requestDuration: histogram({
-      name: 'http_request_duration_seconds',
-      help: 'Time from request received to response finished, by method and route kind',
+      name: 'http_request_duration_ms',
+      help: 'Time from request received to response finished in milliseconds, by method and route action',
       labelNames: ['method', 'route'],
       buckets: HTTP_DURATION_BUCKETS,
     }),
     requestsInFlight: gauge({
       name: 'http_requests_in_flight',
-      help: 'HTTP requests currently being handled, by route kind',
-      labelNames: ['route'],
+      help: 'HTTP requests currently being handled',
     }),
     requestsRefused: counter({
       name: 'http_requests_refused_total',

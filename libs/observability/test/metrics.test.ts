@@ -4,17 +4,17 @@ import { createMetrics } from '../src/index.js';
 describe('createMetrics', () => {
   it('renders the HTTP metrics and process metrics in Prometheus text', async () => {
     const metrics = createMetrics();
-    metrics.http.requestsTotal.inc({ method: 'GET', route: 'manifest', status: '200' });
-    metrics.http.requestDuration.observe({ method: 'GET', route: 'manifest' }, 0.02);
-    metrics.http.requestsInFlight.inc({ route: 'blob' });
+    metrics.http.requestsTotal.inc({ method: 'GET', route: 'get-manifest', status: '200' });
+    metrics.http.requestDuration.observe({ method: 'GET', route: 'get-manifest' }, 20);
+    metrics.http.requestsInFlight.inc();
 
     const { contentType, body } = await metrics.render();
     expect(contentType).toMatch(/^text\/plain; version=0\.0\.4/);
-    expect(body).toContain('http_requests_total{method="GET",route="manifest",status="200"} 1');
-    expect(body).toContain(
-      'http_request_duration_seconds_bucket{le="0.025",method="GET",route="manifest"} 1',
-    );
-    expect(body).toContain('http_requests_in_flight{route="blob"} 1');
+    expect(body).toContain('http_requests_total{method="GET",route="get-manifest",status="200"} 1');
+    // Milliseconds, as the metrics reference names it: 20 ms falls in the 25 ms bucket.
+    expect(body).toContain('http_request_duration_ms_bucket{le="25",method="GET",route="get-manifest"} 1');
+    expect(body).toContain('http_request_duration_ms_bucket{le="10",method="GET",route="get-manifest"} 0');
+    expect(body).toMatch(/^http_requests_in_flight 1$/m);
     expect(body).toContain('process_cpu_seconds_total');
   });
 

@@ -6,7 +6,7 @@ import type { Registry } from '@angos/registry';
 import { isUpstreamError } from '@angos/upstream';
 import { DownstreamClient, type WriteOutcome } from './client.js';
 import { findDownstream, matchesFilter } from './downstreams.js';
-import { recordOutcome } from './metrics.js';
+import { outcomeRecorder } from './metrics.js';
 import { parseReplicationPayload, REPLICATION_JOB_KIND, type ReplicationPayload } from './payload.js';
 import { pushManifest, type Replication } from './push.js';
 
@@ -28,6 +28,7 @@ export interface ReplicationHandlerDeps {
  */
 export function replicationHandler(deps: ReplicationHandlerDeps): JobHandler<ReplicationPayload> {
   const logger = deps.logger.child('angos::replication');
+  const recordOutcome = deps.metrics === undefined ? () => {} : outcomeRecorder(deps.metrics);
   const clients = new Map<string, DownstreamClient>();
   const clientFor = (key: string, config: ConstructorParameters<typeof DownstreamClient>[0]) => {
     let client = clients.get(key);
@@ -77,13 +78,13 @@ export function replicationHandler(deps: ReplicationHandlerDeps): JobHandler<Rep
       try {
         outcome = await replicate(replication, payload);
       } catch (error) {
-        if (deps.metrics) recordOutcome(deps.metrics, downstream.name, 'failed');
+        recordOutcome(downstream.name, 'failed');
         if (isUpstreamError(error, 'unauthorized') || isUpstreamError(error, 'forbidden')) {
           throw new TerminalJobError(`${error.message} (check the downstream's credentials and policy)`);
         }
         throw error;
       }
-      if (deps.metrics) recordOutcome(deps.metrics, downstream.name, outcome);
+      recordOutcome(downstream.name, outcome);
       logger.debug('replicated', {
         namespace: payload.namespace,
         downstream: downstream.name,
@@ -105,9 +106,14 @@ async function replicate(replication: Replication, payload: ReplicationPayload):
     if (reference.kind === 'tag') tagTime = await registry.manifests.tagTime(namespace, reference.tag);
   } catch (error) {
     if (!(error instanceof OciError && error.kind === 'MANIFEST_UNKNOWN')) throw error;
-    // Gone here: deleted there. The delete's own time when this job announced it; otherwise
-    // (a push job whose target was deleted since) now, the latest the delete can have been.
-    const at = payload.change === 'delete' ? payload.sourceTimestamp : new Date().toISOString();
+    // Gone here: deleted there, dated with the time of the delete that removed it: a tag's
+    // tombstone (the latest delete of it here, whichever job announced it); otherwise the
+    // delete's own time when this job announced it; otherwise (a push job whose target was
+    // deleted since, with no time recorded) now, the latest the delete can have been.
+    const deletedAt =
+      reference.kind === 'tag' ? await registry.manifests.tagDeletedAt(namespace, reference.tag) : undefined;
+    const at =
+      deletedAt ?? (payload.change === 'delete' ? payload.sourceTimestamp : new Date().toISOString());
     return client.deleteManifest(remote, target, at, signal);
   }
   // A tag link without a time (written before times were recorded) is sent as the push's time.

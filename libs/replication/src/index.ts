@@ -10,9 +10,10 @@ export {
 export { createReplicationEvents, type LocalChange, type ReplicationEvents } from './enqueue.js';
 export { type ReplicationHandlerDeps, replicationHandler } from './handler.js';
 export {
+  type OutcomeRecorder,
+  outcomeRecorder,
   type ReconcileOutcome,
   type ReplicationOutcome,
-  recordOutcome,
   recordReconcile,
   replicationLagGauge,
 } from './metrics.js';

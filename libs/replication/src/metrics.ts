@@ -13,42 +13,49 @@ import { REPLICATION_QUEUE } from './payload.js';
  */
 export type ReplicationOutcome = 'pushed' | 'converged' | 'superseded' | 'unsupported' | 'failed';
 
-/** The replication metrics of the replication guide, with its names and labels. */
-function replicationMetrics(metrics: Metrics) {
-  return {
-    pushes: metrics.counter({
-      name: 'angos_replication_push_total',
-      help: 'Replication jobs run, by downstream and outcome (pushed, converged, superseded, unsupported, failed)',
-      labelNames: ['downstream', 'outcome'],
-    }),
-    lastSuccess: metrics.gauge({
-      name: 'angos_replication_last_success_timestamp_seconds',
-      help: 'Unix time of the last successful replication job per downstream',
-      labelNames: ['downstream'],
-    }),
+/** The outcomes that mean the downstream converged: they move the last-success time. */
+const CONVERGED: ReadonlySet<ReplicationOutcome> = new Set(['pushed', 'converged', 'superseded']);
+
+/** Counts one replication job's outcome for its downstream. */
+export type OutcomeRecorder = (downstream: string, outcome: ReplicationOutcome) => void;
+
+/**
+ * The replication metrics of the replication guide, with its names and labels, registered at once
+ * (a process that runs replication jobs lists them on /metrics before the first job), and the
+ * recorder of one job's outcome. `pushed`, `converged` and `superseded` move the last-success
+ * time; `unsupported` (the downstream cannot do it) and `failed` do not.
+ */
+export function outcomeRecorder(metrics: Metrics): OutcomeRecorder {
+  const pushes = metrics.counter({
+    name: 'angos_replication_push_total',
+    help: 'Replication jobs run, by downstream and outcome (pushed, converged, superseded, unsupported, failed)',
+    labelNames: ['downstream', 'outcome'],
+  });
+  const lastSuccess = metrics.gauge({
+    name: 'angos_replication_last_success_timestamp_seconds',
+    help: 'Unix time of the last replication job per downstream that ended pushed, converged or superseded',
+    labelNames: ['downstream'],
+  });
+  return (downstream, outcome) => {
+    pushes.inc({ downstream, outcome });
+    if (CONVERGED.has(outcome)) lastSuccess.set({ downstream }, Date.now() / 1000);
   };
 }
 
-/** Records one job's outcome. Every outcome but `failed` is a success: the downstream converged. */
-export function recordOutcome(metrics: Metrics, downstream: string, outcome: ReplicationOutcome): void {
-  const m = replicationMetrics(metrics);
-  m.pushes.inc({ downstream, outcome });
-  if (outcome !== 'failed') m.lastSuccess.set({ downstream }, Date.now() / 1000);
-}
-
 /**
- * What `angos scrub --replicate` found for one tag of one downstream (`outcome` of
- * angos_replication_reconcile_total): `in_sync` (the same digest there), `push` (missing or
- * diverging there: a push enqueued), `delete` (only there, on a `prune` downstream: a delete
- * enqueued); `failed` counts a namespace whose downstream could not be compared.
+ * What `angos scrub --replicate` did about one divergence (`outcome` of
+ * angos_replication_reconcile_total), as the metrics reference names it: `enqueued` (its push, or
+ * its prune delete, was queued), `failed` (queueing it failed), `skipped` (a downstream could not
+ * be compared, so the tags of the namespace there wait for the next run; counted once per
+ * namespace and downstream).
  */
-export type ReconcileOutcome = 'in_sync' | 'push' | 'delete' | 'failed';
+export type ReconcileOutcome = 'enqueued' | 'failed' | 'skipped';
 
 export function recordReconcile(metrics: Metrics, outcome: ReconcileOutcome, count = 1): void {
   metrics
     .counter({
       name: 'angos_replication_reconcile_total',
-      help: 'Tags compared by angos scrub --replicate, by outcome (in_sync, push, delete; failed: a namespace whose downstream could not be compared)',
+      help: 'Reconciliation by angos scrub --replicate, by outcome (enqueued, failed: the enqueue failed, skipped: a downstream that could not be compared)',
       labelNames: ['outcome'],
     })
     .inc({ outcome }, count);

@@ -34,7 +34,8 @@ export interface ReconcilerDeps {
  * replication jobs then replicate the state of each tag when they run, as live ones do.
  *
  * A downstream that cannot be compared (unreachable, refusing) is logged and counted in
- * `failures`; the other downstreams and namespaces go on.
+ * `failures` (and as `skipped` in angos_replication_reconcile_total); the other downstreams and
+ * namespaces go on.
  */
 export class Reconciler {
   readonly #deps: ReconcilerDeps;
@@ -63,7 +64,8 @@ export class Reconciler {
         decisions = await this.#compare(namespace, local, target, signal);
       } catch (error) {
         this.#failures++;
-        this.#count('failed');
+        // Its tags wait for the next run: the queueing outcomes are counted by whoever enqueues.
+        this.#count('skipped');
         this.#logger.error('replication reconcile: the downstream could not be compared', {
           namespace,
           downstream: target.downstream.name,
@@ -123,11 +125,7 @@ export class Reconciler {
     });
     for (const [index, [tag, digest]] of tags.entries()) {
       const remoteDigest = remoteDigests[index];
-      if (remoteDigest === digest) {
-        this.#count('in_sync');
-        continue;
-      }
-      this.#count('push');
+      if (remoteDigest === digest) continue;
       const sourceTimestamp = (await this.#deps.registry.manifests.tagTime(namespace, tag)) ?? this.#nowIso();
       decisions.push({
         payload: { ...base, tag, change: 'push', sourceTimestamp },
@@ -140,7 +138,6 @@ export class Reconciler {
     if (downstream.prune) {
       for (const tag of [...there].sort()) {
         if (local.has(tag)) continue;
-        this.#count('delete');
         decisions.push({
           // Dated now: the receiver's last-writer-wins keeps a tag written there after this run.
           payload: { ...base, tag, change: 'delete', sourceTimestamp: this.#nowIso() },

@@ -152,10 +152,8 @@ describe.skipIf(skipWithout('replication to CNCF distribution', 'docker-registry
         expect(decisions[1]?.payload.sourceTimestamp).toBe(
           await local.manifests.tagTime('team/app', 'moved'),
         );
-        const rendered = (await metrics.render()).body;
-        expect(rendered).toMatch(/angos_replication_reconcile_total\{outcome="in_sync"\} 1/);
-        expect(rendered).toMatch(/angos_replication_reconcile_total\{outcome="push"\} 2/);
-        expect(rendered).not.toMatch(/outcome="delete"/);
+        // Deciding queues nothing: the enqueues are counted where they happen (scrub's check).
+        expect((await metrics.render()).body).not.toMatch(/^angos_replication_reconcile_total\{/m);
         expect(reconciler.failures).toBe(0);
 
         for (const { payload } of decisions) await runJob(config, local, payload);
@@ -208,7 +206,7 @@ describe.skipIf(skipWithout('replication to CNCF distribution', 'docker-registry
 );
 
 describe('reconciliation with a downstream that does not answer', () => {
-  it('counts the namespace as failed, logs it, and goes on', async () => {
+  it('counts the namespace as skipped, logs it, and goes on', async () => {
     const config = configFor(`http://127.0.0.1:${await freePort()}`);
     const local = newRegistry(config);
     await pushImage(local, 'team/app', 'v1');
@@ -218,7 +216,7 @@ describe('reconciliation with a downstream that does not answer', () => {
       expect(await decide(reconciler, 'team/app')).toEqual([]);
       expect(reconciler.failures).toBe(1);
       expect((await metrics.render()).body).toMatch(
-        /angos_replication_reconcile_total\{outcome="failed"\} 1/,
+        /angos_replication_reconcile_total\{outcome="skipped"\} 1/,
       );
     } finally {
       reconciler.close();

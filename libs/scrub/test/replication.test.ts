@@ -1,6 +1,6 @@
 import { parseConfig } from '@angos/config';
 import { JobQueue, JobRunner, TerminalJobError } from '@angos/jobs';
-import { silentLogger } from '@angos/observability';
+import { createMetrics, silentLogger } from '@angos/observability';
 import { keyFor } from '@angos/storage';
 import { DISTRIBUTION_USER, type Distribution, skipWithout, startDistribution } from '@angos/test-support';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
@@ -35,6 +35,12 @@ const payload = (namespace: string, downstream: string, tag: string) => ({
   change: 'push',
   sourceTimestamp: new Date().toISOString(),
 });
+
+/** The `angos_replication_reconcile_total` series of `metrics`. */
+const reconcileSeries = async (metrics: ReturnType<typeof createMetrics>) =>
+  (await metrics.render()).body
+    .split('\n')
+    .filter((line) => line.startsWith('angos_replication_reconcile_total{'));
 
 const sortedByKey = (actions: ReadonlyArray<{ action: string; key: string }>) =>
   actions.map(({ action, key }) => ({ action, key })).sort((a, b) => a.key.localeCompare(b.key));
@@ -162,7 +168,8 @@ password = ${JSON.stringify(DISTRIBUTION_USER.password)}
       // A repository without downstreams is not reconciled.
       await pushImage(store.registry, 'solo', 'v1', { config: '{"n":3}', layers: ['three'] });
       const queue = new JobQueue({ store: store.metadata, logger: silentLogger });
-      const selection = { replicate: { config } };
+      const metrics = createMetrics({ defaultMetrics: false });
+      const selection = { replicate: { config, metrics } };
       const expected = [
         { action: 'enqueue-replication-push', key: 'replication:mirror:team/app:tag:v1' },
         { action: 'enqueue-replication-push', key: 'replication:mirror:team/app:tag:v2' },
@@ -171,6 +178,8 @@ password = ${JSON.stringify(DISTRIBUTION_USER.password)}
       const dry = await store.scrub(true, selection);
       expect(sortedByKey(dry.actions)).toEqual(expected);
       expect(await queue.pendingNames(REPLICATION)).toEqual([]);
+      // A dry run queues nothing, so counts nothing.
+      expect(await reconcileSeries(metrics)).toEqual([]);
 
       const real = await store.scrub(false, selection);
       expect(sortedByKey(real.actions)).toEqual(expected);
@@ -181,6 +190,9 @@ password = ${JSON.stringify(DISTRIBUTION_USER.password)}
         expect.objectContaining({ namespace: 'team/app', downstream: 'mirror', tag: 'v2', change: 'push' }),
       ]);
       expect(jobs[0]?.lockKey).toBe('replication:mirror:team/app:tag:v1');
+      expect(await reconcileSeries(metrics)).toEqual([
+        'angos_replication_reconcile_total{outcome="enqueued"} 2',
+      ]);
 
       // Run again before the jobs ran: the same decisions, joined to the pending jobs.
       await store.scrub(false, selection);
@@ -200,9 +212,40 @@ root_dir = "/unused"
 name = "down"
 url = "http://127.0.0.1:9"
 `).config;
-      const { summary, actions } = await store.scrub(false, { replicate: { config } });
+      const metrics = createMetrics({ defaultMetrics: false });
+      const { summary, actions } = await store.scrub(false, { replicate: { config, metrics } });
       expect(actions).toEqual([]);
       expect(summary.failures).toBe(1);
+      // One namespace could not be compared with one downstream.
+      expect(await reconcileSeries(metrics)).toEqual([
+        'angos_replication_reconcile_total{outcome="skipped"} 1',
+      ]);
+    });
+
+    it('counts an enqueue that fails as failed', async () => {
+      const config = parseConfig(`
+[server]
+bind_address = "127.0.0.1"
+[blob_store.fs]
+root_dir = "/unused"
+[repository."team"]
+[[repository."team".downstream]]
+name = "mirror"
+url = ${JSON.stringify(distribution.url)}
+username = ${JSON.stringify(DISTRIBUTION_USER.username)}
+password = ${JSON.stringify(DISTRIBUTION_USER.password)}
+`).config;
+      await pushImage(store.registry, 'team/lost', 'v1', { config: '{"n":4}', layers: ['four'] });
+      const metrics = createMetrics({ defaultMetrics: false });
+      const enqueue = async (): Promise<never> => {
+        throw new Error('the metadata store refused the job');
+      };
+      const { summary } = await store.scrub(false, { replicate: { config, metrics, enqueue } });
+      // Every push decided (team/lost:v1, and the tags of the tests above) failed to queue.
+      expect(summary.failures).toBeGreaterThan(0);
+      expect(await reconcileSeries(metrics)).toEqual([
+        `angos_replication_reconcile_total{outcome="failed"} ${summary.failures}`,
+      ]);
     });
   },
 );

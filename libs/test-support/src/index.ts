@@ -54,3 +54,9 @@ export {
   type TokenIssuerSettings,
   type TokenRequest,
 } from './token-issuer.js';
+export {
+  type ReceivedDelivery,
+  type ReceiverMode,
+  startWebhookReceiver,
+  type WebhookReceiver,
+} from './webhook-receiver.js';

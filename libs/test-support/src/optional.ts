@@ -27,6 +27,8 @@ const PACKAGE_OF: Readonly<Record<string, string>> = {
   docker: 'docker.io',
   dockerd: 'docker.io',
   'docker-registry': 'docker-registry',
+  // Only its promtool is needed (.ci/run extracts that one binary from the package).
+  promtool: 'prometheus',
 };
 
 /** The programs a throw-away Ceph RGW needs (see rgw.ts). */

@@ -1,6 +1,7 @@
 import { createAuth } from '@angos/auth';
 import type { Config } from '@angos/config';
 import { isPullThroughNamespace } from '@angos/config';
+import { createEventDispatcher } from '@angos/events';
 import { buildGateway } from '@angos/gateway';
 import { type Handler, healthHandler } from '@angos/http';
 import type { Logger, Metrics } from '@angos/observability';
@@ -112,6 +113,12 @@ function readiness(deps: AppDeps, registry?: Registry): () => Promise<boolean> {
  */
 export async function composeServer(deps: AppDeps): Promise<App> {
   const { registry, storage, jobs, cache } = await createRegistryFromConfig(deps, 'server');
+  const events = createEventDispatcher({
+    config: deps.config,
+    enqueue: jobs.enqueue,
+    logger: deps.logger,
+    metrics: deps.metrics,
+  });
   const api = buildRegistryApi({
     registry,
     jobs: jobs.queue,
@@ -119,6 +126,7 @@ export async function composeServer(deps: AppDeps): Promise<App> {
     logger: deps.logger,
     trust: { kind: 'in-process' },
     replication: createReplicationEvents({ config: deps.config, enqueue: jobs.enqueue, logger: deps.logger }),
+    events,
   });
   const auth = createAuth({ config: deps.config, logger: deps.logger, metrics: deps.metrics });
   const handler = buildGateway({
@@ -136,6 +144,7 @@ export async function composeServer(deps: AppDeps): Promise<App> {
           config: deps.config,
           logger: deps.logger,
           trust: { kind: 'in-process' },
+          events,
         }),
       },
     },
@@ -161,6 +170,12 @@ export async function composeRegistryApi(deps: AppDeps, internalToken: string): 
     logger: deps.logger,
     trust: { kind: 'internal-token', token: internalToken },
     replication: createReplicationEvents({ config: deps.config, enqueue: jobs.enqueue, logger: deps.logger }),
+    events: createEventDispatcher({
+      config: deps.config,
+      enqueue: jobs.enqueue,
+      logger: deps.logger,
+      metrics: deps.metrics,
+    }),
   });
   return {
     handler: healthHandler(api, {
@@ -184,6 +199,12 @@ export async function composePullThroughCache(deps: AppDeps, internalToken: stri
     config: deps.config,
     logger: deps.logger,
     trust: { kind: 'internal-token', token: internalToken },
+    events: createEventDispatcher({
+      config: deps.config,
+      enqueue: jobs.enqueue,
+      logger: deps.logger,
+      metrics: deps.metrics,
+    }),
   });
   return {
     handler: healthHandler(service, {

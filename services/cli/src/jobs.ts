@@ -1,4 +1,5 @@
 import type { Config } from '@angos/config';
+import { eventDeliveryHandler } from '@angos/events';
 import {
   type Enqueue,
   isJobQueue,
@@ -25,7 +26,12 @@ import type { PullThroughCache } from '@angos/upstream';
 const POOL_SIZE: Readonly<Record<JobQueueName, (config: Config) => number>> = {
   cache: (config) => config.global.max_concurrent_cache_jobs,
   replication: (config) => config.global.max_concurrent_replication_jobs,
+  // The reference names no option for it: a delivery is one small POST, mostly waiting.
+  events: () => EVENT_DELIVERY_CONCURRENCY,
 };
+
+/** Event deliveries (`events` queue) one process runs at once. */
+export const EVENT_DELIVERY_CONCURRENCY = 16;
 
 export { isJobQueue as isJobQueueName, JOB_QUEUES as JOB_QUEUE_NAMES, type JobQueueName };
 
@@ -54,12 +60,12 @@ export interface JobHandlerDeps {
 /**
  * Every job kind this build runs. A job of a kind not listed here is dead-lettered by the runner
  * with `unknown job kind "<kind>"`, so a job written by a newer version is kept, not lost: the
- * pull-through cache's fills (queue `cache`) and replication pushes (queue `replication`); event
- * delivery adds its kinds here.
+ * pull-through cache's fills (queue `cache`), replication pushes (queue `replication`) and
+ * `async` event webhook deliveries (queue `events`).
  */
 // biome-ignore lint/suspicious/noExplicitAny: a registry of handlers of different payload types
 export function jobHandlers(deps: JobHandlerDeps): JobHandler<any>[] {
-  return [...deps.cache.jobHandlers(), replicationHandler(deps)];
+  return [...deps.cache.jobHandlers(), replicationHandler(deps), eventDeliveryHandler(deps)];
 }
 
 /** The `[global.job_queue]` gauge settings of a configuration; undefined without the table. */

@@ -159,7 +159,7 @@ function warnIfRefusingEverything(logger: Logger, kind: ServiceKind, config: Con
   }
 }
 
-/** Requests in flight now (the in-flight gauge summed over its routes). */
+/** Requests in flight now (the `http_requests_in_flight` gauge). */
 async function requestsInFlight(metrics: Metrics): Promise<number> {
   const { values } = await metrics.http.requestsInFlight.get();
   return values.reduce((sum, { value }) => sum + value, 0);

@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import { type Config, ConfigError, loadConfig, unsupportedFeatures, watchConfig } from '@angos/config';
-import { createHttpServer, type Handler, healthHandler, sendText } from '@angos/http';
+import { createHttpServer, type Handler, healthHandler, sendText, withObservability } from '@angos/http';
 import { type Enqueue, type JobQueue, JobRunner, recordJobFinished, startQueueGauges } from '@angos/jobs';
 import { createLogger, createMetrics, type Logger } from '@angos/observability';
 import { replicationLagGauge } from '@angos/replication';
@@ -130,8 +130,12 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
   });
 
   let accepting = true;
+  // Counted and logged like every service's requests: the HTTP metrics it lists are real.
   const server: Server = createHttpServer(
-    healthHandler(notFound, { metrics, logger, ready: () => accepting && jobDrain.claiming }),
+    withObservability(
+      healthHandler(notFound, { metrics, logger, ready: () => accepting && jobDrain.claiming }),
+      { metrics, logger: logger.child('http'), service: 'worker' },
+    ),
     { logger, metrics },
   );
   let address: { host: string; port: number };

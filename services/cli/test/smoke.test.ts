@@ -19,7 +19,7 @@ describe('angos server (spawned)', () => {
     expect(response.headers.get('docker-distribution-api-version')).toBe('registry/2.0');
     expect((await fetch(`${url}/readyz`)).status).toBe(200);
     expect(await (await fetch(`${url}/metrics`)).text()).toContain(
-      'http_requests_total{method="GET",route="apiVersion",status="200"} 1',
+      'http_requests_total{method="GET",route="get-api-version",status="200"} 1',
     );
     expect(server.output()).toMatch(/"message":"listening".*"port":\d+/);
 

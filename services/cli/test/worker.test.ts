@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { JobQueue } from '@angos/jobs';
 import { parseDigest } from '@angos/oci';
 import { createBlobStore, createMetadataStore } from '@angos/storage';
-import { OciClient, skipWithout, startDistribution } from '@angos/test-support';
+import { OciClient, skipWithout, startDistribution, startWebhookReceiver } from '@angos/test-support';
 import { BLOB_FILL_JOB, CACHE_QUEUE } from '@angos/upstream';
 import { describe, expect, it } from 'vitest';
 import {
@@ -81,7 +81,7 @@ describe('angos worker refuses to start', () => {
     await ws().writeConfig(baseConfig(ws().dir, 0));
     const queue = await runAngos(['-c', ws().configPath, 'worker', '--queue', 'cache', '--queue', 'nope']);
     expect(queue.code).toBe(1);
-    expect(queue.stderr).toContain('--queue: unknown queue "nope" (expected cache or replication)');
+    expect(queue.stderr).toContain('--queue: unknown queue "nope" (expected cache, replication or events)');
     const poll = await runAngos(['-c', ws().configPath, 'worker', '--poll-interval', 'soon']);
     expect(poll.code).toBe(1);
     expect(poll.stderr).toContain('--poll-interval: invalid duration "soon"');
@@ -219,4 +219,58 @@ describe.skipIf(skipWithout('the angos worker test', 'redis-server'))('angos wor
     },
     120_000,
   );
+
+  it('angos worker --queue events delivers the async events a server with [global.job_queue] only queued', async () => {
+    const hook = await startWebhookReceiver({ token: 'worker-secret' });
+    try {
+      const serverPort = await freePort();
+      const workerPort = await freePort();
+      const webhook = [
+        '[global]',
+        'event_webhooks = ["later"]',
+        '[global.access_policy]',
+        'default = "allow"',
+        JOB_QUEUE,
+        '[event_webhook.later]',
+        `url = ${JSON.stringify(hook.url)}`,
+        'policy = "async"',
+        'token = "worker-secret"',
+        'events = ["blob.push"]',
+        'max_retries = 5',
+        '',
+      ].join('\n');
+      await ws().writeConfig(baseConfig(ws().dir, serverPort, `${webhook}${REDIS_LOCK(redis().url)}`));
+      const server = startAngos(['-c', ws().configPath, 'server']);
+      await waitForHttp(`http://127.0.0.1:${serverPort}/healthz`, server);
+      const digest = await new OciClient(`http://127.0.0.1:${serverPort}`).pushBlob(
+        'team/events',
+        randomBytes(512),
+      );
+      await sleep(500);
+      expect(hook.deliveries).toHaveLength(0); // the server only queued it
+      const worker = startAngos([
+        '-c',
+        ws().configPath,
+        'worker',
+        '--queue',
+        'events',
+        '--listen',
+        `127.0.0.1:${workerPort}`,
+        '--poll-interval',
+        '200ms',
+      ]);
+      await waitForHttp(`http://127.0.0.1:${workerPort}/healthz`, worker);
+      await hook.waitFor((deliveries) => deliveries.some((d) => d.status === 200), 30_000);
+      expect(hook.deliveries.map((d) => [d.event['kind'], d.event['digest'], d.signatureValid])).toEqual([
+        ['blob.push', digest, true],
+      ]);
+      expect(await metricsText(workerPort)).toContain(
+        'event_webhook_deliveries_total{webhook="later",event="blob.push",result="success"} 1',
+      );
+      expect(await worker.stop(15_000)).toBe(0);
+      expect(await server.stop()).toBe(0);
+    } finally {
+      await hook.close();
+    }
+  }, 120_000);
 });

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from '@angos/config';
+import { actorOf, type EventDispatcher, emitForRequest } from '@angos/events';
 import {
   createInternalVerifier,
   getContext,
@@ -25,6 +26,8 @@ export interface PullThroughCacheServiceDeps {
   readonly config: () => Config;
   readonly logger: Logger;
   readonly trust: Trust;
+  /** Where the pulls it serves go to the event webhooks (`manifest.pull`, `blob.pull`); undefined: no events. */
+  readonly events?: EventDispatcher | undefined;
 }
 
 /** Pull-through cache namespaces are read-only: pushes, deletes and uploads are refused. */
@@ -41,18 +44,22 @@ export function buildPullThroughCache(deps: PullThroughCacheServiceDeps): Handle
   return async (req: IncomingMessage, res: ServerResponse) => {
     res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
     try {
-      vouched(req);
+      const context = vouched(req);
       const url = req.url ?? '/';
       const mark = url.indexOf('?');
       const pathname = mark === -1 ? url : url.slice(0, mark);
       const route = parseRoute(pathname);
       if (!route) throw new OciError('ROUTE_UNKNOWN', { path: pathname.slice(0, 200) });
-      await dispatch(deps.cache, req, res, route, req.method ?? 'GET');
+      const pulled: PullEvents = (inputs) => emitForRequest(deps.events, inputs, actorOf(context), false);
+      await dispatch(deps.cache, req, res, route, req.method ?? 'GET', pulled);
     } catch (error) {
       sendError(res, error, logger);
     }
   };
 }
+
+/** Emits the pull events of a GET, before any of its answer is sent. */
+type PullEvents = (inputs: Parameters<EventDispatcher['emit']>[0]) => Promise<void>;
 
 async function dispatch(
   cache: PullThroughCache,
@@ -60,6 +67,7 @@ async function dispatch(
   res: ServerResponse,
   route: Route,
   method: string,
+  pulled: PullEvents,
 ): Promise<void> {
   if ('namespace' in route && !isValidNamespace(route.namespace)) {
     throw new OciError('NAME_INVALID', { namespace: route.namespace.slice(0, 300) });
@@ -76,16 +84,39 @@ async function dispatch(
       return;
     case 'manifest':
       if (!read) throw readOnly(res, method);
-      return sendManifest(
-        res,
-        await cache.manifest(route.namespace, route.reference, { method, accept: req.headers.accept }),
-      );
+      {
+        const manifest = await cache.manifest(route.namespace, route.reference, {
+          method,
+          accept: req.headers.accept,
+        });
+        if (method === 'GET') {
+          const tag = route.reference.includes(':') ? undefined : route.reference;
+          await pulled([
+            {
+              kind: 'manifest.pull',
+              namespace: route.namespace,
+              digest: manifest.digest,
+              reference: route.reference,
+              tag,
+            },
+          ]);
+        }
+        return sendManifest(res, manifest);
+      }
     case 'blob':
       if (!read) throw readOnly(res, method);
-      return sendBlob(
-        res,
-        await cache.blob(route.namespace, route.digest, { method, range: req.headers.range }),
-      );
+      {
+        const blob = await cache.blob(route.namespace, route.digest, { method, range: req.headers.range });
+        if (method === 'GET') {
+          try {
+            await pulled([{ kind: 'blob.pull', namespace: route.namespace, digest: blob.digest }]);
+          } catch (error) {
+            await blob.bytes?.close();
+            throw error;
+          }
+        }
+        return sendBlob(res, blob);
+      }
     case 'tags': {
       const query = requestQuery(req);
       const limit = pageSize(query);

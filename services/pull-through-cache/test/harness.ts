@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { type Config, parseConfig } from '@angos/config';
+import { createEventDispatcher } from '@angos/events';
 import { createHttpServer } from '@angos/http';
 import { JobQueue } from '@angos/jobs';
 import { type LockManager, MemoryLockManager } from '@angos/lock';
@@ -60,6 +61,8 @@ export interface CacheOptions {
   readonly toml?: string;
   /** Stores and locks shared with another instance (replicas); fresh fs stores and memory locks otherwise. */
   readonly shared?: { blobs: BlobStore; metadata: MetadataStore; locks: LockManager };
+  /** Emit pull events to the configured event webhooks, as `angos server` does. */
+  readonly events?: boolean;
 }
 
 /** Log records the engine wrote (JSON lines). */
@@ -123,6 +126,13 @@ export async function startCache(options: CacheOptions): Promise<TestCache> {
     config: () => config,
     logger: silentLogger,
     trust: { kind: 'in-process' },
+    events: options.events
+      ? createEventDispatcher({
+          config: () => config,
+          enqueue: (...args) => jobs.enqueue(...args),
+          logger: silentLogger,
+        })
+      : undefined,
   });
   const server: Server = createHttpServer(handler, { logger: silentLogger });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

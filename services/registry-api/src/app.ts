@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from '@angos/config';
+import { actorOf, type EventDispatcher } from '@angos/events';
 import {
   createInternalVerifier,
   getContext,
@@ -45,6 +46,11 @@ export interface RegistryApiDeps {
    * it nothing is replicated (tests, tools).
    */
   replication?: ReplicationEvents | undefined;
+  /**
+   * Delivers the events of committed changes and served pulls to the configured event webhooks;
+   * without it no event is emitted (tests, tools).
+   */
+  events?: EventDispatcher | undefined;
 }
 
 /** The OCI distribution API over the registry core, and the extension API under `/v2/_ext/`. */
@@ -69,6 +75,8 @@ export function buildRegistryApi(deps: RegistryApiDeps): Handler {
         mountAllowedFrom: context.mountAllowedFrom ?? [],
         sourceTimestamp: context.sourceTimestamp,
         replication: deps.replication,
+        events: deps.events,
+        actor: actorOf(context),
       };
       await dispatch(ctx, route, req.method ?? 'GET');
     } catch (error) {

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from '@angos/config';
+import type { EventActor, EventDispatcher } from '@angos/events';
 import type { JobQueue } from '@angos/jobs';
 import type { Logger } from '@angos/observability';
 import type { Registry } from '@angos/registry';
@@ -24,6 +25,10 @@ export interface RouteContext {
   readonly sourceTimestamp: string | undefined;
   /** Where manifest pushes and deletes that changed something are queued for the downstreams. */
   readonly replication: ReplicationEvents | undefined;
+  /** Where committed changes and served pulls go to the event webhooks; undefined: no events. */
+  readonly events: EventDispatcher | undefined;
+  /** Who made the request, for the events' `actor`. */
+  readonly actor: EventActor;
 }
 
 /** Ends a response with no body. */

@@ -4,8 +4,10 @@ import type { EventKind, EventWebhookConfig, EventWebhookPolicy } from '../types
 
 export const EVENT_KINDS = [
   'manifest.push',
+  'manifest.pull',
   'manifest.delete',
   'blob.push',
+  'blob.pull',
   'tag.create',
   'tag.delete',
 ] as const;

@@ -6,6 +6,7 @@ import {
   REPLICATION_QUEUE,
   Reconciler,
   reconciles,
+  recordReconcile,
   replicationLockKey,
 } from '@angos/replication';
 import type { ScrubCheck } from '../types.js';
@@ -31,6 +32,8 @@ export interface ReplicateSettings {
  * key, so a dry run lists exactly the jobs a real run enqueues. The queue joins a job of the
  * same tag and downstream that is already pending: re-running once converged enqueues nothing.
  * A downstream that could not be compared fails the check at its end (after every other one).
+ * Counted in `angos_replication_reconcile_total`: `enqueued` or `failed` per job queued (not in a
+ * dry run), `skipped` per namespace and downstream that could not be compared.
  */
 export function replicateCheck(settings: ReplicateSettings): ScrubCheck {
   return {
@@ -61,7 +64,13 @@ export function replicateCheck(settings: ReplicateSettings): ScrubCheck {
               key,
               reason,
               apply: async () => {
-                await enqueue(REPLICATION_QUEUE, REPLICATION_JOB_KIND, key, payload);
+                try {
+                  await enqueue(REPLICATION_QUEUE, REPLICATION_JOB_KIND, key, payload);
+                } catch (error) {
+                  if (settings.metrics) recordReconcile(settings.metrics, 'failed');
+                  throw error;
+                }
+                if (settings.metrics) recordReconcile(settings.metrics, 'enqueued');
               },
             };
           }

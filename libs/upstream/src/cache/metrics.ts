@@ -2,7 +2,7 @@ import type { Metrics } from '@angos/observability';
 
 type Counter = ReturnType<Metrics['counter']>;
 
-/** The pull-through cache's metrics (documented in docs/operations.md). */
+/** The pull-through cache's metrics (documented in docs/metrics.md). */
 export interface CacheMetrics {
   readonly hits: Counter;
   readonly misses: Counter;

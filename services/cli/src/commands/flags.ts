@@ -98,7 +98,7 @@ const SCRUB_FLAGS: readonly FlagSpec[] = [
     alias: 't',
     type: 'boolean',
     describe:
-      'Check and fix tag references; remove tags whose manifest blob is missing or whose name is not a valid tag',
+      'Check and fix tag references; remove tags whose manifest blob is missing or whose name is not a valid tag, and tag tombstones no longer needed',
     supported: true,
   },
   {
@@ -197,7 +197,7 @@ const WORKER_FLAGS: readonly FlagSpec[] = [
     name: 'queue',
     type: 'string',
     value: '<name>',
-    describe: 'Queue to drain: cache or replication; repeatable (default: both)',
+    describe: 'Queue to drain: cache, replication or events; repeatable (default: all)',
     supported: true,
   },
   {

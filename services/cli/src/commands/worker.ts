@@ -25,7 +25,10 @@ function queuesOf(given: string | string[] | undefined): readonly JobQueueName[]
   const unknown = names.filter((name) => !isJobQueueName(name));
   if (unknown.length > 0) {
     throw new CliError([
-      ...unknown.map((name) => `--queue: unknown queue "${name}" (expected ${JOB_QUEUE_NAMES.join(' or ')})`),
+      ...unknown.map(
+        (name) =>
+          `--queue: unknown queue "${name}" (expected ${JOB_QUEUE_NAMES.slice(0, -1).join(', ')} or ${JOB_QUEUE_NAMES.at(-1)})`,
+      ),
       'Run `angos worker --help` for usage.',
     ]);
   }

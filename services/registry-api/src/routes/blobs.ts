@@ -1,4 +1,5 @@
 import { type DigestParts, formatDigest, OciError, parseRangeHeader } from '@angos/oci';
+import { emitEvents } from '../events.js';
 import { digestParam } from '../request.js';
 import { type RouteContext, sendEmpty } from '../route-context.js';
 
@@ -26,6 +27,9 @@ export async function getBlob(ctx: RouteContext, namespace: string, digestText: 
     ctx.res.end();
     return;
   }
+  // `blob.pull` before any of the answer (redirect or bytes): a `required` webhook that refuses
+  // it fails the pull.
+  await emitEvents(ctx, [{ kind: 'blob.pull', namespace, digest: formatDigest(digest) }], false);
   if (await redirectToStorage(ctx, digest)) return;
   const copy = await ctx.registry.blobs.open(namespace, digest, range);
   try {

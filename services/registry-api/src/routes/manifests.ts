@@ -9,6 +9,7 @@ import {
 } from '@angos/oci';
 import { parseSourceTimestamp, type StoredManifest } from '@angos/registry';
 import type { LocalChange } from '@angos/replication';
+import { emitEvents } from '../events.js';
 import { readBoundedBody } from '../request.js';
 import { type RouteContext, sendEmpty } from '../route-context.js';
 
@@ -69,14 +70,23 @@ export async function putManifest(
   const digest = formatDigest(pushed.digest);
   // A write that changed nothing (a replicated write replayed, or echoed back by a peer) is not
   // forwarded: each change crosses each replication edge once, plus one no-op.
+  const tags = reference.kind === 'tag' ? [reference.tag] : [...new Set(tagParams)];
   if (pushed.changed) {
-    await announce(ctx, {
-      namespace,
-      change: 'push',
-      tags: reference.kind === 'tag' ? [reference.tag] : [...new Set(tagParams)],
-      digest,
-      sourceTimestamp: source?.text,
-    });
+    await announce(ctx, { namespace, change: 'push', tags, digest, sourceTimestamp: source?.text });
+    await emitEvents(
+      ctx,
+      [
+        { kind: 'manifest.push', namespace, digest, reference: referenceText },
+        ...tags.map((tag) => ({
+          kind: 'tag.create' as const,
+          namespace,
+          digest,
+          reference: referenceText,
+          tag,
+        })),
+      ],
+      true,
+    );
   }
   const headers: Record<string, string> = {
     Location: `/v2/${namespace}/manifests/${digest}`,
@@ -98,7 +108,7 @@ export async function getManifest(
   referenceText: string,
 ): Promise<void> {
   const reference = parseLookupReference(referenceText);
-  if (ctx.req.method === 'GET' && (await redirectToStorage(ctx, namespace, reference))) return;
+  if (ctx.req.method === 'GET' && (await redirectToStorage(ctx, namespace, referenceText, reference))) return;
   const manifest = await negotiate(
     ctx,
     namespace,
@@ -106,6 +116,7 @@ export async function getManifest(
     await ctx.registry.manifests.get(namespace, reference),
   );
   const digest = formatDigest(manifest.digest);
+  if (ctx.req.method === 'GET') await emitPull(ctx, namespace, referenceText, reference, digest);
   ctx.res.writeHead(200, {
     'Content-Type': manifest.mediaType,
     'Content-Length': manifest.body.length,
@@ -125,6 +136,7 @@ export async function getManifest(
 async function redirectToStorage(
   ctx: RouteContext,
   namespace: string,
+  referenceText: string,
   reference: Reference,
 ): Promise<boolean> {
   if (!ctx.config.global.enable_manifest_redirect || !ctx.registry.blobs.redirects) return false;
@@ -132,8 +144,28 @@ async function redirectToStorage(
   if (!acceptsManifestType(ctx.req.headers.accept, info.mediaType)) return false;
   const url = await ctx.registry.manifests.downloadUrl(namespace, info);
   if (url === undefined) return false;
+  await emitPull(ctx, namespace, referenceText, reference, formatDigest(info.digest));
   sendEmpty(ctx.res, 307, { Location: url, 'Docker-Content-Digest': formatDigest(info.digest) });
   return true;
+}
+
+/**
+ * `manifest.pull` of a GET (HEAD probes are not events), before any of the answer is sent: a
+ * `required` webhook that refuses it fails the pull.
+ */
+function emitPull(
+  ctx: RouteContext,
+  namespace: string,
+  referenceText: string,
+  reference: Reference,
+  digest: string,
+): Promise<void> {
+  const tag = reference.kind === 'tag' ? reference.tag : undefined;
+  return emitEvents(
+    ctx,
+    [{ kind: 'manifest.pull', namespace, digest, reference: referenceText, tag }],
+    false,
+  );
 }
 
 /** DELETE /v2/<name>/manifests/<reference>: a tag, or a manifest with its tags. */
@@ -144,14 +176,34 @@ export async function deleteManifest(
 ): Promise<void> {
   const reference = parseLookupReference(referenceText);
   const source = sourceTime(ctx);
-  await ctx.registry.manifests.delete(namespace, reference, { sourceTimestampMs: source?.ms });
+  // An ordinary delete is dated once, here: the tombstones it leaves and the replicated delete
+  // carry the same time, so every peer records the same one.
+  const deletedAt = source === undefined ? new Date() : undefined;
+  await ctx.registry.manifests.delete(namespace, reference, {
+    sourceTimestampMs: source?.ms,
+    deletedAtMs: deletedAt?.getTime(),
+  });
   await announce(ctx, {
     namespace,
     change: 'delete',
     tags: reference.kind === 'tag' ? [reference.tag] : [],
     digest: reference.kind === 'digest' ? formatDigest(reference.digest) : undefined,
-    sourceTimestamp: source?.text,
+    sourceTimestamp: source?.text ?? deletedAt?.toISOString(),
   });
+  await emitEvents(
+    ctx,
+    [
+      reference.kind === 'tag'
+        ? { kind: 'tag.delete', namespace, reference: referenceText, tag: reference.tag }
+        : {
+            kind: 'manifest.delete',
+            namespace,
+            digest: formatDigest(reference.digest),
+            reference: referenceText,
+          },
+    ],
+    true,
+  );
   sendEmpty(ctx.res, 202, {});
 }
 

@@ -1,5 +1,6 @@
 import { formatDigest, isValidNamespace, OciError, parseContentRange, tryParseDigest } from '@angos/oci';
 import type { ChunkHeaders } from '@angos/registry';
+import { emitEvents } from '../events.js';
 import { contentLength, digestParam, hasBody } from '../request.js';
 import { type RouteContext, sendEmpty } from '../route-context.js';
 
@@ -22,7 +23,9 @@ function chunkHeaders(ctx: RouteContext): ChunkHeaders {
   return { range, contentLength: contentLength(ctx.req) };
 }
 
-function sendCreated(ctx: RouteContext, namespace: string, digest: string): void {
+/** A blob committed to the namespace (upload or mount): its `blob.push` event, then 201. */
+async function sendCreated(ctx: RouteContext, namespace: string, digest: string): Promise<void> {
+  await emitEvents(ctx, [{ kind: 'blob.push', namespace, digest }], true);
   sendEmpty(ctx.res, 201, { Location: `/v2/${namespace}/blobs/${digest}`, 'Docker-Content-Digest': digest });
 }
 
@@ -39,7 +42,7 @@ export async function startUpload(ctx: RouteContext, namespace: string): Promise
     // session, as the spec allows: the client then uploads the bytes.
     if (digest && isValidNamespace(from) && ctx.mountAllowedFrom.includes(from)) {
       if (await ctx.registry.blobs.mount(namespace, digest, from)) {
-        sendCreated(ctx, namespace, formatDigest(digest));
+        await sendCreated(ctx, namespace, formatDigest(digest));
         return;
       }
     }
@@ -54,7 +57,7 @@ export async function startUpload(ctx: RouteContext, namespace: string): Promise
       await ctx.registry.uploads.cancel(namespace, id).catch(() => undefined);
       throw error;
     }
-    sendCreated(ctx, namespace, formatDigest(digest));
+    await sendCreated(ctx, namespace, formatDigest(digest));
     return;
   }
   const id = await ctx.registry.uploads.start(namespace);
@@ -80,7 +83,7 @@ export async function completeUpload(ctx: RouteContext, namespace: string, id: s
   const digest = digestParam(ctx.query.get('digest'));
   const body = hasBody(ctx.req) ? ctx.req : undefined;
   await ctx.registry.uploads.complete(namespace, id, digest, body, chunkHeaders(ctx));
-  sendCreated(ctx, namespace, formatDigest(digest));
+  await sendCreated(ctx, namespace, formatDigest(digest));
 }
 
 /** GET: where the session stands. */
