@@ -6,8 +6,9 @@
  *   run is handed to) until the downstream holds them all. Every round starts both anew.
  * - Steady state: the source with `[global.job_queue]` and an `angos worker` running the jobs;
  *   a client pushes new tags at a fixed rate (10/s by default) for a while (60 s), and for each
- *   push the time from its 201 on the source to the tag being visible on the downstream (a HEAD
- *   every 50 ms); and the largest `angos_replication_lag_seconds` the source published meanwhile.
+ *   push the time from its 201 on the source to the tag showing in the downstream's tag list
+ *   (read every 50 ms); and the largest `angos_replication_lag_seconds` the source published
+ *   meanwhile.
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -27,7 +28,7 @@ const NAMESPACE = 'bench/app';
 const LAYER_BYTES = 4096;
 /** Pushes at once while filling the source for the catch-up. */
 const FILL_CLIENTS = 8;
-/** How often a pushed tag is looked for on the downstream. */
+/** How often the downstream's tags are listed (and the warm-up tag looked for). */
 const VISIBLE_POLL_MS = 50;
 /** Longest one tag may take to show on the downstream before the run fails. */
 const VISIBLE_DEADLINE_MS = 120_000;
@@ -138,6 +139,46 @@ async function lagGauge(base: string): Promise<number | undefined> {
 const percentile = (sorted: readonly number[], p: number): number =>
   sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
 
+/** Every tag of the namespace on `base` (following the tag list's pages); empty before the first push. */
+async function tagNames(base: string): Promise<string[]> {
+  const names: string[] = [];
+  let next: string | undefined = `/v2/${NAMESPACE}/tags/list`;
+  while (next) {
+    const reply = await send(`${base}${next}`, 'GET');
+    if (reply.status === 404) return names;
+    if (reply.status !== 200) throw new Error(`tag list: HTTP ${reply.status}`);
+    names.push(...((JSON.parse(reply.body.toString()) as { tags: string[] | null }).tags ?? []));
+    const link = reply.headers.link;
+    next = typeof link === 'string' ? /<([^>]+)>/.exec(link)?.[1] : undefined;
+  }
+  return names;
+}
+
+/**
+ * When each tag first shows on the downstream: one tag list every VISIBLE_POLL_MS, whatever the
+ * backlog (a HEAD loop per waiting tag would load the downstream more the further it falls
+ * behind, and slow the replication it measures).
+ */
+function watchTags(base: string) {
+  const firstSeen = new Map<string, number>();
+  let watching = true;
+  const loop = (async () => {
+    while (watching) {
+      const names = await tagNames(base);
+      const now = performance.now();
+      for (const name of names) if (!firstSeen.has(name)) firstSeen.set(name, now);
+      await new Promise((resolve) => setTimeout(resolve, VISIBLE_POLL_MS));
+    }
+  })();
+  return {
+    firstSeen,
+    async stop(): Promise<void> {
+      watching = false;
+      await loop;
+    },
+  };
+}
+
 async function steadyState(kind: DownstreamKind, options: ReplicationOptions): Promise<SteadyState> {
   let downstream: Subject | undefined;
   let source: Subject | undefined;
@@ -160,27 +201,39 @@ async function steadyState(kind: DownstreamKind, options: ReplicationOptions): P
         await new Promise((resolve) => setTimeout(resolve, 1000));
       }
     })();
+    const watcher = watchTags(to);
     const count = Math.round(options.rate * options.seconds);
     const intervalMs = 1000 / options.rate;
     const started = performance.now();
     let lastAcknowledged = started;
-    const arrivals: Promise<number>[] = [];
-    let lags: number[];
+    /** Tag → when the source answered 201. */
+    const acknowledged = new Map<string, number>();
+    const lags: number[] = [];
     try {
+      const pushes: Promise<void>[] = [];
       for (let i = 0; i < count; i++) {
         // On schedule from the start: a slow push does not delay the next one.
         const due = started + i * intervalMs;
         await new Promise((resolve) => setTimeout(resolve, Math.max(0, due - performance.now())));
         const tag = tagName('s', i);
-        arrivals.push(
-          pushImage(from, NAMESPACE, tag, LAYER_BYTES).then((manifest) => {
+        pushes.push(
+          pushImage(from, NAMESPACE, tag, LAYER_BYTES).then(() => {
             lastAcknowledged = Math.max(lastAcknowledged, performance.now());
-            return visibleAfter(to, tag, digestOf(manifest));
+            acknowledged.set(tag, performance.now());
           }),
         );
       }
-      lags = (await Promise.all(arrivals)).sort((x, y) => x - y);
+      await Promise.all(pushes);
+      const deadline = performance.now() + VISIBLE_DEADLINE_MS;
+      while ([...acknowledged.keys()].some((tag) => !watcher.firstSeen.has(tag))) {
+        if (performance.now() > deadline) throw new Error(`${kind}: tags missing downstream after the run`);
+        await new Promise((resolve) => setTimeout(resolve, VISIBLE_POLL_MS));
+      }
+      // A tag seen before its 201 reached the client counts as no lag.
+      for (const [tag, at] of acknowledged) lags.push(Math.max(0, (watcher.firstSeen.get(tag) ?? at) - at));
+      lags.sort((x, y) => x - y);
     } finally {
+      await watcher.stop().catch(() => undefined);
       sampling = false;
       await sampler.catch(() => undefined);
     }
