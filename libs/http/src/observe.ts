@@ -1,5 +1,16 @@
-import type { Logger, Metrics } from '@angos/observability';
+import type { IncomingMessage } from 'node:http';
+import {
+  type Context,
+  extractContext,
+  type Logger,
+  type Metrics,
+  SpanKind,
+  SpanStatusCode,
+  tracer,
+  tracingActive,
+} from '@angos/observability';
 import { parseRoute } from '@angos/oci';
+import { context, trace } from '@opentelemetry/api';
 import { ACCESS_LOG_TARGET, authMethod, bytesIn, bytesOut, identityName } from './access-log.js';
 import { getContext } from './context.js';
 import { type Handler, requestPath } from './handler.js';
@@ -57,13 +68,25 @@ export function withObservability(handler: Handler, options: ObservabilityOption
     const requestId = assignRequestId(req, res);
     requestsInFlight.inc({ route });
 
+    const traced = tracingActive() ? startServerSpan(req, method, route, path, requestId) : undefined;
+
     res.once('close', () => {
       requestsInFlight.dec({ route });
       const seconds = (performance.now() - started) / 1000;
       const status = res.writableFinished ? res.statusCode : CLIENT_CLOSED_STATUS;
       requestsTotal.inc({ method, route, status: String(status) });
       requestDuration.observe({ method, route }, seconds);
+      if (traced !== undefined) endServerSpan(traced, status);
       if (!logging) return;
+      // In the request's span, so the access line carries its trace id.
+      if (traced === undefined) logAccess(status, seconds);
+      else context.with(traced, () => logAccess(status, seconds));
+    });
+
+    if (traced !== undefined) return context.with(traced, () => handler(req, res));
+    return handler(req, res);
+
+    function logAccess(status: number, seconds: number): void {
       const context = getContext(req);
       access.info('request', {
         request_id: requestId,
@@ -78,8 +101,44 @@ export function withObservability(handler: Handler, options: ObservabilityOption
         identity: identityName(context.identity),
         client_ip: context.clientIp,
       });
-    });
-
-    return handler(req, res);
+    }
   };
+}
+
+/**
+ * The server span of one request, continuing the caller's `traceparent` (a client's, or the
+ * gateway's on the internal hop), named by method and route kind (`PUT manifest`): the path would
+ * make every repository a span name of its own.
+ */
+function startServerSpan(
+  req: IncomingMessage,
+  method: string,
+  route: string,
+  path: string,
+  requestId: string,
+): Context {
+  const parent = extractContext(req.headers, context.active());
+  const span = tracer().startSpan(
+    `${method} ${route}`,
+    {
+      kind: SpanKind.SERVER,
+      attributes: {
+        'http.request.method': method,
+        'http.route': route,
+        'url.path': path,
+        'angos.request_id': requestId,
+      },
+    },
+    parent,
+  );
+  return trace.setSpan(parent, span);
+}
+
+function endServerSpan(traced: Context, status: number): void {
+  const span = trace.getSpan(traced);
+  if (span === undefined) return;
+  span.setAttribute('http.response.status_code', status);
+  // Server spans fail on 5xx only: a 4xx is the client's mistake, answered as designed.
+  if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+  span.end();
 }
