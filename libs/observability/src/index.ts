@@ -31,6 +31,7 @@ export {
   extractContext,
   injectContext,
   inSpan,
+  inTrace,
   type Link,
   linkTo,
   recordFailure,

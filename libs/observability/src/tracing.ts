@@ -11,6 +11,7 @@ import {
   type Span,
   type SpanContext,
   SpanKind,
+  type SpanOptions,
   SpanStatusCode,
   type TextMapGetter,
   type TextMapSetter,
@@ -36,6 +37,14 @@ let active = false;
 /** Whether an SDK is registered in this process: without one, every span is a no-op. */
 export function tracingActive(): boolean {
   return active;
+}
+
+/**
+ * Whether a span is active here (a traced request or job runs): the spans of the layers below
+ * (storage, locks) are recorded only then, so background polling does not start a trace per poll.
+ */
+export function inTrace(): boolean {
+  return active && trace.getSpan(context.active()) !== undefined;
 }
 
 /** The tracer of the libraries (the API's no-op one until `startTracing` registers the SDK). */
@@ -255,7 +264,7 @@ const NO_SPAN: Span = trace.wrapSpanContext({
  */
 export async function inSpan<T>(
   name: string,
-  options: { kind?: SpanKind; attributes?: Attributes; links?: Link[] },
+  options: SpanOptions,
   work: (span: Span) => Promise<T>,
 ): Promise<T> {
   if (!active) return work(NO_SPAN);
