@@ -37,10 +37,6 @@ const NOT_YET_SUPPORTED: readonly FeatureRow[] = [
     enabledAt: perRepository(['event_webhooks'], (r) => (r.event_webhooks?.length ?? 0) > 0),
   },
   { feature: 'event_webhook.<name>', enabledAt: (c) => each(c.event_webhook, ['event_webhook']) },
-  {
-    feature: 'observability.tracing',
-    enabledAt: (c) => when(c.observability.tracing !== undefined, ['observability', 'tracing']),
-  },
   { feature: 'ui', enabledAt: (c) => when(c.ui.enabled, ['ui']) },
 ];
 

@@ -86,9 +86,17 @@ enabled = true
       'global.event_webhooks',
       'repository."docker-io".event_webhooks',
       'event_webhook.audit',
-      'observability.tracing',
       'ui',
     ]);
+  });
+
+  it('supports tracing', () => {
+    const { config } = parseWith(`
+[observability.tracing]
+endpoint = "http://127.0.0.1:4318"
+sampling_rate = 0.1
+`);
+    expect(unsupportedFeatures(config)).toEqual([]);
   });
 
   it('supports pull-through caches (repository upstreams)', () => {
