@@ -28,7 +28,12 @@ describe('job tracing', () => {
   it("links the job's span to the enqueuing request's span, and logs the job's trace id", async () => {
     receiver = await startOtlpReceiver();
     const { logger, records } = captureLogger('info');
-    tracing = await startTracing({ endpoint: receiver.url, samplingRate: 1, serviceName: 'angos-worker', logger });
+    tracing = await startTracing({
+      endpoint: receiver.url,
+      samplingRate: 1,
+      serviceName: 'angos-worker',
+      logger,
+    });
     const metrics = createMetrics({ defaultMetrics: false });
     const store = instrumentMetadataStore(createMetadataStore({ kind: 'memory' }), metrics);
     const locks = instrumentLocks(new MemoryLockManager(), metrics);
