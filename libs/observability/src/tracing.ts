@@ -65,6 +65,8 @@ export interface TracingOptions {
   readonly logger: Logger;
   /** Environment to read `OTEL_*` from; `process.env` by default (tests pass their own). */
   readonly env?: NodeJS.ProcessEnv | undefined;
+  /** How long `shutdown` waits for the last export; SHUTDOWN_EXPORT_MS by default. */
+  readonly shutdownTimeoutMs?: number | undefined;
 }
 
 export interface TracingHandle {
@@ -72,6 +74,18 @@ export interface TracingHandle {
   shutdown(): Promise<void>;
   /** Exports what is buffered now (tests). */
   forceFlush(): Promise<void>;
+}
+
+/** How long a stopping process waits for its last spans to be exported. */
+const SHUTDOWN_EXPORT_MS = 5000;
+
+function withinMs<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`not done within ${ms} ms`)), ms);
+    timer.unref();
+  });
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
 }
 
 const NOTHING_TO_STOP: TracingHandle = { shutdown: async () => {}, forceFlush: async () => {} };
@@ -137,7 +151,8 @@ export async function startTracing(options: TracingOptions): Promise<TracingHand
     import('@opentelemetry/context-async-hooks'),
     import('@opentelemetry/core'),
   ]);
-  diag.setLogger(diagnostics(options.logger.child('tracing')), DiagLogLevel.WARN);
+  const logger = options.logger.child('tracing');
+  diag.setLogger(diagnostics(logger), DiagLogLevel.WARN);
   // Ours first, then what the environment says (OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES) over it.
   const resource = resources
     .defaultResource()
@@ -173,7 +188,11 @@ export async function startTracing(options: TracingOptions): Promise<TracingHand
     shutdown() {
       stopped ??= (async () => {
         try {
-          await provider.shutdown();
+          // What is buffered goes out, unless the collector is down: then a stopping process
+          // waits a few seconds at most, and says what it dropped, rather than failing.
+          await withinMs(provider.shutdown(), options.shutdownTimeoutMs ?? SHUTDOWN_EXPORT_MS);
+        } catch (error) {
+          logger.warn('spans not exported at shutdown', { endpoint: options.endpoint, error: String(error) });
         } finally {
           trace.disable();
           propagation.disable();
