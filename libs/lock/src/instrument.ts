@@ -65,14 +65,17 @@ export function instrumentLocks(inner: LockManager, metrics: Metrics): LockManag
       const attributes = { 'angos.lock.backend': backend, 'angos.lock.keys': [...keys] };
       return tracer().startActiveSpan('lock', { attributes }, async (span: Span) => {
         const started = performance.now();
+        let acquired = false;
         const timed: LockWork<T> = (signal) => {
+          acquired = true;
           span.setAttribute('angos.lock.wait_ms', Math.round((performance.now() - started) * 1000) / 1000);
           return work(signal);
         };
         try {
           return await measured(keys, timed, options);
         } catch (error) {
-          recordFailure(span, error);
+          // The lock failed (not acquired, or lost while held); the work's own errors are its spans'.
+          if (!acquired || error instanceof LockLostError) recordFailure(span, error);
           throw error;
         } finally {
           span.end();
