@@ -31,6 +31,9 @@ export function routeLabel(pathname: string): string {
   return SERVICE_ROUTES[pathname] ?? parseRoute(pathname)?.kind ?? 'other';
 }
 
+/** The route labels of SERVICE_ROUTES: no server span for them. */
+const UNTRACED_ROUTES: ReadonlySet<string> = new Set(Object.values(SERVICE_ROUTES));
+
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE', 'OPTIONS']);
 
 /** Any other method (clients can send arbitrary tokens) is counted as `other`. */
@@ -84,8 +87,12 @@ export function withObservability(handler: Handler, options: ObservabilityOption
         client_ip: request.clientIp,
       });
     };
-    // With tracing off this is all it costs: one test per request.
-    const traced = tracingActive() ? startServerSpan(req, method, route, path, requestId) : undefined;
+    // With tracing off this is all it costs: one test per request. Probes and scrapes are not
+    // traced: a trace every few seconds per replica would bury the requests.
+    const traced =
+      tracingActive() && !UNTRACED_ROUTES.has(route)
+        ? startServerSpan(req, method, route, path, requestId)
+        : undefined;
 
     res.once('close', () => {
       requestsInFlight.dec({ route });

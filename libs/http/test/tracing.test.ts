@@ -73,10 +73,13 @@ describe('tracing of requests', () => {
     expect(receiver.refused).toBe(0);
   });
 
-  it('starts a new trace for a request without traceparent, and logs without ids outside requests', async () => {
+  it('starts a new trace for a request without traceparent, none for probes, and logs without ids outside requests', async () => {
     const { records, receiver, tracing } = await tracedServer(1);
+    await (await fetch(`${running?.url}/healthz`)).text(); // probes and scrapes are not traced
+    await (await fetch(`${running?.url}/metrics`)).text();
     await (await fetch(`${running?.url}/v2/`)).text();
     await tracing.forceFlush();
+    expect(receiver.spans().map((span) => span.name)).toEqual(['GET apiVersion']);
     const [server] = receiver.spans();
     expect(server?.parentSpanId).toBe('');
     expect(server?.traceId).toMatch(/^[0-9a-f]{32}$/);
