@@ -8,6 +8,7 @@ import {
   isSpanContextValid,
   type Link,
   propagation,
+  ROOT_CONTEXT,
   type Span,
   type SpanContext,
   SpanKind,
@@ -119,10 +120,14 @@ function batchOptions(env: NodeJS.ProcessEnv) {
 
 /** OpenTelemetry's own diagnostics (an export that failed) as our log records. */
 function diagnostics(logger: Logger): DiagLogger {
+  // Outside any span: an export that fails started in the context of the span that filled the
+  // batch, and its line is not that request's.
   const log =
     (level: 'error' | 'warn' | 'debug') =>
     (message: string, ...args: unknown[]) =>
-      logger[level]('opentelemetry', { detail: message, ...(args.length > 0 ? { args } : {}) });
+      context.with(ROOT_CONTEXT, () =>
+        logger[level]('opentelemetry diagnostic', { detail: message, ...(args.length > 0 ? { args } : {}) }),
+      );
   return {
     error: log('error'),
     warn: log('warn'),
