@@ -8,6 +8,8 @@
  * - the throughput of one large blob pushed and pulled: blobs stream through the instrumented
  *   stores without a copy, so it must not move.
  * Client and server share the process (and its CPU): figures compare modes, not registries.
+ * First, the storage wrapper alone: the cost per operation of a memory store's `get` bare,
+ * instrumented with tracing off, and instrumented inside a sampled span (`--storage-ops`).
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -16,7 +18,8 @@ import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { parseArgs } from 'node:util';
 import { startService } from '@angos/cli';
-import { createLogger } from '@angos/observability';
+import { createLogger, createMetrics, inSpan, silentLogger, startTracing } from '@angos/observability';
+import { createMetadataStore, instrumentMetadataStore, type MetadataStore } from '@angos/storage';
 import { freePort, OciClient, type OtlpReceiver, startOtlpReceiver } from '@angos/test-support';
 
 const MiB = 1024 * 1024;
@@ -28,11 +31,47 @@ const { values } = parseArgs({
     ops: { type: 'string', default: '400' },
     'blob-mib': { type: 'string', default: '256' },
     rounds: { type: 'string', default: '3' },
+    'storage-ops': { type: 'string', default: '200000' },
   },
 });
 const OPS = Number(values.ops);
 const BLOB_MIB = Number(values['blob-mib']);
 const ROUNDS = Number(values.rounds);
+const STORAGE_OPS = Number(values['storage-ops']);
+
+/** Nanoseconds per `get` of one small value, best of five runs. */
+async function nsPerGet(store: MetadataStore): Promise<number> {
+  await store.put('ns/_manifests/tags/v1/link', '{"digest":"sha256:00"}');
+  let best = Number.POSITIVE_INFINITY;
+  for (let run = 0; run < 5; run++) {
+    const started = process.hrtime.bigint();
+    for (let i = 0; i < STORAGE_OPS; i++) await store.get('ns/_manifests/tags/v1/link');
+    best = Math.min(best, Number(process.hrtime.bigint() - started) / STORAGE_OPS);
+  }
+  return best;
+}
+
+/** The storage wrapper's own cost, before any server starts (tracing is started and stopped here). */
+async function storageWrapperCost(receiver: OtlpReceiver): Promise<string[]> {
+  const bare = await nsPerGet(createMetadataStore({ kind: 'memory' }));
+  const metrics = createMetrics({ defaultMetrics: false });
+  const off = await nsPerGet(instrumentMetadataStore(createMetadataStore({ kind: 'memory' }), metrics));
+  const tracing = await startTracing({
+    endpoint: receiver.url,
+    samplingRate: 1,
+    serviceName: 'angos-bench',
+    logger: silentLogger,
+  });
+  const on = await inSpan('bench', {}, () =>
+    nsPerGet(instrumentMetadataStore(createMetadataStore({ kind: 'memory' }), metrics)),
+  );
+  await tracing.shutdown();
+  return [
+    `Memory metadata store \`get\`, ${STORAGE_OPS} per run, best of 5: bare ${(bare / 1000).toFixed(2)} µs; ` +
+      `instrumented, tracing off ${(off / 1000).toFixed(2)} µs; instrumented, in a sampled span ` +
+      `(a span exported per get) ${(on / 1000).toFixed(2)} µs.`,
+  ];
+}
 
 interface Mode {
   readonly name: string;
@@ -163,6 +202,8 @@ const median = (list: readonly number[]): number =>
 async function main(): Promise<void> {
   const receiver = await startOtlpReceiver();
   const results = new Map<string, Figures[]>();
+  const storage = await storageWrapperCost(receiver);
+  process.stderr.write(`  ${storage.join('')}\n`);
   try {
     // Rounds interleave the modes, so a machine that slows down mid-run slows them all alike.
     for (let round = 1; round <= ROUNDS; round++) {
@@ -186,7 +227,9 @@ async function main(): Promise<void> {
       '|---|---|---|---|---|---|',
       ...rows,
       '',
-      `Spans received at sampling_rate 1.0: ${receiver.spans().length}; export requests refused: ${receiver.refused}.`,
+      `Spans received: ${receiver.spans().length}; export requests refused: ${receiver.refused}.`,
+      '',
+      ...storage,
     ].join('\n'),
   );
 }

@@ -17,4 +17,9 @@ export {
 } from './manifests.js';
 export { createRegistry, type Registry, type RegistryDeps } from './registry.js';
 export { type NamespaceSettings, settingsFor } from './settings.js';
+export {
+  decodeTombstone,
+  readTombstone,
+  TOMBSTONE_RETENTION_MS,
+} from './tombstones.js';
 export { type ChunkHeaders, type Uploads, uploadLockKey } from './uploads.js';

@@ -62,9 +62,15 @@ export async function readLink(
   }
 }
 
-export async function exists(metadata: MetadataStore, path: string): Promise<boolean> {
+/** Whether a key exists; `fresh` reads past any cache of the store, as for `readLink`. */
+export async function exists(
+  metadata: MetadataStore,
+  path: string,
+  options: { fresh?: boolean } = {},
+): Promise<boolean> {
   try {
-    await metadata.get(path);
+    if (options.fresh && metadata.getUncached) await metadata.getUncached(path);
+    else await metadata.get(path);
     return true;
   } catch (error) {
     if (error instanceof NotFoundError) return false;

@@ -20,9 +20,10 @@ import { DOWNLOAD_URL_TTL_SECS } from './blobs.js';
 import { ByteCache } from './byte-cache.js';
 import { holdsManifest } from './catalog.js';
 import type { Grants } from './grants.js';
-import { assertTagDeletable, clampSourceTime, decideTagPush } from './last-writer-wins.js';
-import { encodeLink, linkCreatedAtMs, readLink } from './links.js';
+import { advancesTombstone, assertTagDeletable, clampSourceTime, decideTagPush } from './last-writer-wins.js';
+import { encodeLink, exists, linkCreatedAtMs, readLink } from './links.js';
 import type { NamespaceSettings } from './settings.js';
+import { readTombstone, writeTombstone } from './tombstones.js';
 
 export interface ManifestInfo {
   readonly digest: DigestParts;
@@ -176,7 +177,8 @@ export class Manifests {
 
   /**
    * The tags a replicated push at `tagTime` moves (or sets again): those whose current write it
-   * beats. Throws REPLICATION_SUPERSEDED when one holds a later write. Under the tag locks, fresh.
+   * beats. Throws REPLICATION_SUPERSEDED when one holds a later write, or, for a tag that does not
+   * exist, when its tombstone holds a delete at or after it. Under the tag locks, fresh.
    */
   async #tagsWinning(
     namespace: string,
@@ -190,7 +192,9 @@ export class Manifests {
       const current = await readLink(this.deps.metadata, keyFor({ kind: 'tagLink', namespace, tag }), {
         fresh: true,
       });
-      if (decideTagPush(tag, current, digest, atMs) === 'write') winning.push(tag);
+      const deletedAtMs =
+        current === undefined ? await readTombstone(this.deps.metadata, namespace, tag) : undefined;
+      if (decideTagPush(tag, current, digest, atMs, deletedAtMs) === 'write') winning.push(tag);
     }
     return winning;
   }
@@ -199,6 +203,15 @@ export class Manifests {
   async tagTime(namespace: string, tag: string): Promise<string | undefined> {
     const link = await readLink(this.deps.metadata, keyFor({ kind: 'tagLink', namespace, tag }));
     return link?.createdAt;
+  }
+
+  /**
+   * When the tag was last deleted (its tombstone), as RFC 3339, or undefined when no delete of it
+   * is recorded. Replication dates the delete it sends for a tag gone here with it.
+   */
+  async tagDeletedAt(namespace: string, tag: string): Promise<string | undefined> {
+    const atMs = await readTombstone(this.deps.metadata, namespace, tag);
+    return atMs === undefined ? undefined : new Date(atMs).toISOString();
   }
 
   /** What a tag or digest names in the namespace; MANIFEST_UNKNOWN otherwise. */
@@ -265,9 +278,15 @@ export class Manifests {
   }
 
   /**
-   * Deletes a tag, or a manifest with every tag that points at it. The options make a manifest
-   * delete conditional (retention's deletes, decided on facts read earlier), each checked under
-   * the manifest's lock, which every push of it (and so every tag moved to it) holds:
+   * Deletes a tag, or a manifest with every tag that points at it. Each tag deleted keeps the
+   * delete's time in its tombstone (tombstones.ts): the replicated write's time, otherwise
+   * `deletedAtMs` (the time the caller announces the delete with), otherwise now.
+   * A replicated delete of a tag that does not exist here records its tombstone all the same (a
+   * delete that arrives before the older push it supersedes must still win); it answers
+   * MANIFEST_UNKNOWN only when that changed nothing (a delete at that time or later was recorded).
+   * The options make a manifest delete conditional (retention's deletes, decided on facts read
+   * earlier), each checked under the manifest's lock, which every push of it (and so every tag
+   * moved to it) holds:
    * - `unlessPushedAfter` (ms since the epoch): nothing is deleted when the manifest was pushed
    *   after it (`pushed-since`);
    * - `unlessReferenced`: nothing is deleted while another manifest of the namespace lists it (an
@@ -279,23 +298,37 @@ export class Manifests {
   async delete(
     namespace: string,
     reference: Reference,
-    options: { unlessPushedAfter?: number; unlessReferenced?: boolean } & ReplicatedWrite = {},
+    options: {
+      unlessPushedAfter?: number;
+      unlessReferenced?: boolean;
+      deletedAtMs?: number | undefined;
+    } & ReplicatedWrite = {},
   ): Promise<DeleteOutcome> {
     const sourceMs = options.sourceTimestampMs;
     const atMs = sourceMs === undefined ? undefined : clampSourceTime(sourceMs);
+    const deletedAtMs = atMs ?? options.deletedAtMs;
     if (reference.kind === 'tag') {
       const tag = reference.tag;
-      const removed = await this.deps.locks.withLocks([tagLockKey(namespace, tag)], async (signal) => {
+      const changed = await this.deps.locks.withLocks([tagLockKey(namespace, tag)], async (signal) => {
         const key = keyFor({ kind: 'tagLink', namespace, tag });
-        if (atMs !== undefined) {
+        if (atMs === undefined) {
+          // An ordinary delete needs only to know the tag exists (even a link that does not parse goes).
+          if (!(await exists(this.deps.metadata, key, { fresh: true }))) return false;
+        } else {
           const current = await readLink(this.deps.metadata, key, { fresh: true });
-          if (current === undefined) return false;
+          if (current === undefined) {
+            const recorded = await readTombstone(this.deps.metadata, namespace, tag);
+            if (!advancesTombstone(recorded, atMs)) return false;
+            signal.throwIfAborted();
+            await writeTombstone(this.deps.metadata, namespace, tag, atMs);
+            return true;
+          }
           assertTagDeletable(tag, current, atMs);
         }
-        signal.throwIfAborted();
-        return this.deps.metadata.delete(key);
+        await this.#deleteTag(namespace, tag, deletedAtMs ?? Date.now(), signal);
+        return true;
       });
-      if (!removed) throw new OciError('MANIFEST_UNKNOWN', { tag });
+      if (!changed) throw new OciError('MANIFEST_UNKNOWN', { tag });
       return 'deleted';
     }
     const digest = reference.digest;
@@ -319,7 +352,7 @@ export class Manifests {
       if (options.unlessReferenced && (await this.#dropHoldUnlessReferenced(namespace, digest, signal))) {
         return 'referenced';
       }
-      tags = await this.#deleteTagsPointingAt(namespace, digest, signal);
+      tags = await this.#deleteTagsPointingAt(namespace, digest, deletedAtMs, signal);
       if (manifest.subject) {
         const subject = parseDigest(manifest.subject.digest);
         signal.throwIfAborted();
@@ -451,6 +484,7 @@ export class Manifests {
   async #deleteTagsPointingAt(
     namespace: string,
     digest: DigestParts,
+    deletedAtMs: number | undefined,
     signal: AbortSignal,
   ): Promise<string[]> {
     const deleted: string[] = [];
@@ -466,15 +500,27 @@ export class Manifests {
         [tagLockKey(namespace, tag)],
         async (tagSignal) => {
           if (!(await pointsAtDigest(tag))) return;
-          tagSignal.throwIfAborted();
           signal.throwIfAborted();
-          await this.deps.metadata.delete(keyFor({ kind: 'tagLink', namespace, tag }));
+          await this.#deleteTag(namespace, tag, deletedAtMs ?? Date.now(), tagSignal);
           deleted.push(tag);
         },
         { signal },
       );
     }
     return deleted;
+  }
+
+  /**
+   * Deletes a tag link, under the tag's lock: its tombstone first, so a crash between the two
+   * leaves the tag standing (the delete was not acknowledged) and never a tag gone without the
+   * time of its delete. A tombstone left beside a standing tag is never read (the link's time
+   * decides) and `scrub --tags` reclaims it.
+   */
+  async #deleteTag(namespace: string, tag: string, deletedAtMs: number, signal: AbortSignal): Promise<void> {
+    signal.throwIfAborted();
+    await writeTombstone(this.deps.metadata, namespace, tag, deletedAtMs);
+    signal.throwIfAborted();
+    await this.deps.metadata.delete(keyFor({ kind: 'tagLink', namespace, tag }));
   }
 
   /**

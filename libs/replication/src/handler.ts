@@ -105,9 +105,14 @@ async function replicate(replication: Replication, payload: ReplicationPayload):
     if (reference.kind === 'tag') tagTime = await registry.manifests.tagTime(namespace, reference.tag);
   } catch (error) {
     if (!(error instanceof OciError && error.kind === 'MANIFEST_UNKNOWN')) throw error;
-    // Gone here: deleted there. The delete's own time when this job announced it; otherwise
-    // (a push job whose target was deleted since) now, the latest the delete can have been.
-    const at = payload.change === 'delete' ? payload.sourceTimestamp : new Date().toISOString();
+    // Gone here: deleted there, dated with the time of the delete that removed it: a tag's
+    // tombstone (the latest delete of it here, whichever job announced it); otherwise the
+    // delete's own time when this job announced it; otherwise (a push job whose target was
+    // deleted since, with no time recorded) now, the latest the delete can have been.
+    const deletedAt =
+      reference.kind === 'tag' ? await registry.manifests.tagDeletedAt(namespace, reference.tag) : undefined;
+    const at =
+      deletedAt ?? (payload.change === 'delete' ? payload.sourceTimestamp : new Date().toISOString());
     return client.deleteManifest(remote, target, at, signal);
   }
   // A tag link without a time (written before times were recorded) is sent as the push's time.

@@ -1,4 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Readable } from 'node:stream';
 import { type Config, parseConfig } from '@angos/config';
 import { type JobEnvelope, TerminalJobError } from '@angos/jobs';
@@ -257,3 +259,53 @@ describe.skipIf(skipWithout('replication to CNCF distribution', 'docker-registry
     });
   },
 );
+
+describe('the replication job, for a tag gone here', () => {
+  let server: Server;
+  let url: string;
+  const deletes: Array<{ path: string | undefined; at: string | undefined }> = [];
+
+  beforeAll(async () => {
+    // A downstream that records the deletes it is sent: what a job sends is all this checks.
+    server = createServer((req, res) => {
+      if (req.method === 'DELETE') {
+        const at = req.headers['x-angos-source-timestamp'];
+        deletes.push({ path: req.url, at: typeof at === 'string' ? at : undefined });
+      }
+      req.resume();
+      res.writeHead(req.method === 'DELETE' ? 202 : 404).end();
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(async () => {
+    await new Promise((resolve) => server.close(resolve));
+  });
+
+  it('dates the delete with the tag tombstone, whichever job finds it gone', async () => {
+    const config = parseConfig(
+      [
+        '[server]\nbind_address = "127.0.0.1"',
+        '[blob_store.fs]\nroot_dir = "/unused"',
+        '[repository."team"]',
+        '[[repository."team".downstream]]',
+        'name = "peer"',
+        `url = ${JSON.stringify(url)}`,
+      ].join('\n'),
+    ).config;
+    const registry = newRegistry(config);
+    const handler = replicationHandler({ config, registry, logger: silentLogger });
+    await pushImage(registry, 'team/app', 'v1');
+    const deletedAt = '2026-01-01T00:00:05.000Z';
+    await registry.manifests.delete('team/app', parseReference('v1'), { deletedAtMs: Date.parse(deletedAt) });
+    // The push job of the tag, run after its delete, and the delete's own job with another time:
+    // both send the time the tag was deleted here, as every peer then records it.
+    const base = { namespace: 'team/app', downstream: 'peer', tag: 'v1' };
+    await handler.run(job({ ...base, change: 'push', sourceTimestamp: new Date().toISOString() }));
+    await handler.run(job({ ...base, change: 'delete', sourceTimestamp: '2026-01-01T00:00:04.000Z' }));
+    expect(deletes).toEqual([
+      { path: '/v2/team/app/manifests/v1', at: deletedAt },
+      { path: '/v2/team/app/manifests/v1', at: deletedAt },
+    ]);
+  });
+});

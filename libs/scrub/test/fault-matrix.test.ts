@@ -1,7 +1,7 @@
 import { mkdir, utimes, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { parseConfig } from '@angos/config';
-import type { DigestParts } from '@angos/oci';
+import { type DigestParts, parseReference } from '@angos/oci';
 import { encodeLink } from '@angos/registry';
 import { keyFor, NotFoundError } from '@angos/storage';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -12,6 +12,7 @@ import {
   fmt,
   HOUR_MS,
   KINDS,
+  OCI_MANIFEST,
   openStore,
   pull,
   pushImage,
@@ -378,9 +379,14 @@ describe.each(KINDS)('scrub fault matrix on %s', (kind) => {
     const session = await store.registry.uploads.start('old/app');
     const orphanGrant = await upload(store.registry, 'old/app', 'old-unused');
     const namespace = 'old/app';
+    // A tag deleted earlier: its tombstone goes with the namespace.
+    const body = (await store.registry.manifests.get(namespace, parseReference('v1'))).body;
+    await store.registry.manifests.put(namespace, parseReference('was'), body, OCI_MANIFEST, []);
+    await store.registry.manifests.delete(namespace, parseReference('was'));
     const selection = { ...ALL_CHECKS, orphanNamespaces: { config: REPOSITORIES } };
     const expected = [
       { action: 'delete-tag', key: keyFor({ kind: 'tagLink', namespace, tag: 'v1' }) },
+      { action: 'delete-tombstone', key: keyFor({ kind: 'tagTombstone', namespace, tag: 'was' }) },
       { action: 'delete-manifest', key: keyFor({ kind: 'revisionLink', namespace, digest: old.digest }) },
       { action: 'delete-upload', key: keyFor({ kind: 'upload', namespace, id: session }) },
       ...[digestOf('base'), digestOf('cfg-old'), digestOf('old-1'), orphanGrant].map((digest) => ({
@@ -393,6 +399,7 @@ describe.each(KINDS)('scrub fault matrix on %s', (kind) => {
       expected.sort(byKey),
     );
     expect((await store.registry.listNamespaces({})).namespaces).toEqual(['lib', 'team/app']);
+    expect(await store.metadata.list(keyFor({ kind: 'tagTombstones', namespace }))).toEqual([]);
     await expect(store.blobs.uploadSize(namespace, session)).rejects.toBeInstanceOf(NotFoundError);
     for (const digest of [digestOf('cfg-old'), digestOf('old-1'), orphanGrant, old.digest]) {
       expect((await indexEntry(digest))?.[namespace]).toBeUndefined();

@@ -12,6 +12,10 @@
  *   <namespace>/_manifests/revisions/<alg>/<hex>/link       a manifest stored in the namespace (JSON: digest, media type, size)
  *   <namespace>/_manifests/revisions/<alg>/<hex>/pulledat   last pull time of that manifest (update_pull_time)
  *   <namespace>/_manifests/tags/<tag>/link                  a tag (JSON: digest)
+ *   <namespace>/_manifests/tombstones/<tag>                 when the tag was last deleted (JSON: deleted_at), for
+ *                                                           last-writer-wins against replicated pushes older than
+ *                                                           the delete (libs/registry/src/tombstones.ts); outside
+ *                                                           `tags/`, so tag listings and the catalog never see it
  *   <namespace>/_manifests/referrers/<alg>/<subject-hex>/<alg>/<hex>/link
  *                                                           a manifest whose `subject` is <subject> (JSON descriptor)
  *   <namespace>/_uploads/<id>/data                          bytes of an upload session in progress (blob store;
@@ -76,6 +80,8 @@ export type StorageKey =
   | { kind: 'pulledAt'; namespace: string; digest: DigestParts }
   | { kind: 'tagLink'; namespace: string; tag: string }
   | { kind: 'tags'; namespace: string }
+  | { kind: 'tagTombstone'; namespace: string; tag: string }
+  | { kind: 'tagTombstones'; namespace: string }
   | { kind: 'referrerLink'; namespace: string; subject: DigestParts; referrer: DigestParts }
   | { kind: 'referrers'; namespace: string; subject: DigestParts; algorithm: Algorithm }
   | { kind: 'uploadData'; namespace: string; id: string }
@@ -134,6 +140,10 @@ export function keyFor(key: StorageKey): string {
       return `${key.namespace}/_manifests/tags/${key.tag}/link`;
     case 'tags':
       return `${key.namespace}/_manifests/tags`;
+    case 'tagTombstone':
+      return `${key.namespace}/_manifests/tombstones/${key.tag}`;
+    case 'tagTombstones':
+      return `${key.namespace}/_manifests/tombstones`;
     case 'referrerLink':
       return `${key.namespace}/_manifests/referrers/${key.subject.algorithm}/${key.subject.hex}/${key.referrer.algorithm}/${key.referrer.hex}/link`;
     case 'referrers':
@@ -239,6 +249,7 @@ const MANIFEST_KINDS: Readonly<Record<string, string>> = {
   revisions: 'revision',
   tags: 'tag',
   referrers: 'referrer',
+  tombstones: 'tombstone',
 };
 
 /**
@@ -272,6 +283,7 @@ export function keyKindOf(path: string): string {
     }
     case '_manifests': {
       const kind = MANIFEST_KINDS[segments[marker + 1] ?? ''] ?? 'manifests';
+      if (kind === 'tombstone') return kind; // its last segment is a tag, which may read `link`
       if (last === 'link') return `${kind}_link`;
       return last === 'pulledat' ? 'pulled_at' : kind;
     }

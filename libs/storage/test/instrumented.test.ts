@@ -66,6 +66,7 @@ describe('keyKindOf', () => {
     [keyFor({ kind: 'tags', namespace: 'team/app' }), 'tag'],
     [keyFor({ kind: 'revisionLink', namespace: 'team/app', digest }), 'revision_link'],
     [keyFor({ kind: 'pulledAt', namespace: 'a', digest }), 'pulled_at'],
+    [keyFor({ kind: 'tagTombstone', namespace: 'a', tag: 'v1' }), 'tombstone'],
     [keyFor({ kind: 'layerLink', namespace: 'a/b/c', digest }), 'layer_link'],
     [keyFor({ kind: 'referrerLink', namespace: 'a', subject: digest, referrer: digest }), 'referrer_link'],
     [keyFor({ kind: 'uploadStartedAt', namespace: 'a', id: 'u1' }), 'upload_startedat'],

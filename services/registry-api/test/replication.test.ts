@@ -6,7 +6,7 @@ import { createHttpServer, setContext } from '@angos/http';
 import { JobQueue } from '@angos/jobs';
 import { MemoryLockManager } from '@angos/lock';
 import { silentLogger } from '@angos/observability';
-import { createRegistry } from '@angos/registry';
+import { createRegistry, type Registry } from '@angos/registry';
 import type { LocalChange, ReplicationEvents } from '@angos/replication';
 import { createStores } from '@angos/storage';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -28,13 +28,16 @@ afterEach(async () => {
   server = undefined;
 });
 
+/** The registry core of the last `start`. */
+let registry: Registry;
+
 /** registry-api with `replication`; `sourceTimestamp` is what the gateway would have honoured. */
 async function start(replication: ReplicationEvents, sourceTimestamp?: string): Promise<string> {
   const { config } = parseConfig(
     '[server]\nbind_address = "127.0.0.1"\n[blob_store.fs]\nroot_dir = "/unused"\n',
   );
   const stores = createStores({ blob: { kind: 'memory' }, metadata: { kind: 'memory' } });
-  const registry = createRegistry({
+  registry = createRegistry({
     ...stores,
     locks: new MemoryLockManager(),
     config: () => config,
@@ -121,6 +124,44 @@ describe('registry-api and replication', () => {
     expect((await pushImage(url, 'v1')).status).toBe(201);
     expect((await pushImage(url, 'v1')).status).toBe(201);
     expect(changes).toHaveLength(1);
+  });
+
+  it('dates an ordinary delete once: the tag tombstone and the announced delete carry the same time', async () => {
+    const { changes, events } = recording();
+    const url = await start(events);
+    expect((await pushImage(url, 'v1')).status).toBe(201);
+    expect((await fetch(`${url}/v2/team/app/manifests/v1`, { method: 'DELETE' })).status).toBe(202);
+    const deletedAt = await registry.manifests.tagDeletedAt('team/app', 'v1');
+    expect(deletedAt).toBeDefined();
+    expect(changes[1]).toEqual({
+      namespace: 'team/app',
+      change: 'delete',
+      tags: ['v1'],
+      digest: undefined,
+      sourceTimestamp: deletedAt,
+    });
+    // A delete of a tag that is not there is a plain 404, and nothing is announced.
+    expect((await fetch(`${url}/v2/team/app/manifests/v1`, { method: 'DELETE' })).status).toBe(404);
+    expect(changes).toHaveLength(2);
+  });
+
+  it('records and announces a replicated delete of a tag absent here, once', async () => {
+    const { changes, events } = recording();
+    const at = '2026-01-01T00:00:00.000Z';
+    const url = await start(events, at);
+    expect((await fetch(`${url}/v2/team/app/manifests/v1`, { method: 'DELETE' })).status).toBe(202);
+    expect(await registry.manifests.tagDeletedAt('team/app', 'v1')).toBe(at);
+    // The same delete again changed nothing: 404 (the sender counts it converged), not announced.
+    expect((await fetch(`${url}/v2/team/app/manifests/v1`, { method: 'DELETE' })).status).toBe(404);
+    expect(changes).toEqual([
+      { namespace: 'team/app', change: 'delete', tags: ['v1'], digest: undefined, sourceTimestamp: at },
+    ]);
+    // The older push it supersedes, arriving after it, is refused.
+    const late = await pushImage(url, 'v1');
+    expect(late.status).toBe(409);
+    expect(((await late.json()) as { errors: Array<{ code: string }> }).errors[0]?.code).toBe(
+      'REPLICATION_SUPERSEDED',
+    );
   });
 
   it('answers 503 when the change cannot be queued; the write itself stands', async () => {

@@ -178,6 +178,45 @@ describe.skipIf(skipWithout('replication to CNCF distribution', 'docker-registry
       expect(await digestOf(clientB, 'nginx/app', 'gone')).toBeNull();
     });
 
+    it('a push older than a delete that reaches the deleting peer after it is refused: the tag stays gone on both', async () => {
+      // Both hold `undone`; then A's write of it (at t1) is still on its way to B when B deletes
+      // the tag (at t2 > t1), and B's delete reaches A first. A's push is sent here as A's job
+      // sends it: content first, then the manifest dated t1.
+      const digest = await pushImage(clientA, 'nginx/app', 'undone', 'before the delete');
+      await eventually(
+        'undone on B',
+        async () => (await digestOf(clientB, 'nginx/app', 'undone')) === digest,
+      );
+      const t1 = new Date().toISOString();
+      await sleep(10);
+      expect(await clientB.deleteManifest('nginx/app', 'undone')).toBe(202);
+      await eventually('deleted on A', async () => (await digestOf(clientA, 'nginx/app', 'undone')) === null);
+      const configBytes = Buffer.from(JSON.stringify({ label: 'from A at t1' }));
+      const config = await clientB.pushBlob('nginx/app', configBytes);
+      const late = await clientB.request('PUT', '/v2/nginx/app/manifests/undone', {
+        headers: { 'content-type': OCI_MANIFEST, 'x-angos-source-timestamp': t1 },
+        body: Buffer.from(
+          JSON.stringify({
+            schemaVersion: 2,
+            mediaType: OCI_MANIFEST,
+            config: {
+              mediaType: 'application/vnd.oci.image.config.v1+json',
+              digest: config,
+              size: configBytes.length,
+            },
+            layers: [],
+          }),
+        ),
+      });
+      const text = await late.text();
+      expect(late.status, text).toBe(409);
+      expect(JSON.parse(text).errors[0].code).toBe('REPLICATION_SUPERSEDED');
+      // Nothing was forwarded either: both peers agree the tag is gone, and it stays gone.
+      await sleep(2000);
+      expect(await digestOf(clientA, 'nginx/app', 'undone')).toBeNull();
+      expect(await digestOf(clientB, 'nginx/app', 'undone')).toBeNull();
+    });
+
     it('concurrent pushes of one tag converge on both peers to the later write', async () => {
       // A's write first, B's strictly later: whatever order replication delivers them in, the
       // later one (B's) must win on both.

@@ -8,7 +8,7 @@ import { blobExists, getValue, list, NAMESPACE_DIRS, namespaces, revisionDirs } 
 const CHECK = 'manifests';
 
 /** What `<namespace>/_manifests/` holds. */
-const MANIFEST_DIRS: ReadonlySet<string> = new Set(['tags', 'revisions', 'referrers']);
+const MANIFEST_DIRS: ReadonlySet<string> = new Set(['tags', 'tombstones', 'revisions', 'referrers']);
 /** What a revision directory holds. */
 const REVISION_KEYS: ReadonlySet<string> = new Set(['link', 'pulledat']);
 
@@ -19,7 +19,7 @@ const REVISION_KEYS: ReadonlySet<string> = new Set(['link', 'pulledat']);
  * - a pull time (`pulledat`) left without a revision link (a pull racing the manifest's delete):
  *   `delete-pull-time`, under the manifest's lock;
  * - a revision directory that names no digest, anything but `link` and `pulledat` in one,
- *   anything but `tags`, `revisions` and `referrers` in `_manifests`, and a `_…` directory of a
+ *   anything but `tags`, `tombstones`, `revisions` and `referrers` in `_manifests`, and a `_…` directory of a
  *   namespace the layout does not know: `quarantine`.
  * Links that do not parse are `--links`'s.
  */

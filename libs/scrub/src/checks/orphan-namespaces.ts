@@ -6,6 +6,7 @@ import { deleteRevisionWithoutBytes, deleteTagWhile } from '../repairs.js';
 import type { ScrubAction, ScrubCheck, ScrubContext } from '../types.js';
 import { blobExists, isAlgorithm, list, namespaces, revisionDirs } from '../walk.js';
 import { revokeOrphanGrant } from './orphan-grants.js';
+import { removeTombstones } from './tombstones.js';
 
 const CHECK = 'orphan-namespaces';
 
@@ -17,7 +18,7 @@ export interface OrphanNamespacesSettings {
 /**
  * `--orphan-namespaces` (`-n`): the namespaces no `[repository."<ns>"]` of the configuration owns
  * (neither the key itself nor a path below it) lose, in this order:
- * - every tag: `delete-tag`, under its tag lock;
+ * - every tag: `delete-tag`, under its tag lock, and every tag tombstone: `delete-tombstone`;
  * - every revision: `delete-manifest`, the registry's manifest delete (tags, referrer link,
  *   revision, pull time and the manifest's blob-index references, under the manifest's lock), or,
  *   when the manifest's bytes are gone, the same removal without them;
@@ -65,6 +66,7 @@ async function* removeNamespace(ctx: ScrubContext, namespace: string): AsyncIter
       apply: () => deleteTagWhile(ctx, namespace, tag, async (link) => link !== undefined),
     };
   }
+  yield* removeTombstones(ctx, CHECK, namespace, reason);
   for await (const entry of revisionDirs(ctx, namespace)) {
     if (!('digest' in entry)) continue;
     const { digest } = entry;

@@ -3,6 +3,7 @@ import { keyFor } from '@angos/storage';
 import { decodeOrUndefined, deleteTagWhile, isStoredManifest, quarantine } from '../repairs.js';
 import type { ScrubAction, ScrubCheck, ScrubContext } from '../types.js';
 import { getValue, list, namespaces } from '../walk.js';
+import { checkTombstones } from './tombstones.js';
 
 const CHECK = 'tags';
 
@@ -13,7 +14,9 @@ const CHECK = 'tags';
  *   (its link; re-decided under the tag's lock);
  * - a tag directory whose name is not a tag (`[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}`): `delete-tag`
  *   (the whole directory: no request can reach it);
- * - anything but `link` in a tag directory: `quarantine`.
+ * - anything but `link` in a tag directory: `quarantine`;
+ * - a tag tombstone last-writer-wins no longer needs (its tag exists again, or its delete is older
+ *   than 30 days): `delete-tombstone` (tombstones.ts).
  */
 export const tagsCheck: ScrubCheck = {
   name: CHECK,
@@ -22,6 +25,7 @@ export const tagsCheck: ScrubCheck = {
       for (const tag of await list(ctx, keyFor({ kind: 'tags', namespace }))) {
         yield* checkTag(ctx, namespace, tag);
       }
+      yield* checkTombstones(ctx, CHECK, namespace);
     }
   },
 };

@@ -353,12 +353,14 @@ export function describeMetadataStoreContract(name: string, factory: StoreFactor
           { kind: 'layerLink', namespace, digest },
           { kind: 'revisionLink', namespace, digest },
           { kind: 'tagLink', namespace, tag: 'V1.0_rc-1' },
+          { kind: 'tagTombstone', namespace, tag: 'V1.0_rc-2' },
           { kind: 'referrerLink', namespace, subject, referrer: digest },
           { kind: 'uploadStartedAt', namespace, id: '3f2c1f9e-8d4b-4c55-9e1a-0d9b7f6f1c2a' },
         ];
         for (const key of keys) await store().put(keyFor(key), key.kind);
         for (const key of keys) expect((await store().get(keyFor(key))).toString()).toBe(key.kind);
         expect(await store().list(keyFor({ kind: 'tags', namespace }))).toEqual(['V1.0_rc-1']);
+        expect(await store().list(keyFor({ kind: 'tagTombstones', namespace }))).toEqual(['V1.0_rc-2']);
         expect(
           await store().list(keyFor({ kind: 'referrers', namespace, subject, algorithm: 'sha256' })),
         ).toEqual([digest.hex]);

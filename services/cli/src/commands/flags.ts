@@ -98,7 +98,7 @@ const SCRUB_FLAGS: readonly FlagSpec[] = [
     alias: 't',
     type: 'boolean',
     describe:
-      'Check and fix tag references; remove tags whose manifest blob is missing or whose name is not a valid tag',
+      'Check and fix tag references; remove tags whose manifest blob is missing or whose name is not a valid tag, and tag tombstones no longer needed',
     supported: true,
   },
   {

@@ -144,13 +144,19 @@ export async function deleteManifest(
 ): Promise<void> {
   const reference = parseLookupReference(referenceText);
   const source = sourceTime(ctx);
-  await ctx.registry.manifests.delete(namespace, reference, { sourceTimestampMs: source?.ms });
+  // An ordinary delete is dated once, here: the tombstones it leaves and the replicated delete
+  // carry the same time, so every peer records the same one.
+  const deletedAt = source === undefined ? new Date() : undefined;
+  await ctx.registry.manifests.delete(namespace, reference, {
+    sourceTimestampMs: source?.ms,
+    deletedAtMs: deletedAt?.getTime(),
+  });
   await announce(ctx, {
     namespace,
     change: 'delete',
     tags: reference.kind === 'tag' ? [reference.tag] : [],
     digest: reference.kind === 'digest' ? formatDigest(reference.digest) : undefined,
-    sourceTimestamp: source?.text,
+    sourceTimestamp: source?.text ?? deletedAt?.toISOString(),
   });
   sendEmpty(ctx.res, 202, {});
 }
