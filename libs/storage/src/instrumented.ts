@@ -56,6 +56,10 @@ function isAnswer(error: unknown): boolean {
  */
 class Instrumentation {
   readonly #m: ReturnType<typeof storageMetrics>;
+  readonly #byOperation = new Map<
+    string,
+    { duration: { observe(value: number): void }; errors: { inc(): void } }
+  >();
 
   constructor(
     readonly backend: string,
@@ -105,12 +109,24 @@ class Instrumentation {
   }
 
   #observe(operation: string, started: number): void {
-    this.#m.duration.observe({ backend: this.backend, operation }, performance.now() - started);
+    this.#series(operation).duration.observe(performance.now() - started);
   }
 
   #failed(operation: string, started: number, error: unknown): void {
-    this.#observe(operation, started);
-    if (!isAnswer(error)) this.#m.errors.inc({ backend: this.backend, operation });
+    const series = this.#series(operation);
+    series.duration.observe(performance.now() - started);
+    if (!isAnswer(error)) series.errors.inc();
+  }
+
+  /** The operation's series, resolved once: labelling each observation cost as much as the rest. */
+  #series(operation: string) {
+    let series = this.#byOperation.get(operation);
+    if (series === undefined) {
+      const labels = { backend: this.backend, operation };
+      series = { duration: this.#m.duration.labels(labels), errors: this.#m.errors.labels(labels) };
+      this.#byOperation.set(operation, series);
+    }
+    return series;
   }
 }
 
