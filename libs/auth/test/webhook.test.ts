@@ -3,8 +3,9 @@ import type { IncomingHttpHeaders } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
-import { createMetrics, silentLogger } from '@angos/observability';
-import { configOf, createTestCa } from '@angos/test-support';
+import { createMetrics, inSpan, silentLogger, startTracing } from '@angos/observability';
+import { configOf, createTestCa, startOtlpReceiver } from '@angos/test-support';
+import { trace } from '@opentelemetry/api';
 import { afterEach, describe, expect, it } from 'vitest';
 import { MemoryCache } from '../src/cache/memory.js';
 import type { Identity } from '../src/identity.js';
@@ -73,6 +74,29 @@ const client: ClientRequestDetails = {
 };
 
 describe('WebhookAuthorizer', () => {
+  it("sends the traced request's traceparent, and caches decisions across traces", async () => {
+    const hook = await fakeWebhook();
+    const receiver = await startOtlpReceiver();
+    cleanups.push(() => receiver.close());
+    const tracing = await startTracing({
+      endpoint: receiver.url,
+      samplingRate: 1,
+      serviceName: 'angos-test',
+      logger: silentLogger,
+    });
+    cleanups.push(() => tracing.shutdown());
+    const { webhook } = authorizer(
+      `[auth.webhook.authz]\nurl = "${hook.url}/authorize"\ntimeout_ms = 1000\ncache_ttl = 60\n`,
+    );
+    const first = await inSpan('PUT manifest', {}, async () => {
+      expect(await webhook.authorize(identity, request, client)).toBe('allow');
+      return trace.getActiveSpan()?.spanContext().traceId;
+    });
+    expect(hook.calls[0]?.['traceparent']).toMatch(new RegExp(`^00-${first}-[0-9a-f]{16}-01$`));
+    await inSpan('PUT manifest', {}, () => webhook.authorize(identity, request, client));
+    expect(hook.calls).toHaveLength(1);
+  });
+
   it('sends the request, identity and forwarded headers, with its own credentials', async () => {
     const hook = await fakeWebhook();
     const { webhook } = authorizer(`[auth.webhook.authz]

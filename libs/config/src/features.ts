@@ -16,10 +16,6 @@ interface FeatureRow {
 const when = (on: boolean, path: KeyPath): KeyPath[] => (on ? [path] : []);
 
 const NOT_YET_SUPPORTED: readonly FeatureRow[] = [
-  {
-    feature: 'observability.tracing',
-    enabledAt: (c) => when(c.observability.tracing !== undefined, ['observability', 'tracing']),
-  },
   { feature: 'ui', enabledAt: (c) => when(c.ui.enabled, ['ui']) },
 ];
 

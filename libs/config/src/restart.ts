@@ -15,8 +15,12 @@ export function restartRequiredChanges(previous: Config, next: Config): string[]
   const previousTracing = previous.observability.tracing;
   const nextTracing = next.observability.tracing;
   if ((previousTracing === undefined) !== (nextTracing === undefined)) changed.push('observability.tracing');
-  else if (previousTracing && nextTracing && previousTracing.sampling_rate !== nextTracing.sampling_rate) {
-    changed.push('observability.tracing.sampling_rate');
+  else if (previousTracing && nextTracing) {
+    // The SDK is set up once per process (its exporter and sampler): both take a restart.
+    if (previousTracing.endpoint !== nextTracing.endpoint) changed.push('observability.tracing.endpoint');
+    if (previousTracing.sampling_rate !== nextTracing.sampling_rate) {
+      changed.push('observability.tracing.sampling_rate');
+    }
   }
 
   if (backendOf(previous.blob_store) !== backendOf(next.blob_store)) changed.push('blob_store');

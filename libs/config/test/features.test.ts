@@ -82,7 +82,7 @@ sampling_rate = 0.1
 [ui]
 enabled = true
 `);
-    expect(unsupportedFeatures(config)).toEqual(['observability.tracing', 'ui']);
+    expect(unsupportedFeatures(config)).toEqual(['ui']);
   });
 
   it('supports event webhooks, global and per repository', () => {
@@ -98,6 +98,15 @@ events = ["manifest.push", "manifest.pull", "blob.pull"]
 `);
     expect(unsupportedFeatures(config)).toEqual([]);
     expect(UNSUPPORTED_FEATURES.filter((feature) => feature.includes('event_webhook'))).toEqual([]);
+  });
+
+  it('supports tracing', () => {
+    const { config } = parseWith(`
+[observability.tracing]
+endpoint = "http://127.0.0.1:4318"
+sampling_rate = 0.1
+`);
+    expect(unsupportedFeatures(config)).toEqual([]);
   });
 
   it('supports pull-through caches (repository upstreams)', () => {

@@ -1,5 +1,16 @@
-import type { Logger, Metrics } from '@angos/observability';
+import type { IncomingMessage } from 'node:http';
+import {
+  type Context,
+  extractContext,
+  type Logger,
+  type Metrics,
+  SpanKind,
+  SpanStatusCode,
+  tracer,
+  tracingActive,
+} from '@angos/observability';
 import { actionFor, parseRoute } from '@angos/oci';
+import { context, trace } from '@opentelemetry/api';
 import { ACCESS_LOG_TARGET, authMethod, bytesIn, bytesOut, identityName } from './access-log.js';
 import { getContext } from './context.js';
 import { type Handler, requestPath, requestQuery } from './handler.js';
@@ -26,6 +37,9 @@ export function routeLabel(pathname: string, method: string, query: URLSearchPar
   const route = parseRoute(pathname);
   return (route && actionFor(route, method, query)) ?? UNKNOWN_ROUTE;
 }
+
+/** The route labels of SERVICE_ROUTES: no server span for them. */
+const UNTRACED_ROUTES: ReadonlySet<string> = new Set(Object.values(SERVICE_ROUTES));
 
 const KNOWN_METHODS = new Set(['GET', 'HEAD', 'PUT', 'POST', 'PATCH', 'DELETE', 'OPTIONS']);
 
@@ -64,14 +78,8 @@ export function withObservability(handler: Handler, options: ObservabilityOption
     const requestId = assignRequestId(req, res);
     requestsInFlight.inc();
 
-    res.once('close', () => {
-      requestsInFlight.dec();
-      const milliseconds = performance.now() - started;
-      const status = res.writableFinished ? res.statusCode : CLIENT_CLOSED_STATUS;
-      requestsTotal.inc({ method, route, status: String(status) });
-      requestDuration.observe({ method, route }, milliseconds);
-      if (!logging) return;
-      const context = getContext(req);
+    const logAccess = (status: number, milliseconds: number): void => {
+      const request = getContext(req);
       access.info('request', {
         request_id: requestId,
         service,
@@ -81,12 +89,70 @@ export function withObservability(handler: Handler, options: ObservabilityOption
         bytes_in: bytesIn(req.socket),
         bytes_out: bytesOut(req.socket),
         duration_ms: Math.round(milliseconds * 1e3) / 1e3,
-        auth: authMethod(context.identity),
-        identity: identityName(context.identity),
-        client_ip: context.clientIp,
+        auth: authMethod(request.identity),
+        identity: identityName(request.identity),
+        client_ip: request.clientIp,
       });
+    };
+    // With tracing off this is all it costs: one test per request. Probes and scrapes are not
+    // traced: a trace every few seconds per replica would bury the requests.
+    const traced =
+      tracingActive() && !UNTRACED_ROUTES.has(route)
+        ? startServerSpan(req, method, route, path, requestId)
+        : undefined;
+
+    res.once('close', () => {
+      requestsInFlight.dec();
+      const milliseconds = performance.now() - started;
+      const status = res.writableFinished ? res.statusCode : CLIENT_CLOSED_STATUS;
+      requestsTotal.inc({ method, route, status: String(status) });
+      requestDuration.observe({ method, route }, milliseconds);
+      if (traced !== undefined) endServerSpan(traced, status);
+      if (!logging) return;
+      // In the request's span, so the access line carries its trace id.
+      if (traced === undefined) logAccess(status, milliseconds);
+      else context.with(traced, () => logAccess(status, milliseconds));
     });
 
+    if (traced !== undefined) return context.with(traced, () => handler(req, res));
     return handler(req, res);
   };
+}
+
+/**
+ * The server span of one request, continuing the caller's `traceparent` (a client's, or the
+ * gateway's on the internal hop), named by its action (`put-manifest`, the `route` label): the
+ * path would make every repository a span name of its own.
+ */
+function startServerSpan(
+  req: IncomingMessage,
+  method: string,
+  route: string,
+  path: string,
+  requestId: string,
+): Context {
+  const parent = extractContext(req.headers, context.active());
+  const span = tracer().startSpan(
+    route,
+    {
+      kind: SpanKind.SERVER,
+      attributes: {
+        'http.request.method': method,
+        'http.route': route,
+        'url.path': path,
+        'angos.request_id': requestId,
+      },
+    },
+    parent,
+  );
+  return trace.setSpan(parent, span);
+}
+
+function endServerSpan(traced: Context, status: number): void {
+  const span = trace.getSpan(traced);
+  if (span === undefined) return;
+  span.setAttribute('http.response.status_code', status);
+  // Server spans fail on 5xx only: a 4xx is the client's mistake, answered as designed.
+  if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+  span.end();
 }

@@ -27,6 +27,11 @@ export interface JobEnvelope {
   readonly payload: unknown;
   /** The error of the last failed run. */
   readonly lastError?: string | undefined;
+  /**
+   * The W3C trace context (`traceparent`, `tracestate`) of the request that enqueued the job, when
+   * it was traced: the job's span links to it. Absent otherwise, and in records written before.
+   */
+  readonly trace?: Readonly<Record<string, string>> | undefined;
 }
 
 /** A dead-lettered job: its envelope, when it failed and (in `lastError`) why. */
@@ -92,7 +97,7 @@ export function encodeEnvelope(envelope: JobEnvelope | FailedJob): string {
 /** Reads a stored envelope; CorruptRecordError when it is not one (of this version). */
 export function decodeEnvelope(data: Buffer | string): JobEnvelope {
   const record = parseRecord(data);
-  const { id, queue, kind, lockKey, createdAt, attempts, maxAttempts, notBefore, lastError } = record;
+  const { id, queue, kind, lockKey, createdAt, attempts, maxAttempts, notBefore, lastError, trace } = record;
   if (record['version'] !== ENVELOPE_VERSION) throw new CorruptRecordError('unknown envelope version');
   if (typeof id !== 'string' || !isJobId(id)) throw new CorruptRecordError('missing or invalid id');
   if (typeof queue !== 'string' || !isQueueName(queue)) throw new CorruptRecordError('invalid queue');
@@ -117,7 +122,18 @@ export function decodeEnvelope(data: Buffer | string): JobEnvelope {
     notBefore: notBefore as string,
     payload: record['payload'],
     lastError,
+    // Only a link hangs on it: a malformed one is dropped, never a reason to quarantine the job.
+    trace: isStringRecord(trace) ? trace : undefined,
   };
+}
+
+function isStringRecord(value: unknown): value is Record<string, string> {
+  return (
+    typeof value === 'object' &&
+    value !== null &&
+    !Array.isArray(value) &&
+    Object.values(value).every((item) => typeof item === 'string')
+  );
 }
 
 export function decodeFailedJob(data: Buffer | string): FailedJob {

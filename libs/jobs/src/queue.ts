@@ -1,4 +1,4 @@
-import { type Logger, silentLogger } from '@angos/observability';
+import { type Logger, serializeContext, silentLogger } from '@angos/observability';
 import { type MetadataStore, NotFoundError } from '@angos/storage';
 import {
   assertQueueName,
@@ -123,6 +123,7 @@ export class JobQueue {
       maxAttempts,
       notBefore: new Date(notBeforeMs).toISOString(),
       payload,
+      trace: serializeContext(),
     };
     const body = encodeEnvelope(envelope); // throws here, before any write, if the payload is not JSON
     const marker = paths.lockKey(queue, lockKey);

@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { LockManager } from '@angos/lock';
-import { type Logger, silentLogger } from '@angos/observability';
+import { inSpan, type Logger, linkTo, SpanKind, silentLogger } from '@angos/observability';
 import { DEFAULT_RETRY_POLICY, type RetryPolicy, retryDelayMs } from './backoff.js';
 import {
   CorruptRecordError,
@@ -332,6 +332,32 @@ export class JobRunner {
   async #claimAndRun(queue: string, id: string, name: string, older: readonly string[]): Promise<void> {
     const envelope = await this.#queue.readPending(queue, name);
     if (envelope === undefined) return;
+    // A trace of its own (a job outlives the request that asked for it), linked to that request's.
+    const link = linkTo(envelope.trace);
+    await inSpan(
+      `job ${envelope.kind}`,
+      {
+        root: true,
+        kind: SpanKind.CONSUMER,
+        attributes: {
+          'angos.job.queue': queue,
+          'angos.job.kind': envelope.kind,
+          'angos.job.id': envelope.id,
+          'angos.job.attempt': envelope.attempts + 1,
+        },
+        ...(link === undefined ? {} : { links: [link] }),
+      },
+      () => this.#claimAndRunTraced(queue, id, name, older, envelope),
+    );
+  }
+
+  async #claimAndRunTraced(
+    queue: string,
+    id: string,
+    name: string,
+    older: readonly string[],
+    envelope: JobEnvelope,
+  ): Promise<void> {
     const token = randomUUID();
     const claimPath = paths.claim(queue, id);
     const claim = this.#claim(token, envelope.lockKey);

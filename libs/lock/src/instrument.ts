@@ -1,4 +1,4 @@
-import type { Metrics } from '@angos/observability';
+import { inTrace, type Metrics, recordFailure, type Span, tracer } from '@angos/observability';
 import { LockLostError, LockTimeoutError } from './errors.js';
 import type { LockManager, LockObserver, LockOptions, LockWork } from './types.js';
 
@@ -58,35 +58,60 @@ export function instrumentLocks(inner: LockManager, metrics: Metrics): LockManag
     backend,
     observe: (other) => inner.observe(other),
     close: () => inner.close(),
-    async withLocks<T>(keys: readonly string[], work: LockWork<T>, options?: LockOptions): Promise<T> {
-      const started = performance.now();
-      let acquired = false;
-      const instrumented: LockWork<T> = (signal) => {
-        acquired = true;
-        m.acquisitionDuration.observe({ backend }, performance.now() - started);
-        m.acquisitions.inc({ backend, result: 'success' });
-        signal.addEventListener(
-          'abort',
-          () => {
-            if (signal.reason instanceof LockLostError) {
-              m.invalidations.inc({ backend, reason: signal.reason.reason });
-            }
-          },
-          { once: true },
-        );
-        return work(signal);
-      };
-      try {
-        return await inner.withLocks(keys, instrumented, options);
-      } catch (error) {
-        if (!acquired && !options?.signal?.aborted) {
-          const lost = error instanceof LockLostError;
-          if (lost) m.invalidations.inc({ backend, reason: error.reason });
-          m.acquisitionDuration.observe({ backend }, performance.now() - started);
-          m.acquisitions.inc({ backend, result: error instanceof LockTimeoutError ? 'timeout' : 'error' });
+    withLocks<T>(keys: readonly string[], work: LockWork<T>, options?: LockOptions): Promise<T> {
+      if (!inTrace()) return measured(keys, work, options);
+      // One span from asking to releasing: the work's own spans (storage) nest inside it, and
+      // `angos.lock.wait_ms` says how much of it was spent waiting.
+      const attributes = { 'angos.lock.backend': backend, 'angos.lock.keys': [...keys] };
+      return tracer().startActiveSpan('lock', { attributes }, async (span: Span) => {
+        const started = performance.now();
+        let acquired = false;
+        const timed: LockWork<T> = (signal) => {
+          acquired = true;
+          span.setAttribute('angos.lock.wait_ms', Math.round((performance.now() - started) * 1000) / 1000);
+          return work(signal);
+        };
+        try {
+          return await measured(keys, timed, options);
+        } catch (error) {
+          // The lock failed (not acquired, or lost while held); the work's own errors are its spans'.
+          if (!acquired || error instanceof LockLostError) recordFailure(span, error);
+          throw error;
+        } finally {
+          span.end();
         }
-        throw error;
-      }
+      });
     },
   };
+
+  async function measured<T>(keys: readonly string[], work: LockWork<T>, options?: LockOptions): Promise<T> {
+    const started = performance.now();
+    let acquired = false;
+    const instrumented: LockWork<T> = (signal) => {
+      acquired = true;
+      m.acquisitionDuration.observe({ backend }, performance.now() - started);
+      m.acquisitions.inc({ backend, result: 'success' });
+      signal.addEventListener(
+        'abort',
+        () => {
+          if (signal.reason instanceof LockLostError) {
+            m.invalidations.inc({ backend, reason: signal.reason.reason });
+          }
+        },
+        { once: true },
+      );
+      return work(signal);
+    };
+    try {
+      return await inner.withLocks(keys, instrumented, options);
+    } catch (error) {
+      if (!acquired && !options?.signal?.aborted) {
+        const lost = error instanceof LockLostError;
+        if (lost) m.invalidations.inc({ backend, reason: error.reason });
+        m.acquisitionDuration.observe({ backend }, performance.now() - started);
+        m.acquisitions.inc({ backend, result: error instanceof LockTimeoutError ? 'timeout' : 'error' });
+      }
+      throw error;
+    }
+  }
 }

@@ -8,6 +8,9 @@ export interface LogRecord {
   /** Milliseconds since the epoch. */
   readonly timestamp: number;
   readonly fields: Readonly<Record<string, unknown>> | undefined;
+  /** The active span's trace and span ids (hex), when a traced request or job is running. */
+  readonly traceId?: string | undefined;
+  readonly spanId?: string | undefined;
 }
 
 let cachedMs = Number.NaN;
@@ -52,7 +55,7 @@ function safeStringify(value: unknown): string {
   }
 }
 
-const RESERVED = new Set(['timestamp', 'level', 'target', 'message']);
+const RESERVED = new Set(['timestamp', 'level', 'target', 'message', 'trace_id', 'span_id']);
 
 const LEVEL_NAMES: Readonly<Record<LogLevel, string>> = {
   error: 'ERROR',
@@ -94,6 +97,8 @@ function jsonValue(value: unknown): string | undefined {
  */
 export function formatJsonRecord(record: LogRecord): string {
   let line = `{"timestamp":"${isoTimestamp(record.timestamp)}","level":"${LEVEL_NAMES[record.level]}","target":${jsonString(record.target)},"message":${jsonString(record.message)}`;
+  // Ids are lower-case hex (checked by the API): nothing to escape.
+  if (record.traceId !== undefined) line += `,"trace_id":"${record.traceId}","span_id":"${record.spanId}"`;
   const fields = record.fields;
   if (fields !== undefined) {
     for (const key in fields) {
@@ -129,5 +134,6 @@ export function formatTextRecord(record: LogRecord): string {
       if (value instanceof Error && value.stack !== undefined) stacks.push(value.stack);
     }
   }
+  if (record.traceId !== undefined) line += ` trace_id=${record.traceId} span_id=${record.spanId}`;
   return stacks.length === 0 ? line : `${line}\n${stacks.join('\n')}`;
 }

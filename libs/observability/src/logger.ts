@@ -8,6 +8,7 @@ import {
   verbosityFor,
 } from './log-filter.js';
 import { formatJsonRecord, formatTextRecord, type LogRecord } from './log-format.js';
+import { activeSpanIds } from './tracing.js';
 
 export type LogFields = Readonly<Record<string, unknown>>;
 
@@ -103,7 +104,17 @@ class FilteredLogger implements Logger {
 
   private write(level: LogLevel, message: string, fields: LogFields | undefined): void {
     // Fields travel in their own property, so a field named `message` or `level` cannot overwrite ours.
-    this.sink.write({ level, message, target: this.target, timestamp: Date.now(), fields });
+    // A record written during a traced request or job carries its ids (tracing.ts; one branch when off).
+    const ids = activeSpanIds();
+    this.sink.write({
+      level,
+      message,
+      target: this.target,
+      timestamp: Date.now(),
+      fields,
+      traceId: ids?.traceId,
+      spanId: ids?.spanId,
+    });
   }
 }
 

@@ -1,4 +1,6 @@
+import type { Metrics } from '@angos/observability';
 import { FsBlobStore, FsMetadataStore } from './fs/index.js';
+import { instrumentBlobStore, instrumentMetadataStore } from './instrumented.js';
 import { withLegacyBlobIndex } from './legacy-layout.js';
 import { MemoryBlobStore, MemoryMetadataStore } from './memory/index.js';
 import type { S3BlobStoreOptions, S3MetadataStoreOptions, StorageLogger } from './s3/options.js';
@@ -119,12 +121,21 @@ export async function openMetadataStore(
   return createMetadataStore(options);
 }
 
-/** Both stores (see openBlobStore, openMetadataStore); the first is closed again if the second fails. */
-export async function openStores(options: OpenStoresOptions, logger?: StorageLogger): Promise<OpenedStores> {
-  const blobs = await openBlobStore(options.blob);
+/**
+ * Both stores (see openBlobStore, openMetadataStore); the first is closed again if the second
+ * fails. With `metrics`, both are instrumented (storage metrics, and spans when tracing is on).
+ */
+export async function openStores(
+  options: OpenStoresOptions,
+  logger?: StorageLogger,
+  metrics?: Metrics,
+): Promise<OpenedStores> {
+  const opened = await openBlobStore(options.blob);
+  const blobs = metrics === undefined ? opened : instrumentBlobStore(opened, metrics);
   let metadata: MetadataStore;
   try {
-    metadata = await openMetadataStore(options.metadata, logger);
+    const store = await openMetadataStore(options.metadata, logger);
+    metadata = metrics === undefined ? store : instrumentMetadataStore(store, metrics);
   } catch (error) {
     await blobs.close?.();
     throw error;

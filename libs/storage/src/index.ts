@@ -19,6 +19,7 @@ export {
   type StoresOptions,
 } from './factory.js';
 export { FsBlobStore, FsMetadataStore, FsRoot, type FsStoreOptions } from './fs/index.js';
+export { instrumentBlobStore, instrumentMetadataStore, STORAGE_OPERATION_BUCKETS } from './instrumented.js';
 export { isTempName, isValidKey } from './key-rules.js';
 export * from './keys.js';
 export { withLegacyBlobIndex } from './legacy-layout.js';

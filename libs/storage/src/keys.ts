@@ -243,3 +243,50 @@ export function legacyPathOf(path: string): string | undefined {
   if (!hex.startsWith(prefix)) return undefined;
   return `${directory}/${algorithm}/${hex}`;
 }
+
+/** What the segment after `<namespace>/_manifests/` or `<namespace>/_uploads/<id>/` names. */
+const MANIFEST_KINDS: Readonly<Record<string, string>> = {
+  revisions: 'revision',
+  tags: 'tag',
+  referrers: 'referrer',
+  tombstones: 'tombstone',
+};
+
+/**
+ * The kind of key a path is, in a few words that stay few whatever the registry holds (`blob`,
+ * `tag_link`, `job_pending`, `upload_writer`…): the `key_kind` of storage spans, which must not carry
+ * repository names or digests. The inverse of `keyFor` in spirit, not in detail: directories above
+ * the links read as the kind of what they hold (`tag`, `revision`), anything else as `other`.
+ */
+export function keyKindOf(path: string): string {
+  const segments = path.split('/');
+  const [first, second, third] = segments;
+  switch (first) {
+    case '_blobs':
+      return 'blob';
+    case '_blob_index':
+      return 'blob_index';
+    case '_jobs':
+      return third === undefined ? 'jobs' : `job_${third}`;
+    case '_lost_and_found':
+      return 'lost_and_found';
+  }
+  const last = segments[segments.length - 1];
+  const marker = segments.findIndex((segment) => segment.startsWith('_'));
+  if (marker === -1) return 'namespace';
+  switch (segments[marker]) {
+    case '_layers':
+      return last === 'link' ? 'layer_link' : 'layer';
+    case '_uploads': {
+      const part = segments[marker + 2];
+      return part === undefined ? 'upload' : `upload_${part}`;
+    }
+    case '_manifests': {
+      const kind = MANIFEST_KINDS[segments[marker + 1] ?? ''] ?? 'manifests';
+      if (kind === 'tombstone') return kind; // its last segment is a tag, which may read `link`
+      if (last === 'link') return `${kind}_link`;
+      return last === 'pulledat' ? 'pulled_at' : kind;
+    }
+  }
+  return second === undefined ? 'namespace' : 'other';
+}

@@ -25,6 +25,12 @@ export {
   skipWithout,
   startOptional,
 } from './optional.js';
+export {
+  decodeExportTraceRequest,
+  type OtlpReceiver,
+  type ReceivedSpan,
+  startOtlpReceiver,
+} from './otlp-receiver.js';
 export { OutputTail } from './output-tail.js';
 export { createTestCa, type Issued, type IssueOptions, type TestCa } from './pki.js';
 export { freePort, freePortRange, portIsFree } from './ports.js';

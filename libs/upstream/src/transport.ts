@@ -10,6 +10,15 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { Writable } from 'node:stream';
 import { rootCertificates } from 'node:tls';
 import type { UpstreamConfig } from '@angos/config';
+import {
+  injectContext,
+  recordFailure,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  tracer,
+  tracingActive,
+} from '@angos/observability';
 import { UpstreamError, UpstreamSetupError } from './errors.js';
 
 /** How long the client waits on an upstream. */
@@ -178,7 +187,51 @@ export class Transport {
     return url.protocol === 'https:' ? this.foreignHttps : this.foreignHttp;
   }
 
+  /**
+   * One request, in a client span of its own when tracing is on (the pull-through fill, a
+   * replication push), with its `traceparent` sent along so the upstream or downstream registry
+   * can continue the trace. The span ends when the response headers arrive: the body streams on.
+   */
   private once(
+    method: string,
+    url: URL,
+    headers: Readonly<Record<string, string>>,
+    signal: AbortSignal | undefined,
+    body?: RequestBody,
+  ): Promise<IncomingMessage> {
+    if (!tracingActive()) return this.sendOnce(method, url, headers, signal, body);
+    return tracer().startActiveSpan(
+      `${method} ${url.host}`,
+      {
+        kind: SpanKind.CLIENT,
+        attributes: {
+          'http.request.method': method,
+          'server.address': url.hostname,
+          'url.full': `${url.origin}${url.pathname}`,
+        },
+      },
+      (span: Span) => {
+        const traced: Record<string, string> = { ...headers };
+        injectContext(traced);
+        return this.sendOnce(method, url, traced, signal, body).then(
+          (response) => {
+            const status = response.statusCode ?? 0;
+            span.setAttribute('http.response.status_code', status);
+            if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+            span.end();
+            return response;
+          },
+          (error: unknown) => {
+            recordFailure(span, error);
+            span.end();
+            throw error;
+          },
+        );
+      },
+    );
+  }
+
+  private sendOnce(
     method: string,
     url: URL,
     headers: Readonly<Record<string, string>>,

@@ -13,6 +13,8 @@ import { createRegistry, type Registry } from '@angos/registry';
 import {
   type BlobBackendOptions,
   type BlobStore,
+  instrumentBlobStore,
+  instrumentMetadataStore,
   type MetadataBackendOptions,
   type MetadataStore,
   type OpenStoresOptions,
@@ -120,20 +122,29 @@ export interface StorageUse {
   readonly cacheLinks?: boolean;
 }
 
-/** The blob and metadata stores the configuration names, opened and checked. */
+/**
+ * The blob and metadata stores the configuration names, opened and checked, and instrumented
+ * (storage metrics, and spans when tracing is on) below the fs link cache: a cached answer is not
+ * a storage operation. (The S3 metadata store's own link cache sits inside it: its hits count.)
+ */
 export async function openStorage(
   config: Config,
-  logger: Logger,
+  deps: { readonly logger: Logger; readonly metrics: Metrics },
   use: StorageUse = {},
 ): Promise<StorageFromConfig> {
+  const { logger, metrics } = deps;
   const options = storesOptions(config);
   const blobSection = config.blob_store.fs ? 'blob_store.fs' : 'blob_store.s3';
   const metadataSection = config.metadata_store.fs ? 'metadata_store.fs' : 'metadata_store.s3';
-  const blobs = await openSection(blobSection, () => openBlobStore(options.blob));
+  const blobs = instrumentBlobStore(
+    await openSection(blobSection, () => openBlobStore(options.blob)),
+    metrics,
+  );
   let metadata: MetadataStore;
   try {
-    metadata = await openSection(metadataSection, () =>
-      openMetadataStore(options.metadata, logger.child('storage')),
+    metadata = instrumentMetadataStore(
+      await openSection(metadataSection, () => openMetadataStore(options.metadata, logger.child('storage'))),
+      metrics,
     );
     if (
       (use.cacheLinks ?? true) &&
@@ -317,7 +328,7 @@ export async function openRegistry(
   use: StorageUse = {},
 ): Promise<{ registry: Registry; storage: StorageFromConfig; locks: LockManager }> {
   const initial = deps.config();
-  const opened = await openStorage(initial, deps.logger, use);
+  const opened = await openStorage(initial, deps, use);
   let locks: LockManager;
   try {
     locks = await createLocks(initial, deps);

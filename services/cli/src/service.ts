@@ -33,6 +33,7 @@ import {
   type TlsReloader,
   watchTlsFiles,
 } from './tls.js';
+import { startTracingFor } from './tracing.js';
 
 export type ServiceKind = 'server' | 'registry-api' | 'gateway' | 'pull-through-cache';
 
@@ -254,7 +255,14 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
   const live = createLiveConfig(config);
   const metrics = createMetrics();
   let accepting = true;
-  const app = await compose(kind, { config: live.get, logger, metrics, accepting: () => accepting }, config);
+  const tracing = await startTracingFor(config, kind, logger);
+  let app: App;
+  try {
+    app = await compose(kind, { config: live.get, logger, metrics, accepting: () => accepting }, config);
+  } catch (error) {
+    await tracing.shutdown();
+    throw error;
+  }
 
   const observed = withObservability(app.handler, { metrics, logger: logger.child('http'), service: kind });
   // While draining, answers say so, letting keep-alive clients move to another instance.
@@ -285,6 +293,7 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
   } catch (error) {
     tlsReloader?.close();
     await app.close?.();
+    await tracing.shutdown();
     throw error;
   }
   logger.info('listening', { service: kind, host: address.host, port: address.port, tls: tls !== undefined });
@@ -307,6 +316,8 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
       // Requests and background jobs wind down together, each within the grace period.
       await Promise.all([drain(server, graceSecs * 1000, logger), app.quiesce?.(graceSecs * 1000)]);
       await app.close?.();
+      // Last: the spans of the requests just drained are exported before the process exits.
+      await tracing.shutdown();
       logger.info('stopped', { service: kind });
     })();
     return closing;

@@ -14,6 +14,7 @@ import { createLiveConfig } from './live-config.js';
 import { openRegistry } from './open-storage.js';
 import { ServedJobQueue } from './served-queue.js';
 import { logWarning } from './service.js';
+import { startTracingFor } from './tracing.js';
 
 /** The port of `/healthz`, `/readyz` and `/metrics` by default: next to the split deployment's 8000 and 8001. */
 export const WORKER_PORT = 8002;
@@ -76,6 +77,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
 
   const live = createLiveConfig(config);
   const metrics = createMetrics();
+  const tracing = await startTracingFor(config, 'worker', logger);
   const jobsLogger = logger.child('angos::jobs');
   const onJobFinished = recordJobFinished(metrics);
   /** The queue of the newest runner: what the gauges count. */
@@ -144,6 +146,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
   } catch (error) {
     await gauges.stop();
     await jobDrain.stop(0);
+    await tracing.shutdown();
     throw error;
   }
   logger.info('worker started', {
@@ -190,6 +193,7 @@ export async function startWorker(options: StartWorkerOptions): Promise<RunningW
       await gauges.stop();
       await jobDrain.stop(graceSecs * 1000);
       await drain(server, HTTP_DRAIN_MS, logger);
+      await tracing.shutdown();
       logger.info('stopped', { service: 'worker' });
     })();
     return closing;

@@ -17,7 +17,7 @@ import {
   type RequestSigner,
   SIGNATURE_HEADER,
 } from '@angos/http';
-import type { Logger } from '@angos/observability';
+import { injectContext, type Logger, TRACE_HEADERS, tracingActive } from '@angos/observability';
 import type { Forwarder } from './forwarder.js';
 import { sendUpstreamUnavailable } from './upstream-error.js';
 
@@ -86,6 +86,14 @@ function requestHeaders(
   // A body of unknown length is re-chunked: Node frames it once the header says so.
   if (req.headers['transfer-encoding'] !== undefined && req.headers['content-length'] === undefined) {
     headers['transfer-encoding'] = 'chunked';
+  }
+  if (tracingActive()) {
+    // registry-api continues the gateway's span, not the client's: the client's trace is already
+    // continued here. Outside the signature on purpose: a trace context grants nothing (a client
+    // chooses its own), and an attacker who could rewrite it on the internal hop could rewrite
+    // the unsigned body too. Without tracing here the client's headers pass through unchanged.
+    for (const name of TRACE_HEADERS) delete headers[name];
+    injectContext(headers);
   }
   const encoded = encodeContext(context);
   headers[CONTEXT_HEADER] = encoded;

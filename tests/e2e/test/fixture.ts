@@ -153,6 +153,8 @@ export interface RegistryOptions {
    * beforeAll hooks declared before `useRegistry`): a pull-through upstream started by one of those.
    */
   readonly config?: () => string;
+  /** More environment for the registry processes (`OTEL_*`). */
+  readonly env?: Readonly<Record<string, string>>;
 }
 
 /**
@@ -177,7 +179,7 @@ export function useRegistry(
     const angos = await startAngos({
       mode,
       config: [storageConfig(deployment, work), options.config?.() ?? ''].join('\n'),
-      env: { RUST_LOG: 'debug' },
+      env: { RUST_LOG: 'debug', ...options.env },
     });
     const env = {
       ...(await containersEnv(join(work, 'containers'), { insecureRegistries: [angos.host] })),

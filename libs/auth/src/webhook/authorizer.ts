@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import type { AuthWebhookConfig } from '@angos/config';
-import type { Logger } from '@angos/observability';
+import { injectContext, inSpan, type Logger, SpanKind, tracingActive } from '@angos/observability';
 import type { AuthCache } from '../cache/types.js';
 import type { Identity } from '../identity.js';
 import type { AuthMetrics } from '../metrics.js';
@@ -110,7 +110,7 @@ export class WebhookAuthorizer {
 
     if (this.credentials !== undefined) headers['authorization'] = this.credentials;
     const started = performance.now();
-    const outcome = await this.call(headers);
+    const outcome = tracingActive() ? await this.tracedCall(headers, request) : await this.call(headers);
     this.deps.metrics.webhookDuration(this.name, (performance.now() - started) / 1000);
 
     if (outcome.kind === 'failed' || !isDecisive(outcome.status)) {
@@ -142,6 +142,22 @@ export class WebhookAuthorizer {
       .update(JSON.stringify([this.name, this.config.url, this.credentials ?? '', context]))
       .digest('hex');
     return `auth:webhook:${digest}`;
+  }
+
+  /** The call in a client span, its `traceparent` sent (after the cache key: it changes per request). */
+  private tracedCall(headers: Record<string, string>, request: AccessRequest): Promise<Outcome> {
+    const attributes = { 'angos.webhook': this.name, 'angos.action': request.action };
+    return inSpan(
+      `authorization webhook ${this.name}`,
+      { kind: SpanKind.CLIENT, attributes },
+      async (span) => {
+        injectContext(headers);
+        const outcome = await this.call(headers);
+        if (outcome.kind === 'status') span.setAttribute('http.response.status_code', outcome.status);
+        else span.setAttribute('error.type', outcome.reason);
+        return outcome;
+      },
+    );
   }
 
   private call(headers: Record<string, string>): Promise<Outcome> {

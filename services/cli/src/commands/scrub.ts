@@ -1,10 +1,11 @@
 import { type Config, loadConfig } from '@angos/config';
-import { createLogger } from '@angos/observability';
+import { createLogger, inSpan, type Logger } from '@angos/observability';
 import type { Argv, CommandModule } from 'yargs';
 import { CliError } from '../errors.js';
 import { holdInstanceLock, InstanceLockRefusal } from '../open-storage.js';
 import { executeScrub, planScrub, SCRUB_FLAG_NAMES } from '../scrub.js';
 import { configHash, handOffScrub, handoffSocketPath } from '../scrub-handoff.js';
+import { startTracingFor } from '../tracing.js';
 import { commandSpec } from './flags.js';
 import type { GlobalOptions } from './global.js';
 import { withFlags } from './yargs-flags.js';
@@ -33,12 +34,25 @@ const SCRUB = commandSpec('scrub');
 /** The processes that take a scrub handed off to them (compose.ts starts the socket in each). */
 const SERVING_HOLDERS = ['angos server', 'angos registry-api', 'angos pull-through-cache'];
 
+/**
+ * The scrub run in a trace of its own when `[observability.tracing]` is configured: its storage and
+ * lock spans nest in one `scrub` span, exported before the command exits.
+ */
 async function runScrub(options: ScrubOptions): Promise<void> {
+  const { config } = await loadConfig(options.config);
+  const logger = createLogger({ filter: process.env['RUST_LOG'] }).child('scrub');
+  const tracing = await startTracingFor(config, 'scrub', logger);
+  try {
+    await inSpan('scrub', { root: true }, () => scrubWith(options, config, logger));
+  } finally {
+    await tracing.shutdown();
+  }
+}
+
+async function scrubWith(options: ScrubOptions, config: Config, logger: Logger): Promise<void> {
   const raw = options as unknown as Record<string, unknown>;
   const flags = Object.fromEntries(SCRUB_FLAG_NAMES.map((name) => [name, raw[name]]));
   const plan = planScrub(flags);
-  const { config } = await loadConfig(options.config);
-  const logger = createLogger({ filter: process.env['RUST_LOG'] }).child('scrub');
   const target = { config, logger, progress: process.stderr };
   // A dry run only reads, and runs beside a server.
   if (plan.dryRun) return executeScrub(plan, target);
