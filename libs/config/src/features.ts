@@ -41,7 +41,6 @@ const NOT_YET_SUPPORTED: readonly FeatureRow[] = [
     feature: 'observability.tracing',
     enabledAt: (c) => when(c.observability.tracing !== undefined, ['observability', 'tracing']),
   },
-  { feature: 'ui', enabledAt: (c) => when(c.ui.enabled, ['ui']) },
 ];
 
 /** The features (rows above) this build does not implement yet, for documentation and tests. */

@@ -87,7 +87,6 @@ enabled = true
       'repository."docker-io".event_webhooks',
       'event_webhook.audit',
       'observability.tracing',
-      'ui',
     ]);
   });
 

@@ -137,7 +137,8 @@ export type Action =
   | 'list-failed-jobs'
   | 'retry-job'
   | 'delete-job'
-  | 'replicate';
+  | 'replicate'
+  | 'ui-asset';
 
 /**
  * Not a route's action: asked of the policy, beside `put-manifest` or `delete-manifest`, when such
@@ -145,6 +146,17 @@ export type Action =
  * write is decided by last-writer-wins and dated by its author); otherwise it is ignored and logged.
  */
 export const REPLICATE_ACTION = 'replicate' satisfies Action;
+
+/**
+ * Not a route of the API: a GET or HEAD of any path outside `/v2/` (and the service endpoints)
+ * when `[ui] enabled = true`, which registry-api answers with the web UI's files. Judged like
+ * every action, so a policy can keep the UI from whom it chooses; what the UI then shows comes
+ * from the API, each request judged by its own action.
+ */
+export const UI_ASSET_ACTION = 'ui-asset' satisfies Action;
+
+/** The methods the web UI's paths allow. */
+export const UI_METHODS: readonly string[] = ['GET', 'HEAD'];
 
 /** The routes that name an endpoint (every kind but `extension`). */
 type EndpointKind = Exclude<RouteKind, 'extension'>;

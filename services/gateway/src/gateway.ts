@@ -34,6 +34,8 @@ import {
   OciError,
   parseRoute,
   type Route,
+  UI_ASSET_ACTION,
+  UI_METHODS,
 } from '@angos/oci';
 import { createHttpForwarder } from './forward-http.js';
 import { type Forwarder, inProcessForwarder } from './forwarder.js';
@@ -97,6 +99,22 @@ function isApiPath(path: string): boolean {
   return path === '/v2' || path.startsWith('/v2/');
 }
 
+/**
+ * A path outside the API with `[ui] enabled`: the web UI's files (`ui-asset`), GET and HEAD only.
+ * With the UI disabled the path is unknown, answered before authentication as it always was.
+ */
+function describeUiRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  config: Config,
+): AccessRequest | OciError {
+  if (!config.ui.enabled) return new OciError('ROUTE_UNKNOWN');
+  const method = req.method ?? '';
+  if (UI_METHODS.includes(method)) return { action: UI_ASSET_ACTION };
+  res.setHeader('allow', UI_METHODS.join(', '));
+  return new OciError('METHOD_NOT_ALLOWED', { method });
+}
+
 function forwarderFor(upstream: Upstream, logger: Logger): Forwarder {
   return upstream.kind === 'in-process'
     ? inProcessForwarder(upstream.handler)
@@ -145,9 +163,10 @@ function describe(
 }
 
 /**
- * The public edge: health and metrics endpoints, then for everything under /v2 authentication
- * (mTLS, OIDC, basic), authorization (global policy, repository policy, webhook) and forwarding
- * to registry-api with what was decided. Clients can never speak the internal trust headers.
+ * The public edge: health and metrics endpoints, then for everything under /v2 (and, with
+ * `[ui] enabled`, the web UI's paths: action `ui-asset`) authentication (mTLS, OIDC, basic),
+ * authorization (global policy, repository policy, webhook) and forwarding to registry-api with
+ * what was decided. Clients can never speak the internal trust headers.
  * Refusals: an anonymous caller gets 401 with a Basic challenge (so clients log in); an
  * authenticated one that is not allowed gets 403 DENIED.
  */
@@ -214,14 +233,15 @@ export function buildGateway(deps: GatewayDeps): Handler {
 
   const api: Handler = async (req, res) => {
     const path = requestPath(req);
-    if (!isApiPath(path)) {
-      sendError(res, new OciError('ROUTE_UNKNOWN'), logger);
-      return;
+    let request: AccessRequest | OciError;
+    if (isApiPath(path)) {
+      res.setHeader(...API_VERSION_HEADER);
+      const query = requestQuery(req);
+      const route = mirroredRoute(req, path, query, parseRoute(path), deps.config());
+      request = describe(req, res, route, query);
+    } else {
+      request = describeUiRequest(req, res, deps.config());
     }
-    res.setHeader(...API_VERSION_HEADER);
-    const query = requestQuery(req);
-    const route = mirroredRoute(req, path, query, parseRoute(path), deps.config());
-    const request = describe(req, res, route, requestQuery(req));
     if (request instanceof OciError) {
       sendError(res, request, logger);
       return;

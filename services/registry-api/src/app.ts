@@ -9,9 +9,10 @@ import {
 } from '@angos/http';
 import type { JobQueue } from '@angos/jobs';
 import type { Logger } from '@angos/observability';
-import { allowedMethods, OciError, parseRoute, type Route } from '@angos/oci';
+import { allowedMethods, OciError, parseRoute, type Route, UI_METHODS } from '@angos/oci';
 import type { Registry } from '@angos/registry';
 import type { ReplicationEvents } from '@angos/replication';
+import { uiAssetsDirectory } from '@angos/ui';
 import { assertNamespace, parseUrl } from './request.js';
 import type { RouteContext } from './route-context.js';
 import { deleteBlob, getBlob } from './routes/blobs.js';
@@ -25,6 +26,7 @@ import {
 import { listCatalog, listReferrers, listTags } from './routes/listings.js';
 import { deleteManifest, getManifest, putManifest } from './routes/manifests.js';
 import { cancelUpload, completeUpload, patchUpload, startUpload, uploadStatus } from './routes/uploads.js';
+import { createUiAssets, type UiAssets } from './ui-assets.js';
 
 /**
  * How registry-api knows a request passed the gateway: in one process the
@@ -45,17 +47,28 @@ export interface RegistryApiDeps {
    * it nothing is replicated (tests, tools).
    */
   replication?: ReplicationEvents | undefined;
+  /** The built web UI served when `[ui] enabled` (default: the `dist/` of @angos/ui). */
+  uiAssetsDirectory?: string | undefined;
+}
+
+function isApiPath(pathname: string): boolean {
+  return pathname === '/v2' || pathname.startsWith('/v2/');
 }
 
 /** The OCI distribution API over the registry core, and the extension API under `/v2/_ext/`. */
 export function buildRegistryApi(deps: RegistryApiDeps): Handler {
   const logger = deps.logger.child('angos::registry_api');
   const vouched = trustCheck(deps.trust);
+  const ui = createUiAssets(deps.uiAssetsDirectory ?? uiAssetsDirectory, logger);
   return async (req: IncomingMessage, res: ServerResponse) => {
     res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
     try {
       const context = vouched(req);
       const { pathname, query } = parseUrl(req.url);
+      if (!isApiPath(pathname)) {
+        await serveUi(deps.config(), req, res, pathname, ui);
+        return;
+      }
       const route = parseRoute(pathname);
       if (!route) throw new OciError('ROUTE_UNKNOWN', { path: pathname.slice(0, 200) });
       const ctx: RouteContext = {
@@ -75,6 +88,25 @@ export function buildRegistryApi(deps: RegistryApiDeps): Handler {
       sendError(res, error, logger);
     }
   };
+}
+
+/**
+ * Paths outside `/v2/` are the web UI's, when it is enabled (`ui-asset`, judged by the gateway):
+ * GET and HEAD only. Disabled, they are unknown, as they were before the UI existed.
+ */
+async function serveUi(
+  config: Config,
+  req: IncomingMessage,
+  res: ServerResponse,
+  pathname: string,
+  ui: UiAssets,
+): Promise<void> {
+  if (!config.ui.enabled) throw new OciError('ROUTE_UNKNOWN', { path: pathname.slice(0, 200) });
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.setHeader('Allow', UI_METHODS.join(', '));
+    throw new OciError('METHOD_NOT_ALLOWED', { method: req.method });
+  }
+  await ui.serve(req, res, pathname);
 }
 
 function trustCheck(trust: Trust): (req: IncomingMessage) => RequestContext {
