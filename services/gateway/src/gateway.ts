@@ -30,6 +30,7 @@ import {
   type Action,
   allowedMethods,
   errorBody,
+  isServedByRegistryApi,
   isValidNamespace,
   OciError,
   parseRoute,
@@ -89,6 +90,16 @@ const WRITE_ACTIONS: ReadonlySet<Action> = new Set<Action>([
   'put-manifest',
   'delete-manifest',
   'delete-blob',
+]);
+
+/**
+ * The listings that span namespaces. registry-api shows only the namespaces the caller may read
+ * (`list-namespaces` judged per namespace, by the same policies through @angos/auth), so it
+ * receives the caller as policies see it.
+ */
+const CROSS_NAMESPACE_LISTINGS: ReadonlySet<Action> = new Set<Action>([
+  'list-namespaces',
+  'list-repositories',
 ]);
 
 const PULL_THROUGH_IS_READ_ONLY = 'a pull-through cache namespace is read-only';
@@ -226,7 +237,8 @@ export function buildGateway(deps: GatewayDeps): Handler {
       sendError(res, request, logger);
       return;
     }
-    const cached = isCached(request.namespace);
+    // The extension API reads the store for every namespace: registry-api answers, never the cache.
+    const cached = route !== undefined && !isServedByRegistryApi(route) && isCached(request.namespace);
     if (cached && WRITE_ACTIONS.has(request.action)) {
       if (hasUnreadBody(req)) res.setHeader('connection', 'close');
       sendError(
@@ -275,6 +287,7 @@ export function buildGateway(deps: GatewayDeps): Handler {
       ...authenticated,
       ...(mountAllowedFrom === undefined ? {} : { mountAllowedFrom }),
       ...(sourceTimestamp === undefined ? {} : { sourceTimestamp }),
+      ...(CROSS_NAMESPACE_LISTINGS.has(request.action) ? { policyIdentity: identity } : {}),
     };
     return cached && forwardToCache !== undefined
       ? forwardToCache(req, res, context)
