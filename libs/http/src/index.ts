@@ -11,6 +11,7 @@ export {
   encodeContext,
   getContext,
   type Identity,
+  type PolicyIdentity,
   InvalidContextError,
   type RequestContext,
   setContext,

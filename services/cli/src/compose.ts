@@ -12,6 +12,7 @@ import type { PullThroughCache } from '@angos/upstream';
 import { startBackgroundGc } from './background-gc.js';
 import { holdInstanceLock, openRegistry, type StorageFromConfig } from './open-storage.js';
 import { type HandoffServer, startHandoffServer } from './scrub-handoff.js';
+import { buildInfo } from './version.js';
 import { type ServerJobs, startServerJobs } from './server-jobs.js';
 
 /**
@@ -112,6 +113,8 @@ function readiness(deps: AppDeps, registry?: Registry): () => Promise<boolean> {
  */
 export async function composeServer(deps: AppDeps): Promise<App> {
   const { registry, storage, jobs, cache } = await createRegistryFromConfig(deps, 'server');
+  // One policy evaluator for the gateway and the extension API's per-namespace filtering.
+  const auth = createAuth({ config: deps.config, logger: deps.logger, metrics: deps.metrics });
   const api = buildRegistryApi({
     registry,
     jobs: jobs.queue,
@@ -119,8 +122,9 @@ export async function composeServer(deps: AppDeps): Promise<App> {
     logger: deps.logger,
     trust: { kind: 'in-process' },
     replication: createReplicationEvents({ config: deps.config, enqueue: jobs.enqueue, logger: deps.logger }),
+    auth,
+    version: buildInfo().version,
   });
-  const auth = createAuth({ config: deps.config, logger: deps.logger, metrics: deps.metrics });
   const handler = buildGateway({
     auth,
     config: deps.config,
@@ -154,6 +158,9 @@ export async function composeServer(deps: AppDeps): Promise<App> {
 /** `angos registry-api`: the OCI API, accepting only requests the gateway vouches for. */
 export async function composeRegistryApi(deps: AppDeps, internalToken: string): Promise<App> {
   const { registry, storage, jobs } = await createRegistryFromConfig(deps, 'registry-api');
+  // The same policies as the gateway's, for the extension API's per-namespace filtering
+  // (docs/extension-api.md): it judges the caller the gateway forwards, never authenticates.
+  const auth = createAuth({ config: deps.config, logger: deps.logger, metrics: deps.metrics });
   const api = buildRegistryApi({
     registry,
     jobs: jobs.queue,
@@ -161,6 +168,8 @@ export async function composeRegistryApi(deps: AppDeps, internalToken: string): 
     logger: deps.logger,
     trust: { kind: 'internal-token', token: internalToken },
     replication: createReplicationEvents({ config: deps.config, enqueue: jobs.enqueue, logger: deps.logger }),
+    auth,
+    version: buildInfo().version,
   });
   return {
     handler: healthHandler(api, {
@@ -169,7 +178,10 @@ export async function composeRegistryApi(deps: AppDeps, internalToken: string): 
       ready: readiness(deps, registry),
     }),
     quiesce: (graceMs) => jobs.stop(graceMs),
-    close: () => storage.close(),
+    async close() {
+      await auth.close();
+      await storage.close();
+    },
   };
 }
 

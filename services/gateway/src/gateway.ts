@@ -30,6 +30,7 @@ import {
   type Action,
   allowedMethods,
   errorBody,
+  isServedByRegistryApi,
   isValidNamespace,
   OciError,
   parseRoute,
@@ -91,6 +92,16 @@ const WRITE_ACTIONS: ReadonlySet<Action> = new Set<Action>([
   'put-manifest',
   'delete-manifest',
   'delete-blob',
+]);
+
+/**
+ * The listings that span namespaces. registry-api shows only the namespaces the caller may read
+ * (`list-namespaces` judged per namespace, by the same policies through @angos/auth), so it
+ * receives the caller as policies see it.
+ */
+const CROSS_NAMESPACE_LISTINGS: ReadonlySet<Action> = new Set<Action>([
+  'list-namespaces',
+  'list-repositories',
 ]);
 
 const PULL_THROUGH_IS_READ_ONLY = 'a pull-through cache namespace is read-only';
@@ -234,10 +245,11 @@ export function buildGateway(deps: GatewayDeps): Handler {
   const api: Handler = async (req, res) => {
     const path = requestPath(req);
     let request: AccessRequest | OciError;
+    let route: Route | undefined;
     if (isApiPath(path)) {
       res.setHeader(...API_VERSION_HEADER);
       const query = requestQuery(req);
-      const route = mirroredRoute(req, path, query, parseRoute(path), deps.config());
+      route = mirroredRoute(req, path, query, parseRoute(path), deps.config());
       request = describe(req, res, route, query);
     } else {
       request = describeUiRequest(req, res, deps.config());
@@ -246,7 +258,8 @@ export function buildGateway(deps: GatewayDeps): Handler {
       sendError(res, request, logger);
       return;
     }
-    const cached = isCached(request.namespace);
+    // The extension API reads the store for every namespace: registry-api answers, never the cache.
+    const cached = route !== undefined && !isServedByRegistryApi(route) && isCached(request.namespace);
     if (cached && WRITE_ACTIONS.has(request.action)) {
       if (hasUnreadBody(req)) res.setHeader('connection', 'close');
       sendError(
@@ -295,6 +308,7 @@ export function buildGateway(deps: GatewayDeps): Handler {
       ...authenticated,
       ...(mountAllowedFrom === undefined ? {} : { mountAllowedFrom }),
       ...(sourceTimestamp === undefined ? {} : { sourceTimestamp }),
+      ...(CROSS_NAMESPACE_LISTINGS.has(request.action) ? { policyIdentity: identity } : {}),
     };
     return cached && forwardToCache !== undefined
       ? forwardToCache(req, res, context)

@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Auth } from '@angos/auth';
 import type { Config } from '@angos/config';
 import {
   createInternalVerifier,
@@ -13,9 +14,19 @@ import { allowedMethods, OciError, parseRoute, type Route, UI_METHODS } from '@a
 import type { Registry } from '@angos/registry';
 import type { ReplicationEvents } from '@angos/replication';
 import { uiAssetsDirectory } from '@angos/ui';
+import { namespaceAccess } from './namespace-access.js';
 import { assertNamespace, parseUrl } from './request.js';
 import type { RouteContext } from './route-context.js';
 import { deleteBlob, getBlob } from './routes/blobs.js';
+import {
+  getRevision,
+  listNamespaceEntries,
+  listRepositories,
+  listRevisions,
+  listTagDetails,
+  listUploads,
+  uiConfig,
+} from './routes/browse.js';
 import {
   deleteFailedJob,
   deletePendingJob,
@@ -47,6 +58,13 @@ export interface RegistryApiDeps {
    * it nothing is replicated (tests, tools).
    */
   replication?: ReplicationEvents | undefined;
+  /**
+   * The access policies (`createAuth` of @angos/auth; in one process the gateway's own): the
+   * extension API's cross-namespace listings show only the namespaces they let the caller read.
+   */
+  auth: Pick<Auth, 'authorize'>;
+  /** The angos version `/v2/_ext/_ui/config` reports. */
+  version: string;
   /** The built web UI served when `[ui] enabled` (default: the `dist/` of @angos/ui). */
   uiAssetsDirectory?: string | undefined;
 }
@@ -71,6 +89,7 @@ export function buildRegistryApi(deps: RegistryApiDeps): Handler {
       }
       const route = parseRoute(pathname);
       if (!route) throw new OciError('ROUTE_UNKNOWN', { path: pathname.slice(0, 200) });
+      let readable: RouteContext['readable'] | undefined;
       const ctx: RouteContext = {
         req,
         res,
@@ -82,6 +101,13 @@ export function buildRegistryApi(deps: RegistryApiDeps): Handler {
         mountAllowedFrom: context.mountAllowedFrom ?? [],
         sourceTimestamp: context.sourceTimestamp,
         replication: deps.replication,
+        identity: context.identity,
+        // Built when a listing first asks: most requests never do.
+        readable: (namespace) => {
+          readable ??= namespaceAccess(deps.auth, req, context);
+          return readable(namespace);
+        },
+        version: deps.version,
       };
       await dispatch(ctx, route, req.method ?? 'GET');
     } catch (error) {
@@ -156,6 +182,20 @@ async function dispatch(ctx: RouteContext, route: Route, method: string): Promis
       return deleteFailedJob(ctx, route.queue, route.id);
     case 'failedJobRetry':
       return retryFailedJob(ctx, route.queue, route.id);
+    case 'uiConfig':
+      return uiConfig(ctx);
+    case 'extRepositories':
+      return listRepositories(ctx);
+    case 'extNamespaces':
+      return listNamespaceEntries(ctx);
+    case 'extTags':
+      return listTagDetails(ctx, route.namespace);
+    case 'extRevisions':
+      return listRevisions(ctx, route.namespace);
+    case 'extManifest':
+      return getRevision(ctx, route.namespace, route.digest);
+    case 'extUploads':
+      return listUploads(ctx, route.namespace);
     case 'extension':
       throw new OciError('ROUTE_UNKNOWN', { path: route.path.slice(0, 200) });
   }

@@ -1,0 +1,223 @@
+import { ALGORITHMS } from '@angos/oci';
+import { keyFor, type MetadataStore } from '@angos/storage';
+import { byCodePoint, mapBounded } from './bounded.js';
+
+/** Whether the caller may see a namespace (the extension API asks its policy). */
+export type Readable = (namespace: string) => Promise<boolean>;
+
+/** A child of a namespace prefix, as `_namespaces` shows it. */
+export interface NamespaceEntry {
+  readonly path: string;
+  readonly name: string;
+  /** It holds tags or revisions itself (and the caller may read it). */
+  readonly isNamespace: boolean;
+  readonly hasChildren: boolean;
+  /** Null for a pure prefix (or one the caller may not read, shown only for what lies below it). */
+  readonly tags: number | null;
+  readonly manifests: number | null;
+  readonly uploads: number | null;
+}
+
+export interface EntryPage {
+  readonly entries: NamespaceEntry[];
+  /** Another page follows (the caller may read something after the last entry). */
+  readonly more: boolean;
+}
+
+/** Store reads in flight for one page. */
+const CONCURRENCY = 16;
+/** Names asked of the store per listing call while filling a page. */
+const SCAN_BATCH = 200;
+/** How long a walk of every namespace (search, repository counts) is served before it is redone. */
+const INDEX_TTL_MS = 10_000;
+
+/** Directory names below a namespace that are its own data, not nested namespaces. */
+function isComponent(name: string): boolean {
+  return !name.startsWith('_') && !name.startsWith('.');
+}
+
+/** What one namespace directory holds: its own data, and whether namespaces nest below it. */
+interface DirectoryFacts {
+  readonly owns: boolean;
+  readonly hasChildren: boolean;
+}
+
+function factsOf(names: readonly string[]): DirectoryFacts {
+  return {
+    owns: names.includes('_manifests') || names.includes('_uploads'),
+    hasChildren: names.some(isComponent),
+  };
+}
+
+/** Counts of a namespace's tags, revisions and upload sessions: one listing each. */
+async function countsOf(metadata: MetadataStore, namespace: string) {
+  const [tags, uploads, ...revisions] = await Promise.all([
+    metadata.list(keyFor({ kind: 'tags', namespace })),
+    metadata.list(keyFor({ kind: 'uploads', namespace })),
+    ...ALGORITHMS.map((algorithm) => metadata.list(keyFor({ kind: 'revisionLinks', namespace, algorithm }))),
+  ]);
+  const manifests = revisions.reduce((sum, names) => sum + names.length, 0);
+  return { tags: tags.length, manifests, uploads: uploads.length };
+}
+
+/**
+ * The namespaces of a store, read by walking its directory tree (one listing per directory), kept
+ * for a few seconds: search and the repository counts need every namespace, and a walk of 10,000
+ * namespaces on S3 is 10,000 listings. A walk older than the TTL is served while the next one runs.
+ */
+export class NamespaceIndex {
+  #paths: readonly string[] | undefined;
+  #takenAt = 0;
+  #walking: Promise<readonly string[]> | undefined;
+
+  constructor(
+    private readonly metadata: MetadataStore,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** Every namespace that holds tags, revisions or uploads, sorted. */
+  async all(): Promise<readonly string[]> {
+    const fresh = this.#paths !== undefined && this.now() - this.#takenAt < INDEX_TTL_MS;
+    if (fresh) return this.#paths!;
+    const walk = this.#refresh();
+    if (this.#paths !== undefined) {
+      walk.catch(() => {}); // served stale meanwhile; the next request retries
+      return this.#paths;
+    }
+    return walk;
+  }
+
+  #refresh(): Promise<readonly string[]> {
+    if (this.#walking === undefined) {
+      const started = this.now();
+      this.#walking = this.#walk()
+        .then((paths) => {
+          this.#paths = paths;
+          this.#takenAt = started;
+          return paths;
+        })
+        .finally(() => {
+          this.#walking = undefined;
+        });
+    }
+    return this.#walking;
+  }
+
+  async #walk(): Promise<string[]> {
+    const found: string[] = [];
+    let level = (await this.metadata.list('')).filter(isComponent);
+    while (level.length > 0) {
+      const next: string[] = [];
+      await mapBounded(level, CONCURRENCY, async (path) => {
+        const names = await this.metadata.list(path);
+        if (factsOf(names).owns) found.push(path);
+        for (const name of names) if (isComponent(name)) next.push(`${path}/${name}`);
+      });
+      level = next;
+    }
+    return found.sort(byCodePoint);
+  }
+}
+
+export class NamespaceBrowser {
+  readonly index: NamespaceIndex;
+
+  constructor(private readonly metadata: MetadataStore) {
+    this.index = new NamespaceIndex(metadata);
+  }
+
+  /**
+   * The direct children of `parent` ('' for the root), sorted by name, after the entry whose path
+   * is `last`, at most `limit`. A child is shown when the caller may read it, or anything below it
+   * (then as a prefix, without counts). Reads the store per page, not the whole tree: one listing of
+   * the parent per `SCAN_BATCH` names, and a few listings per child.
+   */
+  async children(
+    parent: string,
+    options: { limit: number; last?: string | undefined; readable: Readable },
+  ): Promise<EntryPage> {
+    const { limit, readable } = options;
+    let after =
+      options.last === undefined ? undefined : options.last.slice(options.last.lastIndexOf('/') + 1);
+    const entries: NamespaceEntry[] = [];
+    // One more than asked, to know whether a next page exists.
+    while (entries.length <= limit) {
+      const names = await this.metadata.listPage(parent, { after, limit: SCAN_BATCH });
+      const candidates = names.filter(isComponent);
+      // Entries of a batch are computed in parallel, a window at a time, so a page stops early.
+      let start = 0;
+      while (start < candidates.length && entries.length <= limit) {
+        const size = Math.max(limit + 1 - entries.length, CONCURRENCY);
+        const window = candidates.slice(start, start + size);
+        start += size;
+        const computed = await mapBounded(window, CONCURRENCY, (name) =>
+          this.#entry(parent === '' ? name : `${parent}/${name}`, name, readable),
+        );
+        for (const entry of computed) if (entry !== undefined && entries.length <= limit) entries.push(entry);
+      }
+      if (names.length < SCAN_BATCH) break;
+      after = names.at(-1);
+    }
+    return { entries: entries.slice(0, limit), more: entries.length > limit };
+  }
+
+  /**
+   * Namespaces whose path contains `query` (case-insensitive) that the caller may read, sorted,
+   * after `last`, at most `limit`.
+   */
+  async search(
+    query: string,
+    options: { limit: number; last?: string | undefined; readable: Readable },
+  ): Promise<EntryPage> {
+    const needle = query.toLowerCase();
+    const last = options.last;
+    const matches = (await this.index.all()).filter(
+      (path) => path.includes(needle) && (last === undefined || path > last),
+    );
+    const entries: NamespaceEntry[] = [];
+    for (let start = 0; start < matches.length && entries.length <= options.limit; start += CONCURRENCY) {
+      const window = matches.slice(start, start + CONCURRENCY);
+      const computed = await mapBounded(window, CONCURRENCY, (path) =>
+        this.#entry(path, path.slice(path.lastIndexOf('/') + 1), options.readable, false),
+      );
+      for (const entry of computed) {
+        if (entry !== undefined && entry.tags !== null && entries.length <= options.limit)
+          entries.push(entry);
+      }
+    }
+    return { entries: entries.slice(0, options.limit), more: entries.length > options.limit };
+  }
+
+  /** The entry of one directory, or undefined when the caller may see nothing of it. */
+  async #entry(
+    path: string,
+    name: string,
+    readable: Readable,
+    prefixes = true,
+  ): Promise<NamespaceEntry | undefined> {
+    const facts = factsOf(await this.metadata.list(path));
+    if (facts.owns && (await readable(path))) {
+      const counts = await countsOf(this.metadata, path);
+      return {
+        path,
+        name,
+        isNamespace: counts.tags > 0 || counts.manifests > 0,
+        hasChildren: facts.hasChildren,
+        ...counts,
+      };
+    }
+    if (!prefixes || !facts.hasChildren || !(await this.#readableBelow(path, readable))) return undefined;
+    return { path, name, isNamespace: false, hasChildren: true, tags: null, manifests: null, uploads: null };
+  }
+
+  /** Whether the caller may read some namespace below `prefix`: depth first, stopping at the first. */
+  async #readableBelow(prefix: string, readable: Readable): Promise<boolean> {
+    for (const name of (await this.metadata.list(prefix)).filter(isComponent)) {
+      const path = `${prefix}/${name}`;
+      const facts = factsOf(await this.metadata.list(path));
+      if (facts.owns && (await readable(path))) return true;
+      if (facts.hasChildren && (await this.#readableBelow(path, readable))) return true;
+    }
+    return false;
+  }
+}
