@@ -3,6 +3,7 @@ import {
   formatPlatform,
   formatSize,
   manifestKind,
+  plural,
   pullCommands,
   referrerKind,
   shortDigest,
@@ -54,5 +55,7 @@ describe('small formats', () => {
     expect(shortDigest('sha256:abc')).toBe('sha256:abc');
     expect(formatPlatform({ os: 'linux', architecture: 'arm', variant: 'v7' })).toBe('linux/arm/v7');
     expect(formatPlatform(undefined)).toBe('—');
+    expect(plural(1, 'tag')).toBe('1 tag');
+    expect(plural(10000, 'tag')).toBe('10,000 tags');
   });
 });

@@ -76,3 +76,8 @@ export function pullCommands(host: string, namespace: string, reference: string)
     crane: `crane pull ${image} ${namespace.split('/').pop() ?? 'image'}.tar`,
   };
 }
+
+/** `1 tag`, `2 tags`. */
+export function plural(count: number, noun: string): string {
+  return `${count.toLocaleString('en')} ${noun}${count === 1 ? '' : 's'}`;
+}
