@@ -26,6 +26,7 @@ import { totalRss } from './rss.js';
 import { type Scenario, scenarios, scratchDir, warmUp } from './scenarios.js';
 import { median } from './stats.js';
 import { SUBJECT_NAMES, type Subject, type SubjectName, startSubject } from './subjects.js';
+import { benchWebUi, WEB_UI_SCENARIO, type WebUiFigures, webUiTable } from './web-ui.js';
 
 type S3Endpoint = Omit<S3TestServer, 'stop'>;
 
@@ -146,6 +147,7 @@ async function main(): Promise<void> {
       jobs: { type: 'string' },
       'job-drain-limit': { type: 'string', default: '600' },
       'cache-clients': { type: 'string', default: '10' },
+      'web-ui-loads': { type: 'string', default: '20' },
     },
   });
   const quick = values.quick ?? false;
@@ -184,6 +186,8 @@ async function main(): Promise<void> {
   const pullThroughScenario = only === undefined || PULL_THROUGH_SCENARIO.includes(only);
   const cacheSubjects = subjects.filter((name) => PULL_THROUGH_SUBJECTS.includes(name));
   const cacheClients = Number(values['cache-clients']);
+  // The web UI is measured in headless Chromium against a registry seeded for it.
+  const webUiScenario = only === undefined || WEB_UI_SCENARIO.includes(only);
   if (list.length > 0) {
     for (const tool of ['wrk', 'ab', 'skopeo']) {
       if (!available(tool)) throw new Error(`${tool} is required: apt-get install ${tool}`);
@@ -198,6 +202,7 @@ async function main(): Promise<void> {
   const figures: Figures = { rounds: {}, memory: {} };
   const jobFigures: JobQueueFigures[] = [];
   let cacheFigures: PullThroughFigures[] = [];
+  let webUiFigures: WebUiFigures | undefined;
   try {
     if (list.length > 0) {
       for (const name of subjects) {
@@ -234,6 +239,26 @@ async function main(): Promise<void> {
         jobFigures.push(await benchJobQueue('s3', jobOptions, await s3()));
       else process.stderr.write('radosgw is not installed (see scripts/bench.sh): job queue on fs only\n');
     }
+    if (webUiScenario) {
+      const chromiumPath = process.env['ANGOS_CHROMIUM'] ?? '/usr/bin/chromium';
+      if (!available(chromiumPath)) {
+        process.stderr.write(
+          `${chromiumPath} is not installed (apt-get install chromium): skipping the web ui\n`,
+        );
+      } else {
+        const namespaces = quick ? 1000 : 10_000;
+        process.stderr.write(`${WEB_UI_SCENARIO}: ${namespaces} namespaces × 10 tags\n`);
+        webUiFigures = await benchWebUi({
+          namespaces,
+          tagsPerNamespace: 10,
+          largeNamespaceTags: quick ? 1000 : 10_000,
+          loads: Number(values['web-ui-loads']),
+          workDir,
+          chromium: chromiumPath,
+          log: (line) => process.stderr.write(`${line}\n`),
+        });
+      }
+    }
   } finally {
     await rm(workDir, { recursive: true, force: true });
     await (await s3Server?.catch(() => undefined))?.stop();
@@ -252,6 +277,7 @@ async function main(): Promise<void> {
           `Job queue (libs/jobs in-process, one runner, pool of 4, memory lock, 1 s poll): enqueue and drain ${jobCount} no-op jobs; one pending-gauge refresh at that depth.\n\n${jobQueueTable(jobFigures)}`,
         ]
       : []),
+    ...(webUiFigures !== undefined ? [webUiSection(webUiFigures)] : []),
   ];
   const text = `Benchmark ${date} on ${machine}; ${rounds} rounds, medians${quick ? ' (quick sizes)' : ''}.\n\n${sections.join('\n\n')}\n`;
   process.stdout.write(`${text}\n`);
@@ -260,12 +286,32 @@ async function main(): Promise<void> {
   await writeFile(
     join(results, `${date.replace(/[:.]/g, '-')}.json`),
     JSON.stringify(
-      { date, machine, rounds, quick, figures, pullThrough: cacheFigures, jobQueue: jobFigures },
+      {
+        date,
+        machine,
+        rounds,
+        quick,
+        figures,
+        pullThrough: cacheFigures,
+        jobQueue: jobFigures,
+        webUi: webUiFigures,
+      },
       null,
       2,
     ),
   );
   await writeFile(join(results, 'latest.md'), text);
+  // The web UI's figures also on their own, so that a run of that scenario alone keeps them.
+  if (webUiFigures !== undefined) {
+    await writeFile(
+      join(results, 'web-ui.md'),
+      `Benchmark ${date} on ${machine}.\n\n${webUiSection(webUiFigures)}\n`,
+    );
+  }
+}
+
+function webUiSection(figures: WebUiFigures): string {
+  return `Web UI (\`angos server\`, fs, \`[ui] enabled\`, headless Debian Chromium, anonymous access): ${figures.namespaces.toLocaleString('en')} namespaces holding ${figures.tags.toLocaleString('en')} tags, seeded straight into the store in ${figures.seedSeconds.toFixed(0)} s. First meaningful paint of each page (navigation start to the first frame showing its data), the first load apart, then p50 and p95 over ${figures.loads} more loads of the same deep link (assets cached, as a user's browser has them). The bundle as registry-api serves it.\n\n${webUiTable(figures)}`;
 }
 
 main().catch((error: unknown) => {
