@@ -92,7 +92,8 @@ function pagesToLoad(
 }
 
 /**
- * Run before any script of the page (this package has no DOM types, hence a string): watch every
+ * Run before any script of the page (injected by the browser, so the page's CSP does not apply;
+ * a string because this package has no DOM types): watch every
  * frame for `selector` and keep the time of the first frame that has it; performance.now() counts
  * from the navigation's start.
  */
@@ -114,7 +115,10 @@ async function firstPaint(page: Page, url: string): Promise<{ ms: number; apiReq
   page.on('request', count);
   try {
     await page.goto(url);
-    const handle = await page.waitForFunction('window.__paint', null, { timeout: 30_000 });
+    // A function, not a string: the page's Content-Security-Policy forbids evaluating strings.
+    const handle = await page.waitForFunction(() => (globalThis as { __paint?: number }).__paint, null, {
+      timeout: 30_000,
+    });
     const ms = Number(await handle.jsonValue());
     // Settle: a request the page makes after its data is painted still counts.
     await page.waitForLoadState('networkidle');

@@ -30,6 +30,8 @@ rules = [
   "identity.username == 'bob' && !(has(request.namespace) && request.namespace.startsWith('secret'))",
 ]
 
+[repository."team"]
+
 [ui]
 enabled = true
 name = "Angos e2e"
@@ -95,6 +97,7 @@ describe.skipIf(skipWithoutClients('chromium')).each(MODES)('web UI against ango
   it('shows the namespace tree, expands a prefix lazily, opens a namespace', async () => {
     await page.goto(`${angos.url}/`);
     await expect.poll(() => page.title()).toBe('Angos e2e');
+    await page.getByTestId('repositories').getByText('team', { exact: true }).waitFor();
     await page.getByRole('button', { name: 'Expand team' }).click();
     await page.getByRole('link', { name: 'app', exact: true }).waitFor();
     await page.getByRole('button', { name: 'Expand secret' }).waitFor();

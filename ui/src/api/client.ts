@@ -5,6 +5,7 @@ import type {
   ManifestDetail,
   NamespaceEntry,
   Page,
+  RepositoryEntry,
   Revision,
   SortOrder,
   TagDetail,
@@ -104,6 +105,14 @@ export class ApiClient {
 
   async config(): Promise<UiConfig> {
     return (await this.#get<UiConfig>('/v2/_ext/_ui/config')).body;
+  }
+
+  /** The configured repositories (`[repository."<name>"]`) the caller may see. */
+  async repositories(page: PageRequest = {}): Promise<Page<RepositoryEntry>> {
+    const { body, next } = await this.#get<{ repositories: RepositoryEntry[] }>(
+      `/v2/_ext/_repositories${query({ n: page.n, last: page.last })}`,
+    );
+    return { items: body.repositories, next };
   }
 
   /** Direct children of `parent` ("" = the root). */

@@ -9,6 +9,15 @@ export interface UiConfig {
   readonly username: string | null;
 }
 
+/** A configured `[repository."<name>"]`. */
+export interface RepositoryEntry {
+  readonly name: string;
+  readonly namespaces: number;
+  readonly is_pull_through: boolean;
+  readonly immutable_tags: boolean;
+  readonly downstreams: readonly string[];
+}
+
 export interface NamespaceEntry {
   readonly path: string;
   readonly name: string;
