@@ -174,17 +174,16 @@ export class NamespaceBrowser {
     const matches = (await this.index.all()).filter(
       (path) => path.includes(needle) && (last === undefined || path > last),
     );
-    const entries: NamespaceEntry[] = [];
-    for (let start = 0; start < matches.length && entries.length <= options.limit; start += CONCURRENCY) {
-      const window = matches.slice(start, start + CONCURRENCY);
-      const computed = await mapBounded(window, CONCURRENCY, (path) =>
-        this.#entry(path, path.slice(path.lastIndexOf('/') + 1), options.readable, false),
-      );
-      for (const entry of computed) {
-        if (entry !== undefined && entry.tags !== null && entries.length <= options.limit)
-          entries.push(entry);
-      }
+    // The policy first (no store read), then the store for the page's entries only.
+    const visible: string[] = [];
+    for (const path of matches) {
+      if (visible.length > options.limit) break;
+      if (await options.readable(path)) visible.push(path);
     }
+    const computed = await mapBounded(visible, CONCURRENCY, (path) =>
+      this.#entry(path, path.slice(path.lastIndexOf('/') + 1), async () => true, false),
+    );
+    const entries = computed.filter((entry): entry is NamespaceEntry => entry !== undefined);
     return { entries: entries.slice(0, options.limit), more: entries.length > options.limit };
   }
 
