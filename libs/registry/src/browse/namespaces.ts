@@ -28,8 +28,11 @@ export interface EntryPage {
 const CONCURRENCY = 16;
 /** Names asked of the store per listing call while filling a page. */
 const SCAN_BATCH = 200;
-/** How long a walk of every namespace (search, repository counts) is served before it is redone. */
-const INDEX_TTL_MS = 10_000;
+/**
+ * How long a walk of every namespace (search, repository counts) is served before it is redone: on
+ * S3 a walk is one listing per namespace, so a UI searching all day costs one walk a minute.
+ */
+const INDEX_TTL_MS = 60_000;
 
 /** Directory names below a namespace that are its own data, not nested namespaces. */
 function isComponent(name: string): boolean {
@@ -62,7 +65,7 @@ async function countsOf(metadata: MetadataStore, namespace: string) {
 
 /**
  * The namespaces of a store, read by walking its directory tree (one listing per directory), kept
- * for a few seconds: search and the repository counts need every namespace, and a walk of 10,000
+ * for a minute: search and the repository counts need every namespace, and a walk of 10,000
  * namespaces on S3 is 10,000 listings. A walk older than the TTL is served while the next one runs.
  */
 export class NamespaceIndex {
