@@ -11,8 +11,8 @@ export {
   encodeContext,
   getContext,
   type Identity,
-  type PolicyIdentity,
   InvalidContextError,
+  type PolicyIdentity,
   type RequestContext,
   setContext,
 } from './context.js';

@@ -12,8 +12,8 @@ import type { PullThroughCache } from '@angos/upstream';
 import { startBackgroundGc } from './background-gc.js';
 import { holdInstanceLock, openRegistry, type StorageFromConfig } from './open-storage.js';
 import { type HandoffServer, startHandoffServer } from './scrub-handoff.js';
-import { buildInfo } from './version.js';
 import { type ServerJobs, startServerJobs } from './server-jobs.js';
+import { buildInfo } from './version.js';
 
 /**
  * Builds the application of each command from the configuration. No listening, and no I/O beyond

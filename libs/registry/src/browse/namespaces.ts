@@ -28,8 +28,11 @@ export interface EntryPage {
 const CONCURRENCY = 16;
 /** Names asked of the store per listing call while filling a page. */
 const SCAN_BATCH = 200;
-/** How long a walk of every namespace (search, repository counts) is served before it is redone. */
-const INDEX_TTL_MS = 10_000;
+/**
+ * How long a walk of every namespace (search, repository counts) is served before it is redone: on
+ * S3 a walk is one listing per namespace, so a UI searching all day costs one walk a minute.
+ */
+const INDEX_TTL_MS = 60_000;
 
 /** Directory names below a namespace that are its own data, not nested namespaces. */
 function isComponent(name: string): boolean {
@@ -62,7 +65,7 @@ async function countsOf(metadata: MetadataStore, namespace: string) {
 
 /**
  * The namespaces of a store, read by walking its directory tree (one listing per directory), kept
- * for a few seconds: search and the repository counts need every namespace, and a walk of 10,000
+ * for a minute: search and the repository counts need every namespace, and a walk of 10,000
  * namespaces on S3 is 10,000 listings. A walk older than the TTL is served while the next one runs.
  */
 export class NamespaceIndex {
@@ -174,17 +177,16 @@ export class NamespaceBrowser {
     const matches = (await this.index.all()).filter(
       (path) => path.includes(needle) && (last === undefined || path > last),
     );
-    const entries: NamespaceEntry[] = [];
-    for (let start = 0; start < matches.length && entries.length <= options.limit; start += CONCURRENCY) {
-      const window = matches.slice(start, start + CONCURRENCY);
-      const computed = await mapBounded(window, CONCURRENCY, (path) =>
-        this.#entry(path, path.slice(path.lastIndexOf('/') + 1), options.readable, false),
-      );
-      for (const entry of computed) {
-        if (entry !== undefined && entry.tags !== null && entries.length <= options.limit)
-          entries.push(entry);
-      }
+    // The policy first (no store read), then the store for the page's entries only.
+    const visible: string[] = [];
+    for (const path of matches) {
+      if (visible.length > options.limit) break;
+      if (await options.readable(path)) visible.push(path);
     }
+    const computed = await mapBounded(visible, CONCURRENCY, (path) =>
+      this.#entry(path, path.slice(path.lastIndexOf('/') + 1), async () => true, false),
+    );
+    const entries = computed.filter((entry): entry is NamespaceEntry => entry !== undefined);
     return { entries: entries.slice(0, options.limit), more: entries.length > options.limit };
   }
 
