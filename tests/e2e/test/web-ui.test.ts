@@ -109,6 +109,10 @@ describe.skipIf(skipWithoutClients('chromium')).each(MODES)('web UI against ango
     await tags.getByRole('link', { name: 'v2' }).waitFor();
     expect(await tags.textContent()).toContain('linux/amd64, linux/arm64');
     await shot('namespace');
+    await page.getByRole('link', { name: 'Revisions' }).click();
+    await page.waitForURL(/\/n\/team\/app\?tab=revisions$/);
+    await page.getByTestId('revisions').getByText('signature', { exact: true }).waitFor();
+    await shot('revisions');
   });
 
   it('shows a multi-platform index with its platforms, signature and SBOM, and survives a reload', async () => {
@@ -148,8 +152,14 @@ describe.skipIf(skipWithoutClients('chromium')).each(MODES)('web UI against ango
     await dialog.waitFor({ state: 'hidden' });
     expect((await client.tags('team/app')).tags).toContain('v2');
 
+    // The dialog opens on Cancel, the safe choice; Tab moves to the delete button, Enter presses it.
     await page.getByRole('button', { name: 'Delete tag v2' }).click();
-    await dialog.getByRole('button', { name: 'Delete tag' }).click();
+    await dialog.waitFor();
+    expect(
+      await dialog.getByRole('button', { name: 'Cancel' }).evaluate((button) => button.matches(':focus')),
+    ).toBe(true);
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Enter');
     await dialog.waitFor({ state: 'hidden' });
     await page.getByTestId('tags').getByRole('link', { name: 'v2' }).waitFor({ state: 'detached' });
     expect((await client.tags('team/app')).tags).toEqual(['v1']);
