@@ -41,26 +41,55 @@ function isComponent(name: string): boolean {
 
 /** What one namespace directory holds: its own data, and whether namespaces nest below it. */
 interface DirectoryFacts {
+  /** Its listing: the names below it. */
+  readonly names: readonly string[];
+  readonly hasManifests: boolean;
+  readonly hasUploads: boolean;
   readonly owns: boolean;
   readonly hasChildren: boolean;
 }
 
 function factsOf(names: readonly string[]): DirectoryFacts {
+  const hasManifests = names.includes('_manifests');
+  const hasUploads = names.includes('_uploads');
   return {
-    owns: names.includes('_manifests') || names.includes('_uploads'),
+    names,
+    hasManifests,
+    hasUploads,
+    owns: hasManifests || hasUploads,
     hasChildren: names.some(isComponent),
   };
 }
 
-/** Counts of a namespace's tags, revisions and upload sessions: one listing each. */
-async function countsOf(metadata: MetadataStore, namespace: string) {
+const NONE: readonly string[] = [];
+
+/**
+ * Counts of a namespace's tags, revisions and upload sessions: one listing each, skipped for the
+ * directories its own listing shows absent (on S3 every listing is a request).
+ */
+async function countsOf(metadata: MetadataStore, namespace: string, facts: DirectoryFacts) {
+  const listIf = (present: boolean, path: string) => (present ? metadata.list(path) : Promise.resolve(NONE));
   const [tags, uploads, ...revisions] = await Promise.all([
-    metadata.list(keyFor({ kind: 'tags', namespace })),
-    metadata.list(keyFor({ kind: 'uploads', namespace })),
-    ...ALGORITHMS.map((algorithm) => metadata.list(keyFor({ kind: 'revisionLinks', namespace, algorithm }))),
+    listIf(facts.hasManifests, keyFor({ kind: 'tags', namespace })),
+    listIf(facts.hasUploads, keyFor({ kind: 'uploads', namespace })),
+    ...ALGORITHMS.map((algorithm) =>
+      listIf(facts.hasManifests, keyFor({ kind: 'revisionLinks', namespace, algorithm })),
+    ),
   ]);
   const manifests = revisions.reduce((sum, names) => sum + names.length, 0);
   return { tags: tags.length, manifests, uploads: uploads.length };
+}
+
+/** The index of the first path in `sorted` that is not below `prefix` in order (binary search). */
+function lowerBound(sorted: readonly string[], value: string): number {
+  let low = 0;
+  let high = sorted.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (sorted[middle]! < value) low = middle + 1;
+    else high = middle;
+  }
+  return low;
 }
 
 /**
@@ -88,6 +117,11 @@ export class NamespaceIndex {
       return this.#paths;
     }
     return walk;
+  }
+
+  /** The last walk when it is younger than the TTL (no walk is started); undefined otherwise. */
+  fresh(): readonly string[] | undefined {
+    return this.#paths !== undefined && this.now() - this.#takenAt < INDEX_TTL_MS ? this.#paths : undefined;
   }
 
   #refresh(): Promise<readonly string[]> {
@@ -199,7 +233,7 @@ export class NamespaceBrowser {
   ): Promise<NamespaceEntry | undefined> {
     const facts = factsOf(await this.metadata.list(path));
     if (facts.owns && (await readable(path))) {
-      const counts = await countsOf(this.metadata, path);
+      const counts = await countsOf(this.metadata, path, facts);
       return {
         path,
         name,
@@ -208,17 +242,30 @@ export class NamespaceBrowser {
         ...counts,
       };
     }
-    if (!prefixes || !facts.hasChildren || !(await this.#readableBelow(path, readable))) return undefined;
+    if (!prefixes || !facts.hasChildren || !(await this.#readableBelow(path, facts.names, readable)))
+      return undefined;
     return { path, name, isNamespace: false, hasChildren: true, tags: null, manifests: null, uploads: null };
   }
 
-  /** Whether the caller may read some namespace below `prefix`: depth first, stopping at the first. */
-  async #readableBelow(prefix: string, readable: Readable): Promise<boolean> {
-    for (const name of (await this.metadata.list(prefix)).filter(isComponent)) {
+  /**
+   * Whether the caller may read some namespace below `prefix` (whose listing is `names`). From the
+   * last walk of every namespace when it is fresh (no store read: the policy alone), otherwise
+   * depth first through the store, stopping at the first.
+   */
+  async #readableBelow(prefix: string, names: readonly string[], readable: Readable): Promise<boolean> {
+    const walked = this.index.fresh();
+    if (walked !== undefined) {
+      const below = `${prefix}/`;
+      for (let i = lowerBound(walked, below); i < walked.length && walked[i]!.startsWith(below); i++) {
+        if (await readable(walked[i]!)) return true;
+      }
+      return false;
+    }
+    for (const name of names.filter(isComponent)) {
       const path = `${prefix}/${name}`;
       const facts = factsOf(await this.metadata.list(path));
       if (facts.owns && (await readable(path))) return true;
-      if (facts.hasChildren && (await this.#readableBelow(path, readable))) return true;
+      if (facts.hasChildren && (await this.#readableBelow(path, facts.names, readable))) return true;
     }
     return false;
   }
