@@ -41,24 +41,42 @@ function isComponent(name: string): boolean {
 
 /** What one namespace directory holds: its own data, and whether namespaces nest below it. */
 interface DirectoryFacts {
-  /** Its listing: the names below it. */
+  /** The first names below it (all of them when `complete`). */
   readonly names: readonly string[];
+  readonly complete: boolean;
   readonly hasManifests: boolean;
   readonly hasUploads: boolean;
   readonly owns: boolean;
   readonly hasChildren: boolean;
 }
 
-function factsOf(names: readonly string[]): DirectoryFacts {
+function factsOf(names: readonly string[], complete = true): DirectoryFacts {
   const hasManifests = names.includes('_manifests');
   const hasUploads = names.includes('_uploads');
   return {
     names,
+    complete,
     hasManifests,
     hasUploads,
     owns: hasManifests || hasUploads,
     hasChildren: names.some(isComponent),
   };
+}
+
+/** Names read first of a directory: its own `_` entries and a first child fit in most. */
+const FACTS_PAGE = 8;
+
+/**
+ * The facts of a directory from the first names of its listing when they settle them, else from
+ * all of it. Names sort `0-9` < `_layers` < `_manifests` < `_uploads` < `a-z`, so a first page that
+ * ends past `_uploads` has shown both of the namespace's own directories and a child. On S3 a short
+ * page is a cheap request even where thousands of keys lie below (a prefix of many namespaces).
+ */
+async function directoryFacts(metadata: MetadataStore, path: string): Promise<DirectoryFacts> {
+  const first = await metadata.listPage(path, { limit: FACTS_PAGE });
+  if (first.length < FACTS_PAGE) return factsOf(first);
+  if (first.at(-1)! > '_uploads') return factsOf(first, false);
+  return factsOf(await metadata.list(path));
 }
 
 const NONE: readonly string[] = [];
@@ -231,7 +249,7 @@ export class NamespaceBrowser {
     readable: Readable,
     prefixes = true,
   ): Promise<NamespaceEntry | undefined> {
-    const facts = factsOf(await this.metadata.list(path));
+    const facts = await directoryFacts(this.metadata, path);
     if (facts.owns && (await readable(path))) {
       const counts = await countsOf(this.metadata, path, facts);
       return {
@@ -242,17 +260,17 @@ export class NamespaceBrowser {
         ...counts,
       };
     }
-    if (!prefixes || !facts.hasChildren || !(await this.#readableBelow(path, facts.names, readable)))
+    if (!prefixes || !facts.hasChildren || !(await this.#readableBelow(path, facts, readable)))
       return undefined;
     return { path, name, isNamespace: false, hasChildren: true, tags: null, manifests: null, uploads: null };
   }
 
   /**
-   * Whether the caller may read some namespace below `prefix` (whose listing is `names`). From the
+   * Whether the caller may read some namespace below `prefix` (whose facts are `facts`). From the
    * last walk of every namespace when it is fresh (no store read: the policy alone), otherwise
    * depth first through the store, stopping at the first.
    */
-  async #readableBelow(prefix: string, names: readonly string[], readable: Readable): Promise<boolean> {
+  async #readableBelow(prefix: string, facts: DirectoryFacts, readable: Readable): Promise<boolean> {
     const walked = this.index.fresh();
     if (walked !== undefined) {
       const below = `${prefix}/`;
@@ -261,11 +279,20 @@ export class NamespaceBrowser {
       }
       return false;
     }
+    const seen = await this.#readableAmong(prefix, facts.names, readable);
+    if (seen || facts.complete) return seen;
+    const last = facts.names.at(-1)!;
+    const rest = (await this.metadata.list(prefix)).filter((name) => name > last);
+    return this.#readableAmong(prefix, rest, readable);
+  }
+
+  /** Whether the caller may read a namespace at or below one of `names` under `prefix`, depth first. */
+  async #readableAmong(prefix: string, names: readonly string[], readable: Readable): Promise<boolean> {
     for (const name of names.filter(isComponent)) {
       const path = `${prefix}/${name}`;
-      const facts = factsOf(await this.metadata.list(path));
+      const facts = await directoryFacts(this.metadata, path);
       if (facts.owns && (await readable(path))) return true;
-      if (facts.hasChildren && (await this.#readableBelow(path, facts.names, readable))) return true;
+      if (facts.hasChildren && (await this.#readableBelow(path, facts, readable))) return true;
     }
     return false;
   }
