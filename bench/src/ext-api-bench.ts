@@ -127,6 +127,10 @@ async function main(): Promise<void> {
       label: `tags of ${LARGE_NAMESPACE} (${largeTags} tags, n=100, sort=pushed)`,
       path: `/v2/_ext/${LARGE_NAMESPACE}/_tags?sort=pushed&order=desc`,
     },
+    {
+      label: `revisions of ${LARGE_NAMESPACE} (reads every tag)`,
+      path: `/v2/_ext/${LARGE_NAMESPACE}/_revisions`,
+    },
   ];
 
   const lines = [

@@ -189,15 +189,18 @@ export class Browser {
       page = after.slice(0, limit);
     }
     const items = await mapBounded(page, CONCURRENCY, async ({ name, link }) => {
-      const revision = await this.#revision(namespace, link.digest);
-      const [summary, lastPulledAt] = await Promise.all([
-        this.#summary(link.digest, revision),
+      // A summary known by digest needs no revision link (one store read less per tag); the link
+      // is read only when the manifest's bytes do not tell its media type.
+      const [known, lastPulledAt] = await Promise.all([
+        this.#summaries.get(link.digest),
         this.#pulledAt(namespace, link.digest),
       ]);
+      const summary =
+        known ?? (await this.#summary(link.digest, await this.#revision(namespace, link.digest)));
       return {
         name,
         digest: formatDigest(link.digest),
-        mediaType: revision?.mediaType ?? summary.mediaType,
+        mediaType: summary.mediaType,
         artifactType: summary.artifactType,
         size: summary.size,
         platforms: summary.platforms,

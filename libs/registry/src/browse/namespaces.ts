@@ -41,26 +41,73 @@ function isComponent(name: string): boolean {
 
 /** What one namespace directory holds: its own data, and whether namespaces nest below it. */
 interface DirectoryFacts {
+  /** The first names below it (all of them when `complete`). */
+  readonly names: readonly string[];
+  readonly complete: boolean;
+  readonly hasManifests: boolean;
+  readonly hasUploads: boolean;
   readonly owns: boolean;
   readonly hasChildren: boolean;
 }
 
-function factsOf(names: readonly string[]): DirectoryFacts {
+function factsOf(names: readonly string[], complete = true): DirectoryFacts {
+  const hasManifests = names.includes('_manifests');
+  const hasUploads = names.includes('_uploads');
   return {
-    owns: names.includes('_manifests') || names.includes('_uploads'),
+    names,
+    complete,
+    hasManifests,
+    hasUploads,
+    owns: hasManifests || hasUploads,
     hasChildren: names.some(isComponent),
   };
 }
 
-/** Counts of a namespace's tags, revisions and upload sessions: one listing each. */
-async function countsOf(metadata: MetadataStore, namespace: string) {
+/** Names read first of a directory: its own `_` entries and a first child fit in most. */
+const FACTS_PAGE = 8;
+
+/**
+ * The facts of a directory from the first names of its listing when they settle them, else from
+ * all of it. Names sort `0-9` < `_layers` < `_manifests` < `_uploads` < `a-z`, so a first page that
+ * ends past `_uploads` has shown both of the namespace's own directories and a child. On S3 a short
+ * page is a cheap request even where thousands of keys lie below (a prefix of many namespaces).
+ */
+async function directoryFacts(metadata: MetadataStore, path: string): Promise<DirectoryFacts> {
+  const first = await metadata.listPage(path, { limit: FACTS_PAGE });
+  if (first.length < FACTS_PAGE) return factsOf(first);
+  if (first.at(-1)! > '_uploads') return factsOf(first, false);
+  return factsOf(await metadata.list(path));
+}
+
+const NONE: readonly string[] = [];
+
+/**
+ * Counts of a namespace's tags, revisions and upload sessions: one listing each, skipped for the
+ * directories its own listing shows absent (on S3 every listing is a request).
+ */
+async function countsOf(metadata: MetadataStore, namespace: string, facts: DirectoryFacts) {
+  const listIf = (present: boolean, path: string) => (present ? metadata.list(path) : Promise.resolve(NONE));
   const [tags, uploads, ...revisions] = await Promise.all([
-    metadata.list(keyFor({ kind: 'tags', namespace })),
-    metadata.list(keyFor({ kind: 'uploads', namespace })),
-    ...ALGORITHMS.map((algorithm) => metadata.list(keyFor({ kind: 'revisionLinks', namespace, algorithm }))),
+    listIf(facts.hasManifests, keyFor({ kind: 'tags', namespace })),
+    listIf(facts.hasUploads, keyFor({ kind: 'uploads', namespace })),
+    ...ALGORITHMS.map((algorithm) =>
+      listIf(facts.hasManifests, keyFor({ kind: 'revisionLinks', namespace, algorithm })),
+    ),
   ]);
   const manifests = revisions.reduce((sum, names) => sum + names.length, 0);
   return { tags: tags.length, manifests, uploads: uploads.length };
+}
+
+/** The index of the first path in `sorted` that is not below `prefix` in order (binary search). */
+function lowerBound(sorted: readonly string[], value: string): number {
+  let low = 0;
+  let high = sorted.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (sorted[middle]! < value) low = middle + 1;
+    else high = middle;
+  }
+  return low;
 }
 
 /**
@@ -88,6 +135,11 @@ export class NamespaceIndex {
       return this.#paths;
     }
     return walk;
+  }
+
+  /** The last walk when it is younger than the TTL (no walk is started); undefined otherwise. */
+  fresh(): readonly string[] | undefined {
+    return this.#paths !== undefined && this.now() - this.#takenAt < INDEX_TTL_MS ? this.#paths : undefined;
   }
 
   #refresh(): Promise<readonly string[]> {
@@ -197,9 +249,9 @@ export class NamespaceBrowser {
     readable: Readable,
     prefixes = true,
   ): Promise<NamespaceEntry | undefined> {
-    const facts = factsOf(await this.metadata.list(path));
+    const facts = await directoryFacts(this.metadata, path);
     if (facts.owns && (await readable(path))) {
-      const counts = await countsOf(this.metadata, path);
+      const counts = await countsOf(this.metadata, path, facts);
       return {
         path,
         name,
@@ -208,17 +260,39 @@ export class NamespaceBrowser {
         ...counts,
       };
     }
-    if (!prefixes || !facts.hasChildren || !(await this.#readableBelow(path, readable))) return undefined;
+    if (!prefixes || !facts.hasChildren || !(await this.#readableBelow(path, facts, readable)))
+      return undefined;
     return { path, name, isNamespace: false, hasChildren: true, tags: null, manifests: null, uploads: null };
   }
 
-  /** Whether the caller may read some namespace below `prefix`: depth first, stopping at the first. */
-  async #readableBelow(prefix: string, readable: Readable): Promise<boolean> {
-    for (const name of (await this.metadata.list(prefix)).filter(isComponent)) {
+  /**
+   * Whether the caller may read some namespace below `prefix` (whose facts are `facts`). From the
+   * last walk of every namespace when it is fresh (no store read: the policy alone), otherwise
+   * depth first through the store, stopping at the first.
+   */
+  async #readableBelow(prefix: string, facts: DirectoryFacts, readable: Readable): Promise<boolean> {
+    const walked = this.index.fresh();
+    if (walked !== undefined) {
+      const below = `${prefix}/`;
+      for (let i = lowerBound(walked, below); i < walked.length && walked[i]!.startsWith(below); i++) {
+        if (await readable(walked[i]!)) return true;
+      }
+      return false;
+    }
+    const seen = await this.#readableAmong(prefix, facts.names, readable);
+    if (seen || facts.complete) return seen;
+    const last = facts.names.at(-1)!;
+    const rest = (await this.metadata.list(prefix)).filter((name) => name > last);
+    return this.#readableAmong(prefix, rest, readable);
+  }
+
+  /** Whether the caller may read a namespace at or below one of `names` under `prefix`, depth first. */
+  async #readableAmong(prefix: string, names: readonly string[], readable: Readable): Promise<boolean> {
+    for (const name of names.filter(isComponent)) {
       const path = `${prefix}/${name}`;
-      const facts = factsOf(await this.metadata.list(path));
+      const facts = await directoryFacts(this.metadata, path);
       if (facts.owns && (await readable(path))) return true;
-      if (facts.hasChildren && (await this.#readableBelow(path, readable))) return true;
+      if (facts.hasChildren && (await this.#readableBelow(path, facts, readable))) return true;
     }
     return false;
   }
