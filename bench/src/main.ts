@@ -38,6 +38,7 @@ import { totalRss } from './rss.js';
 import { type Scenario, scenarios, scratchDir, warmUp } from './scenarios.js';
 import { median } from './stats.js';
 import { SUBJECT_NAMES, type Subject, type SubjectName, startSubject } from './subjects.js';
+import { benchWebUi, WEB_UI_SCENARIO, type WebUiFigures, webUiTable } from './web-ui.js';
 
 type S3Endpoint = Omit<S3TestServer, 'stop'>;
 
@@ -161,6 +162,7 @@ async function main(): Promise<void> {
       'replication-tags': { type: 'string' },
       'replication-seconds': { type: 'string' },
       'event-pushes': { type: 'string' },
+      'web-ui-loads': { type: 'string', default: '20' },
     },
   });
   const quick = values.quick ?? false;
@@ -209,6 +211,8 @@ async function main(): Promise<void> {
   };
   const eventsScenario = only === undefined || EVENTS_SCENARIO.includes(only);
   const eventPushes = Number(values['event-pushes'] ?? (quick ? 300 : 2000));
+  // The web UI is measured in headless Chromium against a registry seeded for it.
+  const webUiScenario = only === undefined || WEB_UI_SCENARIO.includes(only);
   if (list.length > 0) {
     for (const tool of ['wrk', 'ab', 'skopeo']) {
       if (!available(tool)) throw new Error(`${tool} is required: apt-get install ${tool}`);
@@ -225,6 +229,7 @@ async function main(): Promise<void> {
   let cacheFigures: PullThroughFigures[] = [];
   let replicationFigures: ReplicationFigures[] = [];
   let eventFigures: EventFigures[] = [];
+  let webUiFigures: WebUiFigures | undefined;
   try {
     if (list.length > 0) {
       for (const name of subjects) {
@@ -282,6 +287,26 @@ async function main(): Promise<void> {
         log: (line) => process.stderr.write(`${line}\n`),
       });
     }
+    if (webUiScenario) {
+      const chromiumPath = process.env['ANGOS_CHROMIUM'] ?? '/usr/bin/chromium';
+      if (!available(chromiumPath)) {
+        process.stderr.write(
+          `${chromiumPath} is not installed (apt-get install chromium): skipping the web ui\n`,
+        );
+      } else {
+        const namespaces = quick ? 1000 : 10_000;
+        process.stderr.write(`${WEB_UI_SCENARIO}: ${namespaces} namespaces × 10 tags\n`);
+        webUiFigures = await benchWebUi({
+          namespaces,
+          tagsPerNamespace: 10,
+          largeNamespaceTags: quick ? 1000 : 10_000,
+          loads: Number(values['web-ui-loads']),
+          workDir,
+          chromium: chromiumPath,
+          log: (line) => process.stderr.write(`${line}\n`),
+        });
+      }
+    }
   } finally {
     await rm(workDir, { recursive: true, force: true });
     await (await s3Server?.catch(() => undefined))?.stop();
@@ -310,6 +335,7 @@ async function main(): Promise<void> {
           `Event webhooks: angos server on fs, ${eventPushes} manifest pushes by tag from 8 clients at once (each writes one async delivery job holding its manifest.push and tag.create events), with no webhook, an async webhook that answers, and one whose port is closed (max_retries = 3, so its deliveries are retried and then dead-lettered meanwhile).\n\n${eventsTable(eventFigures)}`,
         ]
       : []),
+    ...(webUiFigures !== undefined ? [webUiSection(webUiFigures)] : []),
   ];
   const text = `Benchmark ${date} on ${machine}; ${rounds} rounds, medians${quick ? ' (quick sizes)' : ''}.\n\n${sections.join('\n\n')}\n`;
   process.stdout.write(`${text}\n`);
@@ -328,12 +354,24 @@ async function main(): Promise<void> {
         jobQueue: jobFigures,
         replication: replicationFigures,
         events: eventFigures,
+        webUi: webUiFigures,
       },
       null,
       2,
     ),
   );
   await writeFile(join(results, 'latest.md'), text);
+  // The web UI's figures also on their own, so that a run of that scenario alone keeps them.
+  if (webUiFigures !== undefined) {
+    await writeFile(
+      join(results, 'web-ui.md'),
+      `Benchmark ${date} on ${machine}.\n\n${webUiSection(webUiFigures)}\n`,
+    );
+  }
+}
+
+function webUiSection(figures: WebUiFigures): string {
+  return `Web UI (\`angos server\`, fs, \`[ui] enabled\`, headless Debian Chromium, anonymous access): ${figures.namespaces.toLocaleString('en')} namespaces holding ${figures.tags.toLocaleString('en')} tags, seeded straight into the store in ${figures.seedSeconds.toFixed(0)} s. First meaningful paint of each page (navigation start to the first frame showing its data), the first load apart, then p50 and p95 over ${figures.loads} more loads of the same deep link (assets cached, as a user's browser has them). The bundle as registry-api serves it.\n\n${webUiTable(figures)}`;
 }
 
 main().catch((error: unknown) => {

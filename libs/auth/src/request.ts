@@ -18,9 +18,9 @@ export interface AccessRequest {
   readonly session_id?: string;
   /** `mount-blob`: the namespace to mount from (`?from=`), when it is a valid namespace. */
   readonly from?: string;
-  /** `list-tags`, `list-catalog` and the job lists: the page size (`?n=`), when it is a non-negative integer. */
+  /** Lists (`list-tags`, `list-catalog`, the job lists, the extension API's lists): the page size (`?n=`), when it is a non-negative integer. */
   readonly n?: number;
-  /** `list-tags`, `list-catalog` and the job lists: the pagination marker (`?last=`). */
+  /** The same lists: the pagination marker (`?last=`). */
   readonly last?: string;
   /** The jobs API: the queue (`?queue=` of a list, or the one in the URL). */
   readonly queue?: string;
@@ -62,7 +62,25 @@ export function describeRequest(
   const request: Mutable<AccessRequest> = { action };
   switch (route.kind) {
     case 'apiVersion':
+    case 'uiConfig':
     case 'extension':
+      break;
+    // The extension API. `list-namespaces` and `list-repositories` name no namespace here: the
+    // listing is asked as a whole, then each namespace in it is judged with `list-namespaces`.
+    case 'extRepositories':
+    case 'extNamespaces':
+    case 'extTags':
+    case 'extRevisions':
+    case 'extUploads': {
+      if ('namespace' in route) request.namespace = route.namespace;
+      const n = query.get('n');
+      if (n !== null && PAGE_SIZE.test(n)) request.n = Number(n);
+      setIfPresent(request, 'last', query.get('last'));
+      break;
+    }
+    case 'extManifest':
+      request.namespace = route.namespace;
+      request.digest = route.digest;
       break;
     case 'catalog':
     case 'tags':

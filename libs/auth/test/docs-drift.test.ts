@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { REPLICATE_ACTION, ROUTE_ACTIONS } from '@angos/oci';
+import { REPLICATE_ACTION, ROUTE_ACTIONS, UI_ASSET_ACTION } from '@angos/oci';
 import { describe, expect, it } from 'vitest';
 import { REQUEST_SCHEMA } from '../src/index.js';
 
@@ -31,6 +31,7 @@ describe('libs/auth/README.md', () => {
       ...Object.values(ROUTE_ACTIONS).flatMap((row) => Object.values(row)),
       'mount-blob',
       REPLICATE_ACTION,
+      UI_ASSET_ACTION,
     ]);
     const documented = firstColumn('| action | request |');
     expect(new Set(documented).size).toBe(documented.length);

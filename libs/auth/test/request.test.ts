@@ -90,6 +90,22 @@ describe('describeRequest', () => {
     ['POST', '/v2/_ext/jobs/failed/cache/j-1/retry', { action: 'retry-job', queue: 'cache', job_id: 'j-1' }],
     ['DELETE', '/v2/_ext/jobs/failed/cache/j-1', { action: 'delete-job', queue: 'cache', job_id: 'j-1' }],
     ['DELETE', '/v2/_ext/jobs/pending/cache/j-1', { action: 'delete-job', queue: 'cache', job_id: 'j-1' }],
+    // The extension API: cross-namespace listings name no namespace (each is judged on its own).
+    ['GET', '/v2/_ext/_ui/config', { action: 'ui-config' }],
+    [
+      'GET',
+      '/v2/_ext/_namespaces?parent=team&n=5&last=team%2Fa',
+      { action: 'list-namespaces', n: 5, last: 'team/a' },
+    ],
+    ['GET', '/v2/_ext/_repositories', { action: 'list-repositories' }],
+    ['GET', '/v2/_ext/team/app/_tags?n=2', { action: 'list-tag-details', namespace: 'team/app', n: 2 }],
+    ['GET', '/v2/_ext/team/_revisions', { action: 'list-revisions', namespace: 'team' }],
+    [
+      'GET',
+      `/v2/_ext/team/_manifests/${DIGEST}`,
+      { action: 'get-revision', namespace: 'team', digest: DIGEST },
+    ],
+    ['GET', '/v2/_ext/team/_uploads?last=u', { action: 'list-uploads', namespace: 'team', last: 'u' }],
   ])('%s %s', (method, url, expected) => {
     expect(describeUrl(method, url)).toEqual(expected);
   });

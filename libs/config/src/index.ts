@@ -1,6 +1,5 @@
 export { argon2HashProblem } from './argon2-hash.js';
 export { ConfigError, type ConfigIssue, type ConfigWarning, formatIssue, isConfigError } from './errors.js';
-export { UNSUPPORTED_FEATURES, unsupportedFeatures } from './features.js';
 export { formatKeyPath, type KeyPath, type PathSegment, type QuotedKey, quoted } from './key-path.js';
 export { downstreamNamespace, namespacesOverlap, remoteNamespace } from './namespace.js';
 export { type LoadedConfig, loadConfig, parseConfig } from './parse.js';

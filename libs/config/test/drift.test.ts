@@ -3,16 +3,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse as parseToml } from 'smol-toml';
 import { describe, expect, it } from 'vitest';
-import {
-  type Config,
-  configShape,
-  loadConfig,
-  parseConfig,
-  parseSize,
-  type Shape,
-  UNSUPPORTED_FEATURES,
-  unsupportedFeatures,
-} from '../src/index.js';
+import { type Config, configShape, loadConfig, parseConfig, parseSize, type Shape } from '../src/index.js';
 import { ARGON2ID_HASH, S3_CONNECTION } from './helpers.js';
 
 /**
@@ -353,32 +344,6 @@ describe('schema ↔ docs/configuration.md', () => {
     const listed = firstColumn(reference, ['Deprecated option', 'Use instead']);
     expect(listed.sort()).toEqual([...schema.legacy].sort());
   });
-
-  it('lists the features this build refuses, and marks them where they are documented', () => {
-    const listed = firstColumn(reference, ['Feature', 'Turned on by']);
-    expect(listed).toEqual([...UNSUPPORTED_FEATURES]);
-    for (const feature of UNSUPPORTED_FEATURES) {
-      const row = options.find((option) => option.path === feature);
-      if (row !== undefined) {
-        expect(row.description, feature).toMatch(/not supported yet/i);
-        continue;
-      }
-      // A table: the text between its heading and the next heading says so.
-      const lines = reference.split('\n');
-      const heading = lines.findIndex(
-        (line) => line.startsWith('#') && tablesNamedIn(line).includes(feature),
-      );
-      expect(heading, `no heading for ${feature}`).toBeGreaterThan(-1);
-      const body = lines.slice(heading + 1);
-      const section = body
-        .slice(
-          0,
-          body.findIndex((line) => line.startsWith('#')),
-        )
-        .join('\n');
-      expect(section, feature).toMatch(/not supported yet/i);
-    }
-  });
 });
 
 describe('deploy/*.toml', () => {
@@ -390,10 +355,9 @@ describe('deploy/*.toml', () => {
     expect(files.sort()).toEqual(expect.arrayContaining(['config.toml', 'split.toml']));
   });
 
-  it.each(files)('%s parses without warnings and uses only built features', async (file) => {
-    const { config, warnings } = await loadConfig(join(DEPLOY_DIR, file));
+  it.each(files)('%s parses without warnings', async (file) => {
+    const { warnings } = await loadConfig(join(DEPLOY_DIR, file));
     expect(warnings).toEqual([]);
-    expect(unsupportedFeatures(config)).toEqual([]);
   });
 
   it('config.toml is the local example', async () => {

@@ -20,6 +20,22 @@ export interface Identity {
 }
 
 /**
+ * The caller exactly as access policies see it (`identity.*` of CEL rules, the gateway's identity
+ * with OIDC claims): what registry-api needs to judge, with the same policies, which namespaces a
+ * cross-namespace listing may show (docs/extension-api.md). Forwarded only for those listings.
+ */
+export interface PolicyIdentity {
+  readonly client_ip: string;
+  readonly id?: string;
+  readonly username?: string;
+  readonly certificate?: {
+    readonly common_names: readonly string[];
+    readonly organizations: readonly string[];
+  };
+  readonly oidc?: { readonly provider_name: string; readonly claims: Readonly<Record<string, unknown>> };
+}
+
+/**
  * What the gateway decided about a request, for the services behind it. In one process it rides
  * on the request object; across processes it travels in the `x-angos-context` header.
  */
@@ -36,6 +52,8 @@ export interface RequestContext {
    * to replicate (`replicate` action). Absent otherwise: registry-api never reads the header itself.
    */
   readonly sourceTimestamp?: string;
+  /** The extension API's cross-namespace listings (`list-namespaces`, `list-repositories`): who asks, for the policy. */
+  readonly policyIdentity?: PolicyIdentity;
 }
 
 const contexts = new WeakMap<IncomingMessage, RequestContext>();
@@ -56,14 +74,18 @@ export class InvalidContextError extends Error {
   override readonly name = 'InvalidContextError';
 }
 
-/** Above this the header is not something our gateway wrote. */
-const MAX_ENCODED_LENGTH = 8192;
+/**
+ * Above this the header is not something our gateway wrote. Room for a policy identity's OIDC
+ * claims, within Node's 16 KiB limit on a request's headers.
+ */
+const MAX_ENCODED_LENGTH = 12288;
 
 export function encodeContext(context: RequestContext): string {
   const wire: Record<string, unknown> = { clientIp: context.clientIp };
   if (context.identity !== undefined) wire['identity'] = context.identity;
   if (context.mountAllowedFrom !== undefined) wire['mountAllowedFrom'] = context.mountAllowedFrom;
   if (context.sourceTimestamp !== undefined) wire['sourceTimestamp'] = context.sourceTimestamp;
+  if (context.policyIdentity !== undefined) wire['policyIdentity'] = context.policyIdentity;
   return Buffer.from(JSON.stringify(wire), 'utf8').toString('base64url');
 }
 
@@ -115,6 +137,48 @@ function decodeIdentity(value: unknown): Identity {
   };
 }
 
+function decodePolicyIdentity(value: unknown): PolicyIdentity {
+  if (!isRecord(value)) throw new InvalidContextError('context policyIdentity must be an object');
+  const clientIp = value['client_ip'];
+  if (typeof clientIp !== 'string')
+    throw new InvalidContextError('context policyIdentity.client_ip must be a string');
+  const id = optionalString(value, 'id');
+  const username = optionalString(value, 'username');
+  const certificate = value['certificate'];
+  const oidc = value['oidc'];
+  if (certificate !== undefined && !isRecord(certificate))
+    throw new InvalidContextError('context policyIdentity.certificate must be an object');
+  if (
+    oidc !== undefined &&
+    (!isRecord(oidc) || typeof oidc['provider_name'] !== 'string' || !isRecord(oidc['claims']))
+  )
+    throw new InvalidContextError('context policyIdentity.oidc must name a provider and claims');
+  return {
+    client_ip: clientIp,
+    ...(id === undefined ? {} : { id }),
+    ...(username === undefined ? {} : { username }),
+    ...(certificate === undefined
+      ? {}
+      : {
+          certificate: {
+            common_names: stringArray(certificate['common_names'], 'policyIdentity.certificate.common_names'),
+            organizations: stringArray(
+              certificate['organizations'],
+              'policyIdentity.certificate.organizations',
+            ),
+          },
+        }),
+    ...(oidc === undefined
+      ? {}
+      : {
+          oidc: {
+            provider_name: oidc['provider_name'] as string,
+            claims: oidc['claims'] as Record<string, unknown>,
+          },
+        }),
+  };
+}
+
 function decodeNamespaces(value: unknown): string[] {
   return stringArray(value, 'mountAllowedFrom');
 }
@@ -142,5 +206,8 @@ export function decodeContext(header: string): RequestContext {
     ...(parsed['mountAllowedFrom'] === undefined
       ? {}
       : { mountAllowedFrom: decodeNamespaces(parsed['mountAllowedFrom']) }),
+    ...(parsed['policyIdentity'] === undefined
+      ? {}
+      : { policyIdentity: decodePolicyIdentity(parsed['policyIdentity']) }),
   };
 }

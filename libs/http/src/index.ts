@@ -12,6 +12,7 @@ export {
   getContext,
   type Identity,
   InvalidContextError,
+  type PolicyIdentity,
   type RequestContext,
   setContext,
 } from './context.js';

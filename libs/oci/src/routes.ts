@@ -21,6 +21,13 @@ export type Route =
   | { kind: 'pendingJob'; queue: string; id: string }
   | { kind: 'failedJob'; queue: string; id: string }
   | { kind: 'failedJobRetry'; queue: string; id: string }
+  | { kind: 'uiConfig' }
+  | { kind: 'extRepositories' }
+  | { kind: 'extNamespaces' }
+  | { kind: 'extTags'; namespace: string }
+  | { kind: 'extRevisions'; namespace: string }
+  | { kind: 'extManifest'; namespace: string; digest: string }
+  | { kind: 'extUploads'; namespace: string }
   | { kind: 'extension'; path: string };
 
 export type RouteKind = Route['kind'];
@@ -39,6 +46,13 @@ export type RouteKind = Route['kind'];
  *   /v2/_ext/jobs/pending/<queue>/<id> pendingJob
  *   /v2/_ext/jobs/failed/<queue>/<id>  failedJob
  *   /v2/_ext/jobs/failed/<queue>/<id>/retry   failedJobRetry
+ *   /v2/_ext/_ui/config                uiConfig
+ *   /v2/_ext/_repositories             extRepositories
+ *   /v2/_ext/_namespaces               extNamespaces (`?parent=` or `?q=`)
+ *   /v2/_ext/<name>/_tags              extTags
+ *   /v2/_ext/<name>/_revisions         extRevisions
+ *   /v2/_ext/<name>/_manifests/<digest> extManifest
+ *   /v2/_ext/<name>/_uploads           extUploads
  *   /v2/_ext/<other path>              extension (path after "/v2/_ext/", "" for /v2/_ext)
  *   /v2/<name>/tags/list               tags
  *   /v2/<name>/manifests/<reference>   manifest
@@ -60,11 +74,39 @@ export function parseRoute(pathname: string): Route | undefined {
   return parseNamespacedRoute(rest.split('/'));
 }
 
+/** The endpoints of the extension API that name a namespace, by their last path segment. */
+const NAMESPACE_EXTENSIONS = {
+  _tags: 'extTags',
+  _revisions: 'extRevisions',
+  _uploads: 'extUploads',
+} as const satisfies Record<string, RouteKind>;
+
 /**
  * The endpoints of the extension API (`path` is what follows `/v2/_ext/`); any other path stays an
  * `extension` route, which no action covers. Queue names and ids are validated by the handler.
+ * OCI namespace components never start with `_`, so a `_`-segment after a namespace (`team/app/_tags`)
+ * or at the root (`_namespaces`) cannot be mistaken for part of a name: `jobs/_tags` is the tags of
+ * the namespace `jobs`, not a jobs endpoint.
  */
 function parseExtensionRoute(path: string): Route {
+  const segments = path.split('/');
+  const count = segments.length;
+  const last = segments[count - 1] ?? '';
+  if (path === '_ui/config') return { kind: 'uiConfig' };
+  if (path === '_repositories') return { kind: 'extRepositories' };
+  if (path === '_namespaces') return { kind: 'extNamespaces' };
+  if (count >= 2 && Object.hasOwn(NAMESPACE_EXTENSIONS, last)) {
+    const kind = NAMESPACE_EXTENSIONS[last as keyof typeof NAMESPACE_EXTENSIONS];
+    return { kind, namespace: segments.slice(0, -1).join('/') };
+  }
+  if (count >= 3 && segments[count - 2] === '_manifests' && last !== '') {
+    return { kind: 'extManifest', namespace: segments.slice(0, -2).join('/'), digest: last };
+  }
+  return parseJobsRoute(path);
+}
+
+/** `/v2/_ext/jobs/…`: the jobs API. */
+function parseJobsRoute(path: string): Route {
   const [root, state, queue, id, verb, ...more] = path.split('/');
   if (root !== 'jobs' || (state !== 'pending' && state !== 'failed') || more.length > 0)
     return { kind: 'extension', path };
@@ -137,7 +179,15 @@ export type Action =
   | 'list-failed-jobs'
   | 'retry-job'
   | 'delete-job'
-  | 'replicate';
+  | 'ui-config'
+  | 'list-repositories'
+  | 'list-namespaces'
+  | 'list-tag-details'
+  | 'list-revisions'
+  | 'get-revision'
+  | 'list-uploads'
+  | 'replicate'
+  | 'ui-asset';
 
 /**
  * Not a route's action: asked of the policy, beside `put-manifest` or `delete-manifest`, when such
@@ -145,6 +195,17 @@ export type Action =
  * write is decided by last-writer-wins and dated by its author); otherwise it is ignored and logged.
  */
 export const REPLICATE_ACTION = 'replicate' satisfies Action;
+
+/**
+ * Not a route of the API: a GET or HEAD of any path outside `/v2/` (and the service endpoints)
+ * when `[ui] enabled = true`, which registry-api answers with the web UI's files. Judged like
+ * every action, so a policy can keep the UI from whom it chooses; what the UI then shows comes
+ * from the API, each request judged by its own action.
+ */
+export const UI_ASSET_ACTION = 'ui-asset' satisfies Action;
+
+/** The methods the web UI's paths allow. */
+export const UI_METHODS: readonly string[] = ['GET', 'HEAD'];
 
 /** The routes that name an endpoint (every kind but `extension`). */
 type EndpointKind = Exclude<RouteKind, 'extension'>;
@@ -177,7 +238,31 @@ export const ROUTE_ACTIONS: Readonly<Record<EndpointKind, Readonly<Record<string
   pendingJob: { DELETE: 'delete-job' },
   failedJob: { DELETE: 'delete-job' },
   failedJobRetry: { POST: 'retry-job' },
+  // The browsing API of the web UI (docs/extension-api.md): reads only.
+  uiConfig: { GET: 'ui-config', HEAD: 'ui-config' },
+  extRepositories: { GET: 'list-repositories', HEAD: 'list-repositories' },
+  extNamespaces: { GET: 'list-namespaces', HEAD: 'list-namespaces' },
+  extTags: { GET: 'list-tag-details', HEAD: 'list-tag-details' },
+  extRevisions: { GET: 'list-revisions', HEAD: 'list-revisions' },
+  extManifest: { GET: 'get-revision', HEAD: 'get-revision' },
+  extUploads: { GET: 'list-uploads', HEAD: 'list-uploads' },
 };
+
+/**
+ * Routes of the extension API served by registry-api whatever namespace they name: they read the
+ * store, so a pull-through namespace's are not the pull-through cache's to answer.
+ */
+const REGISTRY_API_ONLY: ReadonlySet<RouteKind> = new Set<RouteKind>([
+  'extTags',
+  'extRevisions',
+  'extManifest',
+  'extUploads',
+]);
+
+/** True for a route registry-api answers even when its namespace belongs to a pull-through repository. */
+export function isServedByRegistryApi(route: Route): boolean {
+  return REGISTRY_API_ONLY.has(route.kind);
+}
 
 /**
  * The action a request performs, or undefined when the method is not allowed

@@ -62,6 +62,24 @@ describe('parseRoute', () => {
     ['/v2/../a/tags/list', { kind: 'tags', namespace: '../a' }],
     ['/v2/a//b/tags/list', { kind: 'tags', namespace: 'a//b' }],
     ['/v2/a/manifests/%2e%2e', { kind: 'manifest', namespace: 'a', reference: '%2e%2e' }],
+    // The extension API: `_` segments are never namespace components, so these are unambiguous.
+    ['/v2/_ext/_ui/config', { kind: 'uiConfig' }],
+    ['/v2/_ext/_repositories', { kind: 'extRepositories' }],
+    ['/v2/_ext/_namespaces', { kind: 'extNamespaces' }],
+    ['/v2/_ext/team/app/_tags', { kind: 'extTags', namespace: 'team/app' }],
+    ['/v2/_ext/a/b/c/d/e/_revisions', { kind: 'extRevisions', namespace: 'a/b/c/d/e' }],
+    ['/v2/_ext/team/_uploads', { kind: 'extUploads', namespace: 'team' }],
+    [
+      `/v2/_ext/team/app/_manifests/${DIGEST}`,
+      { kind: 'extManifest', namespace: 'team/app', digest: DIGEST },
+    ],
+    ['/v2/_ext/jobs/_tags', { kind: 'extTags', namespace: 'jobs' }],
+    ['/v2/_ext/jobs/pending/_tags', { kind: 'extTags', namespace: 'jobs/pending' }],
+    ['/v2/_ext/tags/_manifests/_tags', { kind: 'extTags', namespace: 'tags/_manifests' }],
+    ['/v2/_ext/_tags', { kind: 'extension', path: '_tags' }],
+    ['/v2/_ext/a/_tags/', { kind: 'extension', path: 'a/_tags/' }],
+    ['/v2/_ext/a/_manifests/', { kind: 'extension', path: 'a/_manifests/' }],
+    ['/v2/_ext/_ui/config/x', { kind: 'extension', path: '_ui/config/x' }],
   ])('%s', (path, expected) => {
     expect(parseRoute(path)).toEqual(expected);
   });
@@ -164,6 +182,13 @@ describe('actionFor', () => {
     ['/v2/_ext/jobs/pending/cache/j-1', 'DELETE', 'delete-job'],
     ['/v2/_ext/jobs/failed/cache/j-1', 'DELETE', 'delete-job'],
     ['/v2/_ext/jobs/failed/cache/j-1/retry', 'POST', 'retry-job'],
+    ['/v2/_ext/_ui/config', 'GET', 'ui-config'],
+    ['/v2/_ext/_repositories', 'GET', 'list-repositories'],
+    ['/v2/_ext/_namespaces', 'GET', 'list-namespaces'],
+    ['/v2/_ext/a/_tags', 'GET', 'list-tag-details'],
+    ['/v2/_ext/a/_revisions', 'HEAD', 'list-revisions'],
+    [`/v2/_ext/a/_manifests/${DIGEST}`, 'GET', 'get-revision'],
+    ['/v2/_ext/a/_uploads', 'GET', 'list-uploads'],
   ])('%s %s is %s', (path, method, action, query) => {
     expect(actionFor(route(path), method, new URLSearchParams(query ?? ''))).toBe(action);
   });
@@ -186,6 +211,9 @@ describe('actionFor', () => {
     ['/v2/_ext/jobs/pending', 'DELETE'],
     ['/v2/_ext/jobs/failed/cache/j-1', 'GET'],
     ['/v2/_ext/jobs/failed/cache/j-1/retry', 'GET'],
+    ['/v2/_ext/a/_tags', 'DELETE'],
+    [`/v2/_ext/a/_manifests/${DIGEST}`, 'DELETE'],
+    ['/v2/_ext/_namespaces', 'POST'],
   ])('%s %s is not allowed', (path, method) => {
     expect(actionFor(route(path), method, none)).toBeUndefined();
   });

@@ -1,6 +1,21 @@
 export { BlobIndex, type BlobReference, manifestRef } from './blob-index.js';
 export { blobLockKey, grantLockKey } from './blob-locks.js';
 export type { Blobs } from './blobs.js';
+export type {
+  Browser,
+  EntryPage,
+  ManifestDetail,
+  NamespaceEntry,
+  Paged,
+  PlatformView,
+  Readable,
+  ReferrerView,
+  RevisionDetail,
+  SortOrder,
+  TagDetail,
+  TagSort,
+  UploadDetail,
+} from './browse/browser.js';
 export type { GcOptions, GcReport } from './gc.js';
 export { clampSourceTime, decideTagPush, parseSourceTimestamp } from './last-writer-wins.js';
 export { decodeLink, encodeLink, type LinkRecord, linkCreatedAtMs, readLink } from './links.js';

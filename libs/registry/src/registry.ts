@@ -5,6 +5,7 @@ import type { BlobStore, MetadataStore } from '@angos/storage';
 import { BlobIndex } from './blob-index.js';
 import { BlobLocks } from './blob-locks.js';
 import { Blobs } from './blobs.js';
+import { Browser } from './browse/browser.js';
 import { listNamespaces } from './catalog.js';
 import { GarbageCollector, type GcOptions, type GcReport } from './gc.js';
 import { Grants } from './grants.js';
@@ -17,6 +18,8 @@ export interface Registry {
   readonly blobs: Blobs;
   readonly uploads: Uploads;
   readonly manifests: Manifests;
+  /** The read-only views of the extension API (`/v2/_ext/`): namespaces, tags, revisions, uploads. */
+  readonly browse: Browser;
   listNamespaces(options: {
     limit?: number;
     last?: string;
@@ -54,10 +57,12 @@ export function createRegistry(deps: RegistryDeps): Registry {
   const grants = new Grants(deps.metadata, blobLocks, index);
   const shared = { ...deps, logger, index, grants, settings, blobLocks };
   const collector = new GarbageCollector({ ...shared, logger: deps.logger.child('angos::gc') });
+  const manifests = new Manifests(shared);
   return {
     blobs: new Blobs(shared),
     uploads: new Uploads(shared),
-    manifests: new Manifests(shared),
+    manifests,
+    browse: new Browser({ metadata: deps.metadata, blobs: deps.blobs, manifests }),
     listNamespaces: (options) => listNamespaces(deps.metadata, options),
     async ready() {
       await deps.metadata.list('');

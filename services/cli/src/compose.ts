@@ -14,6 +14,7 @@ import { startBackgroundGc } from './background-gc.js';
 import { holdInstanceLock, openRegistry, type StorageFromConfig } from './open-storage.js';
 import { type HandoffServer, startHandoffServer } from './scrub-handoff.js';
 import { type ServerJobs, startServerJobs } from './server-jobs.js';
+import { buildInfo } from './version.js';
 
 /**
  * Builds the application of each command from the configuration. No listening, and no I/O beyond
@@ -119,6 +120,8 @@ export async function composeServer(deps: AppDeps): Promise<App> {
     logger: deps.logger,
     metrics: deps.metrics,
   });
+  // One policy evaluator for the gateway and the extension API's per-namespace filtering.
+  const auth = createAuth({ config: deps.config, logger: deps.logger, metrics: deps.metrics });
   const api = buildRegistryApi({
     registry,
     jobs: jobs.queue,
@@ -127,8 +130,9 @@ export async function composeServer(deps: AppDeps): Promise<App> {
     trust: { kind: 'in-process' },
     replication: createReplicationEvents({ config: deps.config, enqueue: jobs.enqueue, logger: deps.logger }),
     events,
+    auth,
+    version: buildInfo().version,
   });
-  const auth = createAuth({ config: deps.config, logger: deps.logger, metrics: deps.metrics });
   const handler = buildGateway({
     auth,
     config: deps.config,
@@ -163,6 +167,9 @@ export async function composeServer(deps: AppDeps): Promise<App> {
 /** `angos registry-api`: the OCI API, accepting only requests the gateway vouches for. */
 export async function composeRegistryApi(deps: AppDeps, internalToken: string): Promise<App> {
   const { registry, storage, jobs } = await createRegistryFromConfig(deps, 'registry-api');
+  // The same policies as the gateway's, for the extension API's per-namespace filtering
+  // (docs/extension-api.md): it judges the caller the gateway forwards, never authenticates.
+  const auth = createAuth({ config: deps.config, logger: deps.logger, metrics: deps.metrics });
   const api = buildRegistryApi({
     registry,
     jobs: jobs.queue,
@@ -176,6 +183,8 @@ export async function composeRegistryApi(deps: AppDeps, internalToken: string): 
       logger: deps.logger,
       metrics: deps.metrics,
     }),
+    auth,
+    version: buildInfo().version,
   });
   return {
     handler: healthHandler(api, {
@@ -184,7 +193,10 @@ export async function composeRegistryApi(deps: AppDeps, internalToken: string): 
       ready: readiness(deps, registry),
     }),
     quiesce: (graceMs) => jobs.stop(graceMs),
-    close: () => storage.close(),
+    async close() {
+      await auth.close();
+      await storage.close();
+    },
   };
 }
 

@@ -7,7 +7,6 @@ import {
   type ConfigWarning,
   hasPullThroughRepositories,
   loadConfig,
-  unsupportedFeatures,
   watchConfig,
 } from '@angos/config';
 import { createHttpServer, type Handler, type RequestLimits, withObservability } from '@angos/http';
@@ -23,7 +22,6 @@ import {
   composeServer,
 } from './compose.js';
 import { drain } from './drain.js';
-import { CliError } from './errors.js';
 import { type ListenAddress, listenOn, parseListen } from './listen.js';
 import { createLiveConfig, type LiveConfig } from './live-config.js';
 import {
@@ -111,12 +109,10 @@ function checkLoadable(config: Config): ConfigIssue[] {
 }
 
 /**
- * Features this build cannot run, a missing `[services]` key, or settings that do not load (CEL
- * rules that do not compile, unreadable webhook TLS files): refuse to start.
+ * A missing `[services]` key, or settings that do not load (CEL rules that do not compile,
+ * unreadable webhook TLS files): refuse to start.
  */
 function checkRunnable(config: Config, kind: ServiceKind, source: string): void {
-  const unsupported = unsupportedFeatures(config);
-  if (unsupported.length > 0) throw new CliError(unsupported.map((key) => `not supported yet: ${key}`));
   const missing = [...required(config, kind), ...checkLoadable(config)];
   if (missing.length > 0) throw new ConfigError(missing, source);
 }
@@ -186,11 +182,6 @@ function watchForChanges(
     configPath,
     {
       onReload(next, restartKeys) {
-        const unsupported = unsupportedFeatures(next.config);
-        if (unsupported.length > 0) {
-          logger.error('configuration change rejected: features not supported yet', { keys: unsupported });
-          return;
-        }
         // `[services]` is read at startup: the routes are those of the initial configuration.
         const issues = [
           ...checkLoadable(next.config),

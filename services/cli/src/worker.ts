@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import { type Config, ConfigError, loadConfig, unsupportedFeatures, watchConfig } from '@angos/config';
+import { type Config, ConfigError, loadConfig, watchConfig } from '@angos/config';
 import { createHttpServer, type Handler, healthHandler, sendText, withObservability } from '@angos/http';
 import { type Enqueue, type JobQueue, JobRunner, recordJobFinished, startQueueGauges } from '@angos/jobs';
 import { createLogger, createMetrics, type Logger } from '@angos/observability';
@@ -46,10 +46,8 @@ export interface RunningWorker {
 
 /** Why a configuration cannot run a worker, as lines for the operator; empty when it can. */
 function workerProblems(config: Config): string[] {
-  const unsupported = unsupportedFeatures(config).map((key) => `not supported yet: ${key}`);
-  if (config.global.job_queue !== undefined) return unsupported;
+  if (config.global.job_queue !== undefined) return [];
   return [
-    ...unsupported,
     'angos worker requires [global.job_queue]; without it, angos server drains the job queue in its own process',
   ];
 }

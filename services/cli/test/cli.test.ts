@@ -12,15 +12,6 @@ afterAll(async () => {
   await ws.remove();
 });
 
-const S3_BLOB_STORE = `
-[blob_store.s3]
-access_key_id = "id"
-secret_key = "secret"
-endpoint = "http://127.0.0.1:9000"
-bucket = "registry"
-region = "us-east-1"
-`;
-
 describe('angos (spawned)', () => {
   it('exits 1 on a TOML syntax error, naming the line', async () => {
     await ws.writeConfig('[server]\nbind_address = "127.0.0.1"\nport = = 8000\n');
@@ -47,15 +38,6 @@ describe('angos (spawned)', () => {
     const result = await runAngos(['server'], { cwd: ws.dir });
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/^config\.toml: syntax error at line 1/m);
-  });
-
-  it('refuses features that are not supported yet', async () => {
-    await ws.writeConfig(`[server]\nbind_address = "127.0.0.1"\n${S3_BLOB_STORE}\n[ui]\nenabled = true\n`);
-    const result = await runAngos(['-c', ws.configPath, 'server']);
-    expect(result.code).toBe(1);
-    // S3 storage is supported: only the features that are not are listed.
-    expect(result.stderr).not.toContain('blob_store.s3');
-    expect(result.stderr).toContain('not supported yet: ui\n');
   });
 
   it('requires services.internal_token for registry-api', async () => {

@@ -41,13 +41,6 @@ describe('startServer (in-process)', () => {
     await ws().writeConfig('[server\n');
     await eventually(async () => output().includes('configuration change rejected: invalid configuration'));
     expect((await fetch(url)).status).toBe(401);
-
-    // So is a valid one using a feature this build cannot run.
-    await ws().writeConfig(
-      `${baseConfig(ws().dir, 1, '[global.access_policy]\ndefault = "allow"\n')}\n[ui]\nenabled = true\n`,
-    );
-    await eventually(async () => output().includes('features not supported yet'));
-    expect((await fetch(url)).status).toBe(401);
   });
 
   it('closes promptly with an idle keep-alive connection open', async () => {

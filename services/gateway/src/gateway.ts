@@ -30,10 +30,13 @@ import {
   type Action,
   allowedMethods,
   errorBody,
+  isServedByRegistryApi,
   isValidNamespace,
   OciError,
   parseRoute,
   type Route,
+  UI_ASSET_ACTION,
+  UI_METHODS,
 } from '@angos/oci';
 import { createHttpForwarder } from './forward-http.js';
 import { type Forwarder, inProcessForwarder } from './forwarder.js';
@@ -91,10 +94,36 @@ const WRITE_ACTIONS: ReadonlySet<Action> = new Set<Action>([
   'delete-blob',
 ]);
 
+/**
+ * The listings that span namespaces. registry-api shows only the namespaces the caller may read
+ * (`list-namespaces` judged per namespace, by the same policies through @angos/auth), so it
+ * receives the caller as policies see it.
+ */
+const CROSS_NAMESPACE_LISTINGS: ReadonlySet<Action> = new Set<Action>([
+  'list-namespaces',
+  'list-repositories',
+]);
+
 const PULL_THROUGH_IS_READ_ONLY = 'a pull-through cache namespace is read-only';
 
 function isApiPath(path: string): boolean {
   return path === '/v2' || path.startsWith('/v2/');
+}
+
+/**
+ * A path outside the API with `[ui] enabled`: the web UI's files (`ui-asset`), GET and HEAD only.
+ * With the UI disabled the path is unknown, answered before authentication as it always was.
+ */
+function describeUiRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  config: Config,
+): AccessRequest | OciError {
+  if (!config.ui.enabled) return new OciError('ROUTE_UNKNOWN');
+  const method = req.method ?? '';
+  if (UI_METHODS.includes(method)) return { action: UI_ASSET_ACTION };
+  res.setHeader('allow', UI_METHODS.join(', '));
+  return new OciError('METHOD_NOT_ALLOWED', { method });
 }
 
 function forwarderFor(upstream: Upstream, logger: Logger): Forwarder {
@@ -145,9 +174,10 @@ function describe(
 }
 
 /**
- * The public edge: health and metrics endpoints, then for everything under /v2 authentication
- * (mTLS, OIDC, basic), authorization (global policy, repository policy, webhook) and forwarding
- * to registry-api with what was decided. Clients can never speak the internal trust headers.
+ * The public edge: health and metrics endpoints, then for everything under /v2 (and, with
+ * `[ui] enabled`, the web UI's paths: action `ui-asset`) authentication (mTLS, OIDC, basic),
+ * authorization (global policy, repository policy, webhook) and forwarding to registry-api with
+ * what was decided. Clients can never speak the internal trust headers.
  * Refusals: an anonymous caller gets 401 with a Basic challenge (so clients log in); an
  * authenticated one that is not allowed gets 403 DENIED.
  */
@@ -214,19 +244,22 @@ export function buildGateway(deps: GatewayDeps): Handler {
 
   const api: Handler = async (req, res) => {
     const path = requestPath(req);
-    if (!isApiPath(path)) {
-      sendError(res, new OciError('ROUTE_UNKNOWN'), logger);
-      return;
+    let request: AccessRequest | OciError;
+    let route: Route | undefined;
+    if (isApiPath(path)) {
+      res.setHeader(...API_VERSION_HEADER);
+      const query = requestQuery(req);
+      route = mirroredRoute(req, path, query, parseRoute(path), deps.config());
+      request = describe(req, res, route, query);
+    } else {
+      request = describeUiRequest(req, res, deps.config());
     }
-    res.setHeader(...API_VERSION_HEADER);
-    const query = requestQuery(req);
-    const route = mirroredRoute(req, path, query, parseRoute(path), deps.config());
-    const request = describe(req, res, route, requestQuery(req));
     if (request instanceof OciError) {
       sendError(res, request, logger);
       return;
     }
-    const cached = isCached(request.namespace);
+    // The extension API reads the store for every namespace: registry-api answers, never the cache.
+    const cached = route !== undefined && !isServedByRegistryApi(route) && isCached(request.namespace);
     if (cached && WRITE_ACTIONS.has(request.action)) {
       if (hasUnreadBody(req)) res.setHeader('connection', 'close');
       sendError(
@@ -275,6 +308,7 @@ export function buildGateway(deps: GatewayDeps): Handler {
       ...authenticated,
       ...(mountAllowedFrom === undefined ? {} : { mountAllowedFrom }),
       ...(sourceTimestamp === undefined ? {} : { sourceTimestamp }),
+      ...(CROSS_NAMESPACE_LISTINGS.has(request.action) ? { policyIdentity: identity } : {}),
     };
     return cached && forwardToCache !== undefined
       ? forwardToCache(req, res, context)

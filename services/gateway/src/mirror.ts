@@ -1,6 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { type Config, mirrorNamespace } from '@angos/config';
-import type { Route } from '@angos/oci';
+import { isServedByRegistryApi, type Route } from '@angos/oci';
 
 /**
  * containerd's registry-host mirrors (hosts.toml): a pull of `docker.io/library/alpine` through a
@@ -28,7 +28,8 @@ export function mirroredRoute(
   route: Route | undefined,
   config: Config,
 ): Route | undefined {
-  if (route === undefined || !('namespace' in route)) return route;
+  // The extension API's namespaced routes (`/v2/_ext/<ns>/_tags`) are the registry's own reads.
+  if (route === undefined || !('namespace' in route) || isServedByRegistryApi(route)) return route;
   const registry = query.get(NAMESPACE_PARAMETER);
   if (registry === null) return route;
   const namespace = mirrorNamespace(config, registry, route.namespace);

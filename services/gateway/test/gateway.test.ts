@@ -357,3 +357,52 @@ describe('refused uploads', () => {
     expect(bodyless.headers.get('connection')).not.toBe('close');
   });
 });
+
+describe('the extension API in the gateway', () => {
+  it('forwards the caller as policies see it only for the listings that span namespaces', async () => {
+    const running = await gateway(echo, `${IDENTITIES}${ALLOW_ALL}`);
+    const context = async (path: string) =>
+      (
+        (await (
+          await fetch(`${running.url}${path}`, { headers: { authorization: basic('alice') } })
+        ).json()) as {
+          context: Record<string, unknown>;
+        }
+      ).context;
+    for (const path of ['/v2/_ext/_namespaces?parent=team', '/v2/_ext/_repositories']) {
+      expect((await context(path))['policyIdentity'], path).toEqual({
+        client_ip: '127.0.0.1',
+        id: 'alice',
+        username: 'alice',
+      });
+    }
+    for (const path of ['/v2/_ext/team/_tags', '/v2/team/tags/list', '/v2/_ext/_ui/config']) {
+      expect((await context(path))['policyIdentity'], path).toBeUndefined();
+    }
+  });
+
+  it('judges each endpoint as its own action, with the namespace for the namespaced ones', async () => {
+    const running = await gateway(
+      echo,
+      `${IDENTITIES}
+[global.access_policy]
+default = "deny"
+rules = [
+  "has(identity.username) && request.action in ['list-namespaces', 'list-tag-details'] && (!has(request.namespace) || request.namespace != 'private')",
+]
+`,
+    );
+    const get = (path: string) =>
+      fetch(`${running.url}${path}`, { headers: { authorization: basic('alice') } });
+    expect((await get('/v2/_ext/_namespaces')).status).toBe(200);
+    expect((await get('/v2/_ext/team/app/_tags')).status).toBe(200);
+    const refused = await get('/v2/_ext/private/_tags');
+    expect(refused.status).toBe(403);
+    expect(await codeOf(refused)).toBe('DENIED');
+    expect((await get('/v2/_ext/team/_revisions')).status).toBe(403);
+    expect((await get('/v2/_ext/Team/_tags')).status).toBe(400);
+    const anonymous = await fetch(`${running.url}/v2/_ext/_namespaces`);
+    expect(anonymous.status).toBe(401);
+    expect(anonymous.headers.get('www-authenticate')).toBe('Basic realm="Angos"');
+  });
+});

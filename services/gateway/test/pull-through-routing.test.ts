@@ -81,6 +81,12 @@ describe('gateway routing of pull-through namespaces', () => {
       '/v2/',
       '/v2/_catalog',
       '/v2/_ext/jobs/pending?queue=cache',
+      // The extension API reads the store of every namespace, pull-through ones included.
+      '/v2/_ext/docker-io/library/alpine/_tags',
+      '/v2/_ext/docker-io/library/alpine/_revisions',
+      '/v2/_ext/gh/app/_uploads',
+      '/v2/_ext/docker-io/library/alpine/_tags?ns=docker.io',
+      '/v2/_ext/_namespaces?parent=docker-io',
       '/v2/docker-iox/alpine/manifests/latest',
       '/v2/team/app/manifests/latest',
     ]) {

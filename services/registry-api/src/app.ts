@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Auth } from '@angos/auth';
 import type { Config } from '@angos/config';
 import { actorOf, type EventDispatcher } from '@angos/events';
 import {
@@ -10,12 +11,23 @@ import {
 } from '@angos/http';
 import type { JobQueue } from '@angos/jobs';
 import type { Logger } from '@angos/observability';
-import { allowedMethods, OciError, parseRoute, type Route } from '@angos/oci';
+import { allowedMethods, OciError, parseRoute, type Route, UI_METHODS } from '@angos/oci';
 import type { Registry } from '@angos/registry';
 import type { ReplicationEvents } from '@angos/replication';
+import { uiAssetsDirectory } from '@angos/ui';
+import { namespaceAccess } from './namespace-access.js';
 import { assertNamespace, parseUrl } from './request.js';
 import type { RouteContext } from './route-context.js';
 import { deleteBlob, getBlob } from './routes/blobs.js';
+import {
+  getRevision,
+  listNamespaceEntries,
+  listRepositories,
+  listRevisions,
+  listTagDetails,
+  listUploads,
+  uiConfig,
+} from './routes/browse.js';
 import {
   deleteFailedJob,
   deletePendingJob,
@@ -26,6 +38,7 @@ import {
 import { listCatalog, listReferrers, listTags } from './routes/listings.js';
 import { deleteManifest, getManifest, putManifest } from './routes/manifests.js';
 import { cancelUpload, completeUpload, patchUpload, startUpload, uploadStatus } from './routes/uploads.js';
+import { createUiAssets, type UiAssets } from './ui-assets.js';
 
 /**
  * How registry-api knows a request passed the gateway: in one process the
@@ -51,19 +64,38 @@ export interface RegistryApiDeps {
    * without it no event is emitted (tests, tools).
    */
   events?: EventDispatcher | undefined;
+  /**
+   * The access policies (`createAuth` of @angos/auth; in one process the gateway's own): the
+   * extension API's cross-namespace listings show only the namespaces they let the caller read.
+   */
+  auth: Pick<Auth, 'authorize'>;
+  /** The angos version `/v2/_ext/_ui/config` reports. */
+  version: string;
+  /** The built web UI served when `[ui] enabled` (default: the `dist/` of @angos/ui). */
+  uiAssetsDirectory?: string | undefined;
+}
+
+function isApiPath(pathname: string): boolean {
+  return pathname === '/v2' || pathname.startsWith('/v2/');
 }
 
 /** The OCI distribution API over the registry core, and the extension API under `/v2/_ext/`. */
 export function buildRegistryApi(deps: RegistryApiDeps): Handler {
   const logger = deps.logger.child('angos::registry_api');
   const vouched = trustCheck(deps.trust);
+  const ui = createUiAssets(deps.uiAssetsDirectory ?? uiAssetsDirectory, logger);
   return async (req: IncomingMessage, res: ServerResponse) => {
     res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
     try {
       const context = vouched(req);
       const { pathname, query } = parseUrl(req.url);
+      if (!isApiPath(pathname)) {
+        await serveUi(deps.config(), req, res, pathname, ui);
+        return;
+      }
       const route = parseRoute(pathname);
       if (!route) throw new OciError('ROUTE_UNKNOWN', { path: pathname.slice(0, 200) });
+      let readable: RouteContext['readable'] | undefined;
       const ctx: RouteContext = {
         req,
         res,
@@ -77,12 +109,38 @@ export function buildRegistryApi(deps: RegistryApiDeps): Handler {
         replication: deps.replication,
         events: deps.events,
         actor: actorOf(context),
+        identity: context.identity,
+        // Built when a listing first asks: most requests never do.
+        readable: (namespace) => {
+          readable ??= namespaceAccess(deps.auth, req, context);
+          return readable(namespace);
+        },
+        version: deps.version,
       };
       await dispatch(ctx, route, req.method ?? 'GET');
     } catch (error) {
       sendError(res, error, logger);
     }
   };
+}
+
+/**
+ * Paths outside `/v2/` are the web UI's, when it is enabled (`ui-asset`, judged by the gateway):
+ * GET and HEAD only. Disabled, they are unknown, as they were before the UI existed.
+ */
+async function serveUi(
+  config: Config,
+  req: IncomingMessage,
+  res: ServerResponse,
+  pathname: string,
+  ui: UiAssets,
+): Promise<void> {
+  if (!config.ui.enabled) throw new OciError('ROUTE_UNKNOWN', { path: pathname.slice(0, 200) });
+  if (req.method !== 'GET' && req.method !== 'HEAD') {
+    res.setHeader('Allow', UI_METHODS.join(', '));
+    throw new OciError('METHOD_NOT_ALLOWED', { method: req.method });
+  }
+  await ui.serve(req, res, pathname);
 }
 
 function trustCheck(trust: Trust): (req: IncomingMessage) => RequestContext {
@@ -132,6 +190,20 @@ async function dispatch(ctx: RouteContext, route: Route, method: string): Promis
       return deleteFailedJob(ctx, route.queue, route.id);
     case 'failedJobRetry':
       return retryFailedJob(ctx, route.queue, route.id);
+    case 'uiConfig':
+      return uiConfig(ctx);
+    case 'extRepositories':
+      return listRepositories(ctx);
+    case 'extNamespaces':
+      return listNamespaceEntries(ctx);
+    case 'extTags':
+      return listTagDetails(ctx, route.namespace);
+    case 'extRevisions':
+      return listRevisions(ctx, route.namespace);
+    case 'extManifest':
+      return getRevision(ctx, route.namespace, route.digest);
+    case 'extUploads':
+      return listUploads(ctx, route.namespace);
     case 'extension':
       throw new OciError('ROUTE_UNKNOWN', { path: route.path.slice(0, 200) });
   }

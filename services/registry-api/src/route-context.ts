@@ -1,9 +1,10 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Config } from '@angos/config';
 import type { EventActor, EventDispatcher } from '@angos/events';
+import type { Identity } from '@angos/http';
 import type { JobQueue } from '@angos/jobs';
 import type { Logger } from '@angos/observability';
-import type { Registry } from '@angos/registry';
+import type { Readable, Registry } from '@angos/registry';
 import type { ReplicationEvents } from '@angos/replication';
 
 /** What every route handler receives. */
@@ -29,6 +30,12 @@ export interface RouteContext {
   readonly events: EventDispatcher | undefined;
   /** Who made the request, for the events' `actor`. */
   readonly actor: EventActor;
+  /** Who the gateway authenticated (absent: anonymous). */
+  readonly identity: Identity | undefined;
+  /** Whether the caller may see a namespace in a cross-namespace listing (namespace-access.ts). */
+  readable: Readable;
+  /** The angos version, for `/v2/_ext/_ui/config`. */
+  readonly version: string;
 }
 
 /** Ends a response with no body. */

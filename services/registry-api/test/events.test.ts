@@ -1,12 +1,13 @@
 import { createHash } from 'node:crypto';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { createAuth } from '@angos/auth';
 import { type Config, parseConfig } from '@angos/config';
 import { createEventDispatcher, EVENTS_QUEUE } from '@angos/events';
 import { createHttpServer, setContext } from '@angos/http';
 import { JobQueue } from '@angos/jobs';
 import { MemoryLockManager } from '@angos/lock';
-import { silentLogger } from '@angos/observability';
+import { createMetrics, silentLogger } from '@angos/observability';
 import { createRegistry } from '@angos/registry';
 import { createStores } from '@angos/storage';
 import { startWebhookReceiver, type WebhookReceiver } from '@angos/test-support';
@@ -67,6 +68,12 @@ async function start(toml: string): Promise<Started> {
       enqueue: (...args) => jobs.enqueue(...args),
       logger: silentLogger,
     }),
+    auth: createAuth({
+      config: () => config,
+      logger: silentLogger,
+      metrics: createMetrics({ defaultMetrics: false }),
+    }),
+    version: '0.0.0-test',
   });
   const server: Server = createHttpServer(
     (req, res) => {

@@ -1,14 +1,15 @@
 import { createHash, randomUUID } from 'node:crypto';
 import { access, mkdir, mkdtemp, readdir, rm } from 'node:fs/promises';
-import { request, type Server } from 'node:http';
+import { type IncomingMessage, request, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createAuth } from '@angos/auth';
 import { type Config, parseConfig, type S3ConnectionConfig } from '@angos/config';
-import { createHttpServer, setContext } from '@angos/http';
+import { createHttpServer, type RequestContext, setContext } from '@angos/http';
 import { JobQueue } from '@angos/jobs';
 import { type LockManager, MemoryLockManager } from '@angos/lock';
-import { silentLogger } from '@angos/observability';
+import { createMetrics, silentLogger } from '@angos/observability';
 import { createRegistry, type GcReport } from '@angos/registry';
 import {
   type BlobBackendOptions,
@@ -164,6 +165,8 @@ export async function startApi(
   locks: LockManager = new MemoryLockManager(),
   /** Where fs storage goes (created, and removed again by close): a fresh temp dir by default. */
   storeDir?: string,
+  /** More of what the gateway would have decided (in-process trust only): a caller's policy identity. */
+  contextFor: (req: IncomingMessage) => Partial<RequestContext> = () => ({}),
 ): Promise<Api> {
   const rootDir = storeDir ?? (await mkdtemp(join(tmpdir(), 'angos-api-')));
   if (storeDir !== undefined) await mkdir(storeDir, { recursive: true });
@@ -179,10 +182,24 @@ export async function startApi(
     logger: silentLogger,
   });
   const jobs = new JobQueue({ store: stores.metadata });
-  const handler = buildRegistryApi({ registry, jobs, config: () => config, logger: silentLogger, trust });
+  const auth = createAuth({
+    config: () => config,
+    logger: silentLogger,
+    metrics: createMetrics({ defaultMetrics: false }),
+  });
+  const handler = buildRegistryApi({
+    registry,
+    jobs,
+    config: () => config,
+    logger: silentLogger,
+    trust,
+    auth,
+    version: '0.0.0-test',
+  });
   const server: Server = createHttpServer(
     (req, res) => {
-      if (trust.kind === 'in-process') setContext(req, { clientIp: '127.0.0.1', mountAllowedFrom });
+      if (trust.kind === 'in-process')
+        setContext(req, { clientIp: '127.0.0.1', mountAllowedFrom, ...contextFor(req) });
       return handler(req, res);
     },
     { logger: silentLogger },
@@ -229,6 +246,7 @@ export async function startApi(
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await auth.close();
       await stores.close();
       await rm(rootDir, { recursive: true, force: true });
       if (usesS3(backend)) await wipeS3Prefix(keyPrefix);

@@ -50,6 +50,8 @@ async function start(replication: ReplicationEvents, sourceTimestamp?: string): 
     logger: silentLogger,
     trust: { kind: 'in-process' },
     replication,
+    auth: { authorize: async () => ({ decision: 'allow' }) },
+    version: '0.0.0-test',
   });
   server = createHttpServer(
     (req, res) => {
