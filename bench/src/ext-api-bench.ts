@@ -98,9 +98,14 @@ async function main(): Promise<void> {
   }
   const seedSeconds = (performance.now() - seedStarted) / 1000;
 
+  // Ten repositories, for the namespace counts of `_repositories` (each governs 100 namespaces).
+  const repositories = Array.from(
+    { length: 10 },
+    (_, i) => `[repository."seed-${i}"]\nimmutable_tags = false\n`,
+  );
   const angos = await startAngos({
     mode: 'server',
-    config,
+    config: `${config}\n${repositories.join('\n')}`,
     ...(rootDir === undefined ? {} : { rootDir }),
     startTimeoutMs: 60_000,
   });
@@ -114,7 +119,7 @@ async function main(): Promise<void> {
       path: `/v2/_ext/_namespaces?parent=seed-42&n=50&last=seed-42/app-5142`,
     },
     { label: 'search q=app-99 (all namespaces)', path: '/v2/_ext/_namespaces?q=app-99' },
-    { label: 'repositories', path: '/v2/_ext/_repositories' },
+    { label: 'repositories (10, counting 10,000 namespaces)', path: '/v2/_ext/_repositories' },
     { label: `tags of ${some} (sort=name)`, path: `/v2/_ext/${some}/_tags` },
     { label: `tags of ${some} (sort=pushed desc)`, path: `/v2/_ext/${some}/_tags?sort=pushed&order=desc` },
     { label: `revisions of ${some}`, path: `/v2/_ext/${some}/_revisions` },
