@@ -1,0 +1,89 @@
+// Bundles the `angos` CLI for the container image (scripts/build-image.sh): the built workspace
+// (dist/ of every package) into one ES module, with the few packages that are loaded by path at
+// run time kept beside it as packages:
+//   @node-rs/argon2 (+ its linux-x64-gnu binding)  the Argon2 worker threads require it by the path
+//                                                  the main thread resolves (libs/auth argon2-pool)
+//   @marcbachmann/cel-js                            loaded lazily with require (libs/auth policy/cel)
+// Writes, under the directory given as the first argument (the image's /usr/local/lib/angos):
+//   package.json, dist/main.js, dist/build-info.json   (what `angos --version` reads)
+//   ui/                                                (the web UI that registry-api serves)
+//   node_modules/<the packages above>
+// Needs `pnpm build` first. Deterministic: no timestamps, no absolute paths of this machine.
+import { cp, mkdir, readFile, realpath, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { build } from 'esbuild';
+
+const [outDir, revision] = process.argv.slice(2);
+if (!outDir) throw new Error('usage: bundle.mjs <out-dir> [revision]');
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const cli = join(root, 'services/cli');
+const EXTERNAL = ['@node-rs/argon2', '@marcbachmann/cel-js'];
+const cliPackage = JSON.parse(await readFile(join(cli, 'package.json'), 'utf8'));
+
+await mkdir(join(outDir, 'dist'), { recursive: true });
+await build({
+  entryPoints: [join(cli, 'dist/main.js')],
+  outfile: join(outDir, 'dist/main.js'),
+  bundle: true,
+  platform: 'node',
+  target: 'node24',
+  format: 'esm',
+  external: EXTERNAL,
+  // Relative to the repository, so that no path of the build machine ends up in the bundle.
+  absWorkingDir: root,
+  legalComments: 'eof',
+  logLevel: 'warning',
+  // CommonJS dependencies (the AWS SDK, ioredis) call require() and read __dirname.
+  banner: {
+    js: [
+      "import { createRequire as __angosCreateRequire } from 'node:module';",
+      "import { dirname as __angosDirname } from 'node:path';",
+      "import { fileURLToPath as __angosFileURLToPath } from 'node:url';",
+      'const require = __angosCreateRequire(import.meta.url);',
+      'const __filename = __angosFileURLToPath(import.meta.url);',
+      'const __dirname = __angosDirname(__filename);',
+    ].join('\n'),
+  },
+  plugins: [
+    {
+      // @angos/ui names its dist/ next to itself; in the image the app lies in ui/ beside dist/.
+      name: 'angos-ui-directory',
+      setup(b) {
+        b.onResolve({ filter: /^@angos\/ui$/ }, () => ({ path: 'ui', namespace: 'angos-ui' }));
+        b.onLoad({ filter: /.*/, namespace: 'angos-ui' }, () => ({
+          contents:
+            "import { fileURLToPath } from 'node:url';\nexport const uiAssetsDirectory = fileURLToPath(new URL('../ui/', import.meta.url));\n",
+          loader: 'js',
+        }));
+      },
+    },
+  ],
+});
+
+// What `angos --version` reads (services/cli/src/version.ts): package.json one level above dist/.
+await writeFile(
+  join(outDir, 'package.json'),
+  `${JSON.stringify({ name: cliPackage.name, version: cliPackage.version, private: true, type: 'module' }, null, 2)}\n`,
+);
+const recorded = JSON.parse(await readFile(join(cli, 'dist/build-info.json'), 'utf8'));
+await writeFile(
+  join(outDir, 'dist/build-info.json'),
+  `${JSON.stringify({ version: cliPackage.version, commit: revision || recorded.commit })}\n`,
+);
+await cp(join(root, 'ui/dist'), join(outDir, 'ui'), { recursive: true });
+
+/** Where `name` is installed for the package in `dir`: pnpm's real directory, not its link. */
+const packageDir = (dir, name) => realpath(join(dir, 'node_modules', name));
+const auth = join(root, 'libs/auth');
+const argon2 = await packageDir(auth, '@node-rs/argon2');
+const binding = '@node-rs/argon2-linux-x64-gnu';
+const copies = [
+  ['@node-rs/argon2', argon2],
+  // pnpm links a package's dependencies beside it: <store>/node_modules/@node-rs/<binding>.
+  [binding, await realpath(join(argon2, '../..', binding))],
+  ['@marcbachmann/cel-js', await packageDir(auth, '@marcbachmann/cel-js')],
+];
+for (const [name, from] of copies) {
+  await cp(from, join(outDir, 'node_modules', name), { recursive: true, dereference: true });
+}
