@@ -64,14 +64,7 @@ runtime="$work/runtime" app="$work/app"
 "$node_bin" scripts/image/bundle.mjs "$app/usr/local/lib/angos" "$revision"
 cp LICENSE "$app/usr/local/lib/angos/LICENSE"
 mkdir -p "$app/usr/local/bin"
-# The entrypoint: the kernel runs the `#!` line itself (no shell in the image), with the runtime
-# flag of services/cli/bin/angos; NODE_OPTIONS adds more.
-cat >"$app/usr/local/bin/angos" <<'LAUNCHER'
-#!/usr/local/bin/node --max-semi-space-size=2
-// The `angos` command of the container image: Node.js 24 running the bundled CLI.
-import('../lib/angos/dist/main.js');
-LAUNCHER
-chmod 0755 "$app/usr/local/bin/angos"
+install -m 0755 scripts/image/angos "$app/usr/local/bin/angos" # the entrypoint, no shell needed
 
 # --- runtime layer ---------------------------------------------------------------------------
 mkdir -p "$runtime/usr/local/bin" "$runtime/usr/local/share/doc/node" "$runtime/etc/ssl/certs" \

@@ -1,4 +1,4 @@
-// Bundles the `angos` CLI for the container image (scripts/build-image.sh): the built workspace
+// Bundles (rolldown, which vite builds the web UI with) the `angos` CLI for the container image (scripts/build-image.sh): the built workspace
 // (dist/ of every package) into one ES module, with the few packages that are loaded by path at
 // run time kept beside it as packages:
 //   @node-rs/argon2 (+ its linux-x64-gnu binding)  the Argon2 worker threads require it by the path
@@ -12,53 +12,41 @@
 import { cp, mkdir, readFile, realpath, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { build } from 'esbuild';
+import { build } from 'rolldown';
 
 const [outDir, revision] = process.argv.slice(2);
 if (!outDir) throw new Error('usage: bundle.mjs <out-dir> [revision]');
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const cli = join(root, 'services/cli');
 const EXTERNAL = ['@node-rs/argon2', '@marcbachmann/cel-js'];
+const UI_MODULE = '\0angos-ui';
 const cliPackage = JSON.parse(await readFile(join(cli, 'package.json'), 'utf8'));
 
 await mkdir(join(outDir, 'dist'), { recursive: true });
 await build({
-  entryPoints: [join(cli, 'dist/main.js')],
-  outfile: join(outDir, 'dist/main.js'),
-  bundle: true,
+  input: join(cli, 'dist/main.js'),
   platform: 'node',
-  target: 'node24',
-  format: 'esm',
   external: EXTERNAL,
-  // Relative to the repository, so that no path of the build machine ends up in the bundle.
-  absWorkingDir: root,
-  legalComments: 'eof',
-  logLevel: 'warning',
-  // CommonJS dependencies (the AWS SDK, ioredis) call require() and read __dirname.
-  banner: {
-    js: [
-      "import { createRequire as __angosCreateRequire } from 'node:module';",
-      "import { dirname as __angosDirname } from 'node:path';",
-      "import { fileURLToPath as __angosFileURLToPath } from 'node:url';",
-      'const require = __angosCreateRequire(import.meta.url);',
-      'const __filename = __angosFileURLToPath(import.meta.url);',
-      'const __dirname = __angosDirname(__filename);',
-    ].join('\n'),
-  },
+  // Module ids relative to the repository, so that no path of the build machine ends up in the bundle.
+  cwd: root,
+  logLevel: 'warn',
   plugins: [
     {
       // @angos/ui names its dist/ next to itself; in the image the app lies in ui/ beside dist/.
       name: 'angos-ui-directory',
-      setup(b) {
-        b.onResolve({ filter: /^@angos\/ui$/ }, () => ({ path: 'ui', namespace: 'angos-ui' }));
-        b.onLoad({ filter: /.*/, namespace: 'angos-ui' }, () => ({
-          contents:
-            "import { fileURLToPath } from 'node:url';\nexport const uiAssetsDirectory = fileURLToPath(new URL('../ui/', import.meta.url));\n",
-          loader: 'js',
-        }));
-      },
+      resolveId: (id) => (id === '@angos/ui' ? UI_MODULE : null),
+      load: (id) =>
+        id === UI_MODULE
+          ? "import { fileURLToPath } from 'node:url';\nexport const uiAssetsDirectory = fileURLToPath(new URL('../ui/', import.meta.url));\n"
+          : null,
     },
   ],
+  output: {
+    file: join(outDir, 'dist/main.js'),
+    format: 'esm',
+    // One file: the dynamic imports (lazily loaded commands) inline into it.
+    codeSplitting: false,
+  },
 });
 
 // What `angos --version` reads (services/cli/src/version.ts): package.json one level above dist/.
