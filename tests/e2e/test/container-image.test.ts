@@ -3,7 +3,7 @@ import { chown, mkdir, readdir, readFile, stat, writeFile } from 'node:fs/promis
 import { join } from 'node:path';
 import { freePort, OutputTail, repoRoot, runOk, terminate, track } from '@angos/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { skipWithoutClients, useRegistry } from './fixture.js';
+import { skipUnlessRoot, skipWithoutClients, useRegistry } from './fixture.js';
 import { ADMIN_HASH } from './identities.js';
 
 /**
@@ -48,7 +48,7 @@ describe.skipIf(skipWithoutClients('buildah', 'skopeo'))('the angos container im
   const r = useRegistry({ mode: 'server', storage: 'fs', label: 'server on fs' }, ['buildah', 'skopeo']);
   const root = repoRoot();
   let version = '';
-  let report: { id: string; compressedBytes: number } = { id: '', compressedBytes: 0 };
+  let report = { id: '', revision: '', compressedBytes: 0 };
   let layout = '';
   let manifest: ImageManifest;
   let rootfs = '';
@@ -68,7 +68,8 @@ describe.skipIf(skipWithoutClients('buildah', 'skopeo'))('the angos container im
   it('builds under the size limit and round-trips through the registry it contains', async () => {
     expect(report.compressedBytes).toBeGreaterThan(0);
     expect(report.compressedBytes).toBeLessThan(MAX_COMPRESSED_BYTES);
-    for (const tag of [version, 'e2e']) {
+    // Tagged as the chart expects it (the package version) and by revision.
+    for (const tag of [version, report.revision]) {
       await r.ok(
         'buildah',
         'push',
@@ -103,6 +104,7 @@ describe.skipIf(skipWithoutClients('buildah', 'skopeo'))('the angos container im
     const labels = config.config.Labels ?? {};
     for (const key of OCI_KEYS) expect(labels[`org.opencontainers.image.${key}`], key).toBeTruthy();
     expect(labels['org.opencontainers.image.version']).toBe(version);
+    expect(labels['org.opencontainers.image.revision']).toBe(report.revision);
     expect(labels['org.opencontainers.image.licenses']).toBe('Apache-2.0');
 
     rootfs = r.path('rootfs');
@@ -127,7 +129,7 @@ describe.skipIf(skipWithoutClients('buildah', 'skopeo'))('the angos container im
     expect(stdout).toContain(`angos ${version} (commit ${labels['org.opencontainers.image.revision']})`);
   });
 
-  describe.skipIf(process.getuid?.() !== 0)('run as a container would, as root', () => {
+  describe.skipIf(skipUnlessRoot('container image run'))('run as a container would, as root', () => {
     let server: ChildProcess | undefined;
     const output = new OutputTail();
     afterAll(async () => {
@@ -157,7 +159,9 @@ describe.skipIf(skipWithoutClients('buildah', 'skopeo'))('the angos container im
           `password = "${ADMIN_HASH}"`,
           '[global.access_policy]',
           'default = "deny"',
-          `rules = ["identity.username == 'admin'"]`,
+          `rules = ["identity.username == 'admin'", "request.action == 'ui-asset'"]`,
+          '[ui]',
+          'enabled = true',
           '',
         ].join('\n'),
       );
@@ -228,6 +232,13 @@ describe.skipIf(skipWithoutClients('buildah', 'skopeo'))('the angos container im
         target,
       );
       expect(anonymous.code).not.toBe(0);
+      // The web UI's files, from the image's /usr/local/lib/angos/ui, and the probes.
+      const page = await fetch(`http://127.0.0.1:${port}/`);
+      expect(page.status).toBe(200);
+      expect(await page.text()).toContain('<div id="app"');
+      for (const probe of ['/healthz', '/readyz']) {
+        expect((await fetch(`http://127.0.0.1:${port}${probe}`)).status, probe).toBe(200);
+      }
       // Everything it wrote is under the mounted /var/lib/angos.
       expect((await readdir(data)).length).toBeGreaterThan(0);
     });
