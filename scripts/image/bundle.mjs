@@ -1,9 +1,10 @@
-// Bundles (rolldown, which vite builds the web UI with) the `angos` CLI for the container image (scripts/build-image.sh): the built workspace
-// (dist/ of every package) into one ES module, with the few packages that are loaded by path at
-// run time kept beside it as packages:
-//   @node-rs/argon2 (+ its linux-<arch>-gnu binding) the Argon2 worker threads require it by the path
-//                                                  the main thread resolves (libs/auth argon2-pool)
-//   @marcbachmann/cel-js                            loaded lazily with require (libs/auth policy/cel)
+// Bundles the `angos` CLI for the container image (scripts/build-image.sh) with rolldown, the
+// bundler vite builds the web UI with: the built workspace (dist/ of every package) and its
+// production dependencies into one ES module. The packages loaded by path at run time stay
+// packages beside it:
+//   @node-rs/argon2 and its linux-<arch>-gnu binding   the Argon2 worker threads require it by the
+//                                                      path the main thread resolved (libs/auth)
+//   @marcbachmann/cel-js                               loaded lazily with require (libs/auth)
 // Writes, under the directory given as the first argument (the image's /usr/local/lib/angos):
 //   package.json, dist/main.js, dist/build-info.json   (what `angos --version` reads)
 //   ui/                                                (the web UI that registry-api serves)

@@ -107,6 +107,19 @@ describe.skipIf(skipWithoutClients('buildah', 'skopeo'))('the angos container im
     expect(labels['org.opencontainers.image.revision']).toBe(report.revision);
     expect(labels['org.opencontainers.image.licenses']).toBe('Apache-2.0');
 
+    // The Containerfile builds the same layout for docker and podman users (not built here: its
+    // base images are on registries these machines cannot reach); its settings must not drift.
+    const containerfile = await readFile(join(root, 'Containerfile'), 'utf8');
+    for (const line of [
+      `ARG VERSION=${version}`,
+      `USER ${config.config.User}`,
+      `WORKDIR ${config.config.WorkingDir}`,
+      `ENTRYPOINT ${JSON.stringify(config.config.Entrypoint)}`,
+      `CMD ${JSON.stringify(config.config.Cmd)}`,
+    ]) {
+      expect(containerfile.split('\n'), line).toContain(line);
+    }
+
     rootfs = r.path('rootfs');
     await mkdir(rootfs);
     for (const layer of manifest.layers) {
