@@ -82,6 +82,7 @@ the kubelet replaces the files atomically and Angos's watcher reloads them.
 {{- $root := .root -}}
 serviceAccountName: {{ include "angos.serviceAccountName" $root }}
 automountServiceAccountToken: false
+terminationGracePeriodSeconds: {{ $root.Values.terminationGracePeriodSeconds }}
 {{- with $root.Values.imagePullSecrets }}
 imagePullSecrets:
 {{- range . }}

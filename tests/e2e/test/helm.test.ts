@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rename, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
@@ -196,6 +196,8 @@ describe.skipIf(skipWithoutClients('helm', 'skopeo', 'redis-server') || s3 === n
     let receiver: WebhookReceiver | undefined;
     const processes: { name: string; child: ChildProcess; output: string[] }[] = [];
     const ports = new Map<string, number>();
+    let renderedConfig = '';
+    const configPath = () => join(work, 'etc', 'config.toml');
     const logs = () => processes.map((p) => `--- ${p.name}\n${p.output.join('').slice(-6000)}`).join('\n');
 
     beforeAll(async () => {
@@ -241,9 +243,10 @@ describe.skipIf(skipWithoutClients('helm', 'skopeo', 'redis-server') || s3 === n
           `http://127.0.0.1:${port}`,
         );
       }
-      const configPath = join(work, 'etc', 'config.toml');
+      renderedConfig = config;
       await mkdir(join(work, 'etc'));
-      await writeFile(configPath, config);
+      await writeSecretVolume(join(work, 'etc'), config, 1);
+      await symlink('..data/config.toml', configPath());
 
       // registry-api and pull-through-cache before the gateway, as the rollout would settle.
       const order = ['registry-api', 'pull-through-cache', 'worker', 'gateway'];
@@ -259,7 +262,7 @@ describe.skipIf(skipWithoutClients('helm', 'skopeo', 'redis-server') || s3 === n
         const port = ports.get(component) ?? 0;
         const args = container.args.map((arg) =>
           arg === '/etc/angos/config.toml'
-            ? configPath
+            ? configPath()
             : arg.replace(/^0\.0\.0\.0:\d+$/, `127.0.0.1:${port}`),
         );
         expect(args, `${component} listens where its Service points`).toContain(`127.0.0.1:${port}`);
@@ -312,8 +315,38 @@ describe.skipIf(skipWithoutClients('helm', 'skopeo', 'redis-server') || s3 === n
         throw error;
       }
     });
+
+    it('reloads config.toml when the kubelet swaps the Secret volume', async () => {
+      const gateway = `http://127.0.0.1:${ports.get('gateway')}/v2/`;
+      expect((await fetch(gateway)).status).toBe(200);
+      await writeSecretVolume(
+        join(work, 'etc'),
+        renderedConfig.replace('default = "allow"', 'default = "deny"'),
+        2,
+      );
+      const deadline = Date.now() + 20_000;
+      let status = 200;
+      while (status === 200 && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        status = (await fetch(gateway)).status;
+      }
+      expect(status, logs()).toBe(401);
+    });
   },
 );
+
+/**
+ * Writes `config.toml` the way the kubelet updates a Secret or ConfigMap volume: the files in a
+ * new timestamped directory, then the `..data` symlink re-pointed at it in one rename. The
+ * directory's `config.toml` is a symlink to `..data/config.toml`.
+ */
+async function writeSecretVolume(dir: string, config: string, version: number): Promise<void> {
+  const versioned = `..2026_01_01_00_00_0${version}.000000000`;
+  await mkdir(join(dir, versioned));
+  await writeFile(join(dir, versioned, 'config.toml'), config);
+  await symlink(versioned, join(dir, '..data_tmp'));
+  await rename(join(dir, '..data_tmp'), join(dir, '..data'));
+}
 
 async function waitReady(url: string, child: ChildProcess, logs: () => string): Promise<void> {
   const deadline = Date.now() + 30_000;
