@@ -27,7 +27,8 @@ import { skipWithoutClients } from './fixture.js';
 /**
  * The Helm chart, checked with the real tools: helm (pinned in scripts/go-clients.txt) lints and
  * renders every example values file in helm/angos/ci/; every rendered object is validated against
- * the Kubernetes schemas (kubernetes-models: the OpenAPI of Kubernetes ≥ 1.30) and the KEDA,
+ * the Kubernetes schemas (kubernetes-models: a current release's OpenAPI; the API versions the
+ * chart uses are served unchanged since 1.27, see docs/kubernetes.md) and the KEDA,
  * prometheus-operator and Gateway API CRD schemas (@kubernetes-models packages); and the split
  * deployment the chart renders is run as local processes — each Deployment's args and env with
  * its config.toml, service addresses mapped to loopback — on the suite's RGW and a redis-server.
