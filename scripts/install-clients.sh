@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Go registry clients the end-to-end tests drive (oras, cosign, crane, regctl) at
+# Installs the Go clients the end-to-end tests drive (oras, cosign, crane, regctl, helm) at
 # pinned versions, each into its own cache directory, only when missing:
 #
 #   $ANGOS_GO_BIN/<tool>-<version>/<tool>      (ANGOS_GO_BIN defaults to ~/.cache/angos/go-bin)

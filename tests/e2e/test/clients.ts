@@ -5,7 +5,7 @@ import { installCommand as aptInstallCommand, repoRoot } from '@angos/test-suppo
 
 /**
  * Where the end-to-end tests find the registry clients they drive, and what installs a missing
- * one. The Go clients (oras, cosign, crane, regctl) are pinned in scripts/go-clients.txt and
+ * one. The Go clients (oras, cosign, crane, regctl, helm) are pinned in scripts/go-clients.txt and
  * installed by scripts/install-clients.sh into `$ANGOS_GO_BIN/<tool>-<version>/`; those
  * directories come first on the PATH the clients run with, so the pinned version wins over any
  * other on the machine. The other clients come from Debian packages, found on PATH.
