@@ -1,4 +1,5 @@
 import type { Serializable } from 'node:child_process';
+import type { MessagePort } from 'node:worker_threads';
 import { acquisitionOrder, runCancellable } from './cancellable.js';
 import { whenAborted } from './delays.js';
 import { LockLostError } from './errors.js';
@@ -6,9 +7,10 @@ import type { MemoryLockManager } from './memory.js';
 import type { LockManager, LockOptions, LockWork } from './types.js';
 
 /**
- * The `"memory"` lock strategy across the worker processes of one server (`[server] workers`):
- * the primary process holds the one lock table (a MemoryLockManager), and each worker acquires
- * and releases its keys over the IPC channel it already has to the primary. The contract is the
+ * The `"memory"` lock strategy across the serving units of one service (`[server] workers`):
+ * the primary (the main thread, or a parent process) holds the one lock table (a
+ * MemoryLockManager), and each worker thread or process acquires and releases its keys over a
+ * message channel to it (a MessagePort, or the IPC channel of a forked process). The contract is the
  * memory strategy's: FIFO per key, no TTL, no retries. A worker that dies (SIGKILL, crash) loses
  * its channel, and the primary releases every key it held or awaited at once, as a distributed
  * lock expires when its holder stops renewing it. A worker that loses the primary loses its locks:
@@ -85,6 +87,36 @@ export function ipcChannel(endpoint: IpcEndpoint): LockChannel {
       }
       endpoint.on('disconnect', listener);
       return () => endpoint.off('disconnect', listener);
+    },
+  };
+}
+
+/**
+ * A LockChannel over a MessagePort (worker_threads): the main thread serves one end, a serving
+ * thread holds the other. A port closes when either end is closed or its thread ends.
+ */
+export function messagePortChannel(port: MessagePort): LockChannel {
+  let open = true;
+  port.once('close', () => {
+    open = false;
+  });
+  return {
+    post(message) {
+      if (!open) return false;
+      port.postMessage(message);
+      return true;
+    },
+    onMessage(listener) {
+      port.on('message', listener);
+      return () => port.off('message', listener);
+    },
+    onClose(listener) {
+      if (!open) {
+        queueMicrotask(listener);
+        return () => {};
+      }
+      port.on('close', listener);
+      return () => port.off('close', listener);
     },
   };
 }

@@ -4,48 +4,26 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MessageChannel, type MessagePort } from 'node:worker_threads';
+import { MessageChannel, Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import {
   IpcLockManager,
   ipcChannel,
-  type LockChannel,
   LockLostError,
   MemoryLockManager,
+  messagePortChannel,
   serveLocks,
 } from '../src/index.js';
 import { describeLockContract } from '../src/testing/contract.js';
 
 const CHILD = fileURLToPath(new URL('./ipc-child.mjs', import.meta.url));
-
-/** A LockChannel over a MessagePort: real asynchronous message passing, in one process. */
-function portChannel(port: MessagePort): LockChannel {
-  let open = true;
-  port.once('close', () => {
-    open = false;
-  });
-  return {
-    post(message) {
-      if (!open) return false;
-      port.postMessage(message);
-      return true;
-    },
-    onMessage(listener) {
-      port.on('message', listener);
-      return () => port.off('message', listener);
-    },
-    onClose(listener) {
-      port.on('close', listener);
-      return () => port.off('close', listener);
-    },
-  };
-}
+const THREAD = fileURLToPath(new URL('./ipc-thread.mjs', import.meta.url));
 
 /** A client of `table` over its own channel, as a worker process has it. */
 function connect(table: MemoryLockManager): { client: IpcLockManager; disconnect(): void } {
   const { port1, port2 } = new MessageChannel();
-  serveLocks(table, portChannel(port1));
-  return { client: new IpcLockManager(portChannel(port2)), disconnect: () => port1.close() };
+  serveLocks(table, messagePortChannel(port1));
+  return { client: new IpcLockManager(messagePortChannel(port2)), disconnect: () => port1.close() };
 }
 
 async function until(condition: () => boolean, timeoutMs = 10_000): Promise<void> {
@@ -122,6 +100,25 @@ describe('IPC locks across processes', { timeout: 30_000 }, () => {
       disconnect();
     } finally {
       child.kill('SIGKILL');
+    }
+  });
+
+  it('releases the keys of a worker thread that ends', async () => {
+    const table = new MemoryLockManager();
+    const { port1, port2 } = new MessageChannel();
+    serveLocks(table, messagePortChannel(port1));
+    const thread = new Worker(THREAD, {
+      workerData: { port: port2, key: 'upload:ns:id' },
+      transferList: [port2],
+    });
+    try {
+      await new Promise<void>((resolve) => thread.once('message', () => resolve()));
+      expect(table.size).toBe(1);
+      await thread.terminate();
+      await until(() => table.size === 0);
+    } finally {
+      await thread.terminate();
+      port1.close();
     }
   });
 
