@@ -11,6 +11,9 @@ function slotOf(text: string): number {
   return (hash >>> 0) & (SLOTS - 1);
 }
 
+/** `a/b/` names the same directory as `a/b`: one slot for both. */
+const withoutTrailingSlash = (prefix: string) => prefix.replace(/\/+$/, '');
+
 /** `a/b/c` → `a`, `a/b`, `a/b/c`. */
 function selfAndAncestors(key: string): string[] {
   const keys: string[] = [];
@@ -60,7 +63,8 @@ export class LinkCacheVersions {
 
   /** The slots a cached listing of `prefix` depends on. */
   listingSlots(prefix: string): number[] {
-    return [slotOf(`list:${prefix}`), ...selfAndAncestors(prefix).map((key) => slotOf(`removed:${key}`))];
+    const key = withoutTrailingSlash(prefix);
+    return [slotOf(`list:${key}`), ...selfAndAncestors(key).map((key) => slotOf(`removed:${key}`))];
   }
 
   stamp(slots: readonly number[]): number {
@@ -77,8 +81,9 @@ export class LinkCacheVersions {
 
   /** Everything under `prefix` is being (or was) removed. */
   removed(prefix: string): void {
-    this.#bump(`removed:${prefix}`);
-    for (const parent of parents(prefix)) this.#bump(`list:${parent}`);
+    const key = withoutTrailingSlash(prefix);
+    this.#bump(`removed:${key}`);
+    for (const parent of parents(key)) this.#bump(`list:${parent}`);
   }
 
   #bump(key: string): void {
