@@ -33,6 +33,16 @@ describe('link caches sharing a version table', () => {
     expect(await one!.list(TAGS)).toEqual([]);
   });
 
+  it('count a prefix with a trailing slash as the same prefix', () => {
+    const versions = new LinkCacheVersions();
+    const link = versions.linkSlots('team/app/_manifests/tags/v1/link');
+    const listing = versions.listingSlots('team/app/_manifests/tags/');
+    const [linkStamp, listingStamp] = [versions.stamp(link), versions.stamp(listing)];
+    versions.removed('team/app/');
+    expect(versions.stamp(link)).not.toBe(linkStamp);
+    expect(versions.stamp(listing)).not.toBe(listingStamp);
+  });
+
   it('still serve from memory what no one wrote', async () => {
     let reads = 0;
     const shared = new (class extends MemoryMetadataStore {
