@@ -17,6 +17,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { repoRoot, type S3TestServer, startS3TestServer } from '@angos/test-support';
+import { coresUsedBy } from './cpu.js';
 import { benchEvents, EVENTS_SCENARIO, type EventFigures, eventsTable } from './events.js';
 import { benchJobQueue, type JobQueueFigures, jobQueueTable } from './jobs.js';
 import {
@@ -48,6 +49,8 @@ const JOB_QUEUE_SCENARIO = 'job queue';
 interface Figures {
   /** scenario name → subject name → the figure of each round */
   rounds: Record<string, Record<string, number[]>>;
+  /** scenario name → subject name → the cores its processes used in each round (/proc CPU time / wall time) */
+  cores: Record<string, Record<string, number[]>>;
   memory: Record<string, { idleMiB: number; peakMiB: number; afterLoadMiB: number }>;
 }
 
@@ -85,10 +88,14 @@ async function measure(
       figures.rounds[scenario.name] = perSubject;
       const values: number[] = [];
       perSubject[name] = values;
+      const cores: number[] = [];
+      figures.cores[scenario.name] = { ...figures.cores[scenario.name], [name]: cores };
       for (let round = 0; round < rounds; round++) {
-        values.push(await scenario.run(subject, round));
+        const measured = await coresUsedBy(subject.pids, () => scenario.run(subject, round));
+        values.push(measured.result);
+        cores.push(measured.cores);
         process.stderr.write(
-          `  ${name}: ${scenario.name} #${round + 1}: ${values.at(-1)!.toFixed(1)} ${scenario.unit}\n`,
+          `  ${name}: ${scenario.name} #${round + 1}: ${values.at(-1)!.toFixed(1)} ${scenario.unit}, ${measured.cores.toFixed(2)} cores\n`,
         );
       }
     }
@@ -147,6 +154,19 @@ function table(list: readonly Scenario[], subjects: readonly SubjectName[], figu
   }
   const lines = [header, header.map(() => '---'), ...rows].map((cells) => `| ${cells.join(' | ')} |`);
   return lines.join('\n');
+}
+
+/** The cores each subject's processes kept busy per scenario (median over rounds). */
+function coresTable(list: readonly Scenario[], subjects: readonly SubjectName[], figures: Figures): string {
+  const header = ['scenario', ...subjects];
+  const rows = list.map((scenario) => [
+    scenario.name,
+    ...subjects.map((name) => {
+      const values = figures.cores[scenario.name]?.[name];
+      return values && values.length > 0 ? median(values).toFixed(2) : '—';
+    }),
+  ]);
+  return [header, header.map(() => '---'), ...rows].map((cells) => `| ${cells.join(' | ')} |`).join('\n');
 }
 
 async function main(): Promise<void> {
@@ -224,7 +244,7 @@ async function main(): Promise<void> {
     s3Server ??= startS3TestServer();
     return s3Server;
   };
-  const figures: Figures = { rounds: {}, memory: {} };
+  const figures: Figures = { rounds: {}, cores: {}, memory: {} };
   const jobFigures: JobQueueFigures[] = [];
   let cacheFigures: PullThroughFigures[] = [];
   let replicationFigures: ReplicationFigures[] = [];
@@ -314,7 +334,12 @@ async function main(): Promise<void> {
   const date = new Date().toISOString();
   const machine = `${cpus().length} × ${cpus()[0]?.model.trim()}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
   const sections = [
-    ...(list.length > 0 ? [table(list, subjects, figures)] : []),
+    ...(list.length > 0
+      ? [
+          table(list, subjects, figures),
+          `Cores used: the subject's CPU time (user + system, every thread, from /proc) over each round's wall-clock time, median.\n\n${coresTable(list, subjects, figures)}`,
+        ]
+      : []),
     ...(cacheFigures.length > 0
       ? [
           `Pull-through cache: an upstream distribution holds two images, each a ${quick ? 16 : 256} MiB layer, three ${quick ? 1 : 4} MiB layers and a config; every round starts the cache empty. Cold and warm pull: one client pulls the first image twice, as docker does (manifest by tag, then 3 blobs at a time). Then ${cacheClients} clients pull the second image at once. Upstream figures from its access log; GET and request counts are the range over rounds.\n\n${pullThroughTable(cacheFigures, { clients: cacheClients, layerMiB: quick ? 16 : 256 })}`,

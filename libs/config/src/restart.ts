@@ -9,6 +9,8 @@ export function restartRequiredChanges(previous: Config, next: Config): string[]
   const changed: string[] = [];
   if (previous.server.bind_address !== next.server.bind_address) changed.push('server.bind_address');
   if (previous.server.port !== next.server.port) changed.push('server.port');
+  // The worker processes are started once, with the listener.
+  if (previous.server.workers !== next.server.workers) changed.push('server.workers');
   // Turning TLS on or off swaps the listener; new certificate files alone are picked up live.
   if ((previous.server.tls === undefined) !== (next.server.tls === undefined)) changed.push('server.tls');
 

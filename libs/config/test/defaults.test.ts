@@ -7,7 +7,13 @@ describe('documented defaults', () => {
     const { config, warnings } = parseConfig(BASE);
     expect(warnings).toEqual([]);
     expect(config).toEqual({
-      server: { bind_address: '127.0.0.1', port: 8000, query_timeout: 3600, query_timeout_grace_period: 60 },
+      server: {
+        bind_address: '127.0.0.1',
+        port: 8000,
+        query_timeout: 3600,
+        query_timeout_grace_period: 60,
+        workers: 1,
+      },
       global: {
         max_concurrent_requests: 64,
         max_concurrent_cache_jobs: 4,

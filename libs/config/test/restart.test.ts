@@ -25,6 +25,7 @@ describe('restartRequiredChanges', () => {
   it.each([
     ['server.bind_address', config(ADDRESS), config('bind_address = "0.0.0.0"')],
     ['server.port', config(ADDRESS), config(`${ADDRESS}\nport = 9000`)],
+    ['server.workers', config(ADDRESS), config(`${ADDRESS}\nworkers = 2`)],
     ['server.tls', config(ADDRESS), config(ADDRESS, TLS)],
     ['server.tls', config(ADDRESS, TLS), config(ADDRESS)],
     ['observability.tracing.sampling_rate', config(ADDRESS, TRACING(0.1)), config(ADDRESS, TRACING(0.5))],

@@ -1,5 +1,13 @@
 export { LockLostError, LockTimeoutError, LockUnsupportedError } from './errors.js';
 export { instrumentLocks, LOCK_ACQUISITION_BUCKETS } from './instrument.js';
+export {
+  type IpcEndpoint,
+  IpcLockManager,
+  ipcChannel,
+  type LockChannel,
+  messagePortChannel,
+  serveLocks,
+} from './ipc.js';
 export { MemoryLockManager } from './memory.js';
 // The distributed strategies live behind `@angos/lock/redis` and `@angos/lock/s3`: ioredis and the
 // AWS SDK cost ~20 MiB of memory each, so they load only when configured.

@@ -24,6 +24,7 @@ export { isTempName, isValidKey } from './key-rules.js';
 export * from './keys.js';
 export { withLegacyBlobIndex } from './legacy-layout.js';
 export { withLinkCache } from './link-cache.js';
+export { LinkCacheVersions } from './link-cache-versions.js';
 export { MemoryBlobStore, MemoryMetadataStore } from './memory/index.js';
 // The S3 driver's code lives behind `@angos/storage/s3`: the AWS SDK costs ~20 MiB of memory, so
 // it loads only when S3 is configured (openBlobStore/openMetadataStore import it on demand).

@@ -1,3 +1,4 @@
+import { LinkCacheVersions } from './link-cache-versions.js';
 import type { ConditionalWrites, ListPageOptions, MetadataStore, VersionedValue } from './types.js';
 
 /** Bounds the memory the cache can take; the oldest entries go first. */
@@ -5,14 +6,19 @@ const MAX_ENTRIES = 10_000;
 /** Listings can be large (a repository's tags): fewer of them. */
 const MAX_LISTINGS = 256;
 
-interface Entry {
-  readonly data: Buffer;
+/** What a cached value was read under: valid while the stamp of its slots is unchanged. */
+interface Stamped {
   readonly expiresAt: number;
+  readonly slots: readonly number[];
+  readonly stamp: number;
 }
 
-interface Listing {
+interface Entry extends Stamped {
+  readonly data: Buffer;
+}
+
+interface Listing extends Stamped {
   readonly names: readonly string[];
-  readonly expiresAt: number;
 }
 
 export interface LinkCacheOptions {
@@ -23,6 +29,12 @@ export interface LinkCacheOptions {
    */
   readonly lists?: boolean;
   readonly now?: () => number;
+  /**
+   * The version table shared by every thread caching the same store (each gets the same
+   * `buffer`): a write through any of them invalidates what the others cached. Default: this
+   * cache's own.
+   */
+  readonly versions?: LinkCacheVersions;
 }
 
 /**
@@ -31,8 +43,9 @@ export interface LinkCacheOptions {
  * in front of S3 (`link_cache_ttl`), and of fs metadata that one process
  * alone writes (where it took 36% of a manifest GET).
  *
- * Writes through this store invalidate at once; a write by another process
- * shows here within the TTL. Only present values are cached: a link created
+ * Writes through this store, or through another thread's cache sharing its
+ * `versions`, invalidate at once; a write by another process shows here
+ * within the TTL. Only present values are cached: a link created
  * elsewhere is visible immediately.
  */
 export function withLinkCache(
@@ -41,7 +54,13 @@ export function withLinkCache(
   options: LinkCacheOptions = {},
 ): MetadataStore {
   return ttlSecs > 0
-    ? new LinkCachingMetadataStore(store, ttlSecs * 1000, options.now ?? Date.now, options.lists ?? false)
+    ? new LinkCachingMetadataStore(
+        store,
+        ttlSecs * 1000,
+        options.now ?? Date.now,
+        options.lists ?? false,
+        options.versions ?? new LinkCacheVersions(),
+      )
     : store;
 }
 
@@ -57,17 +76,18 @@ class LinkCachingMetadataStore implements MetadataStore {
   readonly close?: () => Promise<void>;
   readonly #entries = new Map<string, Entry>();
   readonly #listings = new Map<string, Listing>();
-  /**
-   * Bumped around every write. A read that overlapped a write does not cache
-   * what it read: it may be the value from before the write.
-   */
-  #writes = 0;
 
   constructor(
     private readonly inner: MetadataStore,
     private readonly ttlMs: number,
     private readonly now: () => number,
     private readonly cacheLists: boolean,
+    /**
+     * Bumped around every write. A read that overlapped a write of what it read does not cache
+     * it (it may be the value from before the write), and an entry is dropped once a write
+     * (here or in another thread) changed its stamp.
+     */
+    private readonly versions: LinkCacheVersions,
   ) {
     this.backend = inner.backend;
     const { putDeferred, check, close } = inner;
@@ -97,7 +117,7 @@ class LinkCachingMetadataStore implements MetadataStore {
 
   /** Straight from the store; what it reads replaces the cached value. */
   async getUncached(path: string): Promise<Buffer> {
-    this.#invalidate(path);
+    this.#entries.delete(path);
     return this.get(path);
   }
 
@@ -105,12 +125,16 @@ class LinkCachingMetadataStore implements MetadataStore {
     if (!isLink(path)) return this.inner.get(path);
     const entry = this.#entries.get(path);
     if (entry !== undefined) {
-      if (entry.expiresAt > this.now()) return Buffer.from(entry.data);
+      if (this.#fresh(entry)) return Buffer.from(entry.data);
       this.#entries.delete(path);
     }
-    const writesBefore = this.#writes;
+    const slots = this.versions.linkSlots(path);
+    const stamp = this.versions.stamp(slots);
     const data = await this.inner.get(path);
-    if (this.#writes === writesBefore) this.#remember(path, data);
+    if (this.versions.stamp(slots) === stamp) {
+      evictOldestBeyond(this.#entries, MAX_ENTRIES);
+      this.#entries.set(path, { data: Buffer.from(data), expiresAt: this.now() + this.ttlMs, slots, stamp });
+    }
     return data;
   }
 
@@ -130,14 +154,15 @@ class LinkCachingMetadataStore implements MetadataStore {
     if (!this.cacheLists) return this.inner.list(prefix);
     const listing = this.#listings.get(prefix);
     if (listing !== undefined) {
-      if (listing.expiresAt > this.now()) return [...listing.names];
+      if (this.#fresh(listing)) return [...listing.names];
       this.#listings.delete(prefix);
     }
-    const writesBefore = this.#writes;
+    const slots = this.versions.listingSlots(prefix);
+    const stamp = this.versions.stamp(slots);
     const names = await this.inner.list(prefix);
-    if (this.#writes === writesBefore) {
+    if (this.versions.stamp(slots) === stamp) {
       evictOldestBeyond(this.#listings, MAX_LISTINGS);
-      this.#listings.set(prefix, { names: [...names], expiresAt: this.now() + this.ttlMs });
+      this.#listings.set(prefix, { names: [...names], expiresAt: this.now() + this.ttlMs, slots, stamp });
     }
     return names;
   }
@@ -169,14 +194,18 @@ class LinkCachingMetadataStore implements MetadataStore {
     }
   }
 
+  #fresh(cached: Stamped): boolean {
+    return cached.expiresAt > this.now() && this.versions.stamp(cached.slots) === cached.stamp;
+  }
+
   #invalidate(path: string): void {
-    this.#writes++;
+    this.versions.written(path);
     this.#entries.delete(path);
     this.#forgetListingsAbove(path);
   }
 
   #invalidatePrefix(prefix: string): void {
-    this.#writes++;
+    this.versions.removed(prefix);
     const below = `${prefix}/`;
     for (const path of this.#entries.keys()) {
       if (path === prefix || path.startsWith(below)) this.#entries.delete(path);
@@ -194,11 +223,6 @@ class LinkCachingMetadataStore implements MetadataStore {
       this.#listings.delete(path.slice(0, slash));
     }
     this.#listings.delete(''); // the root: a new top-level namespace
-  }
-
-  #remember(path: string, data: Buffer): void {
-    evictOldestBeyond(this.#entries, MAX_ENTRIES);
-    this.#entries.set(path, { data: Buffer.from(data), expiresAt: this.now() + this.ttlMs });
   }
 }
 

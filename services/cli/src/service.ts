@@ -32,6 +32,7 @@ import {
   watchTlsFiles,
 } from './tls.js';
 import { startTracingFor } from './tracing.js';
+import { checkWorkers } from './workers.js';
 
 export type ServiceKind = 'server' | 'registry-api' | 'gateway' | 'pull-through-cache';
 
@@ -51,6 +52,8 @@ export interface StartServiceOptions {
   readonly configPath: string;
   /** `HOST:PORT`; default `[server] bind_address` and `port`. */
   readonly listen?: string | ListenAddress | undefined;
+  /** `--workers`; default `[server] workers`. */
+  readonly workers?: number | undefined;
   /** Default: a logger on stderr filtered by RUST_LOG. */
   readonly logger?: Logger | undefined;
 }
@@ -231,6 +234,10 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
   const { config } = loaded;
   for (const warning of configWarnings(loaded)) logWarning(logger, warning);
   checkRunnable(config, kind, configPath);
+  checkWorkers(
+    options.workers ?? config.server.workers,
+    options.workers === undefined ? 'server.workers' : '--workers',
+  );
   warnIfRefusingEverything(logger, kind, config);
 
   // TLS is the public edge's (`server`, `gateway`); the services behind it only talk to the gateway.

@@ -43,6 +43,15 @@ export const GLOBAL_FLAGS: readonly FlagSpec[] = [
   },
 ];
 
+/** `--workers`, on every service. */
+const WORKERS_FLAG: FlagSpec = {
+  name: 'workers',
+  type: 'string',
+  value: '<count>',
+  describe: 'Processes serving the listener; this build runs only 1 (default: [server] workers)',
+  supported: true,
+};
+
 const SERVICE_FLAGS: readonly FlagSpec[] = [
   {
     name: 'listen',
@@ -51,6 +60,7 @@ const SERVICE_FLAGS: readonly FlagSpec[] = [
     describe: 'Address to listen on, HOST:PORT (default: [server] bind_address and port)',
     supported: true,
   },
+  WORKERS_FLAG,
 ];
 
 /** `angos pull-through-cache`: the service flags, with its own default port. */
@@ -62,6 +72,7 @@ const PULL_THROUGH_CACHE_FLAGS: readonly FlagSpec[] = [
     describe: 'Address to listen on, HOST:PORT (default: [server] bind_address, port 8003)',
     supported: true,
   },
+  WORKERS_FLAG,
 ];
 
 const DURATION = '<duration>';

@@ -2,12 +2,14 @@ import { createLogger } from '@angos/observability';
 import type { Argv, CommandModule } from 'yargs';
 import { type ServiceKind, startService } from '../service.js';
 import { shutdownSignal } from '../shutdown.js';
+import { parseWorkers } from '../workers.js';
 import { commandSpec } from './flags.js';
 import type { GlobalOptions } from './global.js';
 import { withFlags } from './yargs-flags.js';
 
 interface ServiceOptions extends GlobalOptions {
   listen?: string;
+  workers?: string;
 }
 
 /**
@@ -16,7 +18,13 @@ interface ServiceOptions extends GlobalOptions {
  */
 async function runUntilSignal(kind: ServiceKind, options: ServiceOptions): Promise<void> {
   const logger = createLogger({ filter: process.env['RUST_LOG'] });
-  const service = await startService({ kind, configPath: options.config, listen: options.listen, logger });
+  const service = await startService({
+    kind,
+    configPath: options.config,
+    listen: options.listen,
+    workers: options.workers === undefined ? undefined : parseWorkers(options.workers),
+    logger,
+  });
   const signal = await shutdownSignal(logger);
   await service.close(signal);
 }

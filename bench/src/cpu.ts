@@ -1,0 +1,39 @@
+import { readFile } from 'node:fs/promises';
+
+/** Clock ticks per second of /proc's CPU times (USER_HZ): 100 on every Linux architecture in use. */
+const TICKS_PER_SECOND = 100;
+
+/** CPU seconds (user + system, every thread) a process has used, 0 when it is gone. */
+export async function cpuSecondsOf(pid: number): Promise<number> {
+  try {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) is in parentheses and may hold spaces: count from the last `)`.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    return (Number(fields[11]) + Number(fields[12])) / TICKS_PER_SECOND;
+  } catch {
+    return 0;
+  }
+}
+
+export async function totalCpuSeconds(pids: readonly number[]): Promise<number> {
+  let total = 0;
+  for (const pid of pids) total += await cpuSecondsOf(pid);
+  return total;
+}
+
+/**
+ * How many cores `pids` kept busy while `work` ran: their CPU seconds over the wall-clock
+ * seconds. One Node process stays near 1; a server that spreads its load reaches the core count.
+ */
+export async function coresUsedBy<T>(
+  pids: readonly number[],
+  work: () => Promise<T>,
+): Promise<{ result: T; cores: number }> {
+  const cpuBefore = await totalCpuSeconds(pids);
+  const started = performance.now();
+  const result = await work();
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = (await totalCpuSeconds(pids)) - cpuBefore;
+  return { result, cores: seconds > 0 ? cpu / seconds : 0 };
+}
