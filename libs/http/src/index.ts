@@ -19,11 +19,18 @@ export {
 export { announcesBody, type Handler, requestPath, requestQuery } from './handler.js';
 export { type HealthOptions, healthHandler, isServiceEndpoint } from './health.js';
 export {
+  IN_FLIGHT_COUNTER_BYTES,
+  type InFlightCounter,
+  localInFlightCounter,
+  sharedInFlightCounter,
+} from './in-flight.js';
+export {
   CONTEXT_HEADER,
   createInternalVerifier,
   createRequestSigner,
   INTERNAL_HEADER_PREFIX,
   type InternalRequestVerifier,
+  type NonceMemory,
   type RequestSigner,
   SOURCE_TIMESTAMP_HEADER,
   stripInternalHeaders,
@@ -58,3 +65,8 @@ export {
   KEEP_ALIVE_TIMEOUT_MS,
   MAX_HEADER_SIZE,
 } from './server.js';
+export {
+  SHARED_NONCE_MEMORY_BYTES,
+  SharedReplayGuard,
+  type SharedReplayGuardOptions,
+} from './shared-replay-guard.js';

@@ -8,7 +8,7 @@ import {
   signatureMatches,
   signRequest,
 } from './internal-signature.js';
-import { ReplayGuard, type ReplayGuardOptions } from './replay-guard.js';
+import { type Admission, ReplayGuard, type ReplayGuardOptions } from './replay-guard.js';
 
 /**
  * The split deployment's trust channel: the gateway signs every request it forwards with a key
@@ -48,6 +48,14 @@ function headerValue(req: IncomingMessage, name: string): string | undefined {
   return Array.isArray(value) ? undefined : value;
 }
 
+/**
+ * Where the verifier remembers the nonces it admitted: a ReplayGuard of its own, or the
+ * SharedReplayGuard of every serving thread of the service.
+ */
+export interface NonceMemory {
+  admit(timestamp: number, nonce: string): Admission;
+}
+
 function unauthorized(detail: string): OciError {
   return new OciError('UNAUTHORIZED', undefined, detail);
 }
@@ -60,10 +68,10 @@ function unauthorized(detail: string): OciError {
  */
 export function createInternalVerifier(
   token: string,
-  options: ReplayGuardOptions = {},
+  options: ReplayGuardOptions & { readonly replays?: NonceMemory | undefined } = {},
 ): InternalRequestVerifier {
   const key = token === '' ? undefined : deriveSigningKey(token);
-  const replays = new ReplayGuard(options);
+  const replays = options.replays ?? new ReplayGuard(options);
   return (req) => {
     const header = headerValue(req, SIGNATURE_HEADER);
     if (key === undefined || header === undefined) throw unauthorized('missing internal request signature');

@@ -4,6 +4,7 @@ import type { Logger, Metrics } from '@angos/observability';
 import { errorBody, OciError } from '@angos/oci';
 import { announcesBody, type Handler, requestPath } from './handler.js';
 import { isServiceEndpoint } from './health.js';
+import { type InFlightCounter, localInFlightCounter } from './in-flight.js';
 import { sendBody } from './respond.js';
 
 /** The configured limits, read for every request so a configuration reload applies to the next one. */
@@ -44,6 +45,8 @@ export interface LimitOptions {
   readonly bodyIdleTimeoutMs: number;
   readonly logger: Logger;
   readonly metrics?: Metrics | undefined;
+  /** Where requests in flight are counted; default: this handler's own count. */
+  readonly inFlight?: InFlightCounter | undefined;
 }
 
 interface Watched {
@@ -87,7 +90,7 @@ export function withRequestLimits(handler: Handler, options: LimitOptions): Hand
   const watched = new Set<Watched>();
   const sweepEvery = Math.min(MAX_SWEEP_INTERVAL_MS, Math.max(MIN_SWEEP_INTERVAL_MS, bodyIdleTimeoutMs / 4));
   let sweeper: NodeJS.Timeout | undefined;
-  let inFlight = 0;
+  const inFlight = options.inFlight ?? localInFlightCounter();
 
   const cut = (entry: Watched, reason: RefusalReason, status: number, error: OciError) => {
     watched.delete(entry);
@@ -162,9 +165,9 @@ export function withRequestLimits(handler: Handler, options: LimitOptions): Hand
   return (req, res) => {
     const current = limits();
     if (!isServiceEndpoint(requestPath(req))) {
-      if (inFlight >= current.maxConcurrentRequests) {
+      if (!inFlight.tryEnter(current.maxConcurrentRequests)) {
         refused?.inc({ reason: 'max_concurrent_requests' });
-        logger.debug('request refused: max_concurrent_requests reached', { in_flight: inFlight });
+        logger.debug('request refused: max_concurrent_requests reached', { in_flight: inFlight.current() });
         // Not sendError: it logs every 5xx as an error, a line per refusal in a flood.
         const refusal = new OciError('UNAVAILABLE', undefined, 'too many requests in flight, retry later');
         sendBody(res, refusal.status, 'application/json', errorBody([refusal]), {
@@ -174,11 +177,8 @@ export function withRequestLimits(handler: Handler, options: LimitOptions): Hand
         });
         return;
       }
-      inFlight += 1;
       // 'close' also fires when the client aborts, so an abandoned request frees its slot.
-      res.once('close', () => {
-        inFlight -= 1;
-      });
+      res.once('close', () => inFlight.leave());
     }
     watch(req, res, current.queryTimeoutSecs);
     return handler(req, res);

@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import type { Logger, Metrics } from '@angos/observability';
 import { errorBody, OciError } from '@angos/oci';
 import type { Handler } from './handler.js';
+import type { InFlightCounter } from './in-flight.js';
 import { BODY_IDLE_TIMEOUT_MS, type RequestLimits, withRequestLimits } from './limits.js';
 import { sendError } from './respond.js';
 
@@ -31,6 +32,8 @@ export interface HttpServerOptions {
   /** Tests shorten these; services use HEADERS_TIMEOUT_MS and BODY_IDLE_TIMEOUT_MS. */
   readonly headersTimeoutMs?: number | undefined;
   readonly bodyIdleTimeoutMs?: number | undefined;
+  /** Where `max_concurrent_requests` counts (shared by the serving threads of one service). */
+  readonly inFlight?: InFlightCounter | undefined;
 }
 
 const UNLIMITED: RequestLimits = {
@@ -93,6 +96,7 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
     bodyIdleTimeoutMs: options.bodyIdleTimeoutMs ?? BODY_IDLE_TIMEOUT_MS,
     logger: options.logger,
     metrics: options.metrics,
+    inFlight: options.inFlight,
   });
   const server = createServer(
     {

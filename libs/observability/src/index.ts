@@ -22,7 +22,10 @@ export {
   HTTP_DURATION_BUCKETS,
   type HttpMetrics,
   type MetricDefinition,
+  type MetricPeers,
+  type MetricSnapshot,
   type Metrics,
+  type MetricsOptions,
 } from './metrics.js';
 export {
   type Attributes,

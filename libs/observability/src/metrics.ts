@@ -1,4 +1,14 @@
-import { Counter, collectDefaultMetrics, Gauge, Histogram, type Metric, Registry } from 'prom-client';
+import {
+  AggregatorRegistry,
+  Counter,
+  collectDefaultMetrics,
+  Gauge,
+  Histogram,
+  type Metric,
+  type MetricObjectWithValues,
+  type MetricValue,
+  Registry,
+} from 'prom-client';
 
 export interface MetricDefinition<L extends string> {
   readonly name: string;
@@ -35,6 +45,25 @@ export interface Metrics {
   gauge<L extends string>(definition: MetricDefinition<L>): Gauge<L>;
   /** The Prometheus text exposition of every metric, for `/metrics`. */
   render(): Promise<{ contentType: string; body: string }>;
+  /** This registry's metrics as data, for a peer's aggregated render (MetricPeers). */
+  snapshot(): Promise<MetricSnapshot>;
+}
+
+/** The metrics of one registry as data (prom-client's JSON form), as they cross threads. */
+export type MetricSnapshot = readonly MetricObjectWithValues<MetricValue<string>>[];
+
+/**
+ * The other registries of one service (its other serving threads): `/metrics` answers their sum
+ * with this one's, so counters and histograms are the service's totals whichever thread answers.
+ */
+export interface MetricPeers {
+  snapshots(): Promise<readonly MetricSnapshot[]>;
+}
+
+export interface MetricsOptions {
+  /** Node's process and runtime metrics (`process_*`, `nodejs_*`); default on. */
+  readonly defaultMetrics?: boolean;
+  readonly peers?: MetricPeers | undefined;
 }
 
 /** Milliseconds; from sub-millisecond manifest hits to multi-minute blob transfers. */
@@ -53,7 +82,7 @@ function existing<M>(registry: Registry, name: string, kind: MetricClass): M | u
   return found as M;
 }
 
-export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
+export function createMetrics(options: MetricsOptions = {}): Metrics {
   const registry = new Registry();
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
 
@@ -115,7 +144,17 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     histogram,
     gauge,
     async render() {
-      return { contentType: registry.contentType, body: await registry.metrics() };
+      if (options.peers === undefined)
+        return { contentType: registry.contentType, body: await registry.metrics() };
+      const own = await registry.getMetricsAsJSON();
+      const others = await options.peers.snapshots();
+      const merged = AggregatorRegistry.aggregate([own, ...others] as MetricObjectWithValues<
+        MetricValue<string>
+      >[][]);
+      return { contentType: registry.contentType, body: await merged.metrics() };
+    },
+    async snapshot() {
+      return (await registry.getMetricsAsJSON()) as MetricSnapshot;
     },
   };
 }

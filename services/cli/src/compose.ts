@@ -14,6 +14,7 @@ import { startBackgroundGc } from './background-gc.js';
 import { holdInstanceLock, openRegistry, type StorageFromConfig } from './open-storage.js';
 import { type HandoffServer, startHandoffServer } from './scrub-handoff.js';
 import { type ServerJobs, startServerJobs } from './server-jobs.js';
+import type { ServingThread } from './thread-data.js';
 import { buildInfo } from './version.js';
 
 /**
@@ -28,6 +29,8 @@ export interface AppDeps {
   readonly metrics: Metrics;
   /** False while the process drains before exiting, so /readyz turns traffic away first. */
   readonly accepting: () => boolean;
+  /** Set in one serving thread of several (`[server] workers`): what it shares with the others. */
+  readonly thread?: ServingThread | undefined;
 }
 
 export interface App {
@@ -49,11 +52,17 @@ async function createRegistryFromConfig(
   deps: AppDeps,
   command: 'server' | 'registry-api' | 'pull-through-cache',
 ): Promise<{ registry: Registry; storage: StorageFromConfig; jobs: ServerJobs; cache: PullThroughCache }> {
-  // Before anything is opened: a second process on the directory stops with nothing to undo.
-  const instance = await holdInstanceLock(deps.config(), command, deps.logger);
+  const { thread } = deps;
+  // Before anything is opened: a second process on the directory stops with nothing to undo. A
+  // serving thread's main thread holds it for all of them (thread-runner.ts).
+  const instance =
+    thread === undefined ? await holdInstanceLock(deps.config(), command, deps.logger) : undefined;
   let opened: Awaited<ReturnType<typeof openRegistry>>;
   try {
-    opened = await openRegistry(deps);
+    opened = await openRegistry(deps, {
+      locks: thread?.locks,
+      linkCacheVersions: thread?.linkCacheVersions,
+    });
   } catch (error) {
     await instance?.release();
     throw error;
@@ -61,11 +70,23 @@ async function createRegistryFromConfig(
   const { registry, storage, locks } = opened;
   let jobs: ServerJobs;
   let handoff: HandoffServer | undefined;
+  // One thread of several runs what the service runs once (ServingThread.leader).
+  const leader = thread === undefined || thread.leader;
   try {
-    jobs = await startServerJobs({ ...deps, registry, metadata: storage.metadata, locks });
-    // The only writer of the directory takes the repairing scrubs started beside it (scrub-handoff.ts).
+    jobs = await startServerJobs({
+      ...deps,
+      registry,
+      metadata: storage.metadata,
+      locks,
+      drain: leader,
+      enqueued: thread?.enqueued,
+    });
+    // The only writer of the directory takes the repairing scrubs started beside it (scrub-handoff.ts):
+    // the process holding the instance lock, or the leader of the threads whose main thread holds it.
     const root = deps.config().metadata_store.fs?.root_dir;
-    if (instance !== undefined && root !== undefined) {
+    const holdsDirectory =
+      thread === undefined ? instance !== undefined : thread.leader && thread.locks !== undefined;
+    if (holdsDirectory && root !== undefined) {
       handoff = await startHandoffServer({
         root,
         config: deps.config,
@@ -83,7 +104,7 @@ async function createRegistryFromConfig(
     await instance?.release();
     throw error;
   }
-  const gc = startBackgroundGc(registry, deps.config, deps.logger.child('angos::gc'));
+  const gc = leader ? startBackgroundGc(registry, deps.config, deps.logger.child('angos::gc')) : undefined;
   return {
     registry,
     jobs,
@@ -93,7 +114,7 @@ async function createRegistryFromConfig(
       async close() {
         // First: a handed-off scrub stops (its client is told) before the storage it uses closes.
         await handoff?.close();
-        await gc.stop();
+        await gc?.stop();
         await jobs.stop(0); // after quiesce: returns at once; otherwise cancels what still runs
         await jobs.cache.close();
         await storage.close();
@@ -175,7 +196,7 @@ export async function composeRegistryApi(deps: AppDeps, internalToken: string): 
     jobs: jobs.queue,
     config: deps.config,
     logger: deps.logger,
-    trust: { kind: 'internal-token', token: internalToken },
+    trust: { kind: 'internal-token', token: internalToken, replays: deps.thread?.replays },
     replication: createReplicationEvents({ config: deps.config, enqueue: jobs.enqueue, logger: deps.logger }),
     events: createEventDispatcher({
       config: deps.config,
@@ -210,7 +231,7 @@ export async function composePullThroughCache(deps: AppDeps, internalToken: stri
     cache,
     config: deps.config,
     logger: deps.logger,
-    trust: { kind: 'internal-token', token: internalToken },
+    trust: { kind: 'internal-token', token: internalToken, replays: deps.thread?.replays },
     events: createEventDispatcher({
       config: deps.config,
       enqueue: jobs.enqueue,

@@ -47,8 +47,9 @@ export function formatAddress(address: ListenAddress): string {
 export async function listenOn(
   server: Server,
   address: ListenAddress,
+  options: { readonly reusePort?: boolean } = {},
 ): Promise<{ host: string; port: number }> {
-  server.listen(address.port, address.host);
+  server.listen({ port: address.port, host: address.host, reusePort: options.reusePort === true });
   try {
     await once(server, 'listening');
   } catch (error) {

@@ -15,6 +15,7 @@ import {
   type BlobStore,
   instrumentBlobStore,
   instrumentMetadataStore,
+  type LinkCacheVersions,
   type MetadataBackendOptions,
   type MetadataStore,
   type OpenStoresOptions,
@@ -120,6 +121,13 @@ export interface StorageUse {
    * scrub`: it reads each key about once, and its decisions must see what the server just wrote.
    */
   readonly cacheLinks?: boolean;
+  /**
+   * The lock manager to use instead of the configured strategy's: a serving thread's line to
+   * the lock table its main thread keeps (`"memory"` strategy, `[server] workers` above 1).
+   */
+  readonly locks?: LockManager | undefined;
+  /** The link cache version table every serving thread of the service shares (LinkCacheVersions). */
+  readonly linkCacheVersions?: LinkCacheVersions | undefined;
 }
 
 /**
@@ -151,7 +159,10 @@ export async function openStorage(
       options.metadata.kind === 'fs' &&
       lockStrategyOf(config).backend === 'memory'
     ) {
-      metadata = withLinkCache(metadata, SINGLE_WRITER_LINK_CACHE_TTL_SECS, { lists: true });
+      metadata = withLinkCache(metadata, SINGLE_WRITER_LINK_CACHE_TTL_SECS, {
+        lists: true,
+        versions: use.linkCacheVersions,
+      });
     }
   } catch (error) {
     await blobs.close?.();
@@ -331,7 +342,8 @@ export async function openRegistry(
   const opened = await openStorage(initial, deps, use);
   let locks: LockManager;
   try {
-    locks = await createLocks(initial, deps);
+    locks =
+      use.locks === undefined ? await createLocks(initial, deps) : instrumentLocks(use.locks, deps.metrics);
   } catch (error) {
     await opened.close();
     throw error;

@@ -1,8 +1,8 @@
 import { createHash } from 'node:crypto';
-import { chmodSync, unlinkSync } from 'node:fs';
-import { unlink } from 'node:fs/promises';
+import { unlinkSync } from 'node:fs';
+import { chmod, mkdtemp, rename, rm, unlink } from 'node:fs/promises';
 import { connect, createServer, type Server, type Socket } from 'node:net';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import type { Config } from '@angos/config';
 import { createLogger, type Logger } from '@angos/observability';
@@ -118,6 +118,33 @@ export interface HandoffServer {
 }
 
 /**
+ * Listens on a Unix socket at `path` that only its owner may connect to (0600) from the moment it
+ * exists: bound in a fresh owner-only directory beside it, made 0600, then renamed into place.
+ * Not by narrowing the umask around listen(): a serving thread (`[server] workers`) may not
+ * change the process's umask, and another thread could create files meanwhile.
+ */
+async function listenOwnerOnly(server: Server, path: string): Promise<void> {
+  const staging = await mkdtemp(join(dirname(path), '.h'));
+  try {
+    const bound = join(staging, 's');
+    await new Promise<void>((resolveListen, reject) => {
+      server.once('error', reject);
+      server.listen(bound, () => {
+        server.off('error', reject);
+        resolveListen();
+      });
+    });
+    await chmod(bound, 0o600);
+    await rename(bound, path);
+  } catch (error) {
+    server.close();
+    throw error;
+  } finally {
+    await rm(staging, { recursive: true, force: true });
+  }
+}
+
+/**
  * Listens for hand-offs on the metadata root's socket. Called by the holder of the instance lock
  * only: a socket already there is a dead holder's (nothing else may create it), removed first.
  * Undefined, with a warning, when the path is too long for a socket: scrub then refuses as it
@@ -176,20 +203,7 @@ export async function startHandoffServer(deps: HandoffServerDeps): Promise<Hando
   });
 
   await unlink(path).catch(() => {});
-  // Owner-only from the moment it exists: the umask is applied when listen() binds (synchronously).
-  const umask = process.umask(0o177);
-  try {
-    await new Promise<void>((resolveListen, reject) => {
-      server.once('error', reject);
-      server.listen(path, () => {
-        server.off('error', reject);
-        resolveListen();
-      });
-    });
-  } finally {
-    process.umask(umask);
-  }
-  chmodSync(path, 0o600);
+  await listenOwnerOnly(server, path);
   // A process.exit() skips close(): the socket goes with the lock's file (the next holder would remove it).
   const onExit = () => {
     try {

@@ -9,6 +9,7 @@ import { PullThroughCache } from '@angos/upstream';
 import { startJobDrain } from './job-drain.js';
 import { gaugeSettings, JOB_QUEUE_NAMES, jobHandlers, jobPools } from './jobs.js';
 import { ServedJobQueue } from './served-queue.js';
+import type { ServingThread } from './thread-data.js';
 
 /**
  * Between two looks at a queue by a server's own drain. Longer than a worker's 1 s: every look
@@ -24,6 +25,13 @@ export interface ServerJobsDeps {
   readonly registry: Registry;
   readonly metadata: MetadataStore;
   readonly locks: LockManager;
+  /**
+   * Whether this process drains the queue and publishes its gauges (default). A serving thread
+   * other than the leader only enqueues, and announces its enqueues to the leader's drain.
+   */
+  readonly drain?: boolean;
+  /** Where the serving threads of one service announce their enqueues to the leader. */
+  readonly enqueued?: ServingThread['enqueued'] | undefined;
 }
 
 /** The job queue as a serving process (`angos server`, `angos registry-api`, `angos pull-through-cache`) has it. */
@@ -59,6 +67,11 @@ export async function startServerJobs(deps: ServerJobsDeps): Promise<ServerJobs>
     logger: deps.logger,
     metrics: deps.metrics,
   });
+  if (deps.drain === false) {
+    const announced = deps.enqueued;
+    if (announced !== undefined) queue.onEnqueued((name) => announced.announce(name));
+    return { queue, enqueue, cache, stop: async () => {} };
+  }
   const onJobFinished = recordJobFinished(deps.metrics);
   const drain = await startJobDrain({
     config: deps.config,
@@ -88,6 +101,7 @@ export async function startServerJobs(deps: ServerJobsDeps): Promise<ServerJobs>
   });
   // A job enqueued here runs at once; the slower poll only finds those of other replicas.
   queue.onEnqueued((name) => drain.poke(name));
+  deps.enqueued?.listen((name) => drain.poke(name));
   const gauges = startQueueGauges({
     queue: () => queue,
     queues: JOB_QUEUE_NAMES,

@@ -10,7 +10,13 @@ import {
   watchConfig,
 } from '@angos/config';
 import { createHttpServer, type Handler, type RequestLimits, withObservability } from '@angos/http';
-import { createLogger, createMetrics, type Logger, type Metrics } from '@angos/observability';
+import {
+  createLogger,
+  createMetrics,
+  type Logger,
+  type MetricPeers,
+  type Metrics,
+} from '@angos/observability';
 import { checkRetentionConfig, retentionWarnings } from '@angos/scrub';
 import { checkUpstreamConfig } from '@angos/upstream';
 import {
@@ -24,6 +30,8 @@ import {
 import { drain } from './drain.js';
 import { type ListenAddress, listenOn, parseListen } from './listen.js';
 import { createLiveConfig, type LiveConfig } from './live-config.js';
+import type { ServingThread } from './thread-data.js';
+import { startServiceThreads } from './thread-runner.js';
 import {
   createTlsServer,
   readTlsMaterial,
@@ -32,7 +40,6 @@ import {
   watchTlsFiles,
 } from './tls.js';
 import { startTracingFor } from './tracing.js';
-import { checkWorkers } from './workers.js';
 
 export type ServiceKind = 'server' | 'registry-api' | 'gateway' | 'pull-through-cache';
 
@@ -56,6 +63,8 @@ export interface StartServiceOptions {
   readonly workers?: number | undefined;
   /** Default: a logger on stderr filtered by RUST_LOG. */
   readonly logger?: Logger | undefined;
+  /** Set when this runs as one serving thread of several (serving-thread.ts). */
+  readonly thread?: ServingThread | undefined;
 }
 
 export interface RunningService {
@@ -159,6 +168,22 @@ function warnIfRefusingEverything(logger: Logger, kind: ServiceKind, config: Con
   }
 }
 
+/**
+ * The metrics of a service, or of one of its serving threads: `/metrics` then sums every thread's,
+ * and only the leader collects Node's process metrics (CPU, memory and file descriptors are the
+ * process's: a sum over threads would count them once per thread).
+ */
+function threadMetrics(thread: ServingThread | undefined): Metrics {
+  if (thread === undefined) return createMetrics();
+  let peers: MetricPeers | undefined;
+  const metrics = createMetrics({
+    defaultMetrics: thread.leader,
+    peers: { snapshots: () => peers?.snapshots() ?? Promise.resolve([]) },
+  });
+  peers = thread.shareMetrics(metrics);
+  return metrics;
+}
+
 /** Requests in flight now (the `http_requests_in_flight` gauge). */
 async function requestsInFlight(metrics: Metrics): Promise<number> {
   const { values } = await metrics.http.requestsInFlight.get();
@@ -232,13 +257,28 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
 
   const loaded = await loadConfig(configPath);
   const { config } = loaded;
-  for (const warning of configWarnings(loaded)) logWarning(logger, warning);
+  const { thread } = options;
+  // The main thread warns once for all its serving threads.
+  if (thread === undefined) {
+    for (const warning of configWarnings(loaded)) logWarning(logger, warning);
+  }
   checkRunnable(config, kind, configPath);
-  checkWorkers(
-    options.workers ?? config.server.workers,
-    options.workers === undefined ? 'server.workers' : '--workers',
-  );
-  warnIfRefusingEverything(logger, kind, config);
+  if (thread === undefined) warnIfRefusingEverything(logger, kind, config);
+  const defaultAddress = {
+    host: config.server.bind_address,
+    port: kind === 'pull-through-cache' ? PULL_THROUGH_CACHE_PORT : config.server.port,
+  };
+  const workers = options.workers ?? config.server.workers;
+  if (thread === undefined && workers > 1) {
+    return startServiceThreads({
+      kind,
+      configPath,
+      config,
+      listen: listenAt ?? defaultAddress,
+      workers,
+      logger,
+    });
+  }
 
   // TLS is the public edge's (`server`, `gateway`); the services behind it only talk to the gateway.
   // Read before anything is built, so a missing certificate stops startup with nothing to undo.
@@ -251,12 +291,16 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
         });
 
   const live = createLiveConfig(config);
-  const metrics = createMetrics();
+  const metrics = threadMetrics(thread);
   let accepting = true;
   const tracing = await startTracingFor(config, kind, logger);
   let app: App;
   try {
-    app = await compose(kind, { config: live.get, logger, metrics, accepting: () => accepting }, config);
+    app = await compose(
+      kind,
+      { config: live.get, logger, metrics, accepting: () => accepting, thread },
+      config,
+    );
   } catch (error) {
     await tracing.shutdown();
     throw error;
@@ -270,7 +314,7 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
   };
   // Read per request: reloaded limits apply to the next request.
   const limits = () => requestLimits(live.get());
-  const plain = createHttpServer(handler, { limits, metrics, logger });
+  const plain = createHttpServer(handler, { limits, metrics, logger, inFlight: thread?.inFlight });
   let server: Server = plain;
   let tlsReloader: TlsReloader | undefined;
   if (tls !== undefined && tlsMaterial !== undefined) {
@@ -281,13 +325,8 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
   }
   let address: { host: string; port: number };
   try {
-    address = await listenOn(
-      server,
-      listenAt ?? {
-        host: config.server.bind_address,
-        port: kind === 'pull-through-cache' ? PULL_THROUGH_CACHE_PORT : config.server.port,
-      },
-    );
+    // The serving threads of one service share its port; the kernel spreads connections over them.
+    address = await listenOn(server, listenAt ?? defaultAddress, { reusePort: thread !== undefined });
   } catch (error) {
     tlsReloader?.close();
     await app.close?.();

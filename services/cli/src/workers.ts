@@ -9,16 +9,3 @@ export function parseWorkers(value: string): number {
   }
   return Number(value);
 }
-
-/**
- * Refuses a worker count this build cannot run. Several processes on one storage need what one
- * process keeps to itself shared among them (the memory lock table, the single-writer link cache,
- * the instance lock, the one background GC and job drain): until all of it is, a count above 1
- * would run workers that can lose pushes, so startup stops naming where the count came from.
- */
-export function checkWorkers(count: number, source: 'server.workers' | '--workers'): void {
-  if (count === 1) return;
-  throw new CliError([
-    `${source}: ${count} worker processes requested; this build runs one process per service (set 1, or leave it unset)`,
-  ]);
-}

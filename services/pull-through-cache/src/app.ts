@@ -5,6 +5,7 @@ import {
   createInternalVerifier,
   getContext,
   type Handler,
+  type NonceMemory,
   requestQuery,
   sendBody,
   sendError,
@@ -19,7 +20,10 @@ import type { BlobAnswer, ManifestAnswer, PullThroughCache } from '@angos/upstre
  * process the gateway hands requests over directly; split, it signs each one with a key derived
  * from the shared `[services] internal_token`.
  */
-export type Trust = { kind: 'in-process' } | { kind: 'internal-token'; token: string };
+export type Trust =
+  | { kind: 'in-process' }
+  /** `replays`: the nonce memory shared by the service's serving threads; default: this app's own. */
+  | { kind: 'internal-token'; token: string; replays?: NonceMemory | undefined };
 
 export interface PullThroughCacheServiceDeps {
   readonly cache: PullThroughCache;
@@ -40,7 +44,10 @@ const READ_ONLY = 'this namespace is a pull-through cache of an upstream registr
  */
 export function buildPullThroughCache(deps: PullThroughCacheServiceDeps): Handler {
   const logger = deps.logger.child('angos::pull_through_cache');
-  const vouched = deps.trust.kind === 'in-process' ? getContext : createInternalVerifier(deps.trust.token);
+  const vouched =
+    deps.trust.kind === 'in-process'
+      ? getContext
+      : createInternalVerifier(deps.trust.token, { replays: deps.trust.replays });
   return async (req: IncomingMessage, res: ServerResponse) => {
     res.setHeader('Docker-Distribution-API-Version', 'registry/2.0');
     try {

@@ -6,6 +6,7 @@ import {
   createInternalVerifier,
   getContext,
   type Handler,
+  type NonceMemory,
   type RequestContext,
   sendError,
 } from '@angos/http';
@@ -45,7 +46,10 @@ import { createUiAssets, type UiAssets } from './ui-assets.js';
  * gateway hands it over directly; split, the gateway signs each request with a
  * key derived from the shared `[services] internal_token`.
  */
-export type Trust = { kind: 'in-process' } | { kind: 'internal-token'; token: string };
+export type Trust =
+  | { kind: 'in-process' }
+  /** `replays`: the nonce memory shared by the service's serving threads; default: this app's own. */
+  | { kind: 'internal-token'; token: string; replays?: NonceMemory | undefined };
 
 export interface RegistryApiDeps {
   registry: Registry;
@@ -145,7 +149,7 @@ async function serveUi(
 
 function trustCheck(trust: Trust): (req: IncomingMessage) => RequestContext {
   if (trust.kind === 'in-process') return getContext;
-  return createInternalVerifier(trust.token);
+  return createInternalVerifier(trust.token, { replays: trust.replays });
 }
 
 async function dispatch(ctx: RouteContext, route: Route, method: string): Promise<void> {

@@ -1,0 +1,173 @@
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { MessageChannel, Worker } from 'node:worker_threads';
+import { type Config, lockBackend } from '@angos/config';
+import { IN_FLIGHT_COUNTER_BYTES, SHARED_NONCE_MEMORY_BYTES } from '@angos/http';
+import { MemoryLockManager, messagePortChannel, serveLocks } from '@angos/lock';
+import type { Logger } from '@angos/observability';
+import { LinkCacheVersions } from '@angos/storage';
+import { CliError } from './errors.js';
+import type { InstanceLock } from './instance-lock.js';
+import type { ListenAddress } from './listen.js';
+import { holdInstanceLock } from './open-storage.js';
+import type { RunningService, ServiceKind } from './service.js';
+import {
+  SERVING_THREAD_ROLE,
+  type ServingThreadData,
+  type ThreadCommand,
+  type ThreadReport,
+} from './thread-data.js';
+
+/**
+ * A service with `[server] workers` above 1: this (main) thread starts that many serving threads
+ * (serving-thread.ts), each running the whole service on the one port (SO_REUSEPORT: the kernel
+ * spreads connections over them), and keeps what must be one per service: the instance lock of
+ * the directory, the `"memory"` strategy's lock table, and the shared memory of the link cache
+ * versions, the in-flight count and the gateway nonces. It starts a new thread in place of one that
+ * ends, and on SIGTERM or SIGINT asks all of them to drain and waits for them. The README
+ * ("Using every core") says why threads and not processes.
+ */
+
+/** The entry module of a serving thread: the CLI's own (main.ts asks isServingThread first). */
+const THREAD_ENTRY = new URL('./main.js', import.meta.url);
+
+/** Before a thread that ended is replaced: a thread failing at once does not spin. */
+const RESTART_DELAY_MS = 1000;
+/** Beyond the drain's grace period, how long a thread may take to end before it is stopped. */
+const EXIT_MARGIN_MS = 5000;
+
+export interface ServiceThreadsOptions {
+  readonly kind: ServiceKind;
+  readonly configPath: string;
+  readonly config: Config;
+  readonly listen: ListenAddress;
+  readonly workers: number;
+  readonly logger: Logger;
+}
+
+/** Whether the service writes the store itself, under the `"memory"` lock strategy. */
+function usesLockTable(kind: ServiceKind, config: Config): boolean {
+  if (kind === 'gateway') return false;
+  const store = config.metadata_store;
+  const strategy = store.fs !== undefined ? store.fs.lock_strategy : store.s3.lock_strategy;
+  return lockBackend(strategy) === 'memory';
+}
+
+interface RunningThread {
+  readonly worker: Worker;
+  /** Resolves once the thread has ended. */
+  readonly exited: Promise<void>;
+  /** Stops serving its lock requests and releases what it held. */
+  readonly detachLocks: () => void;
+}
+
+export async function startServiceThreads(options: ServiceThreadsOptions): Promise<RunningService> {
+  const { kind, configPath, config, workers, logger } = options;
+  const instance: InstanceLock | undefined =
+    kind === 'gateway' ? undefined : await holdInstanceLock(config, kind, logger);
+  const table = usesLockTable(kind, config) ? new MemoryLockManager() : undefined;
+  const shared = {
+    channelPrefix: `angos:${randomUUID()}`,
+    linkCacheVersions: new LinkCacheVersions().buffer,
+    inFlight: new SharedArrayBuffer(IN_FLIGHT_COUNTER_BYTES),
+    nonces: new SharedArrayBuffer(SHARED_NONCE_MEMORY_BYTES),
+  };
+  const threads = new Map<number, RunningThread>();
+  let listen = options.listen;
+  let closing = false;
+
+  /** Starts thread `index`; resolves with its address once it listens, rejects if it cannot start. */
+  const startThread = (index: number): Promise<{ host: string; port: number }> => {
+    let lockPort: MessageChannel['port2'] | undefined;
+    let detachLocks = () => {};
+    if (table !== undefined) {
+      const { port1, port2 } = new MessageChannel();
+      detachLocks = serveLocks(table, messagePortChannel(port1));
+      lockPort = port2;
+    }
+    const data: ServingThreadData = {
+      role: SERVING_THREAD_ROLE,
+      kind,
+      configPath,
+      listen,
+      index,
+      count: workers,
+      lockPort,
+      ...shared,
+    };
+    const worker = new Worker(THREAD_ENTRY, {
+      workerData: data,
+      transferList: lockPort === undefined ? [] : [lockPort],
+    });
+    const exited = once(worker, 'exit').then(() => detachLocks());
+    threads.set(index, { worker, exited, detachLocks });
+    return new Promise((resolve, reject) => {
+      let started = false;
+      worker.on('message', (report: ThreadReport) => {
+        if (report.op === 'listening') {
+          started = true;
+          resolve(report.address);
+        } else if (report.op === 'failed') {
+          reject(new CliError(report.lines));
+        }
+      });
+      worker.on('error', (error) => {
+        logger.error('serving thread failed', { worker: index, error: String(error) });
+        if (!started) reject(error);
+      });
+      worker.on('exit', (code) => {
+        if (!started) {
+          reject(new CliError([`serving thread ${index} ended before it listened (exit code ${code})`]));
+          return;
+        }
+        if (closing) return;
+        logger.error('serving thread ended; starting a new one', { worker: index, code });
+        setTimeout(() => {
+          if (closing) return;
+          startThread(index).catch((error: unknown) =>
+            logger.error('restarting a serving thread failed', { worker: index, error: String(error) }),
+          );
+        }, RESTART_DELAY_MS).unref();
+      });
+    });
+  };
+
+  const stopAll = async (signal: NodeJS.Signals | undefined) => {
+    closing = true;
+    const graceMs = config.server.query_timeout_grace_period * 1000;
+    await Promise.all(
+      [...threads.values()].map(async ({ worker, exited }) => {
+        worker.postMessage({ op: 'close', signal } satisfies ThreadCommand);
+        const bound = setTimeout(() => void worker.terminate(), graceMs + EXIT_MARGIN_MS);
+        await exited;
+        clearTimeout(bound);
+      }),
+    );
+    await instance?.release();
+  };
+
+  let address: { host: string; port: number };
+  try {
+    // The first thread binds the port (a port 0 becomes a real one), the others join it.
+    address = await startThread(0);
+    listen = { host: options.listen.host, port: address.port };
+    await Promise.all(Array.from({ length: workers - 1 }, (_, offset) => startThread(offset + 1)));
+  } catch (error) {
+    await stopAll(undefined);
+    throw error;
+  }
+  logger.info('serving threads started', { service: kind, workers, port: address.port });
+
+  let closed: Promise<void> | undefined;
+  return {
+    address,
+    close(signal) {
+      closed ??= (async () => {
+        logger.info('shutting down serving threads', { service: kind, signal, workers: threads.size });
+        await stopAll(signal);
+        logger.info('stopped', { service: kind });
+      })();
+      return closed;
+    },
+  };
+}
