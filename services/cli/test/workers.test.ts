@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { parseWorkers } from '../src/workers.js';
-import { baseConfig, runAngos, type Workspace, workspace } from './helpers.js';
+import { baseConfig, freePort, killAll, startAngos, useWorkspace, waitForRecord } from './helpers.js';
 
 describe('--workers', () => {
   it.each([
@@ -17,22 +17,21 @@ describe('--workers', () => {
 });
 
 describe('worker count at startup', () => {
-  let ws: Workspace;
-  beforeAll(async () => {
-    ws = await workspace();
-  });
-  afterAll(() => ws.remove());
+  const ws = useWorkspace();
+  afterEach(() => killAll());
 
-  // Several processes would each keep their own lock table and link cache: refused until shared.
-  it('refuses more than one worker, from the flag or the configuration, naming the source', async () => {
-    await ws.writeConfig(baseConfig(ws.dir, 0));
-    const flag = await runAngos(['-c', ws.configPath, 'server', '--workers', '2']);
-    expect(flag.code).toBe(1);
-    expect(flag.stderr).toContain('--workers: 2 worker processes requested; this build runs one process');
-
-    await ws.writeConfig(baseConfig(ws.dir, 0).replace('port = 0', 'port = 0\nworkers = 4'));
-    const configured = await runAngos(['-c', ws.configPath, 'server']);
-    expect(configured.code).toBe(1);
-    expect(configured.stderr).toContain('server.workers: 4 worker processes requested');
-  });
+  it('takes [server] workers, and --workers over it', async () => {
+    const port = await freePort();
+    await ws().writeConfig(
+      baseConfig(ws().dir, port).replace(`port = ${port}`, `port = ${port}\nworkers = 3`),
+    );
+    const started = async (args: readonly string[]) => {
+      const server = startAngos(['-c', ws().configPath, 'server', ...args]);
+      const record = await waitForRecord(server, (line) => line['message'] === 'serving threads started');
+      expect(await server.stop()).toBe(0);
+      return record['workers'];
+    };
+    expect(await started([])).toBe(3);
+    expect(await started(['--workers', '2'])).toBe(2);
+  }, 60_000);
 });
