@@ -57,10 +57,12 @@ interface Instance {
   logs(): string;
 }
 
-async function startInstance(name: string, configPath: string): Promise<Instance> {
+/** `angos server` on a port of its own; `workers` serving threads (all of them listening before it returns). */
+async function startInstance(name: string, configPath: string, workers = 1): Promise<Instance> {
   const port = await freePort();
+  const args = ['-c', configPath, 'server', '--listen', `127.0.0.1:${port}`, '--workers', String(workers)];
   const child = track(
-    spawn(process.execPath, [cliEntry(), '-c', configPath, 'server', '--listen', `127.0.0.1:${port}`], {
+    spawn(process.execPath, [cliEntry(), ...args], {
       env: { ...process.env, RUST_LOG: 'info' },
       stdio: ['ignore', 'pipe', 'pipe'],
     }),
@@ -79,7 +81,8 @@ async function startInstance(name: string, configPath: string): Promise<Instance
     const status = await fetch(`${url}/v2/`, { signal: AbortSignal.timeout(2000) })
       .then((r) => r.arrayBuffer().then(() => r.status))
       .catch(() => undefined);
-    if (status !== undefined && status < 500) break;
+    const allListening = workers === 1 || output.includes('"serving threads started"');
+    if (status !== undefined && status < 500 && allListening) break;
     await sleep(100);
   }
   return { name, url, client: new OciClient(url), child, logs: () => output };
@@ -274,7 +277,7 @@ interface Cluster {
   readonly configPath: string;
   readonly storage: StorageView;
   /** The lock backend's name on /metrics. */
-  readonly lockBackend: 'redis' | 's3';
+  readonly lockBackend: 'redis' | 's3' | 'memory';
   /** Locks still present in the lock backend. */
   lockLeftovers(): Promise<string[]>;
 }
@@ -283,6 +286,8 @@ function describeCluster(
   name: string,
   skip: boolean,
   setup: () => Promise<{ cluster: Cluster; teardown(): Promise<void> }>,
+  /** Whether an instance can be killed alone (not a serving thread: the process is the unit). */
+  options: { readonly killable: boolean } = { killable: true },
 ) {
   describe.skipIf(skip)(name, () => {
     let cluster: Cluster;
@@ -493,51 +498,54 @@ function describeCluster(
       }
     });
 
-    it('holds no lock while a PATCH streams, so an instance killed mid-chunk blocks no other', async () => {
-      const [survivor, victim] = [instances()[0]!, instances().at(-1)!];
-      const start = await victim.client.request('POST', '/v2/crash/app/blobs/uploads/');
-      await start.arrayBuffer();
-      expect(start.status).toBe(202);
-      const location = new URL(start.headers.get('location')!, victim.url);
-      // A chunk that never ends.
-      let sent = false;
-      const body = new ReadableStream<Uint8Array>({
-        pull(controller) {
-          if (!sent) {
-            sent = true;
-            controller.enqueue(randomBytes(1024));
-          }
-          return new Promise(() => {});
-        },
-      });
-      const hanging = fetch(location, {
-        method: 'PATCH',
-        headers: { 'content-type': 'application/octet-stream' },
-        body,
-        duplex: 'half',
-      } as RequestInit).catch(() => undefined);
-      // The session's lock guards its transitions only: once the PATCH has claimed the session,
-      // no lock is held while its body streams (a lock held that long would lapse: S3 max_hold_secs).
-      await sleep(200);
-      const deadline = Date.now() + 10_000;
-      while ((await cluster.lockLeftovers()).length > 0) {
-        if (Date.now() > deadline) throw new Error('a lock is held while the PATCH body streams');
-        await sleep(100);
-      }
-      await stopProcess(victim.child, 'SIGKILL');
-      await hanging;
-      cluster.instances.pop();
+    it.skipIf(!options.killable)(
+      'holds no lock while a PATCH streams, so an instance killed mid-chunk blocks no other',
+      async () => {
+        const [survivor, victim] = [instances()[0]!, instances().at(-1)!];
+        const start = await victim.client.request('POST', '/v2/crash/app/blobs/uploads/');
+        await start.arrayBuffer();
+        expect(start.status).toBe(202);
+        const location = new URL(start.headers.get('location')!, victim.url);
+        // A chunk that never ends.
+        let sent = false;
+        const body = new ReadableStream<Uint8Array>({
+          pull(controller) {
+            if (!sent) {
+              sent = true;
+              controller.enqueue(randomBytes(1024));
+            }
+            return new Promise(() => {});
+          },
+        });
+        const hanging = fetch(location, {
+          method: 'PATCH',
+          headers: { 'content-type': 'application/octet-stream' },
+          body,
+          duplex: 'half',
+        } as RequestInit).catch(() => undefined);
+        // The session's lock guards its transitions only: once the PATCH has claimed the session,
+        // no lock is held while its body streams (a lock held that long would lapse: S3 max_hold_secs).
+        await sleep(200);
+        const deadline = Date.now() + 10_000;
+        while ((await cluster.lockLeftovers()).length > 0) {
+          if (Date.now() > deadline) throw new Error('a lock is held while the PATCH body streams');
+          await sleep(100);
+        }
+        await stopProcess(victim.child, 'SIGKILL');
+        await hanging;
+        cluster.instances.pop();
 
-      // Another instance ends the session at once: no lock of the dead instance to wait for.
-      const cancel = await survivor.client.request(
-        'DELETE',
-        new URL(location.pathname, survivor.url).toString(),
-      );
-      await cancel.arrayBuffer();
-      expect(cancel.status).toBe(204);
-      expect(await cluster.lockLeftovers()).toEqual([]);
-      expect(await danglingProblems(cluster.storage)).toEqual([]);
-    });
+        // Another instance ends the session at once: no lock of the dead instance to wait for.
+        const cancel = await survivor.client.request(
+          'DELETE',
+          new URL(location.pathname, survivor.url).toString(),
+        );
+        await cancel.arrayBuffer();
+        expect(cancel.status).toBe(204);
+        expect(await cluster.lockLeftovers()).toEqual([]);
+        expect(await danglingProblems(cluster.storage)).toEqual([]);
+      },
+    );
   });
 }
 
@@ -612,6 +620,42 @@ key_prefix = "angos-locks"
       },
     };
   },
+);
+
+// --- one process, three serving threads, the memory lock ---------------------------------------
+
+describeCluster(
+  'one server of three serving threads on one fs root with the memory lock',
+  false,
+  async () => {
+    const work = await mkdtemp(join(tmpdir(), 'angos-multi-threads-'));
+    const root = join(work, 'data');
+    const configPath = join(work, 'config.toml');
+    await writeFile(configPath, `${CLUSTER_CONFIG}\n[blob_store.fs]\nroot_dir = ${JSON.stringify(root)}\n`);
+    const server = await startInstance('threads', configPath, 3);
+    // Three clients of the one port: their connections spread over the threads (SO_REUSEPORT).
+    const instances = ['a', 'b', 'c'].map((name) => ({ ...server, name, client: new OciClient(server.url) }));
+    const storage = fsView(root);
+    return {
+      cluster: {
+        instances,
+        configPath,
+        storage: {
+          ...storage,
+          // The instance lock's directory (pid files, the scrub hand-off socket) is not registry data.
+          keys: async () => (await storage.keys()).filter((key) => !key.startsWith('.angos-instance-lock/')),
+        },
+        lockBackend: 'memory',
+        // The lock table lives in the server's main thread: nothing to find in storage.
+        lockLeftovers: async () => [],
+      },
+      async teardown() {
+        await stopProcess(server.child);
+        await rm(work, { recursive: true, force: true });
+      },
+    };
+  },
+  { killable: false },
 );
 
 // --- S3 + the S3 lock ----------------------------------------------------------------------------

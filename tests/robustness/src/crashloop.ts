@@ -30,6 +30,8 @@ export interface CrashLoopOptions {
    * newest images, and garbage collection runs every second with a one-second grace period.
    */
   readonly deletes?: boolean;
+  /** `angos server --workers`: serving threads of the registry killed (default 1). */
+  readonly serverWorkers?: number;
 }
 
 export interface CrashLoopReport {
@@ -240,10 +242,19 @@ async function deleteOldImages(
   }
 }
 
-async function startRegistry(configPath: string, port: number): Promise<ChildProcess> {
+async function startRegistry(configPath: string, port: number, serverWorkers: number): Promise<ChildProcess> {
   const child = spawn(
     process.execPath,
-    [cliEntry(), '-c', configPath, 'server', '--listen', `127.0.0.1:${port}`],
+    [
+      cliEntry(),
+      '-c',
+      configPath,
+      'server',
+      '--listen',
+      `127.0.0.1:${port}`,
+      '--workers',
+      String(serverWorkers),
+    ],
     {
       stdio: 'ignore',
       env: { ...process.env, RUST_LOG: 'error' },
@@ -373,7 +384,7 @@ export async function crashLoop(options: CrashLoopOptions): Promise<CrashLoopRep
     for (let round = 0; round < options.kills; round++) {
       const port = await freePort();
       const base = `http://127.0.0.1:${port}`;
-      registry = await startRegistry(configPath, port);
+      registry = await startRegistry(configPath, port, options.serverWorkers ?? 1);
       await verify(base, pushers, checkedUpTo, report);
       checkedUpTo = pushers.map((pusher) => pusher.acknowledged.length);
       let running = true;
@@ -416,7 +427,7 @@ export async function crashLoop(options: CrashLoopOptions): Promise<CrashLoopRep
       );
     }
     const port = await freePort();
-    registry = await startRegistry(configPath, port);
+    registry = await startRegistry(configPath, port, options.serverWorkers ?? 1);
     // Give garbage collection time to reclaim all it may (grace 1 s, a pass every second).
     if (options.deletes) await new Promise((resolve) => setTimeout(resolve, 3500));
     await verify(

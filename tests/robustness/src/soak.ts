@@ -30,6 +30,8 @@ export interface SoakOptions {
   /** Storage section; default fs in a temp dir (session dirs are only counted on fs). */
   readonly storageToml?: (rootDir: string) => string;
   readonly log?: (line: string) => void;
+  /** `angos server --workers`: serving threads of the registry under load (default 1). */
+  readonly serverWorkers?: number;
 }
 
 export interface SoakSample {
@@ -253,9 +255,10 @@ class Worker {
   }
 }
 
-async function startServer(configPath: string, port: number): Promise<ChildProcess> {
+async function startServer(configPath: string, port: number, serverWorkers: number): Promise<ChildProcess> {
   // The shipped launcher, with the Node flags production runs with: memory is what this measures.
-  const child = spawn(angosLauncher(), ['-c', configPath, 'server', '--listen', `127.0.0.1:${port}`], {
+  const listen = ['--listen', `127.0.0.1:${port}`, '--workers', String(serverWorkers)];
+  const child = spawn(angosLauncher(), ['-c', configPath, 'server', ...listen], {
     stdio: 'ignore',
   });
   const probe = new Client(`http://127.0.0.1:${port}`, 1);
@@ -332,7 +335,7 @@ export async function soak(options: SoakOptions): Promise<SoakReport> {
     violations: [],
   };
   const port = await freePort();
-  const server = await startServer(configPath, port);
+  const server = await startServer(configPath, port, options.serverWorkers ?? 1);
   const client = new Client(`http://127.0.0.1:${port}`, workers);
   const pid = server.pid!;
   const countedRoot = options.storageToml ? undefined : rootDir;

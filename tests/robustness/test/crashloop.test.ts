@@ -23,3 +23,14 @@ describe('crash loop with retention-style deletes (short form)', () => {
     expect(report.hung).toEqual([]);
   }, 120_000);
 });
+
+describe('crash loop of a server of two serving threads (short form)', () => {
+  it('loses no acknowledged image when the process of every thread is killed mid-push', async () => {
+    const report = await crashLoop({ kills: 4, seed: 20261205, serverWorkers: 2, keepOnFailure: false });
+    expect(report.kills).toBe(4);
+    expect(report.acknowledged).toBeGreaterThan(0);
+    expect(report.lost).toEqual([]);
+    expect(report.partialReadable).toEqual([]);
+    expect(report.hung).toEqual([]);
+  }, 120_000);
+});

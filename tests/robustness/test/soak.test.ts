@@ -13,3 +13,20 @@ describe('soak (short form)', () => {
     expect(report.samples.at(-1)?.sessions).toBe(report.abandoned);
   }, 60_000);
 });
+
+describe('soak of a server of two serving threads (short form)', () => {
+  it('keeps fds, RSS and upload session dirs bounded with the load spread over both threads', async () => {
+    const report = await soak({
+      seconds: 12,
+      seed: 20261205,
+      warmupSeconds: 5,
+      sampleEveryMs: 1000,
+      serverWorkers: 2,
+    });
+    expect(report.errors).toEqual([]);
+    expect(report.violations).toEqual([]);
+    for (const operation of ['push', 'pull', 'head', 'tags', 'delete', 'cancel', 'abandon'])
+      expect(report.operations[operation]).toBeGreaterThan(0);
+    expect(report.samples.at(-1)?.sessions).toBe(report.abandoned);
+  }, 60_000);
+});
