@@ -21,6 +21,11 @@ export interface ScrubSoakOptions {
   readonly setup: ScrubSoakSetup;
   /** How long the load and the scrub loop run. */
   readonly seconds: number;
+  /**
+   * What the run must have done before it ends: past `seconds` it goes on until it has, for at most
+   * `seconds` more (a loaded machine pushes and scrubs slower; the judgement needs the race).
+   */
+  readonly atLeast?: { readonly pushes: number; readonly scrubRuns: number } | undefined;
   readonly seed: number;
   /** The S3 server of the `s3` setup. */
   readonly s3?: S3Location | undefined;
@@ -408,7 +413,15 @@ export async function soakScrub(options: ScrubSoakOptions): Promise<ScrubSoakRep
   const { report } = soak;
   try {
     const endsAt = Date.now() + options.seconds * 1000;
-    const running = () => Date.now() < endsAt && !soak.stopped;
+    const latestEnd = endsAt + options.seconds * 1000;
+    const enough = () =>
+      options.atLeast === undefined ||
+      (report.pushes >= options.atLeast.pushes && report.scrubRuns >= options.atLeast.scrubRuns);
+    const running = () => {
+      if (soak.stopped) return false;
+      const now = Date.now();
+      return now < endsAt || (now < latestEnd && !enough());
+    };
     const pushPace = pacer(options.pushesPerSecond ?? 5);
     const pullPace = pacer(options.pullsPerSecond ?? 25);
     const pushers = Array.from({ length: options.pushers ?? 3 }, async (_, worker) => {
