@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { once } from 'node:events';
+import { createServer } from 'node:http';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { type Config, lockBackend } from '@angos/config';
 import { IN_FLIGHT_COUNTER_BYTES, SHARED_NONCE_MEMORY_BYTES } from '@angos/http';
@@ -8,7 +9,7 @@ import type { Logger } from '@angos/observability';
 import { LinkCacheVersions } from '@angos/storage';
 import { CliError } from './errors.js';
 import type { InstanceLock } from './instance-lock.js';
-import type { ListenAddress } from './listen.js';
+import { type ListenAddress, listenOn } from './listen.js';
 import { holdInstanceLock } from './open-storage.js';
 import type { RunningService, ServiceKind } from './service.js';
 import {
@@ -59,6 +60,18 @@ interface RunningThread {
   readonly exited: Promise<void>;
   /** Stops serving its lock requests and releases what it held. */
   readonly detachLocks: () => void;
+}
+
+/**
+ * Sockets with SO_REUSEPORT share a port with any other socket of the same user that set it too,
+ * such as another Angos with serving threads: a port already in use is refused as one process
+ * refuses it (listen.ts), by binding it once without the option before the threads bind with it.
+ */
+async function refuseTakenPort(address: ListenAddress): Promise<void> {
+  if (address.port === 0) return;
+  const probe = createServer();
+  await listenOn(probe, address);
+  await new Promise<void>((resolve) => probe.close(() => resolve()));
 }
 
 export async function startServiceThreads(options: ServiceThreadsOptions): Promise<RunningService> {
@@ -148,6 +161,7 @@ export async function startServiceThreads(options: ServiceThreadsOptions): Promi
 
   let address: { host: string; port: number };
   try {
+    await refuseTakenPort(options.listen);
     // The first thread binds the port (a port 0 becomes a real one), the others join it.
     address = await startThread(0);
     listen = { host: options.listen.host, port: address.port };

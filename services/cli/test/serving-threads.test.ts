@@ -1,5 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
 import { type ClientRequest, request } from 'node:http';
+import { join } from 'node:path';
 import { CONTEXT_HEADER, createRequestSigner, encodeContext, SIGNATURE_HEADER } from '@angos/http';
 import { afterEach, describe, expect, it } from 'vitest';
 import {
@@ -179,6 +181,19 @@ describe('angos server --workers 2', () => {
     expect(drained).toHaveLength(3);
     const again = await startThreaded(ALLOW);
     await stop(again.server);
+  }, 60_000);
+});
+
+describe('the port of a service with serving threads', () => {
+  it('is refused to a second service with serving threads, as to any other process', async () => {
+    const { url, server } = await startThreaded(ALLOW);
+    const port = new URL(url).port;
+    const other = join(ws().dir, 'other.toml');
+    await writeFile(other, baseConfig(join(ws().dir, 'other'), Number(port), ALLOW));
+    const second = await runAngos(['-c', other, 'server', '--workers', '2']);
+    expect(second.code).toBe(1);
+    expect(second.stderr).toContain(`cannot listen on 127.0.0.1:${port}: address already in use`);
+    await stop(server);
   }, 60_000);
 });
 

@@ -48,7 +48,7 @@ const WORKERS_FLAG: FlagSpec = {
   name: 'workers',
   type: 'string',
   value: '<count>',
-  describe: 'Processes serving the listener; this build runs only 1 (default: [server] workers)',
+  describe: 'Serving threads sharing the service port (default: [server] workers)',
   supported: true,
 };
 
