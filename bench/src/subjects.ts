@@ -112,6 +112,8 @@ export interface AngosExtras {
    * share a Redis lock, as the job queue requires (a redis-server the subject starts and stops).
    */
   readonly replicationWorker?: boolean;
+  /** `angos server --workers`: serving threads (default: the configuration's, 1). */
+  readonly workers?: number;
 }
 
 /** `[blob_store.*]`: the fs root under `dir`, or the S3 bucket (metadata goes along with the blob store). */
@@ -174,7 +176,8 @@ export async function startAngos(deployment: Deployment, extras: AngosExtras = {
       }
       children.push(launch(angos, ['-c', config, 'gateway']));
     } else {
-      children.push(launch(angos, ['-c', config, 'server']));
+      const workers = extras.workers === undefined ? [] : ['--workers', String(extras.workers)];
+      children.push(launch(angos, ['-c', config, 'server', ...workers]));
     }
     const url = `http://127.0.0.1:${port}`;
     await waitReady(url, children);

@@ -1,0 +1,227 @@
+/**
+ * `pnpm bench-threads`: what serving threads (`angos server --workers N`) buy on this machine,
+ * beside CNCF distribution, with wrk as the load generator pinned to the last core (taskset) so
+ * that it does not compete with the server where the machine has cores to spare:
+ *
+ *   manifest GET by tag          wrk, 50 connections
+ *   64 concurrent 16 MiB pulls   64 curl processes at once; the seconds until all are done
+ *   64 concurrent 16 MiB pushes  the same, each a POST and a PUT of the blob (as distribution needs)
+ *
+ * with the cores each subject kept busy (/proc) and its RSS after the load. Options:
+ *   --workers 1,2     the angos worker counts to compare (default 1 and the machine's cores)
+ *   --seconds 10      per scenario and subject
+ *   --rounds 3        medians of
+ */
+import { execFile } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseArgs, promisify } from 'node:util';
+import { pushMonolithic, send } from './client.js';
+import { coresUsedBy } from './cpu.js';
+import { totalRss } from './rss.js';
+import { median } from './stats.js';
+import { type Subject, startAngos, startDistribution } from './subjects.js';
+
+const run = promisify(execFile);
+const BLOB_BYTES = 16 * 1024 * 1024;
+const CONCURRENT = 64;
+const MIB = 1024 * 1024;
+
+interface Scenario {
+  readonly name: string;
+  readonly unit: string;
+  /** Higher is better. */
+  readonly rate: boolean;
+  measure(subject: Subject, seconds: number): Promise<number>;
+}
+
+/** wrk pinned to the last core (where there is more than one), one thread; its stdout. */
+async function wrk(args: readonly string[]): Promise<string> {
+  const [command, ...pinned] = [...pin(), 'wrk'];
+  const { stdout } = await run(command!, [...pinned, '-t1', ...args], { maxBuffer: 16 * MIB });
+  return stdout;
+}
+
+/** `taskset -c <last core>` where the machine has more than one. */
+function pin(): string[] {
+  const cores = availableParallelism();
+  return cores > 1 ? ['taskset', '-c', String(cores - 1)] : [];
+}
+
+/** One pull: GET the blob to nowhere. */
+const PULL_SCRIPT = 'exec curl -sf -o /dev/null "$1"\n';
+/**
+ * One push as distribution takes it too: POST for a session (each run its own repository), then
+ * PUT of the whole blob with its digest. Arguments: base URL, blob file, digest.
+ */
+const PUSH_SCRIPT = `set -e
+location=$(curl -sf -o /dev/null -w '%header{location}' -X POST "$1/v2/bench/push$RANDOM$RANDOM/blobs/uploads/")
+case "$location" in http*) ;; *) location="$1$location" ;; esac
+case "$location" in *"?"*) sep='&' ;; *) sep='?' ;; esac
+exec curl -sf -o /dev/null -X PUT -H 'content-type: application/octet-stream' --data-binary "@$2" "$location\${sep}digest=$3"
+`;
+
+/**
+ * Seconds for CONCURRENT runs of `script` at once (curl processes, lighter than a Node client),
+ * pinned where wrk is; a failed run fails the scenario.
+ */
+async function timed(script: string, ...args: string[]): Promise<number> {
+  const started = performance.now();
+  const each = ['bash', script, ...args].map((word) => `'${word}'`).join(' ');
+  await run('bash', ['-c', `seq ${CONCURRENT} | ${pin().join(' ')} xargs -P ${CONCURRENT} -I{} ${each}`], {
+    maxBuffer: 16 * MIB,
+  });
+  return (performance.now() - started) / 1000;
+}
+
+const requestsPerSecond = (out: string) => Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? Number.NaN);
+
+type BlobFile = { readonly path: string; readonly size: number; readonly digest: string };
+
+/** The blob the scenarios pull and push, in an image tagged `latest`. */
+async function seed(subject: Subject, blob: BlobFile, config: BlobFile): Promise<void> {
+  await pushMonolithic(subject.url, 'bench/threads', blob);
+  await pushMonolithic(subject.url, 'bench/threads', config);
+  const manifest = JSON.stringify({
+    schemaVersion: 2,
+    mediaType: 'application/vnd.oci.image.manifest.v1+json',
+    config: {
+      mediaType: 'application/vnd.oci.image.config.v1+json',
+      digest: config.digest,
+      size: config.size,
+    },
+    layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar', digest: blob.digest, size: blob.size }],
+  });
+  const put = await send(`${subject.url}/v2/bench/threads/manifests/latest`, 'PUT', {
+    body: Buffer.from(manifest),
+    headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+  });
+  if (put.status !== 201) throw new Error(`${subject.name}: seeding the manifest answered ${put.status}`);
+}
+
+function scenarios(digest: string, blobFile: string, scripts: { pull: string; push: string }): Scenario[] {
+  return [
+    {
+      name: 'manifest GET by tag, 50 connections',
+      unit: 'req/s',
+      rate: true,
+      measure: async (subject, seconds) =>
+        requestsPerSecond(
+          await wrk([
+            '-c50',
+            `-d${seconds}s`,
+            '-H',
+            'Accept: application/vnd.oci.image.manifest.v1+json',
+            `${subject.url}/v2/bench/threads/manifests/latest`,
+          ]),
+        ),
+    },
+    {
+      name: `${CONCURRENT} concurrent 16 MiB pulls`,
+      unit: 's',
+      rate: false,
+      measure: (subject) => timed(scripts.pull, `${subject.url}/v2/bench/threads/blobs/${digest}`),
+    },
+    {
+      name: `${CONCURRENT} concurrent 16 MiB pushes`,
+      unit: 's',
+      rate: false,
+      measure: (subject) => timed(scripts.push, subject.url, blobFile, digest),
+    },
+  ];
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      workers: { type: 'string', default: `1,${availableParallelism()}` },
+      seconds: { type: 'string', default: '10' },
+      rounds: { type: 'string', default: '3' },
+    },
+  });
+  const counts = [...new Set(values.workers!.split(',').map(Number))];
+  const seconds = Number(values.seconds);
+  const rounds = Number(values.rounds);
+  const dir = await mkdtemp(join(tmpdir(), 'bench-threads-'));
+  const blob = randomBytes(BLOB_BYTES);
+  const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
+  const blobFile = join(dir, 'blob');
+  await writeFile(blobFile, blob);
+  const configBytes = Buffer.from('{}');
+  const configFile = join(dir, 'config');
+  await writeFile(configFile, configBytes);
+  const files = {
+    blob: { path: blobFile, size: blob.length, digest },
+    config: {
+      path: configFile,
+      size: configBytes.length,
+      digest: `sha256:${createHash('sha256').update(configBytes).digest('hex')}`,
+    },
+  };
+  const scripts = { pull: join(dir, 'pull.sh'), push: join(dir, 'push.sh') };
+  await writeFile(scripts.pull, PULL_SCRIPT);
+  await writeFile(scripts.push, PUSH_SCRIPT);
+  const list = scenarios(digest, blobFile, scripts);
+  const subjects: Array<{ label: string; start: () => Promise<Subject> }> = [
+    ...counts.map((count) => ({
+      label: `angos, ${count} worker${count === 1 ? '' : 's'}`,
+      start: () => startAngos('fs', { workers: count }),
+    })),
+    { label: 'distribution', start: () => startDistribution() },
+  ];
+  const results = new Map<string, { values: number[]; cores: number[] }>();
+  const rss = new Map<string, number>();
+  for (const { label, start } of subjects) {
+    const subject = await start();
+    try {
+      await seed(subject, files.blob, files.config);
+      // Serving threads start after the first one answers: let them all listen.
+      await new Promise((resolve) => setTimeout(resolve, 3000));
+      for (const scenario of list) {
+        const entry = { values: [] as number[], cores: [] as number[] };
+        for (let round = 0; round < rounds; round++) {
+          const { result, cores } = await coresUsedBy(subject.pids, () => scenario.measure(subject, seconds));
+          entry.values.push(result);
+          entry.cores.push(cores);
+        }
+        results.set(`${label}|${scenario.name}`, entry);
+        process.stderr.write(
+          `${label}: ${scenario.name}: ${entry.values.map((v) => v.toFixed(0)).join(', ')}\n`,
+        );
+      }
+      rss.set(label, (await totalRss(subject.pids)) / MIB);
+    } finally {
+      await subject.stop();
+    }
+  }
+  await rm(dir, { recursive: true, force: true });
+
+  const labels = subjects.map((subject) => subject.label);
+  const first = labels[0]!;
+  const best = labels[labels.length - 2]!;
+  const lines = [
+    `| scenario | unit | ${labels.join(' | ')} | ${best} / ${first} | ${best} / distribution |`,
+    `| --- | --- | ${labels.map(() => '---').join(' | ')} | --- | --- |`,
+  ];
+  const cell = (label: string, scenario: Scenario) => results.get(`${label}|${scenario.name}`);
+  for (const scenario of list) {
+    const medians = labels.map((label) => median(cell(label, scenario)!.values));
+    const cores = labels.map((label) => median(cell(label, scenario)!.cores));
+    // How many times better: a higher rate, or a shorter time.
+    const ratio = (a: number, b: number) => `${(scenario.rate ? a / b : b / a).toFixed(2)}×`;
+    lines.push(
+      `| ${scenario.name} | ${scenario.unit} (cores) | ${medians.map((value, i) => `${value.toFixed(scenario.rate ? 0 : 2)} (${cores[i]!.toFixed(2)})`).join(' | ')} | ${ratio(medians[labels.length - 2]!, medians[0]!)} | ${ratio(medians[labels.length - 2]!, medians[labels.length - 1]!)} |`,
+    );
+  }
+  lines.push(
+    `| RSS after load | MiB | ${labels.map((label) => rss.get(label)!.toFixed(0)).join(' | ')} | ${(rss.get(best)! / rss.get(first)!).toFixed(2)}× | ${(rss.get(best)! / rss.get('distribution')!).toFixed(2)}× |`,
+  );
+  process.stdout.write(`\n${lines.join('\n')}\n`);
+  process.stdout.write(
+    `\nwrk pinned to core ${availableParallelism() - 1} of ${availableParallelism()}; ${rounds} rounds of ${seconds} s, medians\n`,
+  );
+}
+
+await main();
