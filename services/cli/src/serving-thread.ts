@@ -109,8 +109,8 @@ export async function runServingThread(data: ServingThreadData): Promise<void> {
     });
   } catch (error) {
     report({ op: 'failed', lines: failureLines(error) });
-    thread.close();
-    return;
+    // Its line to the lock table would keep the thread alive: it ends here.
+    process.exit(1);
   }
   report({ op: 'listening', address: service.address });
   parentPort?.on('message', (command: ThreadCommand) => {

@@ -29,8 +29,12 @@ import {
  * ("Using every core") says why threads and not processes.
  */
 
-/** The entry module of a serving thread: the CLI's own (main.ts asks isServingThread first). */
-const THREAD_ENTRY = new URL('./main.js', import.meta.url);
+/**
+ * The entry module of a serving thread: the CLI's own (main.ts asks isServingThreadData first),
+ * beside this module once built or bundled. Loaded from src/ by a test runner, the threads run the
+ * built one.
+ */
+const THREAD_ENTRY = new URL(import.meta.url.endsWith('.ts') ? '../dist/main.js' : './main.js', import.meta.url);
 
 /** Before a thread that ended is replaced: a thread failing at once does not spin. */
 const RESTART_DELAY_MS = 1000;

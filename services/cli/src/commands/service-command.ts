@@ -18,6 +18,9 @@ interface ServiceOptions extends GlobalOptions {
  */
 async function runUntilSignal(kind: ServiceKind, options: ServiceOptions): Promise<void> {
   const logger = createLogger({ filter: process.env['RUST_LOG'] });
+  // Listened for from the start: a signal while the service starts (its serving threads take a
+  // moment after the first one answers) drains it once started, instead of killing the process.
+  const signalled = shutdownSignal(logger);
   const service = await startService({
     kind,
     configPath: options.config,
@@ -25,8 +28,7 @@ async function runUntilSignal(kind: ServiceKind, options: ServiceOptions): Promi
     workers: options.workers === undefined ? undefined : parseWorkers(options.workers),
     logger,
   });
-  const signal = await shutdownSignal(logger);
-  await service.close(signal);
+  await service.close(await signalled);
 }
 
 /** `server`, `registry-api`, `gateway`: same options, different composition. */
