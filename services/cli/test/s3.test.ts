@@ -63,11 +63,15 @@ describe('angos on S3 (spawned)', () => {
   it('refuses to start with a wrong secret or a missing bucket, saying which', async (context) => {
     if (!s3) return context.skip();
     await ws.writeConfig(serverConfig(8000, s3Table('blob_store.s3', 'p', { secret_key: 'wrong' })));
+    const badSecretMessage =
+      /^blob_store\.s3: S3 bucket "test-bucket" at http:\/\/127\.0\.0\.1:\d+: the secret key does not match the access key id \(check secret_key\)/m;
     const badSecret = await runAngos(['-c', ws.configPath, 'server']);
     expect(badSecret.code).toBe(1);
-    expect(badSecret.stderr).toMatch(
-      /^blob_store\.s3: S3 bucket "test-bucket" at http:\/\/127\.0\.0\.1:\d+: the secret key does not match the access key id \(check secret_key\)/m,
-    );
+    expect(badSecret.stderr).toMatch(badSecretMessage);
+    // The same from a serving thread: the main thread reports it and the process ends.
+    const badSecretThreads = await runAngos(['-c', ws.configPath, 'server', '--workers', '2']);
+    expect(badSecretThreads.code).toBe(1);
+    expect(badSecretThreads.stderr).toMatch(badSecretMessage);
     await ws.writeConfig(
       serverConfig(
         8000,

@@ -184,6 +184,20 @@ describe('angos server --workers 2', () => {
   }, 60_000);
 });
 
+describe('a signal while serving threads start', () => {
+  it('drains the service once started, instead of killing the process', async () => {
+    const port = await freePort();
+    await ws().writeConfig(baseConfig(ws().dir, port, ALLOW));
+    const server = startAngos(['-c', ws().configPath, 'server', '--workers', '2']);
+    // The first thread listens; the second is still starting.
+    await waitForRecord(server, (record) => record['message'] === 'listening');
+    expect(await server.stop()).toBe(0);
+    expect(
+      logRecords(server.output()).some((record) => record['message'] === 'serving threads started'),
+    ).toBe(true);
+  }, 60_000);
+});
+
 describe('the port of a service with serving threads', () => {
   it('is refused to a second service with serving threads, as to any other process', async () => {
     const { url, server } = await startThreaded(ALLOW);
