@@ -3,6 +3,7 @@ import { pipeline } from 'node:stream/promises';
 import { type DigestParts, OciError } from '@angos/oci';
 import { type BlobCopy, type BlobStore, type ByteRange, NotFoundError } from '@angos/storage';
 import type { BlobIndex } from './blob-index.js';
+import type { BlobSizes } from './blob-sizes.js';
 import type { Grants } from './grants.js';
 
 /**
@@ -18,6 +19,7 @@ export class Blobs {
       blobs: BlobStore;
       grants: Grants;
       index: BlobIndex;
+      blobSizes: BlobSizes;
     },
   ) {}
 
@@ -44,11 +46,18 @@ export class Blobs {
     return presign?.call(this.deps.blobs, digest, { expiresInSecs: DOWNLOAD_URL_TTL_SECS });
   }
 
-  /** Size of a blob the namespace may read; BLOB_UNKNOWN otherwise. */
+  /**
+   * Size of a blob the namespace may read; BLOB_UNKNOWN otherwise. The grant is checked on every
+   * call; the size, once the grant allowed it, may come from `blobSizes` (why that is safe: there).
+   */
   async stat(namespace: string, digest: DigestParts): Promise<{ size: number }> {
     if (!(await this.deps.grants.canRead(namespace, digest))) throw new OciError('BLOB_UNKNOWN', { digest });
+    const known = this.deps.blobSizes.get(digest);
+    if (known !== undefined) return { size: known };
     try {
-      return await this.deps.blobs.statBlob(digest);
+      const { size } = await this.deps.blobs.statBlob(digest);
+      this.deps.blobSizes.set(digest, size);
+      return { size };
     } catch (error) {
       if (error instanceof NotFoundError) throw new OciError('BLOB_UNKNOWN', { digest });
       throw error;

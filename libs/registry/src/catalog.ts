@@ -2,18 +2,73 @@ import { ALGORITHMS } from '@angos/oci';
 import { keyFor, type MetadataStore } from '@angos/storage';
 import { exists } from './links.js';
 
-/** Every namespace that holds a manifest, sorted, after `last`, at most `limit`. */
+/**
+ * Every namespace that holds a manifest, sorted, after `last`, at most `limit`. The tree is walked
+ * in that order and the walk stops once the page (and one more, for `more`) is found, skipping
+ * whole what sorts before `last`: a page costs the directories it passes, not the whole tree.
+ */
 export async function listNamespaces(
   metadata: MetadataStore,
   options: { limit?: number | undefined; last?: string | undefined },
 ): Promise<{ namespaces: string[]; more: boolean }> {
-  const found: string[] = [];
-  await walk(metadata, '', found);
-  found.sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
-  const last = options.last;
-  const after = last === undefined ? found : found.filter((name) => name > last);
-  const limit = options.limit ?? after.length;
-  return { namespaces: after.slice(0, limit), more: after.length > limit };
+  const { limit, last } = options;
+  const walk: Walk = { metadata, last, found: [], wanted: limit === undefined ? Infinity : limit + 1 };
+  await walkInOrder(walk, '', await metadata.list(''));
+  const namespaces = limit === undefined ? walk.found : walk.found.slice(0, limit);
+  return { namespaces, more: walk.found.length > namespaces.length };
+}
+
+interface Walk {
+  readonly metadata: MetadataStore;
+  readonly last: string | undefined;
+  /** Namespaces found so far, in order. */
+  readonly found: string[];
+  /** The walk stops once it has found this many. */
+  readonly wanted: number;
+}
+
+/**
+ * The namespaces at and below the children of `directory` (whose listing is `children`), in code
+ * point order of their paths. A child `c` is itself at `c` and everything below it at `c/…`, and
+ * siblings that extend its name with a character below `/` (`c-d`, `c.d`) sort between the two:
+ * so a child's own check and its subtree are two steps, ordered by `c` and `c/`. Children not
+ * starting with `_` or `.` are namespace components (`team` → `team/app`); `_manifests` is where a
+ * namespace keeps its manifests.
+ */
+async function walkInOrder(walk: Walk, directory: string, children: readonly string[]): Promise<void> {
+  const steps: Array<{ readonly key: string; readonly name: string; readonly below: boolean }> = [];
+  for (const name of children) {
+    if (name.startsWith('_') || name.startsWith('.')) continue;
+    steps.push({ key: name, name, below: false }, { key: `${name}/`, name, below: true });
+  }
+  steps.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  // A child's listing serves both of its steps.
+  const listings = new Map<string, Promise<string[]>>();
+  const listingOf = (path: string) => {
+    let listing = listings.get(path);
+    if (listing === undefined) {
+      listing = walk.metadata.list(path);
+      listings.set(path, listing);
+    }
+    return listing;
+  };
+  const { last } = walk;
+  for (const step of steps) {
+    if (walk.found.length >= walk.wanted) return;
+    const path = directory === '' ? step.name : `${directory}/${step.name}`;
+    if (!step.below) {
+      if (last !== undefined && path <= last) continue;
+      if ((await listingOf(path)).includes('_manifests') && (await holdsManifest(walk.metadata, path))) {
+        walk.found.push(path);
+      }
+      continue;
+    }
+    // Everything below sorts as `path/…`: all of it is at or before a `last` past `path/` that does
+    // not itself lie below `path`.
+    const subtree = `${path}/`;
+    if (last !== undefined && last > subtree && !last.startsWith(subtree)) continue;
+    await walkInOrder(walk, path, await listingOf(path));
+  }
 }
 
 /**
@@ -29,17 +84,4 @@ export async function holdsManifest(metadata: MetadataStore, namespace: string):
     }
   }
   return false;
-}
-
-// Children of a namespace directory not starting with `_` are nested namespace components
-// (`team` → `team/app`); `_manifests` is where a namespace keeps its manifests.
-async function walk(metadata: MetadataStore, prefix: string, found: string[]): Promise<void> {
-  const children = await metadata.list(prefix);
-  if (prefix !== '' && children.includes('_manifests') && (await holdsManifest(metadata, prefix))) {
-    found.push(prefix);
-  }
-  for (const child of children) {
-    if (child.startsWith('_') || child.startsWith('.')) continue;
-    await walk(metadata, prefix === '' ? child : `${prefix}/${child}`, found);
-  }
 }

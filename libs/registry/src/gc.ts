@@ -11,6 +11,7 @@ import {
   withHolder,
 } from './blob-index.js';
 import type { BlobLocks } from './blob-locks.js';
+import type { BlobSizes } from './blob-sizes.js';
 import { BoundedSet } from './bounded-set.js';
 import type { Grants } from './grants.js';
 import { readLink } from './links.js';
@@ -84,6 +85,7 @@ export class GarbageCollector {
       blobLocks: BlobLocks;
       index: BlobIndex;
       grants: Grants;
+      blobSizes: BlobSizes;
       logger: Logger;
     },
   ) {}
@@ -285,7 +287,11 @@ export class GarbageCollector {
         );
         if (!claimed) return;
         signal.throwIfAborted();
-        await this.deps.blobs.deleteBlob(digest);
+        try {
+          await this.deps.blobs.deleteBlob(digest);
+        } finally {
+          this.deps.blobSizes.forget(digest);
+        }
         signal.throwIfAborted();
         await this.deps.index.deleteClaimed(digest, token, signal);
         pass.report.blobsDeleted++;

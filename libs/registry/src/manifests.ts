@@ -23,6 +23,7 @@ import type { Grants } from './grants.js';
 import { advancesTombstone, assertTagDeletable, clampSourceTime, decideTagPush } from './last-writer-wins.js';
 import { encodeLink, exists, linkCreatedAtMs, readLink } from './links.js';
 import type { NamespaceSettings } from './settings.js';
+import { tagListingStart } from './tag-pages.js';
 import { readTombstone, writeTombstone } from './tombstones.js';
 
 export interface ManifestInfo {
@@ -380,19 +381,47 @@ export class Manifests {
     return 'deleted';
   }
 
-  /** Tags sorted by code point, after `last`, at most `limit`. NAME_UNKNOWN for a namespace that holds no manifest. */
+  /**
+   * Tags sorted by code point, after `last`, at most `limit`. NAME_UNKNOWN for a namespace that
+   * holds no manifest. With a `limit`, one page of the listing is read, from `last` on (S3: one
+   * ListObjectsV2 per 1,000 tags of the page), not the whole directory: walking a repository page
+   * by page costs what its tags do, not that times the number of pages.
+   */
   async listTags(
     namespace: string,
     options: { limit?: number | undefined; last?: string | undefined },
   ): Promise<{ tags: string[]; more: boolean }> {
-    const all = await this.deps.metadata.list(keyFor({ kind: 'tags', namespace }));
-    if (all.length === 0 && !(await holdsManifest(this.deps.metadata, namespace))) {
+    const directory = keyFor({ kind: 'tags', namespace });
+    const { limit, last } = options;
+    let tags: string[];
+    let more = false;
+    if (limit === undefined) {
+      const all = await this.deps.metadata.list(directory);
+      tags = last === undefined ? all : all.filter((tag) => tag > last);
+    } else {
+      // One more than the page, to know whether another follows.
+      const page = await this.deps.metadata.listPage(directory, {
+        after: tagListingStart(last),
+        limit: limit + 1,
+      });
+      tags = page.slice(0, limit);
+      more = page.length > limit;
+    }
+    if (tags.length === 0 && !more && !(await this.#holdsTagsOrManifest(namespace, directory, last))) {
       throw new OciError('NAME_UNKNOWN', { namespace });
     }
-    const last = options.last;
-    const after = last === undefined ? all : all.filter((tag) => tag > last);
-    const limit = options.limit ?? after.length;
-    return { tags: after.slice(0, limit), more: after.length > limit };
+    return { tags, more };
+  }
+
+  /** Whether the namespace exists for `tags/list`: a tag anywhere in it (not only after `last`), or a manifest. */
+  async #holdsTagsOrManifest(
+    namespace: string,
+    directory: string,
+    last: string | undefined,
+  ): Promise<boolean> {
+    if (last !== undefined && (await this.deps.metadata.listPage(directory, { limit: 1 })).length > 0)
+      return true;
+    return holdsManifest(this.deps.metadata, namespace);
   }
 
   /** Descriptors of the namespace's manifests whose `subject` is `subject`. */

@@ -4,6 +4,7 @@ import type { Logger } from '@angos/observability';
 import type { BlobStore, MetadataStore } from '@angos/storage';
 import { BlobIndex } from './blob-index.js';
 import { BlobLocks } from './blob-locks.js';
+import { BlobSizes } from './blob-sizes.js';
 import { Blobs } from './blobs.js';
 import { Browser } from './browse/browser.js';
 import { listNamespaces } from './catalog.js';
@@ -55,7 +56,8 @@ export function createRegistry(deps: RegistryDeps): Registry {
   const blobLocks = new BlobLocks(deps.locks);
   const index = new BlobIndex(deps.metadata, deps.locks, logger);
   const grants = new Grants(deps.metadata, blobLocks, index);
-  const shared = { ...deps, logger, index, grants, settings, blobLocks };
+  const blobSizes = new BlobSizes(() => blobSizeTtlMs(deps.config(), deps.blobs));
+  const shared = { ...deps, logger, index, grants, settings, blobLocks, blobSizes };
   const collector = new GarbageCollector({ ...shared, logger: deps.logger.child('angos::gc') });
   const manifests = new Manifests(shared);
   return {
@@ -70,4 +72,15 @@ export function createRegistry(deps: RegistryDeps): Registry {
     },
     collectGarbage: (options: GcOptions) => collector.collect(options),
   };
+}
+
+/**
+ * How long a blob's size is reused (blob-sizes.ts): as long as a link read from S3 is
+ * (`metadata_store.s3.link_cache_ttl`), where a stat is a round trip to the provider. Elsewhere
+ * nothing is kept: a stat on fs costs about what a cache lookup does, and where S3 links are read
+ * fresh (`link_cache_ttl = 0`) so are sizes.
+ */
+function blobSizeTtlMs(config: Config, blobs: BlobStore): number {
+  if (blobs.backend !== 's3') return 0;
+  return (config.metadata_store.s3?.link_cache_ttl ?? 0) * 1000;
 }

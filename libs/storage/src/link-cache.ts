@@ -1,4 +1,5 @@
 import { LinkCacheVersions } from './link-cache-versions.js';
+import { pageOf } from './paging.js';
 import type { ConditionalWrites, ListPageOptions, MetadataStore, VersionedValue } from './types.js';
 
 /** Bounds the memory the cache can take; the oldest entries go first. */
@@ -152,9 +153,26 @@ class LinkCachingMetadataStore implements MetadataStore {
 
   async list(prefix: string): Promise<string[]> {
     if (!this.cacheLists) return this.inner.list(prefix);
+    return [...(await this.#listing(prefix))];
+  }
+
+  /**
+   * Without `lists`, never cached: pages are read where a listing is too long to read whole (a
+   * deep job queue, a repository's tags on S3), and each reader moves on through it rather than
+   * re-reading one. With `lists`, a page is cut from the cached listing, read whole when absent:
+   * the store that option is for (fs, one writer) reads the whole directory for each page anyway,
+   * so a walk through a repository's tags reads its directory once between writes, not per page.
+   */
+  async listPage(prefix: string, options: ListPageOptions): Promise<string[]> {
+    if (!this.cacheLists) return this.inner.listPage(prefix, options);
+    return pageOf(await this.#listing(prefix), options);
+  }
+
+  /** The cached listing of `prefix`, read (and cached, unless a write overlapped) when absent or stale. */
+  async #listing(prefix: string): Promise<readonly string[]> {
     const listing = this.#listings.get(prefix);
     if (listing !== undefined) {
-      if (this.#fresh(listing)) return [...listing.names];
+      if (this.#fresh(listing)) return listing.names;
       this.#listings.delete(prefix);
     }
     const slots = this.versions.listingSlots(prefix);
@@ -162,17 +180,9 @@ class LinkCachingMetadataStore implements MetadataStore {
     const names = await this.inner.list(prefix);
     if (this.versions.stamp(slots) === stamp) {
       evictOldestBeyond(this.#listings, MAX_LISTINGS);
-      this.#listings.set(prefix, { names: [...names], expiresAt: this.now() + this.ttlMs, slots, stamp });
+      this.#listings.set(prefix, { names, expiresAt: this.now() + this.ttlMs, slots, stamp });
     }
     return names;
-  }
-
-  /**
-   * Never cached: pages are read where a listing is too long to read whole (a deep job queue),
-   * and each reader moves on through it rather than re-reading one.
-   */
-  listPage(prefix: string, options: ListPageOptions): Promise<string[]> {
-    return this.inner.listPage(prefix, options);
   }
 
   async deletePrefix(prefix: string): Promise<void> {

@@ -187,6 +187,38 @@ describe('withLinkCache', () => {
     expect(lists).toBe(2);
   });
 
+  it('cuts pages from the cached listing with the option (one directory read per walk), from the store without', async () => {
+    const shared = new MemoryMetadataStore();
+    const reads: string[] = [];
+    const inner = overriding(shared, {
+      list: async (prefix) => {
+        reads.push('list');
+        return shared.list(prefix);
+      },
+      listPage: async (prefix, options) => {
+        reads.push('listPage');
+        return shared.listPage(prefix, options);
+      },
+    });
+    const dir = 'ns/_manifests/tags';
+    for (const tag of ['a', 'b', 'c', 'd', 'e']) await shared.put(`${dir}/${tag}/link`, tag);
+    const cached = withLinkCache(inner, 30, { lists: true });
+    expect(await cached.listPage(dir, { limit: 2 })).toEqual(['a', 'b']);
+    expect(await cached.listPage(dir, { after: 'b', limit: 2 })).toEqual(['c', 'd']);
+    expect(await cached.listPage(dir, { after: 'd', limit: 2 })).toEqual(['e']);
+    expect(reads).toEqual(['list']);
+    // A write below it shows on the next page.
+    await cached.put(`${dir}/f/link`, 'f');
+    expect(await cached.listPage(dir, { after: 'e', limit: 2 })).toEqual(['f']);
+    expect(reads).toEqual(['list', 'list']);
+    await expect(cached.listPage(dir, { limit: 0 })).rejects.toBeInstanceOf(RangeError);
+    reads.length = 0;
+    const uncached = withLinkCache(inner, 30);
+    expect(await uncached.listPage(dir, { after: 'a', limit: 1 })).toEqual(['b']);
+    expect(await uncached.listPage(dir, { after: 'a', limit: 1 })).toEqual(['b']);
+    expect(reads).toEqual(['listPage', 'listPage']);
+  });
+
   it('lets a listing expire, and does not keep one read while a write below it was in flight', async () => {
     let now = 1_000_000;
     const shared = new MemoryMetadataStore();

@@ -97,7 +97,8 @@ export class S3MetadataStore implements MetadataStore {
   /**
    * ListObjectsV2 from `StartAfter` `<prefix>/<after>` with `MaxKeys` one more than the page: a
    * prefix `after/` sorts after that key and comes back as a common prefix, which is dropped. One
-   * request for a page of up to 999 names.
+   * request for a page of up to 999 names, plus one per name that S3 orders after the page
+   * although it belongs in it (`#withPrefixesListedLater`).
    */
   async listPage(prefix: string, options: ListPageOptions): Promise<string[]> {
     assertValidPageOptions(options);
@@ -120,7 +121,34 @@ export class S3MetadataStore implements MetadataStore {
       continuationToken = page.next;
     } while (continuationToken !== undefined && names.size < limit);
     // S3 lists in UTF-8 byte order; the contract (and fs) say UTF-16 code unit order.
-    return [...names].sort().slice(0, limit);
+    const sorted = [...names].sort().slice(0, limit);
+    if (continuationToken === undefined || sorted.length < limit) return sorted;
+    return (await this.#withPrefixesListedLater(listed, sorted, after)).slice(0, limit);
+  }
+
+  /**
+   * S3 orders a "directory" by its key prefix, `name/`, not by its name: `v1/` comes after `v1-rc/`
+   * and `v1.0/` (`-` and `.` sort before `/`), where the contract puts `v1` first. A listing cut
+   * short therefore holds every name that sorts before the last one it returned, `last`, except
+   * the directories whose name is a proper prefix of `last` followed there by a character below
+   * `/`: any other name below `last` also sorts below it as S3 orders keys, so it came back
+   * earlier. Those few (one per `-` or `.` in a tag) are looked for one by one.
+   */
+  async #withPrefixesListedLater(
+    listed: string,
+    sorted: readonly string[],
+    after: string | undefined,
+  ): Promise<string[]> {
+    const last = sorted.at(-1)!;
+    const found = [...sorted];
+    for (let length = 1; length < last.length; length++) {
+      if (last[length]! >= '/') continue;
+      const name = last.slice(0, length);
+      if ((after !== undefined && name <= after) || sorted.includes(name)) continue;
+      const page = await this.#bucket.listPage(`${listed}${name}/`, { maxKeys: 1 });
+      if (page.keys.length > 0) found.push(name);
+    }
+    return found.sort();
   }
 
   async deletePrefix(prefix: string): Promise<void> {

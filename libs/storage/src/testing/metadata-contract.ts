@@ -188,6 +188,19 @@ export function describeMetadataStoreContract(name: string, factory: StoreFactor
         await store().deletePrefix('p');
       });
 
+      it('puts a prefix before the longer names it begins, `-` and `.` after it included (S3 orders `v1/` after `v1-rc/`)', async () => {
+        const dirs = ['v1', 'v1-rc', 'v1-rc.2', 'v1.0', 'v1.0-1', 'v10', 'v1_9'];
+        for (const dir of dirs) await store().put(`r/${dir}/link`, 'x');
+        await store().put('r/v1-a', 'x');
+        const all = ['v1', 'v1-a', 'v1-rc', 'v1-rc.2', 'v1.0', 'v1.0-1', 'v10', 'v1_9'];
+        for (const limit of [1, 2, 3, 5, 10])
+          expect((await pages('r', limit)).flat(), `pages of ${limit}`).toEqual(all);
+        expect(await store().listPage('r', { after: 'v1-rc', limit: 2 })).toEqual(['v1-rc.2', 'v1.0']);
+        expect(await store().listPage('r', { after: 'v1-rc.1', limit: 1 })).toEqual(['v1-rc.2']);
+        expect(await store().listPage('r', { after: 'v1', limit: 2 })).toEqual(['v1-a', 'v1-rc']);
+        await store().deletePrefix('r');
+      });
+
       it('starts after a name that is absent, a value or a prefix, never repeating what lies below it', async () => {
         for (const key of ['q/1-a', 'q/2-b/x', 'q/2-b/y/z', 'q/3-c', 'q/4-d/w']) await store().put(key, 'x');
         expect(await store().listPage('q', { after: '2-b', limit: 2 })).toEqual(['3-c', '4-d']);
