@@ -34,7 +34,10 @@ import {
  * beside this module once built or bundled. Loaded from src/ by a test runner, the threads run the
  * built one.
  */
-const THREAD_ENTRY = new URL(import.meta.url.endsWith('.ts') ? '../dist/main.js' : './main.js', import.meta.url);
+const THREAD_ENTRY = new URL(
+  import.meta.url.endsWith('.ts') ? '../dist/main.js' : './main.js',
+  import.meta.url,
+);
 
 /** Before a thread that ended is replaced: a thread failing at once does not spin. */
 const RESTART_DELAY_MS = 1000;
