@@ -36,6 +36,8 @@ export interface StartAngosOptions {
   port?: number;
   /** How long to wait for `GET /v2/` to answer; default 20 s. */
   startTimeoutMs?: number;
+  /** `--workers`: serving threads of each process (default: the configuration's, 1). */
+  workers?: number;
 }
 
 export interface AngosInstance {
@@ -125,6 +127,14 @@ async function waitFor(
   throw new Error(`GET ${url} did not answer in time (last status: ${last ?? 'none'})\n${describe()}`);
 }
 
+/** Until every process has logged that all its serving threads listen. */
+async function waitForAllThreads(processes: Spawned[], deadline: number, logs: () => string): Promise<void> {
+  while (!processes.every((p) => p.output.toString().includes('"serving threads started"'))) {
+    if (Date.now() > deadline) throw new Error(`serving threads did not all start:\n${logs()}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
 /**
  * Starts Angos from the built CLI (services/cli/dist/main.js) with a generated config in a
  * temporary directory and resolves once `GET /v2/` answers without a server error.
@@ -135,7 +145,8 @@ export async function startAngos(options: StartAngosOptions): Promise<AngosInsta
   const configPath = join(workDir, 'config.toml');
   const env = { ...process.env, ...options.env };
   const port = options.port ?? (await freePort());
-  const listen = (p: number) => ['--listen', `127.0.0.1:${p}`];
+  const workers = options.workers === undefined ? [] : ['--workers', String(options.workers)];
+  const listen = (p: number) => ['--listen', `127.0.0.1:${p}`, ...workers];
   const processes: Spawned[] = [];
   const logs = () =>
     processes.map((p) => `--- angos ${p.role} (pid ${p.child.pid})\n${p.output.toString()}`).join('\n');
@@ -177,6 +188,8 @@ export async function startAngos(options: StartAngosOptions): Promise<AngosInsta
       processes.push(spawnAngos('gateway', ['-c', configPath, 'gateway', ...listen(port)], env));
     }
     await waitFor(`${url}/v2/`, (status) => status < 500, processes, deadline, logs);
+    // The first serving thread answers before the others listen: wait for all of them.
+    if ((options.workers ?? 1) > 1) await waitForAllThreads(processes, deadline, logs);
   } catch (err) {
     await stop();
     throw err;

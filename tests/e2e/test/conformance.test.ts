@@ -5,9 +5,16 @@ import { type Deployment, deployments, skipWithoutClients, useRegistry } from '.
 /**
  * The official OCI distribution-spec conformance suite, at a pinned commit of its main branch,
  * with every optional workflow and test on, against `angos server` on fs and on S3 and against
- * the split pair (registry-api behind the gateway). Each must report 0 failures.
+ * the split pair (registry-api behind the gateway), and on fs against both with 2 serving threads per
+ * process. Each must report 0 failures.
  */
 const TARGETS: readonly Deployment['label'][] = ['server on fs', 'server on S3', 'split on fs'];
+
+/** The same on serving threads: every request of the suite lands on either thread. */
+const THREADED: readonly Deployment[] = [
+  { mode: 'server', storage: 'fs', label: 'server of 2 serving threads on fs', workers: 2 },
+  { mode: 'split', storage: 'fs', label: 'split of 2 serving threads each on fs', workers: 2 },
+];
 
 describe.skipIf(skipWithoutClients('go'))('OCI distribution-spec conformance', () => {
   const binaries = new Map<string, string>();
@@ -16,7 +23,7 @@ describe.skipIf(skipWithoutClients('go'))('OCI distribution-spec conformance', (
     for (const suite of CONFORMANCE_SUITES) binaries.set(suite.name, await conformanceBinary(suite));
   }, 20 * 60_000);
 
-  describe.each(deployments().filter((deployment) => TARGETS.includes(deployment.label)))(
+  describe.each([...deployments().filter((deployment) => TARGETS.includes(deployment.label)), ...THREADED])(
     'against angos $label',
     (deployment) => {
       const registry = useRegistry(deployment, ['go']);

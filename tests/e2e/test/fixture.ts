@@ -30,6 +30,8 @@ export interface Deployment {
   readonly storage: Storage;
   /** How test names show it. */
   readonly label: string;
+  /** `--workers` of each process (default 1). */
+  readonly workers?: number;
 }
 
 /**
@@ -180,6 +182,7 @@ export function useRegistry(
       mode,
       config: [storageConfig(deployment, work), options.config?.() ?? ''].join('\n'),
       env: { RUST_LOG: 'debug', ...options.env },
+      workers: deployment.workers,
     });
     const env = {
       ...(await containersEnv(join(work, 'containers'), { insecureRegistries: [angos.host] })),
