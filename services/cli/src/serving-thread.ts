@@ -1,7 +1,7 @@
 import { BroadcastChannel, parentPort } from 'node:worker_threads';
 import { SharedReplayGuard, sharedInFlightCounter } from '@angos/http';
 import { IpcLockManager, messagePortChannel } from '@angos/lock';
-import { createLogger, type MetricSnapshot } from '@angos/observability';
+import { createLogger, type MetricPeers, type MetricSnapshot, type Metrics } from '@angos/observability';
 import { LinkCacheVersions } from '@angos/storage';
 import { failureLines } from './errors.js';
 import { startService } from './service.js';
@@ -20,6 +20,44 @@ type MetricsMessage =
   | { readonly op: 'ask'; readonly id: string }
   | { readonly op: 'answer'; readonly id: string; readonly snapshot: MetricSnapshot };
 
+/**
+ * This thread's side of `/metrics` over `channel`: it answers the other threads' asks with its
+ * snapshot, and asks them for theirs (waiting at most METRICS_ANSWER_TIMEOUT_MS).
+ */
+function metricPeersOver(channel: BroadcastChannel, metrics: Metrics, data: ServingThreadData): MetricPeers {
+  const waiting = new Map<string, (snapshot: MetricSnapshot) => void>();
+  let nextAsk = 0;
+  channel.onmessage = (event) => {
+    const message = (event as { data: MetricsMessage }).data;
+    if (message.op === 'answer') {
+      waiting.get(message.id)?.(message.snapshot);
+      return;
+    }
+    void metrics.snapshot().then((snapshot) => {
+      channel.postMessage({ op: 'answer', id: message.id, snapshot } satisfies MetricsMessage);
+    });
+  };
+  return {
+    snapshots() {
+      const id = `${data.index}:${nextAsk++}`;
+      const answers: MetricSnapshot[] = [];
+      return new Promise((resolve) => {
+        const done = () => {
+          clearTimeout(timer);
+          waiting.delete(id);
+          resolve(answers);
+        };
+        const timer = setTimeout(done, METRICS_ANSWER_TIMEOUT_MS);
+        waiting.set(id, (snapshot) => {
+          answers.push(snapshot);
+          if (answers.length === data.count - 1) done();
+        });
+        channel.postMessage({ op: 'ask', id } satisfies MetricsMessage);
+      });
+    },
+  };
+}
+
 /** The shared memory and channels of `data`, as the service's composition uses them. */
 export function joinServingThread(data: ServingThreadData): ServingThread {
   const channels: BroadcastChannel[] = [];
@@ -32,7 +70,7 @@ export function joinServingThread(data: ServingThreadData): ServingThread {
   };
   const locks =
     data.lockPort === undefined ? undefined : new IpcLockManager(messagePortChannel(data.lockPort));
-  let nextAsk = 0;
+  let jobs: BroadcastChannel | undefined;
   return {
     index: data.index,
     leader: data.index === 0,
@@ -40,47 +78,12 @@ export function joinServingThread(data: ServingThreadData): ServingThread {
     linkCacheVersions: new LinkCacheVersions(data.linkCacheVersions),
     inFlight: sharedInFlightCounter(data.inFlight),
     replays: new SharedReplayGuard(data.nonces),
-    shareMetrics(metrics) {
-      const metricsChannel = channel('metrics');
-      const waiting = new Map<string, (snapshot: MetricSnapshot) => void>();
-      metricsChannel.onmessage = (event) => {
-        const message = (event as { data: MetricsMessage }).data;
-        if (message.op === 'ask') {
-          void metrics.snapshot().then((snapshot) => {
-            metricsChannel.postMessage({ op: 'answer', id: message.id, snapshot } satisfies MetricsMessage);
-          });
-        } else {
-          waiting.get(message.id)?.(message.snapshot);
-        }
-      };
-      return {
-        snapshots() {
-          const id = `${data.index}:${nextAsk++}`;
-          const answers: MetricSnapshot[] = [];
-          return new Promise((resolve) => {
-            const done = () => {
-              clearTimeout(timer);
-              waiting.delete(id);
-              resolve(answers);
-            };
-            const timer = setTimeout(done, METRICS_ANSWER_TIMEOUT_MS);
-            waiting.set(id, (snapshot) => {
-              answers.push(snapshot);
-              if (answers.length === data.count - 1) done();
-            });
-            metricsChannel.postMessage({ op: 'ask', id } satisfies MetricsMessage);
-          });
-        },
-      };
-    },
+    shareMetrics: (metrics) => metricPeersOver(channel('metrics'), metrics, data),
     enqueued: {
-      announce: (() => {
-        let jobs: BroadcastChannel | undefined;
-        return (queue: string) => {
-          jobs ??= channel('jobs');
-          jobs.postMessage(queue);
-        };
-      })(),
+      announce: (queue) => {
+        jobs ??= channel('jobs');
+        jobs.postMessage(queue);
+      },
       listen(listener) {
         channel('jobs').onmessage = (event) => listener((event as { data: string }).data);
       },
