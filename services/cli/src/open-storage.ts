@@ -141,7 +141,12 @@ export async function openStorage(
   use: StorageUse = {},
 ): Promise<StorageFromConfig> {
   const { logger, metrics } = deps;
-  const options = storesOptions(config);
+  const configured = storesOptions(config);
+  // The S3 store's own link cache shares the serving threads' version table too.
+  const options =
+    configured.metadata.kind === 's3' && use.linkCacheVersions !== undefined
+      ? { ...configured, metadata: { ...configured.metadata, linkCacheVersions: use.linkCacheVersions } }
+      : configured;
   const blobSection = config.blob_store.fs ? 'blob_store.fs' : 'blob_store.s3';
   const metadataSection = config.metadata_store.fs ? 'metadata_store.fs' : 'metadata_store.s3';
   const blobs = instrumentBlobStore(

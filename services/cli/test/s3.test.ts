@@ -6,11 +6,13 @@ import { type S3TestServer, startS3ForTests } from '@angos/test-support';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
   freePort,
+  fresh,
   killAll,
   runAngos,
   startAngos,
   type Workspace,
   waitForHttp,
+  waitForRecord,
   workspace,
 } from './helpers.js';
 
@@ -126,6 +128,50 @@ describe('angos on S3 (spawned)', () => {
 });
 
 describe('angos scrub', () => {
+  it('answers a tag moved through one serving thread with its new manifest on the other (memory lock)', async (context) => {
+    if (!s3) return context.skip();
+    const port = await freePort();
+    const url = `http://127.0.0.1:${port}`;
+    const prefix = `threads-${randomUUID()}`;
+    // The default link_cache_ttl (30 s): a cache per thread would answer the old digest.
+    await ws.writeConfig(serverConfig(port, s3Table('blob_store.s3', prefix)));
+    const server = startAngos(['-c', ws.configPath, 'server', '--workers', '2']);
+    await waitForRecord(server, (record) => record['message'] === 'serving threads started');
+    const config = Buffer.from('{}');
+    const configDigest = `sha256:${createHash('sha256').update(config).digest('hex')}`;
+    const pushed = await fresh(`${url}/v2/threads/app/blobs/uploads/?digest=${configDigest}`, {
+      method: 'POST',
+      body: config,
+    });
+    expect(pushed.status).toBe(201);
+    for (let round = 0; round < 6; round += 1) {
+      const manifest = Buffer.from(
+        JSON.stringify({
+          schemaVersion: 2,
+          mediaType: 'application/vnd.oci.image.manifest.v1+json',
+          config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: 2 },
+          layers: [],
+          annotations: { round: String(round) },
+        }),
+      );
+      const digest = `sha256:${createHash('sha256').update(manifest).digest('hex')}`;
+      const put = await fresh(`${url}/v2/threads/app/manifests/latest`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
+        body: manifest,
+      });
+      expect(put.status).toBe(201);
+      for (let read = 0; read < 4; read += 1) {
+        const head = await fresh(`${url}/v2/threads/app/manifests/latest`, {
+          method: 'HEAD',
+          headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
+        });
+        expect(head.headers['docker-content-digest']).toBe(digest);
+      }
+    }
+    expect(await server.stop()).toBe(0);
+  }, 120_000);
+
   it('angos worker drains a job queued in S3 metadata, under S3 locks', async (context) => {
     if (!s3) return context.skip();
     const prefix = `worker-${randomUUID()}`;

@@ -7,6 +7,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import {
   baseConfig,
   freePort,
+  fresh,
   killAll,
   type LongRunning,
   logRecords,
@@ -27,31 +28,6 @@ afterEach(() => killAll());
 
 const ALLOW = '[global.access_policy]\ndefault = "allow"\n';
 const sha256 = (data: Buffer) => `sha256:${createHash('sha256').update(data).digest('hex')}`;
-
-interface Answer {
-  readonly status: number;
-  readonly headers: Record<string, string | string[] | undefined>;
-  readonly body: Buffer;
-}
-
-/** One request on a connection of its own (no keep-alive agent). */
-function fresh(
-  url: string,
-  init: { method?: string; headers?: Record<string, string>; body?: Buffer } = {},
-): Promise<Answer> {
-  return new Promise((resolve, reject) => {
-    const req = request(url, { method: init.method ?? 'GET', headers: init.headers, agent: false }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
-      );
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end(init.body);
-  });
-}
 
 async function startThreaded(extra: string, args: readonly string[] = ['server', '--workers', '2']) {
   const port = await freePort();

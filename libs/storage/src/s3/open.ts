@@ -47,6 +47,7 @@ export async function openS3MetadataStore(
     return withLinkCache(
       withDeferredWrites(store, options.accessTimeDebounceSecs, logger),
       options.linkCacheTtlSecs,
+      { versions: options.linkCacheVersions },
     );
   } catch (error) {
     bucket.destroy();

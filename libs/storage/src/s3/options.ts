@@ -1,3 +1,4 @@
+import type { LinkCacheVersions } from '../link-cache-versions.js';
 /**
  * What the S3 drivers are built from: the `[blob_store.s3]` / `[metadata_store.s3]`
  * options of the configuration reference, in bytes and seconds.
@@ -52,6 +53,12 @@ export interface S3MetadataStoreOptions extends S3ConnectionOptions {
    * absent) are probed when the store is opened.
    */
   readonly capabilities?: Partial<S3Capabilities> | undefined;
+  /**
+   * The version table the link caches of every serving thread of one process share: a write
+   * through one thread is answered new by the others at once, as in one process. Default: this
+   * store's own.
+   */
+  readonly linkCacheVersions?: LinkCacheVersions | undefined;
 }
 
 /** Where a driver reports what it cannot throw (background flushes). Structurally a subset of @angos/observability's Logger. */
