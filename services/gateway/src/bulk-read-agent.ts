@@ -1,11 +1,12 @@
-import { Agent, type AgentOptions } from 'node:http';
+import { Agent } from 'node:http';
 import { createConnection, type NetConnectOpts, type Socket } from 'node:net';
 
 /**
  * How much one read of an upstream socket may take. Node reads a socket 64 KiB at a time; relaying
- * a 1 GiB blob that way costs 16,384 reads, parser passes and client writes, and the gateway
- * spent ~1.5 s of CPU per GiB on it (bench/, 2026-12). Reading up to 1 MiB (the storage chunk
- * size) lets one pass carry whatever the kernel has queued.
+ * a 1 GiB blob that way costs 16,384 reads, parser passes and client writes, and a fresh buffer
+ * for each read: the gateway spent ~2 s of CPU per GiB on it, ~1.1 s with these reads (README,
+ * performance). Reading up to 1 MiB (the storage chunk size) lets one pass carry whatever the
+ * kernel has queued.
  */
 export const UPSTREAM_READ_BYTES = 1024 * 1024;
 
@@ -13,7 +14,9 @@ export const UPSTREAM_READ_BYTES = 1024 * 1024;
  * One read buffer for every upstream socket of the process. Sharing it is safe because a read is
  * consumed before the next one starts: libuv reads one socket at a time on the event loop, and
  * the 'data' listener, node:http's response parser, copies each body piece out (and keeps no
- * header bytes past the call). A buffer per socket would cost 1 MiB per pooled connection.
+ * header bytes past the call). The one exception in node:http, the bytes after a 101 Switching
+ * Protocols, cannot occur: Upgrade and Connection are hop-by-hop, never forwarded. A buffer per
+ * socket would cost 1 MiB per pooled connection.
  */
 let sharedReadBuffer: Buffer | undefined;
 
@@ -29,10 +32,6 @@ function readBuffer(): Buffer {
  * default agent: their reads are bounded by the 16 KiB TLS record anyway.
  */
 export class BulkReadAgent extends Agent {
-  constructor(options: AgentOptions) {
-    super(options);
-  }
-
   /** Returning the socket hands it to the agent (the callback form is the alternative). */
   override createConnection(options: NetConnectOpts): Socket {
     const socket: Socket = createConnection({

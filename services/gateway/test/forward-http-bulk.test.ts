@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { type IncomingMessage, request } from 'node:http';
 import { afterEach, describe, expect, it } from 'vitest';
+import { BulkReadAgent } from '../src/bulk-read-agent.js';
 import { listenUpstream, type Running, startGateway } from './helpers.js';
 
 /** Large transfers through the HTTP forwarder, whose upstream sockets share one read buffer. */
@@ -146,5 +147,37 @@ describe('large transfers through the HTTP forwarder', () => {
     const deadline = Date.now() + 5000;
     while (!upstreamClosed && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
     expect(upstreamClosed).toBe(true);
+  });
+
+  it("reads registry-api in pieces larger than Node's 64 KiB", async () => {
+    const body = randomBytes(4 * MiB);
+    const upstream = await track(
+      listenUpstream((_req, res) => {
+        res.writeHead(200, { 'content-length': body.length });
+        res.end(body);
+      }),
+    );
+    const agent = new BulkReadAgent({ keepAlive: true });
+    try {
+      // The largest piece depends on what the kernel has queued at each read; a few tries make a
+      // piece over 64 KiB near certain on any machine, and Node's own reads never give one.
+      let largest = 0;
+      for (let attempt = 0; attempt < 5 && largest <= 64 * 1024; attempt++) {
+        const res = await new Promise<IncomingMessage>((resolve, reject) => {
+          const req = request(upstream.url, { agent }, resolve);
+          req.on('error', reject);
+          req.end();
+        });
+        const received: Buffer[] = [];
+        for await (const chunk of res) {
+          received.push(chunk as Buffer);
+          largest = Math.max(largest, (chunk as Buffer).length);
+        }
+        expect(sha256(Buffer.concat(received))).toBe(sha256(body));
+      }
+      expect(largest).toBeGreaterThan(64 * 1024);
+    } finally {
+      agent.destroy();
+    }
   });
 });
