@@ -1,5 +1,4 @@
 import {
-  Agent as HttpAgent,
   request as httpRequest,
   type IncomingHttpHeaders,
   type IncomingMessage,
@@ -18,6 +17,7 @@ import {
   SIGNATURE_HEADER,
 } from '@angos/http';
 import { injectContext, type Logger, TRACE_HEADERS, tracingActive } from '@angos/observability';
+import { BulkReadAgent } from './bulk-read-agent.js';
 import type { Forwarder } from './forwarder.js';
 import { sendUpstreamUnavailable } from './upstream-error.js';
 
@@ -121,7 +121,7 @@ export function createHttpForwarder(options: HttpUpstreamOptions): Forwarder {
     maxSockets: options.maxSockets ?? DEFAULT_MAX_SOCKETS,
     scheduling: 'lifo' as const,
   };
-  const agent = secure ? new HttpsAgent(agentOptions) : new HttpAgent(agentOptions);
+  const agent = secure ? new HttpsAgent(agentOptions) : new BulkReadAgent(agentOptions);
   const pathPrefix = base.pathname.replace(/\/+$/, '');
   const connectTimeoutMs = options.connectTimeoutMs ?? DEFAULT_CONNECT_TIMEOUT_MS;
   const { logger } = options;
