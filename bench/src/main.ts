@@ -220,16 +220,25 @@ async function main(): Promise<void> {
     floodBlobMiB: quick ? 64 : 256,
     workDir: dataDir,
   });
-  const only = values.only?.toLowerCase();
-  const list = only ? all.filter((scenario) => scenario.name.toLowerCase().includes(only)) : all;
+  // `--only a,b`: the scenarios whose name holds one of the terms, and the side scenarios one of the
+  // terms is part of the name of (`--only scale`, `--only job`).
+  const only = values.only
+    ?.toLowerCase()
+    .split(',')
+    .map((term) => term.trim())
+    .filter((term) => term !== '');
+  const selected = (side: string) => only === undefined || only.some((term) => side.includes(term));
+  const list = only
+    ? all.filter((scenario) => only.some((term) => scenario.name.toLowerCase().includes(term)))
+    : all;
   // The job queue is no registry endpoint: its scenario drives libs/jobs in-process, after the subjects.
-  const jobQueueScenario = only === undefined || JOB_QUEUE_SCENARIO.includes(only);
+  const jobQueueScenario = selected(JOB_QUEUE_SCENARIO);
   const jobCount = Number(values.jobs ?? (quick ? 2000 : 10_000));
   // The pull-through cache is measured on subjects of its own (caches in front of an upstream).
-  const pullThroughScenario = only === undefined || PULL_THROUGH_SCENARIO.includes(only);
+  const pullThroughScenario = selected(PULL_THROUGH_SCENARIO);
   const cacheSubjects = subjects.filter((name) => PULL_THROUGH_SUBJECTS.includes(name));
   const cacheClients = Number(values['cache-clients']);
-  const replicationScenario = only === undefined || REPLICATION_SCENARIO.includes(only);
+  const replicationScenario = selected(REPLICATION_SCENARIO);
   const replicationOptions: ReplicationOptions = {
     tags: Number(values['replication-tags'] ?? (quick ? 200 : 1000)),
     rate: 10,
@@ -237,12 +246,12 @@ async function main(): Promise<void> {
     rounds,
     log: (line) => process.stderr.write(`${line}\n`),
   };
-  const eventsScenario = only === undefined || EVENTS_SCENARIO.includes(only);
+  const eventsScenario = selected(EVENTS_SCENARIO);
   const eventPushes = Number(values['event-pushes'] ?? (quick ? 300 : 2000));
   // The web UI is measured in headless Chromium against a registry seeded for it.
-  const webUiScenario = only === undefined || WEB_UI_SCENARIO.includes(only);
+  const webUiScenario = selected(WEB_UI_SCENARIO);
   // The scale scenario seeds a store of its own for each subject that has a form of it.
-  const scaleScenario = only === undefined || SCALE_SCENARIO.includes(only);
+  const scaleScenario = selected(SCALE_SCENARIO);
   const scaleSubjects = subjects.filter((name) => SCALE_SUBJECTS.includes(name));
   const scaleRepositories = quick ? 1000 : 10_000;
   const scaleWalkLimit = Number(values['scale-walk-limit']);

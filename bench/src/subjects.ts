@@ -292,8 +292,12 @@ export async function startDistribution(options: DistributionOptions = {}): Prom
       '',
     ].join('\n'),
   );
-  // It reads REGISTRY_* variables as configuration overrides; keep the environment out.
-  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('REGISTRY_')));
+  // It reads REGISTRY_* variables as configuration overrides, and its AWS SDK reads AWS_* (an
+  // AWS_CA_BUNDLE makes the s3 driver panic at start: its HTTP transport cannot take one); the
+  // configuration file says everything, so keep the environment out.
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([key]) => !key.startsWith('REGISTRY_') && !key.startsWith('AWS_')),
+  );
   const accessLog = options.accessLogPath === undefined ? undefined : await open(options.accessLogPath, 'a');
   const children = [launch('docker-registry', ['serve', config], env, accessLog?.fd)];
   // The child has its own copy of the descriptor.
