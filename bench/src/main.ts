@@ -39,7 +39,14 @@ import { totalRss } from './rss.js';
 import { benchScale, SCALE_SCENARIO, SCALE_SUBJECTS, type ScaleFigures, scaleTable } from './scale.js';
 import { type Scenario, scenarios, scratchDir, warmUp } from './scenarios.js';
 import { median } from './stats.js';
-import { S3_SUBJECTS, SUBJECT_NAMES, type Subject, type SubjectName, startSubject } from './subjects.js';
+import {
+  RATIO_PAIRS,
+  S3_SUBJECTS,
+  SUBJECT_NAMES,
+  type Subject,
+  type SubjectName,
+  startSubject,
+} from './subjects.js';
 import { benchWebUi, WEB_UI_SCENARIO, type WebUiFigures, webUiTable } from './web-ui.js';
 
 type S3Endpoint = Omit<S3TestServer, 'stop'>;
@@ -118,14 +125,9 @@ function format(value: number | undefined): string {
   return value >= 100 ? value.toFixed(0) : value.toFixed(2);
 }
 
-/** The ratio columns: angos against distribution on the same kind of store, where both ran. */
-const RATIOS: ReadonlyArray<readonly [SubjectName, SubjectName]> = [
-  ['angos', 'distribution'],
-  ['angos-s3', 'distribution-s3'],
-];
-
+/** The ratio columns whose two subjects both ran. */
 function ratioPairs(subjects: readonly SubjectName[]) {
-  return RATIOS.filter(([ours, theirs]) => subjects.includes(ours) && subjects.includes(theirs));
+  return RATIO_PAIRS.filter(([ours, theirs]) => subjects.includes(ours) && subjects.includes(theirs));
 }
 
 function table(list: readonly Scenario[], subjects: readonly SubjectName[], figures: Figures): string {

@@ -19,7 +19,7 @@ import { fsPaths, s3Paths, seedDistribution } from './distribution-seed.js';
 import { seedNamespaceName, seedNamespaces } from './namespace-seed.js';
 import { sampleRss, totalRss } from './rss.js';
 import { percentile } from './stats.js';
-import { type Subject, type SubjectName, startAngos, startDistribution } from './subjects.js';
+import { RATIO_PAIRS, type Subject, type SubjectName, startAngos, startDistribution } from './subjects.js';
 
 export const SCALE_SCENARIO = 'scale';
 
@@ -293,15 +293,10 @@ export async function benchScale(
   return results;
 }
 
-const RATIOS: ReadonlyArray<readonly [SubjectName, SubjectName]> = [
-  ['angos', 'distribution'],
-  ['angos-s3', 'distribution-s3'],
-];
-
 /** One column per subject, a row per measure, and angos / distribution on each kind of store. */
 export function scaleTable(figures: readonly ScaleFigures[]): string {
   const subjects = figures.map((figure) => figure.subject);
-  const pairs = RATIOS.filter(([ours, theirs]) => subjects.includes(ours) && subjects.includes(theirs));
+  const pairs = RATIO_PAIRS.filter(([ours, theirs]) => subjects.includes(ours) && subjects.includes(theirs));
   const header = ['measure', 'unit', ...subjects, ...pairs.map(([ours, theirs]) => `${ours} / ${theirs}`)];
   const rows: string[][] = [];
   const row = (

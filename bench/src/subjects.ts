@@ -40,6 +40,12 @@ export const SUBJECT_NAMES: readonly SubjectName[] = [
 /** The subjects whose store is the run's Ceph RGW. */
 export const S3_SUBJECTS: readonly SubjectName[] = ['angos-s3', 'distribution-s3'];
 
+/** The ratio columns of the tables: angos over distribution on the same kind of store. */
+export const RATIO_PAIRS: ReadonlyArray<readonly [SubjectName, SubjectName]> = [
+  ['angos', 'distribution'],
+  ['angos-s3', 'distribution-s3'],
+];
+
 /** `s3` gives the Ceph RGW of the run, started once and shared with the job queue scenario. */
 export async function startSubject(name: SubjectName, s3: () => Promise<S3Endpoint>): Promise<Subject> {
   switch (name) {
