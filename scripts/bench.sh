@@ -2,8 +2,9 @@
 # `pnpm bench`: installs what the benchmark drives when missing (wrk, ApacheBench, skopeo, CNCF
 # distribution as Debian's docker-registry, Ceph RGW for the S3 subject, redis-server for the split
 # pull-through cache, Chromium for the web UI), builds the workspace, and runs bench/ with the
-# arguments given (--rounds N, --subjects angos,angos-split,angos-s3,distribution, --only TEXT,
-# --quick, --jobs N, --cache-clients N, --event-pushes N, --web-ui-loads N).
+# arguments given (--rounds N, --subjects angos,angos-split,angos-s3,distribution,distribution-s3,
+# --only TEXT[,TEXT…], --quick, --jobs N, --cache-clients N, --event-pushes N, --web-ui-loads N,
+# --scale-walk-limit S).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 sudo=(); [ "$(id -u)" -eq 0 ] || sudo=(sudo)

@@ -36,9 +36,17 @@ import {
   replicationTable,
 } from './replication.js';
 import { totalRss } from './rss.js';
+import { benchScale, SCALE_SCENARIO, SCALE_SUBJECTS, type ScaleFigures, scaleTable } from './scale.js';
 import { type Scenario, scenarios, scratchDir, warmUp } from './scenarios.js';
 import { median } from './stats.js';
-import { SUBJECT_NAMES, type Subject, type SubjectName, startSubject } from './subjects.js';
+import {
+  RATIO_PAIRS,
+  S3_SUBJECTS,
+  SUBJECT_NAMES,
+  type Subject,
+  type SubjectName,
+  startSubject,
+} from './subjects.js';
 import { benchWebUi, WEB_UI_SCENARIO, type WebUiFigures, webUiTable } from './web-ui.js';
 
 type S3Endpoint = Omit<S3TestServer, 'stop'>;
@@ -117,26 +125,27 @@ function format(value: number | undefined): string {
   return value >= 100 ? value.toFixed(0) : value.toFixed(2);
 }
 
+/** The ratio columns whose two subjects both ran. */
+function ratioPairs(subjects: readonly SubjectName[]) {
+  return RATIO_PAIRS.filter(([ours, theirs]) => subjects.includes(ours) && subjects.includes(theirs));
+}
+
 function table(list: readonly Scenario[], subjects: readonly SubjectName[], figures: Figures): string {
-  const header = [
-    'scenario',
-    'unit',
-    ...subjects,
-    ...(subjects.includes('distribution') ? ['angos / distribution'] : []),
-  ];
+  const pairs = ratioPairs(subjects);
+  const header = ['scenario', 'unit', ...subjects, ...pairs.map(([ours, theirs]) => `${ours} / ${theirs}`)];
+  const ratios = (values: ReadonlyArray<number | undefined>) =>
+    pairs.map(([ours, theirs]) => {
+      const a = values[subjects.indexOf(ours)];
+      const b = values[subjects.indexOf(theirs)];
+      return a !== undefined && b !== undefined ? `${(a / b).toFixed(2)}×` : '—';
+    });
   const rows: string[][] = [];
   for (const scenario of list) {
     const medians = subjects.map((name) => {
       const values = figures.rounds[scenario.name]?.[name];
       return values && values.length > 0 ? median(values) : undefined;
     });
-    const row = [scenario.name, scenario.unit, ...medians.map(format)];
-    if (subjects.includes('distribution')) {
-      const ours = medians[subjects.indexOf('angos')];
-      const theirs = medians[subjects.indexOf('distribution')];
-      row.push(ours !== undefined && theirs !== undefined ? `${(ours / theirs).toFixed(2)}×` : '—');
-    }
-    rows.push(row);
+    rows.push([scenario.name, scenario.unit, ...medians.map(format), ...ratios(medians)]);
   }
   for (const [label, key] of [
     ['RSS at idle', 'idleMiB'],
@@ -144,13 +153,7 @@ function table(list: readonly Scenario[], subjects: readonly SubjectName[], figu
     ['RSS after load', 'afterLoadMiB'],
   ] as const) {
     const values = subjects.map((name) => figures.memory[name]?.[key]);
-    const row = [label, 'MiB', ...values.map(format)];
-    if (subjects.includes('distribution')) {
-      const ours = values[subjects.indexOf('angos')];
-      const theirs = values[subjects.indexOf('distribution')];
-      row.push(ours !== undefined && theirs !== undefined ? `${(ours / theirs).toFixed(2)}×` : '—');
-    }
-    rows.push(row);
+    rows.push([label, 'MiB', ...values.map(format), ...ratios(values)]);
   }
   const lines = [header, header.map(() => '---'), ...rows].map((cells) => `| ${cells.join(' | ')} |`);
   return lines.join('\n');
@@ -183,6 +186,7 @@ async function main(): Promise<void> {
       'replication-seconds': { type: 'string' },
       'event-pushes': { type: 'string' },
       'web-ui-loads': { type: 'string', default: '20' },
+      'scale-walk-limit': { type: 'string', default: '120' },
     },
   });
   const quick = values.quick ?? false;
@@ -191,15 +195,21 @@ async function main(): Promise<void> {
   const unknown = subjects.filter((name) => !SUBJECT_NAMES.includes(name));
   if (unknown.length > 0)
     throw new Error(`unknown subjects ${unknown.join(', ')}; known: ${SUBJECT_NAMES.join(', ')}`);
-  if (subjects.includes('angos-s3') && !available('radosgw')) {
-    process.stderr.write('radosgw is not installed (see scripts/bench.sh): skipping angos-s3\n');
-    subjects = subjects.filter((name) => name !== 'angos-s3');
+  if (!available('radosgw') && !process.env['ANGOS_TEST_S3_ENDPOINT']) {
+    const skipped = subjects.filter((name) => S3_SUBJECTS.includes(name));
+    if (skipped.length > 0)
+      process.stderr.write(
+        `radosgw is not installed (see scripts/bench.sh): skipping ${skipped.join(', ')}\n`,
+      );
+    subjects = subjects.filter((name) => !S3_SUBJECTS.includes(name));
   }
-  if (subjects.includes('distribution') && !available('docker-registry')) {
-    process.stderr.write(
-      'docker-registry is not installed (apt-get install docker-registry): skipping distribution\n',
-    );
-    subjects = subjects.filter((name) => name !== 'distribution');
+  if (!available('docker-registry')) {
+    const skipped = subjects.filter((name) => name.startsWith('distribution'));
+    if (skipped.length > 0)
+      process.stderr.write(
+        `docker-registry is not installed (apt-get install docker-registry): skipping ${skipped.join(', ')}\n`,
+      );
+    subjects = subjects.filter((name) => !name.startsWith('distribution'));
   }
   const dataDir = join(tmpdir(), 'angos-bench-data');
   await mkdir(dataDir, { recursive: true });
@@ -212,16 +222,25 @@ async function main(): Promise<void> {
     floodBlobMiB: quick ? 64 : 256,
     workDir: dataDir,
   });
-  const only = values.only?.toLowerCase();
-  const list = only ? all.filter((scenario) => scenario.name.toLowerCase().includes(only)) : all;
+  // `--only a,b`: the scenarios whose name holds one of the terms, and the side scenarios one of the
+  // terms is part of the name of (`--only scale`, `--only job`).
+  const only = values.only
+    ?.toLowerCase()
+    .split(',')
+    .map((term) => term.trim())
+    .filter((term) => term !== '');
+  const selected = (side: string) => only === undefined || only.some((term) => side.includes(term));
+  const list = only
+    ? all.filter((scenario) => only.some((term) => scenario.name.toLowerCase().includes(term)))
+    : all;
   // The job queue is no registry endpoint: its scenario drives libs/jobs in-process, after the subjects.
-  const jobQueueScenario = only === undefined || JOB_QUEUE_SCENARIO.includes(only);
+  const jobQueueScenario = selected(JOB_QUEUE_SCENARIO);
   const jobCount = Number(values.jobs ?? (quick ? 2000 : 10_000));
   // The pull-through cache is measured on subjects of its own (caches in front of an upstream).
-  const pullThroughScenario = only === undefined || PULL_THROUGH_SCENARIO.includes(only);
+  const pullThroughScenario = selected(PULL_THROUGH_SCENARIO);
   const cacheSubjects = subjects.filter((name) => PULL_THROUGH_SUBJECTS.includes(name));
   const cacheClients = Number(values['cache-clients']);
-  const replicationScenario = only === undefined || REPLICATION_SCENARIO.includes(only);
+  const replicationScenario = selected(REPLICATION_SCENARIO);
   const replicationOptions: ReplicationOptions = {
     tags: Number(values['replication-tags'] ?? (quick ? 200 : 1000)),
     rate: 10,
@@ -229,10 +248,15 @@ async function main(): Promise<void> {
     rounds,
     log: (line) => process.stderr.write(`${line}\n`),
   };
-  const eventsScenario = only === undefined || EVENTS_SCENARIO.includes(only);
+  const eventsScenario = selected(EVENTS_SCENARIO);
   const eventPushes = Number(values['event-pushes'] ?? (quick ? 300 : 2000));
   // The web UI is measured in headless Chromium against a registry seeded for it.
-  const webUiScenario = only === undefined || WEB_UI_SCENARIO.includes(only);
+  const webUiScenario = selected(WEB_UI_SCENARIO);
+  // The scale scenario seeds a store of its own for each subject that has a form of it.
+  const scaleScenario = selected(SCALE_SCENARIO);
+  const scaleSubjects = subjects.filter((name) => SCALE_SUBJECTS.includes(name));
+  const scaleRepositories = quick ? 1000 : 10_000;
+  const scaleWalkLimit = Number(values['scale-walk-limit']);
   if (list.length > 0) {
     for (const tool of ['wrk', 'ab', 'skopeo']) {
       if (!available(tool)) throw new Error(`${tool} is required: apt-get install ${tool}`);
@@ -250,6 +274,7 @@ async function main(): Promise<void> {
   let replicationFigures: ReplicationFigures[] = [];
   let eventFigures: EventFigures[] = [];
   let webUiFigures: WebUiFigures | undefined;
+  let scaleFigures: ScaleFigures[] = [];
   try {
     if (list.length > 0) {
       for (const name of subjects) {
@@ -327,6 +352,25 @@ async function main(): Promise<void> {
         });
       }
     }
+    if (scaleScenario && scaleSubjects.length > 0) {
+      process.stderr.write(
+        `${SCALE_SCENARIO}: ${scaleRepositories} repositories × 10 tags on ${scaleSubjects.join(', ')}\n`,
+      );
+      scaleFigures = await benchScale(
+        scaleSubjects,
+        {
+          repositories: scaleRepositories,
+          tagsPerRepository: 10,
+          tagRepositories: 50,
+          tagPageSize: 5,
+          catalogPageSizes: [100, 1000],
+          walkLimitSeconds: scaleWalkLimit,
+          workDir,
+          log: (line) => process.stderr.write(`${line}\n`),
+        },
+        s3,
+      );
+    }
   } finally {
     await rm(workDir, { recursive: true, force: true });
     await (await s3Server?.catch(() => undefined))?.stop();
@@ -361,6 +405,7 @@ async function main(): Promise<void> {
         ]
       : []),
     ...(webUiFigures !== undefined ? [webUiSection(webUiFigures)] : []),
+    ...(scaleFigures.length > 0 ? [scaleSection(scaleFigures, scaleWalkLimit)] : []),
   ];
   const text = `Benchmark ${date} on ${machine}; ${rounds} rounds, medians${quick ? ' (quick sizes)' : ''}.\n\n${sections.join('\n\n')}\n`;
   process.stdout.write(`${text}\n`);
@@ -380,12 +425,19 @@ async function main(): Promise<void> {
         replication: replicationFigures,
         events: eventFigures,
         webUi: webUiFigures,
+        scale: scaleFigures,
       },
       null,
       2,
     ),
   );
   await writeFile(join(results, 'latest.md'), text);
+  if (scaleFigures.length > 0) {
+    await writeFile(
+      join(results, 'scale.md'),
+      `Benchmark ${date} on ${machine}${quick ? ' (quick sizes)' : ''}.\n\n${scaleSection(scaleFigures, scaleWalkLimit)}\n`,
+    );
+  }
   // The web UI's figures also on their own, so that a run of that scenario alone keeps them.
   if (webUiFigures !== undefined) {
     await writeFile(
@@ -393,6 +445,11 @@ async function main(): Promise<void> {
       `Benchmark ${date} on ${machine}.\n\n${webUiSection(webUiFigures)}\n`,
     );
   }
+}
+
+function scaleSection(figures: readonly ScaleFigures[], walkLimitSeconds: number): string {
+  const first = figures[0]!;
+  return `Scale: ${first.repositories.toLocaleString('en')} repositories (\`seed-<i mod 100>/app-<i>\`) holding ${first.tags.toLocaleString('en')} tags (10 each, three manifests per repository), written straight into each subject's store before it starts (angos: the storage drivers with the keys of libs/storage; distribution: its own layout, bench/src/distribution-seed.ts), 64 writes at once. One walk of each listing, page after page by the Link header: \`_catalog\` with n=100 and n=1000, and the tags of 50 repositories spread over the registry with n=5. Latency per request; a catalog walk stops at the first page ending after ${walkLimitSeconds} s (\`--scale-walk-limit\`). RSS of the subject's processes, seeded and idle, then 2 s after the walks.\n\n${scaleTable(figures)}`;
 }
 
 function webUiSection(figures: WebUiFigures): string {

@@ -130,7 +130,7 @@ function namespaceWrites(
 }
 
 /** Runs `tasks` with at most `concurrency` at once. */
-async function runBounded(concurrency: number, count: number, task: (i: number) => Promise<void>) {
+export async function runBounded(concurrency: number, count: number, task: (i: number) => Promise<void>) {
   let next = 0;
   const worker = async () => {
     for (let i = next++; i < count; i = next++) await task(i);

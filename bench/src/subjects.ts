@@ -27,9 +27,24 @@ export interface Subject {
   stop(): Promise<void>;
 }
 
-export type SubjectName = 'angos' | 'angos-split' | 'angos-s3' | 'distribution';
+export type SubjectName = 'angos' | 'angos-split' | 'angos-s3' | 'distribution' | 'distribution-s3';
 
-export const SUBJECT_NAMES: readonly SubjectName[] = ['angos', 'angos-split', 'angos-s3', 'distribution'];
+export const SUBJECT_NAMES: readonly SubjectName[] = [
+  'angos',
+  'angos-split',
+  'angos-s3',
+  'distribution',
+  'distribution-s3',
+];
+
+/** The subjects whose store is the run's Ceph RGW. */
+export const S3_SUBJECTS: readonly SubjectName[] = ['angos-s3', 'distribution-s3'];
+
+/** The ratio columns of the tables: angos over distribution on the same kind of store. */
+export const RATIO_PAIRS: ReadonlyArray<readonly [SubjectName, SubjectName]> = [
+  ['angos', 'distribution'],
+  ['angos-s3', 'distribution-s3'],
+];
 
 /** `s3` gives the Ceph RGW of the run, started once and shared with the job queue scenario. */
 export async function startSubject(name: SubjectName, s3: () => Promise<S3Endpoint>): Promise<Subject> {
@@ -42,6 +57,8 @@ export async function startSubject(name: SubjectName, s3: () => Promise<S3Endpoi
       return startAngos(await s3());
     case 'distribution':
       return startDistribution();
+    case 'distribution-s3':
+      return startDistribution({ s3: await s3() });
   }
 }
 
@@ -114,11 +131,20 @@ export interface AngosExtras {
   readonly replicationWorker?: boolean;
   /** `angos server --workers`: serving threads (default: the configuration's, 1). */
   readonly workers?: number;
+  /**
+   * A store written beforehand (the scale scenario seeds one): the fs root directory, or the key
+   * prefix on the S3 bucket, instead of a fresh one. The subject leaves it in place when it stops.
+   */
+  readonly store?: { readonly rootDir: string } | { readonly keyPrefix: string };
 }
 
 /** `[blob_store.*]`: the fs root under `dir`, or the S3 bucket (metadata goes along with the blob store). */
-function storageSection(deployment: Deployment, dir: string): string {
-  if (typeof deployment === 'string') return `[blob_store.fs]\nroot_dir = "${join(dir, 'data')}"`;
+function storageSection(deployment: Deployment, dir: string, store: AngosExtras['store']): string {
+  if (typeof deployment === 'string') {
+    const rootDir = store !== undefined && 'rootDir' in store ? store.rootDir : join(dir, 'data');
+    return `[blob_store.fs]\nroot_dir = "${rootDir}"`;
+  }
+  const keyPrefix = store !== undefined && 'keyPrefix' in store ? store.keyPrefix : `bench-${Date.now()}`;
   return [
     '[blob_store.s3]',
     `endpoint = "${deployment.endpoint}"`,
@@ -126,7 +152,7 @@ function storageSection(deployment: Deployment, dir: string): string {
     `bucket = "${deployment.bucket}"`,
     `access_key_id = "${deployment.accessKeyId}"`,
     `secret_key = "${deployment.secretAccessKey}"`,
-    `key_prefix = "bench-${Date.now()}"`,
+    `key_prefix = "${keyPrefix}"`,
   ].join('\n');
 }
 
@@ -151,7 +177,7 @@ export async function startAngos(deployment: Deployment, extras: AngosExtras = {
       config,
       [
         `[server]\nbind_address = "127.0.0.1"\nport = ${port}`,
-        storageSection(deployment, dir),
+        storageSection(deployment, dir, extras.store),
         redis
           ? `[metadata_store.fs]\nroot_dir = "${join(dir, 'data')}"\n[metadata_store.fs.lock_strategy.redis]\nurl = "${redis.url}"\nttl = 10`
           : '',
@@ -218,13 +244,45 @@ export interface DistributionOptions {
   readonly proxyOf?: string;
   /** Appends the access log (distribution writes it to stdout) to this file, to count requests. */
   readonly accessLogPath?: string;
+  /** The s3 storage driver on this bucket (the run's RGW, beside angos-s3) instead of the filesystem. */
+  readonly s3?: S3Endpoint;
+  /**
+   * `rootdirectory`: a directory written beforehand (fs), or the key prefix on the bucket (s3;
+   * default `distribution-bench-<time>`, apart from angos-s3's `bench-<time>`). A given one is
+   * left in place when the subject stops.
+   */
+  readonly rootDirectory?: string;
 }
 
-/** CNCF distribution 2.8 (Debian's docker-registry) on fs, configured as plainly as possible. */
+/**
+ * distribution's s3 driver (2.8) on an S3-compatible endpoint: `regionendpoint` also switches it
+ * to path-style requests (what RGW on 127.0.0.1 needs; 2.8 has no `forcepathstyle` key), and its
+ * scheme (http) wins over `secure`. Blob GETs are redirected to a presigned RGW URL (the default:
+ * `redirect.disable` is false), as angos-s3 redirects them (`enable_blob_redirect`, default true).
+ */
+function distributionS3Storage(s3: S3Endpoint, rootDirectory: string): string[] {
+  return [
+    '  s3:',
+    `    accesskey: ${s3.accessKeyId}`,
+    `    secretkey: ${s3.secretAccessKey}`,
+    `    region: ${s3.region}`,
+    `    regionendpoint: ${s3.endpoint}`,
+    `    bucket: ${s3.bucket}`,
+    `    rootdirectory: /${rootDirectory}`,
+    '    secure: false',
+    '    v4auth: true',
+  ];
+}
+
+/** CNCF distribution 2.8 (Debian's docker-registry) on fs (or `options.s3`), configured as plainly as possible. */
 export async function startDistribution(options: DistributionOptions = {}): Promise<Subject> {
   const dir = await mkdtemp(join(tmpdir(), 'distribution-bench-'));
   const port = await freePort();
   const config = join(dir, 'config.yml');
+  const storage =
+    options.s3 === undefined
+      ? ['  filesystem:', `    rootdirectory: ${options.rootDirectory ?? join(dir, 'data')}`]
+      : distributionS3Storage(options.s3, options.rootDirectory ?? `distribution-bench-${Date.now()}`);
   await writeFile(
     config,
     [
@@ -234,8 +292,7 @@ export async function startDistribution(options: DistributionOptions = {}): Prom
       '  accesslog:',
       `    disabled: ${options.accessLogPath === undefined}`,
       'storage:',
-      '  filesystem:',
-      `    rootdirectory: ${join(dir, 'data')}`,
+      ...storage,
       '  delete:',
       '    enabled: true',
       'http:',
@@ -244,8 +301,12 @@ export async function startDistribution(options: DistributionOptions = {}): Prom
       '',
     ].join('\n'),
   );
-  // It reads REGISTRY_* variables as configuration overrides; keep the environment out.
-  const env = Object.fromEntries(Object.entries(process.env).filter(([key]) => !key.startsWith('REGISTRY_')));
+  // It reads REGISTRY_* variables as configuration overrides, and its AWS SDK reads AWS_* (an
+  // AWS_CA_BUNDLE makes the s3 driver panic at start: its HTTP transport cannot take one); the
+  // configuration file says everything, so keep the environment out.
+  const env = Object.fromEntries(
+    Object.entries(process.env).filter(([key]) => !key.startsWith('REGISTRY_') && !key.startsWith('AWS_')),
+  );
   const accessLog = options.accessLogPath === undefined ? undefined : await open(options.accessLogPath, 'a');
   const children = [launch('docker-registry', ['serve', config], env, accessLog?.fd)];
   // The child has its own copy of the descriptor.
@@ -259,7 +320,7 @@ export async function startDistribution(options: DistributionOptions = {}): Prom
     throw error;
   }
   return {
-    name: 'distribution',
+    name: options.s3 === undefined ? 'distribution' : 'distribution-s3',
     url,
     host: `127.0.0.1:${port}`,
     pids: children.map((c) => c.pid!),
