@@ -63,10 +63,8 @@ function usesLockTable(kind: ServiceKind, config: Config): boolean {
 
 interface RunningThread {
   readonly worker: Worker;
-  /** Resolves once the thread has ended. */
+  /** Resolves once the thread has ended and its locks are released. */
   readonly exited: Promise<void>;
-  /** Stops serving its lock requests and releases what it held. */
-  readonly detachLocks: () => void;
 }
 
 /**
@@ -120,7 +118,7 @@ export async function startServiceThreads(options: ServiceThreadsOptions): Promi
       transferList: lockPort === undefined ? [] : [lockPort],
     });
     const exited = once(worker, 'exit').then(() => detachLocks());
-    threads.set(index, { worker, exited, detachLocks });
+    threads.set(index, { worker, exited });
     return new Promise((resolve, reject) => {
       let started = false;
       worker.on('message', (report: ThreadReport) => {
@@ -142,14 +140,20 @@ export async function startServiceThreads(options: ServiceThreadsOptions): Promi
         }
         if (closing) return;
         logger.error('serving thread ended; starting a new one', { worker: index, code });
-        setTimeout(() => {
-          if (closing) return;
-          startThread(index).catch((error: unknown) =>
-            logger.error('restarting a serving thread failed', { worker: index, error: String(error) }),
-          );
-        }, RESTART_DELAY_MS).unref();
+        restartLater(index);
       });
     });
+  };
+
+  /** Starts thread `index` again after a pause, and again after each failed start. */
+  const restartLater = (index: number) => {
+    setTimeout(() => {
+      if (closing) return;
+      startThread(index).catch((error: unknown) => {
+        logger.error('restarting a serving thread failed', { worker: index, error: String(error) });
+        restartLater(index);
+      });
+    }, RESTART_DELAY_MS).unref();
   };
 
   const stopAll = async (signal: NodeJS.Signals | undefined) => {
