@@ -30,8 +30,8 @@ export interface ServerConfig {
   query_timeout: number;
   /** Seconds, non-zero. */
   query_timeout_grace_period: number;
-  /** Worker processes serving the listener; 1: one process (the only value this build runs). */
-  workers: number;
+  /** Serving threads on the service's port; absent: one per CPU the process may use (at startup). */
+  workers?: number | undefined;
   /** Absent: plain HTTP. */
   tls?: TlsConfig;
 }

@@ -12,7 +12,6 @@ describe('documented defaults', () => {
         port: 8000,
         query_timeout: 3600,
         query_timeout_grace_period: 60,
-        workers: 1,
       },
       global: {
         max_concurrent_requests: 64,

@@ -242,8 +242,11 @@ export class Uploads {
     const { maxBlobSize } = this.deps.settings(namespace);
     const key = sessionKey(namespace, id);
     const hash = this.#hashes.get(key);
-    // The running hash is only usable if it has seen every stored byte.
-    const usableHash = hash && hash.digester.bytes === offset ? hash : undefined;
+    // The running hash is only usable if it has seen every stored byte. From offset 0 a new one
+    // always is: the session began on another serving thread or replica, or its hash was evicted,
+    // and hashing the body as it streams spares reading it back at the PUT.
+    const usableHash =
+      hash && hash.digester.bytes === offset ? hash : offset === 0 ? newSessionHash('sha256') : undefined;
     if (!usableHash) this.#hashes.delete(key);
     const guard = new ChunkGuard(offset, maxBlobSize, usableHash?.digester);
     // The declared length lets the store stream a known-length chunk straight into place (S3
@@ -256,6 +259,7 @@ export class Uploads {
         // Move to the end: the map iterates least recently used first.
         this.#hashes.delete(key);
         this.#hashes.set(key, usableHash);
+        this.#evictOldHashes();
       }
       return size;
     } catch (error) {

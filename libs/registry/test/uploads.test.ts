@@ -6,8 +6,12 @@ import {
   type LockOptions,
   MemoryLockManager,
 } from '@angos/lock';
+import { silentLogger } from '@angos/observability';
 import { OciError } from '@angos/oci';
+import { createStores } from '@angos/storage';
+import { configOf } from '@angos/test-support';
 import { describe, expect, it } from 'vitest';
+import { createRegistry } from '../src/index.js';
 import { digestOf, memoryRegistry } from './support.js';
 
 /**
@@ -115,5 +119,36 @@ describe('upload sessions and their lock', () => {
     const retry = await registry.uploads.start('t/app');
     await registry.uploads.complete('t/app', retry, digestOf('some bytes'), bodyOf('some bytes'), {});
     expect(await registry.blobs.stat('t/app', digestOf('some bytes'))).toEqual({ size: 10 });
+  });
+
+  // Another serving thread or replica began the session, so this one has no running hash of it; a
+  // body from offset 0 is hashed as it streams all the same, not read back after it is stored.
+  it('hashes a body from offset 0 while it streams when the session began elsewhere', async () => {
+    const stores = createStores({ blob: { kind: 'memory' }, metadata: { kind: 'memory' } });
+    let readBack = 0;
+    const blobs = new Proxy(stores.blobs, {
+      get(target, property, receiver) {
+        if (property === 'readUpload') readBack += 1;
+        const value: unknown = Reflect.get(target, property, receiver);
+        return typeof value === 'function' ? value.bind(target) : value;
+      },
+    });
+    const locks = new MemoryLockManager();
+    const config = configOf();
+    const replica = () =>
+      createRegistry({ ...stores, blobs, locks, config: () => config, logger: silentLogger });
+    const [starter, finisher] = [replica(), replica()];
+    const id = await starter.uploads.start('t/app');
+    await finisher.uploads.complete('t/app', id, digestOf('whole blob'), bodyOf('whole blob'), {});
+    expect(await finisher.blobs.stat('t/app', digestOf('whole blob'))).toEqual({ size: 10 });
+    expect(readBack).toBe(0);
+    // A digest that does not match is still found, from the same running hash.
+    const other = await starter.uploads.start('t/app');
+    expect(
+      await ociCode(
+        finisher.uploads.complete('t/app', other, digestOf('not this'), bodyOf('whole blob'), {}),
+      ),
+    ).toBe('DIGEST_INVALID');
+    expect(readBack).toBe(0);
   });
 });

@@ -31,7 +31,9 @@ export interface StartServerOptions {
   readonly configPath: string;
   /** `HOST:PORT`; default `[server] bind_address` and `port`. */
   readonly listen?: string;
-  /** Default: a logger on stderr filtered by RUST_LOG. */
+  /** Serving threads; default `[server] workers`, else one per CPU the process may use. */
+  readonly workers?: number;
+  /** Default: a logger on stderr filtered by RUST_LOG. Serving threads but this one log on stderr. */
   readonly logger?: Logger;
 }
 

@@ -40,6 +40,7 @@ import {
   watchTlsFiles,
 } from './tls.js';
 import { startTracingFor } from './tracing.js';
+import { defaultWorkerCount } from './workers.js';
 
 export type ServiceKind = 'server' | 'registry-api' | 'gateway' | 'pull-through-cache';
 
@@ -59,7 +60,7 @@ export interface StartServiceOptions {
   readonly configPath: string;
   /** `HOST:PORT`; default `[server] bind_address` and `port`. */
   readonly listen?: string | ListenAddress | undefined;
-  /** `--workers`; default `[server] workers`. */
+  /** `--workers`; default `[server] workers`, else one per CPU the process may use. */
   readonly workers?: number | undefined;
   /** Default: a logger on stderr filtered by RUST_LOG. */
   readonly logger?: Logger | undefined;
@@ -268,7 +269,7 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
     host: config.server.bind_address,
     port: kind === 'pull-through-cache' ? PULL_THROUGH_CACHE_PORT : config.server.port,
   };
-  const workers = options.workers ?? config.server.workers;
+  const workers = options.workers ?? config.server.workers ?? defaultWorkerCount();
   if (thread === undefined && workers > 1) {
     return startServiceThreads({
       kind,

@@ -6,7 +6,7 @@ import { useWorkspace, type Workspace } from './helpers.js';
 
 /**
  * The workspace of a test file (see useWorkspace) and `angos server` run in this process on its
- * configuration: `start` listens on 127.0.0.1 (a port the kernel picks); the server is closed
+ * configuration, on one serving thread: `start` listens on 127.0.0.1 (a port the kernel picks); the server is closed
  * after each test (closing is idempotent, so a test may close it itself).
  */
 export function useInProcessServer(): {
@@ -23,7 +23,9 @@ export function useInProcessServer(): {
   return {
     ws,
     async start(logger = silentLogger) {
-      running = await startServer({ configPath: ws().configPath, listen: '127.0.0.1:0', logger });
+      // One thread, this one: serving threads log to stderr, not to the logger given here, and
+      // these tests read the logger (and TLS reloads through it).
+      running = await startServer({ configPath: ws().configPath, listen: '127.0.0.1:0', workers: 1, logger });
       return running;
     },
   };

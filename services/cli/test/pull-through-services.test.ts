@@ -65,6 +65,8 @@ describe('split services of the pull-through cache', () => {
       kind: 'gateway',
       configPath: ws.configPath,
       listen: '127.0.0.1:0',
+      // One thread, this one: serving threads log to stderr, not to the logger given here.
+      workers: 1,
       logger,
     });
     await ws.writeConfig(baseConfig(ws.dir, 8000, `${ALLOW}${UPSTREAM}${services()}`));

@@ -105,6 +105,8 @@ describe('gateway → registry-api hop', () => {
       kind: 'registry-api',
       configPath: join(ws.dir, 'api.toml'),
       listen: '127.0.0.1:0',
+      // One thread, this one: the clock the window test fakes is this thread's.
+      workers: 1,
       logger: silentLogger,
     });
     proxy = await recordingProxy(api.address.port);

@@ -22,7 +22,7 @@ export interface ScrubSoakOptions {
   /** How long the load and the scrub loop run. */
   readonly seconds: number;
   /**
-   * What the run must have done before it ends: past `seconds` it goes on until it has, for at most
+   * What the load must have done before it ends: past `seconds` it goes on until it has, for at most
    * `seconds` more (a loaded machine pushes and scrubs slower; the judgement needs the race).
    */
   readonly atLeast?: { readonly pushes: number; readonly scrubRuns: number } | undefined;

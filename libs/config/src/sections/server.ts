@@ -15,6 +15,6 @@ export const serverSchema = table<ServerConfig>({
   port: withDefault(integer('u16'), 8000),
   query_timeout: withDefault(integer('u64', { nonZero: true }), 3600),
   query_timeout_grace_period: withDefault(integer('u64', { nonZero: true }), 60),
-  workers: withDefault(integer('u16', { nonZero: true }), 1),
+  workers: optional(integer('u16', { nonZero: true })),
   tls: optional(tlsSchema),
 });
