@@ -37,3 +37,27 @@ export async function coresUsedBy<T>(
   const cpu = (await totalCpuSeconds(pids)) - cpuBefore;
   return { result, cores: seconds > 0 ? cpu / seconds : 0 };
 }
+
+/**
+ * CPU seconds of this process's children that have ended and been waited for, theirs included:
+ * the load generators a benchmark ran (wrk, the curl processes under bash and xargs).
+ */
+async function endedChildrenCpuSeconds(): Promise<number> {
+  const stat = await readFile('/proc/self/stat', 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // cutime and cstime are fields 16 and 17 of the line, 14 and 15 after the name.
+  return (Number(fields[13]) + Number(fields[14])) / TICKS_PER_SECOND;
+}
+
+/**
+ * How many cores the load generators `work` ran (and waited for) kept busy. Pinned to one core,
+ * near 1 says the generator, not the server, set the pace.
+ */
+export async function generatorCoresDuring<T>(work: () => Promise<T>): Promise<{ result: T; cores: number }> {
+  const before = await endedChildrenCpuSeconds();
+  const started = performance.now();
+  const result = await work();
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = (await endedChildrenCpuSeconds()) - before;
+  return { result, cores: seconds > 0 ? cpu / seconds : 0 };
+}

@@ -7,7 +7,10 @@
  *   64 concurrent 16 MiB pulls   64 curl processes at once; the seconds until all are done
  *   64 concurrent 16 MiB pushes  the same, each a POST and a PUT of the blob (as distribution needs)
  *
- * with the cores each subject kept busy (/proc) and its RSS after the load. Options:
+ * with the cores each subject kept busy (/proc) and its RSS after the load, the cores the load
+ * generator used (near 1, all of its pinned core: the clients, not the server, set the pace), and the floor of
+ * each transfer: the same bytes, as many at once, copied (and for pushes hashed) by coreutils
+ * without HTTP, on every core. Options:
  *   --workers 1,2     the angos worker counts to compare (default 1 and the machine's cores)
  *   --seconds 10      per scenario and subject
  *   --rounds 3        medians of
@@ -19,7 +22,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { pushMonolithic, send } from './client.js';
-import { coresUsedBy } from './cpu.js';
+import { coresUsedBy, generatorCoresDuring } from './cpu.js';
 import { totalRss } from './rss.js';
 import { median } from './stats.js';
 import { type Subject, startAngos, startDistribution } from './subjects.js';
@@ -35,6 +38,8 @@ interface Scenario {
   /** Higher is better. */
   readonly rate: boolean;
   measure(subject: Subject, seconds: number): Promise<number>;
+  /** Transfers: seconds for the same bytes moved without HTTP (see FLOOR_SCRIPTS). */
+  readonly floor?: () => Promise<number>;
 }
 
 /** wrk pinned to the last core (where there is more than one), one thread; its stdout. */
@@ -44,10 +49,12 @@ async function wrk(args: readonly string[]): Promise<string> {
   return stdout;
 }
 
+/** The core the load generator runs on: the last one. */
+const CLIENT_CORE = availableParallelism() - 1;
+
 /** `taskset -c <last core>` where the machine has more than one. */
 function pin(): string[] {
-  const cores = availableParallelism();
-  return cores > 1 ? ['taskset', '-c', String(cores - 1)] : [];
+  return CLIENT_CORE > 0 ? ['taskset', '-c', String(CLIENT_CORE)] : [];
 }
 
 /** One pull: GET the blob to nowhere. */
@@ -64,16 +71,50 @@ exec curl -sf -o /dev/null -X PUT -H 'content-type: application/octet-stream' --
 `;
 
 /**
+ * The floors: what the transfers cost without HTTP, each of the CONCURRENT runs one of these.
+ * A push's server receives the bytes, writes them to a file and hashes them: `tee` into a new file
+ * piped to `sha256sum`. A pull's server reads the stored file into a socket its client reads: a
+ * file read through a pipe to a second reader. Arguments: the blob file, a scratch directory, the
+ * run's number.
+ */
+const FLOOR_SCRIPTS = {
+  push: 'tee "$2/copy-$3" < "$1" | sha256sum > /dev/null\n',
+  pull: 'cat "$1" | cat > /dev/null\n',
+};
+
+/**
  * Seconds for CONCURRENT runs of `script` at once (curl processes, lighter than a Node client),
  * pinned where wrk is; a failed run fails the scenario.
  */
 async function timed(script: string, ...args: string[]): Promise<number> {
+  return timedRuns(pin(), script, args);
+}
+
+async function timedRuns(
+  prefix: readonly string[],
+  script: string,
+  args: readonly string[],
+): Promise<number> {
   const started = performance.now();
   const each = ['bash', script, ...args].map((word) => `'${word}'`).join(' ');
-  await run('bash', ['-c', `seq ${CONCURRENT} | ${pin().join(' ')} xargs -P ${CONCURRENT} -I{} ${each}`], {
-    maxBuffer: 16 * MIB,
-  });
+  await run(
+    'bash',
+    ['-c', `seq ${CONCURRENT} | ${prefix.join(' ')} xargs -P ${CONCURRENT} -I{} ${each} {}`],
+    {
+      maxBuffer: 16 * MIB,
+    },
+  );
   return (performance.now() - started) / 1000;
+}
+
+/** Seconds for the floor of a transfer, on every core, its copies removed after. */
+async function floorOf(script: string, blobFile: string, dir: string): Promise<number> {
+  const scratch = await mkdtemp(join(dir, 'floor-'));
+  try {
+    return await timedRuns([], script, [blobFile, scratch]);
+  } finally {
+    await rm(scratch, { recursive: true, force: true });
+  }
 }
 
 const requestsPerSecond = (out: string) => Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1] ?? Number.NaN);
@@ -101,7 +142,13 @@ async function seed(subject: Subject, blob: BlobFile, config: BlobFile): Promise
   if (put.status !== 201) throw new Error(`${subject.name}: seeding the manifest answered ${put.status}`);
 }
 
-function scenarios(digest: string, blobFile: string, scripts: { pull: string; push: string }): Scenario[] {
+interface Scripts {
+  readonly pull: string;
+  readonly push: string;
+  readonly floors: { readonly pull: string; readonly push: string };
+}
+
+function scenarios(digest: string, blobFile: string, dir: string, scripts: Scripts): Scenario[] {
   return [
     {
       name: 'manifest GET by tag, 50 connections',
@@ -123,12 +170,14 @@ function scenarios(digest: string, blobFile: string, scripts: { pull: string; pu
       unit: 's',
       rate: false,
       measure: (subject) => timed(scripts.pull, `${subject.url}/v2/bench/threads/blobs/${digest}`),
+      floor: () => floorOf(scripts.floors.pull, blobFile, dir),
     },
     {
       name: `${CONCURRENT} concurrent 16 MiB pushes`,
       unit: 's',
       rate: false,
       measure: (subject) => timed(scripts.push, subject.url, blobFile, digest),
+      floor: () => floorOf(scripts.floors.push, blobFile, dir),
     },
   ];
 }
@@ -160,10 +209,25 @@ async function main(): Promise<void> {
       digest: `sha256:${createHash('sha256').update(configBytes).digest('hex')}`,
     },
   };
-  const scripts = { pull: join(dir, 'pull.sh'), push: join(dir, 'push.sh') };
+  const scripts: Scripts = {
+    pull: join(dir, 'pull.sh'),
+    push: join(dir, 'push.sh'),
+    floors: { pull: join(dir, 'floor-pull.sh'), push: join(dir, 'floor-push.sh') },
+  };
   await writeFile(scripts.pull, PULL_SCRIPT);
   await writeFile(scripts.push, PUSH_SCRIPT);
-  const list = scenarios(digest, blobFile, scripts);
+  await writeFile(scripts.floors.pull, FLOOR_SCRIPTS.pull);
+  await writeFile(scripts.floors.push, FLOOR_SCRIPTS.push);
+  const list = scenarios(digest, blobFile, dir, scripts);
+  // The floors first, on a machine with nothing else running.
+  const floors = new Map<string, number>();
+  for (const scenario of list) {
+    if (!scenario.floor) continue;
+    const values: number[] = [];
+    for (let round = 0; round < rounds; round++) values.push(await scenario.floor());
+    floors.set(scenario.name, median(values));
+    process.stderr.write(`floor: ${scenario.name}: ${values.map((v) => v.toFixed(2)).join(', ')}\n`);
+  }
   const subjects: Array<{ label: string; start: () => Promise<Subject> }> = [
     ...counts.map((count) => ({
       label: `angos, ${count} worker${count === 1 ? '' : 's'}`,
@@ -171,7 +235,7 @@ async function main(): Promise<void> {
     })),
     { label: 'distribution', start: () => startDistribution() },
   ];
-  const results = new Map<string, { values: number[]; cores: number[] }>();
+  const results = new Map<string, { values: number[]; cores: number[]; clientCores: number[] }>();
   const rss = new Map<string, number>();
   for (const { label, start } of subjects) {
     const subject = await start();
@@ -180,11 +244,14 @@ async function main(): Promise<void> {
       // Serving threads start after the first one answers: let them all listen.
       await new Promise((resolve) => setTimeout(resolve, 3000));
       for (const scenario of list) {
-        const entry = { values: [] as number[], cores: [] as number[] };
+        const entry = { values: [] as number[], cores: [] as number[], clientCores: [] as number[] };
         for (let round = 0; round < rounds; round++) {
-          const { result, cores } = await coresUsedBy(subject.pids, () => scenario.measure(subject, seconds));
-          entry.values.push(result);
-          entry.cores.push(cores);
+          const { result: measured, cores: clientCores } = await generatorCoresDuring(() =>
+            coresUsedBy(subject.pids, () => scenario.measure(subject, seconds)),
+          );
+          entry.values.push(measured.result);
+          entry.cores.push(measured.cores);
+          entry.clientCores.push(clientCores);
         }
         results.set(`${label}|${scenario.name}`, entry);
         process.stderr.write(
@@ -202,25 +269,40 @@ async function main(): Promise<void> {
   const first = labels[0]!;
   const best = labels[labels.length - 2]!;
   const lines = [
-    `| scenario | unit | ${labels.join(' | ')} | ${best} / ${first} | ${best} / distribution |`,
-    `| --- | --- | ${labels.map(() => '---').join(' | ')} | --- | --- |`,
+    `| scenario | unit | ${labels.join(' | ')} | floor | ${best} / ${first} | ${best} / distribution | ${best} / floor |`,
+    `| --- | --- | ${labels.map(() => '---').join(' | ')} | --- | --- | --- | --- |`,
   ];
-  const cell = (label: string, scenario: Scenario) => results.get(`${label}|${scenario.name}`);
+  const cell = (label: string, scenario: Scenario) => results.get(`${label}|${scenario.name}`)!;
   for (const scenario of list) {
-    const medians = labels.map((label) => median(cell(label, scenario)!.values));
-    const cores = labels.map((label) => median(cell(label, scenario)!.cores));
+    const medians = labels.map((label) => median(cell(label, scenario).values));
+    const cores = labels.map((label) => median(cell(label, scenario).cores));
+    const ours = medians[labels.length - 2]!;
     // How many times better: a higher rate, or a shorter time.
     const ratio = (a: number, b: number) => `${(scenario.rate ? a / b : b / a).toFixed(2)}×`;
+    const floor = floors.get(scenario.name);
+    const figures = medians.map(
+      (value, i) => `${value.toFixed(scenario.rate ? 0 : 2)} (${cores[i]!.toFixed(2)})`,
+    );
     lines.push(
-      `| ${scenario.name} | ${scenario.unit} (cores) | ${medians.map((value, i) => `${value.toFixed(scenario.rate ? 0 : 2)} (${cores[i]!.toFixed(2)})`).join(' | ')} | ${ratio(medians[labels.length - 2]!, medians[0]!)} | ${ratio(medians[labels.length - 2]!, medians[labels.length - 1]!)} |`,
+      `| ${scenario.name} | ${scenario.unit} (cores) | ${figures.join(' | ')} | ${floor === undefined ? '' : floor.toFixed(2)} | ${ratio(ours, medians[0]!)} | ${ratio(ours, medians[labels.length - 1]!)} | ${floor === undefined ? '' : `${(ours / floor).toFixed(2)}× the floor`} |`,
     );
   }
   lines.push(
-    `| RSS after load | MiB | ${labels.map((label) => rss.get(label)!.toFixed(0)).join(' | ')} | ${(rss.get(best)! / rss.get(first)!).toFixed(2)}× | ${(rss.get(best)! / rss.get('distribution')!).toFixed(2)}× |`,
+    `| RSS after load | MiB | ${labels.map((label) => rss.get(label)!.toFixed(0)).join(' | ')} | | ${(rss.get(best)! / rss.get(first)!).toFixed(2)}× | ${(rss.get(best)! / rss.get('distribution')!).toFixed(2)}× | |`,
   );
-  process.stdout.write(`\n${lines.join('\n')}\n`);
+  const clients = [
+    `| cores of the load generator (pinned to core ${CLIENT_CORE}) | ${labels.join(' | ')} |`,
+    `| --- | ${labels.map(() => '---').join(' | ')} |`,
+    ...list.map(
+      (scenario) =>
+        `| ${scenario.name} | ${labels.map((label) => median(cell(label, scenario).clientCores).toFixed(2)).join(' | ')} |`,
+    ),
+  ];
+  process.stdout.write(`\n${lines.join('\n')}\n\n${clients.join('\n')}\n`);
   process.stdout.write(
-    `\nwrk pinned to core ${availableParallelism() - 1} of ${availableParallelism()}; ${rounds} rounds of ${seconds} s, medians\n`,
+    `\nwrk and the curl clients pinned to core ${CLIENT_CORE} of ${availableParallelism()}; ${rounds} rounds of ${seconds} s, medians. ` +
+      'Floor: the same bytes without HTTP on every core (tee into a file piped to sha256sum for a push, ' +
+      'cat piped to cat for a pull), as many at once. A load generator near 1 core set the pace.\n',
   );
 }
 
