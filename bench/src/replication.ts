@@ -12,9 +12,8 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { repoRoot } from '@angos/test-support';
+import { angosLauncher } from '@angos/test-support';
 import { inParallel, listAllTags, pushImage, send } from './client.js';
 import { median } from './stats.js';
 import { type Subject, startAngos, startDistribution } from './subjects.js';
@@ -97,7 +96,7 @@ async function catchUp(kind: DownstreamKind, options: ReplicationOptions): Promi
     await inParallel(tags, FILL_CLIENTS, async (tag) => {
       await pushImage(base, NAMESPACE, tag, LAYER_BYTES);
     });
-    const angos = join(repoRoot(), 'services', 'cli', 'bin', 'angos');
+    const angos = angosLauncher();
     const started = performance.now();
     await run(angos, ['-c', source.configPath as string, 'scrub', '--replicate'], {
       env: { ...process.env, RUST_LOG: 'warn' },

@@ -4,6 +4,8 @@
  * that it does not compete with the server where the machine has cores to spare:
  *
  *   manifest GET by tag          wrk, 50 connections
+ *   4 KiB blob GET               wrk, 50 connections
+ *   1 GiB pull, 1 GiB push       one curl; a push is a POST and a PUT of the blob
  *   64 concurrent 16 MiB pulls   64 curl processes at once; the seconds until all are done
  *   64 concurrent 16 MiB pushes  the same, each a POST and a PUT of the blob (as distribution needs)
  *
@@ -17,7 +19,7 @@
  */
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
@@ -29,6 +31,7 @@ import { type Subject, startAngos, startDistribution } from './subjects.js';
 
 const run = promisify(execFile);
 const BLOB_BYTES = 16 * 1024 * 1024;
+const LARGE_BYTES = 1024 * 1024 * 1024;
 const CONCURRENT = 64;
 const MIB = 1024 * 1024;
 
@@ -61,13 +64,14 @@ function pin(): string[] {
 const PULL_SCRIPT = 'exec curl -sf -o /dev/null "$1"\n';
 /**
  * One push as distribution takes it too: POST for a session (each run its own repository), then
- * PUT of the whole blob with its digest. Arguments: base URL, blob file, digest.
+ * PUT of the whole blob with its digest, streamed from the file (`-T`; `--data-binary @` reads it
+ * into memory first). Arguments: base URL, blob file, digest.
  */
 const PUSH_SCRIPT = `set -e
 location=$(curl -sf -o /dev/null -w '%header{location}' -X POST "$1/v2/bench/push$RANDOM$RANDOM/blobs/uploads/")
 case "$location" in http*) ;; *) location="$1$location" ;; esac
 case "$location" in *"?"*) sep='&' ;; *) sep='?' ;; esac
-exec curl -sf -o /dev/null -X PUT -H 'content-type: application/octet-stream' --data-binary "@$2" "$location\${sep}digest=$3"
+exec curl -sf -o /dev/null -X PUT -H 'content-type: application/octet-stream' -H 'Expect:' -T "$2" "$location\${sep}digest=$3"
 `;
 
 /**
@@ -83,35 +87,32 @@ const FLOOR_SCRIPTS = {
 };
 
 /**
- * Seconds for CONCURRENT runs of `script` at once (curl processes, lighter than a Node client),
+ * Seconds for `count` runs of `script` at once (curl processes, lighter than a Node client),
  * pinned where wrk is; a failed run fails the scenario.
  */
-async function timed(script: string, ...args: string[]): Promise<number> {
-  return timedRuns(pin(), script, args);
+async function timed(count: number, script: string, ...args: string[]): Promise<number> {
+  return timedRuns(pin(), count, script, args);
 }
 
 async function timedRuns(
   prefix: readonly string[],
+  count: number,
   script: string,
   args: readonly string[],
 ): Promise<number> {
   const started = performance.now();
   const each = ['bash', script, ...args].map((word) => `'${word}'`).join(' ');
-  await run(
-    'bash',
-    ['-c', `seq ${CONCURRENT} | ${prefix.join(' ')} xargs -P ${CONCURRENT} -I{} ${each} {}`],
-    {
-      maxBuffer: 16 * MIB,
-    },
-  );
+  await run('bash', ['-c', `seq ${count} | ${prefix.join(' ')} xargs -P ${count} -I{} ${each} {}`], {
+    maxBuffer: 16 * MIB,
+  });
   return (performance.now() - started) / 1000;
 }
 
-/** Seconds for the floor of a transfer, on every core, its copies removed after. */
-async function floorOf(script: string, blobFile: string, dir: string): Promise<number> {
+/** Seconds for the floor of `count` transfers of `blobFile` at once, on every core, its copies removed after. */
+async function floorOf(count: number, script: string, blobFile: string, dir: string): Promise<number> {
   const scratch = await mkdtemp(join(dir, 'floor-'));
   try {
-    return await timedRuns([], script, [blobFile, scratch]);
+    return await timedRuns([], count, script, [blobFile, scratch]);
   } finally {
     await rm(scratch, { recursive: true, force: true });
   }
@@ -121,10 +122,33 @@ const requestsPerSecond = (out: string) => Number(/Requests\/sec:\s+([\d.]+)/.ex
 
 type BlobFile = { readonly path: string; readonly size: number; readonly digest: string };
 
-/** The blob the scenarios pull and push, in an image tagged `latest`. */
-async function seed(subject: Subject, blob: BlobFile, config: BlobFile): Promise<void> {
-  await pushMonolithic(subject.url, 'bench/threads', blob);
-  await pushMonolithic(subject.url, 'bench/threads', config);
+async function fileOf(path: string, bytes: Buffer): Promise<BlobFile> {
+  await writeFile(path, bytes);
+  return { path, size: bytes.length, digest: `sha256:${createHash('sha256').update(bytes).digest('hex')}` };
+}
+
+/** `size` random bytes written to `path` in 16 MiB pieces, hashed on the way. */
+async function randomFile(path: string, size: number): Promise<BlobFile> {
+  const hash = createHash('sha256');
+  const handle = await open(path, 'w');
+  try {
+    for (let written = 0; written < size; ) {
+      const piece = randomBytes(Math.min(BLOB_BYTES, size - written));
+      hash.update(piece);
+      await handle.write(piece);
+      written += piece.length;
+    }
+  } finally {
+    await handle.close();
+  }
+  return { path, size, digest: `sha256:${hash.digest('hex')}` };
+}
+
+/** The blobs the scenarios pull and push; the 16 MiB one in an image tagged `latest`. */
+async function seed(subject: Subject, files: BlobFiles): Promise<void> {
+  const { blob, config } = files;
+  for (const file of [files.small, files.large, blob, config])
+    await pushMonolithic(subject.url, 'bench/threads', file);
   const manifest = JSON.stringify({
     schemaVersion: 2,
     mediaType: 'application/vnd.oci.image.manifest.v1+json',
@@ -148,7 +172,18 @@ interface Scripts {
   readonly floors: { readonly pull: string; readonly push: string };
 }
 
-function scenarios(digest: string, blobFile: string, dir: string, scripts: Scripts): Scenario[] {
+interface BlobFiles {
+  /** 4 KiB, 16 MiB, 1 GiB, and the image's config. */
+  readonly small: BlobFile;
+  readonly blob: BlobFile;
+  readonly large: BlobFile;
+  readonly config: BlobFile;
+}
+
+function scenarios(files: BlobFiles, dir: string, scripts: Scripts): Scenario[] {
+  const blobUrl = (subject: Subject, file: BlobFile) =>
+    `${subject.url}/v2/bench/threads/blobs/${file.digest}`;
+  const { blob, large } = files;
   return [
     {
       name: 'manifest GET by tag, 50 connections',
@@ -166,18 +201,39 @@ function scenarios(digest: string, blobFile: string, dir: string, scripts: Scrip
         ),
     },
     {
+      name: '4 KiB blob GET, 50 connections',
+      unit: 'req/s',
+      rate: true,
+      measure: async (subject, seconds) =>
+        requestsPerSecond(await wrk(['-c50', `-d${seconds}s`, blobUrl(subject, files.small)])),
+    },
+    {
+      name: '1 GiB pull',
+      unit: 's',
+      rate: false,
+      measure: (subject) => timed(1, scripts.pull, blobUrl(subject, large)),
+      floor: () => floorOf(1, scripts.floors.pull, large.path, dir),
+    },
+    {
+      name: '1 GiB push',
+      unit: 's',
+      rate: false,
+      measure: (subject) => timed(1, scripts.push, subject.url, large.path, large.digest),
+      floor: () => floorOf(1, scripts.floors.push, large.path, dir),
+    },
+    {
       name: `${CONCURRENT} concurrent 16 MiB pulls`,
       unit: 's',
       rate: false,
-      measure: (subject) => timed(scripts.pull, `${subject.url}/v2/bench/threads/blobs/${digest}`),
-      floor: () => floorOf(scripts.floors.pull, blobFile, dir),
+      measure: (subject) => timed(CONCURRENT, scripts.pull, blobUrl(subject, blob)),
+      floor: () => floorOf(CONCURRENT, scripts.floors.pull, blob.path, dir),
     },
     {
       name: `${CONCURRENT} concurrent 16 MiB pushes`,
       unit: 's',
       rate: false,
-      measure: (subject) => timed(scripts.push, subject.url, blobFile, digest),
-      floor: () => floorOf(scripts.floors.push, blobFile, dir),
+      measure: (subject) => timed(CONCURRENT, scripts.push, subject.url, blob.path, blob.digest),
+      floor: () => floorOf(CONCURRENT, scripts.floors.push, blob.path, dir),
     },
   ];
 }
@@ -194,20 +250,11 @@ async function main(): Promise<void> {
   const seconds = Number(values.seconds);
   const rounds = Number(values.rounds);
   const dir = await mkdtemp(join(tmpdir(), 'bench-threads-'));
-  const blob = randomBytes(BLOB_BYTES);
-  const digest = `sha256:${createHash('sha256').update(blob).digest('hex')}`;
-  const blobFile = join(dir, 'blob');
-  await writeFile(blobFile, blob);
-  const configBytes = Buffer.from('{}');
-  const configFile = join(dir, 'config');
-  await writeFile(configFile, configBytes);
-  const files = {
-    blob: { path: blobFile, size: blob.length, digest },
-    config: {
-      path: configFile,
-      size: configBytes.length,
-      digest: `sha256:${createHash('sha256').update(configBytes).digest('hex')}`,
-    },
+  const files: BlobFiles = {
+    small: await randomFile(join(dir, 'small'), 4 * 1024),
+    blob: await randomFile(join(dir, 'blob'), BLOB_BYTES),
+    large: await randomFile(join(dir, 'large'), LARGE_BYTES),
+    config: await fileOf(join(dir, 'config'), Buffer.from('{}')),
   };
   const scripts: Scripts = {
     pull: join(dir, 'pull.sh'),
@@ -218,7 +265,7 @@ async function main(): Promise<void> {
   await writeFile(scripts.push, PUSH_SCRIPT);
   await writeFile(scripts.floors.pull, FLOOR_SCRIPTS.pull);
   await writeFile(scripts.floors.push, FLOOR_SCRIPTS.push);
-  const list = scenarios(digest, blobFile, dir, scripts);
+  const list = scenarios(files, dir, scripts);
   // The floors first, on a machine with nothing else running.
   const floors = new Map<string, number>();
   for (const scenario of list) {
@@ -240,7 +287,7 @@ async function main(): Promise<void> {
   for (const { label, start } of subjects) {
     const subject = await start();
     try {
-      await seed(subject, files.blob, files.config);
+      await seed(subject, files);
       // Serving threads start after the first one answers: let them all listen.
       await new Promise((resolve) => setTimeout(resolve, 3000));
       for (const scenario of list) {

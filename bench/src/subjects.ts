@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, repoRoot, type S3Endpoint, startRedisServer } from '@angos/test-support';
+import { angosLauncher, freePort, type S3Endpoint, startRedisServer } from '@angos/test-support';
 
 /**
  * The identity angos subjects are configured with (`[auth.identity.bench]`), for the scenarios
@@ -168,7 +168,7 @@ export async function startAngos(deployment: Deployment, extras: AngosExtras = {
   const workerPort = await freePort();
   const redis = withCacheService || withWorker ? await startRedisServer() : undefined;
   // The `angos` command as users run it, with the Node flags it ships with.
-  const angos = join(repoRoot(), 'services', 'cli', 'bin', 'angos');
+  const angos = angosLauncher();
   const children: ChildProcess[] = [];
   const stop = () => stopAll(children, dir, redis?.stop);
   try {

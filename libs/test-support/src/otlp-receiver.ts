@@ -24,10 +24,15 @@ interface GeneratedRoot {
   };
 }
 
-const generated = createRequire(import.meta.url)(
-  'otlp-transformer-protobuf/build/src/generated/root.js',
-) as GeneratedRoot;
-const ExportTraceServiceRequest = generated.opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest;
+let loadedRequestMessage: ProtoMessage | undefined;
+
+/** The generated message, loaded at its first use: not by every importer of this package. */
+function exportTraceServiceRequest(): ProtoMessage {
+  loadedRequestMessage ??= (
+    createRequire(import.meta.url)('otlp-transformer-protobuf/build/src/generated/root.js') as GeneratedRoot
+  ).opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest;
+  return loadedRequestMessage;
+}
 
 /** One decoded span, with the ids in hex and attribute values as plain JavaScript values. */
 export interface ReceivedSpan {
@@ -134,7 +139,7 @@ export function spansOf(request: unknown): ReceivedSpan[] {
 
 /** Decodes a protobuf ExportTraceServiceRequest (throws on anything else). */
 export function decodeExportTraceRequest(body: Uint8Array): ReceivedSpan[] {
-  return spansOf(ExportTraceServiceRequest.decode(body));
+  return spansOf(exportTraceServiceRequest().decode(body));
 }
 
 async function readBody(req: IncomingMessage): Promise<Buffer> {

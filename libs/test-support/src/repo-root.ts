@@ -20,10 +20,11 @@ export function cliEntry(): string {
 
 /**
  * The shipped `angos` command (services/cli/bin/angos): the built CLI run by Node with the runtime
- * flags it is measured and shipped with, for tests that measure the process (memory, soak).
+ * flags it is measured and shipped with, for tests that measure the process (memory, soak) and the
+ * benchmarks. ANGOS_LAUNCHER names another (the benchmark bundle's, scripts/bench-bundle.sh).
  */
 export function angosLauncher(): string {
-  return join(repoRoot(), 'services', 'cli', 'bin', 'angos');
+  return process.env['ANGOS_LAUNCHER'] ?? join(repoRoot(), 'services', 'cli', 'bin', 'angos');
 }
 
 /**
