@@ -1,6 +1,6 @@
-import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { IN_FLIGHT_COUNTER_BYTES, localInFlightCounter, sharedInFlightCounter } from '../src/index.js';
+import { raceInThreads } from './racing-threads.js';
 
 describe('in-flight counters', () => {
   it('count up to the limit and no further', () => {
@@ -31,17 +31,7 @@ describe('in-flight counters', () => {
       });
     `;
     const module = new URL('../dist/in-flight.js', import.meta.url).href;
-    const taken = await Promise.all(
-      Array.from(
-        { length: 4 },
-        () =>
-          new Promise<number>((resolve, reject) => {
-            const worker = new Worker(source, { eval: true, workerData: { module, buffer, limit } });
-            worker.once('message', resolve);
-            worker.once('error', reject);
-          }),
-      ),
-    );
+    const taken = await raceInThreads<number>(source, { module, buffer, limit });
     expect(taken.reduce((sum, count) => sum + count, 0)).toBe(limit);
     expect(sharedInFlightCounter(buffer).current()).toBe(limit);
   });

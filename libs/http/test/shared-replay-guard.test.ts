@@ -1,6 +1,6 @@
-import { Worker } from 'node:worker_threads';
 import { describe, expect, it } from 'vitest';
 import { SHARED_NONCE_MEMORY_BYTES, SharedReplayGuard } from '../src/index.js';
+import { raceInThreads } from './racing-threads.js';
 
 const T0 = 1_800_000_000_000;
 const memory = () => new SharedArrayBuffer(SHARED_NONCE_MEMORY_BYTES);
@@ -64,17 +64,7 @@ describe('SharedReplayGuard', () => {
       });
     `;
     const module = new URL('../dist/shared-replay-guard.js', import.meta.url).href;
-    const counts = await Promise.all(
-      Array.from(
-        { length: 4 },
-        () =>
-          new Promise<number>((resolve, reject) => {
-            const worker = new Worker(source, { eval: true, workerData: { module, shared, nonces } });
-            worker.once('message', resolve);
-            worker.once('error', reject);
-          }),
-      ),
-    );
+    const counts = await raceInThreads<number>(source, { module, shared, nonces });
     expect(counts.reduce((sum, count) => sum + count, 0)).toBe(nonces);
   });
 });

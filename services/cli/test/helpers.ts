@@ -226,6 +226,22 @@ export interface Answer {
   readonly body: Buffer;
 }
 
+/** An OCI image manifest of a config blob and no layers, with `annotations` to tell rounds apart. */
+export function configOnlyManifest(
+  config: { digest: string; size: number },
+  annotations?: Record<string, string>,
+): Buffer {
+  return Buffer.from(
+    JSON.stringify({
+      schemaVersion: 2,
+      mediaType: 'application/vnd.oci.image.manifest.v1+json',
+      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
+      layers: [],
+      ...(annotations && { annotations }),
+    }),
+  );
+}
+
 /** One request on a connection of its own (no keep-alive agent). */
 export function fresh(
   url: string,

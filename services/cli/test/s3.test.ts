@@ -5,6 +5,7 @@ import { S3Bucket } from '@angos/storage/s3';
 import { type S3TestServer, startS3ForTests } from '@angos/test-support';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import {
+  configOnlyManifest,
   freePort,
   fresh,
   killAll,
@@ -145,15 +146,7 @@ describe('angos scrub', () => {
     });
     expect(pushed.status).toBe(201);
     for (let round = 0; round < 6; round += 1) {
-      const manifest = Buffer.from(
-        JSON.stringify({
-          schemaVersion: 2,
-          mediaType: 'application/vnd.oci.image.manifest.v1+json',
-          config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: configDigest, size: 2 },
-          layers: [],
-          annotations: { round: String(round) },
-        }),
-      );
+      const manifest = configOnlyManifest({ digest: configDigest, size: 2 }, { round: String(round) });
       const digest = `sha256:${createHash('sha256').update(manifest).digest('hex')}`;
       const put = await fresh(`${url}/v2/threads/app/manifests/latest`, {
         method: 'PUT',

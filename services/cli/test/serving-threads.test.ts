@@ -6,6 +6,7 @@ import { CONTEXT_HEADER, createRequestSigner, encodeContext, SIGNATURE_HEADER } 
 import { afterEach, describe, expect, it } from 'vitest';
 import {
   baseConfig,
+  configOnlyManifest,
   freePort,
   fresh,
   killAll,
@@ -47,17 +48,6 @@ async function pushBlob(url: string, namespace: string, blob: Buffer): Promise<s
   return digest;
 }
 
-function manifestOf(config: { digest: string; size: number }): Buffer {
-  return Buffer.from(
-    JSON.stringify({
-      schemaVersion: 2,
-      mediaType: 'application/vnd.oci.image.manifest.v1+json',
-      config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
-      layers: [],
-    }),
-  );
-}
-
 const stop = async (server: LongRunning) => expect(await server.stop()).toBe(0);
 
 describe('angos server --workers 2', () => {
@@ -66,7 +56,7 @@ describe('angos server --workers 2', () => {
     const config = Buffer.from('{}');
     const configRef = { digest: await pushBlob(url, 'threads/app', config), size: config.length };
     for (let round = 0; round < 12; round += 1) {
-      const manifest = manifestOf(configRef);
+      const manifest = configOnlyManifest(configRef);
       const variant = Buffer.concat([
         manifest.subarray(0, -1),
         Buffer.from(`,"annotations":{"r":"${round}"}}`),

@@ -1,21 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { type IncomingMessage, request } from 'node:http';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { BulkReadAgent } from '../src/bulk-read-agent.js';
-import { listenUpstream, type Running, startGateway } from './helpers.js';
+import { closedAfterEach, listenUpstream, startGateway } from './helpers.js';
 
 /** Large transfers through the HTTP forwarder, whose upstream sockets share one read buffer. */
 
-const started: Running[] = [];
-afterEach(async () => {
-  await Promise.all(started.splice(0).map((r) => r.close()));
-});
-
-async function track(running: Promise<Running>): Promise<Running> {
-  const r = await running;
-  started.push(r);
-  return r;
-}
+const track = closedAfterEach();
 
 const TOKEN = 'internal-secret';
 const MiB = 1024 * 1024;

@@ -1,19 +1,10 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { type IncomingMessage, request } from 'node:http';
 import { CONTEXT_HEADER, createInternalVerifier, decodeContext, SIGNATURE_HEADER } from '@angos/http';
-import { afterEach, describe, expect, it } from 'vitest';
-import { ALLOW_ALL, basic, IDENTITIES, listenUpstream, type Running, startGateway } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { ALLOW_ALL, basic, closedAfterEach, IDENTITIES, listenUpstream, startGateway } from './helpers.js';
 
-const started: Running[] = [];
-afterEach(async () => {
-  await Promise.all(started.splice(0).map((r) => r.close()));
-});
-
-async function track(running: Promise<Running>): Promise<Running> {
-  const r = await running;
-  started.push(r);
-  return r;
-}
+const track = closedAfterEach();
 
 const TOKEN = 'internal-secret';
 

@@ -4,10 +4,27 @@ import { type Config, parseConfig } from '@angos/config';
 import { createHttpServer, type Handler } from '@angos/http';
 import { createMetrics, type Metrics, silentLogger } from '@angos/observability';
 import { type Listening, listenOnFreePort } from '@angos/test-support';
+import { afterEach } from 'vitest';
 import { buildGateway, type GatewayDeps, type Upstream } from '../src/index.js';
 
 export const listen = listenOnFreePort;
 export type Running = Listening;
+
+/**
+ * Closes after each test of the calling file what it started: wrap each start in the function
+ * returned (`await track(startGateway(...))`).
+ */
+export function closedAfterEach(): (running: Promise<Running>) => Promise<Running> {
+  const started: Running[] = [];
+  afterEach(async () => {
+    await Promise.all(started.splice(0).map((r) => r.close()));
+  });
+  return async (running) => {
+    const r = await running;
+    started.push(r);
+    return r;
+  };
+}
 
 /** A plain node:http server standing in for registry-api (or a webhook, or an OIDC provider). */
 export function listenUpstream(handler: Handler): Promise<Running> {
