@@ -66,6 +66,8 @@ export interface StartServiceOptions {
   readonly logger?: Logger | undefined;
   /** Set when this runs as one serving thread of several (serving-thread.ts). */
   readonly thread?: ServingThread | undefined;
+  /** With several serving threads, the module each runs: the CLI's own unless a test wraps it. */
+  readonly threadEntry?: URL | undefined;
 }
 
 export interface RunningService {
@@ -278,6 +280,7 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
       listen: listenAt ?? defaultAddress,
       workers,
       logger,
+      threadEntry: options.threadEntry,
     });
   }
 

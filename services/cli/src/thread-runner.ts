@@ -51,6 +51,8 @@ export interface ServiceThreadsOptions {
   readonly listen: ListenAddress;
   readonly workers: number;
   readonly logger: Logger;
+  /** The module each serving thread runs: the CLI's own unless a test wraps it (to end a thread). */
+  readonly threadEntry?: URL | undefined;
 }
 
 /** Whether the service writes the store itself, under the `"memory"` lock strategy. */
@@ -113,7 +115,7 @@ export async function startServiceThreads(options: ServiceThreadsOptions): Promi
       lockPort,
       ...shared,
     };
-    const worker = new Worker(THREAD_ENTRY, {
+    const worker = new Worker(options.threadEntry ?? THREAD_ENTRY, {
       workerData: data,
       transferList: lockPort === undefined ? [] : [lockPort],
     });
