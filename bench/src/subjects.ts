@@ -129,7 +129,7 @@ export interface AngosExtras {
    * share a Redis lock, as the job queue requires (a redis-server the subject starts and stops).
    */
   readonly replicationWorker?: boolean;
-  /** `angos server --workers`: serving threads (default: the configuration's, 1). */
+  /** `angos server --workers`: serving threads (default: the service's own, one per CPU it may use). */
   readonly workers?: number;
   /**
    * A store written beforehand (the scale scenario seeds one): the fs root directory, or the key

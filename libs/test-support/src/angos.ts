@@ -36,7 +36,7 @@ export interface StartAngosOptions {
   port?: number;
   /** How long to wait for `GET /v2/` to answer; default 20 s. */
   startTimeoutMs?: number;
-  /** `--workers`: serving threads of each process (default: the configuration's, 1). */
+  /** `--workers`: serving threads of each process (default: the service's own, one per CPU it may use). */
   workers?: number;
 }
 
