@@ -3,7 +3,7 @@ import { once } from 'node:events';
 import { createServer } from 'node:http';
 import { MessageChannel, Worker } from 'node:worker_threads';
 import { type Config, lockBackend } from '@angos/config';
-import { IN_FLIGHT_COUNTER_BYTES, SHARED_NONCE_MEMORY_BYTES } from '@angos/http';
+import { IN_FLIGHT_COUNTER_BYTES, SHARED_NONCE_MEMORY_BYTES, sharedInFlightCounter } from '@angos/http';
 import { MemoryLockManager, messagePortChannel, serveLocks } from '@angos/lock';
 import type { Logger } from '@angos/observability';
 import { LinkCacheVersions } from '@angos/storage';
@@ -190,7 +190,14 @@ export async function startServiceThreads(options: ServiceThreadsOptions): Promi
     address,
     close(signal) {
       closed ??= (async () => {
-        logger.info('shutting down serving threads', { service: kind, signal, workers: threads.size });
+        // Each thread logs its own requests as it drains; this line counts the service's.
+        logger.info('shutting down serving threads', {
+          service: kind,
+          signal,
+          workers: threads.size,
+          in_flight: sharedInFlightCounter(shared.inFlight).current(),
+          grace_period_secs: config.server.query_timeout_grace_period,
+        });
         await stopAll(signal);
         logger.info('stopped', { service: kind });
       })();

@@ -26,12 +26,13 @@ afterAll(async () => {
   await ws.remove();
 });
 
-function config(port: number, graceSecs: number): string {
+function config(port: number, graceSecs: number, workers: number): string {
   return [
     '[server]',
     'bind_address = "127.0.0.1"',
     `port = ${port}`,
     `query_timeout_grace_period = ${graceSecs}`,
+    `workers = ${workers}`,
     '',
     '[blob_store.fs]',
     `root_dir = ${JSON.stringify(join(ws.dir, 'data'))}`,
@@ -42,9 +43,9 @@ function config(port: number, graceSecs: number): string {
 }
 
 /** A server with an upload whose PATCH has sent 10 of its 1000 bytes and then stalls. */
-async function serverWithStalledUpload(graceSecs: number): Promise<LongRunning> {
+async function serverWithStalledUpload(graceSecs: number, workers = 1): Promise<LongRunning> {
   const port = await freePort();
-  await ws.writeConfig(config(port, graceSecs));
+  await ws.writeConfig(config(port, graceSecs, workers));
   const server = startAngos(['-c', ws.configPath, 'server']);
   const url = `http://127.0.0.1:${port}`;
   await waitForHttp(`${url}/healthz`, server);
@@ -73,17 +74,21 @@ async function waitForMetric(url: string, pattern: RegExp): Promise<void> {
 
 const shuttingDown = (record: Record<string, unknown>) =>
   record['message'] === 'shutting down, waiting for in-flight requests';
+/** With serving threads, the main thread's line: each thread's own counts only its requests. */
+const shuttingDownThreads = (record: Record<string, unknown>) =>
+  record['message'] === 'shutting down serving threads';
 
 describe('angos server shutdown (spawned)', () => {
   it.each([
-    ['SIGINT', 130],
-    ['SIGTERM', 143],
+    ['SIGINT', 130, 1],
+    ['SIGTERM', 143, 1],
+    ['SIGTERM', 143, 2],
   ] as const)(
-    'logs the requests it waits for on %s; a second one logs and exits %i at once',
-    async (signal, status) => {
-      const server = await serverWithStalledUpload(60);
+    'logs the requests it waits for on %s; a second one logs and exits %i at once (%i serving threads)',
+    async (signal, status, workers) => {
+      const server = await serverWithStalledUpload(60, workers);
       server.child.kill(signal);
-      const record = await waitForRecord(server, shuttingDown);
+      const record = await waitForRecord(server, workers === 1 ? shuttingDown : shuttingDownThreads);
       expect(record).toMatchObject({
         level: 'INFO',
         target: 'angos',
