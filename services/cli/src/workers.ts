@@ -46,7 +46,7 @@ const SYSTEM_CGROUPS: CgroupFiles = {
  * `cpu.max` ("max 100000" or "200000 100000"), v1 in the cpu controller's `cpu.cfs_quota_us` (-1
  * for none) and `cpu.cfs_period_us`.
  */
-export function cpuQuota(cgroups: CgroupFiles): number | undefined {
+function cpuQuota(cgroups: CgroupFiles): number | undefined {
   const membership = cgroups.membership() ?? '';
   const lines = membership.split('\n').map((line) => line.split(':'));
   const unified = lines.find(([id, controllers]) => id === '0' && controllers === '');
