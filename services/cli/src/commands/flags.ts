@@ -48,7 +48,8 @@ const WORKERS_FLAG: FlagSpec = {
   name: 'workers',
   type: 'string',
   value: '<count>',
-  describe: 'Serving threads sharing the service port (default: [server] workers)',
+  describe:
+    'Serving threads sharing the service port (default: [server] workers, else one per CPU it may use)',
   supported: true,
 };
 
