@@ -10,9 +10,9 @@
  *   64 concurrent 16 MiB pushes  the same, each a POST and a PUT of the blob (as distribution needs)
  *
  * with the cores each subject kept busy (/proc) and its RSS after the load, the cores the load
- * generator used (near 1, all of its pinned core: the clients, not the server, set the pace), and the floor of
- * each transfer: the same bytes, as many at once, copied (and for pushes hashed) by coreutils
- * without HTTP, on every core. Options:
+ * generator used (near 1, all of its pinned core: the clients, not the server, set the pace), and
+ * the floor of each transfer: the same bytes, as many at once, read (pulls) or written and hashed
+ * (pushes) by coreutils without HTTP, on every core. Options:
  *   --workers 1,2     the angos worker counts to compare (default 1 and the machine's cores)
  *   --seconds 10      per scenario and subject
  *   --rounds 3        medians of
@@ -75,15 +75,14 @@ exec curl -sf -o /dev/null -X PUT -H 'content-type: application/octet-stream' -H
 `;
 
 /**
- * The floors: what the transfers cost without HTTP, each of the CONCURRENT runs one of these.
- * A push's server receives the bytes, writes them to a file and hashes them: `tee` into a new file
- * piped to `sha256sum`. A pull's server reads the stored file into a socket its client reads: a
- * file read through a pipe to a second reader. Arguments: the blob file, a scratch directory, the
- * run's number.
+ * The floors: what the transfers cost without HTTP, each of the `count` runs one of these. A
+ * push's server receives the bytes, writes them to a file and hashes them: `tee` into a new file
+ * piped to `sha256sum`. A pull's server reads the stored file out of the page cache: `dd` of it
+ * in 1 MiB reads. Arguments: the blob file, a scratch directory, the run's number.
  */
 const FLOOR_SCRIPTS = {
   push: 'tee "$2/copy-$3" < "$1" | sha256sum > /dev/null\n',
-  pull: 'cat "$1" | cat > /dev/null\n',
+  pull: 'dd if="$1" of=/dev/null bs=1M status=none\n',
 };
 
 /**
@@ -349,7 +348,7 @@ async function main(): Promise<void> {
   process.stdout.write(
     `\nwrk and the curl clients pinned to core ${CLIENT_CORE} of ${availableParallelism()}; ${rounds} rounds of ${seconds} s, medians. ` +
       'Floor: the same bytes without HTTP on every core (tee into a file piped to sha256sum for a push, ' +
-      'cat piped to cat for a pull), as many at once. A load generator near 1 core set the pace.\n',
+      'dd of the stored file for a pull), as many at once. A load generator near 1 core set the pace.\n',
   );
 }
 
