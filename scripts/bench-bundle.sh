@@ -15,7 +15,7 @@
 #                              each started through the dynamic loader and libraries in lib/
 #   run.sh                     puts bin/ first on PATH and runs the benchmark
 # What the machine must have: glibc for Node (any distribution of the last years), bash, xargs,
-# seq, tee, cat, sha256sum and taskset (coreutils and util-linux).
+# seq, tee, dd, sha256sum and taskset (coreutils and util-linux).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"

@@ -73,6 +73,18 @@ pull-through-cache: {port: 8003, values: pullThroughCache}
 {{- end -}}
 
 {{/*
+`--workers N` when a component's `workers` value is set, nothing when it is null (the service then
+runs one serving thread per CPU its container may use): pass the component's values.
+*/}}
+{{- define "angos.workersArgs" -}}
+{{- if not (kindIs "invalid" .workers) -}}
+{{- list "--workers" (toString (int .workers)) | toJson -}}
+{{- else -}}
+[]
+{{- end -}}
+{{- end -}}
+
+{{/*
 The pod spec shared by every Angos workload: pass (dict "root" $ "component" "gateway"
 "args" (list ...) "port" 8000 "resources" (dict) "probes" true "extraVolumes" (list)
 "extraMounts" (list)). The configuration Secret is mounted as a directory, never with subPath:

@@ -166,12 +166,46 @@ describe.skipIf(skipWithoutClients('helm'))('the Helm chart', () => {
     expect(byKind(objects, 'PrometheusRule')[0]?.spec?.['groups']).toEqual(alerts.groups);
   });
 
+  it('passes workers as --workers, and leaves it to the service where it is null', async () => {
+    const argsOf = async (...sets: string[]) => {
+      const out = await helm(
+        'template',
+        ...RELEASE,
+        chartDir,
+        '-f',
+        join(ciDir, 'split-s3-redis-values.yaml'),
+        ...sets.flatMap((set) => ['--set', set]),
+      );
+      const objects = parseAllDocuments(out.stdout).map((doc) => doc.toJS() as K8sObject | null);
+      const byComponent = new Map<string, string[]>();
+      for (const object of objects) {
+        const pod = object && object.kind === 'Deployment' ? podSpecOf(object) : undefined;
+        const args = pod?.containers[0]?.args ?? [];
+        if (args[2] !== undefined) byComponent.set(args[2], args.slice(3));
+      }
+      return byComponent;
+    };
+    // Split mode: one thread per pod, as the HPA scales pods.
+    const split = await argsOf();
+    for (const component of ['gateway', 'registry-api', 'pull-through-cache'])
+      expect(split.get(component)?.slice(-2), component).toEqual(['--workers', '1']);
+    const unset = await argsOf('gateway.workers=null', 'registryApi.workers=4');
+    expect(unset.get('gateway')).not.toContain('--workers');
+    expect(unset.get('registry-api')?.slice(-2)).toEqual(['--workers', '4']);
+    // Single mode: the default, one thread per CPU of the container, unless set.
+    const single = await argsOf('mode=single');
+    expect(single.get('server')).toEqual([]);
+    expect((await argsOf('mode=single', 'server.workers=3')).get('server')).toEqual(['--workers', '3']);
+  });
+
   it('rejects unknown and mistyped values (values.schema.json)', async () => {
     for (const set of [
       'gateway.replcas=3',
       'mode=cluster',
       'worker.keda.minReplicaCount=-1',
       'locks.strategy=etcd',
+      'server.workers=0',
+      'gateway.workers=two',
     ]) {
       await expect(helm('template', ...RELEASE, chartDir, '--set', set), set).rejects.toThrow(
         /values don't meet the specifications|schema/,
