@@ -9,8 +9,9 @@
 #            the shared libraries it and the Argon2 binding link against (glibc, libstdc++,
 #            libgcc_s, copied from this machine: `ldd`), CA certificates, /etc/passwd and
 #            /etc/group with the user 65532, /var/lib/angos (owned by it) and /tmp.
-#   app      /usr/local/lib/angos: the CLI bundled into one file (scripts/image/bundle.mjs), the
-#            web UI, the Argon2 and CEL packages; /usr/local/bin/angos, the entrypoint.
+#   app      /usr/local/lib/angos: the CLI bundled into an entry and its chunks
+#            (scripts/image/bundle.mjs), the web UI, the Argon2 and CEL packages;
+#            /usr/local/bin/angos, the entrypoint.
 # Reproducible: every file's time is SOURCE_DATE_EPOCH (default: the commit time of HEAD), tar
 # entries are sorted with numeric owners, the image's created time is the same epoch, no history
 # and no builder label. The same checkout, node binary and buildah give the same image ID.
