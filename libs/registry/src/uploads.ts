@@ -14,8 +14,10 @@ import {
 import {
   type BlobStore,
   BodyLengthError,
+  chunksUnshared,
   keyFor,
   type MetadataStore,
+  markChunksUnshared,
   NotFoundError,
   OffsetMismatchError,
 } from '@angos/storage';
@@ -359,7 +361,9 @@ class ChunkGuard {
         done(null, data);
       },
     });
-    return pipeStreams(body, checked, ignoreSettled);
+    pipeStreams(body, checked, ignoreSettled);
+    // The Transform passes on the body's own chunks.
+    return chunksUnshared(body) ? markChunksUnshared(checked) : checked;
   }
 }
 

@@ -1,3 +1,6 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import {
   LockLostError,
@@ -8,7 +11,7 @@ import {
 } from '@angos/lock';
 import { silentLogger } from '@angos/observability';
 import { OciError } from '@angos/oci';
-import { createStores } from '@angos/storage';
+import { blobCopyStream, createStores, markChunksUnshared } from '@angos/storage';
 import { configOf } from '@angos/test-support';
 import { describe, expect, it } from 'vitest';
 import { createRegistry } from '../src/index.js';
@@ -150,5 +153,50 @@ describe('upload sessions and their lock', () => {
       ),
     ).toBe('DIGEST_INVALID');
     expect(readBack).toBe(0);
+  });
+
+  // A request body's chunks are freed as soon as they are on disk (releaseChunksOnceWritten): a
+  // push leaves no dead buffers for the collector. A body the registry does not own (the
+  // pull-through cache streams an upstream's response to the client and into storage at once)
+  // keeps every chunk, and so does a chunk that is a view into a larger buffer.
+  it('frees the chunks of a body marked unshared once stored on fs, and no others', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'angos-uploads-'));
+    try {
+      const stores = createStores({
+        blob: { kind: 'fs', rootDir: root, syncToDisk: false },
+        metadata: { kind: 'memory' },
+      });
+      const config = configOf();
+      const registry = createRegistry({
+        ...stores,
+        locks: new MemoryLockManager(),
+        config: () => config,
+        logger: silentLogger,
+      });
+      const chunkBytes = 70_000;
+      const freshChunks = () => [Buffer.alloc(chunkBytes, 'a'), Buffer.alloc(chunkBytes, 'b')];
+      const expected = digestOf(`${'a'.repeat(chunkBytes)}${'b'.repeat(chunkBytes)}`);
+      const push = async (chunks: Buffer[], marked: boolean, declared: boolean) => {
+        const body = Readable.from(chunks);
+        const id = await registry.uploads.start('t/app');
+        await registry.uploads.complete('t/app', id, expected, marked ? markChunksUnshared(body) : body, {
+          contentLength: declared ? 2 * chunkBytes : undefined,
+        });
+        return chunks.map((chunk) => chunk.byteLength);
+      };
+      // With and without a declared length (which the store checks through a stream of its own).
+      expect(await push(freshChunks(), true, true)).toEqual([0, 0]);
+      expect(await push(freshChunks(), true, false)).toEqual([0, 0]);
+      expect(await push(freshChunks(), false, true)).toEqual([chunkBytes, chunkBytes]);
+      const shared = Buffer.alloc(2 * chunkBytes + 1, 'b').fill('a', 0, chunkBytes);
+      const views = [shared.subarray(0, chunkBytes), shared.subarray(chunkBytes, 2 * chunkBytes)];
+      expect(await push(views, true, true)).toEqual([chunkBytes, chunkBytes]);
+      const stored = Buffer.concat(
+        await blobCopyStream(await registry.blobs.open('t/app', expected)).toArray(),
+      );
+      expect(stored.equals(shared.subarray(0, 2 * chunkBytes))).toBe(true);
+    } finally {
+      await rm(root, { recursive: true, force: true });
+    }
   });
 });

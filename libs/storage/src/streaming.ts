@@ -1,4 +1,4 @@
-import { Readable, Transform } from 'node:stream';
+import { Readable, Transform, type Writable } from 'node:stream';
 import { type BlobCopy, BodyLengthError } from './types.js';
 
 /**
@@ -9,13 +9,72 @@ import { type BlobCopy, BodyLengthError } from './types.js';
 export const STREAM_CHUNK_BYTES = 1024 * 1024;
 
 /**
+ * Bodies whose chunks nothing but their consumer holds, each chunk in a buffer of its own: a
+ * request body as Node's HTTP parser delivers it (it copies every chunk into a new buffer). Not an
+ * upstream's response, which the pull-through cache streams to the client and into storage at once.
+ */
+const unsharedChunkBodies = new WeakSet<Readable>();
+
+/**
+ * Says that nothing but the consumer of `body` holds its chunks, so that a store may free each one
+ * as soon as it is written (releaseChunksOnceWritten). Returns `body`.
+ */
+export function markChunksUnshared<T extends Readable>(body: T): T {
+  unsharedChunkBodies.add(body);
+  return body;
+}
+
+/** Whether `body` was marked with markChunksUnshared. */
+export function chunksUnshared(body: Readable): boolean {
+  return unsharedChunkBodies.has(body);
+}
+
+/**
+ * Makes `sink` free each chunk it is given once the chunk is written (its write callback) instead
+ * of when the garbage collector finds it: the chunk's buffer is detached, which returns its memory
+ * at once. Pushing a gigabyte otherwise leaves a gigabyte of dead buffers behind, and each 64 MiB
+ * of them sets off a full collection (~30 per GiB, a fifth of a push's CPU beside the hashing) and
+ * leaves the allocator's arenas grown after the load (bench/results/serving-threads.md). Only for
+ * the chunks of a body marked with markChunksUnshared; a chunk that is a view into a larger buffer
+ * is left alone.
+ */
+export function releaseChunksOnceWritten(sink: Writable): void {
+  const write = sink._write.bind(sink);
+  sink._write = (chunk: unknown, encoding, callback) =>
+    write(chunk, encoding, (error) => {
+      if (!error) releaseChunk(chunk);
+      callback(error);
+    });
+  const writev = sink._writev?.bind(sink);
+  if (writev === undefined) return;
+  sink._writev = (chunks, callback) =>
+    writev(chunks, (error) => {
+      if (!error) for (const { chunk } of chunks) releaseChunk(chunk);
+      callback(error);
+    });
+}
+
+/** ES2024's ArrayBuffer.prototype.transfer, which this project's TypeScript library predates. */
+type Transferable = ArrayBuffer & { transfer(length: number): ArrayBuffer };
+
+function releaseChunk(chunk: unknown): void {
+  if (!(chunk instanceof Uint8Array)) return;
+  const { buffer } = chunk;
+  if (!(buffer instanceof ArrayBuffer) || chunk.byteOffset !== 0 || chunk.byteLength !== buffer.byteLength)
+    return;
+  (buffer as Transferable).transfer(0);
+}
+
+/**
  * `body`, failing with BodyLengthError as soon as it delivers more than
  * `length` bytes, or when it ends short of them. A backend that declared the
  * length to its server (S3 UploadPart) must see the failure before the body
  * ends, or the request would wait for bytes that never come.
  */
 export function withExactLength(body: Readable, length: number): Readable {
-  return Readable.from(checkedChunks(body, length), { objectMode: false });
+  const checked = Readable.from(checkedChunks(body, length), { objectMode: false });
+  // It passes on the body's own chunks.
+  return chunksUnshared(body) ? markChunksUnshared(checked) : checked;
 }
 
 async function* checkedChunks(body: Readable, length: number): AsyncGenerator<Buffer> {

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
 import { type DigestParts, isValidNamespace, OciError, parseDigest } from '@angos/oci';
+import { markChunksUnshared } from '@angos/storage';
 
 /** The raw path and query of a request. The path is never normalised or percent-decoded. */
 export interface ParsedUrl {
@@ -77,4 +78,12 @@ export function pageSize(query: URLSearchParams): number | undefined {
 /** `last` of a paginated list, or undefined. */
 export function pageLast(query: URLSearchParams): string | undefined {
   return query.get('last') ?? undefined;
+}
+
+/**
+ * The request's body as a blob's bytes: Node's HTTP parser copies each chunk into a buffer of its
+ * own that nothing else keeps, so storage may free each one once written (markChunksUnshared).
+ */
+export function blobBody(req: IncomingMessage): IncomingMessage {
+  return markChunksUnshared(req);
 }

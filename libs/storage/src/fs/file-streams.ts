@@ -13,7 +13,7 @@ import { open as openHandle } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
-import { STREAM_CHUNK_BYTES } from '../streaming.js';
+import { chunksUnshared, releaseChunksOnceWritten, STREAM_CHUNK_BYTES } from '../streaming.js';
 import {
   type BlobCopy,
   BodyLengthError,
@@ -112,6 +112,7 @@ async function appendAtSize(
     if (size !== offset) throw new OffsetMismatchError(offset, size);
     // The stream owns the descriptor from here.
     sink = createWriteStream('', { fd, highWaterMark: STREAM_CHUNK_BYTES, flush });
+    if (chunksUnshared(body)) releaseChunksOnceWritten(sink);
     await pipeline(body, sink);
     return size + sink.bytesWritten;
   } finally {

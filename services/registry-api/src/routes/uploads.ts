@@ -1,7 +1,7 @@
 import { formatDigest, isValidNamespace, OciError, parseContentRange, tryParseDigest } from '@angos/oci';
 import type { ChunkHeaders } from '@angos/registry';
 import { emitEvents } from '../events.js';
-import { contentLength, digestParam, hasBody } from '../request.js';
+import { blobBody, contentLength, digestParam, hasBody } from '../request.js';
 import { type RouteContext, sendEmpty } from '../route-context.js';
 
 function uploadLocation(namespace: string, id: string): string {
@@ -52,7 +52,7 @@ export async function startUpload(ctx: RouteContext, namespace: string): Promise
     const digest = digestParam(digestText);
     const id = await ctx.registry.uploads.start(namespace);
     try {
-      await ctx.registry.uploads.complete(namespace, id, digest, ctx.req, chunkHeaders(ctx));
+      await ctx.registry.uploads.complete(namespace, id, digest, blobBody(ctx.req), chunkHeaders(ctx));
     } catch (error) {
       await ctx.registry.uploads.cancel(namespace, id).catch(() => undefined);
       throw error;
@@ -70,7 +70,7 @@ export async function startUpload(ctx: RouteContext, namespace: string): Promise
 
 /** PATCH: append a chunk, streamed. */
 export async function patchUpload(ctx: RouteContext, namespace: string, id: string): Promise<void> {
-  const size = await ctx.registry.uploads.append(namespace, id, ctx.req, chunkHeaders(ctx));
+  const size = await ctx.registry.uploads.append(namespace, id, blobBody(ctx.req), chunkHeaders(ctx));
   sendEmpty(ctx.res, 202, {
     Location: uploadLocation(namespace, id),
     Range: receivedRange(size),
@@ -81,7 +81,7 @@ export async function patchUpload(ctx: RouteContext, namespace: string, id: stri
 /** PUT ?digest=: the optional last chunk, then verification and commit. */
 export async function completeUpload(ctx: RouteContext, namespace: string, id: string): Promise<void> {
   const digest = digestParam(ctx.query.get('digest'));
-  const body = hasBody(ctx.req) ? ctx.req : undefined;
+  const body = hasBody(ctx.req) ? blobBody(ctx.req) : undefined;
   await ctx.registry.uploads.complete(namespace, id, digest, body, chunkHeaders(ctx));
   await sendCreated(ctx, namespace, formatDigest(digest));
 }
