@@ -57,7 +57,12 @@ export function releaseChunksOnceWritten(sink: Writable): void {
 /** ES2024's ArrayBuffer.prototype.transfer, which this project's TypeScript library predates. */
 type Transferable = ArrayBuffer & { transfer(length: number): ArrayBuffer };
 
-function releaseChunk(chunk: unknown): void {
+/**
+ * Frees `chunk`'s memory now, if it is a buffer of its own (not a view into a larger one), by
+ * detaching its ArrayBuffer: every other view of it becomes empty. Only for a chunk that nothing
+ * else holds any more.
+ */
+export function releaseChunk(chunk: unknown): void {
   if (!(chunk instanceof Uint8Array)) return;
   const { buffer } = chunk;
   if (!(buffer instanceof ArrayBuffer) || chunk.byteOffset !== 0 || chunk.byteLength !== buffer.byteLength)

@@ -221,6 +221,36 @@ describe('fs driver', () => {
       expect(Buffer.concat(held).equals(big)).toBe(true);
     });
 
+    // Their memory goes back when the copy ends, not at the next collection; a buffer is freed only
+    // once the destination has acknowledged it.
+    it('frees its read buffers when the copy ends, and none the destination has not acknowledged', async () => {
+      const blobs = createBlobStore({ kind: 'fs', rootDir, syncToDisk: false });
+      const big = Buffer.alloc(3 * 1024 * 1024 + 5, 3);
+      const digest = digestOf(big);
+      await blobs.putBlob(digest, big);
+      const given: Buffer[] = [];
+      const acknowledging = new Writable({
+        write(chunk: Buffer, _encoding, done) {
+          given.push(chunk);
+          done();
+        },
+      });
+      await (await blobs.openBlobCopy!(digest)).copyTo(acknowledging);
+      expect(given.length).toBe(4);
+      expect(given.map((chunk) => chunk.buffer.byteLength)).toEqual([0, 0, 0, 0]);
+
+      let held: Buffer | undefined;
+      const holding = new Writable({
+        write(chunk: Buffer) {
+          held = chunk; // never acknowledged
+        },
+      });
+      setTimeout(() => holding.destroy(), 20);
+      await expect((await blobs.openBlobCopy!(digest)).copyTo(holding)).rejects.toThrow();
+      expect(held?.length).toBe(1024 * 1024);
+      expect(held?.equals(big.subarray(0, 1024 * 1024))).toBe(true);
+    });
+
     it('fails before writing for an absent blob, and stops when the destination goes away', async () => {
       const blobs = createBlobStore({ kind: 'fs', rootDir, syncToDisk: false });
       await expect(blobs.openBlobCopy!(digestOf('absent'))).rejects.toBeInstanceOf(NotFoundError);

@@ -13,7 +13,7 @@ import { open as openHandle } from 'node:fs/promises';
 import type { Readable, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
-import { chunksUnshared, releaseChunksOnceWritten, STREAM_CHUNK_BYTES } from '../streaming.js';
+import { chunksUnshared, releaseChunk, releaseChunksOnceWritten, STREAM_CHUNK_BYTES } from '../streaming.js';
 import {
   type BlobCopy,
   BodyLengthError,
@@ -129,8 +129,8 @@ const COPY_BUFFERS = 3;
 /**
  * Opens a file, or an inclusive range of it, for copying into a writable (BlobStore.openBlobCopy).
  * The copy reads into at most COPY_BUFFERS buffers, each reused as soon as `destination` has
- * taken its bytes (the write callback): no allocation per chunk, nothing for the garbage
- * collector, and at most COPY_BUFFERS chunks held for a slow client.
+ * taken its bytes (the write callback) and freed when the copy ends: no allocation per chunk,
+ * nothing for the garbage collector, and at most COPY_BUFFERS chunks held for a slow client.
  */
 export async function openFileCopy(path: string, key: () => string, range?: ByteRange): Promise<BlobCopy> {
   const fd = await openExisting(path, 'r', key);
@@ -220,5 +220,8 @@ async function copyRange(fd: number, start: number, length: number, destination:
     if (failure) throw failure;
   } finally {
     destination.off('close', onClose);
+    // The buffers the destination has handed back are ours alone: their memory goes back now, not
+    // at the next collection (64 pulls at once hold 192 MiB of them).
+    for (const buffer of free) releaseChunk(buffer);
   }
 }
