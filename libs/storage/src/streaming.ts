@@ -32,11 +32,11 @@ export function chunksUnshared(body: Readable): boolean {
 /**
  * Makes `sink` free each chunk it is given once the chunk is written (its write callback) instead
  * of when the garbage collector finds it: the chunk's buffer is detached, which returns its memory
- * at once. Pushing a gigabyte otherwise leaves a gigabyte of dead buffers behind, and each 64 MiB
- * of them sets off a full collection (~30 per GiB, a fifth of a push's CPU beside the hashing) and
- * leaves the allocator's arenas grown after the load (bench/results/serving-threads.md). Only for
- * the chunks of a body marked with markChunksUnshared; a chunk that is a view into a larger buffer
- * is left alone.
+ * at once. Left to the collector, a gigabyte pushed leaves a gigabyte of dead buffers, V8 starts a
+ * full collection for every ~64 MiB of them (a third of a 1 GiB push's user CPU went to that), and
+ * the allocator's arenas stay grown to the peak after the load (bench/results/serving-threads.md).
+ * Only for the chunks of a body marked with markChunksUnshared; a chunk that is a view into a
+ * larger buffer is left alone.
  */
 export function releaseChunksOnceWritten(sink: Writable): void {
   const write = sink._write.bind(sink);
