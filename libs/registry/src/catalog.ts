@@ -18,6 +18,9 @@ export async function listNamespaces(
   return { namespaces, more: walk.found.length > namespaces.length };
 }
 
+/** How many namespace checks a directory's walk runs ahead of itself (checksAhead). */
+const CHECKS_AHEAD = 16;
+
 interface Walk {
   readonly metadata: MetadataStore;
   readonly last: string | undefined;
@@ -36,6 +39,7 @@ interface Walk {
  * namespace keeps its manifests.
  */
 async function walkInOrder(walk: Walk, directory: string, children: readonly string[]): Promise<void> {
+  const pathOf = (name: string) => (directory === '' ? name : `${directory}/${name}`);
   const steps: Array<{ readonly key: string; readonly name: string; readonly below: boolean }> = [];
   for (const name of children) {
     if (name.startsWith('_') || name.startsWith('.')) continue;
@@ -53,14 +57,20 @@ async function walkInOrder(walk: Walk, directory: string, children: readonly str
     return listing;
   };
   const { last } = walk;
+  const checks = checksAhead(
+    walk,
+    steps
+      .filter((step) => !step.below && (last === undefined || pathOf(step.name) > last))
+      .map((step) => pathOf(step.name)),
+    async (path) =>
+      (await listingOf(path)).includes('_manifests') && (await holdsManifest(walk.metadata, path)),
+  );
   for (const step of steps) {
     if (walk.found.length >= walk.wanted) return;
-    const path = directory === '' ? step.name : `${directory}/${step.name}`;
+    const path = pathOf(step.name);
     if (!step.below) {
       if (last !== undefined && path <= last) continue;
-      if ((await listingOf(path)).includes('_manifests') && (await holdsManifest(walk.metadata, path))) {
-        walk.found.push(path);
-      }
+      if (await checks.next(path)) walk.found.push(path);
       continue;
     }
     // Everything below sorts as `path/…`: all of it is at or before a `last` past `path/` that does
@@ -69,6 +79,34 @@ async function walkInOrder(walk: Walk, directory: string, children: readonly str
     if (last !== undefined && last > subtree && !last.startsWith(subtree)) continue;
     await walkInOrder(walk, path, await listingOf(path));
   }
+}
+
+/**
+ * Namespace checks one directory's walk takes in order (`paths`), each started before its turn:
+ * up to CHECKS_AHEAD at once, and never more than the page still wants, so that a page of a
+ * thousand on S3 waits for a few dozen round trips instead of three thousand one after another, and
+ * a short page reads no further than it did without them.
+ */
+function checksAhead(walk: Walk, paths: readonly string[], check: (path: string) => Promise<boolean>) {
+  const positions = new Map(paths.map((path, position) => [path, position]));
+  const started = new Map<string, Promise<boolean>>();
+  let nextToStart = 0;
+  return {
+    next(path: string): Promise<boolean> {
+      const position = positions.get(path) ?? paths.length;
+      const ahead = Math.min(CHECKS_AHEAD, walk.wanted - walk.found.length);
+      while (nextToStart < paths.length && nextToStart < position + ahead) {
+        const upcoming = paths[nextToStart++]!;
+        const result = check(upcoming);
+        // One the walk stops before is never awaited: its failure must not go unhandled.
+        result.catch(() => undefined);
+        started.set(upcoming, result);
+      }
+      const result = started.get(path) ?? check(path);
+      started.delete(path);
+      return result;
+    },
+  };
 }
 
 /**

@@ -98,15 +98,50 @@ describe.each(KINDS)('_catalog pages on %s storage', (kind) => {
     });
     const listed = metadata.calls.filter((call) => call.startsWith('list ')).map((call) => call.slice(5));
     // The way down to `lib/app`, then on to the page's name and the one after it (for `more`):
-    // nothing that sorts before `lib/` (`a…`, `b/c/d`), nor past `team/app` (`team/app/sub`, `z`).
+    // nothing that sorts before `lib/` (`a…`, `b/c/d`), nor past `team/app` (`team/app/sub`,
+    // `team/app-2`) but `z`, which the top directory's walk checks ahead of its turn (at most as
+    // many names as the page still wants).
     expect(listed).toContain('lib');
     expect(listed).toContain('team/app');
     for (const path of listed) {
       expect(path === '' || path >= 'lib', path).toBe(true);
-      expect(
-        path.startsWith('team/app/sub') || path.startsWith('team/app-2') || path.startsWith('z'),
-        path,
-      ).toBe(false);
+      expect(path.startsWith('team/app/sub') || path.startsWith('team/app-2'), path).toBe(false);
     }
+  });
+
+  // A page of a thousand on S3 was three thousand requests one after another (5 s on RGW).
+  it('checks several namespaces at once, no more than it runs ahead', async () => {
+    current = await testRegistry(kind);
+    const names = Array.from({ length: 60 }, (_, i) => `many/app-${String(i).padStart(2, '0')}`);
+    const digest = digestOf('manifest');
+    const link = encodeLink({ digest, mediaType: 'application/vnd.oci.image.manifest.v1+json', size: 8 });
+    const store = current.metadata.store;
+    await Promise.all(
+      names.map((namespace) => store.put(keyFor({ kind: 'revisionLink', namespace, digest }), link)),
+    );
+    let inFlight = 0;
+    let most = 0;
+    const slowed = new Proxy(store, {
+      get(target, property, receiver) {
+        const value: unknown = Reflect.get(target, property, receiver);
+        if (typeof value !== 'function') return value;
+        return async (...args: unknown[]) => {
+          inFlight += 1;
+          most = Math.max(most, inFlight);
+          try {
+            await new Promise((resolve) => setTimeout(resolve, 2));
+            return await (value as (...a: unknown[]) => Promise<unknown>).apply(target, args);
+          } finally {
+            inFlight -= 1;
+          }
+        };
+      },
+    });
+    expect(await listNamespaces(slowed, { limit: 40 })).toEqual({
+      namespaces: names.slice(0, 40),
+      more: true,
+    });
+    expect(most).toBeGreaterThan(4);
+    expect(most).toBeLessThanOrEqual(16);
   });
 });
