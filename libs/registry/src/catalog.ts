@@ -84,8 +84,9 @@ async function walkInOrder(walk: Walk, directory: string, children: readonly str
 /**
  * Namespace checks one directory's walk takes in order (`paths`), each started before its turn:
  * up to CHECKS_AHEAD at once, and never more than the page still wants, so that a page of a
- * thousand on S3 waits for a few dozen round trips instead of three thousand one after another, and
- * a short page reads no further than it did without them.
+ * thousand on S3 waits for a few dozen round trips instead of three thousand one after another,
+ * and a short page reads past its end at most as many names as it still wanted when it looked
+ * ahead (a subtree in between may fill the page first).
  */
 function checksAhead(walk: Walk, paths: readonly string[], check: (path: string) => Promise<boolean>) {
   const positions = new Map(paths.map((path, position) => [path, position]));
