@@ -14,12 +14,11 @@ import {
 import {
   type BlobStore,
   BodyLengthError,
-  chunksUnshared,
   keyFor,
   type MetadataStore,
-  markChunksUnshared,
   NotFoundError,
   OffsetMismatchError,
+  passesChunksOf,
 } from '@angos/storage';
 import type { Grants } from './grants.js';
 import { type SessionClaim, SessionClaims } from './session-claims.js';
@@ -361,9 +360,7 @@ class ChunkGuard {
         done(null, data);
       },
     });
-    pipeStreams(body, checked, ignoreSettled);
-    // The Transform passes on the body's own chunks.
-    return chunksUnshared(body) ? markChunksUnshared(checked) : checked;
+    return passesChunksOf(body, pipeStreams(body, checked, ignoreSettled));
   }
 }
 

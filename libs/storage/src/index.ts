@@ -36,6 +36,6 @@ export type {
   S3MetadataStoreOptions,
   StorageLogger,
 } from './s3/index.js';
-export { blobCopyStream, chunksUnshared, markChunksUnshared } from './streaming.js';
+export { blobCopyStream, markChunksUnshared, passesChunksOf } from './streaming.js';
 export * from './types.js';
 export { withBlobKeyValidation, withMetadataKeyValidation } from './validating.js';

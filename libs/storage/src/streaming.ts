@@ -30,6 +30,15 @@ export function chunksUnshared(body: Readable): boolean {
 }
 
 /**
+ * Marks `derived`, a stream that passes on `body`'s own chunks (a check, a hash on the way), as
+ * `body` is marked. Returns `derived`.
+ */
+export function passesChunksOf<T extends Readable>(body: Readable, derived: T): T {
+  if (chunksUnshared(body)) unsharedChunkBodies.add(derived);
+  return derived;
+}
+
+/**
  * Makes `sink` free each chunk it is given once the chunk is written (its write callback) instead
  * of when the garbage collector finds it: the chunk's buffer is detached, which returns its memory
  * at once. Left to the collector, a gigabyte pushed leaves a gigabyte of dead buffers, V8 starts a
@@ -77,9 +86,7 @@ export function releaseChunk(chunk: unknown): void {
  * ends, or the request would wait for bytes that never come.
  */
 export function withExactLength(body: Readable, length: number): Readable {
-  const checked = Readable.from(checkedChunks(body, length), { objectMode: false });
-  // It passes on the body's own chunks.
-  return chunksUnshared(body) ? markChunksUnshared(checked) : checked;
+  return passesChunksOf(body, Readable.from(checkedChunks(body, length), { objectMode: false }));
 }
 
 async function* checkedChunks(body: Readable, length: number): AsyncGenerator<Buffer> {
