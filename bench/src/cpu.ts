@@ -61,3 +61,26 @@ export async function generatorCoresDuring<T>(work: () => Promise<T>): Promise<{
   const cpu = (await endedChildrenCpuSeconds()) - before;
   return { result, cores: seconds > 0 ? cpu / seconds : 0 };
 }
+
+/** Busy and total clock ticks of every core together, from the first line of /proc/stat. */
+async function machineTicks(): Promise<{ busy: number; total: number }> {
+  const stat = await readFile('/proc/stat', 'utf8');
+  // cpu  user nice system idle iowait irq softirq steal ...: idle and iowait are not busy.
+  const ticks = stat.slice(0, stat.indexOf('\n')).trim().split(/\s+/).slice(1, 9).map(Number);
+  const total = ticks.reduce((sum, value) => sum + value, 0);
+  return { busy: total - ticks[3]! - ticks[4]!, total };
+}
+
+/**
+ * How many cores of the whole machine were busy while `work` ran, whoever used them (subject,
+ * load generator, the kernel's network and page-cache work). Near the core count, the machine
+ * itself is the floor: no number of serving threads could go faster.
+ */
+export async function machineCoresDuring<T>(work: () => Promise<T>): Promise<{ result: T; cores: number }> {
+  const before = await machineTicks();
+  const started = performance.now();
+  const result = await work();
+  const seconds = (performance.now() - started) / 1000;
+  const after = await machineTicks();
+  return { result, cores: seconds > 0 ? (after.busy - before.busy) / TICKS_PER_SECOND / seconds : 0 };
+}

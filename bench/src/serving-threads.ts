@@ -1,21 +1,23 @@
 /**
  * `pnpm bench-threads`: what serving threads (`angos server --workers N`) buy on this machine,
- * beside CNCF distribution, with wrk as the load generator pinned to the last core (taskset) so
- * that it does not compete with the server where the machine has cores to spare:
+ * beside CNCF distribution, with the load generator pinned to the last cores (taskset) so that it
+ * does not compete with the server where the machine has cores to spare:
  *
  *   manifest GET by tag          wrk, 50 connections
  *   4 KiB blob GET               wrk, 50 connections
  *   1 GiB pull, 1 GiB push       one curl; a push is a POST and a PUT of the blob
- *   64 concurrent 16 MiB pulls   64 curl processes at once; the seconds until all are done
+ *   64 concurrent 16 MiB pulls   64 connections of curl processes at once; the seconds until all are done
  *   64 concurrent 16 MiB pushes  the same, each a POST and a PUT of the blob (as distribution needs)
  *
  * with the cores each subject kept busy (/proc) and its RSS after the load, the cores the load
- * generator used (near 1, all of its pinned core: the clients, not the server, set the pace), and
- * the floor of each transfer: the same bytes, as many at once, read (pulls) or written and hashed
- * (pushes) by coreutils without HTTP, on every core. Options:
- *   --workers 1,2     the angos worker counts to compare (default 1 and the machine's cores)
- *   --seconds 10      per scenario and subject
- *   --rounds 3        medians of
+ * generator used (near all of its pinned cores: the clients, not the server, set the pace), the
+ * cores busy on the whole machine (near all of them: the machine is the floor), and the floor of
+ * each transfer: the same bytes, as many at once, read (pulls) or written and hashed (pushes) by
+ * coreutils without HTTP, on every core. Options:
+ *   --workers 1,2        the angos worker counts to compare (default 1 and the machine's cores)
+ *   --seconds 10         per scenario and subject
+ *   --rounds 3           medians of
+ *   --client-cores N     the load generator's cores, the last N (default a quarter, at least 1)
  */
 import { execFile } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -24,7 +26,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs, promisify } from 'node:util';
 import { pushMonolithic, send } from './client.js';
-import { coresUsedBy, generatorCoresDuring } from './cpu.js';
+import { coresUsedBy, generatorCoresDuring, machineCoresDuring } from './cpu.js';
 import { totalRss } from './rss.js';
 import { median } from './stats.js';
 import { type Subject, startAngos, startDistribution } from './subjects.js';
@@ -45,33 +47,67 @@ interface Scenario {
   readonly floor?: () => Promise<number>;
 }
 
-/** wrk pinned to the last core (where there is more than one), one thread; its stdout. */
-async function wrk(args: readonly string[]): Promise<string> {
-  const [command, ...pinned] = [...pin(), 'wrk'];
-  const { stdout } = await run(command!, [...pinned, '-t1', ...args], { maxBuffer: 16 * MIB });
+/**
+ * Where the load generator runs: the last `cores` cores of the machine (taskset), the server
+ * unpinned. A quarter of the cores by default, one on a small machine: wrk runs a thread per core,
+ * and the transfers a curl process per core.
+ */
+interface LoadGenerator {
+  readonly cores: number;
+  /** `taskset -c <its cores>`; empty on a machine of one core. */
+  readonly pin: readonly string[];
+  /** Its cores, as the report names them. */
+  readonly label: string;
+}
+
+function loadGenerator(requested: number): LoadGenerator {
+  const machine = availableParallelism();
+  if (machine === 1) return { cores: 1, pin: [], label: 'the only core' };
+  const cores = Math.max(1, Math.min(requested, machine - 1));
+  const first = machine - cores;
+  const list = cores === 1 ? `${first}` : `${first}-${machine - 1}`;
+  return {
+    cores,
+    pin: ['taskset', '-c', list],
+    label: `${cores === 1 ? 'core' : 'cores'} ${list} of ${machine}`,
+  };
+}
+
+/** wrk on the load generator's cores, a thread each; its stdout. */
+async function wrk(generator: LoadGenerator, args: readonly string[]): Promise<string> {
+  const [command, ...rest] = [...generator.pin, 'wrk', `-t${generator.cores}`, ...args];
+  const { stdout } = await run(command!, rest, { maxBuffer: 16 * MIB });
   return stdout;
 }
 
-/** The core the load generator runs on: the last one. */
-const CLIENT_CORE = availableParallelism() - 1;
-
-/** `taskset -c <last core>` where the machine has more than one. */
-function pin(): string[] {
-  return CLIENT_CORE > 0 ? ['taskset', '-c', String(CLIENT_CORE)] : [];
-}
-
-/** One pull: GET the blob to nowhere. */
-const PULL_SCRIPT = 'exec curl -sf -o /dev/null "$1"\n';
 /**
- * One push as distribution takes it too: POST for a session (each run its own repository), then
- * PUT of the whole blob with its digest, streamed from the file (`-T`; `--data-binary @` reads it
- * into memory first). Arguments: base URL, blob file, digest.
+ * COUNT pulls at once from one curl process (`--parallel`, a connection each): GETs of the blob to
+ * nowhere. One process for many transfers, because 64 curl processes spent more of their core
+ * starting than receiving (0.9 of a core for 64 × 16 MiB, against ~0.2 for one). Arguments: URL,
+ * COUNT, the process's number.
  */
-const PUSH_SCRIPT = `set -e
-location=$(curl -sf -o /dev/null -w '%header{location}' -X POST "$1/v2/bench/push$RANDOM$RANDOM/blobs/uploads/")
-case "$location" in http*) ;; *) location="$1$location" ;; esac
-case "$location" in *"?"*) sep='&' ;; *) sep='?' ;; esac
-exec curl -sf -o /dev/null -X PUT -H 'content-type: application/octet-stream' -H 'Expect:' -T "$2" "$location\${sep}digest=$3"
+const PULL_SCRIPT = `set -o pipefail
+for i in $(seq "$2"); do printf 'url = "%s"\\noutput = "/dev/null"\\n' "$1"; done |
+  curl -sSf --no-progress-meter --parallel --parallel-immediate --parallel-max "$2" -K -
+`;
+/**
+ * COUNT pushes at once as distribution takes them too: a POST for each session (each push its own
+ * repository) from one curl process, then a PUT of the whole blob with its digest for each,
+ * streamed from the file (`upload-file`, as `-T`), from another. Arguments: base URL, blob
+ * file, digest, COUNT, the process's number.
+ */
+const PUSH_SCRIPT = `set -e -o pipefail
+locations=$(for i in $(seq "$4"); do
+    printf 'url = "%s/v2/bench/push%s-%s-%s/blobs/uploads/"\\noutput = "/dev/null"\\n' "$1" "$$" "$5" "$i"
+  done | curl -sSf --no-progress-meter --parallel --parallel-immediate --parallel-max "$4" \\
+    -X POST -w '%header{location}\\n' -K -)
+while read -r location; do
+  case "$location" in http*) ;; *) location="$1$location" ;; esac
+  case "$location" in *"?"*) sep='&' ;; *) sep='?' ;; esac
+  printf 'url = "%s%sdigest=%s"\\nupload-file = "%s"\\noutput = "/dev/null"\\n' "$location" "$sep" "$3" "$2"
+done <<<"$locations" |
+  curl -sSf --no-progress-meter --parallel --parallel-immediate --parallel-max "$4" \\
+    -X PUT -H 'content-type: application/octet-stream' -H 'Expect:' -K -
 `;
 
 /**
@@ -86,13 +122,22 @@ const FLOOR_SCRIPTS = {
 };
 
 /**
- * Seconds for `count` runs of `script` at once (curl processes, lighter than a Node client),
- * pinned where wrk is; a failed run fails the scenario.
+ * Seconds for `count` transfers at once, spread over a curl process per core of the load
+ * generator (`script` with `args` and its share of `count`); a failed transfer fails the scenario.
  */
-async function timed(count: number, script: string, ...args: string[]): Promise<number> {
-  return timedRuns(pin(), count, script, args);
+async function timed(
+  generator: LoadGenerator,
+  count: number,
+  script: string,
+  ...args: string[]
+): Promise<number> {
+  const processes = Math.min(count, generator.cores);
+  if (count % processes !== 0)
+    throw new Error(`${count} transfers do not divide among ${processes} processes`);
+  return timedRuns(generator.pin, processes, script, [...args, String(count / processes)]);
 }
 
+/** Seconds for `count` runs of `script` at once, each given `args` and its number. */
 async function timedRuns(
   prefix: readonly string[],
   count: number,
@@ -179,7 +224,7 @@ interface BlobFiles {
   readonly config: BlobFile;
 }
 
-function scenarios(files: BlobFiles, dir: string, scripts: Scripts): Scenario[] {
+function scenarios(files: BlobFiles, dir: string, scripts: Scripts, generator: LoadGenerator): Scenario[] {
   const blobUrl = (subject: Subject, file: BlobFile) =>
     `${subject.url}/v2/bench/threads/blobs/${file.digest}`;
   const { blob, large } = files;
@@ -190,7 +235,7 @@ function scenarios(files: BlobFiles, dir: string, scripts: Scripts): Scenario[] 
       rate: true,
       measure: async (subject, seconds) =>
         requestsPerSecond(
-          await wrk([
+          await wrk(generator, [
             '-c50',
             `-d${seconds}s`,
             '-H',
@@ -204,34 +249,34 @@ function scenarios(files: BlobFiles, dir: string, scripts: Scripts): Scenario[] 
       unit: 'req/s',
       rate: true,
       measure: async (subject, seconds) =>
-        requestsPerSecond(await wrk(['-c50', `-d${seconds}s`, blobUrl(subject, files.small)])),
+        requestsPerSecond(await wrk(generator, ['-c50', `-d${seconds}s`, blobUrl(subject, files.small)])),
     },
     {
       name: '1 GiB pull',
       unit: 's',
       rate: false,
-      measure: (subject) => timed(1, scripts.pull, blobUrl(subject, large)),
+      measure: (subject) => timed(generator, 1, scripts.pull, blobUrl(subject, large)),
       floor: () => floorOf(1, scripts.floors.pull, large.path, dir),
     },
     {
       name: '1 GiB push',
       unit: 's',
       rate: false,
-      measure: (subject) => timed(1, scripts.push, subject.url, large.path, large.digest),
+      measure: (subject) => timed(generator, 1, scripts.push, subject.url, large.path, large.digest),
       floor: () => floorOf(1, scripts.floors.push, large.path, dir),
     },
     {
       name: `${CONCURRENT} concurrent 16 MiB pulls`,
       unit: 's',
       rate: false,
-      measure: (subject) => timed(CONCURRENT, scripts.pull, blobUrl(subject, blob)),
+      measure: (subject) => timed(generator, CONCURRENT, scripts.pull, blobUrl(subject, blob)),
       floor: () => floorOf(CONCURRENT, scripts.floors.pull, blob.path, dir),
     },
     {
       name: `${CONCURRENT} concurrent 16 MiB pushes`,
       unit: 's',
       rate: false,
-      measure: (subject) => timed(CONCURRENT, scripts.push, subject.url, blob.path, blob.digest),
+      measure: (subject) => timed(generator, CONCURRENT, scripts.push, subject.url, blob.path, blob.digest),
       floor: () => floorOf(CONCURRENT, scripts.floors.push, blob.path, dir),
     },
   ];
@@ -243,8 +288,13 @@ async function main(): Promise<void> {
       workers: { type: 'string', default: `1,${availableParallelism()}` },
       seconds: { type: 'string', default: '10' },
       rounds: { type: 'string', default: '3' },
+      'client-cores': {
+        type: 'string',
+        default: String(Math.max(1, Math.floor(availableParallelism() / 4))),
+      },
     },
   });
+  const generator = loadGenerator(Number(values['client-cores']));
   const counts = [...new Set(values.workers!.split(',').map(Number))];
   const seconds = Number(values.seconds);
   const rounds = Number(values.rounds);
@@ -264,7 +314,7 @@ async function main(): Promise<void> {
   await writeFile(scripts.push, PUSH_SCRIPT);
   await writeFile(scripts.floors.pull, FLOOR_SCRIPTS.pull);
   await writeFile(scripts.floors.push, FLOOR_SCRIPTS.push);
-  const list = scenarios(files, dir, scripts);
+  const list = scenarios(files, dir, scripts, generator);
   // The floors first, on a machine with nothing else running.
   const floors = new Map<string, number>();
   for (const scenario of list) {
@@ -281,7 +331,10 @@ async function main(): Promise<void> {
     })),
     { label: 'distribution', start: () => startDistribution() },
   ];
-  const results = new Map<string, { values: number[]; cores: number[]; clientCores: number[] }>();
+  const results = new Map<
+    string,
+    { values: number[]; cores: number[]; clientCores: number[]; machineCores: number[] }
+  >();
   const rss = new Map<string, number>();
   for (const { label, start } of subjects) {
     const subject = await start();
@@ -290,18 +343,27 @@ async function main(): Promise<void> {
       // Serving threads start after the first one answers: let them all listen.
       await new Promise((resolve) => setTimeout(resolve, 3000));
       for (const scenario of list) {
-        const entry = { values: [] as number[], cores: [] as number[], clientCores: [] as number[] };
+        const entry = {
+          values: [] as number[],
+          cores: [] as number[],
+          clientCores: [] as number[],
+          machineCores: [] as number[],
+        };
         for (let round = 0; round < rounds; round++) {
-          const { result: measured, cores: clientCores } = await generatorCoresDuring(() =>
-            coresUsedBy(subject.pids, () => scenario.measure(subject, seconds)),
+          const {
+            result: { result: measured, cores: clientCores },
+            cores: machineCores,
+          } = await machineCoresDuring(() =>
+            generatorCoresDuring(() => coresUsedBy(subject.pids, () => scenario.measure(subject, seconds))),
           );
           entry.values.push(measured.result);
           entry.cores.push(measured.cores);
           entry.clientCores.push(clientCores);
+          entry.machineCores.push(machineCores);
         }
         results.set(`${label}|${scenario.name}`, entry);
         process.stderr.write(
-          `${label}: ${scenario.name}: ${entry.values.map((v) => v.toFixed(0)).join(', ')}\n`,
+          `${label}: ${scenario.name}: ${entry.values.map((v) => v.toFixed(scenario.rate ? 0 : 2)).join(', ')}\n`,
         );
       }
       rss.set(label, (await totalRss(subject.pids)) / MIB);
@@ -336,19 +398,29 @@ async function main(): Promise<void> {
   lines.push(
     `| RSS after load | MiB | ${labels.map((label) => rss.get(label)!.toFixed(0)).join(' | ')} | | ${(rss.get(best)! / rss.get(first)!).toFixed(2)}× | ${(rss.get(best)! / rss.get('distribution')!).toFixed(2)}× | |`,
   );
-  const clients = [
-    `| cores of the load generator (pinned to core ${CLIENT_CORE}) | ${labels.join(' | ')} |`,
+  const coresTable = (title: string, of: (label: string, scenario: Scenario) => number[]) => [
+    `| ${title} | ${labels.join(' | ')} |`,
     `| --- | ${labels.map(() => '---').join(' | ')} |`,
     ...list.map(
       (scenario) =>
-        `| ${scenario.name} | ${labels.map((label) => median(cell(label, scenario).clientCores).toFixed(2)).join(' | ')} |`,
+        `| ${scenario.name} | ${labels.map((label) => median(of(label, scenario)).toFixed(2)).join(' | ')} |`,
     ),
   ];
-  process.stdout.write(`\n${lines.join('\n')}\n\n${clients.join('\n')}\n`);
+  const clients = coresTable(
+    `cores of the load generator (${generator.label})`,
+    (label, scenario) => cell(label, scenario).clientCores,
+  );
+  const machine = coresTable(
+    `cores busy on the machine (of ${availableParallelism()})`,
+    (label, scenario) => cell(label, scenario).machineCores,
+  );
+  process.stdout.write(`\n${lines.join('\n')}\n\n${clients.join('\n')}\n\n${machine.join('\n')}\n`);
   process.stdout.write(
-    `\nwrk and the curl clients pinned to core ${CLIENT_CORE} of ${availableParallelism()}; ${rounds} rounds of ${seconds} s, medians. ` +
+    `\nwrk (a thread a core) and the curl clients (a process a core, each --parallel) pinned to ${generator.label}; ` +
+      `${rounds} rounds of ${seconds} s, medians. ` +
       'Floor: the same bytes without HTTP on every core (tee into a file piped to sha256sum for a push, ' +
-      'dd of the stored file for a pull), as many at once. A load generator near 1 core set the pace.\n',
+      `dd of the stored file for a pull), as many at once. A load generator near its ${generator.cores} ` +
+      `core${generator.cores === 1 ? '' : 's'} set the pace; a machine near all its cores busy is the floor itself.\n`,
   );
 }
 
