@@ -9,7 +9,7 @@ import {
   tracer,
   tracingActive,
 } from '@angos/observability';
-import { actionFor, parseRoute } from '@angos/oci';
+import { actionFor, isApiPath, parseRoute, UI_ASSET_ACTION, UI_METHODS } from '@angos/oci';
 import { context, trace } from '@opentelemetry/api';
 import { ACCESS_LOG_TARGET, authMethod, bytesIn, bytesOut, identityName } from './access-log.js';
 import { getContext } from './context.js';
@@ -28,12 +28,21 @@ const UNKNOWN_ROUTE = 'unknown';
 
 /**
  * The `route` label: the action the request performs (`get-manifest`, `start-upload`… the names
- * access policies use), the service endpoint's name, or `unknown`; never the raw path, so the
- * number of series stays bounded whatever clients send.
+ * access policies use; `ui-asset` for a page or file of the web UI while `webUi`), the service
+ * endpoint's name, or `unknown`; never the raw path, so the number of series stays bounded
+ * whatever clients send.
  */
-export function routeLabel(pathname: string, method: string, query: URLSearchParams): string {
+export function routeLabel(
+  pathname: string,
+  method: string,
+  query: URLSearchParams,
+  options: { readonly webUi?: boolean } = {},
+): string {
   const service = SERVICE_ROUTES[pathname];
   if (service !== undefined) return service;
+  if (!isApiPath(pathname)) {
+    return options.webUi && UI_METHODS.includes(method) ? UI_ASSET_ACTION : UNKNOWN_ROUTE;
+  }
   const route = parseRoute(pathname);
   return (route && actionFor(route, method, query)) ?? UNKNOWN_ROUTE;
 }
@@ -56,6 +65,11 @@ export interface ObservabilityOptions {
   readonly logger: Logger;
   /** Which service answered, for the access log (`server`, `gateway`, `registry-api`). */
   readonly service: string;
+  /**
+   * Whether the web UI is on now (`[ui] enabled`, read per request: a reload may turn it on or
+   * off): its paths are then counted as `ui-asset`, not `unknown`. Default: off.
+   */
+  readonly webUi?: () => boolean;
 }
 
 /**
@@ -65,7 +79,7 @@ export interface ObservabilityOptions {
  */
 export function withObservability(handler: Handler, options: ObservabilityOptions): Handler {
   const { requestsTotal, requestDuration, requestsInFlight } = options.metrics.http;
-  const { service } = options;
+  const { service, webUi } = options;
   const access = options.logger.child(ACCESS_LOG_TARGET);
   // The filter is fixed for a logger's life: decided once, not per request.
   const logging = access.isEnabled('info');
@@ -73,7 +87,7 @@ export function withObservability(handler: Handler, options: ObservabilityOption
   return (req, res) => {
     const started = performance.now();
     const path = requestPath(req);
-    const route = routeLabel(path, req.method ?? '', requestQuery(req));
+    const route = routeLabel(path, req.method ?? '', requestQuery(req), { webUi: webUi?.() });
     const method = methodLabel(req.method);
     const requestId = assignRequestId(req, res);
     requestsInFlight.inc();

@@ -42,6 +42,19 @@ describe('routeLabel', () => {
     expect(routeLabel(path, method, none)).toBe(label);
   });
 
+  it('names the web UI\'s paths by their action while `[ui] enabled`, and only GET and HEAD of them', () => {
+    for (const path of ['/', '/repositories/team/app', '/assets/index-abc.js', '/favicon.ico']) {
+      expect(routeLabel(path, 'GET', none, { webUi: true })).toBe('ui-asset');
+      expect(routeLabel(path, 'HEAD', none, { webUi: true })).toBe('ui-asset');
+      expect(routeLabel(path, 'POST', none, { webUi: true })).toBe('unknown');
+      expect(routeLabel(path, 'GET', none, { webUi: false })).toBe('unknown');
+    }
+    // The API and the service endpoints are theirs whether the UI is on or not.
+    expect(routeLabel('/v2/only-a-name', 'GET', none, { webUi: true })).toBe('unknown');
+    expect(routeLabel('/v2', 'GET', none, { webUi: true })).toBe('get-api-version');
+    expect(routeLabel('/metrics', 'GET', none, { webUi: true })).toBe('metrics');
+  });
+
   it('names a mount by its own action', () => {
     expect(routeLabel('/v2/team/app/blobs/uploads/', 'POST', new URLSearchParams('mount=sha256:abc'))).toBe(
       'mount-blob',
@@ -84,6 +97,26 @@ describe('withObservability and healthHandler', () => {
       path: '/v2/a/manifests/v1',
       status: 404,
     });
+  });
+
+  it('counts the web UI\'s paths as `ui-asset` while the live configuration enables it', async () => {
+    const metrics = createMetrics({ defaultMetrics: false });
+    const { logger } = captureLogger('off');
+    let enabled = false;
+    const app = withObservability(
+      healthHandler((_req, res) => sendText(res, 200, 'page'), { metrics, logger }),
+      { metrics, logger, service: 'test', webUi: () => enabled },
+    );
+    running = await serve(app, logger);
+    await (await fetch(`${running.url}/repositories`)).text();
+    enabled = true; // a reload turned the UI on
+    await (await fetch(`${running.url}/repositories`)).text();
+    await (await fetch(`${running.url}/assets/app.js`, { method: 'HEAD' })).text();
+
+    const body = await (await fetch(`${running.url}/metrics`)).text();
+    expect(body).toContain('http_requests_total{method="GET",route="unknown",status="200"} 1');
+    expect(body).toContain('http_requests_total{method="GET",route="ui-asset",status="200"} 1');
+    expect(body).toContain('http_requests_total{method="HEAD",route="ui-asset",status="200"} 1');
   });
 
   it('records a request the client abandoned as 499', async () => {

@@ -207,6 +207,11 @@ export const UI_ASSET_ACTION = 'ui-asset' satisfies Action;
 /** The methods the web UI's paths allow. */
 export const UI_METHODS: readonly string[] = ['GET', 'HEAD'];
 
+/** A path of the distribution and extension APIs; every other path is the web UI's (or unknown). */
+export function isApiPath(pathname: string): boolean {
+  return pathname === '/v2' || pathname.startsWith('/v2/');
+}
+
 /** The routes that name an endpoint (every kind but `extension`). */
 type EndpointKind = Exclude<RouteKind, 'extension'>;
 

@@ -310,7 +310,13 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
     throw error;
   }
 
-  const observed = withObservability(app.handler, { metrics, logger: logger.child('http'), service: kind });
+  const observed = withObservability(app.handler, {
+    metrics,
+    logger: logger.child('http'),
+    service: kind,
+    // The pull-through cache answers no page of the web UI: its other paths stay `unknown`.
+    webUi: () => kind !== 'pull-through-cache' && live.get().ui.enabled,
+  });
   // While draining, answers say so, letting keep-alive clients move to another instance.
   const handler: Handler = (req, res) => {
     if (!accepting) res.setHeader('connection', 'close');

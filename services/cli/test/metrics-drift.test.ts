@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { silentLogger } from '@angos/observability';
-import { ROUTE_ACTIONS } from '@angos/oci';
+import { ROUTE_ACTIONS, UI_ASSET_ACTION } from '@angos/oci';
 import { OciClient, skipWithout } from '@angos/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningService, type RunningWorker, startService, startWorker } from '../src/index.js';
@@ -143,7 +143,15 @@ it('docs/metrics.md names every publisher of each metric it lists, and the route
   expect(documented.filter((metric) => metric.publishedBy.length === 0)).toEqual([]);
   // Every action a request can perform (a mount is a start-upload with ?mount=), and the rest.
   const actions = Object.values(ROUTE_ACTIONS).flatMap((row) => Object.values(row));
-  const labels = new Set([...actions, 'mount-blob', 'healthz', 'readyz', 'metrics', 'unknown']);
+  const labels = new Set([
+    ...actions,
+    'mount-blob',
+    UI_ASSET_ACTION,
+    'healthz',
+    'readyz',
+    'metrics',
+    'unknown',
+  ]);
   expect([...routes].sort()).toEqual([...labels].sort());
 });
 

@@ -43,6 +43,12 @@ describe('the web UI through angos server', () => {
     const post = await fetch(`${base}/`, { method: 'POST', headers: { authorization: ALICE } });
     expect(post.status).toBe(405);
     expect(post.headers.get('allow')).toBe('GET, HEAD');
+
+    // Counted by their action, as the policy judged them, not as `unknown` paths.
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    expect(metrics).toContain('http_requests_total{method="GET",route="ui-asset",status="401"} 1');
+    expect(metrics).toContain('http_requests_total{method="GET",route="ui-asset",status="200"} 1');
+    expect(metrics).toContain('http_requests_total{method="POST",route="unknown",status="405"} 1');
   });
 
   it('lets a policy refuse the UI by its action', async () => {

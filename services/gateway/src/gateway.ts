@@ -30,6 +30,7 @@ import {
   type Action,
   allowedMethods,
   errorBody,
+  isApiPath,
   isServedByRegistryApi,
   isValidNamespace,
   OciError,
@@ -105,10 +106,6 @@ const CROSS_NAMESPACE_LISTINGS: ReadonlySet<Action> = new Set<Action>([
 ]);
 
 const PULL_THROUGH_IS_READ_ONLY = 'a pull-through cache namespace is read-only';
-
-function isApiPath(path: string): boolean {
-  return path === '/v2' || path.startsWith('/v2/');
-}
 
 /**
  * A path outside the API with `[ui] enabled`: the web UI's files (`ui-asset`), GET and HEAD only.

@@ -12,7 +12,7 @@ import {
 } from '@angos/http';
 import type { JobQueue } from '@angos/jobs';
 import type { Logger } from '@angos/observability';
-import { allowedMethods, OciError, parseRoute, type Route, UI_METHODS } from '@angos/oci';
+import { allowedMethods, isApiPath, OciError, parseRoute, type Route, UI_METHODS } from '@angos/oci';
 import type { Registry } from '@angos/registry';
 import type { ReplicationEvents } from '@angos/replication';
 import { uiAssetsDirectory } from '@angos/ui';
@@ -77,10 +77,6 @@ export interface RegistryApiDeps {
   version: string;
   /** The built web UI served when `[ui] enabled` (default: the `dist/` of @angos/ui). */
   uiAssetsDirectory?: string | undefined;
-}
-
-function isApiPath(pathname: string): boolean {
-  return pathname === '/v2' || pathname.startsWith('/v2/');
 }
 
 /** The OCI distribution API over the registry core, and the extension API under `/v2/_ext/`. */
