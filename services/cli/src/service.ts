@@ -354,6 +354,7 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
       watcher.close();
       tlsReloader?.close();
       const graceSecs = live.get().server.query_timeout_grace_period;
+      thread?.draining(graceSecs);
       logger.info('shutting down, waiting for in-flight requests', {
         service: kind,
         signal,

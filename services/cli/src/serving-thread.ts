@@ -88,6 +88,7 @@ export function joinServingThread(data: ServingThreadData): ServingThread {
         channel('jobs').onmessage = (event) => listener((event as { data: string }).data);
       },
     },
+    draining: (graceSecs) => report({ op: 'draining', graceSecs }),
     close() {
       // The lock manager closes with the storage it guards.
       for (const opened of channels) opened.close();

@@ -44,7 +44,8 @@ export function isServingThreadData(data: unknown): data is ServingThreadData {
 /** Messages from a serving thread to the main thread. */
 export type ThreadReport =
   | { readonly op: 'listening'; readonly address: { host: string; port: number } }
-  | { readonly op: 'failed'; readonly lines: readonly string[] };
+  | { readonly op: 'failed'; readonly lines: readonly string[] }
+  | { readonly op: 'draining'; readonly graceSecs: number };
 
 /** Messages from the main thread to a serving thread. */
 export type ThreadCommand = { readonly op: 'close'; readonly signal: NodeJS.Signals | undefined };
@@ -73,6 +74,12 @@ export interface ServingThread {
     announce(queue: string): void;
     listen(listener: (queue: string) => void): void;
   };
+  /**
+   * Tells the main thread that this thread has begun to drain, within `graceSecs`: the grace
+   * period in force now, which a reload may have changed since the main thread read it. The main
+   * thread stops a thread that has not ended by then (and a margin).
+   */
+  draining(graceSecs: number): void;
   /** Closes the channels to the other threads. */
   close(): void;
 }

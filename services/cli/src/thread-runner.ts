@@ -160,13 +160,26 @@ export async function startServiceThreads(options: ServiceThreadsOptions): Promi
 
   const stopAll = async (signal: NodeJS.Signals | undefined) => {
     closing = true;
-    const graceMs = config.server.query_timeout_grace_period * 1000;
     await Promise.all(
       [...threads.values()].map(async ({ worker, exited }) => {
+        const asked = performance.now();
+        // A thread not ended within its grace period (and a margin) is stopped: the one it
+        // reports as it begins to drain, which a reload may have changed, else the initial one.
+        let bound: NodeJS.Timeout | undefined;
+        const boundBy = (graceSecs: number) => {
+          clearTimeout(bound);
+          const left = graceSecs * 1000 + EXIT_MARGIN_MS - (performance.now() - asked);
+          bound = setTimeout(() => void worker.terminate(), Math.max(0, left));
+        };
+        const onReport = (report: ThreadReport) => {
+          if (report.op === 'draining') boundBy(report.graceSecs);
+        };
+        boundBy(config.server.query_timeout_grace_period);
+        worker.on('message', onReport);
         worker.postMessage({ op: 'close', signal } satisfies ThreadCommand);
-        const bound = setTimeout(() => void worker.terminate(), graceMs + EXIT_MARGIN_MS);
         await exited;
         clearTimeout(bound);
+        worker.off('message', onReport);
       }),
     );
     await instance?.release();

@@ -6,6 +6,7 @@ import {
   freePort,
   killAll,
   type LongRunning,
+  logRecords,
   startAngos,
   type Workspace,
   waitForHttp,
@@ -44,6 +45,13 @@ function config(port: number, graceSecs: number, workers: number): string {
 
 /** A server with an upload whose PATCH has sent 10 of its 1000 bytes and then stalls. */
 async function serverWithStalledUpload(graceSecs: number, workers = 1): Promise<LongRunning> {
+  return (await stalledUpload(graceSecs, workers)).server;
+}
+
+async function stalledUpload(
+  graceSecs: number,
+  workers: number,
+): Promise<{ server: LongRunning; port: number; upload: ClientRequest }> {
   const port = await freePort();
   await ws.writeConfig(config(port, graceSecs, workers));
   const server = startAngos(['-c', ws.configPath, 'server']);
@@ -61,7 +69,7 @@ async function serverWithStalledUpload(graceSecs: number, workers = 1): Promise<
   upload.write(Buffer.alloc(10));
   // The upload is in flight once the server counts it, beside the /metrics request reading it.
   await waitForMetric(url, /^http_requests_in_flight 2$/m);
-  return server;
+  return { server, port, upload };
 }
 
 async function waitForMetric(url: string, pattern: RegExp): Promise<void> {
@@ -114,6 +122,30 @@ describe('angos server shutdown (spawned)', () => {
       expect(second).toMatchObject({ level: 'WARN', signal, status });
     },
   );
+
+  it('lets serving threads drain for a grace period raised by a reload, past the initial one', async () => {
+    const { server, port, upload } = await stalledUpload(1, 2);
+    await ws.writeConfig(config(port, 12, 2));
+    // Each serving thread applies the change on its own.
+    const reloaded = () =>
+      logRecords(server.output()).filter((line) => line['message'] === 'configuration reloaded').length;
+    const deadline = Date.now() + 15_000;
+    while (reloaded() < 2) {
+      if (Date.now() > deadline) throw new Error(`not reloaded by both threads:\n${server.output()}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+    const answered = new Promise<number | undefined>((resolve) => {
+      upload.on('response', (response) => resolve(response.statusCode));
+      upload.on('error', () => resolve(undefined));
+    });
+    server.child.kill('SIGTERM');
+    // Past the initial grace period and the margin after it (1 + 5 s), inside the reloaded 12 s.
+    await new Promise((resolve) => setTimeout(resolve, 7000));
+    upload.end(Buffer.alloc(990));
+    expect(await answered).toBe(202);
+    const [code] = (await once(server.child, 'exit')) as [number | null];
+    expect(code).toBe(0);
+  }, 30_000);
 
   it('waits at most query_timeout_grace_period for a stalled upload, then exits 0', async () => {
     const server = await serverWithStalledUpload(2);
