@@ -42,7 +42,7 @@ describe('routeLabel', () => {
     expect(routeLabel(path, method, none)).toBe(label);
   });
 
-  it('names the web UI\'s paths by their action while `[ui] enabled`, and only GET and HEAD of them', () => {
+  it("names the web UI's paths by their action while `[ui] enabled`, and only GET and HEAD of them", () => {
     for (const path of ['/', '/repositories/team/app', '/assets/index-abc.js', '/favicon.ico']) {
       expect(routeLabel(path, 'GET', none, { webUi: true })).toBe('ui-asset');
       expect(routeLabel(path, 'HEAD', none, { webUi: true })).toBe('ui-asset');
@@ -99,7 +99,7 @@ describe('withObservability and healthHandler', () => {
     });
   });
 
-  it('counts the web UI\'s paths as `ui-asset` while the live configuration enables it', async () => {
+  it("counts the web UI's paths as `ui-asset` while the live configuration enables it", async () => {
     const metrics = createMetrics({ defaultMetrics: false });
     const { logger } = captureLogger('off');
     let enabled = false;
