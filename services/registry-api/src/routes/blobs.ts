@@ -31,7 +31,7 @@ export async function getBlob(ctx: RouteContext, namespace: string, digestText: 
   // it fails the pull.
   await emitEvents(ctx, [{ kind: 'blob.pull', namespace, digest: formatDigest(digest) }], false);
   if (await redirectToStorage(ctx, digest)) return;
-  const copy = await ctx.registry.blobs.open(namespace, digest, range);
+  const copy = await ctx.registry.blobs.open(namespace, digest, range, size);
   try {
     ctx.res.writeHead(status, headers);
     await copy.copyTo(ctx.res);
