@@ -76,9 +76,10 @@ export class InvalidContextError extends Error {
 
 /**
  * Above this the header is not something our gateway wrote. Room for a policy identity's OIDC
- * claims, within Node's 16 KiB limit on a request's headers.
+ * claims: they came in a token within the gateway's MAX_HEADER_SIZE (16 KiB) of request headers,
+ * and base64url adds a third. The services behind the gateway accept INTERNAL_MAX_HEADER_SIZE.
  */
-const MAX_ENCODED_LENGTH = 12288;
+export const MAX_CONTEXT_LENGTH = 32 * 1024;
 
 export function encodeContext(context: RequestContext): string {
   const wire: Record<string, unknown> = { clientIp: context.clientIp };
@@ -188,7 +189,7 @@ function decodeNamespaces(value: unknown): string[] {
  * keys are ignored so a newer gateway can talk to an older service during a rolling update.
  */
 export function decodeContext(header: string): RequestContext {
-  if (header.length > MAX_ENCODED_LENGTH) throw new InvalidContextError('context header too long');
+  if (header.length > MAX_CONTEXT_LENGTH) throw new InvalidContextError('context header too long');
   let parsed: unknown;
   try {
     parsed = JSON.parse(Buffer.from(header, 'base64url').toString('utf8'));

@@ -62,6 +62,7 @@ export {
   createHttpServer,
   HEADERS_TIMEOUT_MS,
   type HttpServerOptions,
+  INTERNAL_MAX_HEADER_SIZE,
   KEEP_ALIVE_TIMEOUT_MS,
   MAX_HEADER_SIZE,
 } from './server.js';

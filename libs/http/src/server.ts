@@ -9,6 +9,12 @@ import { sendError } from './respond.js';
 
 /** Larger request headers are answered 431 by the parser, before any handler runs. */
 export const MAX_HEADER_SIZE = 16 * 1024;
+/**
+ * The request headers the services behind the gateway accept: the gateway's signed context
+ * carries the caller as policies see it, OIDC claims included, which came in a token of up to
+ * MAX_HEADER_SIZE and are forwarded base64url-encoded (see MAX_CONTEXT_LENGTH).
+ */
+export const INTERNAL_MAX_HEADER_SIZE = 64 * 1024;
 
 /** Longer than the idle timeouts of docker's and containerd's HTTP clients, so they close first. */
 export const KEEP_ALIVE_TIMEOUT_MS = 75_000;
@@ -34,6 +40,8 @@ export interface HttpServerOptions {
   readonly bodyIdleTimeoutMs?: number | undefined;
   /** Where `max_concurrent_requests` counts (shared by the serving threads of one service). */
   readonly inFlight?: InFlightCounter | undefined;
+  /** Default MAX_HEADER_SIZE; INTERNAL_MAX_HEADER_SIZE behind the gateway. */
+  readonly maxHeaderSize?: number | undefined;
 }
 
 const UNLIMITED: RequestLimits = {
@@ -100,7 +108,7 @@ export function createHttpServer(handler: Handler, options: HttpServerOptions): 
   });
   const server = createServer(
     {
-      maxHeaderSize: MAX_HEADER_SIZE,
+      maxHeaderSize: options.maxHeaderSize ?? MAX_HEADER_SIZE,
       // No deadline on receiving a whole request: it would cut a legitimate slow upload. Stalled
       // bodies are cut by withRequestLimits' body-progress timeout instead.
       requestTimeout: 0,

@@ -9,7 +9,14 @@ import {
   loadConfig,
   watchConfig,
 } from '@angos/config';
-import { createHttpServer, type Handler, type RequestLimits, withObservability } from '@angos/http';
+import {
+  createHttpServer,
+  type Handler,
+  INTERNAL_MAX_HEADER_SIZE,
+  MAX_HEADER_SIZE,
+  type RequestLimits,
+  withObservability,
+} from '@angos/http';
 import {
   createLogger,
   createMetrics,
@@ -324,7 +331,14 @@ export async function startService(options: StartServiceOptions): Promise<Runnin
   };
   // Read per request: reloaded limits apply to the next request.
   const limits = () => requestLimits(live.get());
-  const plain = createHttpServer(handler, { limits, metrics, logger, inFlight: thread?.inFlight });
+  const plain = createHttpServer(handler, {
+    limits,
+    metrics,
+    logger,
+    inFlight: thread?.inFlight,
+    // The gateway's signed context carries the caller's OIDC claims: more than a client may send.
+    maxHeaderSize: isBehindGateway(kind) ? INTERNAL_MAX_HEADER_SIZE : MAX_HEADER_SIZE,
+  });
   let server: Server = plain;
   let tlsReloader: TlsReloader | undefined;
   if (tls !== undefined && tlsMaterial !== undefined) {

@@ -55,7 +55,7 @@ default = "deny"
 rules = [
   "identity.username == 'admin'",
   "has(identity.username) && identity.username == 'alice' && has(request.namespace) && (request.namespace == 'team-evil' || request.namespace.startsWith('team-evil/'))",
-  "has(identity.oidc) && request.action in ['get-api-version', 'get-manifest', 'get-blob']",
+  "has(identity.oidc) && request.action in ['get-api-version', 'get-manifest', 'get-blob', 'list-namespaces']",
 ]
 
 [repository."team".access_policy]
@@ -337,6 +337,19 @@ describe.each(['server', 'split'] as const)('bypass attempts against %s', (mode)
     expect((await get('/v2/', { authorization: basic('ci', good) })).status).toBe(200);
     // A valid token does not grant more than the rules do.
     expect((await get('/v2/team-evil/x/manifests/v1', bearer(good), 'DELETE')).status).toBe(403);
+  });
+
+  it('lists namespaces for an OIDC caller whose claims fill a whole token', async () => {
+    // The listing is decided by the caller's claims, which the gateway forwards to registry-api.
+    const groups: string[] = [];
+    let token = issuer.token({ aud: 'angos', groups });
+    while (token.length < 15_000) {
+      for (let i = 0; i < 20; i += 1)
+        groups.push(`team-${String(groups.length).padStart(5, '0')}-developers`);
+      token = issuer.token({ aud: 'angos', groups });
+    }
+    const response = await get('/v2/_ext/_namespaces', { authorization: `Bearer ${token}` });
+    expect(response.status).toBe(200);
   });
 
   it('refuses wrong passwords and unknown users', async () => {
