@@ -9,11 +9,11 @@
  *   64 concurrent 16 MiB pulls   64 connections of curl processes at once; the seconds until all are done
  *   64 concurrent 16 MiB pushes  the same, each a POST and a PUT of the blob (as distribution needs)
  *
- * with the cores each subject kept busy (/proc) and its RSS after the load, the cores the load
- * generator used (near all of its pinned cores: the clients, not the server, set the pace), the
- * cores busy on the whole machine (near all of them: the machine is the floor), and the floor of
- * each transfer: the same bytes, as many at once, read (pulls) or written and hashed (pushes) by
- * coreutils without HTTP, on every core. Options:
+ * with the cores each subject kept busy (/proc) and its RSS before and after the load, the cores
+ * the load generator used (near all of its pinned cores: the clients, not the server, set the
+ * pace), the cores busy on the whole machine (near all of them: the machine is the floor), and the
+ * floor of each transfer: the same bytes, as many at once, read (pulls) or written and hashed
+ * (pushes) by coreutils without HTTP, on every core. Options:
  *   --workers 1,2        the angos worker counts to compare (default 1 and the machine's cores)
  *   --seconds 10         per scenario and subject
  *   --rounds 3           medians of
@@ -335,6 +335,7 @@ async function main(): Promise<void> {
     string,
     { values: number[]; cores: number[]; clientCores: number[]; machineCores: number[] }
   >();
+  const idleRss = new Map<string, number>();
   const rss = new Map<string, number>();
   for (const { label, start } of subjects) {
     const subject = await start();
@@ -342,6 +343,7 @@ async function main(): Promise<void> {
       await seed(subject, files);
       // Serving threads start after the first one answers: let them all listen.
       await new Promise((resolve) => setTimeout(resolve, 3000));
+      idleRss.set(label, (await totalRss(subject.pids)) / MIB);
       for (const scenario of list) {
         const entry = {
           values: [] as number[],
@@ -395,9 +397,9 @@ async function main(): Promise<void> {
       `| ${scenario.name} | ${scenario.unit} (cores) | ${figures.join(' | ')} | ${floor === undefined ? '' : floor.toFixed(2)} | ${ratio(ours, medians[0]!)} | ${ratio(ours, medians[labels.length - 1]!)} | ${floor === undefined ? '' : `${(ours / floor).toFixed(2)}× the floor`} |`,
     );
   }
-  lines.push(
-    `| RSS after load | MiB | ${labels.map((label) => rss.get(label)!.toFixed(0)).join(' | ')} | | ${(rss.get(best)! / rss.get(first)!).toFixed(2)}× | ${(rss.get(best)! / rss.get('distribution')!).toFixed(2)}× | |`,
-  );
+  const rssLine = (name: string, of: Map<string, number>) =>
+    `| ${name} | MiB | ${labels.map((label) => of.get(label)!.toFixed(0)).join(' | ')} | | ${(of.get(best)! / of.get(first)!).toFixed(2)}× | ${(of.get(best)! / of.get('distribution')!).toFixed(2)}× | |`;
+  lines.push(rssLine('RSS at idle (seeded, before the load)', idleRss), rssLine('RSS after load', rss));
   const coresTable = (title: string, of: (label: string, scenario: Scenario) => number[]) => [
     `| ${title} | ${labels.join(' | ')} |`,
     `| --- | ${labels.map(() => '---').join(' | ')} |`,
