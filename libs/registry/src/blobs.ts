@@ -6,6 +6,7 @@ import type { BlobIndex } from './blob-index.js';
 import type { BlobSizes } from './blob-sizes.js';
 import { ByteCache } from './byte-cache.js';
 import type { Grants } from './grants.js';
+import { readWhole } from './read-whole.js';
 
 /**
  * How long a presigned download URL stays valid. Clients follow a redirect at
@@ -112,10 +113,9 @@ export class Blobs {
     const key = formatDigest(digest);
     const kept = this.#small.get(key);
     if (kept !== undefined || size === undefined || size > SMALL_BLOB_BYTES) return kept;
-    const chunks: Buffer[] = [];
-    for await (const chunk of await this.deps.blobs.readBlob(digest)) chunks.push(chunk as Buffer);
-    const bytes = Buffer.concat(chunks);
-    if (digestOf(digest.algorithm, bytes).hex !== digest.hex) return undefined;
+    // Never more than the size read before: a file larger than that is corrupt, and streamed.
+    const bytes = await readWhole(await this.deps.blobs.readBlob(digest), size);
+    if (bytes === undefined || digestOf(digest.algorithm, bytes).hex !== digest.hex) return undefined;
     this.#small.set(key, bytes);
     return bytes;
   }

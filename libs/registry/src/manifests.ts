@@ -1,4 +1,3 @@
-import type { Readable } from 'node:stream';
 import type { LockManager } from '@angos/lock';
 import type { Logger } from '@angos/observability';
 import {
@@ -22,6 +21,7 @@ import { holdsManifest } from './catalog.js';
 import type { Grants } from './grants.js';
 import { advancesTombstone, assertTagDeletable, clampSourceTime, decideTagPush } from './last-writer-wins.js';
 import { encodeLink, exists, linkCreatedAtMs, readLink } from './links.js';
+import { readWhole } from './read-whole.js';
 import type { NamespaceSettings } from './settings.js';
 import { tagListingStart } from './tag-pages.js';
 import { readTombstone, writeTombstone } from './tombstones.js';
@@ -252,7 +252,7 @@ export class Manifests {
     let body = this.#bodies.get(key);
     if (body === undefined) {
       try {
-        body = await readSmallBlob(await this.deps.blobs.readBlob(info.digest));
+        body = await readWhole(await this.deps.blobs.readBlob(info.digest));
       } catch (error) {
         if (error instanceof NotFoundError) throw new OciError('MANIFEST_UNKNOWN', { digest: key });
         throw error;
@@ -646,10 +646,4 @@ export function referrerDescriptor(manifest: ParsedManifest, digest: DigestParts
     ...(manifest.artifactType !== undefined && { artifactType: manifest.artifactType }),
     ...(manifest.annotations !== undefined && { annotations: manifest.annotations }),
   };
-}
-
-async function readSmallBlob(stream: Readable): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
 }

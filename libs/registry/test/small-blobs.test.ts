@@ -17,11 +17,25 @@ function registryOverCountedStore() {
   const store = new MemoryBlobStore();
   const counts = { reads: 0, stats: 0 };
   let corrupt = false;
+  /** Per read while `oversized`: how many of its 64 chunks of 1 KiB the reader took. */
+  let oversized: number[] | undefined;
+  const oversizedRead = (taken: number[]) => {
+    const index = taken.push(0) - 1;
+    return Readable.from(
+      (function* () {
+        for (let chunk = 0; chunk < 64; chunk += 1) {
+          taken[index] = (taken[index] as number) + 1;
+          yield Buffer.alloc(1024, 'x');
+        }
+      })(),
+    );
+  };
   const blobs = new Proxy(store, {
     get(target, property) {
       if (property === 'readBlob') {
         return async (digest: DigestParts, range?: ByteRange) => {
           counts.reads += 1;
+          if (oversized) return oversizedRead(oversized);
           return corrupt
             ? Readable.from([Buffer.from('not the pushed bytes')])
             : target.readBlob(digest, range);
@@ -51,6 +65,11 @@ function registryOverCountedStore() {
     counts,
     corrupt(value: boolean) {
       corrupt = value;
+    },
+    /** From now on every read answers 64 KiB, whatever the blob; returns what each read took. */
+    oversize(): number[] {
+      oversized = [];
+      return oversized;
     },
   };
 }
@@ -107,6 +126,16 @@ describe('small blobs', () => {
     corrupt(true);
     expect((await get(registry, 'team/app', digest)).text).toBe('a small config');
     expect(counts.reads).toBe(3);
+  });
+
+  it('are never read into memory past the size `stat` gave: a larger file is streamed', async () => {
+    const { registry, oversize } = registryOverCountedStore();
+    const digest = await upload(registry, 'team/app', 'a small config');
+    const taken = oversize();
+    // As the store has them (a corrupt file); the client's digest check refuses them.
+    expect((await get(registry, 'team/app', digest)).text).toHaveLength(64 * 1024);
+    // The read for memory stopped at its first chunk (past 14 bytes); the stream took them all.
+    expect(taken).toEqual([1, 64]);
   });
 
   it('are served only to a namespace that holds them', async () => {

@@ -1,4 +1,3 @@
-import type { Readable } from 'node:stream';
 import {
   type Descriptor,
   type DigestParts,
@@ -10,6 +9,7 @@ import {
   tryParseDigest,
 } from '@angos/oci';
 import { type BlobStore, NotFoundError } from '@angos/storage';
+import { readWhole } from '../read-whole.js';
 
 /** A platform as the extension API shows it. */
 export interface PlatformView {
@@ -43,20 +43,6 @@ const MAX_CONFIG_BYTES = 1024 * 1024;
 const MAX_DEPTH = 2;
 
 const IMAGE_CONFIGS: ReadonlySet<string> = new Set([MediaType.OciConfig, MediaType.DockerConfig]);
-
-async function readAll(stream: Readable, limit: number): Promise<Buffer | undefined> {
-  const chunks: Buffer[] = [];
-  let total = 0;
-  for await (const chunk of stream) {
-    total += (chunk as Buffer).length;
-    if (total > limit) {
-      stream.destroy();
-      return undefined;
-    }
-    chunks.push(chunk as Buffer);
-  }
-  return Buffer.concat(chunks, total);
-}
 
 function text(value: unknown): string | undefined {
   return typeof value === 'string' && value !== '' ? value : undefined;
@@ -118,7 +104,7 @@ export class ManifestSummaries {
   /** A blob's bytes, or undefined when absent or larger than `limit`. */
   async #read(digest: DigestParts, limit: number): Promise<Buffer | undefined> {
     try {
-      return await readAll(await this.blobs.readBlob(digest), limit);
+      return await readWhole(await this.blobs.readBlob(digest), limit);
     } catch (error) {
       if (error instanceof NotFoundError) return undefined;
       throw error;
