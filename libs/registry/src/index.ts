@@ -30,6 +30,7 @@ export {
   type StoredManifest,
   tagLockKey,
 } from './manifests.js';
+export { readWhole } from './read-whole.js';
 export { createRegistry, type Registry, type RegistryDeps } from './registry.js';
 export { type NamespaceSettings, settingsFor } from './settings.js';
 export {

@@ -1,4 +1,5 @@
 import { ALGORITHMS, type Algorithm, type DigestParts } from '@angos/oci';
+import { readWhole } from '@angos/registry';
 import { isTempName, keyFor, type MetadataStore, NotFoundError } from '@angos/storage';
 import type { ScrubContext } from './types.js';
 
@@ -98,16 +99,23 @@ export async function blobExists(ctx: ScrubContext, digest: DigestParts): Promis
   }
 }
 
-/** A blob small enough to hold (a manifest), or undefined when its bytes are gone. */
-export async function readSmallBlob(ctx: ScrubContext, digest: DigestParts): Promise<Buffer | undefined> {
-  let stream: AsyncIterable<Buffer>;
+/**
+ * The most of a manifest scrub reads. A manifest was at most `max_manifest_size` (5 MiB by default)
+ * when it was pushed; this leaves room for a limit raised far above the default and lowered again
+ * since. Bytes past it are not a manifest (a store that lost or swapped a file): scrub leaves them
+ * to `--blobs`, which re-hashes them as a stream, rather than hold them in memory.
+ */
+export const MANIFEST_READ_LIMIT = 64 * 1024 * 1024;
+
+/**
+ * A manifest's bytes, or undefined when they are gone or longer than a manifest can be: every
+ * caller then repairs nothing from them.
+ */
+export async function readManifestBytes(ctx: ScrubContext, digest: DigestParts): Promise<Buffer | undefined> {
   try {
-    stream = await ctx.blobs.readBlob(digest);
+    return await readWhole(await ctx.blobs.readBlob(digest), MANIFEST_READ_LIMIT);
   } catch (error) {
     if (error instanceof NotFoundError) return undefined;
     throw error;
   }
-  const chunks: Buffer[] = [];
-  for await (const chunk of stream) chunks.push(chunk);
-  return Buffer.concat(chunks);
 }

@@ -10,7 +10,7 @@ import {
   isAlgorithm,
   list,
   namespaces,
-  readSmallBlob,
+  readManifestBytes,
   revisionDirs,
 } from '../walk.js';
 import { deleteRevision } from './manifests.js';
@@ -71,7 +71,7 @@ async function* checkRevisionLink(
         const fresh = await getValue(ctx, path, { fresh: true });
         const current = fresh && decodeOrUndefined(fresh);
         if (fresh === undefined || (current !== undefined && sameDigest(current.digest, digest))) return;
-        const body = await readSmallBlob(ctx, digest);
+        const body = await readManifestBytes(ctx, digest);
         if (body === undefined) return;
         const manifest = parseManifest(body, undefined);
         signal.throwIfAborted();
@@ -259,7 +259,7 @@ async function referrerVerdict(
     fresh,
   });
   if (revision === undefined) return undefined;
-  const body = await readSmallBlob(ctx, referrer);
+  const body = await readManifestBytes(ctx, referrer);
   if (body === undefined) return undefined;
   let manifest: ReturnType<typeof parseManifest>;
   try {

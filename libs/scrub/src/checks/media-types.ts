@@ -3,7 +3,7 @@ import { encodeLink, manifestLockKey } from '@angos/registry';
 import { keyFor } from '@angos/storage';
 import { decodeOrUndefined, sameDigest } from '../repairs.js';
 import type { ScrubAction, ScrubCheck, ScrubContext } from '../types.js';
-import { blobExists, getValue, namespaces, readSmallBlob, revisionDirs } from '../walk.js';
+import { blobExists, getValue, namespaces, readManifestBytes, revisionDirs } from '../walk.js';
 import { deleteRevision } from './manifests.js';
 
 const CHECK = 'media-types';
@@ -51,7 +51,7 @@ async function* checkRevision(
         const fresh = await getValue(ctx, path, { fresh: true });
         const current = fresh && decodeOrUndefined(fresh);
         if (!current || (current.mediaType !== undefined && current.size !== undefined)) return;
-        const body = await readSmallBlob(ctx, digest);
+        const body = await readManifestBytes(ctx, digest);
         if (body === undefined) return;
         // The media type the manifest declares, or the one its structure implies.
         const mediaType = current.mediaType ?? parseManifest(body, undefined).mediaType;

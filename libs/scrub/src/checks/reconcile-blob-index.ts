@@ -9,7 +9,7 @@ import { BlobIndex, type BlobReference, grantLockKey, manifestLockKey, manifestR
 import { keyFor } from '@angos/storage';
 import { decodeOrUndefined, sameDigest } from '../repairs.js';
 import type { ScrubAction, ScrubCheck, ScrubContext } from '../types.js';
-import { getValue, isAlgorithm, list, namespaces, readSmallBlob, revisionDirs } from '../walk.js';
+import { getValue, isAlgorithm, list, namespaces, readManifestBytes, revisionDirs } from '../walk.js';
 
 const CHECK = 'reconcile-blob-index';
 
@@ -84,7 +84,7 @@ async function manifestHolds(
   const link = await getValue(ctx, keyFor({ kind: 'revisionLink', namespace, digest }), { fresh });
   const record = link && decodeOrUndefined(link);
   if (!record || !sameDigest(record.digest, digest)) return undefined; // `--links`'s
-  const body = await readSmallBlob(ctx, digest);
+  const body = await readManifestBytes(ctx, digest);
   if (body === undefined) return undefined; // `--manifests`'
   let manifest: ReturnType<typeof parseManifest>;
   try {
