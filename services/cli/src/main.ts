@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // First, before any module that may touch the file system: the size of libuv's pool.
 import './threadpool.js';
+// Then how far V8's heap may grow, before it has grown.
+import './heap-growth.js';
 import { workerData } from 'node:worker_threads';
 import { isServingThreadData } from './thread-data.js';
 
