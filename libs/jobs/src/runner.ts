@@ -72,9 +72,17 @@ export interface JobRunnerOptions {
   /**
    * When a queue holds only backed-off jobs (none ready, none claimed), the next look waits until
    * the soonest one is due, but at most this long (default 60 s; never less than the poll
-   * interval). An idle queue with nothing pending is still looked at every poll interval.
+   * interval). An idle queue with nothing pending is still looked at every poll interval, unless
+   * `backOffWhenEmpty`.
    */
   readonly maxIdleWaitMs?: number | undefined;
+  /**
+   * For a drain that is poked for every job its own process enqueues (the server's in-process
+   * drain): an empty queue (nothing pending, no claims) is looked at again after twice the last
+   * wait, from the poll interval up to `maxIdleWaitMs`; a poke or a look that finds anything goes
+   * back to the poll interval. Jobs enqueued elsewhere are then found within `maxIdleWaitMs`.
+   */
+  readonly backOffWhenEmpty?: boolean | undefined;
   /** How long a claimed job waits for its lock (another job of the lock key runs) before it is left for later (default 10 s). */
   readonly lockWaitMs?: number | undefined;
   /** How long a takeover attempt waits for the lock of a claim it suspects dead (default 1 s). */
@@ -115,6 +123,9 @@ export class JobRunner {
   readonly #handlers = new Map<string, JobHandler<unknown>>();
   readonly #pollIntervalMs: number;
   readonly #maxIdleWaitMs: number;
+  readonly #backOffWhenEmpty: boolean;
+  /** Per queue, the last wait after a look that found it empty (`backOffWhenEmpty`). */
+  readonly #emptyWaits = new Map<string, number>();
   readonly #lockWaitMs: number;
   readonly #takeoverWaitMs: number;
   readonly #retry: RetryPolicy;
@@ -149,6 +160,7 @@ export class JobRunner {
     for (const handler of options.handlers) this.#handlers.set(handler.kind, handler);
     this.#pollIntervalMs = options.pollIntervalMs ?? 1000;
     this.#maxIdleWaitMs = Math.max(this.#pollIntervalMs, options.maxIdleWaitMs ?? 60_000);
+    this.#backOffWhenEmpty = options.backOffWhenEmpty ?? false;
     this.#lockWaitMs = options.lockWaitMs ?? 10_000;
     this.#takeoverWaitMs = options.takeoverWaitMs ?? 1000;
     this.#retry = { ...DEFAULT_RETRY_POLICY, ...options.retry };
@@ -192,6 +204,7 @@ export class JobRunner {
    */
   poke(queue: string): void {
     this.#poked.add(queue);
+    this.#emptyWaits.delete(queue);
     this.#wakeups.get(queue)?.();
   }
 
@@ -269,10 +282,21 @@ export class JobRunner {
       after = names.at(-1);
     }
     this.#maybeTakeOver(pool, claimIds);
+    if (!anyReady && soonestMs === undefined && claimIds.length === 0) return this.#emptyWait(queue);
+    this.#emptyWaits.delete(queue);
     // Only backed-off jobs: nothing can start before the soonest is due. With claims about, the
     // next polls are takeover checks and keep their pace.
     if (anyReady || soonestMs === undefined || claimIds.length > 0) return this.#pollIntervalMs;
     return Math.min(Math.max(soonestMs - nowMs, this.#pollIntervalMs), this.#maxIdleWaitMs);
+  }
+
+  /** The wait after a look that found the queue empty (see `backOffWhenEmpty`). */
+  #emptyWait(queue: string): number {
+    if (!this.#backOffWhenEmpty) return this.#pollIntervalMs;
+    const last = this.#emptyWaits.get(queue);
+    const wait = last === undefined ? this.#pollIntervalMs : Math.min(last * 2, this.#maxIdleWaitMs);
+    this.#emptyWaits.set(queue, wait);
+    return wait;
   }
 
   /**

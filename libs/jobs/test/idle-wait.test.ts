@@ -45,6 +45,7 @@ function start(
   finished: JobFinished[],
   maxIdleWaitMs?: number,
   pollIntervalMs = POLL_MS,
+  backOffWhenEmpty = false,
 ): void {
   runner = new JobRunner({
     queue: new JobQueue({ store }),
@@ -53,6 +54,7 @@ function start(
     handlers: [{ kind: 'noop', run: async () => {} }],
     pollIntervalMs,
     maxIdleWaitMs,
+    backOffWhenEmpty,
     onJobFinished: (event) => finished.push(event),
   });
   runner.start();
@@ -104,5 +106,39 @@ describe('JobRunner idle wait', () => {
     runner?.poke(Q);
     while (finished.length === 0 && Date.now() < deadline) await sleep(10);
     expect(finished).toHaveLength(1);
+  });
+
+  it('with backOffWhenEmpty, looks at an empty queue less and less often; a poke looks at once and starts over', async () => {
+    const { store, looks } = countingStore();
+    const finished: JobFinished[] = [];
+    start(store, finished, 5000, POLL_MS, true);
+    await sleep(1600);
+    // Looks at 0, 50, 150, 350, 750 and 1,550 ms, the next at 3,150 (at the poll interval: ~32).
+    expect(looks()).toBeLessThanOrEqual(7);
+    expect(looks()).toBeGreaterThanOrEqual(3);
+    await new JobQueue({ store }).enqueue(Q, 'noop', 'k', {});
+    const poked = Date.now();
+    runner?.poke(Q);
+    const deadline = Date.now() + 20_000;
+    while (finished.length === 0 && Date.now() < deadline) await sleep(5);
+    expect(finished).toHaveLength(1);
+    expect(Date.now() - poked).toBeLessThan(1000); // the next look was 1,500 ms away
+    // Empty again: the waits start over from the poll interval, not from the longest.
+    const before = looks();
+    await sleep(400);
+    expect(looks() - before).toBeGreaterThanOrEqual(2);
+  });
+
+  it('with backOffWhenEmpty, still finds a job enqueued elsewhere (not poked) within maxIdleWaitMs', async () => {
+    const { store } = countingStore();
+    const finished: JobFinished[] = [];
+    start(store, finished, 300, POLL_MS, true);
+    await sleep(1000); // backed off to the longest wait
+    const enqueued = Date.now();
+    await new JobQueue({ store }).enqueue(Q, 'noop', 'k', {});
+    const deadline = Date.now() + 20_000;
+    while (finished.length === 0 && Date.now() < deadline) await sleep(5);
+    expect(finished).toHaveLength(1);
+    expect(Date.now() - enqueued).toBeLessThan(300 + 1000);
   });
 });
