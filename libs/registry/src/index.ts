@@ -21,6 +21,7 @@ export { clampSourceTime, decideTagPush, parseSourceTimestamp } from './last-wri
 export { decodeLink, encodeLink, type LinkRecord, linkCreatedAtMs, readLink } from './links.js';
 export {
   type DeleteOutcome,
+  MANIFEST_READ_LIMIT,
   type ManifestInfo,
   type Manifests,
   manifestLockKey,

@@ -59,9 +59,18 @@ export interface ReplicatedWrite {
   readonly sourceTimestampMs?: number | undefined;
 }
 
-/** Manifests, tags and referrers of namespaces. */
+/**
+ * The most of a stored manifest anyone reads into memory (a GET, scrub). A manifest was at most
+ * `max_manifest_size` (5 MiB by default) when it was pushed; this leaves room for a limit raised
+ * far above the default and lowered since. Stored bytes past it are not a manifest (a store that
+ * lost or swapped a file): they are refused rather than held.
+ */
+export const MANIFEST_READ_LIMIT = 64 * 1024 * 1024;
+
 /** Budget of the manifest body cache: a manifest GET then reads two links instead of three files. */
 const MANIFEST_CACHE_BYTES = 32 * 1024 * 1024;
+
+/** Manifests, tags and referrers of namespaces. */
 
 export class Manifests {
   // Manifest bodies by digest. Content-addressed, so never stale; whether the namespace still has
@@ -252,10 +261,17 @@ export class Manifests {
     let body = this.#bodies.get(key);
     if (body === undefined) {
       try {
-        body = await readWhole(await this.deps.blobs.readBlob(info.digest));
+        body = await readWhole(await this.deps.blobs.readBlob(info.digest), MANIFEST_READ_LIMIT);
       } catch (error) {
         if (error instanceof NotFoundError) throw new OciError('MANIFEST_UNKNOWN', { digest: key });
         throw error;
+      }
+      if (body === undefined) {
+        this.deps.logger.warn('stored manifest larger than any manifest; not served', {
+          digest: key,
+          limit: MANIFEST_READ_LIMIT,
+        });
+        throw new OciError('MANIFEST_UNKNOWN', { digest: key });
       }
       this.#bodies.set(key, body);
     }

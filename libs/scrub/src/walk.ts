@@ -1,5 +1,5 @@
 import { ALGORITHMS, type Algorithm, type DigestParts } from '@angos/oci';
-import { readWhole } from '@angos/registry';
+import { MANIFEST_READ_LIMIT, readWhole } from '@angos/registry';
 import { isTempName, keyFor, type MetadataStore, NotFoundError } from '@angos/storage';
 import type { ScrubContext } from './types.js';
 
@@ -100,16 +100,9 @@ export async function blobExists(ctx: ScrubContext, digest: DigestParts): Promis
 }
 
 /**
- * The most of a manifest scrub reads. A manifest was at most `max_manifest_size` (5 MiB by default)
- * when it was pushed; this leaves room for a limit raised far above the default and lowered again
- * since. Bytes past it are not a manifest (a store that lost or swapped a file): scrub leaves them
- * to `--blobs`, which re-hashes them as a stream, rather than hold them in memory.
- */
-export const MANIFEST_READ_LIMIT = 64 * 1024 * 1024;
-
-/**
- * A manifest's bytes, or undefined when they are gone or longer than a manifest can be: every
- * caller then repairs nothing from them.
+ * A manifest's bytes, or undefined when they are gone or longer than a manifest can be
+ * (MANIFEST_READ_LIMIT; `--blobs` re-hashes such a file as a stream): every caller then repairs
+ * nothing from them.
  */
 export async function readManifestBytes(ctx: ScrubContext, digest: DigestParts): Promise<Buffer | undefined> {
   try {

@@ -1,8 +1,9 @@
 import { Readable } from 'node:stream';
+import { MANIFEST_READ_LIMIT } from '@angos/registry';
 import { NotFoundError } from '@angos/storage';
 import { describe, expect, it } from 'vitest';
 import type { ScrubContext } from '../src/types.js';
-import { MANIFEST_READ_LIMIT, readManifestBytes } from '../src/walk.js';
+import { readManifestBytes } from '../src/walk.js';
 
 const DIGEST = { algorithm: 'sha256', hex: 'a'.repeat(64) } as const;
 const CHUNK = Buffer.alloc(1024 * 1024, 1);
