@@ -11,6 +11,8 @@
 #   angos/                     the CLI bundled as for the container image (scripts/image/bundle.mjs)
 #                              and bin/angos, the launcher with the Node flags it ships with
 #   bench/serving-threads.mjs  the benchmark, bundled into one file with rolldown
+#   bench/node-floor.js        the bare node:http server it measures as Node's floor (only Node's
+#                              own modules: copied as built, an ES module by bench/package.json)
 #   bin/                       wrk, curl and docker-registry (CNCF distribution) from this machine,
 #                              each started through the dynamic loader and libraries in lib/
 #   run.sh                     puts bin/ first on PATH and runs the benchmark
@@ -42,6 +44,8 @@ grep -q '../../node/node' "$out/angos/bin/angos" || { echo "bench-bundle.sh: ser
 chmod +x "$out/angos/bin/angos"
 
 node scripts/bench-bundle.mjs "$out/bench/serving-threads.mjs"
+cp bench/dist/node-floor.js "$out/bench/node-floor.js"
+printf '{ "type": "module" }\n' >"$out/bench/package.json"
 
 # Each client and distribution with every library it links against, the C library and the loader
 # among them, started through that loader: nothing is taken from the machine's /lib.

@@ -13,7 +13,9 @@
  * the load generator used (near all of its pinned cores: the clients, not the server, set the
  * pace), the cores busy on the whole machine (near all of them: the machine is the floor), and the
  * floor of each transfer: the same bytes, as many at once, read (pulls) or written and hashed
- * (pushes) by coreutils without HTTP, on every core. Options:
+ * (pushes) by coreutils without HTTP, on every core. Beside them, for each worker count, the Node
+ * floor (node-floor.ts): a bare node:http server on as many threads, with the launcher's Node
+ * flags, under the same load; what it keeps resident is what Node itself takes. Options:
  *   --workers 1,2        the angos worker counts to compare (default 1 and the machine's cores)
  *   --seconds 10         per scenario and subject
  *   --rounds 3           medians of
@@ -29,7 +31,7 @@ import { pushMonolithic, send } from './client.js';
 import { coresUsedBy, generatorCoresDuring, machineCoresDuring } from './cpu.js';
 import { totalRss } from './rss.js';
 import { median } from './stats.js';
-import { type Subject, startAngos, startDistribution } from './subjects.js';
+import { type Subject, startAngos, startDistribution, startNodeFloor } from './subjects.js';
 
 const run = promisify(execFile);
 const BLOB_BYTES = 16 * 1024 * 1024;
@@ -324,11 +326,16 @@ async function main(): Promise<void> {
     floors.set(scenario.name, median(values));
     process.stderr.write(`floor: ${scenario.name}: ${values.map((v) => v.toFixed(2)).join(', ')}\n`);
   }
+  const threads = (count: number) => `${count} worker${count === 1 ? '' : 's'}`;
+  const angosLabel = (count: number) => `angos, ${threads(count)}`;
+  const nodeFloorLabel = (count: number) => `Node floor, ${threads(count)}`;
   const subjects: Array<{ label: string; start: () => Promise<Subject> }> = [
     ...counts.map((count) => ({
-      label: `angos, ${count} worker${count === 1 ? '' : 's'}`,
+      label: angosLabel(count),
       start: () => startAngos('fs', { workers: count }),
     })),
+    // What a bare node:http server on as many threads takes under the same load (node-floor.ts).
+    ...counts.map((count) => ({ label: nodeFloorLabel(count), start: () => startNodeFloor(count) })),
     { label: 'distribution', start: () => startDistribution() },
   ];
   const results = new Map<
@@ -376,8 +383,8 @@ async function main(): Promise<void> {
   await rm(dir, { recursive: true, force: true });
 
   const labels = subjects.map((subject) => subject.label);
-  const first = labels[0]!;
-  const best = labels[labels.length - 2]!;
+  const first = angosLabel(counts[0]!);
+  const best = angosLabel(counts[counts.length - 1]!);
   const lines = [
     `| scenario | unit | ${labels.join(' | ')} | floor | ${best} / ${first} | ${best} / distribution | ${best} / floor |`,
     `| --- | --- | ${labels.map(() => '---').join(' | ')} | --- | --- | --- | --- |`,
@@ -386,7 +393,7 @@ async function main(): Promise<void> {
   for (const scenario of list) {
     const medians = labels.map((label) => median(cell(label, scenario).values));
     const cores = labels.map((label) => median(cell(label, scenario).cores));
-    const ours = medians[labels.length - 2]!;
+    const ours = medians[labels.indexOf(best)]!;
     // How many times better: a higher rate, or a shorter time.
     const ratio = (a: number, b: number) => `${(scenario.rate ? a / b : b / a).toFixed(2)}×`;
     const floor = floors.get(scenario.name);
@@ -400,6 +407,16 @@ async function main(): Promise<void> {
   const rssLine = (name: string, of: Map<string, number>) =>
     `| ${name} | MiB | ${labels.map((label) => of.get(label)!.toFixed(0)).join(' | ')} | | ${(of.get(best)! / of.get(first)!).toFixed(2)}× | ${(of.get(best)! / of.get('distribution')!).toFixed(2)}× | |`;
   lines.push(rssLine('RSS at idle (seeded, before the load)', idleRss), rssLine('RSS after load', rss));
+  const distributionRss = rss.get('distribution')!;
+  const aboveNode = [
+    '| workers | angos after load | Node floor after load | angos above the floor | Node floor / distribution |',
+    '| --- | --- | --- | --- | --- |',
+    ...counts.map((count) => {
+      const ours = rss.get(angosLabel(count))!;
+      const node = rss.get(nodeFloorLabel(count))!;
+      return `| ${count} | ${ours.toFixed(0)} MiB | ${node.toFixed(0)} MiB | ${(ours - node).toFixed(0)} MiB | ${(node / distributionRss).toFixed(2)}× |`;
+    }),
+  ];
   const coresTable = (title: string, of: (label: string, scenario: Scenario) => number[]) => [
     `| ${title} | ${labels.join(' | ')} |`,
     `| --- | ${labels.map(() => '---').join(' | ')} |`,
@@ -416,7 +433,9 @@ async function main(): Promise<void> {
     `cores busy on the machine (of ${availableParallelism()})`,
     (label, scenario) => cell(label, scenario).machineCores,
   );
-  process.stdout.write(`\n${lines.join('\n')}\n\n${clients.join('\n')}\n\n${machine.join('\n')}\n`);
+  process.stdout.write(
+    `\n${lines.join('\n')}\n\n${aboveNode.join('\n')}\n\n${clients.join('\n')}\n\n${machine.join('\n')}\n`,
+  );
   process.stdout.write(
     `\nwrk (a thread a core) and the curl clients (a process a core, each --parallel) pinned to ${generator.label}; ` +
       `${rounds} rounds of ${seconds} s, medians. ` +

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, open, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { angosLauncher, freePort, type S3Endpoint, startRedisServer } from '@angos/test-support';
 
 /**
@@ -311,6 +312,16 @@ export async function startDistribution(options: DistributionOptions = {}): Prom
   const children = [launch('docker-registry', ['serve', config], env, accessLog?.fd)];
   // The child has its own copy of the descriptor.
   await accessLog?.close();
+  return readySubject(options.s3 === undefined ? 'distribution' : 'distribution-s3', port, children, dir);
+}
+
+/** The subject of one server's `children` on `port`, once it answers; stopped (and `dir` removed) if it does not. */
+async function readySubject(
+  name: string,
+  port: number,
+  children: ChildProcess[],
+  dir: string,
+): Promise<Subject> {
   const stop = () => stopAll(children, dir);
   const url = `http://127.0.0.1:${port}`;
   try {
@@ -319,11 +330,25 @@ export async function startDistribution(options: DistributionOptions = {}): Prom
     await stop();
     throw error;
   }
-  return {
-    name: options.s3 === undefined ? 'distribution' : 'distribution-s3',
-    url,
-    host: `127.0.0.1:${port}`,
-    pids: children.map((c) => c.pid!),
-    stop,
-  };
+  return { name, url, host: `127.0.0.1:${port}`, pids: children.map((c) => c.pid!), stop };
+}
+
+/**
+ * The Node flags of the `angos` launcher (services/cli/bin/angos) and of services/cli/src/heap-growth.ts,
+ * given to the Node floor so that it differs from angos by the registry's code alone.
+ */
+const ANGOS_NODE_FLAGS = ['--max-semi-space-size=2', '--heap-growing-percent=100'];
+
+/**
+ * The bare node:http server of node-floor.ts on `threads` threads: what Node itself takes under the
+ * same load (bench-threads). Run by the benchmark's own Node.
+ */
+export async function startNodeFloor(threads: number): Promise<Subject> {
+  const dir = await mkdtemp(join(tmpdir(), 'node-floor-bench-'));
+  const port = await freePort();
+  const script = fileURLToPath(new URL('./node-floor.js', import.meta.url));
+  const children = [
+    launch(process.execPath, [...ANGOS_NODE_FLAGS, script, String(port), dir, String(threads)]),
+  ];
+  return readySubject('node-floor', port, children, dir);
 }
