@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { terminate, track } from './children.js';
 import { OutputTail } from './output-tail.js';
 import { freePort } from './ports.js';
-import { cliEntry } from './repo-root.js';
+import { angosLauncher, cliEntry } from './repo-root.js';
 
 export type AngosMode = 'server' | 'split';
 
@@ -38,6 +38,11 @@ export interface StartAngosOptions {
   startTimeoutMs?: number;
   /** `--workers`: serving threads of each process (default: the service's own, one per CPU it may use). */
   workers?: number;
+  /**
+   * Runs the shipped `angos` command (angosLauncher(): Node with the flags it ships with) instead
+   * of `node services/cli/dist/main.js`: for tests that measure the process (memory).
+   */
+  launcher?: boolean;
 }
 
 export interface AngosInstance {
@@ -47,6 +52,8 @@ export interface AngosInstance {
   host: string;
   rootDir: string;
   configPath: string;
+  /** The processes' ids in the order they started: the server's alone, or the client-facing gateway's last. */
+  pids: number[];
   /** SIGTERM to every process, SIGKILL after 5 s; then the temporary directory is removed. */
   stop(): Promise<void>;
   /** Everything the processes printed so far, each under a header with its role. */
@@ -81,8 +88,11 @@ function configText(options: StartAngosOptions, rootDir: string, port: number, s
   return `${parts.filter((p) => p.trim() !== '').join('\n\n')}\n`;
 }
 
-function spawnAngos(role: string, args: string[], env: NodeJS.ProcessEnv): Spawned {
-  const child = spawn(process.execPath, [cliEntry(), ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+function spawnAngos(role: string, args: string[], env: NodeJS.ProcessEnv, launcher: boolean): Spawned {
+  const [command, commandArgs] = launcher
+    ? [angosLauncher(), args]
+    : [process.execPath, [cliEntry(), ...args]];
+  const child = spawn(command, commandArgs, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   track(child);
   const output = new OutputTail();
   child.stdout!.on('data', (chunk: Buffer) => output.write(chunk));
@@ -146,6 +156,7 @@ export async function startAngos(options: StartAngosOptions): Promise<AngosInsta
   const env = { ...process.env, ...options.env };
   const port = options.port ?? (await freePort());
   const workers = options.workers === undefined ? [] : ['--workers', String(options.workers)];
+  const launcher = options.launcher ?? false;
   const listen = (p: number) => ['--listen', `127.0.0.1:${p}`, ...workers];
   const processes: Spawned[] = [];
   const logs = () =>
@@ -161,7 +172,7 @@ export async function startAngos(options: StartAngosOptions): Promise<AngosInsta
   try {
     if (options.mode === 'server') {
       await writeFile(configPath, configText(options, rootDir, port));
-      processes.push(spawnAngos('server', ['-c', configPath, 'server', ...listen(port)], env));
+      processes.push(spawnAngos('server', ['-c', configPath, 'server', ...listen(port)], env, launcher));
     } else {
       const apiPort = await freePort();
       const cachePort = hasUpstream(options.config ?? '') ? await freePort() : undefined;
@@ -172,7 +183,9 @@ export async function startAngos(options: StartAngosOptions): Promise<AngosInsta
         `internal_token = "${randomBytes(24).toString('hex')}"`,
       ].join('\n');
       await writeFile(configPath, configText(options, rootDir, port, services));
-      processes.push(spawnAngos('registry-api', ['-c', configPath, 'registry-api', ...listen(apiPort)], env));
+      processes.push(
+        spawnAngos('registry-api', ['-c', configPath, 'registry-api', ...listen(apiPort)], env, launcher),
+      );
       // Any HTTP answer means it listens: it refuses requests the gateway has not vouched for.
       await waitFor(`http://127.0.0.1:${apiPort}/v2/`, () => true, processes, deadline, logs);
       if (cachePort !== undefined) {
@@ -181,11 +194,12 @@ export async function startAngos(options: StartAngosOptions): Promise<AngosInsta
             'pull-through-cache',
             ['-c', configPath, 'pull-through-cache', ...listen(cachePort)],
             env,
+            launcher,
           ),
         );
         await waitFor(`http://127.0.0.1:${cachePort}/v2/`, () => true, processes, deadline, logs);
       }
-      processes.push(spawnAngos('gateway', ['-c', configPath, 'gateway', ...listen(port)], env));
+      processes.push(spawnAngos('gateway', ['-c', configPath, 'gateway', ...listen(port)], env, launcher));
     }
     await waitFor(`${url}/v2/`, (status) => status < 500, processes, deadline, logs);
     // The first serving thread answers before the others listen: wait for all of them.
@@ -194,5 +208,6 @@ export async function startAngos(options: StartAngosOptions): Promise<AngosInsta
     await stop();
     throw err;
   }
-  return { url, host: `127.0.0.1:${port}`, rootDir, configPath, stop, logs };
+  const pids = processes.map((p) => p.child.pid!);
+  return { url, host: `127.0.0.1:${port}`, rootDir, configPath, pids, stop, logs };
 }

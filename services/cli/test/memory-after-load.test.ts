@@ -1,10 +1,7 @@
-import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { Agent, request } from 'node:http';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { angosLauncher, freePort, OutputTail, terminate, track } from '@angos/test-support';
+import { type AngosInstance, startAngos } from '@angos/test-support';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 /**
@@ -20,9 +17,7 @@ const MAX_GROWTH_BYTES = 20 * MiB;
 const CONNECTIONS = 50;
 const REQUESTS = 40_000;
 
-let dir: string;
-let child: ChildProcess;
-let output: OutputTail;
+let angos: AngosInstance;
 let port: number;
 
 async function residentAnonymousBytes(pid: number): Promise<number> {
@@ -72,42 +67,12 @@ async function upload(repository: string, body: Buffer): Promise<number> {
 const settle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 beforeAll(async () => {
-  dir = await mkdtemp(join(tmpdir(), 'angos-memory-'));
-  port = await freePort();
-  const config = join(dir, 'config.toml');
-  await writeFile(
-    config,
-    [
-      `[server]\nbind_address = "127.0.0.1"\nport = ${port}`,
-      `[blob_store.fs]\nroot_dir = ${JSON.stringify(join(dir, 'data'))}`,
-      '[global.access_policy]\ndefault = "allow"',
-      '',
-    ].join('\n\n'),
-  );
-  child = spawn(angosLauncher(), ['-c', config, 'server', '--workers', '1'], {
-    env: { ...process.env, RUST_LOG: 'warn' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  track(child);
-  output = new OutputTail();
-  child.stdout?.on('data', (chunk: Buffer) => output.write(chunk));
-  child.stderr?.on('data', (chunk: Buffer) => output.write(chunk));
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`angos exited:\n${output}`);
-    const ready = await fetch(`http://127.0.0.1:${port}/v2/`).then(
-      (res) => res.ok,
-      () => false,
-    );
-    if (ready) break;
-    if (Date.now() > deadline) throw new Error(`angos did not start:\n${output}`);
-    await settle(100);
-  }
+  angos = await startAngos({ mode: 'server', launcher: true, workers: 1, env: { RUST_LOG: 'warn' } });
+  port = Number(new URL(angos.url).port);
 }, 30_000);
 
 afterAll(async () => {
-  if (child) await terminate(child);
-  await rm(dir, { recursive: true, force: true });
+  await angos?.stop();
 });
 
 describe('the shipped command after a burst of small requests', () => {
@@ -127,10 +92,10 @@ describe('the shipped command after a burst of small requests', () => {
     try {
       await getAll(2_000); // warm up
       await settle(500);
-      const before = await residentAnonymousBytes(child.pid!);
+      const before = await residentAnonymousBytes(angos.pids[0]!);
       await getAll(REQUESTS);
       await settle(500);
-      const after = await residentAnonymousBytes(child.pid!);
+      const after = await residentAnonymousBytes(angos.pids[0]!);
       expect(after - before, `RssAnon ${before / MiB} → ${after / MiB} MiB`).toBeLessThan(MAX_GROWTH_BYTES);
     } finally {
       agent.destroy();
