@@ -71,7 +71,6 @@ export const MANIFEST_READ_LIMIT = 64 * 1024 * 1024;
 const MANIFEST_CACHE_BYTES = 32 * 1024 * 1024;
 
 /** Manifests, tags and referrers of namespaces. */
-
 export class Manifests {
   // Manifest bodies by digest. Content-addressed, so never stale; whether the namespace still has
   // the manifest is checked on every GET (resolve) before a cached body is served.
